@@ -1,0 +1,50 @@
+"""Alembic environment: our metadata, GeoAlchemy2's helpers, online migrations only."""
+
+from __future__ import annotations
+
+from alembic import context
+from geoalchemy2 import alembic_helpers
+from sqlalchemy import create_engine, pool
+
+from spatial.models import Base
+
+config = context.config
+target_metadata = Base.metadata
+
+# PostGIS/topology/tiger own these tables; they are not ours to compare.
+FOREIGN_TABLES = {"spatial_ref_sys", "topology", "layer"}
+
+
+def include_object(obj, name, type_, reflected, compare_to):
+    """Skip PostGIS's own tables, then defer to GeoAlchemy2 (it handles spatial indexes)."""
+    if type_ == "table" and name in FOREIGN_TABLES:
+        return False
+    return alembic_helpers.include_object(obj, name, type_, reflected, compare_to)
+
+
+def run_migrations_online() -> None:
+    """Run the migrations over one connection, in one transaction."""
+    given = config.attributes.get("connection")
+    if given is not None:
+        _run(given)
+        return
+    engine = create_engine(config.get_main_option("sqlalchemy.url"), poolclass=pool.NullPool)
+    with engine.connect() as connection:
+        _run(connection)
+
+
+def _run(connection) -> None:
+    """Configure the context on ``connection`` and run the pending revisions."""
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        include_object=include_object,
+        process_revision_directives=alembic_helpers.writer,
+        render_item=alembic_helpers.render_item,
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+run_migrations_online()

@@ -1,0 +1,279 @@
+"""The embedded PostgreSQL + PostGIS cluster that lives under the project folder.
+
+Each checkout gets its own cluster in ``<home>/pgdata`` listening only on 127.0.0.1 on a port chosen free at
+start (kept in ``<home>/cluster.json``), with no Unix socket, a generated password and scram-sha-256
+authentication. Two checkouts on one machine therefore never share files, ports or credentials.
+
+PostgreSQL refuses to run as root: when we are root the cluster runs as the ``postgres`` system user and its
+folders belong to it; an ordinary user runs it as themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+POSTGIS_PACKAGE = "postgresql-{major}-postgis-3"
+SEARCH_MAJORS = (17, 16, 15, 14, 13)
+SUPERUSER = "gridlink"
+
+TUNING = {
+    "shared_buffers": "512MB",
+    "work_mem": "32MB",
+    "maintenance_work_mem": "1GB",
+    "max_wal_size": "8GB",
+    "checkpoint_timeout": "15min",
+    "effective_cache_size": "8GB",
+    "random_page_cost": "1.1",
+    "max_connections": "100",
+    "jit": "off",
+}
+
+
+class ClusterError(RuntimeError):
+    """The embedded cluster cannot be set up or started; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class ClusterState:
+    """What we remember about the cluster between runs."""
+
+    port: int
+    password: str
+    bindir: str
+
+    def url(self, dbname: str) -> str:
+        """Return a SQLAlchemy URL for ``dbname`` in this cluster."""
+        return f"postgresql+psycopg2://{SUPERUSER}:{self.password}@127.0.0.1:{self.port}/{dbname}"
+
+
+def find_bindir() -> Path:
+    """Return the newest PostgreSQL server binary folder on this machine."""
+    for major in SEARCH_MAJORS:
+        candidate = Path(f"/usr/lib/postgresql/{major}/bin")
+        if (candidate / "initdb").exists() and (candidate / "pg_ctl").exists():
+            return candidate
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).resolve().parent
+    raise ClusterError(
+        "PostgreSQL server binaries not found. Install them, e.g. "
+        "`sudo apt-get install postgresql-15 postgresql-15-postgis-3`, or set GRIDLINK_DATABASE_URL."
+    )
+
+
+def server_major(bindir: Path) -> int:
+    """Return the major version of the server binaries in ``bindir``."""
+    out = subprocess.run([str(bindir / "postgres"), "--version"], capture_output=True, text=True, check=True)
+    return int(out.stdout.split()[-1].split(".")[0])
+
+
+def postgis_installed(major: int) -> bool:
+    """Tell whether the PostGIS extension is installed for server ``major``."""
+    return any(
+        Path(base.format(major=major), "extension", "postgis.control").exists()
+        for base in ("/usr/share/postgresql/{major}", "/usr/local/share/postgresql/{major}")
+    )
+
+
+def ensure_postgis(major: int, log=print) -> None:
+    """Install PostGIS with apt when missing and we may; otherwise say the exact command."""
+    if postgis_installed(major):
+        return
+    package = POSTGIS_PACKAGE.format(major=major)
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        raise ClusterError(f"PostGIS is not installed. Run: sudo apt-get install -y {package}")
+    log(f"PostGIS missing: installing {package} with apt-get (one time) …")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    subprocess.run(["apt-get", "update", "-q"], check=True, env=env, stdout=subprocess.DEVNULL)
+    subprocess.run(["apt-get", "install", "-y", "-q", package], check=True, env=env, stdout=subprocess.DEVNULL)
+    if not postgis_installed(major):
+        raise ClusterError(f"{package} installed but postgis.control is still missing")
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_free(port: int) -> bool:
+    """Tell whether ``port`` on 127.0.0.1 can be bound."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+class Cluster:
+    """A private PostgreSQL cluster under ``home``."""
+
+    def __init__(self, home: Path, log=print) -> None:
+        self.home = home.resolve()
+        self.pgdata = self.home / "pgdata"
+        self.logfile = self.home / "postgres.log"
+        self.statefile = self.home / "cluster.json"
+        self.log = log
+        self._runas = _service_account()
+
+    # -- state ------------------------------------------------------------------------------------------
+    def state(self) -> ClusterState | None:
+        """Return the saved state, or None before the first ``init``."""
+        if not self.statefile.exists():
+            return None
+        return ClusterState(**json.loads(self.statefile.read_text()))
+
+    def _save(self, state: ClusterState) -> None:
+        self.statefile.write_text(json.dumps(state.__dict__, indent=1))
+        self.statefile.chmod(0o600)
+
+    # -- commands ---------------------------------------------------------------------------------------
+    def _run(self, args: list[str], **kwargs) -> subprocess.CompletedProcess[str]:
+        if self._runas is None:
+            return subprocess.run(args, text=True, capture_output=True, **kwargs)
+        uid, gid = self._runas
+        return subprocess.run(
+            args, text=True, capture_output=True, user=uid, group=gid, extra_groups=[], cwd="/", **kwargs
+        )
+
+    def _chown(self, path: Path) -> None:
+        if self._runas is not None:
+            os.chown(path, *self._runas)
+
+    def init(self) -> ClusterState:
+        """Create the cluster on first use (initdb); return its state."""
+        existing = self.state()
+        if existing is not None and (self.pgdata / "PG_VERSION").exists():
+            return existing
+        bindir = find_bindir()
+        ensure_postgis(server_major(bindir), self.log)
+        self.home.mkdir(parents=True, exist_ok=True)
+        if self.pgdata.exists():
+            shutil.rmtree(self.pgdata)
+        self.pgdata.mkdir(mode=0o700)
+        self._chown(self.pgdata)
+        password = secrets.token_urlsafe(24)
+        pwfile = self.home / ".initdb-pw"
+        pwfile.write_text(password + "\n")
+        pwfile.chmod(0o600)
+        self._chown(pwfile)
+        self.log(f"initdb: creating the embedded cluster in {self.pgdata}")
+        try:
+            done = self._run([
+                str(bindir / "initdb"), "-D", str(self.pgdata), "-U", SUPERUSER, f"--pwfile={pwfile}",
+                "--auth=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8",
+            ])
+        finally:
+            pwfile.unlink(missing_ok=True)
+        if done.returncode != 0:
+            raise ClusterError(f"initdb failed:\n{done.stderr.strip()}")
+        with (self.pgdata / "postgresql.conf").open("a") as conf:
+            conf.write("\ninclude_if_exists = 'gridlink.conf'\n")
+        state = ClusterState(port=free_port(), password=password, bindir=str(bindir))
+        self._save(state)
+        return state
+
+    def _write_conf(self, port: int) -> None:
+        lines = [
+            f"port = {port}",
+            "listen_addresses = '127.0.0.1'",
+            "unix_socket_directories = ''",
+            *(f"{key} = '{value}'" for key, value in TUNING.items()),
+        ]
+        conf = self.pgdata / "gridlink.conf"
+        conf.write_text("\n".join(lines) + "\n")
+        self._chown(conf)
+
+    def running(self) -> bool:
+        """Tell whether this cluster's postmaster is up."""
+        state = self.state()
+        if state is None or not self.pgdata.exists():
+            return False
+        done = self._run([str(Path(state.bindir) / "pg_ctl"), "-D", str(self.pgdata), "status"])
+        return done.returncode == 0
+
+    def start(self) -> ClusterState:
+        """Start the cluster (creating it first if needed) and its database; return its state."""
+        state = self.init()
+        if self.running():
+            return state
+        if not port_free(state.port):
+            state = ClusterState(port=free_port(), password=state.password, bindir=state.bindir)
+            self._save(state)
+        self._write_conf(state.port)
+        if not self.logfile.exists():
+            self.logfile.touch()
+        self._chown(self.logfile)
+        done = self._run([
+            str(Path(state.bindir) / "pg_ctl"), "-D", str(self.pgdata), "-l", str(self.logfile),
+            "-w", "-t", "120", "start",
+        ])
+        if done.returncode != 0:
+            tail = self.logfile.read_text(errors="replace")[-2000:]
+            raise ClusterError(f"pg_ctl start failed:\n{done.stderr.strip()}\n{tail}")
+        self.log(f"embedded PostgreSQL running on 127.0.0.1:{state.port} ({self.pgdata})")
+        return state
+
+    def stop(self) -> None:
+        """Stop the cluster cleanly (fast shutdown: committed work is kept)."""
+        state = self.state()
+        if state is None or not self.running():
+            return
+        done = self._run([str(Path(state.bindir) / "pg_ctl"), "-D", str(self.pgdata), "-m", "fast", "-w", "stop"])
+        if done.returncode != 0:
+            raise ClusterError(f"pg_ctl stop failed:\n{done.stderr.strip()}")
+
+    def ensure_database(self, dbname: str) -> str:
+        """Create ``dbname`` if missing; return its URL."""
+        import psycopg2
+        from psycopg2 import sql
+
+        state = self.start()
+        conn = psycopg2.connect(
+            host="127.0.0.1", port=state.port, user=SUPERUSER, password=state.password, dbname="postgres"
+        )
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,))
+                if cur.fetchone() is None:
+                    cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+        finally:
+            conn.close()
+        return state.url(dbname)
+
+    def wait_ready(self, timeout_s: float = 30) -> None:
+        """Wait until the server accepts TCP connections."""
+        state = self.state()
+        deadline = time.monotonic() + timeout_s
+        while state is not None and time.monotonic() < deadline:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", state.port)) == 0:
+                    return
+            time.sleep(0.2)
+        raise ClusterError("the embedded cluster did not come up in time")
+
+
+def _service_account() -> tuple[int, int] | None:
+    """Return (uid, gid) of ``postgres`` when we are root, else None (run as ourselves)."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        entry = pwd.getpwnam("postgres")
+    except KeyError as exc:
+        raise ClusterError(
+            "Running as root, but there is no `postgres` system user to run the cluster. "
+            "Create one: useradd --system --home /var/lib/postgresql --shell /bin/bash postgres"
+        ) from exc
+    return entry.pw_uid, entry.pw_gid

@@ -1,0 +1,19 @@
+"""The gridlink data model (SQLAlchemy 2 + GeoAlchemy2). The schema itself changes only through Alembic.
+
+Glossary of the domain terms used across the code:
+网格 grid · 单元网格 base grid · 专属网格 special grid · 部件 component · 权属单位 owner ·
+养护单位 maintainer · 主管部门 managing department · 事件 event · 案件 case · 立案 register ·
+派遣 dispatch · 处置 handle · 核查 check · 结案 close · 考核评价 evaluate · 属地兜底 locality as owner of last resort.
+"""
+
+from spatial.models.accounts import ApiToken, Account
+from spatial.models.base import Base
+from spatial.models.cases import Case, CaseEvent
+from spatial.models.components import Component, ComponentHistory
+from spatial.models.grids import Grid, GridGeometry, GridVersion, TeamMember
+from spatial.models.reference import ComponentClass, Department, EventCategory, Holiday, Meta
+
+__all__ = [
+    "Account", "ApiToken", "Base", "Case", "CaseEvent", "Component", "ComponentClass", "ComponentHistory",
+    "Department", "EventCategory", "Grid", "GridGeometry", "GridVersion", "Holiday", "Meta", "TeamMember",
+]

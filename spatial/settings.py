@@ -1,0 +1,40 @@
+"""Settings of the spatial package: where the database is.
+
+Environment variables (all optional):
+
+- ``GRIDLINK_DATABASE_URL``: an existing PostgreSQL + PostGIS server, as a SQLAlchemy URL
+  (``postgresql+psycopg2://user:password@host:port/dbname``). When set, the embedded cluster is not used.
+- ``GRIDLINK_HOME``: the folder that holds the embedded cluster (default: ``.gridlink`` in the checkout).
+- ``GRIDLINK_DB_STATEMENT_TIMEOUT_MS``: per-statement timeout for request sessions (default 30 000 ms).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def default_home() -> Path:
+    """Return the default cluster folder: ``.gridlink`` beside ``pyproject.toml`` of this checkout."""
+    if (PROJECT_ROOT / "pyproject.toml").exists():
+        return PROJECT_ROOT / ".gridlink"
+    return Path.cwd() / ".gridlink"
+
+
+class DatabaseSettings(BaseSettings):
+    """Where gridlink keeps its data."""
+
+    model_config = SettingsConfigDict(env_prefix="GRIDLINK_DB_", extra="ignore")
+
+    url: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("GRIDLINK_DATABASE_URL", "GRIDLINK_DB_URL")
+    )
+    home: Path = Field(default_factory=default_home, validation_alias=AliasChoices("GRIDLINK_HOME"))
+    name: str = "gridlink"
+    statement_timeout_ms: int = 30_000
+    pool_size: int = 10
+    max_overflow: int = 10
