@@ -35,6 +35,9 @@ TUNING = {
     "random_page_cost": "1.1",
     "max_connections": "100",
     "jit": "off",
+    # A private development cluster: no replication, so bulk loads into new tables skip the WAL.
+    "wal_level": "minimal",
+    "max_wal_senders": "0",
 }
 
 

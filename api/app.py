@@ -1,0 +1,45 @@
+"""The composition root: builds the FastAPI application from settings."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+
+from api import problems
+from api.routes import areas
+from api.settings import ApiSettings
+from spatial.db import database_url, make_engine
+from spatial.settings import DatabaseSettings
+from web.pages import STATIC_DIR, render_index
+
+
+def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSettings | None = None,
+               url: str | None = None) -> FastAPI:
+    """Return the gridlink application; the engine is created at startup and disposed at shutdown."""
+    db_settings = db_settings or DatabaseSettings()
+    api_settings = api_settings or ApiSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.engine = make_engine(url or database_url(db_settings), db_settings)
+        try:
+            yield
+        finally:
+            app.state.engine.dispose()
+
+    app = FastAPI(title="gridlink", version="0.1.0", lifespan=lifespan,
+                  description="Spatial server for grid-based city governance (网格化社会治理).")
+    app.state.api_settings = api_settings
+    problems.install(app)
+    app.include_router(areas.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def index() -> str:
+        return render_index()
+
+    return app

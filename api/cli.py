@@ -1,0 +1,194 @@
+"""The ``gridlink`` command: database, migrations, demo, server.
+
+    gridlink db start|stop|status|url   the embedded PostgreSQL + PostGIS cluster under .gridlink/
+    gridlink migrate                    upgrade the schema to the newest revision
+    gridlink demo [--small] [--seed N] [--force]
+    gridlink import reference [--departments F] [--component-classes F] [--event-categories F] ...
+    gridlink serve [--host H] [--port P]
+    gridlink up [--small]               all of the above, then serve the demo map
+
+``GRIDLINK_DATABASE_URL`` points every command at an existing server instead of the embedded cluster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from spatial.cluster import Cluster, ClusterError
+from spatial.settings import DatabaseSettings
+
+
+def _err(message: str) -> None:
+    print(f"gridlink: {message}", file=sys.stderr)
+
+
+def _settings() -> DatabaseSettings:
+    return DatabaseSettings()
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    """Start, stop or describe the embedded cluster."""
+    settings = _settings()
+    if settings.url is not None and args.action != "url":
+        _err("GRIDLINK_DATABASE_URL is set: the embedded cluster is not used")
+        return 2
+    cluster = Cluster(settings.home)
+    if args.action == "start":
+        cluster.ensure_database(settings.name)
+    elif args.action == "stop":
+        cluster.stop()
+        print("embedded PostgreSQL stopped")
+    elif args.action == "status":
+        state = cluster.state()
+        running = cluster.running()
+        print(f"data folder: {cluster.pgdata}")
+        print(f"state: {'running' if running else 'stopped' if state else 'not created'}")
+        if state:
+            print(f"port: 127.0.0.1:{state.port}")
+        return 0 if running else 3
+    elif args.action == "url":
+        from spatial.db import database_url
+
+        print(database_url(settings))
+    return 0
+
+
+def _url() -> str:
+    from spatial.db import database_url
+
+    return database_url(_settings())
+
+
+def cmd_migrate(_args: argparse.Namespace) -> int:
+    """Upgrade the schema to head."""
+    from alembic import command
+
+    from migrations import alembic_config
+
+    command.upgrade(alembic_config(_url()), "head")
+    print("schema is at the newest revision")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Build the Suzhou demo."""
+    from sqlalchemy import create_engine
+
+    from spatial.demo.build import DemoError, build_demo
+
+    cmd_migrate(args)
+    engine = create_engine(_url())
+    started = time.perf_counter()
+    try:
+        report = build_demo(engine, seed=args.seed, small=args.small, force=args.force)
+    except DemoError as exc:
+        _err(str(exc))
+        return 2
+    finally:
+        engine.dispose()
+    if report.skipped:
+        print("demo already built with these settings: nothing to do (use --force to rebuild)")
+        return 0
+    print(f"repairs of the district boundaries ({len(report.repairs)}):")
+    for repair in report.repairs:
+        print(f"  - {repair.subject}: {repair.problem} → {repair.action}")
+    print("built: " + ", ".join(f"{k}={v:,}" for k, v in report.counts.items()))
+    print("seconds: " + ", ".join(f"{k}={v}" for k, v in report.seconds.items()))
+    print(f"demo built in {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """Load reference tables from the user's own CSV files."""
+    from sqlalchemy import create_engine
+
+    from spatial.reference import ReferenceDataError, ReferenceFiles, load_reference
+
+    files = ReferenceFiles(
+        departments=args.departments, component_classes=args.component_classes,
+        event_categories=args.event_categories, category_classes=args.category_classes, holidays=args.holidays,
+    )
+    engine = create_engine(_url())
+    try:
+        with engine.begin() as conn:
+            counts = load_reference(conn, files)
+    except ReferenceDataError as exc:
+        _err(f"nothing was loaded: {exc}")
+        return 2
+    finally:
+        engine.dispose()
+    print("loaded: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the API and the map."""
+    import uvicorn
+
+    from api.app import create_app
+    from api.settings import ApiSettings
+
+    api_settings = ApiSettings(host=args.host, port=args.port)
+    app = create_app(_settings(), api_settings, url=_url())
+    print(f"serving the gridlink map at http://{args.host}:{args.port}/  (Ctrl+C to stop)")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    """Set everything up and serve the demo map."""
+    status = cmd_demo(args)
+    return status if status else cmd_serve(args)
+
+
+def parser() -> argparse.ArgumentParser:
+    """Return the argument parser."""
+    from api.settings import ApiSettings
+
+    api = ApiSettings()
+    top = argparse.ArgumentParser(prog="gridlink", description=__doc__,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = top.add_subparsers(dest="command", required=True)
+    db = sub.add_parser("db", help="the embedded PostgreSQL + PostGIS cluster")
+    db.add_argument("action", choices=("start", "stop", "status", "url"))
+    db.set_defaults(func=cmd_db)
+    sub.add_parser("migrate", help="upgrade the schema").set_defaults(func=cmd_migrate)
+    for name, func, text in (("demo", cmd_demo, "build the Suzhou demo"),
+                             ("up", cmd_up, "start, migrate, build the demo and serve the map")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--small", action="store_true", help="a tiny variant (seconds to build)")
+        p.add_argument("--seed", type=int, default=20261116)
+        p.add_argument("--force", action="store_true", help="replace whatever the database holds")
+        p.set_defaults(func=func)
+        if name == "up":
+            p.add_argument("--host", default=api.host)
+            p.add_argument("--port", type=int, default=api.port)
+    serve = sub.add_parser("serve", help="serve the API and the map")
+    serve.add_argument("--host", default=api.host)
+    serve.add_argument("--port", type=int, default=api.port)
+    serve.set_defaults(func=cmd_serve)
+    imp = sub.add_parser("import", help="load data from files")
+    imp.add_argument("what", choices=("reference",))
+    for option in ("departments", "component-classes", "event-categories", "category-classes", "holidays"):
+        imp.add_argument(f"--{option}", type=Path, default=None)
+    imp.set_defaults(func=cmd_import)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line."""
+    args = parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ClusterError as exc:
+        _err(str(exc))
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

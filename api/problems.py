@@ -1,0 +1,64 @@
+"""RFC 9457 problem details: one table maps domain errors to status and type; a 500 never leaks text."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from spatial.errors import GridlinkError, InvalidParameterError, NotFoundError
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_BASE = "https://gridlink.dev/problems/"
+log = logging.getLogger("gridlink.api")
+
+# domain error -> (HTTP status, problem type slug, title)
+PROBLEM_TABLE: dict[type[GridlinkError], tuple[int, str, str]] = {
+    InvalidParameterError: (400, "invalid-parameter", "Invalid parameter"),
+    NotFoundError: (404, "not-found", "Not found"),
+}
+
+
+def problem(status: int, slug: str, title: str, detail: str | None = None, instance: str | None = None,
+            **extra: object) -> JSONResponse:
+    """Return a problem+json response."""
+    body: dict[str, object] = {"type": TYPE_BASE + slug, "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    if instance:
+        body["instance"] = instance
+    body.update(extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+
+
+def install(app: FastAPI) -> None:
+    """Register the exception handlers on ``app``."""
+
+    @app.exception_handler(GridlinkError)
+    async def domain_error(request: Request, exc: GridlinkError) -> JSONResponse:
+        for cls in type(exc).__mro__:
+            if cls in PROBLEM_TABLE:
+                status, slug, title = PROBLEM_TABLE[cls]
+                return problem(status, slug, title, exc.detail, request.url.path, **exc.extra)
+        return problem(400, "bad-request", "Bad request", exc.detail, request.url.path)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+                  for e in exc.errors()]
+        return problem(422, "validation", "Request is not valid", f"{len(errors)} field(s) failed validation",
+                       request.url.path, errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        slug = {404: "not-found", 405: "method-not-allowed", 413: "too-large", 415: "unsupported-media-type"}
+        return problem(exc.status_code, slug.get(exc.status_code, "http-error"), str(exc.detail),
+                       None, request.url.path)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s", request.url.path)
+        return problem(500, "internal", "Internal server error", "the error was logged", request.url.path)

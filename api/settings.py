@@ -1,0 +1,15 @@
+"""HTTP server settings (env prefix ``GRIDLINK_API_``)."""
+
+from __future__ import annotations
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ApiSettings(BaseSettings):
+    """Where and how the HTTP server listens."""
+
+    model_config = SettingsConfigDict(env_prefix="GRIDLINK_API_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_body_bytes: int = 1_048_576

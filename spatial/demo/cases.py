@@ -1,0 +1,247 @@
+"""Generate a year of case history: ~1,600 reports a day, assigned, with their full event trail.
+
+Each case runs the closed loop as far as the demo's end time allows, so old cases are mostly closed and
+recent ones are spread over the open states. About 4 % of reports are refused at verification (void), 2 %
+are duplicates linked to an open case, 3 % fail the check and are reworked, 0.5 % are suspended.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import shapely
+
+from spatial.demo.components import ComponentSet, PointSampler
+from spatial.demo.copy import copy_text
+
+FLOW_WEIGHTS = {"grid_first": 3.0, "department": 1.0, "component": 1.4, "enforcement": 0.35}
+SOURCE_WEIGHTS = {"inspector": 0.55, "hotline": 0.25, "video": 0.1, "public": 0.07, "dispatcher": 0.03}
+HOUR = 3600.0
+
+
+@dataclass
+class Category:
+    """A leaf event category as the generator needs it."""
+
+    code: str
+    name: str
+    flow: str
+    handler: str
+    time_limit: int
+    time_unit: str
+    classes: list[str] | None  # component classes; ["*"] for any class
+
+
+@dataclass
+class CaseContext:
+    """Everything case generation reads."""
+
+    categories: list[Category]
+    components: ComponentSet
+    sampler: PointSampler
+    grid_codes: list[str]  # base grids of the district, sorted by code (index = sampler grid index)
+    special_codes: list[str]
+    special_tree: shapely.STRtree
+    calendar: object
+    names: object
+    version_id: int
+    end: datetime
+    class_members: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def _ts(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S+00")
+
+
+class CaseWriter:
+    """Turns generated cases into COPY lines for ``case`` and ``case_event``."""
+
+    def __init__(self) -> None:
+        self.case_id = 0
+        self.event_id = 0
+        self.cases: list[str] = []
+        self.events: list[str] = []
+
+    def event(self, case_id: int, at: float, kind: str, state: str | None, actor: str,
+              note: str | None = None, data: dict | None = None) -> None:
+        """Append one event line."""
+        self.event_id += 1
+        payload = copy_text(json.dumps(data, ensure_ascii=False)) if data else r"\N"
+        self.events.append(
+            f"{self.event_id}\t{case_id}\t{_ts(at)}\t{kind}\t{state or chr(92) + 'N'}\t{copy_text(actor)}\t"
+            f"{copy_text(note) if note else chr(92) + 'N'}\t{payload}\n"
+        )
+
+    def take(self) -> tuple[list[str], list[str]]:
+        """Return and forget the lines gathered so far."""
+        cases, events = self.cases, self.events
+        self.cases, self.events = [], []
+        return cases, events
+
+
+class CaseGenerator:
+    """Generates the history day by day (deterministic for one random generator)."""
+
+    def __init__(self, ctx: CaseContext, rng: np.random.Generator, per_day: int, days: int) -> None:
+        self.ctx = ctx
+        self.rng = rng
+        self.per_day = per_day
+        self.days = days
+        self.writer = CaseWriter()
+        weights = np.array([FLOW_WEIGHTS[c.flow] for c in ctx.categories])
+        self.category_p = weights / weights.sum()
+        self.open_recent: dict[str, list[tuple[int, float, np.ndarray]]] = {}
+        for category in ctx.categories:
+            if category.classes and category.classes != ["*"]:
+                ctx.class_members[category.code] = np.flatnonzero(np.isin(ctx.components.class_codes,
+                                                                          category.classes))
+        self.end_ts = ctx.end.timestamp()
+
+    def days_iter(self) -> Iterator[tuple[list[str], list[str]]]:
+        """Yield (case lines, event lines) for each day, oldest first."""
+        start = self.ctx.end - timedelta(days=self.days)
+        for day in range(self.days):
+            midnight = start + timedelta(days=day)
+            self._day(midnight)
+            yield self.writer.take()
+
+    def _day(self, midnight: datetime) -> None:
+        weekday_factor = 1.12 if midnight.weekday() < 5 else 0.7
+        count = int(self.rng.poisson(self.per_day * weekday_factor))
+        hours = np.clip(np.where(self.rng.random(count) < 0.55, self.rng.normal(10, 2, count),
+                                 self.rng.normal(15.5, 2.2, count)), 6, 22.5)
+        times = np.sort(midnight.timestamp() + hours * HOUR)
+        cats = self.rng.choice(len(self.ctx.categories), size=count, p=self.category_p)
+        points, _, grid = self.ctx.sampler.sample(count)
+        component = np.full(count, -1)
+        for i in np.flatnonzero([self.ctx.categories[c].flow == "component" for c in cats]):
+            members = self.ctx.class_members.get(self.ctx.categories[cats[i]].code)
+            pool_size = len(members) if members is not None else len(self.ctx.components.codes)
+            pick = int(self.rng.integers(pool_size))
+            component[i] = members[pick] if members is not None else pick
+        near = component >= 0
+        if near.any():
+            jitter = self.rng.normal(0, 4e-5, (int(near.sum()), 2))
+            points[near] = np.round(self.ctx.components.anchors[component[near]] + jitter, 7)
+            grid[near] = self.ctx.sampler.locate(points[near])
+            lost = near & (grid < 0)
+            points[lost] = self.ctx.components.anchors[component[lost]]
+            grid[lost] = self.ctx.components.grid_index[component[lost]]
+        geoms = shapely.points(points)
+        hex_wkb = shapely.to_wkb(shapely.set_srid(geoms, 4326), hex=True, include_srid=True)
+        specials: dict[int, list[str]] = {}
+        hits, which = self.ctx.special_tree.query(geoms, predicate="intersects")
+        for h, w in zip(hits, which, strict=True):
+            specials.setdefault(int(h), []).append(self.ctx.special_codes[w])
+        prefix = midnight.strftime("%Y%m%d")
+        for i in range(count):
+            self._case(f"{prefix}{i + 1:05d}", float(times[i]), self.ctx.categories[cats[i]], points[i],
+                       hex_wkb[i], int(grid[i]), int(component[i]), sorted(specials.get(i, [])))
+
+    def _case(self, case_no: str, at: float, cat: Category, point: np.ndarray, wkb: str, grid: int,
+              component: int, specials: list[str]) -> None:
+        ctx, rng, w = self.ctx, self.rng, self.writer
+        w.case_id += 1
+        case_id = w.case_id
+        grid_code = ctx.grid_codes[grid]
+        source = str(rng.choice(list(SOURCE_WEIGHTS), p=list(SOURCE_WEIGHTS.values())))
+        comp_code, distance = r"\N", r"\N"
+        if component >= 0:
+            comp_code = str(ctx.components.codes[component])
+            delta = (point - ctx.components.anchors[component]) * np.array([94_900.0, 110_900.0])
+            distance = f"{float(np.hypot(*delta)):.1f}"
+        owner_key, owner_area = self._owner(cat, grid_code, component)
+        reported = datetime.fromtimestamp(at, UTC)
+        deadline = ctx.calendar.deadline(reported, cat.time_limit, cat.time_unit).timestamp()
+        duplicate_of = self._duplicate(cat, point, at)
+        state, closed = self._trail(case_id, at, deadline, cat, grid_code, owner_key, source, duplicate_of)
+        reporter_name, reporter_phone = r"\N", r"\N"
+        if source in ("hotline", "public"):
+            reporter_name, reporter_phone = ctx.names.person(), ctx.names.phone()
+        w.cases.append("\t".join((
+            str(case_id), case_no, cat.code, state, source, f"{cat.name}（{grid_code}）", wkb, grid_code,
+            grid_code[:12], grid_code[:9], grid_code[:6], "{" + ",".join(specials) + "}", str(ctx.version_id),
+            comp_code, distance, owner_key, owner_area, _ts(deadline),
+            str(duplicate_of) if duplicate_of else r"\N", reporter_name, reporter_phone, r"\N", _ts(at), _ts(at),
+            _ts(closed) if closed else r"\N", "1",
+        )) + "\n")
+        if state not in ("closed", "voided"):
+            self.open_recent.setdefault(cat.code, []).append((case_id, at, point))
+
+    def _owner(self, cat: Category, grid_code: str, component: int) -> tuple[str, str]:
+        if cat.flow == "component" and component >= 0:
+            return str(self.ctx.components.owners[component]), r"\N"
+        if cat.flow == "grid_first":
+            return "GRID_CHIEF", grid_code
+        if cat.flow == "enforcement":
+            return "ENFORCE", grid_code[:9]
+        if cat.handler in ("TOWN", "COMPONENT_OWNER"):
+            return "TOWN", grid_code[:9]
+        return cat.handler, r"\N"
+
+    def _duplicate(self, cat: Category, point: np.ndarray, at: float) -> int | None:
+        """Return the id of an open case of the same category within 50 m and 24 h, if any."""
+        recent = self.open_recent.get(cat.code)
+        if not recent:
+            return None
+        recent[:] = [r for r in recent if at - r[1] < 24 * HOUR]
+        if self.rng.random() < 0.02 and recent:
+            case_id, _, anchor = recent[int(self.rng.integers(len(recent)))]
+            point[:] = np.round(anchor + self.rng.normal(0, 1.5e-4, 2), 7)
+            return case_id
+        return None
+
+    def _trail(self, case_id: int, at: float, deadline: float, cat: Category, grid_code: str, owner: str,
+               source: str, duplicate_of: int | None) -> tuple[str, float | None]:
+        """Write the events of one case; return its state at the demo's end and its close time."""
+        rng, w, end = self.rng, self.writer, self.end_ts
+        reporter = f"{source}:{grid_code}" if source == "inspector" else f"{source}:12345"
+        w.event(case_id, at, "report", "reported", reporter, None, {"category": cat.code})
+        if duplicate_of:
+            w.event(case_id, at + 60, "link", "voided", "system", "重复上报，已关联原案件",
+                    {"duplicate_of": duplicate_of})
+            return "voided", None
+        steps: list[tuple[float, str, str | None, str, str | None, dict | None]] = []
+        t = at + rng.uniform(5, 40) * 60
+        if rng.random() < 0.04:
+            steps.append((t, "void", "voided", "dispatcher:center", "核实不属实，作废", None))
+        else:
+            steps += self._loop(t, at, deadline, owner, grid_code)
+        state, closed = "reported", None
+        for when, kind, after, actor, note, data in steps:
+            if when > end:
+                break
+            w.event(case_id, when, kind, after, actor, note, data)
+            state = after or state
+            if kind == "close":
+                closed = when
+        return state, closed
+
+    def _loop(self, t: float, at: float, deadline: float, owner: str, grid_code: str) -> list[tuple]:
+        rng = self.rng
+        handler = f"grid_chief:{grid_code}" if owner == "GRID_CHIEF" else f"handler:{owner}"
+        steps: list[tuple] = [(t, "register", "registered", "dispatcher:center", "核实属实，立案", None)]
+        t += rng.uniform(5, 60) * 60
+        steps.append((t, "dispatch", "dispatched", "dispatcher:center", None, {"to": owner}))
+        if rng.random() < 0.005:
+            steps.append((t + 2 * 86400, "suspend", "suspended", "dispatcher:center", "需长期整改，挂账", None))
+            return steps
+        rounds = 2 if rng.random() < 0.03 else 1
+        for round_no in range(rounds):
+            t += max(0.1, (deadline - at) * float(rng.lognormal(np.log(0.45), 0.55)))
+            steps.append((t, "handle", "handled", handler, "已处置", None))
+            t += rng.uniform(0.5, 6) * HOUR
+            passed = round_no == rounds - 1
+            steps.append((t, "check", None, f"inspector:{grid_code}", "核查通过" if passed else "核查未通过",
+                          {"result": "pass" if passed else "fail"}))
+            if not passed:
+                steps.append((t + 60, "rework", "dispatched", "dispatcher:center", "返工", None))
+        t += rng.uniform(0.1, 2) * HOUR
+        steps.append((t, "close", "closed", "dispatcher:center", "结案", None))
+        on_time = steps[-2][0] <= deadline
+        steps.append((t + rng.uniform(1, 48) * HOUR, "evaluate", None, "system", None, {"on_time": on_time}))
+        return steps

@@ -1,0 +1,98 @@
+"""Shared fixtures: real PostGIS databases built by our own migrations (never mocks, never SQLite).
+
+Databases live in the embedded cluster (or on the server of ``GRIDLINK_DATABASE_URL``), one per purpose,
+each created fresh for the session: ``gridlink_test`` (empty schema; every test in a rolled-back
+transaction), ``gridlink_test_small`` (the small demo) and ``gridlink_test_full`` (the full-scale demo, kept
+between runs while its fingerprint matches, because it takes minutes to build).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Connection, Engine, create_engine, text
+
+from spatial.cluster import ClusterError
+from spatial.db import database_url
+from spatial.settings import DatabaseSettings
+
+
+def _server_url(dbname: str) -> str:
+    try:
+        return database_url(DatabaseSettings(), dbname, log=lambda *_: None)
+    except ClusterError as exc:
+        if os.environ.get("CI") == "true":
+            raise
+        pytest.skip(f"no PostGIS available: {exc}")
+        raise
+
+
+def fresh_database(dbname: str, keep: bool = False) -> str:
+    """Create ``dbname`` (dropping it first unless ``keep``) and return its URL."""
+    admin = create_engine(_server_url("postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": dbname}).scalar()
+        if exists and not keep:
+            conn.execute(text(f'DROP DATABASE "{dbname}" WITH (FORCE)'))
+        if not exists or not keep:
+            conn.execute(text(f'CREATE DATABASE "{dbname}"'))
+    admin.dispose()
+    return _server_url(dbname)
+
+
+def migrated_engine(dbname: str, keep: bool = False) -> Engine:
+    """Return an engine on ``dbname`` upgraded to head by our Alembic revisions."""
+    from alembic import command
+
+    from migrations import alembic_config
+
+    url = fresh_database(dbname, keep=keep)
+    command.upgrade(alembic_config(url), "head")
+    return create_engine(url)
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[Engine]:
+    """An empty, migrated database with the reference tables loaded."""
+    from spatial.reference import load_reference
+
+    eng = migrated_engine("gridlink_test")
+    with eng.begin() as conn:
+        load_reference(conn)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def conn(engine: Engine) -> Iterator[Connection]:
+    """A connection whose transaction is rolled back after the test."""
+    with engine.connect() as connection:
+        transaction = connection.begin()
+        try:
+            yield connection
+        finally:
+            transaction.rollback()
+
+
+@pytest.fixture(scope="session")
+def small_demo() -> Iterator[Engine]:
+    """A database holding the small demo."""
+    from spatial.demo.build import build_demo
+
+    eng = migrated_engine("gridlink_test_small")
+    build_demo(eng, small=True, progress=False)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def full_demo() -> Iterator[Engine]:
+    """A database holding the full-scale demo (rebuilt only when the generator changed)."""
+    from spatial.demo.build import build_demo
+
+    eng = migrated_engine("gridlink_test_full", keep=True)
+    build_demo(eng, small=False, force=True, progress=True)
+    yield eng
+    eng.dispose()
