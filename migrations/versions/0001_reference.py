@@ -1,7 +1,7 @@
 """PostGIS and the reference tables: departments, component classes, event categories, holidays, meta.
 
 Revision ID: 0001
-Revises: 
+Revises: (none)
 """
 
 from alembic import op

@@ -155,7 +155,7 @@ class Builder:
         return grids
 
     def _teams(self, grids: GridSet) -> None:
-        lines = []
+        lines: list[str] = []
         for row in grids.rows:
             if row.kind in ("district", "town", "community"):
                 continue
@@ -182,8 +182,8 @@ class Builder:
             bar.update(count // 4)
             wkb = shapely.to_wkb(shapely.set_srid(made.geoms, 4326), hex=True, include_srid=True)
             maintainer = {owner: key for owner, (key, _, _) in MAINTAINERS.items()}
-            lines = []
-            history = []
+            lines: list[str] = []
+            history: list[str] = []
             for i in range(count):
                 owner = str(made.owners[i])
                 code = str(made.codes[i])

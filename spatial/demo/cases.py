@@ -7,7 +7,7 @@ are duplicates linked to an open case, 3 % fail the check and are reworked, 0.5 
 
 from __future__ import annotations
 
-import json
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -15,12 +15,14 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import shapely
 
+from spatial.calendar import WorkingCalendar
 from spatial.demo.components import ComponentSet, PointSampler
-from spatial.demo.copy import copy_text
+from spatial.demo.names import NameMaker
 
 FLOW_WEIGHTS = {"grid_first": 3.0, "department": 1.0, "component": 1.4, "enforcement": 0.35}
 SOURCE_WEIGHTS = {"inspector": 0.55, "hotline": 0.25, "video": 0.1, "public": 0.07, "dispatcher": 0.03}
 HOUR = 3600.0
+NULL = r"\N"
 
 
 @dataclass
@@ -46,15 +48,25 @@ class CaseContext:
     grid_codes: list[str]  # base grids of the district, sorted by code (index = sampler grid index)
     special_codes: list[str]
     special_tree: shapely.STRtree
-    calendar: object
-    names: object
+    calendar: WorkingCalendar
+    names: NameMaker
     version_id: int
     end: datetime
     class_members: dict[str, np.ndarray] = field(default_factory=dict)
 
 
+_DAYS: dict[int, str] = {}
+
+
 def _ts(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S+00")
+    """Format a UTC timestamp for COPY; a hot path (millions of calls), hence the day cache."""
+    whole = int(seconds)
+    day, rest = divmod(whole, 86400)
+    prefix = _DAYS.get(day)
+    if prefix is None:
+        prefix = _DAYS[day] = datetime.fromtimestamp(day * 86400, UTC).strftime("%Y-%m-%d")
+    hours, rest = divmod(rest, 3600)
+    return f"{prefix} {hours:02d}:{rest // 60:02d}:{rest % 60:02d}+00"
 
 
 class CaseWriter:
@@ -67,13 +79,12 @@ class CaseWriter:
         self.events: list[str] = []
 
     def event(self, case_id: int, at: float, kind: str, state: str | None, actor: str,
-              note: str | None = None, data: dict | None = None) -> None:
-        """Append one event line."""
+              note: str | None = None, data: str | None = None) -> None:
+        """Append one event line; ``data`` is JSON text already (the generator writes only plain values)."""
         self.event_id += 1
-        payload = copy_text(json.dumps(data, ensure_ascii=False)) if data else r"\N"
         self.events.append(
-            f"{self.event_id}\t{case_id}\t{_ts(at)}\t{kind}\t{state or chr(92) + 'N'}\t{copy_text(actor)}\t"
-            f"{copy_text(note) if note else chr(92) + 'N'}\t{payload}\n"
+            f"{self.event_id}\t{case_id}\t{_ts(at)}\t{kind}\t{state or NULL}\t{actor}\t{note or NULL}\t"
+            f"{data or NULL}\n"
         )
 
     def take(self) -> tuple[list[str], list[str]]:
@@ -94,7 +105,8 @@ class CaseGenerator:
         self.writer = CaseWriter()
         weights = np.array([FLOW_WEIGHTS[c.flow] for c in ctx.categories])
         self.category_p = weights / weights.sum()
-        self.open_recent: dict[str, list[tuple[int, float, np.ndarray]]] = {}
+        # Per category: (id, reported, closed or inf, location) of the last day's cases, for duplicates.
+        self.open_recent: dict[str, deque[tuple[int, float, float, np.ndarray]]] = {}
         for category in ctx.categories:
             if category.classes and category.classes != ["*"]:
                 ctx.class_members[category.code] = np.flatnonzero(np.isin(ctx.components.class_codes,
@@ -135,20 +147,21 @@ class CaseGenerator:
         hex_wkb = shapely.to_wkb(shapely.set_srid(geoms, 4326), hex=True, include_srid=True)
         specials: dict[int, list[str]] = {}
         hits, which = self.ctx.special_tree.query(geoms, predicate="intersects")
-        for h, w in zip(hits, which, strict=True):
-            specials.setdefault(int(h), []).append(self.ctx.special_codes[w])
+        for hit, tree_index in zip(hits.tolist(), which.tolist(), strict=True):
+            specials.setdefault(hit, []).append(self.ctx.special_codes[tree_index])
         prefix = midnight.strftime("%Y%m%d")
-        for i in range(count):
-            self._case(f"{prefix}{i + 1:05d}", float(times[i]), self.ctx.categories[cats[i]], points[i],
-                       hex_wkb[i], int(grid[i]), int(component[i]), sorted(specials.get(i, [])))
+        sources = np.array(list(SOURCE_WEIGHTS))[
+            self.rng.choice(len(SOURCE_WEIGHTS), size=count, p=list(SOURCE_WEIGHTS.values()))]
+        for n in range(count):
+            self._case(f"{prefix}{n + 1:05d}", float(times[n]), self.ctx.categories[cats[n]], points[n],
+                       hex_wkb[n], int(grid[n]), int(component[n]), sorted(specials.get(n, [])), str(sources[n]))
 
     def _case(self, case_no: str, at: float, cat: Category, point: np.ndarray, wkb: str, grid: int,
-              component: int, specials: list[str]) -> None:
-        ctx, rng, w = self.ctx, self.rng, self.writer
+              component: int, specials: list[str], source: str) -> None:
+        ctx, w = self.ctx, self.writer
         w.case_id += 1
         case_id = w.case_id
         grid_code = ctx.grid_codes[grid]
-        source = str(rng.choice(list(SOURCE_WEIGHTS), p=list(SOURCE_WEIGHTS.values())))
         comp_code, distance = r"\N", r"\N"
         if component >= 0:
             comp_code = str(ctx.components.codes[component])
@@ -169,8 +182,8 @@ class CaseGenerator:
             str(duplicate_of) if duplicate_of else r"\N", reporter_name, reporter_phone, r"\N", _ts(at), _ts(at),
             _ts(closed) if closed else r"\N", "1",
         )) + "\n")
-        if state not in ("closed", "voided"):
-            self.open_recent.setdefault(cat.code, []).append((case_id, at, point))
+        if state != "voided":
+            self.open_recent.setdefault(cat.code, deque()).append((case_id, at, closed or float("inf"), point))
 
     def _owner(self, cat: Category, grid_code: str, component: int) -> tuple[str, str]:
         if cat.flow == "component" and component >= 0:
@@ -188,9 +201,13 @@ class CaseGenerator:
         recent = self.open_recent.get(cat.code)
         if not recent:
             return None
-        recent[:] = [r for r in recent if at - r[1] < 24 * HOUR]
-        if self.rng.random() < 0.02 and recent:
-            case_id, _, anchor = recent[int(self.rng.integers(len(recent)))]
+        while recent and at - recent[0][1] >= 24 * HOUR:
+            recent.popleft()
+        if self.rng.random() >= 0.02:
+            return None
+        still_open = [r for r in recent if r[2] > at]
+        if still_open:
+            case_id, _, _, anchor = still_open[int(self.rng.integers(len(still_open)))]
             point[:] = np.round(anchor + self.rng.normal(0, 1.5e-4, 2), 7)
             return case_id
         return None
@@ -200,12 +217,12 @@ class CaseGenerator:
         """Write the events of one case; return its state at the demo's end and its close time."""
         rng, w, end = self.rng, self.writer, self.end_ts
         reporter = f"{source}:{grid_code}" if source == "inspector" else f"{source}:12345"
-        w.event(case_id, at, "report", "reported", reporter, None, {"category": cat.code})
+        w.event(case_id, at, "report", "reported", reporter, None, f'{{"category": "{cat.code}"}}')
         if duplicate_of:
             w.event(case_id, at + 60, "link", "voided", "system", "重复上报，已关联原案件",
-                    {"duplicate_of": duplicate_of})
+                    f'{{"duplicate_of": {duplicate_of}}}')
             return "voided", None
-        steps: list[tuple[float, str, str | None, str, str | None, dict | None]] = []
+        steps: list[tuple[float, str, str | None, str, str | None, str | None]] = []
         t = at + rng.uniform(5, 40) * 60
         if rng.random() < 0.04:
             steps.append((t, "void", "voided", "dispatcher:center", "核实不属实，作废", None))
@@ -226,7 +243,7 @@ class CaseGenerator:
         handler = f"grid_chief:{grid_code}" if owner == "GRID_CHIEF" else f"handler:{owner}"
         steps: list[tuple] = [(t, "register", "registered", "dispatcher:center", "核实属实，立案", None)]
         t += rng.uniform(5, 60) * 60
-        steps.append((t, "dispatch", "dispatched", "dispatcher:center", None, {"to": owner}))
+        steps.append((t, "dispatch", "dispatched", "dispatcher:center", None, f'{{"to": "{owner}"}}'))
         if rng.random() < 0.005:
             steps.append((t + 2 * 86400, "suspend", "suspended", "dispatcher:center", "需长期整改，挂账", None))
             return steps
@@ -237,11 +254,12 @@ class CaseGenerator:
             t += rng.uniform(0.5, 6) * HOUR
             passed = round_no == rounds - 1
             steps.append((t, "check", None, f"inspector:{grid_code}", "核查通过" if passed else "核查未通过",
-                          {"result": "pass" if passed else "fail"}))
+                          '{"result": "pass"}' if passed else '{"result": "fail"}'))
             if not passed:
                 steps.append((t + 60, "rework", "dispatched", "dispatcher:center", "返工", None))
         t += rng.uniform(0.1, 2) * HOUR
         steps.append((t, "close", "closed", "dispatcher:center", "结案", None))
         on_time = steps[-2][0] <= deadline
-        steps.append((t + rng.uniform(1, 48) * HOUR, "evaluate", None, "system", None, {"on_time": on_time}))
+        steps.append((t + rng.uniform(1, 48) * HOUR, "evaluate", None, "system", None,
+                      '{"on_time": true}' if on_time else '{"on_time": false}'))
         return steps

@@ -18,8 +18,8 @@ from importlib import resources
 import shapely
 from shapely.geometry import MultiPolygon, Polygon, shape
 
-from spatial.geometry import Repair, polygonal, repair_polygon
 from spatial.demo.partition import KM_PER_DEG_LAT, X_SCALE
+from spatial.geometry import Repair, polygonal, repair_polygon
 
 SLIVER_MAX_KM2 = 5.0
 DISTRICTS_FILE = "suzhou_districts.geojson"

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import shapely
+import shapely.affinity
+import shapely.ops
 from shapely.geometry import MultiPolygon, Point
 
 from spatial.demo.districts import Districts
