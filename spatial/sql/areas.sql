@@ -1,5 +1,6 @@
 -- Current grids of one kind as a GeoJSON FeatureCollection, built in PostGIS.
--- :kinds is an array of grid kinds; :bbox_* narrow by the current-geometry GiST index (&&).
+-- The kinds parameter is an array of grid kinds; the bbox parameters (all null or all set) narrow the
+-- search through the current-geometry GiST index (&&).
 SELECT json_build_object(
     'type', 'FeatureCollection',
     'features', COALESCE(json_agg(json_build_object(
