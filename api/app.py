@@ -10,9 +10,11 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from api import problems
-from api.routes import areas
+from api.middleware import BodySizeLimit
+from api.routes import areas, cases
 from api.settings import ApiSettings
 from spatial.db import database_url, make_engine
+from spatial.reference_cache import ReferenceCache
 from spatial.settings import DatabaseSettings
 from web.pages import STATIC_DIR, render_index
 
@@ -26,6 +28,8 @@ def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSet
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = make_engine(url or database_url(db_settings), db_settings)
+        with app.state.engine.connect() as conn:
+            app.state.reference = ReferenceCache.load(conn)
         try:
             yield
         finally:
@@ -36,6 +40,8 @@ def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSet
     app.state.api_settings = api_settings
     problems.install(app)
     app.include_router(areas.router)
+    app.include_router(cases.router)
+    app.add_middleware(BodySizeLimit, limit=api_settings.max_body_bytes)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)

@@ -1,4 +1,4 @@
-"""FastAPI dependencies: a database connection per request."""
+"""FastAPI dependencies: database access and the in-memory reference data."""
 
 from __future__ import annotations
 
@@ -6,13 +6,40 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
+
+from spatial.errors import GridlinkError
+from spatial.reference_cache import ReferenceCache
+
+
+class UnsupportedMediaTypeError(GridlinkError):
+    """The request body is not of a media type the endpoint reads."""
 
 
 def get_connection(request: Request) -> Iterator[Connection]:
-    """Yield a connection in a transaction that commits on success and rolls back on error."""
-    with request.app.state.engine.begin() as conn:
+    """Yield a connection for reads, in a transaction rolled back at the end."""
+    with request.app.state.engine.connect() as conn:
         yield conn
 
 
+def get_engine(request: Request) -> Engine:
+    """Return the engine, for routes whose domain call owns its transaction (writes)."""
+    return request.app.state.engine
+
+
+def get_reference(request: Request) -> ReferenceCache:
+    """Return the reference data loaded at startup."""
+    return request.app.state.reference
+
+
+def require_json(request: Request) -> None:
+    """Refuse a body that is not JSON (415), before it is parsed."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media not in ("application/json", "application/geo+json"):
+        raise UnsupportedMediaTypeError(
+            f"send the body as application/json, not {media or 'no content type'!r}", media_type=media)
+
+
 ConnectionDep = Annotated[Connection, Depends(get_connection)]
+EngineDep = Annotated[Engine, Depends(get_engine)]
+ReferenceDep = Annotated[ReferenceCache, Depends(get_reference)]

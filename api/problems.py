@@ -9,7 +9,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from spatial.errors import GridlinkError, InvalidParameterError, NotFoundError
+from api.deps import UnsupportedMediaTypeError
+from spatial.errors import (
+    ComponentError,
+    GridlinkError,
+    IdempotencyConflictError,
+    InvalidGeometryError,
+    InvalidParameterError,
+    NotFoundError,
+    OutsideCoverageError,
+    UnknownCategoryError,
+)
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://gridlink.dev/problems/"
@@ -19,6 +29,12 @@ log = logging.getLogger("gridlink.api")
 PROBLEM_TABLE: dict[type[GridlinkError], tuple[int, str, str]] = {
     InvalidParameterError: (400, "invalid-parameter", "Invalid parameter"),
     NotFoundError: (404, "not-found", "Not found"),
+    OutsideCoverageError: (422, "outside-coverage", "Location outside every grid"),
+    UnknownCategoryError: (422, "unknown-category", "Unknown event category"),
+    ComponentError: (422, "component", "Component cannot take this case"),
+    InvalidGeometryError: (422, "invalid-geometry", "Invalid geometry"),
+    IdempotencyConflictError: (409, "idempotency-conflict", "Idempotency-Key reused"),
+    UnsupportedMediaTypeError: (415, "unsupported-media-type", "Unsupported media type"),
 }
 
 

@@ -18,3 +18,23 @@ class InvalidParameterError(GridlinkError):
 
 class NotFoundError(GridlinkError):
     """The thing asked for does not exist."""
+
+
+class OutsideCoverageError(GridlinkError):
+    """The point lies outside every grid; ``extra`` names the nearest grid and its distance."""
+
+
+class UnknownCategoryError(GridlinkError):
+    """The category code is not a leaf of the category table."""
+
+
+class ComponentError(GridlinkError):
+    """The named component is unknown, retired, or in another district than the report."""
+
+
+class IdempotencyConflictError(GridlinkError):
+    """An Idempotency-Key was reused with a different request."""
+
+
+class InvalidGeometryError(GridlinkError):
+    """A geometry is not of the expected type, or its coordinates are out of range."""

@@ -96,3 +96,37 @@ def full_demo() -> Iterator[Engine]:
     build_demo(eng, small=False, force=True, progress=True)
     yield eng
     eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def world_engine() -> Iterator[Engine]:
+    """A database holding the known-answer world of tests/world.py (committed)."""
+    from spatial.reference import load_reference
+    from tests.world import build_world
+
+    eng = migrated_engine("gridlink_test_world")
+    with eng.begin() as connection:
+        load_reference(connection)
+        build_world(connection)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def world(world_engine: Engine) -> Iterator[Connection]:
+    """A connection to the world whose transaction is rolled back after the test."""
+    with world_engine.connect() as connection:
+        transaction = connection.begin()
+        try:
+            yield connection
+        finally:
+            transaction.rollback()
+
+
+@pytest.fixture
+def reference(world_engine: Engine):
+    """The reference cache of the world database."""
+    from spatial.reference_cache import ReferenceCache
+
+    with world_engine.connect() as connection:
+        return ReferenceCache.load(connection)

@@ -1,0 +1,79 @@
+"""Case intake and reading: ``/api/v1/cases`` and ``/api/v1/locate``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Response
+
+from api.deps import ConnectionDep, EngineDep, ReferenceDep, require_json
+from api.schemas import CaseCreate, check_lon_lat
+from spatial.areas import parse_bbox
+from spatial.assignment import locate
+from spatial.case_queries import list_cases
+from spatial.cases import CaseFilter, CaseInput, create_case, get_case
+from spatial.errors import InvalidParameterError
+
+router = APIRouter(prefix="/api/v1", tags=["cases"])
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=128, pattern=r"^[\x21-\x7e]+$")]
+
+
+def to_input(body: CaseCreate) -> CaseInput:
+    """Convert the validated body into the domain's input."""
+    reporter = body.reporter
+    return CaseInput(
+        category=body.category, lon=body.location.lon if body.location else None,
+        lat=body.location.lat if body.location else None, description=body.description, source=body.source,
+        component_code=body.component_code, reporter_name=reporter.name if reporter else None,
+        reporter_phone=reporter.phone if reporter else None,
+    )
+
+
+@router.post("/cases", status_code=201, dependencies=[Depends(require_json)],
+             summary="Report an incident: assigned to grid, owner, component and deadline at once")
+def create(body: CaseCreate, engine: EngineDep, ref: ReferenceDep, response: Response,
+           idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
+    """Create a case; with an ``Idempotency-Key`` a retry returns the first attempt's case (200)."""
+    with engine.begin() as conn:
+        case_id, created = create_case(conn, ref, to_input(body), f"api:{body.source}", idempotency_key)
+        reply = get_case(conn, ref, case_id)
+    response.headers["Location"] = f"/api/v1/cases/{case_id}"
+    if not created:
+        response.status_code = 200
+        response.headers["Idempotent-Replayed"] = "true"
+    return reply
+
+
+@router.get("/cases/{case_id}", summary="One case with its event history")
+def read(case_id: int, conn: ConnectionDep, ref: ReferenceDep) -> dict[str, Any]:
+    """Return the case and its history."""
+    return get_case(conn, ref, case_id)
+
+
+@router.get("/cases", summary="Cases, newest first, with filters and keyset pagination")
+def index(
+    conn: ConnectionDep, ref: ReferenceDep,
+    state: str | None = None, category: str | None = Query(default=None, pattern=r"^E[0-9]{0,14}$"),
+    area: str | None = Query(default=None, description="grid code of any level, or a special grid code"),
+    bbox: str | None = None, since: datetime | None = None, until: datetime | None = None,
+    cursor: int | None = Query(default=None, ge=1, description="the `next` value of the previous page"),
+    limit: int = Query(default=100, ge=1, le=500),
+) -> dict[str, Any]:
+    """Return a page of cases and the cursor of the next page."""
+    if since and until and since >= until:
+        raise InvalidParameterError("since must be before until", parameter="since")
+    filters = CaseFilter(state=state, category=category, area=area, bbox=parse_bbox(bbox), since=since,
+                         until=until, after_id=cursor, limit=limit)
+    return list_cases(conn, ref, filters)
+
+
+@router.get("/locate", summary="The grids of every level covering a point")
+def locate_point(conn: ConnectionDep, lon: float = Query(allow_inf_nan=False),
+                 lat: float = Query(allow_inf_nan=False)) -> dict[str, Any]:
+    """Return district, town, community, base grid and special grids at (lon, lat)."""
+    try:
+        check_lon_lat(lon, lat)
+    except ValueError as exc:
+        raise InvalidParameterError(str(exc), parameter="lon,lat") from exc
+    return locate(conn, lon, lat)

@@ -1,0 +1,181 @@
+"""Spatial auto-assignment of a report (SPEC "Assignment rules"), without a human deciding.
+
+1. Point → base grid covering it (on a shared edge the smallest code wins), its community, town and
+   district, and every special grid covering it. Outside coverage: refused, naming the nearest grid.
+2. Component → the named one (its location is used when the report has none), or, for component
+   categories, the nearest component of a matching class within the radius (default 30 m).
+3. Owner → by the category's flow: the component's owner, the named department, the enforcement bureau,
+   or the grid chief; the town sub-centre is the owner of last resort (属地兜底).
+4. Duplicate → an open case of the same category within 50 m and 24 h, or on the same component.
+5. Deadline → the category's time limit on the working calendar.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection
+
+from spatial.errors import ComponentError, OutsideCoverageError, UnknownCategoryError
+from spatial.reference_cache import CategoryInfo, ReferenceCache
+from spatial.sql import statement
+
+DEFAULT_RADIUS_M = 30.0
+DUPLICATE_RADIUS_M = 50.0
+METRES_PER_DEGREE_LAT = 110_574.0
+RETIRED = ("abandoned", "removed")
+
+
+def degrees_for(metres: float, lat: float) -> float:
+    """Return a radius in degrees that surely covers ``metres`` around latitude ``lat`` (index bound)."""
+    return metres / (METRES_PER_DEGREE_LAT * max(math.cos(math.radians(lat)), 0.01)) * 1.01
+
+
+@dataclass(frozen=True)
+class Area:
+    """A grid as the API shows it."""
+
+    code: str
+    name: str
+    level: int | str
+
+    def as_dict(self) -> dict[str, object]:
+        """Return the ``{"code", "name", "level"}`` object of the public contract."""
+        return {"code": self.code, "name": self.name, "level": self.level}
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """Everything the spatial assignment decided for one report."""
+
+    grid: Area
+    community: Area
+    town: Area
+    district: Area
+    special_grids: list[Area]
+    component_code: str | None
+    component_class: str | None
+    component_distance_m: float | None
+    owner_key: str
+    owner_area_code: str | None
+    owner_name: str
+    deadline: datetime
+    duplicate_of: int | None
+
+
+def category(ref: ReferenceCache, code: str) -> CategoryInfo:
+    """Return the leaf category ``code`` or refuse it."""
+    found = ref.categories.get(code)
+    if found is None:
+        raise UnknownCategoryError(f"unknown event category {code!r}: use a leaf code of the category table",
+                                   category=code)
+    return found
+
+
+def assign(conn: Connection, ref: ReferenceCache, category_code: str, lon: float, lat: float, at: datetime,
+           component_code: str | None = None, radius_m: float = DEFAULT_RADIUS_M) -> Assignment:
+    """Assign one report at (lon, lat) reported at ``at``; raise a domain error when it cannot be."""
+    cat = category(ref, category_code)
+    row = conn.execute(statement("assign"), {
+        "lon": lon, "lat": lat, "category": cat.code, "component_code": component_code,
+        "match_component": cat.flow == "component", "classes": list(cat.component_classes or []) or None,
+        "radius_m": radius_m, "radius_deg": degrees_for(radius_m, lat), "at": at,
+        "dup_deg": degrees_for(DUPLICATE_RADIUS_M, lat),
+    }).mappings().first()
+    if row is None or row["grid_code"] is None:
+        raise outside_coverage(conn, lon, lat)
+    if component_code is not None:
+        _check_named_component(row, component_code)
+    levels = {item["level"]: Area(item["code"], item["name"], item["level"]) for item in row["hierarchy"]}
+    owner_key, owner_area = owner_for(cat, row["grid_code"], row["component_owner"])
+    return Assignment(
+        grid=levels[4], community=levels[3], town=levels[2], district=levels[1],
+        special_grids=[Area(s["code"], s["name"], s["level"]) for s in row["specials"] or []],
+        component_code=row["component_code"], component_class=row["component_class"],
+        component_distance_m=_round(row["component_distance_m"]),
+        owner_key=owner_key, owner_area_code=owner_area,
+        owner_name=owner_name(ref, owner_key, levels),
+        deadline=ref.calendar.deadline(at, cat.time_limit, cat.time_unit),
+        duplicate_of=row["duplicate_of"],
+    )
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 1)
+
+
+def _check_named_component(row, code: str) -> None:
+    if row["component_code"] is None:
+        raise ComponentError(f"unknown component code {code!r}", component_code=code)
+    if row["component_status"] in RETIRED:
+        raise ComponentError(f"component {code} is {row['component_status']} and takes no new cases",
+                             component_code=code)
+    if row["component_district"] != row["grid_code"][:6]:
+        raise ComponentError(
+            f"component {code} belongs to district {row['component_district']}, "
+            f"but the report lies in district {row['grid_code'][:6]}",
+            component_code=code,
+        )
+
+
+def owner_for(cat: CategoryInfo, grid_code: str, component_owner: str | None) -> tuple[str, str | None]:
+    """Return (owner key, owner area code) by the category's flow; the town is the owner of last resort."""
+    town = grid_code[:9]
+    if cat.flow == "component":
+        return (component_owner, None) if component_owner else ("TOWN", town)
+    if cat.flow == "grid_first":
+        return "GRID_CHIEF", grid_code
+    if cat.flow == "enforcement":
+        return cat.enforcer or "ENFORCE", town
+    if cat.handler in ("TOWN", "COMPONENT_OWNER"):
+        return "TOWN", town
+    return cat.handler, None
+
+
+def owner_name(ref: ReferenceCache, key: str, levels: dict[int, Area]) -> str:
+    """Return the owner's display name."""
+    if key == "GRID_CHIEF":
+        return f"{levels[4].name} 网格长"
+    if key == "TOWN":
+        return f"{levels[2].name}网格化联动分中心"
+    return ref.departments.get(key, key)
+
+
+def outside_coverage(conn: Connection, lon: float, lat: float) -> OutsideCoverageError:
+    """Return the refusal for a point outside every base grid, naming the nearest grid and its distance."""
+    row = conn.execute(statement("nearest_grid"), {"lon": lon, "lat": lat}).mappings().first()
+    if row is None:
+        return OutsideCoverageError("no grids are loaded: nothing can be assigned")
+    distance = round(float(row["distance_m"]), 1)
+    nearest = {"code": row["code"], "name": row["name"], "level": row["level"], "distance_m": distance}
+    if distance == 0:
+        detail = (f"({lon}, {lat}) lies in {row['name']} ({row['code']}), which has no base grids: "
+                  "cases can only be assigned where base grids exist")
+    else:
+        detail = (f"({lon}, {lat}) is outside every grid; the nearest is {row['name']} ({row['code']}), "
+                  f"{distance:,.0f} m away")
+    return OutsideCoverageError(detail, nearest_grid=nearest)
+
+
+def locate(conn: Connection, lon: float, lat: float) -> dict[str, object]:
+    """Return the grids of every level covering a point (the ``/locate`` contract) or refuse it."""
+    rows = conn.execute(statement("locate"), {"lon": lon, "lat": lat}).mappings().all()
+    by_code = {row["code"]: Area(row["code"], row["name"], row["level"]) for row in rows if row["level"]}
+    specials = [Area(row["code"], row["name"], row["kind"]) for row in rows if row["level"] is None]
+    if not by_code:
+        raise outside_coverage(conn, lon, lat)
+    chosen: dict[int, Area] = {}
+    for area in sorted(by_code.values(), key=lambda a: a.code):  # smallest code of each level first
+        chosen.setdefault(int(area.level), area)
+    deepest = chosen[max(chosen)]
+    # Ancestors are read off the chosen deepest grid's code, so that a point on a shared edge cannot mix
+    # branches of the tree.
+    for level, width in ((1, 6), (2, 9), (3, 12)):
+        if level < int(deepest.level) and deepest.code[:width] in by_code:
+            chosen[level] = by_code[deepest.code[:width]]
+    names = {1: "district", 2: "town", 3: "community", 4: "grid"}
+    result: dict[str, object] = {names[n]: (chosen[n].as_dict() if n in chosen else None) for n in names}
+    result["special_grids"] = [s.as_dict() for s in specials]
+    return result

@@ -1,0 +1,57 @@
+"""The case list: filters pushed into SQL with bound values, keyset pagination (newest first)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from geoalchemy2 import functions as gf
+from sqlalchemy import Connection, any_, literal, select
+
+from spatial.cases import MAX_PAGE, CaseFilter, case_public
+from spatial.errors import InvalidParameterError
+from spatial.models import Case
+from spatial.reference_cache import ReferenceCache
+from spatial.sql import statement
+from spatial.srid import WGS84
+
+AREA_COLUMNS = {15: Case.grid_code, 12: Case.community_code, 9: Case.town_code, 6: Case.district_code}
+SPECIAL_CODE = re.compile(r"^[0-9]{6}[EPSC][0-9]{4}$")
+
+
+def _area_clause(area: str):
+    if SPECIAL_CODE.match(area):
+        return literal(area) == any_(Case.special_grid_codes)
+    column = AREA_COLUMNS.get(len(area)) if area.isdigit() else None
+    if column is None:
+        raise InvalidParameterError("area must be a grid code of 6, 9, 12 or 15 digits, or a special grid code",
+                                    parameter="area")
+    return column == area
+
+
+def list_cases(conn: Connection, ref: ReferenceCache, f: CaseFilter) -> dict[str, Any]:
+    """Return one page of cases, newest first, and the cursor of the next page (None at the end)."""
+    if not 1 <= f.limit <= MAX_PAGE:
+        raise InvalidParameterError(f"limit must be between 1 and {MAX_PAGE}", parameter="limit")
+    query = select(Case.id).order_by(Case.id.desc()).limit(f.limit + 1)
+    if f.state:
+        query = query.where(Case.state == f.state)
+    if f.category:
+        # A category of any level selects its whole subtree: leaf codes extend their parents' codes.
+        query = query.where(Case.category_code.startswith(f.category, autoescape=True))
+    if f.area:
+        query = query.where(_area_clause(f.area))
+    if f.bbox:
+        query = query.where(Case.location.intersects(gf.ST_MakeEnvelope(*f.bbox, WGS84)))
+    if f.since:
+        query = query.where(Case.reported_at >= f.since)
+    if f.until:
+        query = query.where(Case.reported_at < f.until)
+    if f.after_id:
+        query = query.where(Case.id < f.after_id)
+    ids = list(conn.execute(query).scalars())
+    more = len(ids) > f.limit
+    ids = ids[: f.limit]
+    rows = conn.execute(statement("case_get"), {"ids": ids}).mappings().all() if ids else []
+    by_id = {row["id"]: case_public(ref, dict(row)) for row in rows}
+    return {"cases": [by_id[i] for i in ids], "next": ids[-1] if more else None}

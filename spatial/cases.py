@@ -1,0 +1,188 @@
+"""Case intake use cases: create (assign + first events, one transaction), read, list.
+
+A report becomes a case that knows its grid, owner, component and deadline in one call. A report that
+duplicates an open case is stored, linked to it (``duplicate_of``) and closed at once as void with a
+``link`` event: it is never opened again. With an idempotency key, a retried request returns the case the
+first attempt made and never creates a second one.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import IntegrityError
+
+from spatial.assignment import Assignment, assign
+from spatial.errors import IdempotencyConflictError, InvalidParameterError, NotFoundError
+from spatial.reference_cache import ReferenceCache
+from spatial.sql import statement
+
+LEVELS = {"grid": 4, "community": 3, "town": 2, "district": 1}
+MAX_PAGE = 500
+
+
+@dataclass(frozen=True)
+class CaseInput:
+    """A validated report (the HTTP layer has checked types, ranges and sizes)."""
+
+    category: str
+    lon: float | None
+    lat: float | None
+    description: str | None = None
+    source: str = "inspector"
+    component_code: str | None = None
+    reporter_name: str | None = None
+    reporter_phone: str | None = None
+
+
+@dataclass
+class CaseFilter:
+    """Filters of the case list; ``area`` is a grid code of any level or a special grid code."""
+
+    state: str | None = None
+    category: str | None = None
+    area: str | None = None
+    bbox: tuple[float, float, float, float] | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    after_id: int | None = None
+    limit: int = 100
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _component_location(conn: Connection, code: str) -> tuple[float, float] | None:
+    row = conn.execute(text("SELECT ST_X(p), ST_Y(p) FROM component, ST_PointOnSurface(geom) AS p"
+                            " WHERE code = :c"), {"c": code}).first()
+    return (float(row[0]), float(row[1])) if row else None
+
+
+def _same_request(existing: dict[str, Any], report: CaseInput) -> bool:
+    same_place = report.lon is None or (abs(existing["lon"] - report.lon) < 1e-9
+                                        and abs(existing["lat"] - report.lat) < 1e-9)
+    return (existing["category_code"] == report.category and existing["source"] == report.source
+            and existing["description"] == report.description and same_place
+            and (report.component_code is None or existing["component_code"] == report.component_code))
+
+
+def _replay(conn: Connection, key: str, report: CaseInput) -> int | None:
+    row = conn.execute(text("SELECT id FROM \"case\" WHERE idempotency_key = :k"), {"k": key}).first()
+    if row is None:
+        return None
+    existing = conn.execute(statement("case_get"), {"ids": [row[0]]}).mappings().one()
+    if not _same_request(dict(existing), report):
+        raise IdempotencyConflictError("this Idempotency-Key was already used for a different report",
+                                       case_id=row[0])
+    return int(row[0])
+
+
+def create_case(conn: Connection, ref: ReferenceCache, report: CaseInput, actor: str,
+                idempotency_key: str | None = None, now: datetime | None = None) -> tuple[int, bool]:
+    """Assign and store a report with its first events; return (case id, created now)."""
+    if idempotency_key is not None:
+        replayed = _replay(conn, idempotency_key, report)
+        if replayed is not None:
+            return replayed, False
+    at = now or datetime.now(UTC)
+    lon, lat = report.lon, report.lat
+    if lon is None or lat is None:
+        located = _component_location(conn, report.component_code) if report.component_code else None
+        if located is None:
+            raise InvalidParameterError("location is required unless a known component_code is given",
+                                        parameter="location")
+        lon, lat = located
+    result = assign(conn, ref, report.category, lon, lat, at, report.component_code)
+    try:
+        with conn.begin_nested():
+            case_id = _insert(conn, report, result, lon, lat, at, idempotency_key)
+    except IntegrityError:
+        # A concurrent retry with the same key won the race: answer with its case.
+        if idempotency_key is None:
+            raise
+        replayed = _replay(conn, idempotency_key, report)
+        if replayed is None:
+            raise
+        return replayed, False
+    _first_events(conn, case_id, result, actor, at)
+    return case_id, True
+
+
+def _insert(conn: Connection, report: CaseInput, result: Assignment, lon: float, lat: float, at: datetime,
+            key: str | None) -> int:
+    state = "voided" if result.duplicate_of else "reported"
+    return int(conn.execute(statement("case_insert"), {
+        "at": at, "category": report.category, "state": state, "source": report.source,
+        "description": report.description, "lon": lon, "lat": lat, "grid_code": result.grid.code,
+        "community_code": result.community.code, "town_code": result.town.code,
+        "district_code": result.district.code, "special_grid_codes": [s.code for s in result.special_grids],
+        "component_code": result.component_code, "component_distance_m": result.component_distance_m,
+        "owner_key": result.owner_key, "owner_area_code": result.owner_area_code, "deadline": result.deadline,
+        "duplicate_of": result.duplicate_of, "reporter_name": report.reporter_name,
+        "reporter_phone": report.reporter_phone, "idempotency_key": key,
+    }).scalar_one())
+
+
+def _first_events(conn: Connection, case_id: int, result: Assignment, actor: str, at: datetime) -> None:
+    events = [{"case_id": case_id, "at": at, "kind": "report", "state": "reported", "actor": actor, "note": None,
+               "data": json.dumps({"grid": result.grid.code, "owner": result.owner_key,
+                                   "component": result.component_code})}]
+    if result.duplicate_of:
+        events.append({"case_id": case_id, "at": at, "kind": "link", "state": "voided", "actor": "system",
+                       "note": f"重复上报，已关联原案件 {result.duplicate_of}",
+                       "data": json.dumps({"duplicate_of": result.duplicate_of})})
+    conn.execute(text("INSERT INTO case_event (case_id, at, kind, state_after, actor, note, data)"
+                      " VALUES (:case_id, :at, :kind, :state, :actor, :note, CAST(:data AS jsonb))"), events)
+
+
+def _owner_name(ref: ReferenceCache, row: dict[str, Any], names: dict[str, str]) -> str:
+    if row["owner_key"] == "GRID_CHIEF":
+        return f"{names.get(row['grid_code'], row['grid_code'])} 网格长"
+    if row["owner_key"] == "TOWN":
+        return f"{names.get(row['town_code'], row['town_code'])}网格化联动分中心"
+    return ref.departments.get(row["owner_key"], row["owner_key"])
+
+
+def case_public(ref: ReferenceCache, row: dict[str, Any], with_reporter: bool = False) -> dict[str, Any]:
+    """Shape a ``case_get`` row as the public contract (SPEC ``POST /api/v1/cases``)."""
+    names = row["names"] or {}
+
+    def area(code: str, level: int | str) -> dict[str, Any]:
+        return {"code": code, "name": names.get(code, code), "level": level}
+
+    component = None
+    if row["component_code"]:
+        component = {"code": row["component_code"], "class_code": row["component_class"],
+                     "distance_m": row["component_distance_m"]}
+    body: dict[str, Any] = {
+        "id": row["id"], "case_no": row["case_no"], "state": row["state"], "category": row["category_code"],
+        "source": row["source"], "description": row["description"],
+        "location": {"type": "Point", "coordinates": [row["lon"], row["lat"]]},
+        **{name: area(row[f"{name}_code"], level) for name, level in LEVELS.items()},
+        "special_grids": [area(code, "special") for code in row["special_grid_codes"] or []],
+        "owner": {"key": row["owner_key"], "name": _owner_name(ref, row, names), "area": row["owner_area_code"]},
+        "component": component, "deadline": row["deadline"].isoformat() if row["deadline"] else None,
+        "duplicate_of": row["duplicate_of"], "reported_at": row["reported_at"].isoformat(),
+        "closed_at": row["closed_at"].isoformat() if row["closed_at"] else None,
+    }
+    if with_reporter:
+        body["reporter"] = {"name": row["reporter_name"], "phone": row["reporter_phone"]}
+    return body
+
+
+def get_case(conn: Connection, ref: ReferenceCache, case_id: int, with_history: bool = True,
+             with_reporter: bool = False) -> dict[str, Any]:
+    """Return one case as the public contract, with its event history; NotFoundError when absent."""
+    row = conn.execute(statement("case_get"), {"ids": [case_id]}).mappings().first()
+    if row is None:
+        raise NotFoundError(f"no case with id {case_id}", case_id=case_id)
+    body = case_public(ref, dict(row), with_reporter)
+    if with_history:
+        events = conn.execute(text(
+            "SELECT at, kind, state_after, actor, note, data FROM case_event WHERE case_id = :id ORDER BY at, id"
+        ), {"id": case_id}).mappings()
+        body["history"] = [{"at": e["at"].isoformat(), "kind": e["kind"], "state": e["state_after"],
+                            "actor": e["actor"], "note": e["note"], "data": e["data"]} for e in events]
+    return body
