@@ -1,0 +1,133 @@
+"""The cases API over HTTP on the known-answer world: contract, bad input, idempotency, listing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from api.app import create_app
+from tests.world import grid_code
+
+GOOD = {"category": "E010101", "location": {"type": "Point", "coordinates": [120.06, 31.17]},
+        "description": "路边暴露垃圾", "source": "inspector"}
+
+
+@pytest.fixture(scope="module")
+def client(world_engine) -> Iterator[TestClient]:
+    url = world_engine.url.render_as_string(hide_password=False)
+    with TestClient(create_app(url=url)) as test_client:
+        yield test_client
+
+
+@pytest.fixture(autouse=True)
+def no_cases(world_engine) -> None:
+    with world_engine.begin() as conn:
+        conn.execute(text('TRUNCATE case_event, "case" RESTART IDENTITY'))
+
+
+def _count(world_engine) -> int:
+    with world_engine.connect() as conn:
+        return int(conn.execute(text('SELECT count(*) FROM "case"')).scalar_one())
+
+
+def test_create_and_read_the_contract(client: TestClient) -> None:
+    reply = client.post("/api/v1/cases", json=GOOD)
+    assert reply.status_code == 201, reply.text
+    body = reply.json()
+    for key in ("id", "case_no", "state", "category", "grid", "community", "town", "district", "owner",
+                "component", "deadline", "duplicate_of"):
+        assert key in body
+    assert body["grid"] == {"code": grid_code(1, 1, 2), "name": "测试1-1第2网格", "level": 4}
+    assert body["owner"]["key"] == "GRID_CHIEF" and body["component"] is None
+    assert reply.headers["location"] == f"/api/v1/cases/{body['id']}"
+    again = client.get(f"/api/v1/cases/{body['id']}").json()
+    assert again["case_no"] == body["case_no"] and again["history"][0]["kind"] == "report"
+    assert "reporter" not in again
+
+
+def test_locate(client: TestClient) -> None:
+    found = client.get("/api/v1/locate", params={"lon": 120.06, "lat": 31.17}).json()
+    assert found["grid"]["code"] == grid_code(1, 1, 2)
+    outside = client.get("/api/v1/locate", params={"lon": 121.0, "lat": 31.17})
+    assert outside.status_code == 422
+    assert outside.headers["content-type"] == "application/problem+json"
+    assert outside.json()["nearest_grid"]["code"] == grid_code(2, 1, 4)
+
+
+def _with(**changes) -> dict:
+    body = {**GOOD, **changes}
+    return {k: v for k, v in body.items() if v is not None}
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "fragment"),
+    [
+        (_with(location={"type": "Point", "coordinates": [31.17, 120.06]}), 422, "look swapped"),
+        (_with(location={"type": "Point", "coordinates": [190, 31.1]}), 422, "out of range"),
+        (_with(location={"type": "LineString", "coordinates": [[120, 31], [120.1, 31.1]]}), 422, "not 'LineString'"),
+        (_with(location={"type": "Point", "coordinates": [120.06]}), 422, "at least 2"),
+        (_with(category="E999999"), 422, "unknown event category"),
+        (_with(category="not-a-code"), 422, "pattern"),
+        (_with(component_code="3205069999000001"), 422, "unknown component"),
+        (_with(component_code="3205060101000002"), 422, "removed"),
+        (_with(component_code="3205070118000001"), 422, "belongs to district 320507"),
+        ({"category": "E010101"}, 422, "location is required"),
+        (_with(source="pigeon"), 422, "source"),
+        (_with(unexpected=1), 422, "unexpected"),
+        (_with(location={"type": "Point", "coordinates": [121.5, 31.1]}), 422, "outside every grid"),
+    ],
+)
+def test_bad_input_is_refused_precisely(client: TestClient, world_engine, body, status, fragment) -> None:
+    reply = client.post("/api/v1/cases", json=body)
+    assert reply.status_code == status, reply.text
+    assert reply.headers["content-type"] == "application/problem+json"
+    assert fragment in reply.text
+    assert _count(world_engine) == 0
+
+
+def test_nan_and_wrong_content_type_and_size(client: TestClient, world_engine) -> None:
+    nan = '{"category": "E010101", "location": {"type": "Point", "coordinates": [NaN, 31.1]}}'
+    reply = client.post("/api/v1/cases", content=nan, headers={"content-type": "application/json"})
+    assert reply.status_code == 422 and reply.headers["content-type"] == "application/problem+json"
+    form = client.post("/api/v1/cases", data={"category": "E010101"})
+    assert form.status_code == 415 and "application/json" in form.json()["detail"]
+    huge = client.post("/api/v1/cases", content=b"{" + b" " * 2_000_000 + b"}",
+                       headers={"content-type": "application/json"})
+    assert huge.status_code == 413 and huge.headers["content-type"] == "application/problem+json"
+    broken = client.post("/api/v1/cases", content=b'{"category": ', headers={"content-type": "application/json"})
+    assert broken.status_code == 422
+    assert _count(world_engine) == 0
+
+
+def test_idempotency_over_http(client: TestClient, world_engine) -> None:
+    first = client.post("/api/v1/cases", json=GOOD, headers={"Idempotency-Key": "abc-123"})
+    again = client.post("/api/v1/cases", json=GOOD, headers={"Idempotency-Key": "abc-123"})
+    assert first.status_code == 201 and again.status_code == 200
+    assert again.headers["idempotent-replayed"] == "true" and again.json()["id"] == first.json()["id"]
+    conflict = client.post("/api/v1/cases", json=_with(description="别的"), headers={"Idempotency-Key": "abc-123"})
+    assert conflict.status_code == 409
+    assert _count(world_engine) == 1
+
+
+def test_list_filters_and_keyset_pages(client: TestClient) -> None:
+    for lon in (120.01, 120.06, 120.11, 120.16, 120.26):
+        assert client.post("/api/v1/cases", json=_with(
+            location={"type": "Point", "coordinates": [lon, 31.17]})).status_code == 201
+    page = client.get("/api/v1/cases", params={"limit": 2}).json()
+    assert len(page["cases"]) == 2 and page["next"] is not None
+    seen = [c["id"] for c in page["cases"]]
+    while page["next"]:
+        page = client.get("/api/v1/cases", params={"limit": 2, "cursor": page["next"]}).json()
+        seen += [c["id"] for c in page["cases"]]
+    assert seen == sorted(seen, reverse=True) and len(seen) == 5
+    town = client.get("/api/v1/cases", params={"area": "320506002"}).json()["cases"]
+    assert [c["grid"]["code"] for c in town] == [grid_code(2, 1, 2)]
+    box = client.get("/api/v1/cases", params={"bbox": "120.0,31.1,120.07,31.2"}).json()["cases"]
+    assert len(box) == 2
+    assert client.get("/api/v1/cases", params={"category": "E01"}).json()["cases"]
+    assert client.get("/api/v1/cases", params={"category": "E02"}).json()["cases"] == []
+    assert client.get("/api/v1/cases", params={"area": "12"}).status_code == 400
+    assert client.get("/api/v1/cases/999999").status_code == 404
