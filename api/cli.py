@@ -4,6 +4,7 @@
     gridlink migrate                    upgrade the schema to the newest revision
     gridlink demo [--small] [--seed N] [--force]
     gridlink import reference [--departments F] [--component-classes F] [--event-categories F] ...
+    gridlink import cases FILE [--all-or-nothing] [--report OUT.json]
     gridlink serve [--host H] [--port P]
     gridlink up [--small]               all of the above, then serve the demo map
 
@@ -102,6 +103,46 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    """Load reference tables, or a batch of case reports, from files."""
+    if args.what == "cases":
+        return _import_cases(args)
+    return _import_reference(args)
+
+
+def _import_cases(args: argparse.Namespace) -> int:
+    """Assign and store a GeoJSON or CSV batch of reports in one transaction; print the report."""
+    import json
+
+    from sqlalchemy import create_engine
+
+    from spatial.bulk import intake, parse_csv, parse_geojson
+    from spatial.errors import GridlinkError
+    from spatial.reference_cache import ReferenceCache
+
+    if args.file is None:
+        _err("import cases needs a FILE (.geojson, .json or .csv)")
+        return 2
+    body = args.file.read_text(encoding="utf-8-sig")
+    engine = create_engine(_url())
+    try:
+        rows, refused = parse_csv(body) if args.file.suffix.lower() == ".csv" else parse_geojson(body)
+        with engine.begin() as conn:
+            report = intake(conn, ReferenceCache.load(conn), rows, refused, "cli:import", args.all_or_nothing)
+    except GridlinkError as exc:
+        _err(f"nothing was imported: {exc.detail}")
+        return 2
+    finally:
+        engine.dispose()
+    print(f"{report.received:,} rows: {report.created:,} created, {report.duplicates:,} linked as duplicates, "
+          f"{report.refused:,} refused" + ("" if report.stored else " — nothing stored (--all-or-nothing)"))
+    for result in [r for r in report.results if r.status == "refused"][:20]:
+        print(f"  row {result.row}: {result.reason}", file=sys.stderr)
+    if args.report:
+        args.report.write_text(json.dumps(report.as_dict(), ensure_ascii=False, indent=1), encoding="utf-8")
+    return 0 if report.refused == 0 else 1
+
+
+def _import_reference(args: argparse.Namespace) -> int:
     """Load reference tables from the user's own CSV files."""
     from sqlalchemy import create_engine
 
@@ -171,7 +212,10 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=api.port)
     serve.set_defaults(func=cmd_serve)
     imp = sub.add_parser("import", help="load data from files")
-    imp.add_argument("what", choices=("reference",))
+    imp.add_argument("what", choices=("reference", "cases"))
+    imp.add_argument("file", nargs="?", type=Path, help="for cases: a GeoJSON FeatureCollection or CSV file")
+    imp.add_argument("--all-or-nothing", action="store_true", help="cases: refuse the batch if any row fails")
+    imp.add_argument("--report", type=Path, help="cases: write the per-row report as JSON here")
     for option in ("departments", "component-classes", "event-categories", "category-classes", "holidays"):
         imp.add_argument(f"--{option}", type=Path, default=None)
     imp.set_defaults(func=cmd_import)

@@ -14,17 +14,19 @@ class BodyTooLarge(Exception):
 class BodySizeLimit:
     """Refuse bodies over ``limit`` bytes, by Content-Length up front or by counting a streamed body."""
 
-    def __init__(self, app, limit: int) -> None:
+    def __init__(self, app, limit: int, larger: dict[str, int] | None = None) -> None:
         self.app = app
-        self.limit = limit
+        self.default = limit
+        self.larger = larger or {}
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.larger.get(scope.get("path", ""), self.default)
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await self._refuse(scope, send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._refuse(scope, send, limit)
             return
         seen = 0
 
@@ -33,19 +35,19 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.limit:
+                if seen > limit:
                     raise BodyTooLarge
             return message
 
         try:
             await self.app(scope, counting_receive, send)
         except BodyTooLarge:
-            await self._refuse(scope, send)
+            await self._refuse(scope, send, limit)
 
-    async def _refuse(self, scope, send) -> None:
+    async def _refuse(self, scope, send, limit: int) -> None:
         body = json.dumps({
             "type": "https://gridlink.dev/problems/too-large", "title": "Request body too large", "status": 413,
-            "detail": f"the body is larger than {self.limit:,} bytes", "instance": scope.get("path", ""),
+            "detail": f"the body is larger than {limit:,} bytes", "instance": scope.get("path", ""),
         }).encode()
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", PROBLEM), (b"content-length", str(len(body)).encode())]})

@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from spatial.coords import coordinate_problem
 
 Source = Literal["inspector", "hotline", "public", "video", "dispatcher"]
 
 
 def check_lon_lat(lon: float, lat: float) -> None:
-    """Refuse coordinates that are not finite or out of range, hinting at swapped (lat, lon) order."""
-    if not (math.isfinite(lon) and math.isfinite(lat)):
-        raise ValueError("coordinates must be finite numbers")
-    if -90 <= lon <= 90 and not -90 <= lat <= 90 and -180 <= lat <= 180:
-        raise ValueError(f"latitude {lat} is out of range [-90, 90]; the coordinates look swapped — "
-                         "GeoJSON order is [longitude, latitude]")
-    if not -180 <= lon <= 180:
-        raise ValueError(f"longitude {lon} is out of range [-180, 180]")
-    if not -90 <= lat <= 90:
-        raise ValueError(f"latitude {lat} is out of range [-90, 90]")
+    """Raise ValueError when (lon, lat) is not a usable position (see ``spatial.coords``)."""
+    problem = coordinate_problem(lon, lat)
+    if problem:
+        raise ValueError(problem)
 
 
 class PointGeometry(BaseModel):

@@ -13,3 +13,4 @@ class ApiSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     max_body_bytes: int = 1_048_576
+    max_bulk_bytes: int = 64 * 1_048_576

@@ -74,20 +74,49 @@ def category(ref: ReferenceCache, code: str) -> CategoryInfo:
     return found
 
 
+@dataclass(frozen=True)
+class Report:
+    """Where and what, as assignment needs it."""
+
+    category: CategoryInfo
+    lon: float
+    lat: float
+    at: datetime
+    component_code: str | None = None
+
+
+def assign_rows(conn: Connection, reports: list[Report], radius_m: float = DEFAULT_RADIUS_M) -> list[dict]:
+    """Run the assignment statement for a batch of reports; return one row mapping per report, in order."""
+    if not reports:
+        return []
+    params = {
+        "lons": [r.lon for r in reports], "lats": [r.lat for r in reports],
+        "categories": [r.category.code for r in reports], "component_codes": [r.component_code for r in reports],
+        "match_component": [r.category.flow == "component" for r in reports],
+        "classes": [",".join(r.category.component_classes) if r.category.component_classes else None
+                    for r in reports],
+        "radius_deg": [degrees_for(radius_m, r.lat) for r in reports],
+        "dup_deg": [degrees_for(DUPLICATE_RADIUS_M, r.lat) for r in reports],
+        "ats": [r.at for r in reports], "radius_m": radius_m,
+    }
+    return [dict(row) for row in conn.execute(statement("assign"), params).mappings()]
+
+
 def assign(conn: Connection, ref: ReferenceCache, category_code: str, lon: float, lat: float, at: datetime,
            component_code: str | None = None, radius_m: float = DEFAULT_RADIUS_M) -> Assignment:
     """Assign one report at (lon, lat) reported at ``at``; raise a domain error when it cannot be."""
     cat = category(ref, category_code)
-    row = conn.execute(statement("assign"), {
-        "lon": lon, "lat": lat, "category": cat.code, "component_code": component_code,
-        "match_component": cat.flow == "component", "classes": list(cat.component_classes or []) or None,
-        "radius_m": radius_m, "radius_deg": degrees_for(radius_m, lat), "at": at,
-        "dup_deg": degrees_for(DUPLICATE_RADIUS_M, lat),
-    }).mappings().first()
-    if row is None or row["grid_code"] is None:
+    row = assign_rows(conn, [Report(cat, lon, lat, at, component_code)], radius_m)[0]
+    if row["grid_code"] is None:
         raise outside_coverage(conn, lon, lat)
-    if component_code is not None:
-        _check_named_component(row, component_code)
+    row["requested_component"] = component_code
+    return finish(ref, cat, row, at)
+
+
+def finish(ref: ReferenceCache, cat: CategoryInfo, row: dict, at: datetime) -> Assignment:
+    """Turn one row of the assignment statement into an Assignment (owner, deadline); check a named component."""
+    if row.get("requested_component"):
+        _check_named_component(row, row["requested_component"])
     levels = {item["level"]: Area(item["code"], item["name"], item["level"]) for item in row["hierarchy"]}
     owner_key, owner_area = owner_for(cat, row["grid_code"], row["component_owner"])
     return Assignment(

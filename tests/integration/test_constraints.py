@@ -60,3 +60,12 @@ def test_history_is_append_only(conn) -> None:
         conn.execute(text("UPDATE component_history SET actor = 'someone else'"))
     with pytest.raises(DBAPIError, match="append-only"), conn.begin_nested():
         conn.execute(text("DELETE FROM component_history"))
+
+
+def test_bulk_load_key_check_finds_dangling_rows(conn) -> None:
+    from spatial.demo.build import DemoError, check_foreign_keys
+
+    conn.execute(text("SET LOCAL session_replication_role = replica"))
+    conn.execute(text("INSERT INTO team_member (grid_code, role, name) VALUES ('320599999', 'chief', 'x')"))
+    with pytest.raises(DemoError, match="team_member point at missing rows of grid"):
+        check_foreign_keys(conn, ("team_member", "grid"))

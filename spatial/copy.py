@@ -45,3 +45,11 @@ def row_line(values: Iterable[object]) -> str:
         else:
             out.append(str(value))
     return "\t".join(out) + "\n"
+
+
+def raw_cursor(conn):
+    """Return a DB-API cursor on the SQLAlchemy connection ``conn`` (same transaction), for COPY."""
+    dbapi = conn.connection.dbapi_connection
+    if dbapi is None:
+        raise RuntimeError("the connection is closed")
+    return dbapi.cursor()

@@ -1,0 +1,293 @@
+"""Bulk intake: a hotline batch (GeoJSON FeatureCollection or CSV) → every row assigned or refused.
+
+Rows are validated, then assigned together by the same set-based statement as single reports
+(``sql/assign.sql``), then stored with COPY, all in the caller's one transaction. Rules for the batch:
+
+- a row that cannot be assigned is refused with its reason (outside coverage names the nearest grid);
+- the valid rows are stored, all of them or — when the transaction fails — none; with
+  ``all_or_nothing`` one refused row refuses the whole batch and nothing is stored;
+- duplicates are linked as for single reports, also to an earlier row of the same batch.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, text
+
+from spatial.assignment import DUPLICATE_RADIUS_M, Assignment, Report, assign_rows, finish, outside_coverage
+from spatial.coords import coordinate_problem
+from spatial.copy import copy_lines, raw_cursor, row_line
+from spatial.errors import GridlinkError, InvalidParameterError
+from spatial.models.cases import SOURCES
+from spatial.reference_cache import ReferenceCache
+
+CHUNK = 20_000
+MAX_ROWS = 200_000
+LOCAL = ZoneInfo("Asia/Shanghai")
+CASE_COLUMNS = (
+    "id", "case_no", "category_code", "state", "source", "description", "location", "grid_code", "community_code",
+    "town_code", "district_code", "special_grid_codes", "grid_version_id", "component_code", "component_distance_m",
+    "owner_key", "owner_area_code", "deadline", "duplicate_of", "reporter_name", "reporter_phone", "reported_at",
+)
+EVENT_COLUMNS = ("case_id", "at", "kind", "state_after", "actor", "note", "data")
+
+
+@dataclass
+class BulkRow:
+    """One parsed row (1-based ``row`` as the caller counts: feature index or CSV data line)."""
+
+    row: int
+    category: str
+    lon: float
+    lat: float
+    description: str | None = None
+    source: str = "hotline"
+    component_code: str | None = None
+    reporter_name: str | None = None
+    reporter_phone: str | None = None
+    reported_at: datetime | None = None
+
+
+@dataclass
+class RowResult:
+    """What happened to one row."""
+
+    row: int
+    status: str  # created | duplicate | refused
+    case_id: int | None = None
+    case_no: str | None = None
+    grid: str | None = None
+    owner: str | None = None
+    duplicate_of: int | None = None
+    reason: str | None = None
+
+
+@dataclass
+class BulkReport:
+    """The batch's outcome: counts and one result per row."""
+
+    received: int = 0
+    created: int = 0
+    duplicates: int = 0
+    refused: int = 0
+    stored: bool = True
+    results: list[RowResult] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return asdict(self)
+
+
+def _number(value: Any, name: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} is not a number: {value!r}") from exc
+    if not math.isfinite(number):
+        raise ValueError(f"{name} is not a finite number")
+    return number
+
+
+def _time(value: Any) -> datetime | None:
+    if value in (None, ""):
+        return None
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError as exc:
+        raise ValueError(f"reported_at is not an ISO 8601 time: {value!r}") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=LOCAL)
+
+
+def _row(n: int, fields: dict[str, Any], lon: Any, lat: Any) -> BulkRow:
+    def text_of(key: str) -> str | None:
+        value = fields.get(key)
+        return None if value in (None, "") else str(value)
+
+    return BulkRow(
+        row=n, category=str(fields.get("category") or ""), lon=_number(lon, "lon"), lat=_number(lat, "lat"),
+        description=text_of("description"), source=text_of("source") or "hotline",
+        component_code=text_of("component_code"), reporter_name=text_of("reporter_name"),
+        reporter_phone=text_of("reporter_phone"), reported_at=_time(fields.get("reported_at")),
+    )
+
+
+def parse_geojson(body: str | bytes) -> tuple[list[BulkRow], list[RowResult]]:
+    """Parse a FeatureCollection of Point features; return rows and the rows refused while parsing."""
+    try:
+        doc = json.loads(body)
+    except ValueError as exc:
+        raise InvalidParameterError(f"the body is not valid JSON: {exc}", parameter="body") from exc
+    if not isinstance(doc, dict) or doc.get("type") != "FeatureCollection" or not isinstance(doc.get("features"), list):
+        raise InvalidParameterError("the body must be a GeoJSON FeatureCollection", parameter="body")
+    rows, refused = [], []
+    for n, feature in enumerate(doc["features"], start=1):
+        try:
+            geometry = (feature or {}).get("geometry") or {}
+            if geometry.get("type") != "Point":
+                raise ValueError(f"geometry must be a Point, not {geometry.get('type')!r}")
+            coords = geometry.get("coordinates") or []
+            if len(coords) < 2:
+                raise ValueError("a Point needs two coordinates [lon, lat]")
+            rows.append(_row(n, feature.get("properties") or {}, coords[0], coords[1]))
+        except (ValueError, AttributeError, TypeError) as exc:
+            refused.append(RowResult(n, "refused", reason=str(exc)))
+    return rows, refused
+
+
+def parse_csv(body: str) -> tuple[list[BulkRow], list[RowResult]]:
+    """Parse CSV with a header (category, lon, lat, description, source, component_code, reported_at, …)."""
+    reader = csv.DictReader(io.StringIO(body.lstrip("\ufeff")))
+    missing = {"category", "lon", "lat"} - set(reader.fieldnames or [])
+    if missing:
+        raise InvalidParameterError(f"the CSV header lacks {sorted(missing)}", parameter="body")
+    rows, refused = [], []
+    for n, record in enumerate(reader, start=1):
+        try:
+            rows.append(_row(n, record, record.get("lon"), record.get("lat")))
+        except ValueError as exc:
+            refused.append(RowResult(n, "refused", reason=str(exc)))
+    return rows, refused
+
+
+def _check(row: BulkRow, ref: ReferenceCache, now: datetime) -> str | None:
+    """Return why ``row`` cannot be taken, or None."""
+    if row.category not in ref.categories:
+        return f"unknown event category {row.category!r}"
+    problem = coordinate_problem(row.lon, row.lat)
+    if problem:
+        return problem
+    if row.source not in SOURCES:
+        return f"source must be one of {', '.join(SOURCES)}, not {row.source!r}"
+    if row.component_code is not None and not (len(row.component_code) == 16 and row.component_code.isdigit()):
+        return f"component_code must be 16 digits, not {row.component_code!r}"
+    if row.description is not None and len(row.description) > 2000:
+        return "description is longer than 2000 characters"
+    if row.reported_at is not None and row.reported_at > now + timedelta(minutes=5):
+        return "reported_at lies in the future"
+    return None
+
+
+class _BatchDuplicates:
+    """Earlier rows of the same batch, bucketed by category and ~100 m cells, for duplicate linking."""
+
+    CELL = 0.001
+
+    def __init__(self) -> None:
+        self.cells: dict[tuple[str, int, int], list[tuple[int, float, float, datetime]]] = {}
+        self.components: dict[tuple[str, str], tuple[int, datetime]] = {}
+
+    def find(self, category: str, lon: float, lat: float, at: datetime, component: str | None) -> int | None:
+        """Return the case id of an earlier open row within 50 m and 24 h (or on the same component)."""
+        if component and (category, component) in self.components:
+            case_id, when = self.components[(category, component)]
+            if timedelta(0) <= at - when <= timedelta(hours=24):
+                return case_id
+        cx, cy = int(lon // self.CELL), int(lat // self.CELL)
+        for dx in (-1, 0, 1):
+            for dy in (-1, 0, 1):
+                for case_id, x, y, when in self.cells.get((category, cx + dx, cy + dy), ()):
+                    metres = math.hypot((x - lon) * 111_320 * math.cos(math.radians(lat)), (y - lat) * 110_574)
+                    if metres <= DUPLICATE_RADIUS_M and timedelta(0) <= at - when <= timedelta(hours=24):
+                        return case_id
+        return None
+
+    def add(self, case_id: int, category: str, lon: float, lat: float, at: datetime, component: str | None) -> None:
+        """Remember an original (non-duplicate) row."""
+        key = (category, int(lon // self.CELL), int(lat // self.CELL))
+        self.cells.setdefault(key, []).append((case_id, lon, lat, at))
+        if component:
+            self.components[(category, component)] = (case_id, at)
+
+
+def _assign_all(conn: Connection, ref: ReferenceCache, rows: list[BulkRow], now: datetime,
+                results: list[RowResult]) -> list[tuple[BulkRow, Assignment, datetime]]:
+    """Assign valid rows chunk by chunk; append refusals to ``results``; return the assigned rows."""
+    assigned = []
+    for start in range(0, len(rows), CHUNK):
+        chunk = rows[start:start + CHUNK]
+        reports = [Report(ref.categories[r.category], r.lon, r.lat, r.reported_at or now, r.component_code)
+                   for r in chunk]
+        for row, report, found in zip(chunk, reports, assign_rows(conn, reports), strict=True):
+            try:
+                if found["grid_code"] is None:
+                    raise outside_coverage(conn, row.lon, row.lat)
+                found["requested_component"] = row.component_code
+                assigned.append((row, finish(ref, report.category, found, report.at), report.at))
+            except GridlinkError as exc:  # outside coverage, component unknown/retired/elsewhere
+                results.append(RowResult(row.row, "refused", reason=exc.detail))
+    return assigned
+
+
+def intake(conn: Connection, ref: ReferenceCache, rows: list[BulkRow], parse_refused: list[RowResult],
+           actor: str, all_or_nothing: bool = False, now: datetime | None = None) -> BulkReport:
+    """Assign and store a batch; return the report (see the module docstring for the rules)."""
+    now = now or datetime.now(UTC)
+    if len(rows) + len(parse_refused) > MAX_ROWS:
+        raise InvalidParameterError(f"a batch holds at most {MAX_ROWS:,} rows", parameter="body")
+    results = list(parse_refused)
+    valid = []
+    for row in rows:
+        reason = _check(row, ref, now)
+        if reason:
+            results.append(RowResult(row.row, "refused", reason=reason))
+        else:
+            valid.append(row)
+    assigned = _assign_all(conn, ref, valid, now, results)
+    report = BulkReport(received=len(rows) + len(parse_refused))
+    if all_or_nothing and results:
+        report.stored = False
+    elif assigned:
+        results.extend(_store(conn, ref, assigned, actor))
+    report.results = sorted(results, key=lambda r: r.row)
+    report.created = sum(r.status == "created" for r in report.results)
+    report.duplicates = sum(r.status == "duplicate" for r in report.results)
+    report.refused = sum(r.status == "refused" for r in report.results)
+    return report
+
+
+def _store(conn: Connection, ref: ReferenceCache, assigned: list[tuple[BulkRow, Assignment, datetime]],
+           actor: str) -> list[RowResult]:
+    """Give ids, link in-batch duplicates, COPY cases and their first events; return the row results."""
+    ids = [int(i) for (i,) in conn.execute(text(
+        "SELECT nextval(pg_get_serial_sequence('\"case\"', 'id')) FROM generate_series(1, :n)"
+    ), {"n": len(assigned)})]
+    versions = {code: version for code, version in conn.execute(text(
+        "SELECT grid_code, version_id FROM grid_geometry WHERE valid_to IS NULL AND kind = 'base'"))}
+    batch = _BatchDuplicates()
+    cases, events, results = [], [], []
+    for case_id, (row, found, at) in zip(ids, assigned, strict=True):
+        duplicate = found.duplicate_of or batch.find(row.category, row.lon, row.lat, at, found.component_code)
+        if duplicate is None:
+            batch.add(case_id, row.category, row.lon, row.lat, at, found.component_code)
+        case_no = at.astimezone(LOCAL).strftime("%Y%m%d") + f"{case_id:08d}"
+        cases.append(_case_line(case_id, case_no, row, found, at, duplicate, versions))
+        events.append(row_line((case_id, at.isoformat(), "report", "reported", actor, None,
+                                json.dumps({"grid": found.grid.code, "owner": found.owner_key, "batch": True}))))
+        if duplicate:
+            events.append(row_line((case_id, at.isoformat(), "link", "voided", "system",
+                                    f"重复上报，已关联原案件 {duplicate}", json.dumps({"duplicate_of": duplicate}))))
+        results.append(RowResult(row.row, "duplicate" if duplicate else "created", case_id, case_no,
+                                 found.grid.code, found.owner_key, duplicate))
+    raw = raw_cursor(conn)
+    copy_lines(raw, "case", CASE_COLUMNS, cases)
+    copy_lines(raw, "case_event", EVENT_COLUMNS, events)
+    return results
+
+
+def _case_line(case_id: int, case_no: str, row: BulkRow, found: Assignment, at: datetime, duplicate: int | None,
+               versions: dict[str, int]) -> str:
+    return row_line((
+        case_id, case_no, row.category, "voided" if duplicate else "reported", row.source, row.description,
+        f"SRID=4326;POINT({row.lon!r} {row.lat!r})", found.grid.code, found.community.code, found.town.code,
+        found.district.code, "{" + ",".join(s.code for s in found.special_grids) + "}", versions[found.grid.code],
+        found.component_code, found.component_distance_m, found.owner_key, found.owner_area_code,
+        found.deadline.isoformat(), duplicate, row.reporter_name, row.reporter_phone, at.isoformat(),
+    ))
