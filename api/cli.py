@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -172,10 +173,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from api.app import create_app
     from api.settings import ApiSettings
 
-    api_settings = ApiSettings(host=args.host, port=args.port)
-    app = create_app(_settings(), api_settings, url=_url())
+    url = _url()
     print(f"serving the gridlink map at http://{args.host}:{args.port}/  (Ctrl+C to stop)")
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    workers = getattr(args, "workers", 1)
+    if workers > 1:
+        # Worker processes build their own app from the environment: hand them the resolved database.
+        os.environ["GRIDLINK_DATABASE_URL"] = url
+        uvicorn.run("api.app:create_app", factory=True, host=args.host, port=args.port, workers=workers,
+                    log_level=getattr(args, "log_level", "info"))
+        return 0
+    app = create_app(_settings(), ApiSettings(host=args.host, port=args.port), url=url)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=getattr(args, "log_level", "info"))
     return 0
 
 
@@ -210,6 +218,8 @@ def parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve the API and the map")
     serve.add_argument("--host", default=api.host)
     serve.add_argument("--port", type=int, default=api.port)
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (one per core is a good start)")
+    serve.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
     serve.set_defaults(func=cmd_serve)
     imp = sub.add_parser("import", help="load data from files")
     imp.add_argument("what", choices=("reference", "cases"))

@@ -1,0 +1,233 @@
+"""Benchmark: sustained HTTP case intake with full assignment on the full demo, against its floor.
+
+    .venv/bin/python -m bench.intake [--seconds 30] [--clients 8] [--bulk 100000]
+
+1. A database with the full demo (built once, then reused while the generator is unchanged) is copied to a
+   scratch database for the run, so that the cases the benchmark adds never pile up.
+2. Floor: the same assignment statement (spatial/sql/assign.sql) run once per report over direct
+   connections, one per client, without HTTP.
+3. HTTP: ``gridlink serve`` in a child process; N client threads POST /api/v1/cases (assign, store, read
+   back, commit) with keep-alive connections; cases/s and p50/p99 latency.
+4. Bulk: one POST /api/v1/cases/bulk of B reports (GeoJSON), timed end to end.
+Prints one table; writes bench/results/intake.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+
+from spatial.assignment import Report, assign_rows
+from spatial.cluster import free_port
+from spatial.db import database_url
+from spatial.demo.build import build_demo
+from spatial.reference_cache import ReferenceCache
+from spatial.settings import DatabaseSettings
+
+TEMPLATE = "gridlink_bench_demo"
+SCRATCH = "gridlink_bench_intake"
+
+
+def prepare(settings: DatabaseSettings) -> str:
+    """Build (or reuse) the demo template and return the URL of a fresh scratch copy of it."""
+    from alembic import command
+
+    from migrations import alembic_config
+
+    admin = create_engine(database_url(settings, "postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": TEMPLATE}).scalar():
+            conn.execute(text(f'CREATE DATABASE "{TEMPLATE}"'))
+    template_url = database_url(settings, TEMPLATE)
+    command.upgrade(alembic_config(template_url), "head")
+    engine = create_engine(template_url)
+    build_demo(engine, force=True)
+    engine.dispose()
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{SCRATCH}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{SCRATCH}" TEMPLATE "{TEMPLATE}"'))
+    admin.dispose()
+    return database_url(settings, SCRATCH)
+
+
+def sample_reports(url: str, count: int, seed: int = 7) -> list[dict]:
+    """Return ``count`` report bodies at random places inside Wuzhong's base grids, random categories."""
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        points = conn.execute(text(
+            "SELECT ST_X(p.geom), ST_Y(p.geom) FROM grid_geometry gg,"
+            " LATERAL ST_Dump(ST_GeneratePoints(gg.geom, :per, :seed)) AS p"
+            " WHERE gg.valid_to IS NULL AND gg.kind = 'base' AND gg.grid_code LIKE '320506%'"
+        ), {"per": max(1, count // 900 + 1), "seed": seed}).all()
+        anchors = conn.execute(text(
+            "SELECT ST_X(geom), ST_Y(geom) FROM component TABLESAMPLE SYSTEM (2) REPEATABLE (:seed)"
+            " WHERE GeometryType(geom) = 'POINT' LIMIT :n"), {"seed": seed, "n": count}).all()
+        categories = [c for (c,) in conn.execute(text(
+            "SELECT code FROM event_category WHERE time_limit IS NOT NULL ORDER BY code"))]
+    engine.dispose()
+    rng = random.Random(seed)
+    bodies = []
+    for i in range(count):
+        # Half the reports sit on a component (so component categories bind one), half anywhere.
+        lon, lat = anchors[i % len(anchors)] if i % 2 else points[rng.randrange(len(points))]
+        bodies.append({"category": rng.choice(categories), "description": "bench",
+                       "location": {"type": "Point", "coordinates": [round(lon + rng.uniform(-5e-5, 5e-5), 7),
+                                                                     round(lat + rng.uniform(-5e-5, 5e-5), 7)]},
+                       "source": rng.choice(["inspector", "hotline", "video"])})
+    return bodies
+
+
+def _spread(reports: list[dict], clients: int, seconds: float, work) -> tuple[int, list[float], float]:
+    """Run ``work(i, body)`` from ``clients`` threads for ``seconds``; return count, latencies, elapsed."""
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+    stop = time.perf_counter() + seconds
+
+    def loop(i: int) -> None:
+        n = i
+        while time.perf_counter() < stop:
+            started = time.perf_counter()
+            work(i, reports[n % len(reports)])
+            latencies[i].append(time.perf_counter() - started)
+            n += clients
+
+    threads = [threading.Thread(target=loop, args=(i,)) for i in range(clients)]
+    began = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - began
+    flat = [x for part in latencies for x in part]
+    return len(flat), flat, elapsed
+
+
+def floor(url: str, reports: list[dict], clients: int, seconds: float) -> dict:
+    """The assignment statement per report over direct connections (no HTTP, no insert)."""
+    engine = create_engine(url, pool_size=clients)
+    with engine.connect() as conn:
+        ref = ReferenceCache.load(conn)
+    conns = [engine.connect() for _ in range(clients)]
+
+    def work(i: int, body: dict) -> None:
+        lon, lat = body["location"]["coordinates"]
+        assign_rows(conns[i], [Report(ref.categories[body["category"]], lon, lat, datetime.now(UTC))])
+        conns[i].rollback()
+
+    count, latencies, elapsed = _spread(reports, clients, seconds, work)
+    for conn in conns:
+        conn.close()
+    engine.dispose()
+    return _figures(count, latencies, elapsed)
+
+
+def _figures(count: int, latencies: list[float], elapsed: float) -> dict:
+    quantiles = statistics.quantiles(latencies, n=100)
+    return {"requests": count, "per_s": round(count / elapsed, 1), "p50_ms": round(quantiles[49] * 1000, 2),
+            "p99_ms": round(quantiles[98] * 1000, 2)}
+
+
+def start_server(url: str, workers: int) -> tuple[subprocess.Popen, int]:
+    """Start ``gridlink serve`` on a free loopback port; return the process and the port."""
+    port = free_port()
+    env = dict(os.environ, GRIDLINK_DATABASE_URL=url)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers", str(workers),
+         "--log-level", "warning"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            probe = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            probe.request("GET", "/api/v1/health")
+            if probe.getresponse().status == 200:
+                return process, port
+        except OSError:
+            time.sleep(0.3)
+    process.kill()
+    raise RuntimeError("the server did not start")
+
+
+def http_intake(port: int, reports: list[dict], clients: int, seconds: float) -> dict:
+    """POST /api/v1/cases from ``clients`` keep-alive connections for ``seconds``."""
+    connections = [http.client.HTTPConnection("127.0.0.1", port, timeout=30) for _ in range(clients)]
+    errors = []
+
+    def work(i: int, body: dict) -> None:
+        connections[i].request("POST", "/api/v1/cases", body=json.dumps(body).encode(),
+                               headers={"Content-Type": "application/json"})
+        reply = connections[i].getresponse()
+        reply.read()
+        if reply.status not in (200, 201, 422):
+            errors.append(reply.status)
+
+    count, latencies, elapsed = _spread(reports, clients, seconds, work)
+    figures = _figures(count, latencies, elapsed)
+    figures["errors"] = len(errors)
+    return figures
+
+
+def bulk(port: int, reports: list[dict], size: int) -> dict:
+    """POST one batch of ``size`` reports as a GeoJSON FeatureCollection; time it end to end."""
+    features = [{"type": "Feature", "geometry": body["location"],
+                 "properties": {"category": body["category"], "description": body["description"]}}
+                for body in (reports * (size // len(reports) + 1))[:size]]
+    payload = json.dumps({"type": "FeatureCollection", "features": features}).encode()
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    started = time.perf_counter()
+    connection.request("POST", "/api/v1/cases/bulk", body=payload, headers={"Content-Type": "application/geo+json"})
+    reply = connection.getresponse()
+    report = json.loads(reply.read())
+    seconds = time.perf_counter() - started
+    return {"rows": size, "seconds": round(seconds, 2), "rows_per_s": round(size / seconds),
+            "created": report.get("created"), "duplicates": report.get("duplicates"),
+            "refused": report.get("refused"), "megabytes": round(len(payload) / 1e6, 1)}
+
+
+def main() -> None:
+    """Run the benchmark and print its table."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=2, help="server worker processes")
+    parser.add_argument("--bulk", type=int, default=100_000)
+    args = parser.parse_args()
+    url = prepare(DatabaseSettings())
+    reports = sample_reports(url, 20_000)
+    base = floor(url, reports, args.clients, args.seconds)
+    server, port = start_server(url, args.workers)
+    try:
+        http_intake(port, reports[::-1], args.clients, 3)  # warm-up: pools, caches, JIT-free plans
+        served = http_intake(port, reports, args.clients, args.seconds)
+        batch = bulk(port, reports, args.bulk)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    result = {"machine": f"{platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}",
+              "clients": args.clients, "workers": args.workers, "seconds": args.seconds, "floor": base,
+              "http": served, "ratio_http_over_floor": round(served["per_s"] / base["per_s"], 2), "bulk": batch}
+    print(f"\nfloor (assign.sql per report, {args.clients} direct connections): {base['per_s']:8.1f} /s"
+          f"  p50 {base['p50_ms']} ms  p99 {base['p99_ms']} ms")
+    print(f"HTTP POST /api/v1/cases ({args.clients} clients, {args.workers} workers): {served['per_s']:8.1f} /s"
+          f"  p50 {served['p50_ms']} ms  p99 {served['p99_ms']} ms  errors {served['errors']}")
+    print(f"ratio HTTP / floor: {result['ratio_http_over_floor']}")
+    print(f"bulk: {batch['rows']:,} reports in {batch['seconds']} s ({batch['rows_per_s']:,}/s): "
+          f"{batch['created']} created, {batch['duplicates']} duplicates, {batch['refused']} refused")
+    out = Path(__file__).parent / "results"
+    out.mkdir(exist_ok=True)
+    (out / "intake.json").write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
