@@ -4,8 +4,8 @@
 
 1. A database with the full demo (built once, then reused while the generator is unchanged) is copied to a
    scratch database for the run, so that the cases the benchmark adds never pile up.
-2. Floor: the same assignment statement (spatial/sql/assign.sql) run once per report over direct
-   connections, one per client, without HTTP.
+2. Floor: the same intake statement the API runs (spatial/sql/intake.sql: assign, store the case and its
+   first events), once per report and committed, over direct connections, one per client, without HTTP.
 3. HTTP: ``gridlink serve`` in a child process; N client threads POST /api/v1/cases (assign, store, read
    back, commit) with keep-alive connections; cases/s and p50/p99 latency.
 4. Bulk: one POST /api/v1/cases/bulk of B reports (GeoJSON), timed end to end.
@@ -30,12 +30,13 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
-from spatial.assignment import Report, assign_rows
+from spatial.assignment import Report, report_params
 from spatial.cluster import free_port
 from spatial.db import database_url
 from spatial.demo.build import build_demo
 from spatial.reference_cache import ReferenceCache
 from spatial.settings import DatabaseSettings
+from spatial.sql import run_prepared
 
 TEMPLATE = "gridlink_bench_demo"
 SCRATCH = "gridlink_bench_intake"
@@ -115,7 +116,8 @@ def _spread(reports: list[dict], clients: int, seconds: float, work) -> tuple[in
 
 
 def floor(url: str, reports: list[dict], clients: int, seconds: float) -> dict:
-    """The assignment statement per report over direct connections (no HTTP, no insert)."""
+    """The intake statement (assign + store + first events, sql/intake.sql) per report, one commit each,
+    over direct connections: everything the HTTP path does except HTTP and Python web framework work."""
     engine = create_engine(url, pool_size=clients)
     with engine.connect() as conn:
         ref = ReferenceCache.load(conn)
@@ -123,8 +125,14 @@ def floor(url: str, reports: list[dict], clients: int, seconds: float) -> dict:
 
     def work(i: int, body: dict) -> None:
         lon, lat = body["location"]["coordinates"]
-        assign_rows(conns[i], [Report(ref.categories[body["category"]], lon, lat, datetime.now(UTC))])
-        conns[i].rollback()
+        cat = ref.categories[body["category"]]
+        at = datetime.now(UTC)
+        params = {**report_params(Report(cat, lon, lat, at)), "source": body["source"],
+                  "description": body["description"], "actor": "bench", "reporter_name": None,
+                  "reporter_phone": None, "idempotency_key": None,
+                  "deadline": ref.calendar.deadline(at, cat.time_limit, cat.time_unit)}
+        run_prepared(conns[i], "intake", params)
+        conns[i].commit()
 
     count, latencies, elapsed = _spread(reports, clients, seconds, work)
     for conn in conns:
@@ -217,7 +225,7 @@ def main() -> None:
     result = {"machine": f"{platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}",
               "clients": args.clients, "workers": args.workers, "seconds": args.seconds, "floor": base,
               "http": served, "ratio_http_over_floor": round(served["per_s"] / base["per_s"], 2), "bulk": batch}
-    print(f"\nfloor (assign.sql per report, {args.clients} direct connections): {base['per_s']:8.1f} /s"
+    print(f"\nfloor (intake.sql per report, {args.clients} direct connections): {base['per_s']:8.1f} /s"
           f"  p50 {base['p50_ms']} ms  p99 {base['p99_ms']} ms")
     print(f"HTTP POST /api/v1/cases ({args.clients} clients, {args.workers} workers): {served['per_s']:8.1f} /s"
           f"  p50 {served['p50_ms']} ms  p99 {served['p99_ms']} ms  errors {served['errors']}")

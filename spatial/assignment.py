@@ -85,50 +85,66 @@ class Report:
     component_code: str | None = None
 
 
+def report_params(report: Report, radius_m: float = DEFAULT_RADIUS_M) -> dict[str, object]:
+    """Return the per-report parameters of the assignment statements (see sql/assign_core.sql)."""
+    cat = report.category
+    return {
+        "lon": report.lon, "lat": report.lat, "category": cat.code, "flow": cat.flow, "handler": cat.handler,
+        "enforcer": cat.enforcer, "component_code": report.component_code,
+        "classes": ",".join(cat.component_classes) if cat.component_classes else None,
+        "radius_deg": degrees_for(radius_m, report.lat), "radius_m": radius_m,
+        "dup_deg": degrees_for(DUPLICATE_RADIUS_M, report.lat), "at": report.at,
+    }
+
+
+def batch_params(reports: list[Report], radius_m: float = DEFAULT_RADIUS_M) -> dict[str, list]:
+    """Return the array parameters of sql/assign.sql for a batch of reports."""
+    rows = [report_params(r, radius_m) for r in reports]
+    plural = {"lon": "lons", "lat": "lats", "category": "categories", "flow": "flows", "handler": "handlers",
+              "enforcer": "enforcers", "component_code": "component_codes", "classes": "classes",
+              "radius_deg": "radius_deg", "radius_m": "radius_m", "dup_deg": "dup_deg", "at": "ats"}
+    return {many: [row[one] for row in rows] for one, many in plural.items()}
+
+
 def assign_rows(conn: Connection, reports: list[Report], radius_m: float = DEFAULT_RADIUS_M) -> list[dict]:
-    """Run the assignment statement for a batch of reports; return one row mapping per report, in order."""
+    """Run the set-based assignment statement for a batch; return one row mapping per report, in order."""
     if not reports:
         return []
-    params = {
-        "lons": [r.lon for r in reports], "lats": [r.lat for r in reports],
-        "categories": [r.category.code for r in reports], "component_codes": [r.component_code for r in reports],
-        "match_component": [r.category.flow == "component" for r in reports],
-        "classes": [",".join(r.category.component_classes) if r.category.component_classes else None
-                    for r in reports],
-        "radius_deg": [degrees_for(radius_m, r.lat) for r in reports],
-        "dup_deg": [degrees_for(DUPLICATE_RADIUS_M, r.lat) for r in reports],
-        "ats": [r.at for r in reports], "radius_m": radius_m,
-    }
+    params = batch_params(reports, radius_m)
     return [dict(row) for row in conn.execute(statement("assign"), params).mappings()]
 
 
 def assign(conn: Connection, ref: ReferenceCache, category_code: str, lon: float, lat: float, at: datetime,
            component_code: str | None = None, radius_m: float = DEFAULT_RADIUS_M) -> Assignment:
-    """Assign one report at (lon, lat) reported at ``at``; raise a domain error when it cannot be."""
+    """Assign one report at (lon, lat) reported at ``at`` without storing it; refuse what cannot be."""
     cat = category(ref, category_code)
     row = assign_rows(conn, [Report(cat, lon, lat, at, component_code)], radius_m)[0]
+    return finish(conn, ref, cat, row)
+
+
+def finish(conn: Connection, ref: ReferenceCache, cat: CategoryInfo, row: dict) -> Assignment:
+    """Turn one row of the assignment statements into an Assignment; raise why it cannot be taken."""
     if row["grid_code"] is None:
-        raise outside_coverage(conn, lon, lat)
-    row["requested_component"] = component_code
-    return finish(ref, cat, row, at)
-
-
-def finish(ref: ReferenceCache, cat: CategoryInfo, row: dict, at: datetime) -> Assignment:
-    """Turn one row of the assignment statement into an Assignment (owner, deadline); check a named component."""
-    if row.get("requested_component"):
+        raise outside_coverage(conn, row["lon"], row["lat"])
+    if row["requested_component"]:
         _check_named_component(row, row["requested_component"])
-    levels = {item["level"]: Area(item["code"], item["name"], item["level"]) for item in row["hierarchy"]}
-    owner_key, owner_area = owner_for(cat, row["grid_code"], row["component_owner"])
+    code = row["grid_code"]
+    levels = {n: _area(ref, code[:width]) for n, width in ((1, 6), (2, 9), (3, 12), (4, 15))}
     return Assignment(
         grid=levels[4], community=levels[3], town=levels[2], district=levels[1],
-        special_grids=[Area(s["code"], s["name"], s["level"]) for s in row["specials"] or []],
+        special_grids=[_area(ref, s) for s in row["special_grid_codes"] or []],
         component_code=row["component_code"], component_class=row["component_class"],
         component_distance_m=_round(row["component_distance_m"]),
-        owner_key=owner_key, owner_area_code=owner_area,
-        owner_name=owner_name(ref, owner_key, levels),
-        deadline=ref.calendar.deadline(at, cat.time_limit, cat.time_unit),
+        owner_key=row["owner_key"], owner_area_code=row["owner_area_code"],
+        owner_name=owner_name(ref, row["owner_key"], levels),
+        deadline=ref.calendar.deadline(row["at"], cat.time_limit, cat.time_unit),
         duplicate_of=row["duplicate_of"],
     )
+
+
+def _area(ref: ReferenceCache, code: str) -> Area:
+    name, level = ref.areas.get(code, (code, "unknown"))
+    return Area(code, name, level)
 
 
 def _round(value: float | None) -> float | None:
@@ -147,20 +163,6 @@ def _check_named_component(row, code: str) -> None:
             f"but the report lies in district {row['grid_code'][:6]}",
             component_code=code,
         )
-
-
-def owner_for(cat: CategoryInfo, grid_code: str, component_owner: str | None) -> tuple[str, str | None]:
-    """Return (owner key, owner area code) by the category's flow; the town is the owner of last resort."""
-    town = grid_code[:9]
-    if cat.flow == "component":
-        return (component_owner, None) if component_owner else ("TOWN", town)
-    if cat.flow == "grid_first":
-        return "GRID_CHIEF", grid_code
-    if cat.flow == "enforcement":
-        return cat.enforcer or "ENFORCE", town
-    if cat.handler in ("TOWN", "COMPONENT_OWNER"):
-        return "TOWN", town
-    return cat.handler, None
 
 
 def owner_name(ref: ReferenceCache, key: str, levels: dict[int, Area]) -> str:

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, text
 
-from spatial.assignment import DUPLICATE_RADIUS_M, Assignment, Report, assign_rows, finish, outside_coverage
+from spatial.assignment import DUPLICATE_RADIUS_M, Assignment, Report, assign_rows, finish
 from spatial.coords import coordinate_problem
 from spatial.copy import copy_lines, raw_cursor, row_line
 from spatial.errors import GridlinkError, InvalidParameterError
@@ -217,10 +217,7 @@ def _assign_all(conn: Connection, ref: ReferenceCache, rows: list[BulkRow], now:
                    for r in chunk]
         for row, report, found in zip(chunk, reports, assign_rows(conn, reports), strict=True):
             try:
-                if found["grid_code"] is None:
-                    raise outside_coverage(conn, row.lon, row.lat)
-                found["requested_component"] = row.component_code
-                assigned.append((row, finish(ref, report.category, found, report.at), report.at))
+                assigned.append((row, finish(conn, ref, report.category, found), report.at))
             except GridlinkError as exc:  # outside coverage, component unknown/retired/elsewhere
                 results.append(RowResult(row.row, "refused", reason=exc.detail))
     return assigned

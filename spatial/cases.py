@@ -8,7 +8,6 @@ first attempt made and never creates a second one.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -16,10 +15,10 @@ from typing import Any
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import IntegrityError
 
-from spatial.assignment import Assignment, assign
+from spatial.assignment import Assignment, Report, category, finish, report_params
 from spatial.errors import IdempotencyConflictError, InvalidParameterError, NotFoundError
 from spatial.reference_cache import ReferenceCache
-from spatial.sql import statement
+from spatial.sql import run_prepared, statement
 
 LEVELS = {"grid": 4, "community": 3, "town": 2, "district": 1}
 MAX_PAGE = 500
@@ -80,12 +79,13 @@ def _replay(conn: Connection, key: str, report: CaseInput) -> int | None:
 
 
 def create_case(conn: Connection, ref: ReferenceCache, report: CaseInput, actor: str,
-                idempotency_key: str | None = None, now: datetime | None = None) -> tuple[int, bool]:
-    """Assign and store a report with its first events; return (case id, created now)."""
+                idempotency_key: str | None = None, now: datetime | None = None) -> tuple[dict[str, Any], bool]:
+    """Assign and store a report with its first events in one statement; return (case, created now)."""
     if idempotency_key is not None:
         replayed = _replay(conn, idempotency_key, report)
         if replayed is not None:
-            return replayed, False
+            return get_case(conn, ref, replayed, with_history=False), False
+    cat = category(ref, report.category)
     at = now or datetime.now(UTC)
     lon, lat = report.lon, report.lat
     if lon is None or lat is None:
@@ -94,47 +94,43 @@ def create_case(conn: Connection, ref: ReferenceCache, report: CaseInput, actor:
             raise InvalidParameterError("location is required unless a known component_code is given",
                                         parameter="location")
         lon, lat = located
-    result = assign(conn, ref, report.category, lon, lat, at, report.component_code)
+    params = {
+        **report_params(Report(cat, lon, lat, at, report.component_code)),
+        "source": report.source, "description": report.description, "actor": actor,
+        "deadline": ref.calendar.deadline(at, cat.time_limit, cat.time_unit),
+        "reporter_name": report.reporter_name, "reporter_phone": report.reporter_phone,
+        "idempotency_key": idempotency_key,
+    }
     try:
         with conn.begin_nested():
-            case_id = _insert(conn, report, result, lon, lat, at, idempotency_key)
+            row = run_prepared(conn, "intake", params)[0]
     except IntegrityError:
         # A concurrent retry with the same key won the race: answer with its case.
-        if idempotency_key is None:
-            raise
-        replayed = _replay(conn, idempotency_key, report)
+        replayed = _replay(conn, idempotency_key, report) if idempotency_key else None
         if replayed is None:
             raise
-        return replayed, False
-    _first_events(conn, case_id, result, actor, at)
-    return case_id, True
+        return get_case(conn, ref, replayed, with_history=False), False
+    result = finish(conn, ref, cat, row)  # raises why nothing was stored, if nothing was
+    return _created(row, result, report, lon, lat, at), True
 
 
-def _insert(conn: Connection, report: CaseInput, result: Assignment, lon: float, lat: float, at: datetime,
-            key: str | None) -> int:
-    state = "voided" if result.duplicate_of else "reported"
-    return int(conn.execute(statement("case_insert"), {
-        "at": at, "category": report.category, "state": state, "source": report.source,
-        "description": report.description, "lon": lon, "lat": lat, "grid_code": result.grid.code,
-        "community_code": result.community.code, "town_code": result.town.code,
-        "district_code": result.district.code, "special_grid_codes": [s.code for s in result.special_grids],
-        "component_code": result.component_code, "component_distance_m": result.component_distance_m,
-        "owner_key": result.owner_key, "owner_area_code": result.owner_area_code, "deadline": result.deadline,
-        "duplicate_of": result.duplicate_of, "reporter_name": report.reporter_name,
-        "reporter_phone": report.reporter_phone, "idempotency_key": key,
-    }).scalar_one())
-
-
-def _first_events(conn: Connection, case_id: int, result: Assignment, actor: str, at: datetime) -> None:
-    events = [{"case_id": case_id, "at": at, "kind": "report", "state": "reported", "actor": actor, "note": None,
-               "data": json.dumps({"grid": result.grid.code, "owner": result.owner_key,
-                                   "component": result.component_code})}]
-    if result.duplicate_of:
-        events.append({"case_id": case_id, "at": at, "kind": "link", "state": "voided", "actor": "system",
-                       "note": f"重复上报，已关联原案件 {result.duplicate_of}",
-                       "data": json.dumps({"duplicate_of": result.duplicate_of})})
-    conn.execute(text("INSERT INTO case_event (case_id, at, kind, state_after, actor, note, data)"
-                      " VALUES (:case_id, :at, :kind, :state, :actor, :note, CAST(:data AS jsonb))"), events)
+def _created(row: dict[str, Any], result: Assignment, report: CaseInput, lon: float, lat: float,
+             at: datetime) -> dict[str, Any]:
+    """Shape a just-stored case as the public contract, from what the statement returned (no re-read)."""
+    component = None
+    if result.component_code:
+        component = {"code": result.component_code, "class_code": result.component_class,
+                     "distance_m": result.component_distance_m}
+    return {
+        "id": row["case_id"], "case_no": row["case_no"], "state": "voided" if result.duplicate_of else "reported",
+        "category": report.category, "source": report.source, "description": report.description,
+        "location": {"type": "Point", "coordinates": [lon, lat]},
+        "grid": result.grid.as_dict(), "community": result.community.as_dict(), "town": result.town.as_dict(),
+        "district": result.district.as_dict(), "special_grids": [s.as_dict() for s in result.special_grids],
+        "owner": {"key": result.owner_key, "name": result.owner_name, "area": result.owner_area_code},
+        "component": component, "deadline": result.deadline.isoformat(), "duplicate_of": result.duplicate_of,
+        "reported_at": at.isoformat(), "closed_at": None,
+    }
 
 
 def _owner_name(ref: ReferenceCache, row: dict[str, Any], names: dict[str, str]) -> str:

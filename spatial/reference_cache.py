@@ -34,6 +34,8 @@ class ReferenceCache:
     categories: dict[str, CategoryInfo]
     departments: dict[str, str]
     calendar: WorkingCalendar
+    # Grid code -> (name, level or special kind); names change only through the planner, which reloads.
+    areas: dict[str, tuple[str, int | str]]
 
     @classmethod
     def load(cls, conn: Connection) -> ReferenceCache:
@@ -49,4 +51,8 @@ class ReferenceCache:
                                                 row.enforcer, row.time_limit, row.time_unit, wanted)
         departments = {key: name for key, name in conn.execute(text("SELECT key, name_zh FROM department"))}
         holidays = {day: flag for day, flag in conn.execute(text("SELECT day, is_workday FROM holiday"))}
-        return cls(categories, departments, WorkingCalendar(holidays))
+        areas: dict[str, tuple[str, int | str]] = {
+            code: (name, level if level is not None else kind)
+            for code, name, level, kind in conn.execute(text("SELECT code, name, level, kind FROM grid"))
+        }
+        return cls(categories, departments, WorkingCalendar(holidays), areas)

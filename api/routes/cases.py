@@ -36,9 +36,8 @@ def create(body: CaseCreate, engine: EngineDep, ref: ReferenceDep, response: Res
            idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
     """Create a case; with an ``Idempotency-Key`` a retry returns the first attempt's case (200)."""
     with engine.begin() as conn:
-        case_id, created = create_case(conn, ref, to_input(body), f"api:{body.source}", idempotency_key)
-        reply = get_case(conn, ref, case_id)
-    response.headers["Location"] = f"/api/v1/cases/{case_id}"
+        reply, created = create_case(conn, ref, to_input(body), f"api:{body.source}", idempotency_key)
+    response.headers["Location"] = f"/api/v1/cases/{reply['id']}"
     if not created:
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
@@ -27,6 +28,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from spatial.models.base import Base, created_at_column, in_list
 from spatial.srid import WGS84
 
+OPEN_ORIGINAL = "state NOT IN ('closed', 'voided') AND duplicate_of IS NULL"
 SOURCES = ("inspector", "hotline", "public", "video", "dispatcher")
 STATES = ("reported", "registered", "dispatched", "handled", "closed", "voided", "suspended")
 EVENT_KINDS = (
@@ -45,6 +47,9 @@ class Case(Base):
         CheckConstraint("ST_IsValid(location) AND NOT ST_IsEmpty(location)", name="location_valid"),
         Index("ix_case_location", "location", postgresql_using="gist"),
         Index("ix_case_category_code_reported_at", "category_code", "reported_at"),
+        # Duplicate linking looks only at open originals: small partial indexes keep that probe cheap.
+        Index("ix_case_open_location", "location", postgresql_using="gist", postgresql_where=text(OPEN_ORIGINAL)),
+        Index("ix_case_open_component_code", "component_code", postgresql_where=text(OPEN_ORIGINAL)),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)

@@ -113,33 +113,38 @@ def test_deadline_on_the_working_calendar(world, reference) -> None:
     assert urgent.deadline == FRIDAY_4PM + timedelta(hours=2)
 
 
+def _create(conn, ref, report, actor, **kw) -> tuple[int, bool]:
+    case, created = create_case(conn, ref, report, actor, **kw)
+    return case["id"], created
+
+
 def _report(lon=120.06, lat=31.17, category="E010101", **kw) -> CaseInput:
     return CaseInput(category=category, lon=lon, lat=lat, description="test", **kw)
 
 
 def test_duplicates_within_50_m_and_24_h(world, reference) -> None:
-    first, _ = create_case(world, reference, _report(), "test", now=FRIDAY_4PM)
-    near, _ = create_case(world, reference, _report(lon=120.0604), "test", now=FRIDAY_4PM + timedelta(hours=2))
+    first, _ = _create(world, reference, _report(), "test", now=FRIDAY_4PM)
+    near, _ = _create(world, reference, _report(lon=120.0604), "test", now=FRIDAY_4PM + timedelta(hours=2))
     assert get_case(world, reference, near)["duplicate_of"] == first
     assert get_case(world, reference, near)["state"] == "voided"
-    far, _ = create_case(world, reference, _report(lon=120.0610), "test", now=FRIDAY_4PM + timedelta(hours=3))
+    far, _ = _create(world, reference, _report(lon=120.0610), "test", now=FRIDAY_4PM + timedelta(hours=3))
     assert get_case(world, reference, far)["duplicate_of"] is None  # ~95 m away
-    late, _ = create_case(world, reference, _report(), "test", now=FRIDAY_4PM + timedelta(hours=25))
+    late, _ = _create(world, reference, _report(), "test", now=FRIDAY_4PM + timedelta(hours=25))
     assert get_case(world, reference, late)["duplicate_of"] is None  # more than 24 h later
-    other, _ = create_case(world, reference, _report(category="E010104"), "test", now=FRIDAY_4PM)
+    other, _ = _create(world, reference, _report(category="E010104"), "test", now=FRIDAY_4PM)
     assert get_case(world, reference, other)["duplicate_of"] is None  # another category
 
 
 def test_duplicate_on_the_same_component(world, reference) -> None:
-    first, _ = create_case(world, reference, _report(120.0301, 31.15, "E010401"), "test", now=FRIDAY_4PM)
+    first, _ = _create(world, reference, _report(120.0301, 31.15, "E010401"), "test", now=FRIDAY_4PM)
     # 90 m away, but naming the same component.
-    second, _ = create_case(world, reference, _report(120.0291, 31.1508, "E010401",
+    second, _ = _create(world, reference, _report(120.0291, 31.1508, "E010401",
                                                       component_code="3205060101000001"), "test", now=FRIDAY_4PM)
     assert get_case(world, reference, second)["duplicate_of"] == first
 
 
 def test_case_keeps_assignment_and_history(world, reference) -> None:
-    case_id, created = create_case(world, reference, _report(lon=120.2, lat=31.1), "test", now=FRIDAY_4PM)
+    case_id, created = _create(world, reference, _report(lon=120.2, lat=31.1), "test", now=FRIDAY_4PM)
     case = get_case(world, reference, case_id)
     assert created and case["state"] == "reported"
     assert case["grid"]["code"] == grid_code(1, 1, 4) and case["town"]["name"] == "测试1街道"
@@ -150,16 +155,16 @@ def test_case_keeps_assignment_and_history(world, reference) -> None:
 
 
 def test_idempotency_key(world, reference) -> None:
-    first, created = create_case(world, reference, _report(), "test", idempotency_key="k-1", now=FRIDAY_4PM)
-    again, created_again = create_case(world, reference, _report(), "test", idempotency_key="k-1")
+    first, created = _create(world, reference, _report(), "test", idempotency_key="k-1", now=FRIDAY_4PM)
+    again, created_again = _create(world, reference, _report(), "test", idempotency_key="k-1")
     assert created and not created_again and again == first
     with pytest.raises(IdempotencyConflictError):
-        create_case(world, reference, _report(lon=120.3), "test", idempotency_key="k-1")
+        _create(world, reference, _report(lon=120.3), "test", idempotency_key="k-1")
 
 
 def test_location_from_the_named_component(world, reference) -> None:
     report = CaseInput(category="E010402", lon=None, lat=None, component_code="3205060118000001")
-    case_id, _ = create_case(world, reference, report, "test", now=FRIDAY_4PM)
+    case_id, _ = _create(world, reference, report, "test", now=FRIDAY_4PM)
     case = get_case(world, reference, case_id)
     assert case["location"]["coordinates"] == [120.01, 31.15]
     assert case["component"] == {"code": "3205060118000001", "class_code": "0118", "distance_m": 0.0}

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 
 from sqlalchemy import text
 
-from spatial.assignment import DUPLICATE_RADIUS_M, degrees_for
+from spatial.assignment import Report, batch_params, report_params
+from spatial.reference_cache import ReferenceCache
 from spatial.sql import statement
 
 
@@ -36,17 +37,27 @@ def test_locate_uses_the_current_geometry_index(small_demo) -> None:
     assert "ix_grid_geometry_current_geom" in used
 
 
-def test_assignment_uses_gist_for_grids_components_and_duplicates(small_demo) -> None:
-    params = {
-        "lons": [120.6], "lats": [31.25], "categories": ["E010401"], "component_codes": [None],
-        "match_component": [True], "classes": ["0101,0102"], "radius_deg": [degrees_for(30, 31.25)],
-        "dup_deg": [degrees_for(DUPLICATE_RADIUS_M, 31.25)], "ats": [datetime.now(UTC)], "radius_m": 30.0,
-    }
+def _manhole_report(engine) -> Report:
+    with engine.connect() as conn:
+        ref = ReferenceCache.load(conn)
+    return Report(ref.categories["E010401"], 120.6, 31.25, datetime.now(UTC))
+
+
+def test_batch_assignment_uses_gist_for_grids_components_and_duplicates(small_demo) -> None:
+    params = batch_params([_manhole_report(small_demo)])
     with small_demo.connect() as conn, conn.begin():
         used = _plan_indexes(conn, statement("assign"), params)
-    assert "ix_grid_geometry_current_geom" in used
-    assert "ix_component_geom" in used
-    assert {"ix_case_location", "ix_case_category_code_reported_at"} & used
+    assert {"ix_grid_geometry_current_geom", "ix_component_geom"} <= used
+    assert {"ix_case_open_location", "ix_case_category_code_reported_at"} & used
+
+
+def test_single_intake_uses_gist(small_demo) -> None:
+    params = {**report_params(_manhole_report(small_demo)), "source": "inspector", "description": None,
+              "actor": "test", "deadline": datetime.now(UTC), "reporter_name": None, "reporter_phone": None,
+              "idempotency_key": None}
+    with small_demo.connect() as conn, conn.begin():
+        used = _plan_indexes(conn, statement("intake"), params)
+    assert {"ix_grid_geometry_current_geom", "ix_component_geom"} <= used
 
 
 def test_nearest_grid_uses_knn(small_demo) -> None:
