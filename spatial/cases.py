@@ -101,15 +101,18 @@ def create_case(conn: Connection, ref: ReferenceCache, report: CaseInput, actor:
         "reporter_name": report.reporter_name, "reporter_phone": report.reporter_phone,
         "idempotency_key": idempotency_key,
     }
-    try:
-        with conn.begin_nested():
-            row = run_prepared(conn, "intake", params)[0]
-    except IntegrityError:
-        # A concurrent retry with the same key won the race: answer with its case.
-        replayed = _replay(conn, idempotency_key, report) if idempotency_key else None
-        if replayed is None:
-            raise
-        return get_case(conn, ref, replayed, with_history=False), False
+    if idempotency_key is None:
+        row = run_prepared(conn, "intake", params)[0]
+    else:
+        try:
+            with conn.begin_nested():  # a savepoint only where a lost race must be recovered from
+                row = run_prepared(conn, "intake", params)[0]
+        except IntegrityError:
+            # A concurrent retry with the same key won the race: answer with its case.
+            replayed = _replay(conn, idempotency_key, report)
+            if replayed is None:
+                raise
+            return get_case(conn, ref, replayed, with_history=False), False
     result = finish(conn, ref, cat, row)  # raises why nothing was stored, if nothing was
     return _created(row, result, report, lon, lat, at), True
 

@@ -48,7 +48,8 @@ class Case(Base):
         Index("ix_case_location", "location", postgresql_using="gist"),
         Index("ix_case_category_code_reported_at", "category_code", "reported_at"),
         # Duplicate linking looks only at open originals: small partial indexes keep that probe cheap.
-        Index("ix_case_open_location", "location", postgresql_using="gist", postgresql_where=text(OPEN_ORIGINAL)),
+        Index("ix_case_open_category_location", "category_code", "location", postgresql_using="gist",
+              postgresql_where=text(OPEN_ORIGINAL)),
         Index("ix_case_open_component_code", "component_code", postgresql_where=text(OPEN_ORIGINAL)),
     )
 

@@ -97,6 +97,11 @@ class GridGeometry(Base):
             unique=True, postgresql_where=text("valid_to IS NULL"),
         ),
         Index("ix_grid_geometry_kind_current", "kind", postgresql_where=text("valid_to IS NULL")),
+        # Assignment probes only current base grids, or only current special grids (migration 0006).
+        Index("ix_grid_geometry_current_base_geom", "geom", postgresql_using="gist",
+              postgresql_where=text("valid_to IS NULL AND kind = 'base'")),
+        Index("ix_grid_geometry_current_special_geom", "geom", postgresql_using="gist",
+              postgresql_where=text("valid_to IS NULL AND kind IN ('enterprise', 'park', 'scenic', 'commercial')")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)

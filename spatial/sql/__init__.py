@@ -53,6 +53,9 @@ def run_prepared(conn: Connection, name: str, params: dict[str, Any]) -> list[di
         raise RuntimeError("the connection is closed")
     cursor = dbapi.cursor()
     if name not in prepared:
+        if not prepared:
+            # Plan once per connection: custom plans would re-plan these large statements on every call.
+            cursor.execute("SET plan_cache_mode = force_generic_plan")
         cursor.execute(f"PREPARE gridlink_{name} AS {sql}")
         prepared.add(name)
     placeholders = ", ".join(["%s"] * len(order))

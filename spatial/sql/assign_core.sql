@@ -23,7 +23,7 @@ FROM (
            COALESCE(sp.codes, CAST('{}' AS varchar[])) AS special_grid_codes,
            b.code AS component_code, b.class_code AS component_class, b.owner_key AS component_owner,
            b.status AS component_status, b.district_code AS component_district,
-           b.distance_m AS component_distance_m, dup.id AS duplicate_of
+           b.distance_m AS component_distance_m, COALESCE(same_component.id, nearby.id) AS duplicate_of
     FROM p
     LEFT JOIN LATERAL (
         SELECT min(gg.grid_code) AS code FROM grid_geometry gg
@@ -55,15 +55,24 @@ FROM (
         LIMIT 1
     ) b ON true
     LEFT JOIN LATERAL (
-        -- Open originals only (partial indexes): a duplicate links to the first report, never to a duplicate.
+        -- Open originals only (partial indexes): a duplicate links to an original, never to a duplicate.
+        SELECT k.id FROM "case" k
+        WHERE k.state NOT IN ('closed', 'voided') AND k.duplicate_of IS NULL
+          AND k.component_code = b.code AND k.category_code = p.category
+          AND k.reported_at > p.at - interval '24 hours' AND k.reported_at <= p.at
+        ORDER BY k.reported_at, k.id
+        LIMIT 1
+    ) same_component ON true
+    LEFT JOIN LATERAL (
+        -- The nearest open original of the category within 50 m: KNN on the (category, location) GiST
+        -- index. The time window is written so that the (category, reported_at) B-tree cannot take over.
         SELECT k.id FROM "case" k
         WHERE k.state NOT IN ('closed', 'voided') AND k.duplicate_of IS NULL
           AND k.category_code = p.category
-          AND k.reported_at > p.at - interval '24 hours' AND k.reported_at <= p.at
-          AND (ST_DWithin(k.location, p.g, p.dup_deg)
-               AND ST_DWithin(k.location::geography, p.g::geography, 50, false)
-               OR k.component_code = b.code)
-        ORDER BY k.reported_at, k.id
+          AND p.at - k.reported_at < interval '24 hours' AND p.at >= k.reported_at
+          AND ST_DWithin(k.location, p.g, p.dup_deg)
+          AND ST_DWithin(k.location::geography, p.g::geography, 50, false)
+        ORDER BY k.location <-> p.g, k.id
         LIMIT 1
-    ) dup ON true
+    ) nearby ON true
 ) a
