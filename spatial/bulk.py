@@ -22,7 +22,8 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, text
 
-from spatial.assignment import DUPLICATE_RADIUS_M, Assignment, Report, assign_rows, finish
+from spatial.assignment import Assignment, Report, assign_rows, finish
+from spatial.bulk_fast import Duplicates, assign_batch
 from spatial.coords import coordinate_problem
 from spatial.copy import copy_lines, raw_cursor, row_line
 from spatial.errors import GridlinkError, InvalidParameterError
@@ -30,6 +31,8 @@ from spatial.models.cases import SOURCES
 from spatial.reference_cache import ReferenceCache
 
 CHUNK = 20_000
+# From this many rows on, assignment uses in-process indexes (spatial/batch_index.py) instead of SQL.
+FAST_MIN_ROWS = 2_000
 MAX_ROWS = 200_000
 LOCAL = ZoneInfo("Asia/Shanghai")
 CASE_COLUMNS = (
@@ -175,51 +178,29 @@ def _check(row: BulkRow, ref: ReferenceCache, now: datetime) -> str | None:
     return None
 
 
-class _BatchDuplicates:
-    """Earlier rows of the same batch, bucketed by category and ~100 m cells, for duplicate linking."""
-
-    CELL = 0.001
-
-    def __init__(self) -> None:
-        self.cells: dict[tuple[str, int, int], list[tuple[int, float, float, datetime]]] = {}
-        self.components: dict[tuple[str, str], tuple[int, datetime]] = {}
-
-    def find(self, category: str, lon: float, lat: float, at: datetime, component: str | None) -> int | None:
-        """Return the case id of an earlier open row within 50 m and 24 h (or on the same component)."""
-        if component and (category, component) in self.components:
-            case_id, when = self.components[(category, component)]
-            if timedelta(0) <= at - when <= timedelta(hours=24):
-                return case_id
-        cx, cy = int(lon // self.CELL), int(lat // self.CELL)
-        for dx in (-1, 0, 1):
-            for dy in (-1, 0, 1):
-                for case_id, x, y, when in self.cells.get((category, cx + dx, cy + dy), ()):
-                    metres = math.hypot((x - lon) * 111_320 * math.cos(math.radians(lat)), (y - lat) * 110_574)
-                    if metres <= DUPLICATE_RADIUS_M and timedelta(0) <= at - when <= timedelta(hours=24):
-                        return case_id
-        return None
-
-    def add(self, case_id: int, category: str, lon: float, lat: float, at: datetime, component: str | None) -> None:
-        """Remember an original (non-duplicate) row."""
-        key = (category, int(lon // self.CELL), int(lat // self.CELL))
-        self.cells.setdefault(key, []).append((case_id, lon, lat, at))
-        if component:
-            self.components[(category, component)] = (case_id, at)
-
-
 def _assign_all(conn: Connection, ref: ReferenceCache, rows: list[BulkRow], now: datetime,
                 results: list[RowResult]) -> list[tuple[BulkRow, Assignment, datetime]]:
-    """Assign valid rows chunk by chunk; append refusals to ``results``; return the assigned rows."""
+    """Assign valid rows (in-process indexes for big batches, the SQL statement otherwise); append
+    refusals to ``results``; return the assigned rows."""
+    reports = [Report(ref.categories[r.category], r.lon, r.lat, r.reported_at or now, r.component_code)
+               for r in rows]
+    if len(rows) >= FAST_MIN_ROWS:
+        outcomes = assign_batch(conn, ref, reports)
+    else:
+        outcomes = []
+        for start in range(0, len(rows), CHUNK):
+            chunk = reports[start:start + CHUNK]
+            for report, found in zip(chunk, assign_rows(conn, chunk), strict=True):
+                try:
+                    outcomes.append(finish(conn, ref, report.category, found))
+                except GridlinkError as exc:
+                    outcomes.append(exc)
     assigned = []
-    for start in range(0, len(rows), CHUNK):
-        chunk = rows[start:start + CHUNK]
-        reports = [Report(ref.categories[r.category], r.lon, r.lat, r.reported_at or now, r.component_code)
-                   for r in chunk]
-        for row, report, found in zip(chunk, reports, assign_rows(conn, reports), strict=True):
-            try:
-                assigned.append((row, finish(conn, ref, report.category, found), report.at))
-            except GridlinkError as exc:  # outside coverage, component unknown/retired/elsewhere
-                results.append(RowResult(row.row, "refused", reason=exc.detail))
+    for row, report, outcome in zip(rows, reports, outcomes, strict=True):
+        if isinstance(outcome, GridlinkError):
+            results.append(RowResult(row.row, "refused", reason=outcome.detail))
+        else:
+            assigned.append((row, outcome, report.at))
     return assigned
 
 
@@ -258,12 +239,12 @@ def _store(conn: Connection, ref: ReferenceCache, assigned: list[tuple[BulkRow, 
     ), {"n": len(assigned)})]
     versions = {code: version for code, version in conn.execute(text(
         "SELECT grid_code, version_id FROM grid_geometry WHERE valid_to IS NULL AND kind = 'base'"))}
-    batch = _BatchDuplicates()
+    batch = Duplicates([])
     cases, events, results = [], [], []
     for case_id, (row, found, at) in zip(ids, assigned, strict=True):
-        duplicate = found.duplicate_of or batch.find(row.category, row.lon, row.lat, at, found.component_code)
+        duplicate = found.duplicate_of or batch.find(row.category, row.lon, row.lat, found.component_code, at)
         if duplicate is None:
-            batch.add(case_id, row.category, row.lon, row.lat, at, found.component_code)
+            batch.add(case_id, row.category, row.lon, row.lat, found.component_code, at)
         case_no = at.astimezone(LOCAL).strftime("%Y%m%d") + f"{case_id:08d}"
         cases.append(_case_line(case_id, case_no, row, found, at, duplicate, versions))
         events.append(row_line((case_id, at.isoformat(), "report", "reported", actor, None,

@@ -106,3 +106,50 @@ def test_cli_import(world_engine, tmp_path: Path, monkeypatch, capsys) -> None:
     assert "8 rows: 2 created, 1 linked as duplicates, 5 refused" in capsys.readouterr().out
     assert json.loads(out.read_text(encoding="utf-8"))["created"] == 2
     assert len(_stored(world_engine)) == 3
+
+
+def test_fast_path_gives_the_same_report(client: TestClient, world_engine, monkeypatch) -> None:
+    import spatial.bulk
+
+    slow = client.post("/api/v1/cases/bulk", json=BATCH, params={"all_or_nothing": "true"}).json()
+    monkeypatch.setattr(spatial.bulk, "FAST_MIN_ROWS", 1)
+    fast = client.post("/api/v1/cases/bulk", json=BATCH, params={"all_or_nothing": "true"}).json()
+    assert fast == slow
+
+
+def test_fast_path_agrees_with_sql_on_the_demo(small_demo) -> None:
+    """Random reports over the small demo: the in-process indexes assign exactly as assign_core.sql."""
+    import random
+    from datetime import UTC, datetime
+
+    from spatial.assignment import Report, assign_rows, finish
+    from spatial.bulk_fast import assign_batch
+    from spatial.errors import GridlinkError
+    from spatial.reference_cache import ReferenceCache
+
+    rng = random.Random(5)
+    with small_demo.connect() as conn:
+        ref = ReferenceCache.load(conn)
+        anchors = conn.execute(text("SELECT ST_X(p), ST_Y(p) FROM component, ST_PointOnSurface(geom) p"
+                                    " ORDER BY code LIMIT 400")).all()
+        cats = [ref.categories[c] for c in sorted(ref.categories)]
+        now = datetime(2026, 11, 15, 10, 0, tzinfo=UTC)
+        reports = [Report(rng.choice(cats), x + rng.uniform(-3e-4, 3e-4), y + rng.uniform(-3e-4, 3e-4), now)
+                   for x, y in anchors]
+        reports += [Report(cats[0], 121.9, 31.5, now)]  # outside coverage
+        fast = assign_batch(conn, ref, reports)
+        sql = []
+        for report, row in zip(reports, assign_rows(conn, reports), strict=True):
+            try:
+                sql.append(finish(conn, ref, report.category, row))
+            except GridlinkError as exc:
+                sql.append(exc)
+
+    def key(outcome):
+        if isinstance(outcome, GridlinkError):
+            return ("refused", outcome.detail)
+        return (outcome.grid.code, [s.code for s in outcome.special_grids], outcome.component_code,
+                outcome.component_distance_m, outcome.owner_key, outcome.owner_area_code, outcome.duplicate_of)
+
+    assert [key(o) for o in fast] == [key(o) for o in sql]
+    assert sum(1 for o in fast if not isinstance(o, GridlinkError) and o.component_code) >= 10
