@@ -37,33 +37,44 @@ def owner_for(cat: CategoryInfo, grid_code: str, component_owner: str | None) ->
 
 
 class Duplicates:
-    """Open originals (from the database, then from the batch) for the duplicate rule."""
+    """Open originals (from the database, then from the batch) for the duplicate rule, bucketed by category
+    and ~100 m cells so that each look-up reads only the neighbouring cells."""
+
+    CELL = 0.001  # degrees; 50 m is well inside one cell in every direction at Suzhou's latitude
 
     def __init__(self, originals) -> None:
-        self.by_category: dict[str, list[tuple[int, float, float, str | None, datetime]]] = {}
+        self.cells: dict[tuple[str, int, int], list[tuple[int, float, float, str | None, datetime]]] = {}
+        self.components: dict[tuple[str, str], list[tuple[datetime, int]]] = {}
         for case_id, category, lon, lat, component, at in originals:
             self.add(case_id, category, lon, lat, component, at)
 
     def add(self, case_id: int, category: str, lon: float, lat: float, component: str | None,
             at: datetime) -> None:
         """Remember an open original."""
-        self.by_category.setdefault(category, []).append((case_id, lon, lat, component, at))
+        key = (category, int(lon // self.CELL), int(lat // self.CELL))
+        self.cells.setdefault(key, []).append((case_id, lon, lat, component, at))
+        if component:
+            self.components.setdefault((category, component), []).append((at, case_id))
 
     def find(self, category: str, lon: float, lat: float, component: str | None, at: datetime) -> int | None:
         """Return the original on the same component (earliest), else the nearest within 50 m, in 24 h."""
-        live = [o for o in self.by_category.get(category, ()) if timedelta(0) <= at - o[4] < WINDOW]
-        same = sorted((o[4], o[0]) for o in live if component and o[3] == component)
-        if same:
-            return same[0][1]
+        if component:
+            same = [(when, i) for when, i in self.components.get((category, component), ())
+                    if timedelta(0) <= at - when < WINDOW]
+            if same:
+                return min(same)[1]
+        cx, cy = int(lon // self.CELL), int(lat // self.CELL)
+        live = [o for dx in (-1, 0, 1) for dy in (-1, 0, 1) for o in self.cells.get((category, cx + dx, cy + dy), ())
+                if timedelta(0) <= at - o[4] < WINDOW]
         if not live:
             return None
         xs = np.array([o[1] for o in live])
         ys = np.array([o[2] for o in live])
         metres = sphere_metres(lon, lat, xs, ys)
-        planar = np.hypot(xs - lon, ys - lat)
         close = np.flatnonzero(metres <= 50)
         if len(close) == 0:
             return None
+        planar = np.hypot(xs - lon, ys - lat)
         best = min(close.tolist(), key=lambda i: (planar[i], live[i][0]))
         return live[best][0]
 

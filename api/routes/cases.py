@@ -36,7 +36,11 @@ def to_input(body: CaseCreate) -> CaseInput:
 def create(body: CaseCreate, engine: EngineDep, ref: ReferenceDep,
            idempotency_key: IdempotencyKey = None) -> JSONResponse:
     """Create a case; with an ``Idempotency-Key`` a retry returns the first attempt's case (200)."""
-    with engine.begin() as conn:
+    # Without a key the intake is one statement, atomic on its own: autocommit spares BEGIN and COMMIT.
+    # With a key the replay check and the insert must share one transaction.
+    unit = (engine.begin() if idempotency_key
+            else engine.connect().execution_options(isolation_level="AUTOCOMMIT"))
+    with unit as conn:
         reply, created = create_case(conn, ref, to_input(body), f"api:{body.source}", idempotency_key)
     headers = {"Location": f"/api/v1/cases/{reply['id']}"}
     if not created:
