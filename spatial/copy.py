@@ -10,8 +10,10 @@ _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
 def copy_text(value: str) -> str:
-    """Escape ``value`` for COPY's text format."""
-    return value.translate(_ESCAPES)
+    """Escape ``value`` for COPY's text format (most values — codes, numbers — need nothing)."""
+    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+        return value.translate(_ESCAPES)
+    return value
 
 
 def copy_lines(cursor, table: str, columns: Sequence[str], lines: Iterable[str]) -> int:
