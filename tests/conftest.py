@@ -65,15 +65,20 @@ def engine() -> Iterator[Engine]:
     eng.dispose()
 
 
-@pytest.fixture
-def conn(engine: Engine) -> Iterator[Connection]:
-    """A connection whose transaction is rolled back after the test."""
-    with engine.connect() as connection:
+def rolled_back(eng: Engine) -> Iterator[Connection]:
+    """Yield a connection whose transaction is rolled back afterwards."""
+    with eng.connect() as connection:
         transaction = connection.begin()
         try:
             yield connection
         finally:
             transaction.rollback()
+
+
+@pytest.fixture
+def conn(engine: Engine) -> Iterator[Connection]:
+    """A connection whose transaction is rolled back after the test."""
+    yield from rolled_back(engine)
 
 
 @pytest.fixture(scope="session")
@@ -115,12 +120,25 @@ def world_engine() -> Iterator[Engine]:
 @pytest.fixture
 def world(world_engine: Engine) -> Iterator[Connection]:
     """A connection to the world whose transaction is rolled back after the test."""
-    with world_engine.connect() as connection:
-        transaction = connection.begin()
-        try:
-            yield connection
-        finally:
-            transaction.rollback()
+    yield from rolled_back(world_engine)
+
+
+@pytest.fixture(scope="module")
+def world_client(world_engine: Engine):
+    """An HTTP test client of the app on the world database."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    with TestClient(create_app(url=world_engine.url.render_as_string(hide_password=False))) as client:
+        yield client
+
+
+@pytest.fixture
+def no_cases(world_engine: Engine) -> None:
+    """Empty the case tables of the world (HTTP tests commit)."""
+    with world_engine.begin() as connection:
+        connection.execute(text('TRUNCATE case_event, "case" RESTART IDENTITY'))
 
 
 @pytest.fixture

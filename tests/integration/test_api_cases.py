@@ -2,30 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from api.app import create_app
 from tests.world import grid_code
 
 GOOD = {"category": "E010101", "location": {"type": "Point", "coordinates": [120.06, 31.17]},
         "description": "路边暴露垃圾", "source": "inspector"}
 
 
-@pytest.fixture(scope="module")
-def client(world_engine) -> Iterator[TestClient]:
-    url = world_engine.url.render_as_string(hide_password=False)
-    with TestClient(create_app(url=url)) as test_client:
-        yield test_client
-
-
-@pytest.fixture(autouse=True)
-def no_cases(world_engine) -> None:
-    with world_engine.begin() as conn:
-        conn.execute(text('TRUNCATE case_event, "case" RESTART IDENTITY'))
+@pytest.fixture
+def client(world_client: TestClient, no_cases) -> TestClient:
+    return world_client
 
 
 def _count(world_engine) -> int:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from api.app import create_app
 from api.cli import main as cli
 from tests.world import grid_code
 
@@ -33,17 +31,9 @@ BATCH = {"type": "FeatureCollection", "features": [
 ]}
 
 
-@pytest.fixture(scope="module")
-def client(world_engine) -> Iterator[TestClient]:
-    url = world_engine.url.render_as_string(hide_password=False)
-    with TestClient(create_app(url=url)) as test_client:
-        yield test_client
-
-
-@pytest.fixture(autouse=True)
-def no_cases(world_engine) -> None:
-    with world_engine.begin() as conn:
-        conn.execute(text('TRUNCATE case_event, "case" RESTART IDENTITY'))
+@pytest.fixture
+def client(world_client: TestClient, no_cases) -> TestClient:
+    return world_client
 
 
 def _stored(world_engine) -> list[tuple]:
@@ -97,7 +87,7 @@ def test_csv_batch_and_bad_bodies(client: TestClient, world_engine) -> None:
     assert no_header.status_code == 400 and "header lacks" in no_header.json()["detail"]
 
 
-def test_cli_import(world_engine, tmp_path: Path, monkeypatch, capsys) -> None:
+def test_cli_import(world_engine, no_cases, tmp_path: Path, monkeypatch, capsys) -> None:
     source = tmp_path / "batch.geojson"
     source.write_text(json.dumps(BATCH, ensure_ascii=False), encoding="utf-8")
     out = tmp_path / "report.json"
