@@ -22,17 +22,21 @@ def get_connection(request: Request) -> Iterator[Connection]:
         yield conn
 
 
-def get_engine(request: Request) -> Engine:
-    """Return the engine, for routes whose domain call owns its transaction (writes)."""
+async def get_engine(request: Request) -> Engine:
+    """Return the engine, for routes whose domain call owns its transaction (writes).
+
+    The cheap dependencies are ``async``: FastAPI runs ``def`` dependencies in a thread pool, and each hop
+    costs more than the work itself on the hot intake route.
+    """
     return request.app.state.engine
 
 
-def get_reference(request: Request) -> ReferenceCache:
+async def get_reference(request: Request) -> ReferenceCache:
     """Return the reference data loaded at startup."""
     return request.app.state.reference
 
 
-def require_json(request: Request) -> None:
+async def require_json(request: Request) -> None:
     """Refuse a body that is not JSON (415), before it is parsed."""
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media not in ("application/json", "application/geo+json"):
