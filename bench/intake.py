@@ -187,10 +187,10 @@ def http_intake(port: int, reports: list[dict], clients: int, seconds: float) ->
 
 
 def bulk(port: int, reports: list[dict], size: int) -> dict:
-    """POST one batch of ``size`` reports as a GeoJSON FeatureCollection; time it end to end."""
+    """POST one batch of ``size`` fresh reports as a GeoJSON FeatureCollection; time it end to end."""
     features = [{"type": "Feature", "geometry": body["location"],
                  "properties": {"category": body["category"], "description": body["description"]}}
-                for body in (reports * (size // len(reports) + 1))[:size]]
+                for body in reports[:size]]
     payload = json.dumps({"type": "FeatureCollection", "features": features}).encode()
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
     started = time.perf_counter()
@@ -218,7 +218,7 @@ def main() -> None:
     try:
         http_intake(port, reports[::-1], args.clients, 3)  # warm-up: pools, caches, JIT-free plans
         served = http_intake(port, reports, args.clients, args.seconds)
-        batch = bulk(port, reports, args.bulk)
+        batch = bulk(port, sample_reports(url, args.bulk, seed=11), args.bulk)
     finally:
         server.terminate()
         server.wait(timeout=30)
