@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api import problems
 from api.middleware import BodySizeLimit
-from api.routes import areas, bulk, cases
+from api.routes import areas, bulk, cases, open311
 from api.settings import ApiSettings
 from spatial.db import database_url, make_engine
 from spatial.reference_cache import ReferenceCache
@@ -42,6 +42,7 @@ def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSet
     app.include_router(areas.router)
     app.include_router(bulk.router)
     app.include_router(cases.router)
+    app.include_router(open311.router)
     app.add_middleware(BodySizeLimit, limit=api_settings.max_body_bytes,
                        larger={"/api/v1/cases/bulk": api_settings.max_bulk_bytes})
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
