@@ -27,6 +27,7 @@ from spatial.bulk_fast import Duplicates, assign_batch
 from spatial.coords import coordinate_problem
 from spatial.copy import copy_lines, raw_cursor, row_line
 from spatial.errors import GridlinkError, InvalidParameterError
+from spatial.integrity import check_foreign_keys, restore_row_triggers, skip_row_triggers
 from spatial.models.cases import SOURCES
 from spatial.reference_cache import ReferenceCache
 
@@ -255,8 +256,13 @@ def _store(conn: Connection, ref: ReferenceCache, assigned: list[tuple[BulkRow, 
         results.append(RowResult(row.row, "duplicate" if duplicate else "created", case_id, case_no,
                                  found.grid.code, found.owner_key, duplicate))
     raw = raw_cursor(conn)
+    fast = skip_row_triggers(conn)
     copy_lines(raw, "case", CASE_COLUMNS, cases)
     copy_lines(raw, "case_event", EVENT_COLUMNS, events)
+    if fast:
+        new_rows = {"case": "c.id >= :first", "case_event": "c.case_id >= :first"}
+        check_foreign_keys(conn, ("case", "case_event"), new_rows, {"first": min(ids)})
+        restore_row_triggers(conn)
     return results
 
 

@@ -30,6 +30,7 @@ from spatial.demo.grids import GridBuilder, GridSet, urban_density
 from spatial.demo.names import NameMaker
 from spatial.demo.plan import FULL, SMALL, WUZHONG, Scale
 from spatial.geometry import Repair
+from spatial.integrity import ForeignKeyError, check_foreign_keys, restore_row_triggers, skip_row_triggers
 from spatial.reference import load_reference
 
 DEMO_END = datetime(2026, 11, 16, 0, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
@@ -81,12 +82,15 @@ def build_demo(engine: Engine, seed: int = 20261116, small: bool = False, force:
         if has_data and current is None and not force:
             raise DemoError("the database already holds grids that no demo made; use --force to replace them")
         conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in DATA_TABLES) + " RESTART IDENTITY CASCADE"))
-        fast = _skip_row_triggers(conn)
+        fast = skip_row_triggers(conn)
         Builder(conn, seed, scale, report, progress).run()
         if fast:
             started = time.perf_counter()
-            check_foreign_keys(conn, DATA_TABLES)
-            conn.execute(text("SET LOCAL session_replication_role = origin"))
+            try:
+                check_foreign_keys(conn, DATA_TABLES)
+            except ForeignKeyError as exc:
+                raise DemoError(str(exc)) from exc
+            restore_row_triggers(conn)
             report.seconds["foreign_keys"] = round(time.perf_counter() - started, 2)
         conn.execute(text("INSERT INTO meta (key, value) VALUES ('demo', CAST(:v AS jsonb))"),
                      {"v": __import__("json").dumps({**stamp, "built_at": datetime.now(UTC).isoformat(),
@@ -96,30 +100,6 @@ def build_demo(engine: Engine, seed: int = 20261116, small: bool = False, force:
         conn.execute(text("VACUUM ANALYZE"))
         report.seconds["analyze"] = round(time.perf_counter() - started, 2)
     return report
-
-
-def _skip_row_triggers(conn) -> bool:
-    """Skip per-row FK triggers for the load when we may (superuser); the keys are checked after, set-based."""
-    if not conn.execute(text("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")).scalar():
-        return False
-    conn.execute(text("SET LOCAL session_replication_role = replica"))
-    return True
-
-
-def check_foreign_keys(conn, tables: tuple[str, ...]) -> None:
-    """Raise DemoError when any row of ``tables`` points at a missing parent (one anti-join per key)."""
-    from spatial.sql import statement
-
-    keys = conn.execute(statement("foreign_key_violations"), {"tables": [f'"{t}"' for t in tables]}).all()
-    for child, parent, child_columns, parent_columns in keys:
-        # Identifiers come from the catalogue, never from input.
-        join = " AND ".join(f"p.{pc} = c.{cc}" for cc, pc in zip(child_columns, parent_columns, strict=True))
-        present = " AND ".join(f"c.{cc} IS NOT NULL" for cc in child_columns)
-        broken = conn.execute(text(
-            f"SELECT count(*) FROM {child} c WHERE {present} AND NOT EXISTS (SELECT 1 FROM {parent} p WHERE {join})"
-        )).scalar()
-        if broken:
-            raise DemoError(f"{broken} rows of {child} point at missing rows of {parent} ({child_columns})")
 
 
 class Builder:
