@@ -135,6 +135,12 @@ def world_client(world_engine: Engine):
 
 
 @pytest.fixture
+def client(world_client, no_cases):
+    """The world's HTTP client, with no cases stored before the test (modules may override it)."""
+    return world_client
+
+
+@pytest.fixture
 def no_cases(world_engine: Engine) -> None:
     """Empty the case tables of the world (HTTP tests commit)."""
     with world_engine.begin() as connection:

@@ -69,3 +69,9 @@ def build_world(conn: Connection) -> None:
         " geom) VALUES ('3205070118000001', '0118', '320507', 'LIGHTING', 'LIGHTING', 'LIGHTING', 'intact',"
         " ST_GeomFromText('POINT(120.5 31.1)', 4326))"
     ))
+
+
+def case_count(engine) -> int:
+    """Return how many cases the database holds."""
+    with engine.connect() as conn:
+        return int(conn.execute(text('SELECT count(*) FROM "case"')).scalar_one())

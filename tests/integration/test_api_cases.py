@@ -4,22 +4,11 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import text
 
-from tests.world import grid_code
+from tests.world import case_count, grid_code
 
 GOOD = {"category": "E010101", "location": {"type": "Point", "coordinates": [120.06, 31.17]},
         "description": "路边暴露垃圾", "source": "inspector"}
-
-
-@pytest.fixture
-def client(world_client: TestClient, no_cases) -> TestClient:
-    return world_client
-
-
-def _count(world_engine) -> int:
-    with world_engine.connect() as conn:
-        return int(conn.execute(text('SELECT count(*) FROM "case"')).scalar_one())
 
 
 def test_create_and_read_the_contract(client: TestClient) -> None:
@@ -74,7 +63,7 @@ def test_bad_input_is_refused_precisely(client: TestClient, world_engine, body, 
     assert reply.status_code == status, reply.text
     assert reply.headers["content-type"] == "application/problem+json"
     assert fragment in reply.text
-    assert _count(world_engine) == 0
+    assert case_count(world_engine) == 0
 
 
 def test_nan_and_wrong_content_type_and_size(client: TestClient, world_engine) -> None:
@@ -88,7 +77,7 @@ def test_nan_and_wrong_content_type_and_size(client: TestClient, world_engine) -
     assert huge.status_code == 413 and huge.headers["content-type"] == "application/problem+json"
     broken = client.post("/api/v1/cases", content=b'{"category": ', headers={"content-type": "application/json"})
     assert broken.status_code == 422
-    assert _count(world_engine) == 0
+    assert case_count(world_engine) == 0
 
 
 def test_idempotency_over_http(client: TestClient, world_engine) -> None:
@@ -98,7 +87,7 @@ def test_idempotency_over_http(client: TestClient, world_engine) -> None:
     assert again.headers["idempotent-replayed"] == "true" and again.json()["id"] == first.json()["id"]
     conflict = client.post("/api/v1/cases", json=_with(description="别的"), headers={"Idempotency-Key": "abc-123"})
     assert conflict.status_code == 409
-    assert _count(world_engine) == 1
+    assert case_count(world_engine) == 1
 
 
 def test_list_filters_and_keyset_pages(client: TestClient) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
@@ -29,11 +28,6 @@ BATCH = {"type": "FeatureCollection", "features": [
     _feature(120.03005, 31.15, category="E010401"),                  # 7 created, bound to the manhole cover
     _feature(120.02, 31.15, category="E010402", component_code="3205069999000001"),  # 8 unknown component
 ]}
-
-
-@pytest.fixture
-def client(world_client: TestClient, no_cases) -> TestClient:
-    return world_client
 
 
 def _stored(world_engine) -> list[tuple]:

@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from tests.world import grid_code
+from tests.world import case_count, grid_code
 
 BASE = "/open311/v2"
 GOOD = {"service_code": "E010101", "lat": "31.17", "long": "120.06", "description": "路边暴露垃圾"}
@@ -38,16 +38,6 @@ CREATED_FIELDS: dict[str, tuple[type, ...]] = {
     "account_id": (str, type(None)),
 }
 PERSONAL = ("reporter", "first_name", "last_name", "phone", "email", "reporter_name", "reporter_phone")
-
-
-@pytest.fixture
-def client(world_client: TestClient, no_cases) -> TestClient:
-    return world_client
-
-
-def _count(world_engine) -> int:
-    with world_engine.connect() as conn:
-        return int(conn.execute(text('SELECT count(*) FROM "case"')).scalar_one())
 
 
 def check_shape(item: dict[str, Any], fields: dict[str, tuple[type, ...]], exact: bool = True) -> None:
@@ -299,7 +289,7 @@ def _without(*names: str, **changes: str) -> dict[str, str]:
 )
 def test_refusals_store_nothing(client: TestClient, world_engine, fields, status, fragment) -> None:
     check_error(client.post(f"{BASE}/requests.json", data=fields), status, fragment)
-    assert _count(world_engine) == 0
+    assert case_count(world_engine) == 0
 
 
 def test_refusals_in_xml_and_bad_bodies(client: TestClient, world_engine) -> None:
@@ -316,7 +306,7 @@ def test_refusals_in_xml_and_bad_bodies(client: TestClient, world_engine) -> Non
                             headers={"content-type": "application/json"}), 400, "not valid JSON")
     check_error(client.post(f"{BASE}/requests.json", json={**GOOD, "lat": True}), 400, "lat")
     check_error(client.post(f"{BASE}/requests.csv", data=GOOD), 404, "unknown format")
-    assert _count(world_engine) == 0
+    assert case_count(world_engine) == 0
 
 
 def test_idempotency_key(client: TestClient, world_engine) -> None:
@@ -329,7 +319,7 @@ def test_idempotency_key(client: TestClient, world_engine) -> None:
                            headers={"Idempotency-Key": "o311-1"})
     check_error(conflict, 409, "Idempotency-Key")
     check_error(client.post(f"{BASE}/requests.json", data=GOOD, headers={"Idempotency-Key": "x" * 200}), 400)
-    assert _count(world_engine) == 1
+    assert case_count(world_engine) == 1
 
 
 def test_grid_of_created_request(client: TestClient, world_engine) -> None:
