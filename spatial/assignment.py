@@ -129,20 +129,21 @@ def finish(conn: Connection, ref: ReferenceCache, cat: CategoryInfo, row: dict) 
     if row["requested_component"]:
         _check_named_component(row, row["requested_component"])
     code = row["grid_code"]
-    levels = {n: _area(ref, code[:width]) for n, width in ((1, 6), (2, 9), (3, 12), (4, 15))}
+    levels = {n: area_of(ref, code[:width]) for n, width in ((1, 6), (2, 9), (3, 12), (4, 15))}
     return Assignment(
         grid=levels[4], community=levels[3], town=levels[2], district=levels[1],
-        special_grids=[_area(ref, s) for s in row["special_grid_codes"] or []],
+        special_grids=[area_of(ref, s) for s in row["special_grid_codes"] or []],
         component_code=row["component_code"], component_class=row["component_class"],
         component_distance_m=_round(row["component_distance_m"]),
         owner_key=row["owner_key"], owner_area_code=row["owner_area_code"],
-        owner_name=owner_name(ref, row["owner_key"], levels),
+        owner_name=owner_name(ref, row["owner_key"], code),
         deadline=ref.calendar.deadline(row["at"], cat.time_limit, cat.time_unit),
         duplicate_of=row["duplicate_of"],
     )
 
 
-def _area(ref: ReferenceCache, code: str) -> Area:
+def area_of(ref: ReferenceCache, code: str) -> Area:
+    """Return the grid ``code`` with its name and level from the reference cache."""
     name, level = ref.areas.get(code, (code, "unknown"))
     return Area(code, name, level)
 
@@ -165,12 +166,12 @@ def _check_named_component(row, code: str) -> None:
         )
 
 
-def owner_name(ref: ReferenceCache, key: str, levels: dict[int, Area]) -> str:
-    """Return the owner's display name."""
+def owner_name(ref: ReferenceCache, key: str, grid_code: str) -> str:
+    """Return the owner's display name: a department, a grid's chief, or a town's sub-centre."""
     if key == "GRID_CHIEF":
-        return f"{levels[4].name} 网格长"
+        return f"{area_of(ref, grid_code).name} 网格长"
     if key == "TOWN":
-        return f"{levels[2].name}网格化联动分中心"
+        return f"{area_of(ref, grid_code[:9]).name}网格化联动分中心"
     return ref.departments.get(key, key)
 
 

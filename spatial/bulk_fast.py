@@ -10,9 +10,9 @@ import numpy as np
 
 from spatial.assignment import (
     DEFAULT_RADIUS_M,
-    Area,
     Assignment,
     Report,
+    area_of,
     outside_coverage,
     owner_name,
 )
@@ -125,18 +125,14 @@ def _one(conn, ref: ReferenceCache, index: BatchIndex, duplicates: Duplicates, r
     owner_key, owner_area = owner_for(report.category, base, str(index.components.owners[found])
                                       if found is not None else None)
     duplicate = duplicates.find(report.category.code, report.lon, report.lat, code, report.at)
-    levels = {n: _area(ref, base[:w]) for n, w in ((1, 6), (2, 9), (3, 12), (4, 15))}
+    levels = {n: area_of(ref, base[:w]) for n, w in ((1, 6), (2, 9), (3, 12), (4, 15))}
     return Assignment(
         grid=levels[4], community=levels[3], town=levels[2], district=levels[1],
-        special_grids=[_area(ref, s) for s in special], component_code=code,
+        special_grids=[area_of(ref, s) for s in special], component_code=code,
         component_class=str(index.components.classes[found]) if found is not None else None,
         component_distance_m=distance, owner_key=owner_key, owner_area_code=owner_area,
-        owner_name=owner_name(ref, owner_key, levels),
+        owner_name=owner_name(ref, owner_key, base),
         deadline=ref.calendar.deadline(report.at, report.category.time_limit, report.category.time_unit),
         duplicate_of=duplicate,
     )
 
-
-def _area(ref: ReferenceCache, code: str) -> Area:
-    name, level = ref.areas.get(code, (code, "unknown"))
-    return Area(code, name, level)

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import IntegrityError
 
-from spatial.assignment import Assignment, Report, category, finish, report_params
+from spatial.assignment import Assignment, Report, category, finish, owner_name, report_params
 from spatial.errors import IdempotencyConflictError, InvalidParameterError, NotFoundError
 from spatial.reference_cache import ReferenceCache
 from spatial.sql import run_prepared, statement
@@ -136,14 +136,6 @@ def _created(row: dict[str, Any], result: Assignment, report: CaseInput, lon: fl
     }
 
 
-def _owner_name(ref: ReferenceCache, row: dict[str, Any], names: dict[str, str]) -> str:
-    if row["owner_key"] == "GRID_CHIEF":
-        return f"{names.get(row['grid_code'], row['grid_code'])} 网格长"
-    if row["owner_key"] == "TOWN":
-        return f"{names.get(row['town_code'], row['town_code'])}网格化联动分中心"
-    return ref.departments.get(row["owner_key"], row["owner_key"])
-
-
 def case_public(ref: ReferenceCache, row: dict[str, Any], with_reporter: bool = False) -> dict[str, Any]:
     """Shape a ``case_get`` row as the public contract (SPEC ``POST /api/v1/cases``)."""
     names = row["names"] or {}
@@ -161,7 +153,8 @@ def case_public(ref: ReferenceCache, row: dict[str, Any], with_reporter: bool = 
         "location": {"type": "Point", "coordinates": [row["lon"], row["lat"]]},
         **{name: area(row[f"{name}_code"], level) for name, level in LEVELS.items()},
         "special_grids": [area(code, "special") for code in row["special_grid_codes"] or []],
-        "owner": {"key": row["owner_key"], "name": _owner_name(ref, row, names), "area": row["owner_area_code"]},
+        "owner": {"key": row["owner_key"], "name": owner_name(ref, row["owner_key"], row["grid_code"]),
+                  "area": row["owner_area_code"]},
         "component": component, "deadline": row["deadline"].isoformat() if row["deadline"] else None,
         "duplicate_of": row["duplicate_of"], "reported_at": row["reported_at"].isoformat(),
         "closed_at": row["closed_at"].isoformat() if row["closed_at"] else None,
