@@ -8,19 +8,19 @@ first attempt made and never creates a second one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import IntegrityError
 
-from spatial.assignment import Assignment, Report, category, finish, owner_name, report_params
+from spatial.assignment import Assignment, Report, area_of, category, finish, owner_name, report_params
 from spatial.errors import IdempotencyConflictError, InvalidParameterError, NotFoundError
 from spatial.reference_cache import ReferenceCache
 from spatial.sql import run_prepared, statement
 
-LEVELS = {"grid": 4, "community": 3, "town": 2, "district": 1}
+LEVELS = ("grid", "community", "town", "district")
 MAX_PAGE = 500
 
 
@@ -50,7 +50,6 @@ class CaseFilter:
     until: datetime | None = None
     after_id: int | None = None
     limit: int = 100
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _component_location(conn: Connection, code: str) -> tuple[float, float] | None:
@@ -138,11 +137,6 @@ def _created(row: dict[str, Any], result: Assignment, report: CaseInput, lon: fl
 
 def case_public(ref: ReferenceCache, row: dict[str, Any], with_reporter: bool = False) -> dict[str, Any]:
     """Shape a ``case_get`` row as the public contract (SPEC ``POST /api/v1/cases``)."""
-    names = row["names"] or {}
-
-    def area(code: str, level: int | str) -> dict[str, Any]:
-        return {"code": code, "name": names.get(code, code), "level": level}
-
     component = None
     if row["component_code"]:
         component = {"code": row["component_code"], "class_code": row["component_class"],
@@ -151,8 +145,9 @@ def case_public(ref: ReferenceCache, row: dict[str, Any], with_reporter: bool = 
         "id": row["id"], "case_no": row["case_no"], "state": row["state"], "category": row["category_code"],
         "source": row["source"], "description": row["description"],
         "location": {"type": "Point", "coordinates": [row["lon"], row["lat"]]},
-        **{name: area(row[f"{name}_code"], level) for name, level in LEVELS.items()},
-        "special_grids": [area(code, "special") for code in row["special_grid_codes"] or []],
+        # Names and levels from the reference cache, as the intake reply has them (one source for both).
+        **{name: area_of(ref, row[f"{name}_code"]).as_dict() for name in LEVELS},
+        "special_grids": [area_of(ref, code).as_dict() for code in row["special_grid_codes"] or []],
         "owner": {"key": row["owner_key"], "name": owner_name(ref, row["owner_key"], row["grid_code"]),
                   "area": row["owner_area_code"]},
         "component": component, "deadline": row["deadline"].isoformat() if row["deadline"] else None,

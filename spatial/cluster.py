@@ -17,7 +17,6 @@ import secrets
 import shutil
 import socket
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -255,17 +254,6 @@ class Cluster:
         finally:
             conn.close()
         return state.url(dbname)
-
-    def wait_ready(self, timeout_s: float = 30) -> None:
-        """Wait until the server accepts TCP connections."""
-        state = self.state()
-        deadline = time.monotonic() + timeout_s
-        while state is not None and time.monotonic() < deadline:
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", state.port)) == 0:
-                    return
-            time.sleep(0.2)
-        raise ClusterError("the embedded cluster did not come up in time")
 
 
 def _service_account() -> tuple[int, int] | None:

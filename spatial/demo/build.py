@@ -9,6 +9,7 @@ is; a database holding anything else is refused unless ``force`` is given (then 
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -93,7 +94,7 @@ def build_demo(engine: Engine, seed: int = 20261116, small: bool = False, force:
             restore_row_triggers(conn)
             report.seconds["foreign_keys"] = round(time.perf_counter() - started, 2)
         conn.execute(text("INSERT INTO meta (key, value) VALUES ('demo', CAST(:v AS jsonb))"),
-                     {"v": __import__("json").dumps({**stamp, "built_at": datetime.now(UTC).isoformat(),
+                     {"v": json.dumps({**stamp, "built_at": datetime.now(UTC).isoformat(),
                                                      "counts": report.counts, "seconds": report.seconds})})
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         started = time.perf_counter()

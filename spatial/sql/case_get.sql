@@ -1,13 +1,10 @@
--- Cases by id with the names of their grids, as the API shows them (codes, not names, are stored).
+-- Cases by id, as the API shows them (grid names come from the reference cache).
 SELECT k.id, k.case_no, k.state, k.category_code, k.source, k.description,
        ST_X(k.location) AS lon, ST_Y(k.location) AS lat,
        k.grid_code, k.community_code, k.town_code, k.district_code, k.special_grid_codes,
        k.component_code, c.class_code AS component_class, k.component_distance_m,
        k.owner_key, k.owner_area_code, k.deadline, k.duplicate_of, k.reported_at, k.closed_at,
-       k.reporter_name, k.reporter_phone, k.idempotency_key, k.revision,
-       (SELECT json_object_agg(g.code, g.name) FROM grid g
-         WHERE g.code = ANY(ARRAY[k.grid_code, k.community_code, k.town_code, k.district_code]
-                            || k.special_grid_codes)) AS names
+       k.reporter_name, k.reporter_phone, k.idempotency_key, k.revision
 FROM "case" k
 LEFT JOIN component c ON c.code = k.component_code
 WHERE k.id = ANY(CAST(:ids AS bigint[]))

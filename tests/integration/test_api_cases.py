@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -109,3 +111,13 @@ def test_list_filters_and_keyset_pages(client: TestClient) -> None:
     assert client.get("/api/v1/cases", params={"category": "E02"}).json()["cases"] == []
     assert client.get("/api/v1/cases", params={"area": "12"}).status_code == 400
     assert client.get("/api/v1/cases/999999").status_code == 404
+
+
+def test_read_answers_as_intake_did(client: TestClient) -> None:
+    created = client.post("/api/v1/cases", json=_with(location={"type": "Point", "coordinates": [120.2, 31.1]}))
+    body = created.json()
+    read = client.get(f"/api/v1/cases/{body['id']}").json()
+    for key in ("grid", "community", "town", "district", "special_grids", "owner", "component"):
+        assert read[key] == body[key], key
+    assert datetime.fromisoformat(read["deadline"]) == datetime.fromisoformat(body["deadline"])
+    assert read["special_grids"] == [{"code": "320506S0001", "name": "测试景区", "level": "scenic"}]
