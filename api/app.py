@@ -27,13 +27,17 @@ def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSet
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.engine = make_engine(url or database_url(db_settings), db_settings)
+        target = url or database_url(db_settings)
+        app.state.engine = make_engine(target, db_settings)
+        # Single-statement writes (the hot intake route) use their own pool of autocommit connections.
+        app.state.autocommit_engine = make_engine(target, db_settings, autocommit=True)
         with app.state.engine.connect() as conn:
             app.state.reference = ReferenceCache.load(conn)
         try:
             yield
         finally:
             app.state.engine.dispose()
+            app.state.autocommit_engine.dispose()
 
     app = FastAPI(title="gridlink", version="0.1.0", lifespan=lifespan,
                   description="Spatial server for grid-based city governance (网格化社会治理).")

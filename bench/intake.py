@@ -6,8 +6,10 @@
    scratch database for the run, so that the cases the benchmark adds never pile up.
 2. Floor: the same intake statement the API runs (spatial/sql/intake.sql: assign, store the case and its
    first events), once per report and committed, over direct connections, one per client, without HTTP.
-3. HTTP: ``gridlink serve`` in a child process; N client threads POST /api/v1/cases (assign, store, read
-   back, commit) with keep-alive connections; cases/s and p50/p99 latency.
+3. HTTP: ``gridlink serve`` in a child process; N client threads POST /api/v1/cases (assign, store, reply,
+   commit) with keep-alive connections; cases/s and p50/p99 latency.
+   Floor and HTTP alternate in R rounds (default 6 × 5 s each), so that both meet the same machine: these
+   VMs drift by tens of per cent within a minute, which made back-to-back 30 s runs incomparable.
 4. Bulk: one POST /api/v1/cases/bulk of B reports (GeoJSON), timed end to end.
 Prints one table; writes bench/results/intake.json.
 """
@@ -115,30 +117,36 @@ def _spread(reports: list[dict], clients: int, seconds: float, work) -> tuple[in
     return len(flat), flat, elapsed
 
 
-def floor(url: str, reports: list[dict], clients: int, seconds: float) -> dict:
+class Floor:
     """The intake statement (assign + store + first events, sql/intake.sql) per report, one commit each,
     over direct connections: everything the HTTP path does except HTTP and Python web framework work."""
-    engine = create_engine(url, pool_size=clients)
-    with engine.connect() as conn:
-        ref = ReferenceCache.load(conn)
-    conns = [engine.connect() for _ in range(clients)]
 
-    def work(i: int, body: dict) -> None:
+    def __init__(self, url: str, clients: int) -> None:
+        self.engine = create_engine(url, pool_size=clients)
+        with self.engine.connect() as conn:
+            self.ref = ReferenceCache.load(conn)
+        self.conns = [self.engine.connect() for _ in range(clients)]
+
+    def begin(self) -> None:
+        """Nothing to do: direct connections stay open."""
+
+    def work(self, i: int, body: dict) -> None:
+        """Run one report on connection ``i``."""
         lon, lat = body["location"]["coordinates"]
-        cat = ref.categories[body["category"]]
+        cat = self.ref.categories[body["category"]]
         at = datetime.now(UTC)
         params = {**report_params(Report(cat, lon, lat, at)), "source": body["source"],
                   "description": body["description"], "actor": "bench", "reporter_name": None,
                   "reporter_phone": None, "idempotency_key": None,
-                  "deadline": ref.calendar.deadline(at, cat.time_limit, cat.time_unit)}
-        run_prepared(conns[i], "intake", params)
-        conns[i].commit()
+                  "deadline": self.ref.calendar.deadline(at, cat.time_limit, cat.time_unit)}
+        run_prepared(self.conns[i], "intake", params)
+        self.conns[i].commit()
 
-    count, latencies, elapsed = _spread(reports, clients, seconds, work)
-    for conn in conns:
-        conn.close()
-    engine.dispose()
-    return _figures(count, latencies, elapsed)
+    def close(self) -> None:
+        """Close the connections."""
+        for conn in self.conns:
+            conn.close()
+        self.engine.dispose()
 
 
 def _figures(count: int, latencies: list[float], elapsed: float) -> dict:
@@ -167,23 +175,53 @@ def start_server(url: str, workers: int) -> tuple[subprocess.Popen, int]:
     raise RuntimeError("the server did not start")
 
 
-def http_intake(port: int, reports: list[dict], clients: int, seconds: float) -> dict:
-    """POST /api/v1/cases from ``clients`` keep-alive connections for ``seconds``."""
-    connections = [http.client.HTTPConnection("127.0.0.1", port, timeout=30) for _ in range(clients)]
-    errors = []
+class Http:
+    """POST /api/v1/cases from keep-alive connections, one per client."""
 
-    def work(i: int, body: dict) -> None:
-        connections[i].request("POST", "/api/v1/cases", body=json.dumps(body).encode(),
-                               headers={"Content-Type": "application/json"})
-        reply = connections[i].getresponse()
+    def __init__(self, port: int, clients: int) -> None:
+        self.port, self.clients = port, clients
+        self.connections: list[http.client.HTTPConnection] = []
+        self.errors: list[int] = []
+        self.begin()
+
+    def begin(self) -> None:
+        """Open fresh connections (the server closes keep-alive connections idle for 5 s)."""
+        for connection in self.connections:
+            connection.close()
+        self.connections = [http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+                            for _ in range(self.clients)]
+
+    def work(self, i: int, body: dict) -> None:
+        """Send one report on connection ``i``."""
+        self.connections[i].request("POST", "/api/v1/cases", body=json.dumps(body).encode(),
+                                    headers={"Content-Type": "application/json"})
+        reply = self.connections[i].getresponse()
         reply.read()
         if reply.status not in (200, 201, 422):
-            errors.append(reply.status)
+            self.errors.append(reply.status)
 
-    count, latencies, elapsed = _spread(reports, clients, seconds, work)
-    figures = _figures(count, latencies, elapsed)
-    figures["errors"] = len(errors)
-    return figures
+
+def interleaved(reports: list[dict], clients: int, seconds: float, rounds: int, runners: dict) -> dict:
+    """Run each runner for ``seconds / rounds`` in turn, ``rounds`` times, so that both sides see the same
+    machine (these VMs drift by tens of per cent within a minute); return totals and per-round rates."""
+    totals = {name: {"count": 0, "elapsed": 0.0, "latencies": [], "rates": []} for name in runners}
+    offset = 0
+    for _ in range(rounds):
+        for name, runner in runners.items():
+            runner.begin()
+            count, latencies, elapsed = _spread(reports[offset:] + reports[:offset], clients, seconds / rounds,
+                                                runner.work)
+            offset = (offset + count) % len(reports)
+            total = totals[name]
+            total["count"] += count
+            total["elapsed"] += elapsed
+            total["latencies"] += latencies
+            total["rates"].append(count / elapsed)
+    out = {}
+    for name, total in totals.items():
+        out[name] = _figures(total["count"], total["latencies"], total["elapsed"])
+        out[name]["per_round"] = [round(rate, 1) for rate in total["rates"]]
+    return out
 
 
 def bulk(port: int, reports: list[dict], size: int) -> dict:
@@ -209,27 +247,36 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2, help="server worker processes")
+    parser.add_argument("--rounds", type=int, default=6, help="floor and HTTP alternate this many times")
     parser.add_argument("--bulk", type=int, default=100_000)
     args = parser.parse_args()
     url = prepare(DatabaseSettings())
     reports = sample_reports(url, 20_000)
-    base = floor(url, reports, args.clients, args.seconds)
     server, port = start_server(url, args.workers)
+    floor = Floor(url, args.clients)
     try:
-        http_intake(port, reports[::-1], args.clients, 3)  # warm-up: pools, caches, JIT-free plans
-        served = http_intake(port, reports, args.clients, args.seconds)
+        client = Http(port, args.clients)
+        _spread(reports[::-1], args.clients, 3, client.work)  # warm-up: pools, caches, prepared plans
+        _spread(reports[::-1], args.clients, 3, floor.work)
+        runs = interleaved(reports, args.clients, args.seconds, args.rounds, {"floor": floor, "http": client})
+        base, served = runs["floor"], runs["http"]
+        served["errors"] = len(client.errors)
         batch = bulk(port, sample_reports(url, args.bulk, seed=11), args.bulk)
     finally:
+        floor.close()
         server.terminate()
         server.wait(timeout=30)
+    round_ratios = [h / f for h, f in zip(served["per_round"], base["per_round"], strict=True)]
     result = {"machine": f"{platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}",
               "clients": args.clients, "workers": args.workers, "seconds": args.seconds, "floor": base,
-              "http": served, "ratio_http_over_floor": round(served["per_s"] / base["per_s"], 2), "bulk": batch}
+              "http": served, "ratio_http_over_floor": round(served["per_s"] / base["per_s"], 2),
+              "ratio_median_of_rounds": round(statistics.median(round_ratios), 2), "bulk": batch}
     print(f"\nfloor (intake.sql per report, {args.clients} direct connections): {base['per_s']:8.1f} /s"
           f"  p50 {base['p50_ms']} ms  p99 {base['p99_ms']} ms")
     print(f"HTTP POST /api/v1/cases ({args.clients} clients, {args.workers} workers): {served['per_s']:8.1f} /s"
           f"  p50 {served['p50_ms']} ms  p99 {served['p99_ms']} ms  errors {served['errors']}")
-    print(f"ratio HTTP / floor: {result['ratio_http_over_floor']}")
+    print(f"ratio HTTP / floor: {result['ratio_http_over_floor']} (median of {args.rounds} rounds:"
+          f" {result['ratio_median_of_rounds']}; rounds floor {base['per_round']}, HTTP {served['per_round']})")
     print(f"bulk: {batch['rows']:,} reports in {batch['seconds']} s ({batch['rows_per_s']:,}/s): "
           f"{batch['created']} created, {batch['duplicates']} duplicates, {batch['refused']} refused")
     out = Path(__file__).parent / "results"

@@ -5,6 +5,12 @@ current base grids, special grids, the components a batch needs and the open ori
 window are read from PostGIS once, indexed with shapely's STRtree, and every row is assigned in
 vectorised steps. PostGIS stays the only source of truth: the indexes live for one batch, inside its
 transaction, and ``tests/integration/test_bulk.py`` checks that they assign exactly as ``assign_core.sql``.
+
+Reading 680,000 components row by row costs seconds in the driver alone, so point components arrive as
+a handful of aggregated values (codes, classes and owners as one delimited text each, locations as
+concatenated little-endian WKB points read straight into numpy); the few line and polygon components
+arrive row by row with their whole geometry, so that distances to them are distances to the shape, as
+PostGIS measures them.
 """
 
 from __future__ import annotations
@@ -20,7 +26,8 @@ from sqlalchemy import Connection, text
 from spatial.assignment import Report
 
 SPHERE_M_PER_DEG = 6_371_008.8 * math.pi / 180  # PostGIS's sphere (use_spheroid = false)
-RETIRED = ("abandoned", "removed")
+USABLE = ("intact", "damaged", "missing")  # statuses that take new cases, as in assign_core.sql
+_WKB_POINT = np.dtype([("order", "u1"), ("kind", "<u4"), ("x", "<f8"), ("y", "<f8")])
 
 
 def sphere_metres(lon1, lat1, lon2, lat2):
@@ -31,6 +38,18 @@ def sphere_metres(lon1, lat1, lon2, lat2):
     return 2 * 6_371_008.8 * np.arcsin(np.sqrt(np.minimum(h, 1.0)))
 
 
+def metres_to_shape(lon: float, lat: float, shape: shapely.Geometry) -> float:
+    """Distance in metres from (lon, lat) to a line or polygon: its nearest point found in a plane scaled
+    at the report's latitude, then the great-circle distance to that point. Within the 30 m radius this
+    differs from PostGIS's geography distance by far less than the 0.1 m the API rounds to."""
+    k = math.cos(math.radians(lat))
+    scaled = shapely.transform(shape, lambda c: c * np.array([k, 1.0]))
+    if shapely.covers(scaled, shapely.Point(lon * k, lat)):
+        return 0.0
+    nearest = shapely.get_coordinates(shapely.shortest_line(scaled, shapely.Point(lon * k, lat)))[0]
+    return float(sphere_metres(lon, lat, nearest[0] / k, nearest[1]))
+
+
 def _tree(conn: Connection, kinds: str) -> tuple[shapely.STRtree, list[str]]:
     rows = conn.execute(text(
         "SELECT grid_code, ST_AsBinary(geom) FROM grid_geometry WHERE valid_to IS NULL AND kind IN " + kinds
@@ -38,17 +57,71 @@ def _tree(conn: Connection, kinds: str) -> tuple[shapely.STRtree, list[str]]:
     return shapely.STRtree(shapely.from_wkb([bytes(g) for _, g in rows])), [code for code, _ in rows]
 
 
-@dataclass
-class Components:
-    """Point anchors and attributes of components (ST_PointOnSurface, as in the SQL)."""
+@dataclass(frozen=True)
+class Component:
+    """One component as the assignment needs it."""
 
-    codes: np.ndarray
+    code: str
+    class_code: str
+    owner_key: str
+    status: str
+    district_code: str
+    geom: shapely.Geometry
+
+    def metres_from(self, lon: float, lat: float) -> float:
+        """Distance from (lon, lat) in metres, as PostGIS's ``geography`` distance on the sphere."""
+        if shapely.get_type_id(self.geom) == 0:  # a point
+            x, y = shapely.get_coordinates(self.geom)[0]
+            return float(sphere_metres(lon, lat, x, y))
+        return metres_to_shape(lon, lat, self.geom)
+
+
+@dataclass
+class Usable:
+    """Components that take new cases, for the nearest-component rule: arrays by position."""
+
+    codes: list[str]
     classes: np.ndarray
-    owners: np.ndarray
-    status: np.ndarray
-    districts: np.ndarray
-    xy: np.ndarray
-    lookup: dict[str, int]
+    owners: list[str]
+    geoms: np.ndarray  # shapely geometries: points, and the whole shape of lines and polygons
+    xy: np.ndarray  # point coordinates (NaN for shapes)
+
+    @classmethod
+    def load(cls, conn: Connection) -> Usable:
+        """Read every usable component: points aggregated, shapes row by row."""
+        dbapi = conn.connection.dbapi_connection
+        if dbapi is None:
+            raise RuntimeError("the connection is closed")
+        cursor = dbapi.cursor()
+        cursor.execute(
+            "SELECT count(*), string_agg(code, ','), string_agg(class_code, ','), string_agg(owner_key, ','),"
+            " string_agg(ST_AsBinary(geom, 'NDR'), ''::bytea) FROM component"
+            " WHERE status = ANY(%s) AND ST_GeometryType(geom) = 'ST_Point'", (list(USABLE),))
+        count, codes, classes, owners, wkb = cursor.fetchone() or (0, "", "", "", b"")
+        points = np.frombuffer(wkb or b"", dtype=_WKB_POINT)
+        if not (np.all(points["order"] == 1) and np.all(points["kind"] == 1)):
+            raise RuntimeError("component points did not arrive as 2D little-endian WKB points")
+        code_list: list[str] = codes.split(",") if count else []
+        class_list: list[str] = classes.split(",") if count else []
+        owner_list: list[str] = owners.split(",") if count else []
+        if not len(code_list) == len(class_list) == len(owner_list) == len(points):
+            raise RuntimeError("component columns arrived with different lengths")
+        cursor.execute(
+            "SELECT code, class_code, owner_key, ST_AsBinary(geom) FROM component"
+            " WHERE status = ANY(%s) AND ST_GeometryType(geom) <> 'ST_Point'", (list(USABLE),))
+        shapes = cursor.fetchall()
+        xy = np.concatenate([np.column_stack([points["x"], points["y"]]), np.full((len(shapes), 2), np.nan)])
+        geoms = np.concatenate([shapely.points(xy[:len(points)]),
+                                shapely.from_wkb([bytes(s[3]) for s in shapes]) if shapes else []])
+        return cls(code_list + [s[0] for s in shapes], np.array(class_list + [s[1] for s in shapes]),
+                   owner_list + [s[2] for s in shapes], geoms, xy)
+
+    def metres_from(self, lon: float, lat: float, members: np.ndarray) -> np.ndarray:
+        """Distances in metres from (lon, lat) to the components at ``members``."""
+        metres = sphere_metres(lon, lat, self.xy[members, 0], self.xy[members, 1])
+        for i in np.flatnonzero(np.isnan(metres)):
+            metres[i] = metres_to_shape(lon, lat, self.geoms[members[i]])
+        return metres
 
 
 class BatchIndex:
@@ -57,7 +130,9 @@ class BatchIndex:
     def __init__(self, conn: Connection, reports: list[Report]) -> None:
         self.base_tree, self.base_codes = _tree(conn, "('base')")
         self.special_tree, self.special_codes = _tree(conn, "('enterprise', 'park', 'scenic', 'commercial')")
-        self.components = self._components(conn)
+        needs_nearest = any(r.component_code is None and r.category.flow == "component" for r in reports)
+        self.usable = Usable.load(conn) if needs_nearest else None
+        self.named = self._named(conn, sorted({r.component_code for r in reports if r.component_code}))
         self.trees: dict[tuple[str, ...] | None, tuple[shapely.STRtree, np.ndarray]] = {}
         first = min(r.at for r in reports) - timedelta(hours=24)
         last = max(r.at for r in reports)
@@ -67,15 +142,14 @@ class BatchIndex:
             " AND reported_at > :first AND reported_at <= :last"), {"first": first, "last": last}).all()
 
     @staticmethod
-    def _components(conn: Connection) -> Components:
+    def _named(conn: Connection, codes: list[str]) -> dict[str, Component]:
+        """The components the batch names by code, whatever their status (to say why one is refused)."""
+        if not codes:
+            return {}
         rows = conn.execute(text(
-            "SELECT code, class_code, owner_key, status, district_code, ST_X(p), ST_Y(p)"
-            " FROM component, ST_PointOnSurface(geom) AS p")).all()
-        codes = np.array([r[0] for r in rows])
-        return Components(codes, np.array([r[1] for r in rows]), np.array([r[2] for r in rows]),
-                          np.array([r[3] for r in rows]), np.array([r[4] for r in rows]),
-                          np.array([(r[5], r[6]) for r in rows], dtype=float),
-                          {code: i for i, code in enumerate(codes.tolist())})
+            "SELECT code, class_code, owner_key, status, district_code, ST_AsBinary(geom) FROM component"
+            " WHERE code = ANY(:codes)"), {"codes": codes}).all()
+        return {r[0]: Component(r[0], r[1], r[2], r[3], r[4], shapely.from_wkb(bytes(r[5]))) for r in rows}
 
     def grids(self, xy: np.ndarray) -> tuple[list[str | None], list[list[str]]]:
         """Return the base grid (smallest covering code) and the covering special grids of each point."""
@@ -90,26 +164,38 @@ class BatchIndex:
             specials[hit].append(self.special_codes[index])
         return base, specials
 
-    def nearest_component(self, classes: tuple[str, ...] | None, lon: float, lat: float,
-                          radius_m: float) -> int | None:
-        """Return the index of the nearest usable component of ``classes`` within ``radius_m``, or None."""
+    def nearest_components(self, classes: tuple[str, ...] | None, lons: np.ndarray, lats: np.ndarray,
+                           radius_m: float) -> list[tuple[Component, float] | None]:
+        """For each point, the nearest usable component of ``classes`` within ``radius_m`` and its distance
+        in metres (ties: the smaller code), or None — one tree query for all the points."""
+        usable = self.usable
+        if usable is None:
+            raise RuntimeError("the batch index was built without components")
         if classes not in self.trees:
-            c = self.components
-            usable = ~np.isin(c.status, RETIRED)
-            if classes is not None:
-                usable &= np.isin(c.classes, classes)
-            members = np.flatnonzero(usable)
-            self.trees[classes] = (shapely.STRtree(shapely.points(c.xy[members])), members)
+            members = (np.arange(len(usable.codes)) if classes is None
+                       else np.flatnonzero(np.isin(usable.classes, classes)))
+            self.trees[classes] = (shapely.STRtree(usable.geoms[members]), members)
         tree, members = self.trees[classes]
-        box = radius_m / (SPHERE_M_PER_DEG * max(math.cos(math.radians(lat)), 0.01)) * 1.01
-        near = members[tree.query(shapely.box(lon - box, lat - box, lon + box, lat + box))]
-        if len(near) == 0:
-            return None
-        metres = sphere_metres(lon, lat, self.components.xy[near, 0], self.components.xy[near, 1])
-        order = np.lexsort((self.components.codes[near], metres))
-        return int(near[order[0]]) if metres[order[0]] <= radius_m else None
+        reach = radius_m / (SPHERE_M_PER_DEG * np.maximum(np.cos(np.radians(lats)), 0.01)) * 1.01
+        qi, ti = tree.query(shapely.box(lons - reach, lats - reach, lons + reach, lats + reach))
+        found: list[tuple[Component, float] | None] = [None] * len(lons)
+        if not len(qi):
+            return found
+        near = members[ti]
+        metres = sphere_metres(lons[qi], lats[qi], usable.xy[near, 0], usable.xy[near, 1])
+        for k in np.flatnonzero(np.isnan(metres)):
+            metres[k] = metres_to_shape(float(lons[qi[k]]), float(lats[qi[k]]), usable.geoms[near[k]])
+        inside = metres <= radius_m
+        qi, near, metres = qi[inside], near[inside], metres[inside]
+        codes = np.array([usable.codes[i] for i in near.tolist()])
+        order = np.lexsort((codes, metres, qi))
+        rows, first = np.unique(qi[order], return_index=True)
+        for row, k in zip(rows.tolist(), order[first].tolist(), strict=True):
+            i = int(near[k])
+            found[row] = (Component(usable.codes[i], str(usable.classes[i]), usable.owners[i], "usable", "",
+                                    usable.geoms[i]), float(metres[k]))
+        return found
 
     def open_originals(self) -> list[tuple[int, str, float, float, str | None, datetime]]:
         """Return the open original cases that rows of this batch may duplicate."""
         return [(r[0], r[1], r[2], r[3], r[4], r[5]) for r in self.open_cases]
-

@@ -15,7 +15,7 @@ import csv
 import io
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -23,9 +23,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, text
 
 from spatial.assignment import Assignment, Report, assign_rows, finish
-from spatial.bulk_fast import Duplicates, assign_batch
+from spatial.bulk_fast import assign_batch
 from spatial.coords import coordinate_problem
-from spatial.copy import copy_lines, raw_cursor, row_line
+from spatial.copy import copy_lines, copy_text, raw_cursor
+from spatial.duplicates import Cases, within_batch
 from spatial.errors import GridlinkError, InvalidParameterError
 from spatial.integrity import check_foreign_keys, restore_row_triggers, skip_row_triggers
 from spatial.models.cases import SOURCES
@@ -86,8 +87,13 @@ class BulkReport:
     results: list[RowResult] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        """Return a JSON-ready dict."""
-        return asdict(self)
+        """Return a JSON-ready dict (the rows' own attribute dicts: no deep copy of 100,000 results)."""
+        return {"received": self.received, "created": self.created, "duplicates": self.duplicates,
+                "refused": self.refused, "stored": self.stored, "results": [vars(r) for r in self.results]}
+
+    def to_json(self) -> bytes:
+        """Return the report as UTF-8 JSON."""
+        return json.dumps(self.as_dict(), ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _number(value: Any, name: str) -> float:
@@ -240,21 +246,25 @@ def _store(conn: Connection, ref: ReferenceCache, assigned: list[tuple[BulkRow, 
     ), {"n": len(assigned)})]
     versions = {code: version for code, version in conn.execute(text(
         "SELECT grid_code, version_id FROM grid_geometry WHERE valid_to IS NULL AND kind = 'base'"))}
-    batch = Duplicates([])
-    cases, events, results = [], [], []
-    for case_id, (row, found, at) in zip(ids, assigned, strict=True):
-        duplicate = found.duplicate_of or batch.find(row.category, row.lon, row.lat, found.component_code, at)
-        if duplicate is None:
-            batch.add(case_id, row.category, row.lon, row.lat, found.component_code, at)
+    rows = Cases.of(ids, [row.category for row, _, _ in assigned], [row.lon for row, _, _ in assigned],
+                    [row.lat for row, _, _ in assigned], [at for _, _, at in assigned],
+                    [found.component_code for _, found, _ in assigned])
+    links = within_batch(rows, [found.duplicate_of for _, found, _ in assigned])
+    actor_text, numbers, events, results = copy_text(actor), [], [], []
+    for case_id, (row, found, at), duplicate in zip(ids, assigned, links, strict=True):
         case_no = at.astimezone(LOCAL).strftime("%Y%m%d") + f"{case_id:08d}"
-        cases.append(_case_line(case_id, case_no, row, found, at, duplicate, versions))
-        events.append(row_line((case_id, at.isoformat(), "report", "reported", actor, None,
-                                json.dumps({"grid": found.grid.code, "owner": found.owner_key, "batch": True}))))
+        numbers.append(case_no)
+        stamp = at.isoformat()
+        events.append(f"{case_id}\t{stamp}\treport\treported\t{actor_text}\t\\N\t"
+                      f'{{"grid": "{found.grid.code}", "owner": {_json_text(found.owner_key)}, "batch": true}}\n')
         if duplicate:
-            events.append(row_line((case_id, at.isoformat(), "link", "voided", "system",
-                                    f"重复上报，已关联原案件 {duplicate}", json.dumps({"duplicate_of": duplicate}))))
+            events.append(f"{case_id}\t{stamp}\tlink\tvoided\tsystem\t重复上报，已关联原案件 {duplicate}\t"
+                          f'{{"duplicate_of": {duplicate}}}\n')
         results.append(RowResult(row.row, "duplicate" if duplicate else "created", case_id, case_no,
                                  found.grid.code, found.owner_key, duplicate))
+    # Case lines are formatted while COPY streams them, so that formatting and loading overlap.
+    cases = (_case_line(case_id, case_no, row, found, at.isoformat(), duplicate, versions)
+             for case_id, case_no, (row, found, at), duplicate in zip(ids, numbers, assigned, links, strict=True))
     raw = raw_cursor(conn)
     fast = skip_row_triggers(conn)
     copy_lines(raw, "case", CASE_COLUMNS, cases)
@@ -266,12 +276,27 @@ def _store(conn: Connection, ref: ReferenceCache, assigned: list[tuple[BulkRow, 
     return results
 
 
-def _case_line(case_id: int, case_no: str, row: BulkRow, found: Assignment, at: datetime, duplicate: int | None,
+def _json_text(value: str) -> str:
+    """A string as a JSON value inside a COPY text field."""
+    return copy_text(json.dumps(value))
+
+
+def _text(value: str | None) -> str:
+    return r"\N" if value is None else copy_text(value)
+
+
+def _case_line(case_id: int, case_no: str, row: BulkRow, found: Assignment, stamp: str, duplicate: int | None,
                versions: dict[str, int]) -> str:
-    return row_line((
-        case_id, case_no, row.category, "voided" if duplicate else "reported", row.source, row.description,
-        f"SRID=4326;POINT({row.lon!r} {row.lat!r})", found.grid.code, found.community.code, found.town.code,
-        found.district.code, "{" + ",".join(s.code for s in found.special_grids) + "}", versions[found.grid.code],
-        found.component_code, found.component_distance_m, found.owner_key, found.owner_area_code,
-        found.deadline.isoformat(), duplicate, row.reporter_name, row.reporter_phone, at.isoformat(),
-    ))
+    """One COPY line of ``case`` (columns as CASE_COLUMNS). Codes are checked digits and names from the
+    reference tables; only free text is escaped."""
+    specials = ",".join(s.code for s in found.special_grids)
+    return (
+        f"{case_id}\t{case_no}\t{row.category}\t{'voided' if duplicate else 'reported'}\t{row.source}\t"
+        f"{_text(row.description)}\tSRID=4326;POINT({row.lon!r} {row.lat!r})\t{found.grid.code}\t"
+        f"{found.community.code}\t{found.town.code}\t{found.district.code}\t{{{specials}}}\t"
+        f"{versions[found.grid.code]}\t{_text(found.component_code)}\t"
+        f"{r'\N' if found.component_distance_m is None else found.component_distance_m}\t"
+        f"{_text(found.owner_key)}\t{_text(found.owner_area_code)}\t{found.deadline.isoformat()}\t"
+        f"{r'\N' if duplicate is None else duplicate}\t{_text(row.reporter_name)}\t{_text(row.reporter_phone)}\t"
+        f"{stamp}\n"
+    )

@@ -1,11 +1,10 @@
-"""Streaming rows into PostgreSQL with COPY (text format), in bounded chunks."""
+"""Streaming rows into PostgreSQL with COPY (text format)."""
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterable, Sequence
 
-CHUNK_BYTES = 16 * 1024 * 1024
+CHUNK_CHARS = 256 * 1024  # characters handed to the driver per read
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
@@ -16,24 +15,31 @@ def copy_text(value: str) -> str:
     return value
 
 
+class _LineStream:
+    """A read-only text file over an iterator of lines: COPY pulls the next chunk while the server is
+    still working on the previous one, so producing lines and loading them overlap."""
+
+    def __init__(self, lines: Iterable[str]) -> None:
+        self._lines = iter(lines)
+        self.rows = 0
+
+    def read(self, size: int = -1) -> str:
+        parts, length = [], 0
+        for line in self._lines:
+            parts.append(line)
+            length += len(line)
+            self.rows += 1
+            if 0 <= size <= length:
+                break
+        return "".join(parts)
+
+
 def copy_lines(cursor, table: str, columns: Sequence[str], lines: Iterable[str]) -> int:
-    """COPY pre-formatted, tab-separated ``lines`` into ``table``; return the number of rows sent."""
-    statement = f'COPY "{table}" ({", ".join(columns)}) FROM STDIN'
-    buffer = io.StringIO()
-    size = rows = 0
-    for line in lines:
-        buffer.write(line)
-        size += len(line)
-        rows += 1
-        if size >= CHUNK_BYTES:
-            buffer.seek(0)
-            cursor.copy_expert(statement, buffer)
-            buffer = io.StringIO()
-            size = 0
-    if size:
-        buffer.seek(0)
-        cursor.copy_expert(statement, buffer)
-    return rows
+    """COPY tab-separated ``lines`` (each ending in a newline; a generator is consumed as COPY goes)
+    into ``table`` in one statement; return the number of rows sent."""
+    stream = _LineStream(lines)
+    cursor.copy_expert(f'COPY "{table}" ({", ".join(columns)}) FROM STDIN', stream, size=CHUNK_CHARS)
+    return stream.rows
 
 
 def row_line(values: Iterable[object]) -> str:

@@ -25,8 +25,13 @@ def database_url(settings: DatabaseSettings, dbname: str | None = None, log: Cal
 IDLE_PING_SECONDS = 2.0
 
 
-def make_engine(url: str, settings: DatabaseSettings, *, request_timeouts: bool = True) -> Engine:
+def make_engine(url: str, settings: DatabaseSettings, *, request_timeouts: bool = True,
+                autocommit: bool = False) -> Engine:
     """Create an engine that pings idle connections before use and (for requests) has a statement timeout.
+
+    ``autocommit=True`` makes a pool whose connections are in autocommit mode for their whole life, for
+    writes that are one statement (atomic on their own): no BEGIN/COMMIT round trips, and no isolation
+    level switched on checkout and reset on return, which a per-connection ``AUTOCOMMIT`` option costs.
 
     SQLAlchemy's ``pool_pre_ping`` pings on every checkout: a round trip per request on the hot intake
     route. A connection that was in use within the last ``IDLE_PING_SECONDS`` is handed out as it is;
@@ -38,6 +43,7 @@ def make_engine(url: str, settings: DatabaseSettings, *, request_timeouts: bool 
         pool_size=settings.pool_size,
         max_overflow=settings.max_overflow,
         connect_args={"options": options, "application_name": "gridlink"},
+        **({"isolation_level": "AUTOCOMMIT"} if autocommit else {}),
     )
     event.listen(engine, "checkout", _ping_if_idle)
     event.listen(engine, "checkin", _note_use)

@@ -121,6 +121,25 @@ def test_fast_path_agrees_with_sql_on_the_demo(small_demo) -> None:
         reports = [Report(rng.choice(cats), x + rng.uniform(-3e-4, 3e-4), y + rng.uniform(-3e-4, 3e-4), now)
                    for x, y in anchors]
         reports += [Report(cats[0], 121.9, 31.5, now)]  # outside coverage
+        # Near lines and polygons: the distance is to the shape, not to a point on it.
+        by_class = {}
+        for cat in cats:
+            for cls in (cat.component_classes or ()) if cat.flow == "component" else ():
+                by_class.setdefault(cls, cat)
+        shapes = conn.execute(text(
+            "SELECT class_code, ST_X(p), ST_Y(p) FROM component, ST_ClosestPoint(geom, ST_Centroid(geom)) p"
+            " WHERE ST_GeometryType(geom) <> 'ST_Point' ORDER BY code LIMIT 150")).all()
+        first_shape = len(reports)
+        wildcard = next(c for c in cats if c.flow == "component" and c.component_classes is None)
+        reports += [Report(by_class.get(cls, wildcard), x + rng.uniform(-2e-4, 2e-4), y + rng.uniform(-2e-4, 2e-4),
+                           now) for cls, x, y in shapes]
+        last_shape = len(reports)
+        # Named components of every status, some far from the report or in another district.
+        named = conn.execute(text("SELECT code, ST_X(p), ST_Y(p) FROM component, ST_PointOnSurface(geom) p"
+                                  " ORDER BY status = 'intact', md5(code) LIMIT 80")).all()
+        reports += [Report(rng.choice(cats), x + rng.uniform(-1e-3, 1e-3), y + rng.uniform(-1e-3, 1e-3), now, code)
+                    for code, x, y in named]
+        reports += [Report(cats[0], *anchors[0], now, "3205069999999999")]  # unknown code
         fast = assign_batch(conn, ref, reports)
         sql = []
         for report, row in zip(reports, assign_rows(conn, reports), strict=True):
@@ -137,3 +156,7 @@ def test_fast_path_agrees_with_sql_on_the_demo(small_demo) -> None:
 
     assert [key(o) for o in fast] == [key(o) for o in sql]
     assert sum(1 for o in fast if not isinstance(o, GridlinkError) and o.component_code) >= 10
+    near_shapes = [o for o in fast[first_shape:last_shape] if not isinstance(o, GridlinkError) and o.component_code]
+    assert len(near_shapes) >= 5, "too few reports bound to a line or polygon component"
+    refused = [o.detail for o in fast[last_shape:] if isinstance(o, GridlinkError)]
+    assert any("is removed" in r or "is abandoned" in r for r in refused) and any("unknown" in r for r in refused)
