@@ -84,6 +84,11 @@ class Report:
     at: datetime
     component_code: str | None = None
 
+    @property
+    def wants_nearest_component(self) -> bool:
+        """A component category that names no component binds the nearest one of a matching class."""
+        return self.component_code is None and self.category.flow == "component"
+
 
 def report_params(report: Report, radius_m: float = DEFAULT_RADIUS_M) -> dict[str, object]:
     """Return the per-report parameters of the assignment statements (see sql/assign_core.sql)."""

@@ -17,16 +17,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import numpy as np
 import shapely
 from sqlalchemy import Connection, text
 
-from spatial.assignment import Report
+from spatial.assignment import RETIRED, Report
+from spatial.models.components import STATUSES
 
 SPHERE_M_PER_DEG = 6_371_008.8 * math.pi / 180  # PostGIS's sphere (use_spheroid = false)
-USABLE = ("intact", "damaged", "missing")  # statuses that take new cases, as in assign_core.sql
+USABLE = tuple(s for s in STATUSES if s not in RETIRED)  # take new cases (assign_core.sql lists them)
 _WKB_POINT = np.dtype([("order", "u1"), ("kind", "<u4"), ("x", "<f8"), ("y", "<f8")])
 
 
@@ -116,11 +117,11 @@ class Usable:
         return cls(code_list + [s[0] for s in shapes], np.array(class_list + [s[1] for s in shapes]),
                    owner_list + [s[2] for s in shapes], geoms, xy)
 
-    def metres_from(self, lon: float, lat: float, members: np.ndarray) -> np.ndarray:
-        """Distances in metres from (lon, lat) to the components at ``members``."""
-        metres = sphere_metres(lon, lat, self.xy[members, 0], self.xy[members, 1])
+    def metres_from(self, lons: np.ndarray, lats: np.ndarray, members: np.ndarray) -> np.ndarray:
+        """Distances in metres from each (lon, lat) to the component at the same place of ``members``."""
+        metres = sphere_metres(lons, lats, self.xy[members, 0], self.xy[members, 1])
         for i in np.flatnonzero(np.isnan(metres)):
-            metres[i] = metres_to_shape(lon, lat, self.geoms[members[i]])
+            metres[i] = metres_to_shape(float(lons[i]), float(lats[i]), self.geoms[members[i]])
         return metres
 
 
@@ -130,14 +131,15 @@ class BatchIndex:
     def __init__(self, conn: Connection, reports: list[Report]) -> None:
         self.base_tree, self.base_codes = _tree(conn, "('base')")
         self.special_tree, self.special_codes = _tree(conn, "('enterprise', 'park', 'scenic', 'commercial')")
-        needs_nearest = any(r.component_code is None and r.category.flow == "component" for r in reports)
-        self.usable = Usable.load(conn) if needs_nearest else None
+        wanted = any(r.wants_nearest_component for r in reports)
+        self.usable = Usable.load(conn) if wanted else None
         self.named = self._named(conn, sorted({r.component_code for r in reports if r.component_code}))
         self.trees: dict[tuple[str, ...] | None, tuple[shapely.STRtree, np.ndarray]] = {}
         first = min(r.at for r in reports) - timedelta(hours=24)
         last = max(r.at for r in reports)
+        # The open originals that rows of this batch may duplicate (columns in the order of Cases.of).
         self.open_cases = conn.execute(text(
-            "SELECT id, category_code, ST_X(location), ST_Y(location), component_code, reported_at FROM \"case\""
+            "SELECT id, category_code, ST_X(location), ST_Y(location), reported_at, component_code FROM \"case\""
             " WHERE state NOT IN ('closed', 'voided') AND duplicate_of IS NULL"
             " AND reported_at > :first AND reported_at <= :last"), {"first": first, "last": last}).all()
 
@@ -182,9 +184,7 @@ class BatchIndex:
         if not len(qi):
             return found
         near = members[ti]
-        metres = sphere_metres(lons[qi], lats[qi], usable.xy[near, 0], usable.xy[near, 1])
-        for k in np.flatnonzero(np.isnan(metres)):
-            metres[k] = metres_to_shape(float(lons[qi[k]]), float(lats[qi[k]]), usable.geoms[near[k]])
+        metres = usable.metres_from(lons[qi], lats[qi], near)
         inside = metres <= radius_m
         qi, near, metres = qi[inside], near[inside], metres[inside]
         codes = np.array([usable.codes[i] for i in near.tolist()])
@@ -195,7 +195,3 @@ class BatchIndex:
             found[row] = (Component(usable.codes[i], str(usable.classes[i]), usable.owners[i], "usable", "",
                                     usable.geoms[i]), float(metres[k]))
         return found
-
-    def open_originals(self) -> list[tuple[int, str, float, float, str | None, datetime]]:
-        """Return the open original cases that rows of this batch may duplicate."""
-        return [(r[0], r[1], r[2], r[3], r[4], r[5]) for r in self.open_cases]

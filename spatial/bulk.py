@@ -25,7 +25,7 @@ from sqlalchemy import Connection, text
 from spatial.assignment import Assignment, Report, assign_rows, finish
 from spatial.bulk_fast import assign_batch
 from spatial.coords import coordinate_problem
-from spatial.copy import copy_lines, copy_text, raw_cursor
+from spatial.copy import copy_lines, copy_text, copy_value, raw_cursor
 from spatial.duplicates import Cases, within_batch
 from spatial.errors import GridlinkError, InvalidParameterError
 from spatial.integrity import check_foreign_keys, restore_row_triggers, skip_row_triggers
@@ -250,11 +250,11 @@ def _store(conn: Connection, ref: ReferenceCache, assigned: list[tuple[BulkRow, 
                     [row.lat for row, _, _ in assigned], [at for _, _, at in assigned],
                     [found.component_code for _, found, _ in assigned])
     links = within_batch(rows, [found.duplicate_of for _, found, _ in assigned])
-    actor_text, numbers, events, results = copy_text(actor), [], [], []
+    actor_text, labels, events, results = copy_text(actor), [], [], []
     for case_id, (row, found, at), duplicate in zip(ids, assigned, links, strict=True):
         case_no = at.astimezone(LOCAL).strftime("%Y%m%d") + f"{case_id:08d}"
-        numbers.append(case_no)
         stamp = at.isoformat()
+        labels.append((case_no, stamp))
         events.append(f"{case_id}\t{stamp}\treport\treported\t{actor_text}\t\\N\t"
                       f'{{"grid": "{found.grid.code}", "owner": {_json_text(found.owner_key)}, "batch": true}}\n')
         if duplicate:
@@ -263,8 +263,9 @@ def _store(conn: Connection, ref: ReferenceCache, assigned: list[tuple[BulkRow, 
         results.append(RowResult(row.row, "duplicate" if duplicate else "created", case_id, case_no,
                                  found.grid.code, found.owner_key, duplicate))
     # Case lines are formatted while COPY streams them, so that formatting and loading overlap.
-    cases = (_case_line(case_id, case_no, row, found, at.isoformat(), duplicate, versions)
-             for case_id, case_no, (row, found, at), duplicate in zip(ids, numbers, assigned, links, strict=True))
+    cases = (_case_line(case_id, case_no, row, found, stamp, duplicate, versions)
+             for case_id, (case_no, stamp), (row, found, _), duplicate
+             in zip(ids, labels, assigned, links, strict=True))
     raw = raw_cursor(conn)
     fast = skip_row_triggers(conn)
     copy_lines(raw, "case", CASE_COLUMNS, cases)
@@ -281,22 +282,18 @@ def _json_text(value: str) -> str:
     return copy_text(json.dumps(value))
 
 
-def _text(value: str | None) -> str:
-    return r"\N" if value is None else copy_text(value)
-
-
 def _case_line(case_id: int, case_no: str, row: BulkRow, found: Assignment, stamp: str, duplicate: int | None,
                versions: dict[str, int]) -> str:
-    """One COPY line of ``case`` (columns as CASE_COLUMNS). Codes are checked digits and names from the
-    reference tables; only free text is escaped."""
+    """One COPY line of ``case`` (columns as CASE_COLUMNS). Codes checked as digits or taken from the
+    reference tables are written as they are; free text and absent values go through ``copy_value``."""
     specials = ",".join(s.code for s in found.special_grids)
     return (
         f"{case_id}\t{case_no}\t{row.category}\t{'voided' if duplicate else 'reported'}\t{row.source}\t"
-        f"{_text(row.description)}\tSRID=4326;POINT({row.lon!r} {row.lat!r})\t{found.grid.code}\t"
+        f"{copy_value(row.description)}\tSRID=4326;POINT({row.lon!r} {row.lat!r})\t{found.grid.code}\t"
         f"{found.community.code}\t{found.town.code}\t{found.district.code}\t{{{specials}}}\t"
-        f"{versions[found.grid.code]}\t{_text(found.component_code)}\t"
-        f"{r'\N' if found.component_distance_m is None else found.component_distance_m}\t"
-        f"{_text(found.owner_key)}\t{_text(found.owner_area_code)}\t{found.deadline.isoformat()}\t"
-        f"{r'\N' if duplicate is None else duplicate}\t{_text(row.reporter_name)}\t{_text(row.reporter_phone)}\t"
+        f"{versions[found.grid.code]}\t{copy_value(found.component_code)}\t"
+        f"{copy_value(found.component_distance_m)}\t"
+        f"{copy_value(found.owner_key)}\t{copy_value(found.owner_area_code)}\t{found.deadline.isoformat()}\t"
+        f"{copy_value(duplicate)}\t{copy_value(row.reporter_name)}\t{copy_value(row.reporter_phone)}\t"
         f"{stamp}\n"
     )

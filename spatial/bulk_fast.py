@@ -54,8 +54,7 @@ def assign_batch(conn, ref: ReferenceCache, reports: list[Report],
         except GridlinkError as exc:
             refused[i] = exc
     kept = list(bound)
-    stored = Cases.of(*(zip(*[(r[0], r[1], r[2], r[3], r[5], r[4]) for r in index.open_cases], strict=True)
-                        if index.open_cases else ([], [], [], [], [], [])))
+    stored = Cases.from_rows(index.open_cases)
     batch = Cases.of(kept, [reports[i].category.code for i in kept], xy[kept, 0], xy[kept, 1],
                      [reports[i].at for i in kept], [c.code if c else None for c, _ in bound.values()])
     duplicates = dict(zip(kept, against_stored(batch, stored), strict=True))
@@ -98,7 +97,7 @@ def _nearest(index: BatchIndex, reports: list[Report], xy: np.ndarray,
     """The nearest usable component of each report of a component category that names none, by class set."""
     groups: dict[tuple[str, ...] | None, list[int]] = {}
     for i, report in enumerate(reports):
-        if report.component_code is None and report.category.flow == "component":
+        if report.wants_nearest_component:
             groups.setdefault(report.category.component_classes, []).append(i)
     out: dict[int, tuple[Component, float] | None] = {}
     for classes, rows in groups.items():

@@ -42,17 +42,18 @@ def copy_lines(cursor, table: str, columns: Sequence[str], lines: Iterable[str])
     return stream.rows
 
 
+def copy_value(value: object) -> str:
+    """One COPY field: None as \\N, strings escaped, anything else as ``str``."""
+    if value is None:
+        return r"\N"
+    if isinstance(value, str):
+        return copy_text(value)
+    return str(value)
+
+
 def row_line(values: Iterable[object]) -> str:
     """Format one row for COPY: None as \\N, strings escaped."""
-    out = []
-    for value in values:
-        if value is None:
-            out.append(r"\N")
-        elif isinstance(value, str):
-            out.append(copy_text(value))
-        else:
-            out.append(str(value))
-    return "\t".join(out) + "\n"
+    return "\t".join(copy_value(value) for value in values) + "\n"
 
 
 def raw_cursor(conn):

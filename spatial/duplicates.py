@@ -51,6 +51,11 @@ class Cases:
                    np.column_stack([np.asarray(lons, dtype=float), np.asarray(lats, dtype=float)]).reshape(-1, 2),
                    np.asarray([micros(a) for a in ats], dtype=np.int64), list(components))
 
+    @classmethod
+    def from_rows(cls, rows: Sequence[Sequence]) -> Cases:
+        """Build from rows of (id, category, lon, lat, at, component)."""
+        return cls.of(*zip(*rows, strict=True)) if rows else cls.of([], [], [], [], [], [])
+
     def __len__(self) -> int:
         return len(self.ids)
 
