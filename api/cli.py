@@ -116,7 +116,7 @@ def _import_cases(args: argparse.Namespace) -> int:
 
     from sqlalchemy import create_engine
 
-    from spatial.bulk import intake, parse_csv, parse_geojson
+    from spatial.bulk import intake, parse_csv, parse_geojson, start_reading
     from spatial.errors import GridlinkError
     from spatial.reference_cache import ReferenceCache
 
@@ -126,9 +126,11 @@ def _import_cases(args: argparse.Namespace) -> int:
     body = args.file.read_text(encoding="utf-8-sig")
     engine = create_engine(_url())
     try:
+        usable = start_reading(engine, len(body))
         rows, refused = parse_csv(body) if args.file.suffix.lower() == ".csv" else parse_geojson(body)
         with engine.begin() as conn:
-            report = intake(conn, ReferenceCache.load(conn), rows, refused, "cli:import", args.all_or_nothing)
+            report = intake(conn, ReferenceCache.load(conn), rows, refused, "cli:import", args.all_or_nothing,
+                            usable=usable)
     except GridlinkError as exc:
         _err(f"nothing was imported: {exc.detail}")
         return 2

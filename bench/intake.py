@@ -249,8 +249,19 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="server worker processes")
     parser.add_argument("--rounds", type=int, default=6, help="floor and HTTP alternate this many times")
     parser.add_argument("--bulk", type=int, default=100_000)
+    parser.add_argument("--bulk-only", action="store_true", help="skip the sustained runs (bulk timing only)")
     args = parser.parse_args()
     url = prepare(DatabaseSettings())
+    if args.bulk_only:
+        server, port = start_server(url, args.workers)
+        try:
+            batch = bulk(port, sample_reports(url, args.bulk, seed=11), args.bulk)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+        print(f"bulk: {batch['rows']:,} reports in {batch['seconds']} s ({batch['rows_per_s']:,}/s): "
+              f"{batch['created']} created, {batch['duplicates']} duplicates, {batch['refused']} refused")
+        return
     reports = sample_reports(url, 20_000)
     server, port = start_server(url, args.workers)
     floor = Floor(url, args.clients)

@@ -11,17 +11,23 @@ a handful of aggregated values (codes, classes and owners as one delimited text 
 concatenated little-endian WKB points read straight into numpy); the few line and polygon components
 arrive row by row with their whole geometry, so that distances to them are distances to the shape, as
 PostGIS measures them.
+
+Those components are the slowest read (seconds) and do not depend on the batch, so a caller holding a big
+body can start reading them with ``prefetch_usable`` on a connection of its own while it parses the body.
+They are then read a moment before the batch's own transaction begins, in their own snapshot; components
+named by code are always read inside the batch's transaction.
 """
 
 from __future__ import annotations
 
 import math
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 
 import numpy as np
 import shapely
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Engine, text
 
 from spatial.assignment import RETIRED, Report
 from spatial.models.components import STATUSES
@@ -125,14 +131,28 @@ class Usable:
         return metres
 
 
-class BatchIndex:
-    """Everything one batch needs, read once from PostGIS."""
+def prefetch_usable(engine: Engine) -> Future[Usable]:
+    """Start reading the usable components in a thread, on a connection of the engine's own."""
 
-    def __init__(self, conn: Connection, reports: list[Report]) -> None:
+    def load() -> Usable:
+        with engine.connect() as conn:
+            return Usable.load(conn)
+
+    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="usable-components")
+    try:
+        return worker.submit(load)
+    finally:
+        worker.shutdown(wait=False)  # the thread ends when the read does
+
+
+class BatchIndex:
+    """Everything one batch needs, read once from PostGIS (the usable components possibly prefetched)."""
+
+    def __init__(self, conn: Connection, reports: list[Report], usable: Future[Usable] | None = None) -> None:
         self.base_tree, self.base_codes = _tree(conn, "('base')")
         self.special_tree, self.special_codes = _tree(conn, "('enterprise', 'park', 'scenic', 'commercial')")
         wanted = any(r.wants_nearest_component for r in reports)
-        self.usable = Usable.load(conn) if wanted else None
+        self.usable = (usable.result() if usable else Usable.load(conn)) if wanted else None
         self.named = self._named(conn, sorted({r.component_code for r in reports if r.component_code}))
         self.trees: dict[tuple[str, ...] | None, tuple[shapely.STRtree, np.ndarray]] = {}
         first = min(r.at for r in reports) - timedelta(hours=24)

@@ -12,17 +12,21 @@ Rows are validated, then assigned together by the same set-based statement as si
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import math
+from collections.abc import Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Engine, text
 
 from spatial.assignment import Assignment, Report, assign_rows, finish
+from spatial.batch_index import Usable, prefetch_usable
 from spatial.bulk_fast import assign_batch
 from spatial.coords import coordinate_problem
 from spatial.copy import copy_lines, copy_text, copy_value, raw_cursor
@@ -37,6 +41,15 @@ CHUNK = 20_000
 FAST_MIN_ROWS = 2_000
 MAX_ROWS = 200_000
 LOCAL = ZoneInfo("Asia/Shanghai")
+# A body this big almost surely holds FAST_MIN_ROWS rows or more (a GeoJSON feature is ~150 bytes, a CSV
+# line ~60): worth reading the components while it is parsed.
+BIG_BODY_BYTES = 120_000
+
+
+def start_reading(engine: Engine, body_bytes: int) -> Future[Usable] | None:
+    """For a big body, start reading the components that the nearest-component rule needs (in a thread,
+    on a connection of its own) so that the read overlaps parsing; None for a small body."""
+    return prefetch_usable(engine) if body_bytes >= BIG_BODY_BYTES else None
 CASE_COLUMNS = (
     "id", "case_no", "category_code", "state", "source", "description", "location", "grid_code", "community_code",
     "town_code", "district_code", "special_grid_codes", "grid_version_id", "component_code", "component_distance_m",
@@ -186,13 +199,14 @@ def _check(row: BulkRow, ref: ReferenceCache, now: datetime) -> str | None:
 
 
 def _assign_all(conn: Connection, ref: ReferenceCache, rows: list[BulkRow], now: datetime,
-                results: list[RowResult]) -> list[tuple[BulkRow, Assignment, datetime]]:
+                results: list[RowResult], usable: Future[Usable] | None,
+                ) -> list[tuple[BulkRow, Assignment, datetime]]:
     """Assign valid rows (in-process indexes for big batches, the SQL statement otherwise); append
     refusals to ``results``; return the assigned rows."""
     reports = [Report(ref.categories[r.category], r.lon, r.lat, r.reported_at or now, r.component_code)
                for r in rows]
     if len(rows) >= FAST_MIN_ROWS:
-        outcomes = assign_batch(conn, ref, reports)
+        outcomes = assign_batch(conn, ref, reports, usable=usable)
     else:
         outcomes = []
         for start in range(0, len(rows), CHUNK):
@@ -212,8 +226,10 @@ def _assign_all(conn: Connection, ref: ReferenceCache, rows: list[BulkRow], now:
 
 
 def intake(conn: Connection, ref: ReferenceCache, rows: list[BulkRow], parse_refused: list[RowResult],
-           actor: str, all_or_nothing: bool = False, now: datetime | None = None) -> BulkReport:
-    """Assign and store a batch; return the report (see the module docstring for the rules)."""
+           actor: str, all_or_nothing: bool = False, now: datetime | None = None,
+           usable: Future[Usable] | None = None) -> BulkReport:
+    """Assign and store a batch; return the report (see the module docstring for the rules). ``usable``:
+    components prefetched by ``start_reading`` while the body was parsed."""
     now = now or datetime.now(UTC)
     if len(rows) + len(parse_refused) > MAX_ROWS:
         raise InvalidParameterError(f"a batch holds at most {MAX_ROWS:,} rows", parameter="body")
@@ -225,7 +241,7 @@ def intake(conn: Connection, ref: ReferenceCache, rows: list[BulkRow], parse_ref
             results.append(RowResult(row.row, "refused", reason=reason))
         else:
             valid.append(row)
-    assigned = _assign_all(conn, ref, valid, now, results)
+    assigned = _assign_all(conn, ref, valid, now, results, usable)
     report = BulkReport(received=len(rows) + len(parse_refused))
     if all_or_nothing and results:
         report.stored = False
@@ -250,25 +266,29 @@ def _store(conn: Connection, ref: ReferenceCache, assigned: list[tuple[BulkRow, 
                     [row.lat for row, _, _ in assigned], [at for _, _, at in assigned],
                     [found.component_code for _, found, _ in assigned])
     links = within_batch(rows, [found.duplicate_of for _, found, _ in assigned])
-    actor_text, labels, events, results = copy_text(actor), [], [], []
-    for case_id, (row, found, at), duplicate in zip(ids, assigned, links, strict=True):
-        case_no = at.astimezone(LOCAL).strftime("%Y%m%d") + f"{case_id:08d}"
-        stamp = at.isoformat()
-        labels.append((case_no, stamp))
-        events.append(f"{case_id}\t{stamp}\treport\treported\t{actor_text}\t\\N\t"
-                      f'{{"grid": "{found.grid.code}", "owner": {_json_text(found.owner_key)}, "batch": true}}\n')
-        if duplicate:
-            events.append(f"{case_id}\t{stamp}\tlink\tvoided\tsystem\t重复上报，已关联原案件 {duplicate}\t"
-                          f'{{"duplicate_of": {duplicate}}}\n')
-        results.append(RowResult(row.row, "duplicate" if duplicate else "created", case_id, case_no,
-                                 found.grid.code, found.owner_key, duplicate))
-    # Case lines are formatted while COPY streams them, so that formatting and loading overlap.
-    cases = (_case_line(case_id, case_no, row, found, stamp, duplicate, versions)
-             for case_id, (case_no, stamp), (row, found, _), duplicate
-             in zip(ids, labels, assigned, links, strict=True))
+    actor_text, events, results = copy_text(actor), [], []
+    labels: dict[datetime, tuple[str, str]] = {}  # reported_at → (case_no day, ISO text): rows share times
+
+    def lines() -> Iterator[str]:
+        # Formatted while COPY streams them, so that this loop overlaps PostgreSQL's loading; each case's
+        # first events and its row result are gathered on the way.
+        for case_id, (row, found, at), duplicate in zip(ids, assigned, links, strict=True):
+            label = labels.get(at)
+            if label is None:
+                label = labels[at] = (at.astimezone(LOCAL).strftime("%Y%m%d"), at.isoformat())
+            case_no, stamp = label[0] + f"{case_id:08d}", label[1]
+            events.append(f"{case_id}\t{stamp}\treport\treported\t{actor_text}\t\\N\t"
+                          f'{{"grid": "{found.grid.code}", "owner": {_json_text(found.owner_key)}, "batch": true}}\n')
+            if duplicate:
+                events.append(f"{case_id}\t{stamp}\tlink\tvoided\tsystem\t重复上报，已关联原案件 {duplicate}\t"
+                              f'{{"duplicate_of": {duplicate}}}\n')
+            results.append(RowResult(row.row, "duplicate" if duplicate else "created", case_id, case_no,
+                                     found.grid.code, found.owner_key, duplicate))
+            yield _case_line(case_id, case_no, row, found, stamp, duplicate, versions)
+
     raw = raw_cursor(conn)
     fast = skip_row_triggers(conn)
-    copy_lines(raw, "case", CASE_COLUMNS, cases)
+    copy_lines(raw, "case", CASE_COLUMNS, lines())
     copy_lines(raw, "case_event", EVENT_COLUMNS, events)
     if fast:
         new_rows = {"case": "c.id >= :first", "case_event": "c.case_id >= :first"}
@@ -277,6 +297,13 @@ def _store(conn: Connection, ref: ReferenceCache, assigned: list[tuple[BulkRow, 
     return results
 
 
+@functools.lru_cache(maxsize=4096)
+def _iso(moment: datetime) -> str:
+    """ISO text of a time (deadlines repeat across a batch: rows share report times and categories)."""
+    return moment.isoformat()
+
+
+@functools.lru_cache(maxsize=1024)
 def _json_text(value: str) -> str:
     """A string as a JSON value inside a COPY text field."""
     return copy_text(json.dumps(value))
@@ -293,7 +320,7 @@ def _case_line(case_id: int, case_no: str, row: BulkRow, found: Assignment, stam
         f"{found.community.code}\t{found.town.code}\t{found.district.code}\t{{{specials}}}\t"
         f"{versions[found.grid.code]}\t{copy_value(found.component_code)}\t"
         f"{copy_value(found.component_distance_m)}\t"
-        f"{copy_value(found.owner_key)}\t{copy_value(found.owner_area_code)}\t{found.deadline.isoformat()}\t"
+        f"{copy_value(found.owner_key)}\t{copy_value(found.owner_area_code)}\t{_iso(found.deadline)}\t"
         f"{copy_value(duplicate)}\t{copy_value(row.reporter_name)}\t{copy_value(row.reporter_phone)}\t"
         f"{stamp}\n"
     )

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from datetime import datetime
 
 import numpy as np
@@ -18,7 +19,7 @@ from spatial.assignment import (
     outside_coverage,
     owner_name,
 )
-from spatial.batch_index import BatchIndex, Component
+from spatial.batch_index import BatchIndex, Component, Usable
 from spatial.duplicates import Cases, against_stored
 from spatial.errors import ComponentError, GridlinkError
 from spatial.reference_cache import CategoryInfo, ReferenceCache
@@ -37,10 +38,11 @@ def owner_for(cat: CategoryInfo, grid_code: str, component_owner: str | None) ->
     return cat.handler, None
 
 
-def assign_batch(conn, ref: ReferenceCache, reports: list[Report],
-                 radius_m: float = DEFAULT_RADIUS_M) -> list[Assignment | GridlinkError]:
-    """Assign every report; each result is an Assignment or the domain error refusing it."""
-    index = BatchIndex(conn, reports)
+def assign_batch(conn, ref: ReferenceCache, reports: list[Report], radius_m: float = DEFAULT_RADIUS_M,
+                 usable: Future[Usable] | None = None) -> list[Assignment | GridlinkError]:
+    """Assign every report; each result is an Assignment or the domain error refusing it. ``usable``:
+    the usable components being read by ``prefetch_usable``, if the caller started that."""
+    index = BatchIndex(conn, reports, usable)
     xy = np.array([(r.lon, r.lat) for r in reports], dtype=float).reshape(-1, 2)
     bases, specials = index.grids(xy)
     nearest = _nearest(index, reports, xy, radius_m)

@@ -26,7 +26,11 @@ def _area_clause(area: str):
     if column is None:
         raise InvalidParameterError("area must be a grid code of 6, 9, 12 or 15 digits, or a special grid code",
                                     parameter="area")
-    return column == area
+    if column is Case.grid_code:
+        return column == area
+    # Ancestor codes are prefixes of the 15-digit base grid code (SPEC "Grids"): the range lets the grid-code
+    # index find the cases; the equality on the level's own column keeps the answer exact regardless.
+    return (column == area) & Case.grid_code.between(area.ljust(15, "0"), area.ljust(15, "9"))
 
 
 def list_cases(conn: Connection, ref: ReferenceCache, f: CaseFilter) -> dict[str, Any]:

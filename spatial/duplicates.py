@@ -47,9 +47,11 @@ class Cases:
            lats: Sequence[float] | np.ndarray,
            ats: Sequence[datetime], components: Sequence[str | None]) -> Cases:
         """Build from plain sequences."""
+        seen: dict[datetime, int] = {}  # rows of a batch mostly share one report time
         return cls(np.asarray(ids, dtype=np.int64), np.asarray(categories, dtype=str),
                    np.column_stack([np.asarray(lons, dtype=float), np.asarray(lats, dtype=float)]).reshape(-1, 2),
-                   np.asarray([micros(a) for a in ats], dtype=np.int64), list(components))
+                   np.fromiter((seen[a] if a in seen else seen.setdefault(a, micros(a)) for a in ats),
+                               dtype=np.int64, count=len(ats)), list(components))
 
     @classmethod
     def from_rows(cls, rows: Sequence[Sequence]) -> Cases:

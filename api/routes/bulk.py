@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Future
+
 from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import EngineDep, ReferenceDep, UnsupportedMediaTypeError
-from spatial.bulk import BulkReport, BulkRow, RowResult, intake, parse_csv, parse_geojson
+from spatial.batch_index import Usable
+from spatial.bulk import BulkReport, BulkRow, RowResult, intake, parse_csv, parse_geojson, start_reading
 from spatial.reference_cache import ReferenceCache
 
 router = APIRouter(prefix="/api/v1", tags=["cases"])
@@ -41,13 +44,15 @@ async def bulk(request: Request, engine: EngineDep, ref: ReferenceDep,
 
     def work() -> bytes:
         # Parsing, assignment and the reply's JSON all run off the event loop: a big batch takes seconds.
+        usable = start_reading(engine, len(body))
         rows, refused = _parse(media, body)
-        return _store(engine, ref, rows, refused, all_or_nothing)
+        return _store(engine, ref, rows, refused, all_or_nothing, usable)
 
     return Response(await run_in_threadpool(work), media_type="application/json")
 
 
-def _store(engine, ref: ReferenceCache, rows: list[BulkRow], refused: list[RowResult], all_or_nothing: bool) -> bytes:
+def _store(engine, ref: ReferenceCache, rows: list[BulkRow], refused: list[RowResult], all_or_nothing: bool,
+           usable: Future[Usable] | None) -> bytes:
     with engine.begin() as conn:
-        report = intake(conn, ref, rows, refused, "api:bulk", all_or_nothing)
+        report = intake(conn, ref, rows, refused, "api:bulk", all_or_nothing, usable=usable)
     return report.to_json()

@@ -64,8 +64,9 @@ FROM (
         LIMIT 1
     ) same_component ON true
     LEFT JOIN LATERAL (
-        -- The nearest open original of the category within 50 m: KNN on the (category, location) GiST
-        -- index. The time window is written so that the (category, reported_at) B-tree cannot take over.
+        -- The nearest open original of the category within 50 m: KNN on the GiST index of open originals'
+        -- locations, the category checked on the few cases that near. The time window is written so that
+        -- the (category, reported_at) B-tree cannot take over.
         SELECT k.id FROM "case" k
         WHERE k.state NOT IN ('closed', 'voided') AND k.duplicate_of IS NULL
           AND k.category_code = p.category

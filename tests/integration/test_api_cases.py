@@ -105,6 +105,10 @@ def test_list_filters_and_keyset_pages(client: TestClient) -> None:
     assert seen == sorted(seen, reverse=True) and len(seen) == 5
     town = client.get("/api/v1/cases", params={"area": "320506002"}).json()["cases"]
     assert [c["grid"]["code"] for c in town] == [grid_code(2, 1, 2)]
+    community = client.get("/api/v1/cases", params={"area": grid_code(2, 1, 2)[:12]}).json()["cases"]
+    assert [c["grid"]["code"] for c in community] == [grid_code(2, 1, 2)]
+    assert len(client.get("/api/v1/cases", params={"area": "320506"}).json()["cases"]) == 5
+    assert client.get("/api/v1/cases", params={"area": "320507"}).json()["cases"] == []
     box = client.get("/api/v1/cases", params={"bbox": "120.0,31.1,120.07,31.2"}).json()["cases"]
     assert len(box) == 2
     assert client.get("/api/v1/cases", params={"category": "E01"}).json()["cases"]

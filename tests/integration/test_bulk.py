@@ -99,6 +99,9 @@ def test_fast_path_gives_the_same_report(client: TestClient, world_engine, monke
     monkeypatch.setattr(spatial.bulk, "FAST_MIN_ROWS", 1)
     fast = client.post("/api/v1/cases/bulk", json=BATCH, params={"all_or_nothing": "true"}).json()
     assert fast == slow
+    monkeypatch.setattr(spatial.bulk, "BIG_BODY_BYTES", 1)  # components read while the body is parsed
+    prefetched = client.post("/api/v1/cases/bulk", json=BATCH, params={"all_or_nothing": "true"}).json()
+    assert prefetched == slow
 
 
 def test_fast_path_agrees_with_sql_on_the_demo(small_demo) -> None:
@@ -107,6 +110,7 @@ def test_fast_path_agrees_with_sql_on_the_demo(small_demo) -> None:
     from datetime import UTC, datetime
 
     from spatial.assignment import Report, assign_rows, finish
+    from spatial.batch_index import prefetch_usable
     from spatial.bulk_fast import assign_batch
     from spatial.errors import GridlinkError
     from spatial.reference_cache import ReferenceCache
@@ -141,6 +145,7 @@ def test_fast_path_agrees_with_sql_on_the_demo(small_demo) -> None:
                     for code, x, y in named]
         reports += [Report(cats[0], *anchors[0], now, "3205069999999999")]  # unknown code
         fast = assign_batch(conn, ref, reports)
+        prefetched = assign_batch(conn, ref, reports, usable=prefetch_usable(small_demo))
         sql = []
         for report, row in zip(reports, assign_rows(conn, reports), strict=True):
             try:
@@ -155,6 +160,7 @@ def test_fast_path_agrees_with_sql_on_the_demo(small_demo) -> None:
                 outcome.component_distance_m, outcome.owner_key, outcome.owner_area_code, outcome.duplicate_of)
 
     assert [key(o) for o in fast] == [key(o) for o in sql]
+    assert [key(o) for o in prefetched] == [key(o) for o in sql]
     assert sum(1 for o in fast if not isinstance(o, GridlinkError) and o.component_code) >= 10
     near_shapes = [o for o in fast[first_shape:last_shape] if not isinstance(o, GridlinkError) and o.component_code]
     assert len(near_shapes) >= 5, "too few reports bound to a line or polygon component"

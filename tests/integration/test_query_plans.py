@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from spatial.assignment import Report, batch_params, report_params
+from spatial.case_queries import _area_clause
+from spatial.models import Case
 from spatial.reference_cache import ReferenceCache
 from spatial.sql import statement
 
@@ -48,7 +50,7 @@ def test_batch_assignment_uses_gist_for_grids_components_and_duplicates(small_de
     with small_demo.connect() as conn, conn.begin():
         used = _plan_indexes(conn, statement("assign"), params)
     assert {"ix_grid_geometry_current_base_geom", "ix_component_geom"} <= used
-    assert "ix_case_open_category_location" in used
+    assert "ix_case_open_location" in used
 
 
 def test_single_intake_uses_gist(small_demo) -> None:
@@ -58,6 +60,17 @@ def test_single_intake_uses_gist(small_demo) -> None:
     with small_demo.connect() as conn, conn.begin():
         used = _plan_indexes(conn, statement("intake"), params)
     assert {"ix_grid_geometry_current_base_geom", "ix_component_geom"} <= used
+
+
+def test_case_list_by_town_uses_the_grid_code_index(small_demo) -> None:
+    query = select(Case.id).where(_area_clause("320506100")).order_by(Case.id.desc()).limit(50)
+    with small_demo.connect() as conn, conn.begin():
+        conn.execute(text("SET LOCAL enable_seqscan = off"))
+        compiled = query.compile(conn)
+        raw = conn.connection.dbapi_connection.cursor()
+        raw.execute("EXPLAIN (FORMAT JSON) " + str(compiled), compiled.params)
+        plan = json.dumps(raw.fetchone()[0])
+    assert "ix_case_grid_code" in plan
 
 
 def test_nearest_grid_uses_knn(small_demo) -> None:
