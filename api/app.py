@@ -10,10 +10,11 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from api import problems
+from api.fast_intake import FastIntake
 from api.middleware import BodySizeLimit
 from api.routes import areas, bulk, cases, open311
 from api.settings import ApiSettings
-from spatial.db import database_url, make_engine
+from spatial.db import database_url, make_engine, make_intake_pool
 from spatial.reference_cache import ReferenceCache
 from spatial.settings import DatabaseSettings
 from web.pages import STATIC_DIR, render_index
@@ -29,15 +30,15 @@ def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSet
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         target = url or database_url(db_settings)
         app.state.engine = make_engine(target, db_settings)
-        # Single-statement writes (the hot intake route) use their own pool of autocommit connections.
-        app.state.autocommit_engine = make_engine(target, db_settings, autocommit=True)
+        # Plain single-report intake (api/fast_intake.py) runs on its own asyncpg pool.
+        app.state.intake_pool = await make_intake_pool(target, db_settings)
         with app.state.engine.connect() as conn:
             app.state.reference = ReferenceCache.load(conn)
         try:
             yield
         finally:
             app.state.engine.dispose()
-            app.state.autocommit_engine.dispose()
+            await app.state.intake_pool.close()
 
     app = FastAPI(title="gridlink", version="0.1.0", lifespan=lifespan,
                   description="Spatial server for grid-based city governance (网格化社会治理).")
@@ -47,6 +48,7 @@ def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSet
     app.include_router(bulk.router)
     app.include_router(cases.router)
     app.include_router(open311.router)
+    app.add_middleware(FastIntake)  # inside BodySizeLimit: the limit applies to it too
     app.add_middleware(BodySizeLimit, limit=api_settings.max_body_bytes,
                        larger={"/api/v1/cases/bulk": api_settings.max_bulk_bytes})
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -31,11 +31,6 @@ async def get_engine(request: Request) -> Engine:
     return request.app.state.engine
 
 
-async def get_autocommit_engine(request: Request) -> Engine:
-    """Return the engine of autocommit connections, for writes that are a single statement."""
-    return request.app.state.autocommit_engine
-
-
 async def get_reference(request: Request) -> ReferenceCache:
     """Return the reference data loaded at startup."""
     return request.app.state.reference
@@ -51,5 +46,4 @@ async def require_json(request: Request) -> None:
 
 ConnectionDep = Annotated[Connection, Depends(get_connection)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
-AutocommitEngineDep = Annotated[Engine, Depends(get_autocommit_engine)]
 ReferenceDep = Annotated[ReferenceCache, Depends(get_reference)]

@@ -50,16 +50,21 @@ def problem(status: int, slug: str, title: str, detail: str | None = None, insta
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
 
 
+def domain_problem(exc: GridlinkError, path: str) -> JSONResponse:
+    """The problem+json answering a domain error raised while serving ``path``."""
+    for cls in type(exc).__mro__:
+        if cls in PROBLEM_TABLE:
+            status, slug, title = PROBLEM_TABLE[cls]
+            return problem(status, slug, title, exc.detail, path, **exc.extra)
+    return problem(400, "bad-request", "Bad request", exc.detail, path)
+
+
 def install(app: FastAPI) -> None:
     """Register the exception handlers on ``app``."""
 
     @app.exception_handler(GridlinkError)
     async def domain_error(request: Request, exc: GridlinkError) -> JSONResponse:
-        for cls in type(exc).__mro__:
-            if cls in PROBLEM_TABLE:
-                status, slug, title = PROBLEM_TABLE[cls]
-                return problem(status, slug, title, exc.detail, request.url.path, **exc.extra)
-        return problem(400, "bad-request", "Bad request", exc.detail, request.url.path)
+        return domain_problem(exc, request.url.path)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

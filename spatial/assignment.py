@@ -133,6 +133,11 @@ def finish(conn: Connection, ref: ReferenceCache, cat: CategoryInfo, row: dict) 
         raise outside_coverage(conn, row["lon"], row["lat"])
     if row["requested_component"]:
         _check_named_component(row, row["requested_component"])
+    return assignment_of(ref, cat, row)
+
+
+def assignment_of(ref: ReferenceCache, cat: CategoryInfo, row: dict) -> Assignment:
+    """The Assignment of a row that the statement stored (``finish`` without its checks)."""
     code = row["grid_code"]
     levels = {n: area_of(ref, code[:width]) for n, width in ((1, 6), (2, 9), (3, 12), (4, 15))}
     return Assignment(

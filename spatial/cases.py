@@ -15,10 +15,19 @@ from typing import Any
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import IntegrityError
 
-from spatial.assignment import Assignment, Report, area_of, category, finish, owner_name, report_params
+from spatial.assignment import (
+    Assignment,
+    Report,
+    area_of,
+    assignment_of,
+    category,
+    finish,
+    owner_name,
+    report_params,
+)
 from spatial.errors import IdempotencyConflictError, InvalidParameterError, NotFoundError
-from spatial.reference_cache import ReferenceCache
-from spatial.sql import run_prepared, statement
+from spatial.reference_cache import CategoryInfo, ReferenceCache
+from spatial.sql import positional, run_prepared, statement
 
 LEVELS = ("grid", "community", "town", "district")
 MAX_PAGE = 500
@@ -93,13 +102,7 @@ def create_case(conn: Connection, ref: ReferenceCache, report: CaseInput, actor:
             raise InvalidParameterError("location is required unless a known component_code is given",
                                         parameter="location")
         lon, lat = located
-    params = {
-        **report_params(Report(cat, lon, lat, at, report.component_code)),
-        "source": report.source, "description": report.description, "actor": actor,
-        "deadline": ref.calendar.deadline(at, cat.time_limit, cat.time_unit),
-        "reporter_name": report.reporter_name, "reporter_phone": report.reporter_phone,
-        "idempotency_key": idempotency_key,
-    }
+    params = _intake_params(ref, cat, report, lon, lat, at, actor, idempotency_key)
     if idempotency_key is None:
         row = run_prepared(conn, "intake", params)[0]
     else:
@@ -114,6 +117,39 @@ def create_case(conn: Connection, ref: ReferenceCache, report: CaseInput, actor:
             return get_case(conn, ref, replayed, with_history=False), False
     result = finish(conn, ref, cat, row)  # raises why nothing was stored, if nothing was
     return _created(row, result, report, lon, lat, at), True
+
+
+async def create_plain_case(pool: Any, ref: ReferenceCache, report: CaseInput, actor: str) -> dict[str, Any] | None:
+    """``create_case`` for the common report — with a location, without an idempotency key — on an asyncpg
+    pool (the lean intake path of api/fast_intake.py: no thread, no ORM, one round trip). The same prepared
+    statement stores the case; the reply is the same. Returns None when the statement refused the report
+    (nothing stored): ``create_case`` then runs it again and words the refusal (it may need more queries).
+    """
+    cat = category(ref, report.category)
+    lon, lat = report.lon, report.lat
+    if lon is None or lat is None:
+        return None
+    at = datetime.now(UTC)
+    sql, order = positional("intake")
+    params = _intake_params(ref, cat, report, lon, lat, at, actor, None)
+    async with pool.acquire() as conn:
+        found = await conn.fetchrow(sql, *[params[key] for key in order])
+    if found is None or found["case_id"] is None:
+        return None
+    row = dict(found)
+    return _created(row, assignment_of(ref, cat, row), report, lon, lat, at)
+
+
+def _intake_params(ref: ReferenceCache, cat: CategoryInfo, report: CaseInput, lon: float, lat: float,
+                   at: datetime, actor: str, idempotency_key: str | None) -> dict[str, Any]:
+    """The parameters of sql/intake.sql for one report."""
+    return {
+        **report_params(Report(cat, lon, lat, at, report.component_code)),
+        "source": report.source, "description": report.description, "actor": actor,
+        "deadline": ref.calendar.deadline(at, cat.time_limit, cat.time_unit),
+        "reporter_name": report.reporter_name, "reporter_phone": report.reporter_phone,
+        "idempotency_key": idempotency_key,
+    }
 
 
 def _created(row: dict[str, Any], result: Assignment, report: CaseInput, lon: float, lat: float,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.exc import DisconnectionError
 
 from spatial.cluster import Cluster
@@ -25,13 +26,8 @@ def database_url(settings: DatabaseSettings, dbname: str | None = None, log: Cal
 IDLE_PING_SECONDS = 2.0
 
 
-def make_engine(url: str, settings: DatabaseSettings, *, request_timeouts: bool = True,
-                autocommit: bool = False) -> Engine:
+def make_engine(url: str, settings: DatabaseSettings, *, request_timeouts: bool = True) -> Engine:
     """Create an engine that pings idle connections before use and (for requests) has a statement timeout.
-
-    ``autocommit=True`` makes a pool whose connections are in autocommit mode for their whole life, for
-    writes that are one statement (atomic on their own): no BEGIN/COMMIT round trips, and no isolation
-    level switched on checkout and reset on return, which a per-connection ``AUTOCOMMIT`` option costs.
 
     SQLAlchemy's ``pool_pre_ping`` pings on every checkout: a round trip per request on the hot intake
     route. A connection that was in use within the last ``IDLE_PING_SECONDS`` is handed out as it is;
@@ -43,7 +39,6 @@ def make_engine(url: str, settings: DatabaseSettings, *, request_timeouts: bool 
         pool_size=settings.pool_size,
         max_overflow=settings.max_overflow,
         connect_args={"options": options, "application_name": "gridlink"},
-        **({"isolation_level": "AUTOCOMMIT"} if autocommit else {}),
     )
     event.listen(engine, "checkout", _ping_if_idle)
     event.listen(engine, "checkin", _note_use)
@@ -63,3 +58,24 @@ def _ping_if_idle(dbapi_connection, record, proxy) -> None:
         cursor.close()
     except Exception as exc:  # any failure means the connection is gone: let the pool open a new one
         raise DisconnectionError("idle connection failed its ping") from exc
+
+
+async def make_intake_pool(url: str, settings: DatabaseSettings) -> Any:
+    """Create the asyncpg pool of the lean intake path (api/fast_intake.py): single-statement writes.
+
+    Its connections run every statement in autocommit (one statement, atomic on its own: no BEGIN/COMMIT
+    round trips), prepare each statement once and keep one generic plan for it (the statements are large;
+    custom plans would re-plan them per call), and carry the request statement timeout. They hold no
+    session state, so the pool's per-release ``RESET ALL`` round trip is skipped.
+    """
+    import asyncpg
+
+    async def keep(connection) -> None:
+        """Nothing to reset: these connections never change session state."""
+
+    return await asyncpg.create_pool(
+        make_url(url).set(drivername="postgresql").render_as_string(hide_password=False),
+        min_size=1, max_size=settings.pool_size, reset=keep,
+        server_settings={"plan_cache_mode": "force_generic_plan", "application_name": "gridlink-intake",
+                         "statement_timeout": str(settings.statement_timeout_ms)},
+    )

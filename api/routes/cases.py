@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import JSONResponse
 
-from api.deps import AutocommitEngineDep, ConnectionDep, EngineDep, ReferenceDep, require_json
+from api.deps import ConnectionDep, EngineDep, ReferenceDep, require_json
 from api.schemas import CaseCreate, check_lon_lat
 from spatial.areas import parse_bbox
 from spatial.assignment import locate
@@ -33,13 +33,13 @@ def to_input(body: CaseCreate) -> CaseInput:
 
 @router.post("/cases", status_code=201, dependencies=[Depends(require_json)], response_model=None,
              summary="Report an incident: assigned to grid, owner, component and deadline at once")
-def create(body: CaseCreate, engine: EngineDep, autocommit: AutocommitEngineDep, ref: ReferenceDep,
+def create(body: CaseCreate, engine: EngineDep, ref: ReferenceDep,
            idempotency_key: IdempotencyKey = None) -> JSONResponse:
-    """Create a case; with an ``Idempotency-Key`` a retry returns the first attempt's case (200)."""
-    # Without a key the intake is one statement, atomic on its own: an autocommit connection spares BEGIN
-    # and COMMIT. With a key the replay check and the insert must share one transaction.
-    unit = engine.begin() if idempotency_key else autocommit.connect()
-    with unit as conn:
+    """Create a case; with an ``Idempotency-Key`` a retry returns the first attempt's case (200).
+
+    A plain report (JSON, no key) is answered before it gets here, by api/fast_intake.py; this route
+    answers the rest: keyed requests, reports that only name a component, and refusals."""
+    with engine.begin() as conn:
         reply, created = create_case(conn, ref, to_input(body), f"api:{body.source}", idempotency_key)
     headers = {"Location": f"/api/v1/cases/{reply['id']}"}
     if not created:

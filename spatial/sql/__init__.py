@@ -32,7 +32,7 @@ def statement(name: str) -> TextClause:
 
 
 @cache
-def _positional(name: str) -> tuple[str, tuple[str, ...]]:
+def positional(name: str) -> tuple[str, tuple[str, ...]]:
     """Return the statement with ``:name`` binds turned into ``$1…$n``, and the names in that order."""
     order: list[str] = []
 
@@ -46,7 +46,7 @@ def _positional(name: str) -> tuple[str, tuple[str, ...]]:
 
 def run_prepared(conn: Connection, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
     """Execute statement ``name`` as a prepared statement on this connection; return rows as dicts."""
-    sql, order = _positional(name)
+    sql, order = positional(name)
     prepared = conn.connection.info.setdefault("gridlink_prepared", set())
     dbapi = conn.connection.dbapi_connection
     if dbapi is None:
