@@ -9,12 +9,13 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from api import problems
+from api import ogc, problems
 from api.fast_intake import FastIntake
 from api.middleware import BodySizeLimit
 from api.routes import areas, bulk, cases, open311
 from api.settings import ApiSettings
 from spatial.db import database_url, make_engine, make_intake_pool
+from spatial.features import coverage_extent
 from spatial.reference_cache import ReferenceCache
 from spatial.settings import DatabaseSettings
 from web.pages import STATIC_DIR, render_index
@@ -34,6 +35,8 @@ def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSet
         app.state.intake_pool = await make_intake_pool(target, db_settings)
         with app.state.engine.connect() as conn:
             app.state.reference = ReferenceCache.load(conn)
+            bbox = coverage_extent(conn)
+        app.state.ogc = ogc.build(api_settings.base_url() + "/ogc", app.state.engine, bbox)
         try:
             yield
         finally:
@@ -52,6 +55,7 @@ def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSet
     app.add_middleware(BodySizeLimit, limit=api_settings.max_body_bytes,
                        larger={"/api/v1/cases/bulk": api_settings.max_bulk_bytes})
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.mount("/ogc", ogc.Mounted(), name="ogc")
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index() -> str:

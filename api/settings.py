@@ -14,3 +14,9 @@ class ApiSettings(BaseSettings):
     port: int = 8000
     max_body_bytes: int = 1_048_576
     max_bulk_bytes: int = 64 * 1_048_576
+    # Where clients reach this server (links in OGC replies); default http://{host}:{port}.
+    public_url: str | None = None
+
+    def base_url(self) -> str:
+        """The server's public base URL, without a trailing slash."""
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")

@@ -1,0 +1,182 @@
+"""OGC API (Common, Features) at ``/ogc``: pygeoapi, configured from our settings, mounted in our app.
+
+pygeoapi's own Starlette app reads a YAML file named by environment variables at import time; gridlink
+instead builds pygeoapi's configuration as a dict from its settings and collection registry
+(``spatial.features.layers``) when the app starts, so there is no second configuration to keep in step, and
+routes the OGC paths to pygeoapi's API functions itself. Every collection is served by
+``api.ogc_provider.GridlinkProvider`` (keyset pages, GeoJSON built in PostGIS, CQL2 pushed into SQL).
+
+The OpenAPI document behind the landing page's ``service-desc`` link is pygeoapi's, generated from the same
+configuration (OpenAPI 3.0, which OGC clients and test suites expect; FastAPI's own document at
+``/openapi.json`` is 3.1 and describes the REST API). pygeoapi's OGC exception format is the documented
+exception to problem+json under ``/ogc``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import json
+from typing import Any
+
+from pygeoapi import api as core_api
+from pygeoapi.api import API, APIRequest
+from pygeoapi.api import itemtypes as itemtypes_api
+from pygeoapi.openapi import get_oas
+from pygeoapi.util import render_j2_template
+from sqlalchemy import Engine
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from api import ogc_provider
+from api.ogc_openapi import self_contained
+from spatial import features
+
+CRS_LIST = list(features.CRS_OUTPUT)
+# pygeoapi declares these for every feature collection; gridlink does not offer them (yet), so they are not
+# declared: transactions (Part 4) arrive with authorization.
+NOT_OFFERED = {"http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/create-replace-delete"}
+
+
+def conformance_classes() -> list[str]:
+    """The conformance classes that hold for /ogc: OGC API Common and Features as pygeoapi serves them for
+    feature collections, less ``NOT_OFFERED``."""
+    offered = set(core_api.CONFORMANCE_CLASSES) | set(itemtypes_api.CONFORMANCE_CLASSES_FEATURES)
+    return sorted(offered - NOT_OFFERED)
+
+
+def conformance_reply(api: API, request: APIRequest) -> tuple[dict, int, str]:
+    """The conformance declaration, as pygeoapi would answer it but with ``conformance_classes``."""
+    headers = request.get_response_headers(**api.api_headers)
+    content = {"conformsTo": conformance_classes()}
+    if request.format == "html":
+        return headers, 200, render_j2_template(api.tpl_config, api.config["server"]["templates"],
+                                                "conformance.html", content, request.locale)
+    return headers, 200, json.dumps(content)
+
+
+def pygeoapi_config(base_url: str, engine_key: str, bbox: tuple[float, float, float, float] | None) -> dict:
+    """pygeoapi's configuration for our collections, served at ``base_url`` (…/ogc)."""
+    extent = {"spatial": {"bbox": list(bbox or (119.9, 30.7, 121.4, 32.1)), "crs": features.DEFAULT_CRS}}
+    resources = {}
+    for name, lay in features.layers().items():
+        provider = {
+            "type": "feature", "name": "api.ogc_provider.GridlinkProvider", "data": name, "engine": engine_key,
+            "items_url": f"{base_url}/collections/{name}/items", "id_field": "id", "crs": CRS_LIST,
+            "storage_crs": features.DEFAULT_CRS, "include_extra_query_parameters": True,
+        }
+        if lay.time_column is not None:
+            provider["time_field"] = lay.time_column.name
+        resources[name] = {
+            "type": "collection", "title": lay.title, "description": lay.description,
+            "keywords": ["gridlink", "Suzhou", name], "extents": extent, "providers": [provider],
+            "links": [],
+        }
+    return {
+        "server": {
+            "bind": {"host": "127.0.0.1", "port": 0}, "url": base_url, "mimetype": "application/json; charset=UTF-8",
+            "encoding": "utf-8", "languages": ["zh-CN", "en-US"], "pretty_print": False,
+            "limits": {"default_items": 100, "max_items": features.MAX_LIMIT},
+            "map": {"url": "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+                    "attribution": "© OpenStreetMap contributors"},
+        },
+        "logging": {"level": "ERROR"},
+        "metadata": {
+            "identification": {"title": {"zh": "gridlink 网格化城市治理", "en": "gridlink grid governance"},
+                               "description": {"zh": "苏州网格、部件与案件",
+                                               "en": "Suzhou grids, components and cases"},
+                               "keywords": ["grid governance", "网格化"], "keywords_type": "theme",
+                               "terms_of_service": "https://creativecommons.org/licenses/by/4.0/",
+                               "url": base_url},
+            "license": {"name": "CC-BY 4.0", "url": "https://creativecommons.org/licenses/by/4.0/"},
+            "provider": {"name": "gridlink", "url": base_url},
+            "contact": {"name": "gridlink", "position": "maintainers", "address": "", "city": "Suzhou",
+                        "stateorprovince": "Jiangsu", "postalcode": "", "country": "China", "phone": "",
+                        "fax": "", "email": "", "url": base_url, "hours": "", "instructions": "",
+                        "role": "pointOfContact"},
+        },
+        "resources": resources,
+    }
+
+
+def build(base_url: str, engine: Engine, bbox: tuple[float, float, float, float] | None) -> Starlette:
+    """The OGC sub-application for ``engine``, with links built on ``base_url``."""
+    key = f"ogc-{id(engine)}"
+    ogc_provider.register_engine(key, engine)
+    config = pygeoapi_config(base_url.rstrip("/"), key, bbox)
+    api = API(config, self_contained(get_oas(config)))
+
+    async def call(request: Request, function: Any, *args: Any) -> Response:
+        api_request = await APIRequest.from_starlette(request, api.locales)
+        if not api_request.is_valid():
+            headers, status, content = api.get_format_exception(api_request)
+        else:
+            context = contextvars.copy_context()
+            context.run(ogc_provider.REQUEST_QUERY.set, tuple(request.query_params.multi_items()))
+            headers, status, content = await asyncio.to_thread(context.run, function, api, api_request, *args)
+        response = Response(content, status_code=status)
+        response.headers.update(headers)
+        return response
+
+    async def landing(request: Request) -> Response:
+        return await call(request, core_api.landing_page)
+
+    async def openapi(request: Request) -> Response:
+        return await call(request, core_api.openapi_)
+
+    async def conformance(request: Request) -> Response:
+        return await call(request, conformance_reply)
+
+    async def collections(request: Request) -> Response:
+        return await call(request, core_api.describe_collections, request.path_params.get("collection"))
+
+    async def queryables(request: Request) -> Response:
+        return await call(request, itemtypes_api.get_collection_queryables, request.path_params["collection"])
+
+    async def items(request: Request) -> Response:
+        response = await call(request, itemtypes_api.get_collection_items, request.path_params["collection"])
+        return _keyset_links_only(response)
+
+    async def item(request: Request) -> Response:
+        return await call(request, itemtypes_api.get_collection_item, request.path_params["collection"],
+                          request.path_params["item"])
+
+    routes = [
+        Route("/", landing), Route("/openapi", openapi), Route("/conformance", conformance),
+        Route("/collections", collections), Route("/collections/{collection}", collections),
+        Route("/collections/{collection}/queryables", queryables),
+        Route("/collections/{collection}/items", items),
+        Route("/collections/{collection}/items/{item}", item),
+    ]
+    return Starlette(routes=routes)
+
+
+class Mounted:
+    """The ``/ogc`` mount point: the OGC sub-application exists once the app has started (it needs the
+    engine), so the mount forwards to whatever ``app.state.ogc`` holds."""
+
+    async def __call__(self, scope, receive, send) -> None:
+        sub = getattr(scope["app"].state, "ogc", None)
+        if sub is None:
+            response = Response("the OGC API is starting", status_code=503, headers={"Retry-After": "1"})
+            await response(scope, receive, send)
+            return
+        await sub(scope, receive, send)
+
+
+def _keyset_links_only(response: Response) -> Response:
+    """Drop the offset-based ``next`` link pygeoapi adds by itself when the provider gave none (on the last
+    page, or when numberMatched exceeds the limit): gridlink's next pages are keyset cursors."""
+    if response.status_code != 200 or "json" not in response.headers.get("content-type", ""):
+        return response
+    body = json.loads(response.body)
+    links = body.get("links", [])
+    kept = [link for link in links if link.get("rel") != "next" or "cursor=" in link.get("href", "")]
+    if len(kept) == len(links):
+        return response
+    body["links"] = kept
+    fresh = Response(json.dumps(body, ensure_ascii=False), status_code=200)
+    fresh.headers.update({k: v for k, v in response.headers.items() if k.lower() != "content-length"})
+    return fresh
