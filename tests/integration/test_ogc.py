@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.parse
 from pathlib import Path
@@ -233,3 +234,38 @@ def test_owslib_lists_collections_and_pages_through_items(live, world_engine) ->
         expected = [c for (c,) in conn.execute(text(
             "SELECT grid_code FROM grid_geometry WHERE valid_to IS NULL AND kind = 'base' ORDER BY grid_code"))]
     assert seen == expected
+
+
+# QGIS's Python interpreter crashes while tearing itself down after exitQgis(): the script prints its answer,
+# flushes and leaves with os._exit.
+QGIS_SCRIPT = """
+import json, os, sys
+from qgis.core import QgsApplication, QgsVectorLayer
+QgsApplication.setPrefixPath("/usr", True)
+app = QgsApplication([], False)
+app.initQgis()
+layer = QgsVectorLayer("url='" + sys.argv[1] + "' typename='components'", "components", "OAPIF")
+codes = sorted(f["code"] for f in layer.getFeatures()) if layer.isValid() else []
+print(json.dumps({"valid": layer.isValid(), "count": layer.featureCount(), "codes": codes}), flush=True)
+os._exit(0)
+"""
+
+
+def test_qgis_opens_the_components_layer(live, world_engine) -> None:
+    system_python = "/usr/bin/python3"
+    probe = subprocess.run([system_python, "-c", "import qgis.core"], capture_output=True, timeout=120)
+    if probe.returncode != 0:
+        if os.environ.get("CI"):
+            pytest.fail("QGIS (python3-qgis) is missing: the test command installs it (scripts/test)")
+        pytest.skip("QGIS (python3-qgis) is not installed")
+    # A clean environment: the system Python must not see our virtual environment's variables.
+    env = {"PATH": "/usr/bin:/bin", "HOME": tempfile.mkdtemp(), "QT_QPA_PLATFORM": "offscreen",
+           "XDG_RUNTIME_DIR": tempfile.mkdtemp(), "LANG": "C.UTF-8"}
+    out = subprocess.run([system_python, "-c", QGIS_SCRIPT, live], capture_output=True, text=True, timeout=300,
+                         env=env)
+    assert out.returncode == 0, out.stderr
+    found = json.loads(out.stdout.strip().splitlines()[-1])
+    with world_engine.connect() as conn:
+        codes = sorted(c for (c,) in conn.execute(text("SELECT code FROM component")))
+    assert found["valid"], out.stderr
+    assert found["count"] == len(codes) and found["codes"] == codes
