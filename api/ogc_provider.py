@@ -34,6 +34,9 @@ from spatial.errors import GridlinkError, NotFoundError
 _ENGINES: dict[str, Engine] = {}
 # The query parameters of the request being served (set by api/ogc.py around each pygeoapi call).
 REQUEST_QUERY: contextvars.ContextVar[tuple[tuple[str, str], ...]] = contextvars.ContextVar("ogc_query", default=())
+# A CRS84 bbox that api/ogc.py took out of the request before pygeoapi saw it (see its ``items``).
+REQUEST_BBOX: contextvars.ContextVar[tuple[float, float, float, float] | None] = contextvars.ContextVar(
+    "ogc_bbox", default=None)
 
 
 def register_engine(key: str, engine: Engine | None) -> None:
@@ -76,7 +79,8 @@ class GridlinkProvider(BaseProvider):
         if unknown:
             raise ProviderInvalidQueryError(user_msg=f"unknown query parameter(s): {', '.join(unknown)}")
         query = features.Query(
-            limit=limit, cursor=cursor, offset=offset, bbox=tuple(bbox) if bbox else None, equals=equals,  # type: ignore[arg-type]
+            limit=limit, cursor=cursor, offset=offset, equals=equals,
+            bbox=tuple(bbox) if bbox else REQUEST_BBOX.get(),  # type: ignore[arg-type]
             interval=_interval(datetime_), sortby=[(s["property"], s["order"] != "-") for s in sortby or []],
             crs=crs_transform_spec.target_crs_uri if crs_transform_spec else features.DEFAULT_CRS,
             skip_geometry=bool(skip_geometry), select=list(select_properties) if select_properties else None,

@@ -45,8 +45,8 @@ TEMPLATE = "gridlink_bench_demo"
 SCRATCH = "gridlink_bench_intake"
 
 
-def prepare(settings: DatabaseSettings) -> str:
-    """Build (or reuse) the demo template and return the URL of a fresh scratch copy of it."""
+def template(settings: DatabaseSettings) -> str:
+    """Build (or reuse, while the generator is unchanged) the full-demo template; return its URL."""
     from alembic import command
 
     from migrations import alembic_config
@@ -55,11 +55,19 @@ def prepare(settings: DatabaseSettings) -> str:
     with admin.connect() as conn:
         if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": TEMPLATE}).scalar():
             conn.execute(text(f'CREATE DATABASE "{TEMPLATE}"'))
+    admin.dispose()
     template_url = database_url(settings, TEMPLATE)
     command.upgrade(alembic_config(template_url), "head")
     engine = create_engine(template_url)
     build_demo(engine, force=True)
     engine.dispose()
+    return template_url
+
+
+def prepare(settings: DatabaseSettings) -> str:
+    """Build (or reuse) the demo template and return the URL of a fresh scratch copy of it."""
+    template(settings)
+    admin = create_engine(database_url(settings, "postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{SCRATCH}" WITH (FORCE)'))
         conn.execute(text(f'CREATE DATABASE "{SCRATCH}" TEMPLATE "{TEMPLATE}"'))

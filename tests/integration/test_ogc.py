@@ -111,6 +111,10 @@ def test_filters_push_into_sql(world_client: TestClient, world_engine) -> None:
             " AND gg.valid_to IS NULL AND ST_Intersects(gg.geom, ST_MakeEnvelope(120.0, 31.1, 120.06, 31.15, 4326))"
         )).scalar()
     assert expected == in_sql
+    latlon = _items(world_client, "grids", bbox="31.1,120.0,31.15,120.06", **{"bbox-crs": EPSG + "4326"})
+    assert [f["id"] for f in latlon] == [f["id"] for f in box]  # bbox-crs in latitude, longitude order
+    assert _get(world_client, "/ogc/collections/grids/items", bbox="1,2,3").status_code == 400
+    assert _get(world_client, "/ogc/collections/grids/items", bbox="120.1,31.1,120.0,31.2").status_code == 400
     lights = _items(world_client, "components", class_code="0118")
     assert lights and {f["properties"]["class_code"] for f in lights} == {"0118"}
     cql = _items(world_client, "grids", filter="code LIKE '320506001%' AND level = 4")
