@@ -9,8 +9,9 @@ they stay fast on 680,000 components:
   (latitude, longitude), EPSG:3857 (metres);
 - pages are keyset pages: ordered by the sort keys and then the id, the next page starts after the last
   row's keys (an opaque cursor), so a page after 100,000 items costs what the first one does;
-- ``numberMatched`` is exact when it is cheap: always for an unfiltered collection (an index-only count),
-  for a filtered one only when at most ``COUNT_CAP`` items match (counted up to the cap); otherwise omitted;
+- ``numberMatched`` is exact when it is cheap, otherwise omitted: for all components, from the trigger-kept
+  ``row_count`` (migration 0008); for anything else by counting, but only up to ``COUNT_CAP`` matches (grids
+  always fit; cases, ~600,000 a year, would cost a scan and a count table would serialise intake);
 - filters (bbox, property equality, CQL2 through pygeofilter's SQLAlchemy backend, datetime) become SQL
   with bound values; sortable properties are the non-null ones.
 """
@@ -29,7 +30,7 @@ from sqlalchemy import ColumnElement, Connection, Select, and_, cast, func, lite
 from sqlalchemy.dialects.postgresql import JSON
 
 from spatial.errors import InvalidParameterError, NotFoundError
-from spatial.models import Case, Component, Grid, GridGeometry
+from spatial.models import Case, Component, Grid, GridGeometry, RowCount
 from spatial.srid import CGCS2000, WEB_MERCATOR, WGS84
 
 COUNT_CAP = 10_000
@@ -61,6 +62,7 @@ class Layer:
     geometry_type: str
     time_column: Any = None
     sortable: frozenset[str] = field(default_factory=frozenset)
+    counted: str | None = None  # a table whose exact size ``row_count`` keeps (migration 0008)
 
     def field_types(self) -> dict[str, dict[str, str]]:
         """Properties and their JSON types (pygeoapi's ``get_fields``)."""
@@ -102,7 +104,7 @@ def layers() -> dict[str, Layer]:
             properties={"code": c.code, "class_code": c.class_code, "name": c.name, "district_code": c.district_code,
                         "grid_code": c.grid_code, "manager_key": c.manager_key, "owner_key": c.owner_key,
                         "maintainer_key": c.maintainer_key, "status": c.status, "revision": c.revision},
-            base=true(), source=Component.__table__, geometry_type="Geometry",
+            base=true(), source=Component.__table__, geometry_type="Geometry", counted="component",
             sortable=frozenset({"code", "class_code", "district_code", "owner_key", "status"}),
         ),
         "cases": Layer(
@@ -301,8 +303,9 @@ def page(conn: Connection, lay: Layer, q: Query) -> dict[str, Any]:
 
 
 def _count(conn: Connection, lay: Layer, where: list[Any], filtered: bool) -> int | None:
-    if not filtered:
-        return int(conn.execute(select(func.count()).select_from(lay.source).where(*where)).scalar_one())
+    if not filtered and lay.counted:
+        table = RowCount.__table__.c
+        return int(conn.execute(select(table.n).where(table.table_name == lay.counted)).scalar_one())
     capped = select(literal(1)).select_from(lay.source).where(*where).limit(COUNT_CAP + 1).subquery()
     found = int(conn.execute(select(func.count()).select_from(capped)).scalar_one())
     return found if found <= COUNT_CAP else None

@@ -6,6 +6,7 @@ from datetime import date
 
 from sqlalchemy import (
     ARRAY,
+    BigInteger,
     Boolean,
     CheckConstraint,
     Date,
@@ -114,3 +115,12 @@ class Meta(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[dict] = mapped_column(JSONB)
+
+
+class RowCount(Base):
+    """The exact number of rows of a large table, kept by triggers (migration 0008)."""
+
+    __tablename__ = "row_count"
+
+    table_name: Mapped[str] = mapped_column(Text, primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger)

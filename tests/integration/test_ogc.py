@@ -273,3 +273,22 @@ def test_qgis_opens_the_components_layer(live, world_engine) -> None:
         codes = sorted(c for (c,) in conn.execute(text("SELECT code FROM component")))
     assert found["valid"], out.stderr
     assert found["count"] == len(codes) and found["codes"] == codes
+
+
+def test_the_component_count_stays_exact(world) -> None:
+    def counts() -> tuple[int, int]:
+        kept = world.execute(text("SELECT n FROM row_count WHERE table_name = 'component'")).scalar()
+        return int(kept), int(world.execute(text("SELECT count(*) FROM component")).scalar())
+
+    kept, real = counts()
+    assert kept == real
+    insert = ("INSERT INTO component (code, class_code, district_code, manager_key, owner_key, maintainer_key,"
+              " status, geom) SELECT :code, class_code, district_code, manager_key, owner_key, maintainer_key,"
+              " status, geom FROM component WHERE code = '3205060118000001'")
+    world.execute(text(insert), {"code": "3205060118000901"})
+    world.execute(text("SET LOCAL session_replication_role = replica"))  # as bulk loads run
+    world.execute(text(insert), {"code": "3205060118000902"})
+    world.execute(text("SET LOCAL session_replication_role = origin"))
+    assert counts() == (real + 2, real + 2)
+    world.execute(text("DELETE FROM component WHERE code = '3205060118000901'"))
+    assert counts() == (real + 1, real + 1)
