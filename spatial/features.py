@@ -318,11 +318,24 @@ def one(conn: Connection, lay: Layer, identifier: str, crs: str = DEFAULT_CRS) -
         if not identifier.isdigit():
             raise NotFoundError(f"no item {identifier!r} in {lay.name}")
         ident = int(identifier)
-    found = conn.execute(select(_feature(lay, Query(crs=crs))).select_from(lay.source)
-                         .where(lay.base, lay.id_column == ident)).scalar()
+    found = conn.exec_driver_sql(_one_sql(lay.name, crs), {"ident": ident}).scalar()
     if found is None:
         raise NotFoundError(f"no item {identifier!r} in {lay.name}")
     return found
+
+
+@cache
+def _one_sql(name: str, crs: str) -> str:
+    """The single-item statement of a collection and CRS, compiled once (it is the same for every id)."""
+    from sqlalchemy import literal_column
+    from sqlalchemy.dialects import postgresql
+
+    lay = layers()[name]
+    # Constants (code-defined names and digits) are rendered inline; the id stays a driver parameter.
+    query = select(_feature(lay, Query(crs=crs))).select_from(lay.source).where(
+        lay.base, lay.id_column == literal_column("gridlink_ident"))
+    compiled = str(query.compile(dialect=postgresql.psycopg2.dialect(), compile_kwargs={"literal_binds": True}))
+    return compiled.replace("gridlink_ident", "%(ident)s")
 
 
 def coverage_extent(conn: Connection) -> tuple[float, float, float, float] | None:
