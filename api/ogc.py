@@ -114,6 +114,7 @@ def build(base_url: str, engine: Engine, bbox: tuple[float, float, float, float]
         Route("/", handlers.landing), Route("/openapi", handlers.openapi), Route("/conformance", handlers.conformance),
         Route("/collections", handlers.collections), Route("/collections/{collection}", handlers.collections),
         Route("/collections/{collection}/queryables", handlers.queryables),
+        Route("/collections/{collection}/schema", handlers.schema),
         Route("/collections/{collection}/items", handlers.items),
         Route("/collections/{collection}/items/{item}", handlers.item),
     ]
@@ -157,6 +158,9 @@ class _Handlers:
 
     async def queryables(self, request: Request) -> Response:
         return await self.call(request, itemtypes_api.get_collection_queryables, request.path_params["collection"])
+
+    async def schema(self, request: Request) -> Response:
+        return await self.call(request, core_api.get_collection_schema, request.path_params["collection"])
 
     async def items(self, request: Request) -> Response:
         query = tuple(request.query_params.multi_items())

@@ -81,6 +81,11 @@ def test_collections_are_the_specs(world_client: TestClient) -> None:
     assert EPSG + "3857" in grids["crs"] and EPSG + "4490" in grids["crs"]
     queryables = _get(world_client, "/ogc/collections/components/queryables").json()["properties"]
     assert {"code", "class_code", "owner_key", "status"} <= set(queryables)
+    schema = _get(world_client, "/ogc/collections/components/schema").json()
+    assert {"code", "status"} <= set(schema["properties"])
+    for path in ("/ogc/?f=html", "/ogc/collections/grids/items?f=html&limit=3", "/ogc/conformance?f=html"):
+        page = world_client.get(path)
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
 
 
 def test_keyset_pages_cover_the_collection_exactly_once(world_client: TestClient, world_engine) -> None:
