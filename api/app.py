@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from api import ogc, problems
 from api.fast_intake import FastIntake
 from api.middleware import BodySizeLimit
-from api.routes import areas, bulk, cases, open311
+from api.routes import areas, auth, bulk, cases, open311
 from api.settings import ApiSettings
 from spatial.db import database_url, make_engine, make_intake_pool
 from spatial.features import coverage_extent
@@ -48,6 +48,7 @@ def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSet
     app.state.api_settings = api_settings
     problems.install(app)
     app.include_router(areas.router)
+    app.include_router(auth.router)
     app.include_router(bulk.router)
     app.include_router(cases.router)
     app.include_router(open311.router)

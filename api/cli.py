@@ -6,6 +6,9 @@
     gridlink import reference [--departments F] [--component-classes F] [--event-categories F] ...
     gridlink import cases FILE [--all-or-nothing] [--report OUT.json]
     gridlink serve [--host H] [--port P]
+    gridlink user add LOGIN --role ROLE --scope SCOPE [--name N]   (password on standard input)
+    gridlink token create LOGIN [--label L] [--days N | --no-expiry]
+    gridlink token revoke TOKEN
     gridlink up [--small]               all of the above, then serve the demo map
 
 ``GRIDLINK_DATABASE_URL`` points every command at an existing server instead of the embedded cluster.
@@ -231,7 +234,89 @@ def parser() -> argparse.ArgumentParser:
     for option in ("departments", "component-classes", "event-categories", "category-classes", "holidays"):
         imp.add_argument(f"--{option}", type=Path, default=None)
     imp.set_defaults(func=cmd_import)
+    user = sub.add_parser("user", help="accounts")
+    user.add_argument("action", choices=("add",))
+    user.add_argument("login")
+    user.add_argument("--role", required=True)
+    user.add_argument("--scope", required=True, help="an area code, a department key, or * (admins)")
+    user.add_argument("--name", default=None, help="display name")
+    user.set_defaults(func=cmd_user)
+    tok = sub.add_parser("token", help="bearer tokens (also Open311 api_key)")
+    tok.add_argument("action", choices=("create", "revoke"))
+    tok.add_argument("subject", help="create: the LOGIN; revoke: the TOKEN")
+    tok.add_argument("--label", default=None)
+    tok.add_argument("--days", type=int, default=90, help="create: days until it expires (default 90)")
+    tok.add_argument("--no-expiry", action="store_true", help="create: a token that never expires (systems)")
+    tok.set_defaults(func=cmd_token)
     return top
+
+
+def _read_password() -> str:
+    """The new password: asked twice on a terminal, else the first line of standard input."""
+    import getpass
+
+    if sys.stdin.isatty():
+        first = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != first:
+            raise ValueError("the two passwords differ")
+        return first
+    return sys.stdin.readline().rstrip("\n")
+
+
+def cmd_user(args: argparse.Namespace) -> int:
+    """Create an account (the password is read from standard input; there is no default password)."""
+    from sqlalchemy import create_engine
+
+    from spatial.accounts import add_user
+    from spatial.errors import GridlinkError
+
+    try:
+        password = _read_password()
+    except ValueError as exc:
+        _err(str(exc))
+        return 2
+    engine = create_engine(_url())
+    try:
+        with engine.begin() as conn:
+            account = add_user(conn, args.login, args.role, args.scope, password, args.name)
+    except GridlinkError as exc:
+        _err(f"no account made: {exc.detail}")
+        return 2
+    finally:
+        engine.dispose()
+    print(f"account {args.login} ({args.role}, scope {args.scope}) made, id {account}")
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    """Create (print once) or revoke a bearer token."""
+    from datetime import timedelta
+
+    from sqlalchemy import create_engine
+
+    from spatial.accounts import create_token, revoke_token
+    from spatial.errors import GridlinkError
+
+    engine = create_engine(_url())
+    try:
+        with engine.begin() as conn:
+            if args.action == "revoke":
+                if not revoke_token(conn, args.subject):
+                    _err("no active token like that")
+                    return 2
+                print("revoked")
+                return 0
+            ttl = None if args.no_expiry else timedelta(days=args.days)
+            token, expires = create_token(conn, args.subject, args.label, ttl)
+    except GridlinkError as exc:
+        _err(exc.detail)
+        return 2
+    finally:
+        engine.dispose()
+    print(token)
+    print(f"expires {expires.isoformat() if expires else 'never'}; shown once, stored only as a digest",
+          file=sys.stderr)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

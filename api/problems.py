@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.deps import UnsupportedMediaTypeError
+from spatial.accounts import AuthenticationError, ForbiddenError
 from spatial.errors import (
     ComponentError,
     GridlinkError,
@@ -35,6 +36,8 @@ PROBLEM_TABLE: dict[type[GridlinkError], tuple[int, str, str]] = {
     InvalidGeometryError: (422, "invalid-geometry", "Invalid geometry"),
     IdempotencyConflictError: (409, "idempotency-conflict", "Idempotency-Key reused"),
     UnsupportedMediaTypeError: (415, "unsupported-media-type", "Unsupported media type"),
+    AuthenticationError: (401, "unauthorized", "Authentication required"),
+    ForbiddenError: (403, "forbidden", "Not allowed here"),
 }
 
 
@@ -55,7 +58,10 @@ def domain_problem(exc: GridlinkError, path: str) -> JSONResponse:
     for cls in type(exc).__mro__:
         if cls in PROBLEM_TABLE:
             status, slug, title = PROBLEM_TABLE[cls]
-            return problem(status, slug, title, exc.detail, path, **exc.extra)
+            response = problem(status, slug, title, exc.detail, path, **exc.extra)
+            if status == 401:
+                response.headers["WWW-Authenticate"] = 'Bearer realm="gridlink"'
+            return response
     return problem(400, "bad-request", "Bad request", exc.detail, path)
 
 

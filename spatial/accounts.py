@@ -1,0 +1,132 @@
+"""Accounts and bearer tokens (SPEC "Accounts and access").
+
+Each account has one role and one scope: an area code of any level or a department / owner key. Passwords
+are stored only as argon2id hashes (argon2-cffi's defaults); there is no default password — the first
+administrator is made with ``gridlink user add``, which reads the password from standard input. Tokens are
+random (256 bits), shown once, and stored only as their SHA-256 digest, so a stolen database yields no usable
+token; they expire (``expires_at``) and can be revoked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import Connection, text
+
+from spatial.errors import GridlinkError, InvalidParameterError, NotFoundError
+from spatial.models.accounts import ROLES
+
+LOGIN = re.compile(r"^[A-Za-z0-9._@-]{3,64}$")
+MIN_PASSWORD = 12
+TOKEN_TTL = timedelta(hours=8)
+_HASHER = PasswordHasher()
+# Verified against when the login is unknown, so that a wrong login costs what a wrong password does.
+_DUMMY = _HASHER.hash("gridlink-no-such-account")
+
+
+class AuthenticationError(GridlinkError):
+    """No valid credentials were given (HTTP 401)."""
+
+
+class ForbiddenError(GridlinkError):
+    """The caller is known but may not do this here (HTTP 403)."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the account behind a token."""
+
+    account_id: int
+    login: str
+    role: str
+    scope: str
+
+    def sees_personal_data(self) -> bool:
+        """Reporters' names and phone numbers are shown only to admins and dispatchers (SPEC)."""
+        return self.role in ("admin", "dispatcher")
+
+
+def _scope_exists(conn: Connection, scope: str) -> bool:
+    if scope == "*":
+        return True
+    return bool(conn.execute(text(
+        "SELECT EXISTS (SELECT 1 FROM grid WHERE code = :s) OR EXISTS (SELECT 1 FROM department WHERE key = :s)"
+    ), {"s": scope}).scalar())
+
+
+def add_user(conn: Connection, login: str, role: str, scope: str, password: str,
+             display_name: str | None = None) -> int:
+    """Create an account; return its id. ``scope`` is an area code, a department key, or ``*`` for admins."""
+    if not LOGIN.match(login):
+        raise InvalidParameterError("login must be 3–64 letters, digits or . _ @ -", parameter="login")
+    if role not in ROLES:
+        raise InvalidParameterError(f"role must be one of {', '.join(ROLES)}", parameter="role")
+    if scope == "*" and role != "admin":
+        raise InvalidParameterError("only admins have the whole city (*) as scope", parameter="scope")
+    if not _scope_exists(conn, scope):
+        raise InvalidParameterError(f"scope {scope!r} is neither an area code nor a department key",
+                                    parameter="scope")
+    if len(password) < MIN_PASSWORD:
+        raise InvalidParameterError(f"the password needs at least {MIN_PASSWORD} characters", parameter="password")
+    if conn.execute(text("SELECT 1 FROM account WHERE login = :l"), {"l": login}).first():
+        raise InvalidParameterError(f"login {login!r} is taken", parameter="login")
+    return int(conn.execute(text(
+        "INSERT INTO account (login, display_name, role, scope, password_hash) VALUES (:l, :d, :r, :s, :h)"
+        " RETURNING id"), {"l": login, "d": display_name, "r": role, "s": scope,
+                             "h": _HASHER.hash(password)}).scalar_one())
+
+
+def check_password(conn: Connection, login: str, password: str) -> Principal:
+    """The account whose login and password these are; AuthenticationError otherwise (same for both)."""
+    row = conn.execute(text(
+        "SELECT id, login, role, scope, password_hash FROM account WHERE login = :l AND disabled_at IS NULL"
+    ), {"l": login}).first()
+    try:
+        _HASHER.verify(row[4] if row and row[4] else _DUMMY, password)
+    except (VerificationError, InvalidHashError):
+        row = None
+    if row is None:
+        raise AuthenticationError("wrong login or password")
+    return Principal(row[0], row[1], row[2], row[3])
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_token(conn: Connection, login: str, label: str | None = None,
+                 ttl: timedelta | None = TOKEN_TTL) -> tuple[str, datetime | None]:
+    """A new bearer token for ``login`` (shown once) and when it expires (None: never, for systems)."""
+    account = conn.execute(text("SELECT id FROM account WHERE login = :l AND disabled_at IS NULL"),
+                           {"l": login}).scalar()
+    if account is None:
+        raise NotFoundError(f"no active account {login!r}")
+    token = secrets.token_urlsafe(32)
+    expires = datetime.now(UTC) + ttl if ttl else None
+    conn.execute(text("INSERT INTO api_token (account_id, token_hash, label, expires_at) VALUES (:a, :h, :l, :e)"),
+                 {"a": account, "h": _digest(token), "l": label, "e": expires})
+    return token, expires
+
+
+def principal_for(conn: Connection, token: str) -> Principal:
+    """The account behind a bearer token; AuthenticationError if the token is unknown, expired or revoked."""
+    row = conn.execute(text(
+        "SELECT a.id, a.login, a.role, a.scope FROM api_token t JOIN account a ON a.id = t.account_id"
+        " WHERE t.token_hash = :h AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())"
+        " AND a.disabled_at IS NULL"), {"h": _digest(token)}).first()
+    if row is None:
+        raise AuthenticationError("the token is unknown, expired or revoked")
+    return Principal(row[0], row[1], row[2], row[3])
+
+
+def revoke_token(conn: Connection, token: str) -> bool:
+    """Revoke a token; tell whether it was active."""
+    return bool(conn.execute(text(
+        "UPDATE api_token SET revoked_at = now() WHERE token_hash = :h AND revoked_at IS NULL"),
+        {"h": _digest(token)}).rowcount)
