@@ -9,6 +9,8 @@
     gridlink user add LOGIN --role ROLE --scope SCOPE [--name N]   (password on standard input)
     gridlink token create LOGIN [--label L] [--days N | --no-expiry]
     gridlink token revoke TOKEN
+    gridlink backup [FILE]              pg_dump (custom format); default .gridlink/backups/<time>.dump
+    gridlink restore FILE [--database NAME] [--replace]
     gridlink up [--small]               all of the above, then serve the demo map
 
 ``GRIDLINK_DATABASE_URL`` points every command at an existing server instead of the embedded cluster.
@@ -248,6 +250,14 @@ def parser() -> argparse.ArgumentParser:
     tok.add_argument("--days", type=int, default=90, help="create: days until it expires (default 90)")
     tok.add_argument("--no-expiry", action="store_true", help="create: a token that never expires (systems)")
     tok.set_defaults(func=cmd_token)
+    bak = sub.add_parser("backup", help="dump the database into one file (pg_dump custom format)")
+    bak.add_argument("file", nargs="?", type=Path, default=None)
+    bak.set_defaults(func=cmd_backup)
+    res = sub.add_parser("restore", help="restore a backup into an empty database")
+    res.add_argument("file", type=Path)
+    res.add_argument("--database", default=None, help="target database (default: the configured one)")
+    res.add_argument("--replace", action="store_true", help="drop and replace what the target holds")
+    res.set_defaults(func=cmd_restore)
     return top
 
 
@@ -316,6 +326,40 @@ def cmd_token(args: argparse.Namespace) -> int:
     print(token)
     print(f"expires {expires.isoformat() if expires else 'never'}; shown once, stored only as a digest",
           file=sys.stderr)
+    return 0
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    """Dump the database into one file."""
+    from datetime import datetime
+
+    from spatial.backup import BackupError, backup
+
+    target = args.file or _settings().home / "backups" / f"gridlink-{datetime.now():%Y%m%d-%H%M%S}.dump"
+    try:
+        done = backup(_url(), target)
+    except BackupError as exc:
+        _err(str(exc))
+        return 2
+    print(f"backup written: {done} ({done.stat().st_size / 1e6:,.1f} MB)")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    """Restore a backup into an empty database (or replace one, when told)."""
+    from sqlalchemy import make_url
+
+    from spatial.backup import BackupError, restore
+
+    url = _url()
+    if args.database:
+        url = make_url(url).set(database=args.database).render_as_string(hide_password=False)
+    try:
+        restore(args.file, url, replace=args.replace)
+    except BackupError as exc:
+        _err(str(exc))
+        return 2
+    print(f"restored {args.file} into {make_url(url).database}")
     return 0
 
 
