@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api import ogc, problems
 from api.fast_intake import FastIntake
-from api.middleware import BodySizeLimit
+from api.middleware import BodySizeLimit, DatabaseUnavailable
 from api.routes import areas, auth, bulk, cases, open311
 from api.settings import ApiSettings
 from spatial.db import database_url, make_engine, make_intake_pool
@@ -55,6 +55,7 @@ def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSet
     app.add_middleware(FastIntake)  # inside BodySizeLimit: the limit applies to it too
     app.add_middleware(BodySizeLimit, limit=api_settings.max_body_bytes,
                        larger={"/api/v1/cases/bulk": api_settings.max_bulk_bytes})
+    app.add_middleware(DatabaseUnavailable)  # outermost of ours: 503 for every path while the database is away
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.mount("/ogc", ogc.Mounted(), name="ogc")
 

@@ -52,3 +52,34 @@ class BodySizeLimit:
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", PROBLEM), (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
+
+
+class DatabaseUnavailable:
+    """Answer 503 problem+json with Retry-After when the database is away or too slow (see
+    ``api.problems.database_unavailable``), for every route and the lean intake layer alike, and log one
+    line instead of a traceback per request while it lasts. Errors after the reply has started, and any
+    other error, go on to the server's error handling (a 500 that never echoes the exception)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            from api.problems import database_unavailable, unavailable_response
+
+            if started or not database_unavailable(exc):
+                raise
+            await unavailable_response(scope.get("path", ""), exc)(scope, receive, send)

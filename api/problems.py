@@ -87,5 +87,43 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Registered for Exception, this handler runs in the outermost middleware: it also sees what escapes
+        # the lean intake layer and the OGC mount.
+        if database_unavailable(exc):
+            return unavailable_response(request.url.path, exc)
         log.exception("unhandled error on %s", request.url.path)
         return problem(500, "internal", "Internal server error", "the error was logged", request.url.path)
+
+
+RETRY_AFTER_SECONDS = 2
+
+
+def unavailable_response(path: str, exc: BaseException) -> JSONResponse:
+    """503 problem+json with Retry-After: the database is away or too slow (one log line, no traceback)."""
+    log.warning("database unavailable on %s: %s", path, type(exc).__name__)
+    response = problem(503, "unavailable", "Service temporarily unavailable",
+                       "the database cannot be reached or did not answer in time; retry shortly "
+                       "(with the same Idempotency-Key for a write)", path)
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it wraps) says the database is away or too slow, rather than a bug: a refused
+    or dropped connection, a server shutting down or starting, an exhausted pool, a statement timeout."""
+    import asyncpg
+    import psycopg2
+    from sqlalchemy import exc as sa
+
+    kinds = (sa.OperationalError, sa.TimeoutError, sa.InterfaceError, psycopg2.OperationalError,
+             psycopg2.InterfaceError, asyncpg.exceptions.PostgresConnectionError, asyncpg.exceptions.InterfaceError,
+             asyncpg.exceptions.CannotConnectNowError, asyncpg.exceptions.QueryCanceledError,
+             asyncpg.exceptions.AdminShutdownError, ConnectionError, TimeoutError)
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kinds) or (isinstance(current, sa.DBAPIError) and current.connection_invalidated):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False

@@ -25,6 +25,7 @@ from spatial.assignment import (
     owner_name,
     report_params,
 )
+from spatial.db import CONNECT_TIMEOUT_S
 from spatial.errors import IdempotencyConflictError, InvalidParameterError, NotFoundError
 from spatial.reference_cache import CategoryInfo, ReferenceCache
 from spatial.sql import positional, run_prepared, statement
@@ -132,7 +133,7 @@ async def create_plain_case(pool: Any, ref: ReferenceCache, report: CaseInput, a
     at = datetime.now(UTC)
     sql, order = positional("intake")
     params = _intake_params(ref, cat, report, lon, lat, at, actor, None)
-    async with pool.acquire() as conn:
+    async with pool.acquire(timeout=CONNECT_TIMEOUT_S) as conn:
         found = await conn.fetchrow(sql, *[params[key] for key in order])
     if found is None or found["case_id"] is None:
         return None

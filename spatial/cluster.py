@@ -109,8 +109,11 @@ def free_port() -> int:
 
 
 def port_free(port: int) -> bool:
-    """Tell whether ``port`` on 127.0.0.1 can be bound."""
+    """Tell whether ``port`` on 127.0.0.1 can be bound by a server. SO_REUSEADDR as PostgreSQL sets it: right
+    after a restart the old connections linger in TIME_WAIT, which blocks a plain bind but not a server's —
+    without it the cluster moved to a new port on every restart under load, cutting off running servers."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:

@@ -24,6 +24,8 @@ def database_url(settings: DatabaseSettings, dbname: str | None = None, log: Cal
 
 
 IDLE_PING_SECONDS = 2.0
+# A request waits at most this long for a connection (new or from the pool), then gets a 503.
+CONNECT_TIMEOUT_S = 5
 
 
 def make_engine(url: str, settings: DatabaseSettings, *, request_timeouts: bool = True) -> Engine:
@@ -38,7 +40,8 @@ def make_engine(url: str, settings: DatabaseSettings, *, request_timeouts: bool 
         url,
         pool_size=settings.pool_size,
         max_overflow=settings.max_overflow,
-        connect_args={"options": options, "application_name": "gridlink"},
+        connect_args={"options": options, "application_name": "gridlink", "connect_timeout": CONNECT_TIMEOUT_S},
+        pool_timeout=CONNECT_TIMEOUT_S,
     )
     event.listen(engine, "checkout", _ping_if_idle)
     event.listen(engine, "checkin", _note_use)
@@ -75,7 +78,8 @@ async def make_intake_pool(url: str, settings: DatabaseSettings) -> Any:
 
     return await asyncpg.create_pool(
         make_url(url).set(drivername="postgresql").render_as_string(hide_password=False),
-        min_size=1, max_size=settings.pool_size, reset=keep,
+        min_size=1, max_size=settings.pool_size, reset=keep, timeout=CONNECT_TIMEOUT_S,
+        command_timeout=settings.statement_timeout_ms / 1000,
         server_settings={"plan_cache_mode": "force_generic_plan", "application_name": "gridlink-intake",
                          "statement_timeout": str(settings.statement_timeout_ms)},
     )
