@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from geoalchemy2 import functions as gf
 from sqlalchemy import Connection, any_, literal, select
@@ -15,6 +17,7 @@ from spatial.reference_cache import ReferenceCache
 from spatial.sql import statement
 from spatial.srid import WGS84
 
+LOCAL = ZoneInfo("Asia/Shanghai")
 AREA_COLUMNS = {15: Case.grid_code, 12: Case.community_code, 9: Case.town_code, 6: Case.district_code}
 SPECIAL_CODE = re.compile(r"^[0-9]{6}[EPSC][0-9]{4}$")
 
@@ -33,6 +36,12 @@ def _area_clause(area: str):
     return (column == area) & Case.grid_code.between(area.ljust(15, "0"), area.ljust(15, "9"))
 
 
+def _utc(moment: datetime) -> datetime:
+    """A filter time in UTC: a time without offset is Suzhou time; any offset Python accepts is normalised
+    (PostgreSQL refuses offsets beyond ±15:59, which ISO 8601 allows — found by schemathesis)."""
+    return (moment if moment.tzinfo else moment.replace(tzinfo=LOCAL)).astimezone(UTC)
+
+
 def list_cases(conn: Connection, ref: ReferenceCache, f: CaseFilter) -> dict[str, Any]:
     """Return one page of cases, newest first, and the cursor of the next page (None at the end)."""
     if not 1 <= f.limit <= MAX_PAGE:
@@ -48,9 +57,9 @@ def list_cases(conn: Connection, ref: ReferenceCache, f: CaseFilter) -> dict[str
     if f.bbox:
         query = query.where(Case.location.intersects(gf.ST_MakeEnvelope(*f.bbox, WGS84)))
     if f.since:
-        query = query.where(Case.reported_at >= f.since)
+        query = query.where(Case.reported_at >= _utc(f.since))
     if f.until:
-        query = query.where(Case.reported_at < f.until)
+        query = query.where(Case.reported_at < _utc(f.until))
     if f.after_id:
         query = query.where(Case.id < f.after_id)
     ids = list(conn.execute(query).scalars())

@@ -114,6 +114,10 @@ def test_list_filters_and_keyset_pages(client: TestClient) -> None:
     assert client.get("/api/v1/cases", params={"category": "E01"}).json()["cases"]
     assert client.get("/api/v1/cases", params={"category": "E02"}).json()["cases"] == []
     assert client.get("/api/v1/cases", params={"area": "12"}).status_code == 400
+    odd = client.get("/api/v1/cases", params={"until": "0987-03-13T10:17:07+16:46"})  # beyond PostgreSQL's ±15:59
+    assert odd.status_code == 200 and odd.json()["cases"] == []
+    local = client.get("/api/v1/cases", params={"since": "2000-01-01T00:00:00"})  # no offset: Suzhou time
+    assert local.status_code == 200 and len(local.json()["cases"]) == 5
     assert client.get("/api/v1/cases/999999").status_code == 404
 
 
