@@ -10,8 +10,6 @@ import json
 import os
 import random
 import shutil
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -21,8 +19,9 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import create_engine, text
 
-from spatial.cluster import Cluster, free_port
+from spatial.cluster import Cluster
 from spatial.settings import PROJECT_ROOT
+from tests.live import serving
 
 pytestmark = pytest.mark.skipif(
     bool(os.environ.get("GRIDLINK_DATABASE_URL")), reason="an external server is configured"
@@ -120,27 +119,10 @@ class _Traffic:
             time.sleep(0.05)
 
 
-def _serve(url: str) -> tuple[subprocess.Popen, int]:
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--log-level",
-                               "error"], env=dict(os.environ, GRIDLINK_DATABASE_URL=url),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            _post(port, {}, None)
-            return server, port
-        except OSError:
-            time.sleep(0.3)
-    server.kill()
-    raise RuntimeError("the server did not start")
-
-
 def test_restart_mid_run_loses_nothing_and_never_hangs(restartable) -> None:
     cluster, url = restartable
-    server, port = _serve(url)
-    traffic = _Traffic(port, seconds=9)
-    try:
+    with serving(url) as port:
+        traffic = _Traffic(port, seconds=9)
         threads = [threading.Thread(target=traffic.keyed, args=(i,)) for i in range(3)]
         threads.append(threading.Thread(target=traffic.unkeyed, args=(99,)))
         for thread in threads:
@@ -152,9 +134,6 @@ def test_restart_mid_run_loses_nothing_and_never_hangs(restartable) -> None:
         cluster.start()
         for thread in threads:
             thread.join(timeout=60)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
     statuses, plain = traffic.statuses, traffic.plain
     assert statuses[503] >= 1, f"no request met the outage: {statuses}"

@@ -6,11 +6,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
-import sys
 import tempfile
-import time
 import urllib.parse
 from pathlib import Path
 
@@ -21,6 +18,7 @@ from openapi_spec_validator import validate
 from sqlalchemy import text
 
 from api.ogc import NOT_OFFERED
+from tests.live import serving
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 EPSG = "http://www.opengis.net/def/crs/EPSG/0/"
@@ -162,35 +160,15 @@ def test_cases_never_show_personal_data(client: TestClient) -> None:
 
 # --- real clients -------------------------------------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def live(world_engine):
-    """``gridlink serve`` on the world database, on a free loopback port, for clients outside Python."""
+    """``gridlink serve`` on the world database, for clients outside Python."""
     if shutil.which("ogrinfo") is None:
         if os.environ.get("CI"):
             pytest.fail("GDAL (ogrinfo) is missing: the test command installs it (scripts/test)")
         pytest.skip("GDAL (ogrinfo) is not installed")
-    port = _free_port()
-    env = dict(os.environ, GRIDLINK_DATABASE_URL=world_engine.url.render_as_string(hide_password=False))
-    server = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--log-level",
-                               "warning"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                time.sleep(0.2)
+    with serving(world_engine.url.render_as_string(hide_password=False)) as port:
         yield f"http://127.0.0.1:{port}/ogc"
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def _count(conn, sql: str) -> int:
