@@ -31,16 +31,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from api import ogc_provider
+from api import ogc_edits, ogc_provider
 from api.ogc_openapi import self_contained
 from spatial import features
 from spatial.areas import parse_bbox
 from spatial.errors import InvalidParameterError
 
 CRS_LIST = list(features.CRS_OUTPUT)
-# pygeoapi declares these for every feature collection; gridlink does not offer them (yet), so they are not
-# declared: transactions (Part 4) arrive with authorization.
-NOT_OFFERED = {"http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/create-replace-delete"}
+PART4 = "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/create-replace-delete"
+# Collections editable through Part 4 (api/ogc_edits.py): grids wait for the planner's rules (versioned
+# boundaries), cases have their own workflow.
+EDITABLE = ogc_edits.EDITABLE
+NOT_OFFERED: set[str] = set() if EDITABLE else {PART4}
 
 
 def conformance_classes() -> list[str]:
@@ -72,6 +74,8 @@ def pygeoapi_config(base_url: str, engine_key: str, bbox: tuple[float, float, fl
         }
         if lay.time_column is not None:
             provider["time_field"] = lay.time_column.name
+        if name in EDITABLE:
+            provider["editable"] = True
         resources[name] = {
             "type": "collection", "title": lay.title, "description": lay.description,
             "keywords": ["gridlink", "Suzhou", name], "extents": extent, "providers": [provider],
@@ -109,14 +113,14 @@ def build(base_url: str, engine: Engine, bbox: tuple[float, float, float, float]
     key = f"ogc-{id(engine)}"
     ogc_provider.register_engine(key, engine)
     config = pygeoapi_config(base_url.rstrip("/"), key, bbox)
-    handlers = _Handlers(API(config, self_contained(get_oas(config))))
+    handlers = _Handlers(API(config, self_contained(get_oas(config))), engine)
     routes = [
         Route("/", handlers.landing), Route("/openapi", handlers.openapi), Route("/conformance", handlers.conformance),
         Route("/collections", handlers.collections), Route("/collections/{collection}", handlers.collections),
         Route("/collections/{collection}/queryables", handlers.queryables),
         Route("/collections/{collection}/schema", handlers.schema),
-        Route("/collections/{collection}/items", handlers.items),
-        Route("/collections/{collection}/items/{item}", handlers.item),
+        Route("/collections/{collection}/items", handlers.items, methods=["GET", "POST"]),
+        Route("/collections/{collection}/items/{item}", handlers.item, methods=["GET", "PUT", "DELETE"]),
     ]
     return Starlette(routes=routes)
 
@@ -124,8 +128,9 @@ def build(base_url: str, engine: Engine, bbox: tuple[float, float, float, float]
 class _Handlers:
     """The OGC routes: each hands its request to one pygeoapi API function, off the event loop."""
 
-    def __init__(self, api: API) -> None:
+    def __init__(self, api: API, engine: Engine) -> None:
         self.api = api
+        self.engine = engine
 
     async def call(self, request: Request, function: Any, *args: Any, query: tuple | None = None,
                    bbox: tuple[float, float, float, float] | None = None) -> Response:
@@ -163,6 +168,8 @@ class _Handlers:
         return await self.call(request, core_api.get_collection_schema, request.path_params["collection"])
 
     async def items(self, request: Request) -> Response:
+        if request.method == "POST":
+            return await ogc_edits.write(self.engine, request, "create")
         query = tuple(request.query_params.multi_items())
         try:
             request, bbox = _own_bbox(request)
@@ -174,8 +181,11 @@ class _Handlers:
         return _keyset_links_only(response)
 
     async def item(self, request: Request) -> Response:
-        return await self.call(request, itemtypes_api.get_collection_item, request.path_params["collection"],
-                               request.path_params["item"])
+        if request.method in ("PUT", "DELETE"):
+            return await ogc_edits.write(self.engine, request, request.method.lower())
+        response = await self.call(request, itemtypes_api.get_collection_item, request.path_params["collection"],
+                                   request.path_params["item"])
+        return ogc_edits.with_etag(request, response)
 
 
 class Mounted:

@@ -69,7 +69,8 @@ class ComponentHistory(Base):
     __table_args__ = (CheckConstraint(in_list("action", HISTORY_ACTIONS), name="action"),)
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    component_code: Mapped[str] = mapped_column(ForeignKey("component.code"), index=True)
+    # No foreign key: the history of a deleted component stays (migration 0009).
+    component_code: Mapped[str] = mapped_column(String(16), index=True)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     actor: Mapped[str] = mapped_column(Text)
     action: Mapped[str] = mapped_column(String(8))

@@ -1,0 +1,113 @@
+"""OGC API Features Part 4 on /ogc: create (POST), replace (PUT) and delete (DELETE) components.
+
+Every write needs a bearer token (``Authorization: Bearer …``); who may edit what is decided in
+spatial/component_edits.py. Optimistic concurrency: a GET of an item answers an ``ETag`` (the component's
+revision); PUT and DELETE must send it back in ``If-Match`` — without it 428, with a stale one 412 — so two
+editors never overwrite each other unseen. Errors use the OGC exception format of the rest of /ogc.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from sqlalchemy import Engine
+from starlette.requests import Request
+from starlette.responses import Response
+
+from api.auth import bearer_token
+from spatial import component_edits as edits
+from spatial.accounts import AuthenticationError, ForbiddenError, principal_for
+from spatial.errors import GridlinkError, InvalidGeometryError, InvalidParameterError, NotFoundError
+
+EDITABLE = ("components",)
+MAX_BODY = 2_000_000
+_STATUS: dict[type[GridlinkError], tuple[int, str]] = {
+    AuthenticationError: (401, "Unauthorized"), ForbiddenError: (403, "Forbidden"),
+    NotFoundError: (404, "NotFound"), edits.ConflictError: (409, "Conflict"),
+    edits.RevisionMismatchError: (412, "PreconditionFailed"), InvalidParameterError: (400, "InvalidParameterValue"),
+    InvalidGeometryError: (400, "InvalidParameterValue"),
+}
+
+
+def _error(status: int, code: str, description: str, headers: dict[str, str] | None = None) -> Response:
+    body = json.dumps({"type": code, "code": code, "description": description}, ensure_ascii=False)
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+def _etag(revision: int) -> str:
+    return f'"{revision}"'
+
+
+def _if_match(request: Request) -> int | None:
+    value = request.headers.get("if-match", "").strip()
+    if value.startswith("W/"):
+        value = value[2:]
+    value = value.strip('"')
+    return int(value) if value.isdigit() else None
+
+
+async def write(engine: Engine, request: Request, action: str) -> Response:
+    """Serve one Part 4 write (``create``, ``put`` or ``delete``)."""
+    collection = request.path_params["collection"]
+    if collection not in EDITABLE:
+        return _error(405, "MethodNotAllowed", f"collection {collection!r} is read-only here")
+    body = await request.body() if action != "delete" else b""
+    if len(body) > MAX_BODY:
+        return _error(413, "PayloadTooLarge", f"a feature may not exceed {MAX_BODY:,} bytes")
+    expected = _if_match(request)
+    if action != "create" and expected is None:
+        return _error(428, "PreconditionRequired", "send If-Match with the ETag of the item you read (GET)")
+    try:
+        return await asyncio.to_thread(_apply, engine, request, action, body, expected)
+    except GridlinkError as exc:
+        for cls in type(exc).__mro__:
+            if cls in _STATUS:
+                status, code = _STATUS[cls]
+                headers = {"WWW-Authenticate": 'Bearer realm="gridlink"'} if status == 401 else None
+                return _error(status, code, exc.detail, headers)
+        return _error(400, "InvalidParameterValue", exc.detail)
+
+
+def _apply(engine: Engine, request: Request, action: str, body: bytes, expected: int | None) -> Response:
+    token = bearer_token(request)
+    if token is None:
+        raise AuthenticationError("editing needs a bearer token: POST /api/v1/auth/token")
+    with engine.begin() as conn:
+        principal = principal_for(conn, token)
+        if action == "delete":
+            edits.delete(conn, principal, request.path_params["item"], expected or 0)
+            return Response(status_code=204)
+        feature = _json(body)
+        if action == "create":
+            item = edits.parse_feature(conn, feature)
+            revision = edits.create(conn, principal, item)
+            location = f"{str(request.url).split('?')[0].rstrip('/')}/{item.code}"
+            return Response(status_code=201, headers={"Location": location, "ETag": _etag(revision)})
+        item = edits.parse_feature(conn, feature, request.path_params["item"])
+        revision = edits.replace(conn, principal, item, expected or 0)
+        return Response(status_code=204, headers={"ETag": _etag(revision)})
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidParameterError("the body must be a GeoJSON Feature (JSON)", parameter="body") from exc
+
+
+def with_etag(request: Request, response: Response) -> Response:
+    """Give a component item its ETag (its revision), and answer 304 to a matching If-None-Match."""
+    if request.path_params.get("collection") not in EDITABLE or response.status_code != 200:
+        return response
+    if "json" not in response.headers.get("content-type", ""):
+        return response
+    revision = (json.loads(response.body).get("properties") or {}).get("revision")
+    if revision is None:
+        return response
+    tag = _etag(int(revision))
+    if request.headers.get("if-none-match") == tag:
+        return Response(status_code=304, headers={"ETag": tag})
+    response.headers["ETag"] = tag
+    return response

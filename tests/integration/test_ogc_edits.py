@@ -1,0 +1,112 @@
+"""OGC API Features Part 4 on components: bearer tokens, owner scopes, ETag / If-Match, validation, and a
+history that outlives a deleted component."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from spatial.accounts import add_user, create_token
+
+ITEMS = "/ogc/collections/components/items"
+NEW = "3205060118000777"  # district 320506, class 0118 (street light), serial 000777
+PASSWORD = "correct horse battery staple"
+
+
+def _feature(code: str = NEW, lon: float = 120.02, lat: float = 31.16, **props) -> dict:
+    return {"type": "Feature", "geometry": {"type": "Point", "coordinates": [lon, lat]},
+            "properties": {"code": code, "name": "测试路灯", "owner_key": "LIGHTING", **props}}
+
+
+@pytest.fixture
+def tokens(world_engine) -> dict[str, str]:
+    """Bearer tokens for an admin, the lighting office (owner) and another owner."""
+    with world_engine.begin() as conn:
+        conn.execute(text("DELETE FROM api_token"))
+        conn.execute(text("DELETE FROM account"))
+        conn.execute(text("DELETE FROM component WHERE code = :c"), {"c": NEW})
+        owners = [k for (k,) in conn.execute(text("SELECT key FROM department ORDER BY key"))]
+        other = next(k for k in owners if k != "LIGHTING")
+        add_user(conn, "admin", "admin", "*", PASSWORD)
+        add_user(conn, "lighting", "owner", "LIGHTING", PASSWORD)
+        add_user(conn, "other", "owner", other, PASSWORD)
+        add_user(conn, "viewer", "viewer", "320506", PASSWORD)
+        return {login: create_token(conn, login)[0] for login in ("admin", "lighting", "other", "viewer")}
+
+
+def _auth(token: str, **headers: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}", **headers}
+
+
+def test_create_read_replace_delete_with_etags(client: TestClient, tokens, world_engine) -> None:
+    assert client.post(ITEMS, json=_feature()).status_code == 401
+    assert client.post(ITEMS, json=_feature(), headers=_auth(tokens["viewer"])).status_code == 403
+    assert client.post(ITEMS, json=_feature(), headers=_auth(tokens["other"])).status_code == 403
+    created = client.post(ITEMS, json=_feature(), headers=_auth(tokens["lighting"]))
+    assert created.status_code == 201, created.text
+    assert created.headers["location"].endswith(f"/collections/components/items/{NEW}")
+    assert client.post(ITEMS, json=_feature(), headers=_auth(tokens["admin"])).status_code == 409
+
+    read = client.get(f"{ITEMS}/{NEW}")
+    assert read.status_code == 200 and read.headers["etag"] == '"1"'
+    props = read.json()["properties"]
+    assert props["grid_code"] == "320506001001001" and props["class_code"] == "0118"
+    assert client.get(f"{ITEMS}/{NEW}", headers={"If-None-Match": '"1"'}).status_code == 304
+
+    moved = _feature(lon=120.06, lat=31.17, status="damaged")
+    assert client.put(f"{ITEMS}/{NEW}", json=moved, headers=_auth(tokens["lighting"])).status_code == 428
+    replaced = client.put(f"{ITEMS}/{NEW}", json=moved, headers=_auth(tokens["lighting"], **{"If-Match": '"1"'}))
+    assert replaced.status_code == 204 and replaced.headers["etag"] == '"2"'
+    stale = client.put(f"{ITEMS}/{NEW}", json=moved, headers=_auth(tokens["admin"], **{"If-Match": '"1"'}))
+    assert stale.status_code == 412  # a second editor who read revision 1 does not overwrite unseen
+    again = client.get(f"{ITEMS}/{NEW}").json()["properties"]
+    assert again["grid_code"] == "320506001001002" and again["status"] == "damaged"
+
+    assert client.delete(f"{ITEMS}/{NEW}", headers=_auth(tokens["other"], **{"If-Match": '"2"'})).status_code == 403
+    assert client.delete(f"{ITEMS}/{NEW}", headers=_auth(tokens["lighting"], **{"If-Match": '"2"'})).status_code == 204
+    assert client.get(f"{ITEMS}/{NEW}").status_code == 404
+    with world_engine.connect() as conn:
+        actions = [a for (a,) in conn.execute(text(
+            "SELECT action FROM component_history WHERE component_code = :c ORDER BY id"), {"c": NEW})]
+    assert actions[-3:] == ["create", "status", "delete"]
+
+
+@pytest.mark.parametrize(("feature", "fragment"), [
+    (_feature(code="3205060118"), "16 digits"),
+    (_feature(code="3205069999000001"), "unknown component class"),
+    (_feature(code="3205990118000001"), "unknown district"),
+    (_feature(lon=121.9, lat=31.9), "outside district"),
+    (_feature(status="glowing"), "status must be"),
+    (_feature(owner_key="NOBODY"), "unknown department"),
+    (_feature(colour="red"), "unknown properties"),
+    ({**_feature(), "geometry": {"type": "LineString", "coordinates": [[120.02, 31.16], [120.03, 31.16]]}},
+     "is a point"),
+    ({**_feature(), "geometry": {"type": "Point", "coordinates": [120.02]}}, "not valid GeoJSON"),
+    ({"type": "FeatureCollection", "features": []}, "GeoJSON Feature"),
+])
+def test_bad_features_are_refused_and_nothing_is_stored(client: TestClient, tokens, world_engine, feature,
+                                                        fragment) -> None:
+    reply = client.post(ITEMS, json=feature, headers=_auth(tokens["admin"]))
+    assert reply.status_code == 400, reply.text
+    assert fragment in reply.json()["description"]
+    with world_engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM component WHERE code = :c"), {"c": NEW}).scalar() == 0
+
+
+def test_components_in_use_are_retired_not_deleted(client: TestClient, tokens) -> None:
+    light = "3205060118000001"
+    created = client.post("/api/v1/cases", json={"category": "E010402", "component_code": light})
+    assert created.status_code == 201, created.text
+    etag = client.get(f"{ITEMS}/{light}").headers["etag"]
+    refused = client.delete(f"{ITEMS}/{light}", headers=_auth(tokens["admin"], **{"If-Match": etag}))
+    assert refused.status_code == 409 and "removed" in refused.json()["description"]
+    grids = client.post("/ogc/collections/grids/items", json=_feature(), headers=_auth(tokens["admin"]))
+    assert grids.status_code == 405
+
+
+def test_part4_is_declared_and_documented(world_client: TestClient) -> None:
+    classes = world_client.get("/ogc/conformance").json()["conformsTo"]
+    assert "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/create-replace-delete" in classes
+    document = world_client.get("/ogc/openapi?f=json").json()
+    assert "post" in document["paths"]["/collections/components/items"]
