@@ -118,7 +118,8 @@ def database_unavailable(exc: BaseException) -> bool:
     kinds = (sa.OperationalError, sa.TimeoutError, sa.InterfaceError, psycopg2.OperationalError,
              psycopg2.InterfaceError, asyncpg.exceptions.PostgresConnectionError, asyncpg.exceptions.InterfaceError,
              asyncpg.exceptions.CannotConnectNowError, asyncpg.exceptions.QueryCanceledError,
-             asyncpg.exceptions.AdminShutdownError, ConnectionError, TimeoutError)
+             asyncpg.exceptions.AdminShutdownError, asyncpg.exceptions.InternalClientError, ConnectionError,
+             TimeoutError)
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:

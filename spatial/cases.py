@@ -134,7 +134,13 @@ async def create_plain_case(pool: Any, ref: ReferenceCache, report: CaseInput, a
     sql, order = positional("intake")
     params = _intake_params(ref, cat, report, lon, lat, at, actor, None)
     async with pool.acquire(timeout=CONNECT_TIMEOUT_S) as conn:
-        found = await conn.fetchrow(sql, *[params[key] for key in order])
+        try:
+            found = await conn.fetchrow(sql, *[params[key] for key in order])
+        except BaseException:
+            # A connection cut mid-statement (database restart) can be left in a state asyncpg cannot reuse
+            # ("another operation is in progress"): never hand it back to the pool.
+            conn.terminate()
+            raise
     if found is None or found["case_id"] is None:
         return None
     row = dict(found)

@@ -10,17 +10,20 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from spatial.cluster import free_port
 
 
 @contextmanager
-def serving(url: str) -> Iterator[int]:
-    """Serve the database at ``url`` on a free loopback port until the block ends; yield the port."""
+def serving(url: str, log: Path | None = None) -> Iterator[int]:
+    """Serve the database at ``url`` on a free loopback port until the block ends; yield the port. ``log``:
+    a file for the server's error output (for a failing test to show)."""
     port = free_port()
+    errors = open(log or os.devnull, "a")  # noqa: SIM115 - closed when the server is gone
     server = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--log-level",
                                "error"], env=dict(os.environ, GRIDLINK_DATABASE_URL=url),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              stdout=subprocess.DEVNULL, stderr=errors)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -37,3 +40,4 @@ def serving(url: str) -> Iterator[int]:
     finally:
         server.terminate()
         server.wait(timeout=30)
+        errors.close()
