@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -9,15 +10,16 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from api import ogc, problems
+from api import ogc, problems, tile_events
 from api.fast_intake import FastIntake
 from api.middleware import BodySizeLimit, DatabaseUnavailable
-from api.routes import areas, auth, bulk, cases, open311
+from api.routes import areas, auth, bulk, cases, open311, tiles
 from api.settings import ApiSettings
 from spatial.db import database_url, make_engine, make_intake_pool
 from spatial.features import coverage_extent
 from spatial.reference_cache import ReferenceCache
 from spatial.settings import DatabaseSettings
+from tiles.cache import TileCache
 from web.pages import STATIC_DIR, render_index
 
 
@@ -37,9 +39,12 @@ def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSet
             app.state.reference = ReferenceCache.load(conn)
             bbox = coverage_extent(conn)
         app.state.ogc = ogc.build(api_settings.base_url() + "/ogc", app.state.engine, bbox)
+        app.state.tiles = TileCache()
+        listener = asyncio.create_task(tile_events.listen(target, app.state.tiles))
         try:
             yield
         finally:
+            listener.cancel()
             app.state.engine.dispose()
             await app.state.intake_pool.close()
 
@@ -52,6 +57,7 @@ def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSet
     app.include_router(bulk.router)
     app.include_router(cases.router)
     app.include_router(open311.router)
+    app.include_router(tiles.router)
     app.add_middleware(FastIntake)  # inside BodySizeLimit: the limit applies to it too
     app.add_middleware(BodySizeLimit, limit=api_settings.max_body_bytes,
                        larger={"/api/v1/cases/bulk": api_settings.max_bulk_bytes})

@@ -124,3 +124,12 @@ class RowCount(Base):
 
     table_name: Mapped[str] = mapped_column(Text, primary_key=True)
     n: Mapped[int] = mapped_column(BigInteger)
+
+
+class TileGeneration(Base):
+    """A counter per tile layer group, bumped by triggers whenever its tables change (migration 0010)."""
+
+    __tablename__ = "tile_generation"
+
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    generation: Mapped[int] = mapped_column(BigInteger)

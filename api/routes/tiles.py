@@ -1,0 +1,53 @@
+"""Vector tiles: ``/tiles/{layer}/{z}/{x}/{y}.mvt`` and TileJSON at ``/tiles/{layer}.json`` (tiles/)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, Request, Response
+
+from api.deps import EngineDep
+from spatial.errors import InvalidParameterError, NotFoundError
+from spatial.features import coverage_extent
+from tiles.cache import TileError
+from tiles.layers import LAYERS, MAX_ZOOM
+
+router = APIRouter(prefix="/tiles", tags=["tiles"])
+MVT = "application/vnd.mapbox-vector-tile"
+
+
+@router.get("/{layer}/{z}/{x}/{y}.mvt", summary="A Mapbox Vector Tile of one layer (204 when empty)",
+            response_class=Response, responses={200: {"content": {MVT: {}}}, 204: {}, 304: {}})
+def tile(layer: str, z: int, x: int, y: int, request: Request, engine: EngineDep,
+         state: str | None = Query(default=None, description="cases only: one open state")) -> Response:
+    """The tile; ``ETag`` is a hash of its bytes, ``If-None-Match`` with it answers 304."""
+    try:
+        with engine.connect() as conn:
+            found = request.app.state.tiles.tile(conn, layer, z, x, y, state)
+    except TileError as exc:
+        if exc.status == 404:
+            raise NotFoundError(str(exc)) from exc
+        raise InvalidParameterError(str(exc), parameter="tile") from exc
+    headers = {"ETag": found.etag, "Cache-Control": "no-cache"}
+    if request.headers.get("if-none-match") == found.etag:
+        return Response(status_code=304, headers=headers)
+    if not found.data:
+        return Response(status_code=204, headers=headers)
+    return Response(found.data, media_type=MVT, headers=headers)
+
+
+@router.get("/{layer}.json", summary="TileJSON 3.0.0 of one layer")
+def tilejson(layer: str, request: Request, engine: EngineDep) -> dict[str, Any]:
+    """Where the layer's tiles are, their zooms, bounds and attributes."""
+    found = LAYERS.get(layer)
+    if found is None:
+        raise NotFoundError(f"no tile layer {layer!r}; layers: {', '.join(LAYERS)}")
+    with engine.connect() as conn:
+        bounds = coverage_extent(conn) or (-180.0, -85.0511, 180.0, 85.0511)
+    base = str(request.base_url).rstrip("/")
+    return {
+        "tilejson": "3.0.0", "name": layer, "scheme": "xyz", "minzoom": found.minzoom, "maxzoom": MAX_ZOOM,
+        "bounds": list(bounds), "center": [(bounds[0] + bounds[2]) / 2, (bounds[1] + bounds[3]) / 2, 12],
+        "tiles": [f"{base}/tiles/{layer}/{{z}}/{{x}}/{{y}}.mvt"],
+        "vector_layers": [{"id": layer, "fields": found.fields, "minzoom": found.minzoom, "maxzoom": MAX_ZOOM}],
+    }

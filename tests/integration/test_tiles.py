@@ -1,0 +1,143 @@
+"""Vector tiles on the known-answer world, decoded with mapbox_vector_tile: features and attributes, zoom rules,
+ETag / 304, invalidation (a changed component shows in the next request; a new case shortly after its
+commit), TileJSON, errors, and the GiST index under the tile statements."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import mapbox_vector_tile
+import morecantile
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from tiles.layers import LAYERS, tile_params, tile_sql
+
+TMS = morecantile.tms.get("WebMercatorQuad")
+
+
+def _tile(lon: float, lat: float, z: int) -> tuple[int, int, int]:
+    t = TMS.tile(lon, lat, z)
+    return t.z, t.x, t.y
+
+
+def _decode(client: TestClient, layer: str, z: int, x: int, y: int, **params) -> list[dict]:
+    reply = client.get(f"/tiles/{layer}/{z}/{x}/{y}.mvt", params=params)
+    if reply.status_code == 204:
+        return []
+    assert reply.status_code == 200, reply.text
+    assert reply.headers["content-type"] == "application/vnd.mapbox-vector-tile"
+    return mapbox_vector_tile.decode(reply.content)[layer]["features"]
+
+
+def test_grid_tiles_carry_the_right_grids(world_client: TestClient) -> None:
+    z, x, y = _tile(120.06, 31.17, 14)
+    features = _decode(world_client, "grids", z, x, y)
+    codes = {f["properties"]["code"] for f in features}
+    assert "320506001001002" in codes
+    grid = next(f for f in features if f["properties"]["code"] == "320506001001002")
+    assert grid["properties"]["name"] == "测试1-1第2网格" and grid["properties"]["level"] == 4
+    assert grid["geometry"]["type"] in ("Polygon", "MultiPolygon")
+    towns = _decode(world_client, "towns", *_tile(120.06, 31.17, 10))
+    assert {f["properties"]["level"] for f in towns} == {2}
+
+
+def test_components_are_aggregated_below_their_readable_zoom(world_client: TestClient, world_engine) -> None:
+    detail = _decode(world_client, "components", *_tile(120.01, 31.15, 17))
+    light = next(f for f in detail if f["properties"]["code"] == "3205060118000001")
+    assert light["properties"]["class_code"] == "0118" and "count" not in light["properties"]
+    low = _decode(world_client, "components", *_tile(120.01, 31.15, 12))
+    assert low and all(set(f["properties"]) == {"count"} for f in low)
+    with world_engine.connect() as conn:
+        in_district = conn.execute(text(
+            "SELECT count(*) FROM component WHERE ST_Intersects(geom, ST_Transform(ST_TileEnvelope(:z, :x, :y),"
+            " 4326))"), dict(zip(("z", "x", "y"), _tile(120.01, 31.15, 12), strict=True))).scalar()
+    assert sum(f["properties"]["count"] for f in low) == in_district
+    assert _decode(world_client, "components", *_tile(120.01, 31.15, 9)) == []  # below minzoom: nothing
+
+
+def _vertices(geometry: dict) -> int:
+    return len(json.dumps(geometry["coordinates"]).split("],")) + 1
+
+
+def test_polygons_are_simplified_at_low_zoom(small_demo) -> None:
+    """A whole town in one z9 tile carries far fewer vertices than it has (half a screen pixel of tolerance)."""
+    layer = LAYERS["towns"]
+    with small_demo.connect() as conn:
+        code, lon, lat, stored = conn.execute(text(
+            "SELECT g.code, ST_X(p), ST_Y(p), ST_NPoints(gg.geom) FROM grid g JOIN grid_geometry gg"
+            " ON gg.grid_code = g.code AND gg.valid_to IS NULL, ST_PointOnSurface(gg.geom) p WHERE g.level = 2"
+            " ORDER BY ST_NPoints(gg.geom) DESC LIMIT 1")).one()
+        z, x, y = _tile(lon, lat, 9)
+        data = conn.execute(text(tile_sql(layer, z, None)), tile_params(z, x, y, None)).scalar()
+    features = mapbox_vector_tile.decode(bytes(data))["towns"]["features"]
+    shown = _vertices(next(f for f in features if f["properties"]["code"] == code)["geometry"])
+    assert shown < stored / 2, (shown, stored)
+
+
+def test_etag_304_and_a_changed_component_shows_next(world_client: TestClient, world_engine) -> None:
+    where = _tile(120.01, 31.15, 17)
+    path = "/tiles/components/{}/{}/{}.mvt".format(*where)
+    first = world_client.get(path)
+    assert world_client.get(path, headers={"If-None-Match": first.headers["etag"]}).status_code == 304
+    with world_engine.begin() as conn:
+        conn.execute(text("UPDATE component SET status = 'damaged' WHERE code = '3205060118000001'"))
+    try:
+        after = world_client.get(path)  # the very next request
+        assert after.headers["etag"] != first.headers["etag"]
+        light = next(f for f in mapbox_vector_tile.decode(after.content)["components"]["features"]
+                     if f["properties"]["code"] == "3205060118000001")
+        assert light["properties"]["status"] == "damaged"
+    finally:
+        with world_engine.begin() as conn:
+            conn.execute(text("UPDATE component SET status = 'intact' WHERE code = '3205060118000001'"))
+
+
+def test_case_tiles_follow_intake_and_hide_personal_data(client: TestClient) -> None:
+    where = _tile(120.06, 31.17, 15)
+    assert _decode(client, "cases", *where) == []
+    created = client.post("/api/v1/cases", json={
+        "category": "E010101", "location": {"type": "Point", "coordinates": [120.06, 31.17]},
+        "reporter": {"name": "王芳", "phone": "13800000000"}}).json()
+    deadline = time.monotonic() + 5  # NOTIFY arrives at commit; allow the listener a moment
+    features: list[dict] = []
+    while time.monotonic() < deadline and not features:
+        features = _decode(client, "cases", *where)
+        time.sleep(0.05)
+    assert [f["properties"]["id"] for f in features] == [created["id"]]
+    assert "王芳" not in json.dumps(features, ensure_ascii=False)
+    assert _decode(client, "cases", *where, state="dispatched") == []
+    assert client.get("/tiles/cases/{}/{}/{}.mvt".format(*where), params={"state": "closed"}).status_code == 400
+
+
+def test_tilejson_and_errors(world_client: TestClient) -> None:
+    doc = world_client.get("/tiles/components.json").json()
+    assert doc["tilejson"] == "3.0.0" and doc["tiles"][0].endswith("/tiles/components/{z}/{x}/{y}.mvt")
+    assert doc["vector_layers"][0]["id"] == "components" and "status" in doc["vector_layers"][0]["fields"]
+    assert world_client.get("/tiles/nothing.json").status_code == 404
+    missing = world_client.get("/tiles/nothing/1/0/0.mvt")
+    assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
+    assert world_client.get("/tiles/grids/3/8/0.mvt").status_code == 400
+
+
+def _indexes(node: dict) -> set[str]:
+    found = {node["Index Name"]} if "Index Name" in node else set()
+    for child in node.get("Plans", []):
+        found |= _indexes(child)
+    return found
+
+
+@pytest.mark.parametrize(("name", "indexes"), [
+    ("grids", {"ix_grid_geometry_geom", "ix_grid_geometry_current_geom"}),
+    ("components", {"ix_component_geom"}),
+    ("cases", {"ix_case_location", "ix_case_open_location"}),
+])
+def test_tile_statements_use_the_gist_indexes(world_engine, name: str, indexes: set[str]) -> None:
+    z, x, y = _tile(120.06, 31.17, 17)
+    with world_engine.connect() as conn:
+        conn.execute(text("SET enable_seqscan = off"))
+        plan = conn.execute(text("EXPLAIN (FORMAT JSON) " + tile_sql(LAYERS[name], z, None)),
+                            tile_params(z, x, y, None)).scalar()
+    assert _indexes(plan[0]["Plan"]) & indexes

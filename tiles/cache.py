@@ -1,0 +1,102 @@
+"""Building and caching vector tiles, with invalidation that is never stale for grids and components.
+
+A cached tile is keyed by its layer, z/x/y, filter and the generation of its layer group:
+- grids and components: the generation is read from ``tile_generation`` (bumped by triggers in the writing
+  transaction, migration 0010) at the start of each request — one indexed single-row read — so the first
+  request after a commit misses the cache and sees the change;
+- cases: a process-local epoch bumped when ``NOTIFY gridlink_tiles, 'cases'`` arrives (sent at commit); while
+  no listener is connected (``cases_live`` False) case tiles are not cached at all.
+ETags are content hashes, so they agree across worker processes and a 304 is only ever given for the same
+bytes. The cache is a byte-bounded LRU per process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, text
+
+from tiles.layers import CASE_STATES, LAYERS, MAX_ZOOM, tile_params, tile_sql
+
+
+class TileError(ValueError):
+    """A tile request that names no layer, an impossible tile or an unknown filter (the HTTP layer says 4xx)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Tile:
+    """Encoded MVT bytes and their ETag."""
+
+    data: bytes
+    etag: str
+
+
+EMPTY = Tile(b"", '"empty"')
+
+
+class TileCache:
+    """Tiles by (layer, z, x, y, filter, generation); see the module docstring."""
+
+    def __init__(self, max_bytes: int = 256 * 1024 * 1024) -> None:
+        self.max_bytes = max_bytes
+        self.size = 0
+        self.entries: OrderedDict[tuple, Tile] = OrderedDict()
+        self.cases_epoch = 0
+        self.cases_live = False
+        self.lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def cases_changed(self) -> None:
+        """A committed change to cases (NOTIFY): case tiles built before it are no longer served."""
+        with self.lock:
+            self.cases_epoch += 1
+
+    def tile(self, conn: Connection, name: str, z: int, x: int, y: int, state: str | None = None) -> Tile:
+        """The tile, from the cache when its generation still holds, else built in PostGIS."""
+        layer = LAYERS.get(name)
+        if layer is None:
+            raise TileError(f"no tile layer {name!r}; layers: {', '.join(LAYERS)}", 404)
+        if not (0 <= z <= MAX_ZOOM and 0 <= x < 2**z and 0 <= y < 2**z):
+            raise TileError(f"no tile {z}/{x}/{y}: z in 0…{MAX_ZOOM}, x and y in 0…2^z−1", 400)
+        if state is not None and (name != "cases" or state not in CASE_STATES):
+            raise TileError(f"state filters open cases only: one of {', '.join(CASE_STATES)}", 400)
+        if z < layer.minzoom:
+            return EMPTY  # below the layer's first zoom (tiles/layers.py): nothing to read
+        if layer.group == "cases":
+            generation, cacheable = self.cases_epoch, self.cases_live
+        else:
+            generation = int(conn.execute(text("SELECT generation FROM tile_generation WHERE name = :n"),
+                                          {"n": layer.group}).scalar_one())
+            cacheable = True
+        key = (name, z, x, y, state, generation)
+        with self.lock:
+            found = self.entries.get(key)
+            if found is not None:
+                self.entries.move_to_end(key)
+                self.hits += 1
+                return found
+        data = bytes(conn.execute(text(tile_sql(layer, z, state)), tile_params(z, x, y, state)).scalar() or b"")
+        tile = Tile(data, '"' + hashlib.blake2b(data, digest_size=12).hexdigest() + '"')
+        with self.lock:
+            self.misses += 1
+            if cacheable and layer.group == "cases" and generation != self.cases_epoch:
+                cacheable = False  # a case change arrived while this tile was built
+            if cacheable:
+                self._keep(key, tile)
+        return tile
+
+    def _keep(self, key: tuple, tile: Tile) -> None:
+        if key in self.entries:
+            return
+        self.entries[key] = tile
+        self.size += len(tile.data)
+        while self.size > self.max_bytes and self.entries:
+            _, dropped = self.entries.popitem(last=False)
+            self.size -= len(dropped.data)
