@@ -38,8 +38,8 @@ def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSet
         with app.state.engine.connect() as conn:
             app.state.reference = ReferenceCache.load(conn)
             bbox = coverage_extent(conn)
-        app.state.ogc = ogc.build(api_settings.base_url() + "/ogc", app.state.engine, bbox)
         app.state.tiles = TileCache()
+        app.state.ogc = ogc.build(api_settings.base_url() + "/ogc", app.state.engine, bbox, app.state.tiles)
         listener = asyncio.create_task(tile_events.listen(target, app.state.tiles))
         try:
             yield

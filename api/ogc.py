@@ -33,9 +33,12 @@ from starlette.routing import Route
 
 from api import ogc_edits, ogc_provider
 from api.ogc_openapi import self_contained
+from api.ogc_tiles import CONFORMANCE as TILES_CONFORMANCE
+from api.ogc_tiles import OgcTiles, collection_links
 from spatial import features
 from spatial.areas import parse_bbox
 from spatial.errors import InvalidParameterError
+from tiles.cache import TileCache
 
 CRS_LIST = list(features.CRS_OUTPUT)
 PART4 = "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/create-replace-delete"
@@ -49,7 +52,7 @@ def conformance_classes() -> list[str]:
     """The conformance classes that hold for /ogc: OGC API Common and Features as pygeoapi serves them for
     feature collections, less ``NOT_OFFERED``."""
     offered = set(core_api.CONFORMANCE_CLASSES) | set(itemtypes_api.CONFORMANCE_CLASSES_FEATURES)
-    return sorted(offered - NOT_OFFERED)
+    return sorted((offered | set(TILES_CONFORMANCE)) - NOT_OFFERED)
 
 
 def conformance_reply(api: API, request: APIRequest) -> tuple[dict, int, str]:
@@ -79,7 +82,7 @@ def pygeoapi_config(base_url: str, engine_key: str, bbox: tuple[float, float, fl
         resources[name] = {
             "type": "collection", "title": lay.title, "description": lay.description,
             "keywords": ["gridlink", "Suzhou", name], "extents": extent, "providers": [provider],
-            "links": [],
+            "links": collection_links(base_url, name),
         }
     return {
         "server": {
@@ -108,12 +111,14 @@ def pygeoapi_config(base_url: str, engine_key: str, bbox: tuple[float, float, fl
     }
 
 
-def build(base_url: str, engine: Engine, bbox: tuple[float, float, float, float] | None) -> Starlette:
+def build(base_url: str, engine: Engine, bbox: tuple[float, float, float, float] | None,
+          tile_cache: TileCache) -> Starlette:
     """The OGC sub-application for ``engine``, with links built on ``base_url``."""
     key = f"ogc-{id(engine)}"
     ogc_provider.register_engine(key, engine)
     config = pygeoapi_config(base_url.rstrip("/"), key, bbox)
     handlers = _Handlers(API(config, self_contained(get_oas(config))), engine)
+    tiles = OgcTiles(base_url.rstrip("/"), engine, tile_cache)
     routes = [
         Route("/", handlers.landing), Route("/openapi", handlers.openapi), Route("/conformance", handlers.conformance),
         Route("/collections", handlers.collections), Route("/collections/{collection}", handlers.collections),
@@ -121,6 +126,10 @@ def build(base_url: str, engine: Engine, bbox: tuple[float, float, float, float]
         Route("/collections/{collection}/schema", handlers.schema),
         Route("/collections/{collection}/items", handlers.items, methods=["GET", "POST"]),
         Route("/collections/{collection}/items/{item}", handlers.item, methods=["GET", "PUT", "DELETE"]),
+        Route("/collections/{collection}/tiles", tiles.tilesets),
+        Route("/collections/{collection}/tiles/{tms}", tiles.tileset),
+        Route("/collections/{collection}/tiles/{tms}/{z:int}/{row:int}/{col:int}", tiles.tile),
+        Route("/tileMatrixSets", tiles.matrix_sets), Route("/tileMatrixSets/{tms}", tiles.matrix_set),
     ]
     return Starlette(routes=routes)
 

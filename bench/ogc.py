@@ -12,7 +12,9 @@ and tipg, side by side in one run on the same database.
    keep-alive connection; the table shows median milliseconds and the peers' time over ours (> 1: we are
    faster). Each server's answer is checked: status 200 and the same number of features.
 Rows: items limit=100 in a 1 km² bbox; limit=1000; a deep page (after 100,000 items: our cursor, the peers'
-offset); a single item; the first page (limit=100) for the deep page's comparison.
+offset); a single item; the first page (limit=100) for the deep page's comparison; component tiles at z12,
+z14 and z16, cold (distinct tiles, each once) and cached (one tile again) — against tipg only: pygeoapi's
+PostgreSQL provider serves no tiles.
 Writes bench/results/ogc.json.
 """
 
@@ -112,9 +114,62 @@ def timed(port: int, path: str, repeat: int) -> tuple[float, int, int]:
             raise RuntimeError(f"{port}{path}: {reply.status} {body[:300]!r}")
         if i >= 2:
             samples.append((time.perf_counter() - started) * 1000)
+    if not body.lstrip().startswith(b"{"):
+        return statistics.median(samples), len(body), 0
     document = json.loads(body)
     count = len(document["features"]) if "features" in document else 1
     return statistics.median(samples), len(body), count
+
+
+def timed_each(port: int, paths: list[str]) -> tuple[float, int]:
+    """Median milliseconds over ``paths`` requested once each (cold: nothing cached), and median bytes."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    samples, sizes = [], []
+    for path in paths:
+        started = time.perf_counter()
+        connection.request("GET", path)
+        reply = connection.getresponse()
+        body = reply.read()
+        if reply.status not in (200, 204):
+            raise RuntimeError(f"{port}{path}: {reply.status} {body[:300]!r}")
+        samples.append((time.perf_counter() - started) * 1000)
+        sizes.append(len(body))
+    return statistics.median(samples), int(statistics.median(sizes))
+
+
+def tile_rows(ours: int, tipg: int, repeat: int) -> dict[str, dict[str, tuple[float, int]]]:
+    """Component tiles at z12/z14/z16 around the bbox's centre: cold (distinct tiles, each once) and cached
+    (one tile again and again). pygeoapi's PostgreSQL provider serves no tiles."""
+    import morecantile
+
+    tms = morecantile.tms.get("WebMercatorQuad")
+    lon, lat = (BBOX[0] + BBOX[2]) / 2, (BBOX[1] + BBOX[3]) / 2
+    rows: dict[str, dict[str, tuple[float, int]]] = {}
+    for z in (12, 14, 16):
+        centre = tms.tile(lon, lat, z)
+        ring = [(centre.x + dx, centre.y + dy) for dx in range(-3, 4) for dy in range(-3, 4)][: repeat + 1]
+        ours_paths = [f"/tiles/components/{z}/{x}/{y}.mvt" for x, y in ring]
+        tipg_paths = [f"/collections/public.component/tiles/WebMercatorQuad/{z}/{x}/{y}" for x, y in ring]
+        rows[f"tile z{z}, cold"] = {"gridlink": timed_each(ours, ours_paths[1:]),
+                                    "tipg": timed_each(tipg, tipg_paths[1:])}
+        cached_ours = timed(ours, ours_paths[0], repeat)
+        cached_tipg = timed_tile(tipg, tipg_paths[0], repeat)
+        rows[f"tile z{z}, cached"] = {"gridlink": (cached_ours[0], cached_ours[1]), "tipg": cached_tipg}
+    return rows
+
+
+def timed_tile(port: int, path: str, repeat: int) -> tuple[float, int]:
+    """Median milliseconds of ``repeat`` GETs of a tile (after two warm-ups) and its bytes."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    samples, body = [], b""
+    for i in range(repeat + 2):
+        started = time.perf_counter()
+        connection.request("GET", path)
+        reply = connection.getresponse()
+        body = reply.read()
+        if i >= 2:
+            samples.append((time.perf_counter() - started) * 1000)
+    return statistics.median(samples), len(body)
 
 
 def main() -> None:
@@ -173,6 +228,7 @@ def main() -> None:
             results[name] = {peer: timed(port, path, args.repeat)
                              for peer, port, path in (("gridlink", ours, a), ("pygeoapi", pygeoapi, b),
                                                       ("tipg", tipg, c))}
+        tiles = tile_rows(ours, tipg, args.repeat)
     finally:
         for server in servers:
             server.terminate()
@@ -182,12 +238,18 @@ def main() -> None:
         us, py, tg = got["gridlink"][0], got["pygeoapi"][0], got["tipg"][0]
         counts = "/".join(str(got[p][2]) for p in ("gridlink", "pygeoapi", "tipg"))
         print(f"{name:40} {us:9.1f}  {py:9.1f}  {tg:9.1f}  {py / us:11.2f}  {tg / us:7.2f}  {counts}")
+    print(f"\n{'tiles (components)':40} {'gridlink':>10} {'tipg':>10} {'tipg/us':>8}  bytes (us/tipg)")
+    for name, got in tiles.items():
+        us, tg = got["gridlink"], got["tipg"]
+        print(f"{name:40} {us[0]:9.1f}  {tg[0]:9.1f}  {tg[0] / us[0]:7.2f}  {us[1]}/{tg[1]}")
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
     (out / "ogc.json").write_text(json.dumps({
         "machine": f"{platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}",
         "repeat": args.repeat, "rows": {k: {p: {"ms": round(v[0], 2), "bytes": v[1], "features": v[2]}
-                                            for p, v in got.items()} for k, got in results.items()}}, indent=2))
+                                            for p, v in got.items()} for k, got in results.items()},
+        "tiles": {k: {p: {"ms": round(v[0], 2), "bytes": v[1]} for p, v in got.items()}
+                  for k, got in tiles.items()}}, indent=2))
 
 
 if __name__ == "__main__":

@@ -141,3 +141,21 @@ def test_tile_statements_use_the_gist_indexes(world_engine, name: str, indexes: 
         plan = conn.execute(text("EXPLAIN (FORMAT JSON) " + tile_sql(LAYERS[name], z, None)),
                             tile_params(z, x, y, None)).scalar()
     assert _indexes(plan[0]["Plan"]) & indexes
+
+
+def test_ogc_api_tiles_advertises_and_serves_the_same_tiles(world_client: TestClient) -> None:
+    grids = world_client.get("/ogc/collections/grids", headers={"Accept": "application/json"}).json()
+    link = next(x for x in grids["links"] if x["rel"] == "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector")
+    assert link["href"].endswith("/ogc/collections/grids/tiles")
+    [tileset] = world_client.get("/ogc/collections/grids/tiles").json()["tilesets"]
+    template = next(x["href"] for x in tileset["links"] if x["rel"] == "item")
+    assert template.endswith("/collections/grids/tiles/WebMercatorQuad/{tileMatrix}/{tileRow}/{tileCol}")
+    z, x, y = _tile(120.06, 31.17, 14)
+    ogc = world_client.get(f"/ogc/collections/grids/tiles/WebMercatorQuad/{z}/{y}/{x}")  # row (y) before column
+    plain = world_client.get(f"/tiles/grids/{z}/{x}/{y}.mvt")
+    assert ogc.status_code == 200 and ogc.content == plain.content and ogc.headers["etag"] == plain.headers["etag"]
+    tms = world_client.get("/ogc/tileMatrixSets/WebMercatorQuad").json()
+    assert tms["id"] == "WebMercatorQuad"
+    classes = world_client.get("/ogc/conformance").json()["conformsTo"]
+    assert "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/mvt" in classes
+    assert world_client.get("/ogc/collections/grids/tiles/WorldCRS84Quad").status_code == 404
