@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from api import ogc, problems, tile_events
+from api import ogc, problems
 from api.fast_intake import FastIntake
 from api.middleware import BodySizeLimit, DatabaseUnavailable
 from api.routes import areas, auth, bulk, cases, open311, tiles
@@ -40,11 +39,9 @@ def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSet
             bbox = coverage_extent(conn)
         app.state.tiles = TileCache()
         app.state.ogc = ogc.build(api_settings.base_url() + "/ogc", app.state.engine, bbox, app.state.tiles)
-        listener = asyncio.create_task(tile_events.listen(target, app.state.tiles))
         try:
             yield
         finally:
-            listener.cancel()
             app.state.engine.dispose()
             await app.state.intake_pool.close()
 

@@ -1,11 +1,11 @@
 """Building and caching vector tiles, with invalidation that is never stale for grids and components.
 
-A cached tile is keyed by its layer, z/x/y, filter and the generation of its layer group:
-- grids and components: the generation is read from ``tile_generation`` (bumped by triggers in the writing
-  transaction, migration 0010) at the start of each request — one indexed single-row read — so the first
-  request after a commit misses the cache and sees the change;
-- cases: a process-local epoch bumped when ``NOTIFY gridlink_tiles, 'cases'`` arrives (sent at commit); while
-  no listener is connected (``cases_live`` False) case tiles are not cached at all.
+A cached tile is keyed by its layer, z/x/y, filter and the generation of its layer group, read at the start
+of each request from counters that triggers bump inside the writing transaction — so the first request
+after a commit misses the cache and sees the change:
+- grids and components: one row each in ``tile_generation`` (migration 0010);
+- cases, written at intake rates: the sum of ``tile_case_shard``, one row per database backend, so that
+  concurrent intake never waits on a shared counter (migration 0011).
 ETags are content hashes, so they agree across worker processes and a 304 is only ever given for the same
 bytes. The cache is a byte-bounded LRU per process.
 """
@@ -48,15 +48,8 @@ class TileCache:
         self.max_bytes = max_bytes
         self.size = 0
         self.entries: OrderedDict[tuple, Tile] = OrderedDict()
-        self.cases_epoch = 0
-        self.cases_live = False
         self.lock = threading.Lock()
         self.hits = self.misses = 0
-
-    def cases_changed(self) -> None:
-        """A committed change to cases (NOTIFY): case tiles built before it are no longer served."""
-        with self.lock:
-            self.cases_epoch += 1
 
     def tile(self, conn: Connection, name: str, z: int, x: int, y: int, state: str | None = None) -> Tile:
         """The tile, from the cache when its generation still holds, else built in PostGIS."""
@@ -70,11 +63,10 @@ class TileCache:
         if z < layer.minzoom:
             return EMPTY  # below the layer's first zoom (tiles/layers.py): nothing to read
         if layer.group == "cases":
-            generation, cacheable = self.cases_epoch, self.cases_live
+            generation = int(conn.execute(text("SELECT coalesce(sum(n), 0) FROM tile_case_shard")).scalar_one())
         else:
             generation = int(conn.execute(text("SELECT generation FROM tile_generation WHERE name = :n"),
                                           {"n": layer.group}).scalar_one())
-            cacheable = True
         key = (name, z, x, y, state, generation)
         with self.lock:
             found = self.entries.get(key)
@@ -86,10 +78,7 @@ class TileCache:
         tile = Tile(data, '"' + hashlib.blake2b(data, digest_size=12).hexdigest() + '"')
         with self.lock:
             self.misses += 1
-            if cacheable and layer.group == "cases" and generation != self.cases_epoch:
-                cacheable = False  # a case change arrived while this tile was built
-            if cacheable:
-                self._keep(key, tile)
+            self._keep(key, tile)
         return tile
 
     def _keep(self, key: tuple, tile: Tile) -> None:

@@ -11,10 +11,19 @@ from spatial.models.base import Base
 from spatial.models.cases import Case, CaseEvent
 from spatial.models.components import Component, ComponentHistory
 from spatial.models.grids import Grid, GridGeometry, GridVersion, TeamMember
-from spatial.models.reference import ComponentClass, Department, EventCategory, Holiday, Meta, RowCount, TileGeneration
+from spatial.models.reference import (
+    ComponentClass,
+    Department,
+    EventCategory,
+    Holiday,
+    Meta,
+    RowCount,
+    TileCaseShard,
+    TileGeneration,
+)
 
 __all__ = [
     "Account", "ApiToken", "Base", "Case", "CaseEvent", "Component", "ComponentClass", "ComponentHistory",
     "Department", "EventCategory", "Grid", "GridGeometry", "GridVersion", "Holiday", "Meta", "RowCount",
-    "TeamMember", "TileGeneration",
+    "TeamMember", "TileCaseShard", "TileGeneration",
 ]

@@ -11,6 +11,7 @@ from sqlalchemy import (
     CheckConstraint,
     Date,
     ForeignKey,
+    Integer,
     Numeric,
     SmallInteger,
     String,
@@ -133,3 +134,12 @@ class TileGeneration(Base):
 
     name: Mapped[str] = mapped_column(Text, primary_key=True)
     generation: Mapped[int] = mapped_column(BigInteger)
+
+
+class TileCaseShard(Base):
+    """Case-change counter of one database backend; their sum is the case tiles' generation (migration 0011)."""
+
+    __tablename__ = "tile_case_shard"
+
+    pid: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    n: Mapped[int] = mapped_column(BigInteger)
