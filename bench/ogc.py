@@ -147,7 +147,8 @@ def tile_rows(ours: int, tipg: int, repeat: int) -> dict[str, dict[str, tuple[fl
     rows: dict[str, dict[str, tuple[float, int]]] = {}
     for z in (12, 14, 16):
         centre = tms.tile(lon, lat, z)
-        ring = [(centre.x + dx, centre.y + dy) for dx in range(-3, 4) for dy in range(-3, 4)][: repeat + 1]
+        near = sorted(((dx, dy) for dx in range(-3, 4) for dy in range(-3, 4)), key=lambda d: abs(d[0]) + abs(d[1]))
+        ring = [(centre.x + dx, centre.y + dy) for dx, dy in near][: repeat + 1]  # the centre first
         ours_paths = [f"/tiles/components/{z}/{x}/{y}.mvt" for x, y in ring]
         tipg_paths = [f"/collections/public.component/tiles/WebMercatorQuad/{z}/{x}/{y}" for x, y in ring]
         rows[f"tile z{z}, cold"] = {"gridlink": timed_each(ours, ours_paths[1:]),
