@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from api.routes.tiles import tile_response
 from tiles.cache import TileCache, TileError
 from tiles.layers import LAYERS, MAX_ZOOM
 
@@ -85,12 +86,7 @@ class OgcTiles:
             found = await asyncio.to_thread(self._build, name, p["z"], p["col"], p["row"])
         except TileError as exc:
             return _error(exc.status, "InvalidParameterValue" if exc.status == 400 else "NotFound", str(exc))
-        headers = {"ETag": found.etag, "Cache-Control": "no-cache"}
-        if request.headers.get("if-none-match") == found.etag:
-            return Response(status_code=304, headers=headers)
-        if not found.data:
-            return Response(status_code=204, headers=headers)
-        return Response(found.data, media_type=MVT, headers=headers)
+        return tile_response(found, request.headers.get("if-none-match"))
 
     def _build(self, name: str, z: int, x: int, y: int):
         with self.engine.connect() as conn:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 from api.deps import EngineDep
 from spatial.errors import InvalidParameterError, NotFoundError
 from spatial.features import coverage_extent
-from tiles.cache import TileError
+from tiles.cache import Tile, TileError
 from tiles.layers import LAYERS, MAX_ZOOM
 
 router = APIRouter(prefix="/tiles", tags=["tiles"])
@@ -28,8 +28,13 @@ def tile(layer: str, z: int, x: int, y: int, request: Request, engine: EngineDep
         if exc.status == 404:
             raise NotFoundError(str(exc)) from exc
         raise InvalidParameterError(str(exc), parameter="tile") from exc
+    return tile_response(found, request.headers.get("if-none-match"))
+
+
+def tile_response(found: Tile, if_none_match: str | None) -> Response:
+    """A tile as HTTP: its bytes (204 when empty), its ETag, 304 when the client has these bytes."""
     headers = {"ETag": found.etag, "Cache-Control": "no-cache"}
-    if request.headers.get("if-none-match") == found.etag:
+    if if_none_match == found.etag:
         return Response(status_code=304, headers=headers)
     if not found.data:
         return Response(status_code=204, headers=headers)
