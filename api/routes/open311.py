@@ -17,11 +17,11 @@ The request list follows the spec: ``service_request_id`` overrides every other 
 at most 90 days (the last 90 days by default), at most 1000 requests come back, newest first (a
 non-standard ``limit`` asks for fewer).
 
-Partner keys: ``api_key`` is accepted and not yet checked; a request carrying one is recorded as coming
-from the hotline (source ``hotline``, actor ``open311:`` plus the key's first characters), one without as
-a public report. Partner keys are checked against accounts once accounts exist. ``email`` is accepted and
-not stored: cases keep a reporter's name and phone only. Reporters' names and phones never appear in
-replies.
+Partner keys: ``api_key`` is a bearer token (``gridlink token create LOGIN``) of a ``partner``, ``dispatcher``
+or ``admin`` account; a request carrying a valid one is recorded as coming from the hotline (source
+``hotline``, actor ``open311:`` plus the account's login), an unknown, expired or revoked key is refused
+(401), a key of another role 403. A request without a key is a public report. ``email`` is accepted and not
+stored: cases keep a reporter's name and phone only. Reporters' names and phones never appear in replies.
 """
 
 from __future__ import annotations
@@ -44,9 +44,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from api.deps import ConnectionDep, EngineDep, ReferenceDep, UnsupportedMediaTypeError
 from api.middleware import BodyTooLarge
 from api.open311_format import check_format, render, render_error
-from api.problems import PROBLEM_TABLE
+from api.problems import PROBLEM_TABLE, RETRY_AFTER_SECONDS, database_unavailable
 from api.routes.cases import IdempotencyKey
 from api.schemas import Reporter, check_lon_lat
+from spatial.accounts import ForbiddenError, principal_for
 from spatial.cases import CaseInput, create_case
 from spatial.errors import GridlinkError, InvalidParameterError, NotFoundError
 from spatial.open311 import (
@@ -67,7 +68,7 @@ KEY_SERVICE = "Partner systems get an api_key from the command centre's administ
 FORM_MEDIA = "application/x-www-form-urlencoded"
 COMPONENT_FIELD = "attribute[component_code]"
 MAX_DESCRIPTION = 2000
-KEY_PREFIX = 8  # characters of an api_key kept in the case history, to tell partners apart
+PARTNER_ROLES = ("partner", "dispatcher", "admin")  # accounts whose tokens may serve as api_key
 
 
 class GeoReportRoute(APIRoute):
@@ -84,7 +85,10 @@ class GeoReportRoute(APIRoute):
                 raise  # the body-size middleware answers it
             except Exception as exc:
                 status, description = _status_and_description(exc, request.url.path)
-                return render_error(_extension(request.url.path), status, description)
+                response = render_error(_extension(request.url.path), status, description)
+                if status == 503:
+                    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+                return response
 
         return answer
 
@@ -104,6 +108,9 @@ def _status_and_description(exc: Exception, path: str) -> tuple[int, str]:
         return 400, "; ".join(f"{e.get('loc', ('',))[-1]}: {e.get('msg', '')}" for e in exc.errors())
     if isinstance(exc, StarletteHTTPException):
         return exc.status_code, str(exc.detail)
+    if database_unavailable(exc):
+        log.warning("database unavailable on %s: %s", path, type(exc).__name__)
+        return 503, "the service is temporarily unavailable; retry shortly (with the same Idempotency-Key)"
     log.exception("unhandled error on %s", path)
     return 500, "internal server error (it was logged)"
 
@@ -272,8 +279,13 @@ def create(fmt: FormatDep, fields: SubmissionDep, request: Request, engine: Engi
     """Create a case from a GeoReport request; a retry with the same Idempotency-Key gets the first one (200)."""
     api_key = _text(fields, "api_key", 256) or request.query_params.get("api_key") or None
     report = to_input(fields, api_key)
-    actor = f"open311:{api_key[:KEY_PREFIX]}" if api_key else "open311:public"
     with engine.begin() as conn:  # one transaction: a refusal leaves nothing stored
+        actor = "open311:public"
+        if api_key:
+            partner = principal_for(conn, api_key)
+            if partner.role not in PARTNER_ROLES:
+                raise ForbiddenError(f"an api_key of a {partner.role} account cannot submit requests")
+            actor = f"open311:{partner.login}"
         case, created = create_case(conn, ref, report, actor, idempotency_key)
     headers = {} if created else {"Idempotent-Replayed": "true"}
     return render(fmt, "service_requests", [created_reply(case)], status=201 if created else 200, headers=headers)

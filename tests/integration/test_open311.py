@@ -170,8 +170,28 @@ def test_create_form_encoded_then_read_and_token(client: TestClient, world_engin
     assert (source, actor) == ("public", "open311:public")
 
 
+def _partner_key(world_engine, role: str = "partner") -> str:
+    from spatial.accounts import add_user, create_token
+
+    login = f"{role}-hotline"
+    with world_engine.begin() as conn:
+        conn.execute(text("DELETE FROM api_token WHERE account_id IN (SELECT id FROM account WHERE login = :l)"),
+                     {"l": login})
+        conn.execute(text("DELETE FROM account WHERE login = :l"), {"l": login})
+        add_user(conn, login, role, "320506", "correct horse battery staple")
+        return create_token(conn, login)[0]
+
+
+def test_api_keys_are_checked(client: TestClient, world_engine) -> None:
+    check_error(client.post(f"{BASE}/requests.json", data={**GOOD, "api_key": "no-such-key"}), 401, "token")
+    viewer = _partner_key(world_engine, "viewer")
+    check_error(client.post(f"{BASE}/requests.json", data={**GOOD, "api_key": viewer}), 403, "viewer")
+    assert case_count(world_engine) == 0
+
+
 def test_create_json_with_api_key_and_xml_reply(client: TestClient, world_engine) -> None:
-    body = {**GOOD, "lat": 31.17, "long": 120.06, "api_key": "partnerkey-12345", "address_string": "长桥街道1号"}
+    key = _partner_key(world_engine)
+    body = {**GOOD, "lat": 31.17, "long": 120.06, "api_key": key, "address_string": "长桥街道1号"}
     reply = client.post(f"{BASE}/requests.xml", json=body)
     assert reply.status_code == 201, reply.text
     root = xml_of(reply)
@@ -182,7 +202,7 @@ def test_create_json_with_api_key_and_xml_reply(client: TestClient, world_engine
     with world_engine.connect() as conn:
         source, actor, description = conn.execute(text(
             'SELECT k.source, e.actor, k.description FROM "case" k JOIN case_event e ON e.case_id = k.id')).one()
-    assert (source, actor) == ("hotline", "open311:partnerk")
+    assert (source, actor) == ("hotline", "open311:partner-hotline")
     assert description == "路边暴露垃圾（地址：长桥街道1号）"
 
 
