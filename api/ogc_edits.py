@@ -1,9 +1,10 @@
-"""OGC API Features Part 4 on /ogc: create (POST), replace (PUT) and delete (DELETE) components.
+"""OGC API Features Part 4 on /ogc: create (POST), replace (PUT) and delete (DELETE) components and special
+grids (spatial/component_edits.py, spatial/special_grid_edits.py; base grids change with the planner).
 
 Every write needs a bearer token (``Authorization: Bearer …``); who may edit what is decided in
-spatial/component_edits.py. Optimistic concurrency: a GET of an item answers an ``ETag`` (the component's
-revision); PUT and DELETE must send it back in ``If-Match`` — without it 428, with a stale one 412 — so two
-editors never overwrite each other unseen. Errors use the OGC exception format of the rest of /ogc.
+the domain modules. Optimistic concurrency: a GET of an item answers an ``ETag`` (a component's revision, a
+special grid's version); PUT and DELETE must send it back in ``If-Match`` — without it 428, with a stale one
+412 — so two editors never overwrite each other unseen. Errors use the OGC exception format of the rest of /ogc.
 """
 
 from __future__ import annotations
@@ -18,10 +19,13 @@ from starlette.responses import Response
 
 from api.auth import bearer_token
 from spatial import component_edits as edits
+from spatial import special_grid_edits as grids
 from spatial.accounts import AuthenticationError, ForbiddenError, principal_for
 from spatial.errors import GridlinkError, InvalidGeometryError, InvalidParameterError, NotFoundError
 
-EDITABLE = ("components",)
+# Collection → the property that is its items' ETag.
+ETAG_PROPERTY = {"components": "revision", "special-grids": "version_id"}
+EDITABLE = tuple(ETAG_PROPERTY)
 MAX_BODY = 2_000_000
 _STATUS: dict[type[GridlinkError], tuple[int, str]] = {
     AuthenticationError: (401, "Unauthorized"), ForbiddenError: (403, "Forbidden"),
@@ -74,20 +78,37 @@ def _apply(engine: Engine, request: Request, action: str, body: bytes, expected:
     token = bearer_token(request)
     if token is None:
         raise AuthenticationError("editing needs a bearer token: POST /api/v1/auth/token")
+    collection = request.path_params["collection"]
     with engine.begin() as conn:
         principal = principal_for(conn, token)
+        if collection == "special-grids":
+            return _special_grid(conn, principal, request, action, body, expected or 0)
         if action == "delete":
             edits.delete(conn, principal, request.path_params["item"], expected or 0)
             return Response(status_code=204)
         feature = _json(body)
         if action == "create":
             item = edits.parse_feature(conn, feature)
-            revision = edits.create(conn, principal, item)
-            location = f"{str(request.url).split('?')[0].rstrip('/')}/{item.code}"
-            return Response(status_code=201, headers={"Location": location, "ETag": _etag(revision)})
+            return _created(request, item.code, edits.create(conn, principal, item))
         item = edits.parse_feature(conn, feature, request.path_params["item"])
         revision = edits.replace(conn, principal, item, expected or 0)
         return Response(status_code=204, headers={"ETag": _etag(revision)})
+
+
+def _special_grid(conn, principal, request: Request, action: str, body: bytes, expected: int) -> Response:
+    if action == "delete":
+        grids.retire(conn, principal, request.path_params["item"], expected)
+        return Response(status_code=204)
+    code, name, shape = grids.parse_feature(conn, _json(body), request.path_params.get("item"))
+    if action == "create":
+        return _created(request, code, grids.create(conn, principal, code, name, shape))
+    return Response(status_code=204, headers={"ETag": _etag(grids.replace(conn, principal, code, name, shape,
+                                                                           expected))})
+
+
+def _created(request: Request, code: str, tag: int) -> Response:
+    location = f"{str(request.url).split('?')[0].rstrip('/')}/{code}"
+    return Response(status_code=201, headers={"Location": location, "ETag": _etag(tag)})
 
 
 def _json(body: bytes) -> Any:
@@ -103,7 +124,8 @@ def with_etag(request: Request, response: Response) -> Response:
         return response
     if "json" not in response.headers.get("content-type", ""):
         return response
-    revision = (json.loads(response.body).get("properties") or {}).get("revision")
+    name = ETAG_PROPERTY[request.path_params["collection"]]
+    revision = (json.loads(response.body).get("properties") or {}).get(name)
     if revision is None:
         return response
     tag = _etag(int(revision))

@@ -79,7 +79,7 @@ def _grid_layer(name: str, title: str, description: str, condition: ColumnElemen
     return Layer(
         name=name, title=title, description=description, id_column=g.code, geometry=gg.geom,
         properties={"code": g.code, "name": g.name, "level": g.level, "kind": g.kind,
-                    "parent_code": g.parent_code},
+                    "parent_code": g.parent_code, "version_id": gg.version_id},
         base=and_(gg.valid_to.is_(None), condition),
         source=Grid.__table__.join(GridGeometry.__table__, gg.grid_code == g.code),
         geometry_type="MultiPolygon", sortable=frozenset({"code", "name", "kind"}),

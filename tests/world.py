@@ -36,6 +36,8 @@ def build_world(conn: Connection) -> None:
     """Insert the world (the caller commits or rolls back)."""
     conn.execute(text("INSERT INTO grid_version (id, effective_at, author) VALUES (1, '2024-01-01', 'test')"
                       " ON CONFLICT DO NOTHING"))
+    conn.execute(text("SELECT setval(pg_get_serial_sequence('grid_version', 'id'),"
+                      " GREATEST((SELECT max(id) FROM grid_version), 1))"))
     _add(conn, DISTRICT, 1, "district", None, "测试区", box(120.0, 31.0, 120.4, 31.2))
     for town in (1, 2):
         x0 = 120.0 + (town - 1) * 0.2

@@ -136,7 +136,9 @@ class Builder:
         self.cursor.execute(
             "SELECT setval(pg_get_serial_sequence('case', 'id'), GREATEST((SELECT max(id) FROM \"case\"), 1));"
             "SELECT setval(pg_get_serial_sequence('case_event', 'id'),"
-            " GREATEST((SELECT max(id) FROM case_event), 1))"
+            " GREATEST((SELECT max(id) FROM case_event), 1));"
+            "SELECT setval(pg_get_serial_sequence('grid_version', 'id'),"
+            " GREATEST((SELECT max(id) FROM grid_version), 1))"
         )
 
     def _demo_departments(self) -> None:

@@ -110,3 +110,64 @@ def test_part4_is_declared_and_documented(world_client: TestClient) -> None:
     assert "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/create-replace-delete" in classes
     document = world_client.get("/ogc/openapi?f=json").json()
     assert "post" in document["paths"]["/collections/components/items"]
+
+
+SPECIAL = "/ogc/collections/special-grids/items"
+PARK = "320506P0901"
+
+
+def _park(west: float = 120.02, name: str = "测试园区") -> dict:
+    ring = [[west, 31.02], [west + 0.03, 31.02], [west + 0.03, 31.05], [west, 31.05], [west, 31.02]]
+    return {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [ring]},
+            "properties": {"code": PARK, "name": name}}
+
+
+@pytest.fixture
+def planner(world_engine, tokens) -> str:
+    with world_engine.begin() as conn:
+        conn.execute(text("DELETE FROM grid_geometry WHERE grid_code = :c"), {"c": PARK})
+        conn.execute(text("DELETE FROM grid WHERE code = :c"), {"c": PARK})
+        add_user(conn, "planner", "planner", "320506", PASSWORD)
+        return create_token(conn, "planner")[0]
+
+
+def test_special_grids_are_drawn_redrawn_and_retired_with_history(client: TestClient, tokens, planner,
+                                                                  world_engine) -> None:
+    assert client.post(SPECIAL, json=_park(), headers=_auth(tokens["lighting"])).status_code == 403
+    drawn = client.post(SPECIAL, json=_park(), headers=_auth(planner))
+    assert drawn.status_code == 201, drawn.text
+    located = client.get("/api/v1/locate", params={"lon": 120.03, "lat": 31.03}).json()
+    assert PARK in [s["code"] for s in located["special_grids"]]  # assignment sees it at once
+    etag = client.get(f"{SPECIAL}/{PARK}").headers["etag"]
+    moved = client.put(f"{SPECIAL}/{PARK}", json=_park(west=120.30, name="新园区"),
+                       headers=_auth(planner, **{"If-Match": etag}))
+    assert moved.status_code == 204, moved.text
+    stale = client.put(f"{SPECIAL}/{PARK}", json=_park(), headers=_auth(planner, **{"If-Match": etag}))
+    assert stale.status_code == 412
+    assert PARK not in [s["code"] for s in client.get(
+        "/api/v1/locate", params={"lon": 120.03, "lat": 31.03}).json()["special_grids"]]
+    retired = client.delete(f"{SPECIAL}/{PARK}", headers=_auth(planner, **{"If-Match": moved.headers["etag"]}))
+    assert retired.status_code == 204
+    assert client.get(f"{SPECIAL}/{PARK}").status_code == 404
+    with world_engine.connect() as conn:
+        kept = conn.execute(text("SELECT count(*), count(valid_to) FROM grid_geometry WHERE grid_code = :c"),
+                            {"c": PARK}).one()
+    assert tuple(kept) == (2, 2)  # both shapes kept, both closed
+
+
+@pytest.mark.parametrize(("feature", "fragment"), [
+    ({**_park(), "properties": {"code": "320506X0001", "name": "x"}}, "E/P/S/C"),
+    ({**_park(), "properties": {"code": PARK}}, "name must be"),
+    ({**_park(), "geometry": {"type": "Point", "coordinates": [120.02, 31.02]}}, "Polygon or MultiPolygon"),
+    (_park(west=120.39), "outside district"),
+])
+def test_bad_special_grids_are_refused(client: TestClient, planner, feature, fragment) -> None:
+    reply = client.post(SPECIAL, json=feature, headers=_auth(planner))
+    assert reply.status_code == 400 and fragment in reply.json()["description"]
+    assert client.get(f"{SPECIAL}/{PARK}").status_code == 404
+
+
+def test_base_grids_stay_read_only_here(client: TestClient, tokens) -> None:
+    reply = client.put("/ogc/collections/grids/items/320506001001001", json=_park(),
+                       headers=_auth(tokens["admin"], **{"If-Match": '"1"'}))
+    assert reply.status_code == 405 and "read-only" in reply.json()["description"]
