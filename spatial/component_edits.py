@@ -17,12 +17,11 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import shapely
-from shapely.geometry import shape
 from sqlalchemy import Connection, text
 
 from spatial.accounts import ForbiddenError, Principal
 from spatial.errors import GridlinkError, InvalidGeometryError, InvalidParameterError, NotFoundError
+from spatial.geometry import checked_shape
 from spatial.models.components import STATUSES
 
 MAX_VERTICES = 5_000
@@ -103,21 +102,7 @@ def _text(props: dict, name: str, limit: int) -> str | None:
 
 
 def _geometry(value: Any, kind: str) -> Any:
-    try:
-        geom = shape(value)
-    except (AttributeError, KeyError, TypeError, ValueError, shapely.errors.GEOSException) as exc:
-        raise InvalidGeometryError("geometry is not valid GeoJSON") from exc
-    if geom.geom_type not in KINDS[kind]:
-        raise InvalidGeometryError(f"a component of this class is a {kind} ({' or '.join(KINDS[kind])}), "
-                                   f"not a {geom.geom_type}")
-    if geom.is_empty or not geom.is_valid:
-        raise InvalidGeometryError(f"geometry is empty or invalid: {shapely.is_valid_reason(geom)}")
-    if shapely.get_num_coordinates(geom) > MAX_VERTICES:
-        raise InvalidGeometryError(f"geometry has more than {MAX_VERTICES:,} vertices")
-    minx, miny, maxx, maxy = geom.bounds
-    if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
-        raise InvalidGeometryError("coordinates must be longitude, latitude in EPSG:4326")
-    return geom
+    return checked_shape(value, KINDS[kind], f"a component of this class ({kind})", MAX_VERTICES)
 
 
 def _check_places_and_keys(conn: Connection, item: ComponentInput) -> None:

@@ -39,3 +39,27 @@ def repair_polygon(subject: str, geom: BaseGeometry) -> tuple[MultiPolygon, list
     fixed = polygonal(shapely.make_valid(geom))
     action = f"make_valid: area {geom.area:.6g} -> {fixed.area:.6g} deg², {len(fixed.geoms)} part(s)"
     return fixed, [Repair(subject, problem, action)]
+
+
+def checked_shape(value: object, allowed: tuple[str, ...], what: str, max_vertices: int) -> BaseGeometry:
+    """A GeoJSON geometry from a request as shapely, refused (InvalidGeometryError) unless it parses, is one of
+    ``allowed`` types, is valid and non-empty, has at most ``max_vertices`` vertices and lies in lon/lat range
+    — no repair: an editor must see and fix what they sent."""
+    from shapely.geometry import shape
+
+    from spatial.errors import InvalidGeometryError
+
+    try:
+        geom = shape(value)
+    except (AttributeError, KeyError, TypeError, ValueError, shapely.errors.GEOSException) as exc:
+        raise InvalidGeometryError("geometry is not valid GeoJSON") from exc
+    if geom.geom_type not in allowed:
+        raise InvalidGeometryError(f"{what} is a {' or '.join(allowed)}, not a {geom.geom_type}")
+    if geom.is_empty or not geom.is_valid:
+        raise InvalidGeometryError(f"geometry is empty or invalid: {shapely.is_valid_reason(geom)}")
+    if shapely.get_num_coordinates(geom) > max_vertices:
+        raise InvalidGeometryError(f"geometry has more than {max_vertices:,} vertices")
+    minx, miny, maxx, maxy = geom.bounds
+    if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
+        raise InvalidGeometryError("coordinates must be longitude, latitude in EPSG:4326")
+    return geom

@@ -13,13 +13,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import shapely
-from shapely.geometry import MultiPolygon, shape
+from shapely.geometry import MultiPolygon
 from sqlalchemy import Connection, text
 
 from spatial.accounts import ForbiddenError, Principal
 from spatial.component_edits import ConflictError, RevisionMismatchError
 from spatial.errors import InvalidGeometryError, InvalidParameterError, NotFoundError
+from spatial.geometry import checked_shape
 from spatial.models.grids import SPECIAL_LETTERS
 
 CODE = re.compile(r"^[0-9]{6}[EPSC][0-9]{4}$")
@@ -63,16 +63,7 @@ def parse_feature(conn: Connection, feature: Any, code: str | None = None) -> tu
 
 def _area(value: Any) -> Any:
     """A valid (Multi)Polygon within the complexity limit, as a MultiPolygon."""
-    try:
-        geom = shape(value)
-    except (AttributeError, KeyError, TypeError, ValueError, shapely.errors.GEOSException) as exc:
-        raise InvalidGeometryError("geometry is not valid GeoJSON") from exc
-    if geom.geom_type not in ("Polygon", "MultiPolygon"):
-        raise InvalidGeometryError(f"a special grid is a Polygon or MultiPolygon, not a {geom.geom_type}")
-    if geom.is_empty or not geom.is_valid:
-        raise InvalidGeometryError(f"geometry is empty or invalid: {shapely.is_valid_reason(geom)}")
-    if shapely.get_num_coordinates(geom) > MAX_VERTICES:
-        raise InvalidGeometryError(f"geometry has more than {MAX_VERTICES:,} vertices")
+    geom = checked_shape(value, ("Polygon", "MultiPolygon"), "a special grid", MAX_VERTICES)
     return geom if geom.geom_type == "MultiPolygon" else MultiPolygon([geom])
 
 

@@ -81,7 +81,7 @@ def test_create_read_replace_delete_with_etags(client: TestClient, tokens, world
     (_feature(owner_key="NOBODY"), "unknown department"),
     (_feature(colour="red"), "unknown properties"),
     ({**_feature(), "geometry": {"type": "LineString", "coordinates": [[120.02, 31.16], [120.03, 31.16]]}},
-     "is a point"),
+     "is a Point, not a LineString"),
     ({**_feature(), "geometry": {"type": "Point", "coordinates": [120.02]}}, "not valid GeoJSON"),
     ({"type": "FeatureCollection", "features": []}, "GeoJSON Feature"),
 ])
