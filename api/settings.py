@@ -16,6 +16,9 @@ class ApiSettings(BaseSettings):
     max_bulk_bytes: int = 64 * 1_048_576
     # Where clients reach this server (links in OGC replies); default http://{host}:{port}.
     public_url: str | None = None
+    # Anonymous Open311 submissions per client address (api/rate_limit.py).
+    public_per_minute: float = 30
+    public_burst: int = 10
 
     def base_url(self) -> str:
         """The server's public base URL, without a trailing slash."""

@@ -45,6 +45,7 @@ from api.deps import ConnectionDep, EngineDep, ReferenceDep, UnsupportedMediaTyp
 from api.middleware import BodyTooLarge
 from api.open311_format import check_format, render, render_error
 from api.problems import PROBLEM_TABLE, RETRY_AFTER_SECONDS, database_unavailable
+from api.rate_limit import RateLimiter
 from api.routes.cases import IdempotencyKey
 from api.schemas import Reporter, check_lon_lat
 from spatial.accounts import ForbiddenError, principal_for
@@ -88,6 +89,8 @@ class GeoReportRoute(APIRoute):
                 response = render_error(_extension(request.url.path), status, description)
                 if status == 503:
                     response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+                if isinstance(exc, GridlinkError) and "retry_after" in exc.extra:
+                    response.headers["Retry-After"] = str(exc.extra["retry_after"])
                 return response
 
         return answer
@@ -101,6 +104,8 @@ def _extension(path: str) -> str:
 
 def _status_and_description(exc: Exception, path: str) -> tuple[int, str]:
     """Return the HTTP status and a description safe to show, for any error raised by a route."""
+    if isinstance(exc, TooManyRequestsError):
+        return 429, exc.detail
     if isinstance(exc, GridlinkError):
         status = next((PROBLEM_TABLE[cls][0] for cls in type(exc).__mro__ if cls in PROBLEM_TABLE), 400)
         return status, exc.detail
@@ -273,11 +278,30 @@ def service(fmt: FormatDep, service_code: str, ref: ReferenceDep) -> Response:
     return render(fmt, "service_definition", service_definition(ref, service_code))
 
 
+class TooManyRequestsError(GridlinkError):
+    """A client sent public submissions faster than the public channel takes them (HTTP 429)."""
+
+
+def _limit_public(request: Request) -> None:
+    """Refuse a public submission over its client's rate (429 with Retry-After, via the GeoReport route)."""
+    state = request.app.state
+    limiter = getattr(state, "public_limiter", None)
+    if limiter is None:
+        settings = state.api_settings
+        limiter = state.public_limiter = RateLimiter(settings.public_per_minute, settings.public_burst)
+    wait = limiter.take(request.client.host if request.client else "unknown")
+    if wait:
+        raise TooManyRequestsError(f"too many public requests from this address; retry in {math.ceil(wait)} s",
+                                   retry_after=math.ceil(wait))
+
+
 @router.post("/requests.{fmt}", status_code=201, summary="Create a service request (form-encoded or JSON)")
 def create(fmt: FormatDep, fields: SubmissionDep, request: Request, engine: EngineDep, ref: ReferenceDep,
            idempotency_key: IdempotencyKey = None) -> Response:
     """Create a case from a GeoReport request; a retry with the same Idempotency-Key gets the first one (200)."""
     api_key = _text(fields, "api_key", 256) or request.query_params.get("api_key") or None
+    if not api_key:
+        _limit_public(request)
     report = to_input(fields, api_key)
     with engine.begin() as conn:  # one transaction: a refusal leaves nothing stored
         actor = "open311:public"

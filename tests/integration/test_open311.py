@@ -348,3 +348,19 @@ def test_grid_of_created_request(client: TestClient, world_engine) -> None:
         grid = conn.execute(text('SELECT grid_code FROM "case" WHERE id = :id'),
                             {"id": int(created["service_request_id"])}).scalar_one()
     assert grid == grid_code(2, 1, 2)
+
+
+def test_public_submissions_are_rate_limited_per_address(world_engine) -> None:
+    from api.app import create_app
+    from api.settings import ApiSettings
+
+    app = create_app(api_settings=ApiSettings(public_per_minute=6, public_burst=3),
+                     url=world_engine.url.render_as_string(hide_password=False))
+    with TestClient(app) as limited:
+        statuses = [limited.post(f"{BASE}/requests.json", data=GOOD).status_code for _ in range(5)]
+        assert statuses[:3] == [201, 201, 201] and statuses[3:] == [429, 429]
+        refused = limited.post(f"{BASE}/requests.json", data=GOOD)
+        check_error(refused, 429, "too many public requests")
+        assert int(refused.headers["retry-after"]) >= 1
+        key = _partner_key(world_engine)
+        assert limited.post(f"{BASE}/requests.json", data={**GOOD, "api_key": key}).status_code == 201
