@@ -14,6 +14,7 @@ from api.fast_intake import FastIntake
 from api.middleware import BodySizeLimit, DatabaseUnavailable
 from api.routes import areas, auth, bulk, cases, open311, tiles
 from api.settings import ApiSettings
+from spatial.accounts import PrincipalCache, server_secret
 from spatial.db import database_url, make_engine, make_intake_pool
 from spatial.features import coverage_extent
 from spatial.reference_cache import ReferenceCache
@@ -34,11 +35,14 @@ def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSet
         app.state.engine = make_engine(target, db_settings)
         # Plain single-report intake (api/fast_intake.py) runs on its own asyncpg pool.
         app.state.intake_pool = await make_intake_pool(target, db_settings)
-        with app.state.engine.connect() as conn:
+        with app.state.engine.begin() as conn:
             app.state.reference = ReferenceCache.load(conn)
             bbox = coverage_extent(conn)
+            app.state.secret = server_secret(conn)
+        app.state.principals = PrincipalCache()
         app.state.tiles = TileCache()
-        app.state.ogc = ogc.build(api_settings.base_url() + "/ogc", app.state.engine, bbox, app.state.tiles)
+        app.state.ogc = ogc.build(api_settings.base_url() + "/ogc", app.state.engine, bbox, app.state.tiles,
+                                  app.state.principals, app.state.secret)
         try:
             yield
         finally:

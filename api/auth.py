@@ -1,33 +1,89 @@
-"""Who is calling: bearer tokens (``Authorization: Bearer …``) resolved to accounts (spatial/accounts.py).
+"""Who is calling: bearer tokens (``Authorization: Bearer …``) for API clients, and session cookies with CSRF
+protection for the web pages; both resolve to accounts (spatial/accounts.py).
 
-Routes that need an account depend on ``PrincipalDep`` (401 problem+json without a valid token) and check
-the role and scope they need with ``require_role``; scope checks on data live in ``spatial/`` with the
-queries they guard.
+Sessions. ``POST /api/v1/auth/session`` (login form) stores a token of the account as the ``gridlink_session``
+cookie — ``HttpOnly``, ``SameSite=Strict``, ``Secure`` unless the server runs on plain HTTP at 127.0.0.1,
+``Path=/`` — and answers the session's CSRF token. A request authenticated by the cookie alone must, for any
+method other than GET/HEAD/OPTIONS, send that CSRF token in the ``X-CSRF-Token`` header (403 otherwise): the
+value is an HMAC of the session token under a key known only to the server, so another site can neither
+read nor forge it. Bearer requests need no CSRF token (browsers never add that header by themselves).
+
+Routes that need an account depend on ``PrincipalDep`` (401 problem+json without valid credentials) and check
+the role they need with ``require_role``; scope checks on data live in ``spatial/`` with the queries they
+guard (spatial/scope.py).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from spatial.accounts import AuthenticationError, ForbiddenError, Principal, principal_for
 
+SESSION_COOKIE = "gridlink_session"
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
 
 def bearer_token(request: Request) -> str | None:
-    """The bearer token of the request, if any."""
+    """The token of the request's ``Authorization`` header, if any: ``Bearer <token>``, or HTTP Basic with the
+    token as password (any user name, e.g. ``token``) — for clients that only know Basic, such as QGIS."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+    token = token.strip()
+    if scheme.lower() == "basic" and token:
+        try:
+            token = base64.b64decode(token, validate=True).decode("utf-8").partition(":")[2]
+        except (ValueError, UnicodeDecodeError):
+            return None
+        return token or None
+    return token if scheme.lower() == "bearer" and token else None
+
+
+def csrf_token(secret: bytes, session: str) -> str:
+    """The CSRF token of a session: an HMAC of its token under the server's secret."""
+    return hmac.new(secret, session.encode(), hashlib.sha256).hexdigest()
+
+
+def request_token(request: Request) -> str | None:
+    """The token a request authenticates with: its bearer token, else its session cookie — the latter only
+    with the session's CSRF token on unsafe methods (ForbiddenError otherwise)."""
+    token = bearer_token(request)
+    if token is not None:
+        return token
+    session = request.cookies.get(SESSION_COOKIE)
+    if not session:
+        return None
+    if request.method not in SAFE_METHODS:
+        sent = request.headers.get(CSRF_HEADER, "")
+        if not hmac.compare_digest(sent.encode(), csrf_token(request.app.state.secret, session).encode()):
+            raise ForbiddenError("a request made with the session cookie needs its X-CSRF-Token header")
+    return session
 
 
 def current_principal(request: Request) -> Principal:
-    """The caller's account; AuthenticationError (401) without a valid token."""
-    token = bearer_token(request)
+    """The caller's account; AuthenticationError (401) without valid credentials."""
+    token = request_token(request)
     if token is None:
-        raise AuthenticationError("this needs a bearer token: POST /api/v1/auth/token or `gridlink token create`")
-    with request.app.state.engine.connect() as conn:
-        return principal_for(conn, token)
+        raise AuthenticationError("this needs a bearer token (POST /api/v1/auth/token or `gridlink token create`)"
+                                  " or a session (POST /api/v1/auth/session)")
+    state = request.app.state
+    cached = state.principals.get(token)
+    if cached is not None:
+        return cached
+    with state.engine.connect() as conn:
+        return principal_for(conn, token, state.principals)
+
+
+def optional_principal(request: Request) -> Principal | None:
+    """The caller's account when credentials are given (checked: a bad token is still a 401), else None."""
+    if bearer_token(request) is None and not request.cookies.get(SESSION_COOKIE):
+        return None
+    return current_principal(request)
 
 
 def require_role(principal: Principal, *roles: str) -> None:
@@ -37,3 +93,4 @@ def require_role(principal: Principal, *roles: str) -> None:
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
+OptionalPrincipalDep = Annotated[Principal | None, Depends(optional_principal)]

@@ -261,6 +261,15 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def _cli_actor():
+    """The audit actor of a command typed on this machine: ``cli:<os user>``."""
+    import getpass
+
+    from spatial.audit import Actor
+
+    return Actor(f"cli:{getpass.getuser()}", None, "local")
+
+
 def _read_password() -> str:
     """The new password: asked twice on a terminal, else the first line of standard input."""
     import getpass
@@ -278,6 +287,7 @@ def cmd_user(args: argparse.Namespace) -> int:
     from sqlalchemy import create_engine
 
     from spatial.accounts import add_user
+    from spatial.audit import record
     from spatial.errors import GridlinkError
 
     try:
@@ -289,6 +299,7 @@ def cmd_user(args: argparse.Namespace) -> int:
     try:
         with engine.begin() as conn:
             account = add_user(conn, args.login, args.role, args.scope, password, args.name)
+            record(conn, _cli_actor(), "account.create", args.login, {"role": args.role, "scope": args.scope})
     except GridlinkError as exc:
         _err(f"no account made: {exc.detail}")
         return 2
@@ -305,6 +316,7 @@ def cmd_token(args: argparse.Namespace) -> int:
     from sqlalchemy import create_engine
 
     from spatial.accounts import create_token, revoke_token
+    from spatial.audit import record
     from spatial.errors import GridlinkError
 
     engine = create_engine(_url())
@@ -314,10 +326,12 @@ def cmd_token(args: argparse.Namespace) -> int:
                 if not revoke_token(conn, args.subject):
                     _err("no active token like that")
                     return 2
+                record(conn, _cli_actor(), "token.revoke", None)
                 print("revoked")
                 return 0
             ttl = None if args.no_expiry else timedelta(days=args.days)
             token, expires = create_token(conn, args.subject, args.label, ttl)
+            record(conn, _cli_actor(), "token.create", args.subject, {"label": args.label})
     except GridlinkError as exc:
         _err(exc.detail)
         return 2

@@ -5,9 +5,12 @@ FastAPI's per-request machinery (routing, dependency solving, request objects, t
 a ``def`` route, the ORM's pool) cost more CPU than the assignment itself (BENCHMARKS.md, "Intake"), so
 this ASGI layer sits in front of the routes and answers that one request directly:
 
+- it resolves the bearer token (``spatial.accounts.principal_on_pool``, cached for a few seconds) — a request
+  without one, with a bad one, or of a role that does not report goes to the route, which answers 401/403;
 - it reads the body (the size limit still applies: ``BodySizeLimit`` wraps this layer), validates it with
   the same pydantic model the route declares (``CaseCreate``), and runs the same prepared statement
-  (``spatial.cases.create_plain_case``) on the event loop through an asyncpg pool;
+  (``spatial.cases.create_plain_case``, which also writes the audit row and keeps the report inside the
+  account's area) on the event loop through an asyncpg pool;
 - a case created is answered here (201, ``Location``), byte for byte as the route would answer it;
 - an unknown category is answered with the same problem+json the app's handler writes
   (``api.problems.domain_problem``);
@@ -28,8 +31,10 @@ from pydantic import ValidationError
 from api.problems import domain_problem
 from api.routes.cases import to_input
 from api.schemas import CaseCreate
+from spatial.accounts import principal_on_pool
 from spatial.cases import create_plain_case
 from spatial.errors import GridlinkError
+from spatial.scope import REPORTERS
 
 PATH = "/api/v1/cases"
 JSON_MEDIA = (b"application/json", b"application/geo+json")
@@ -47,8 +52,14 @@ class FastIntake:
             return
         headers = dict(scope["headers"])
         media = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
-        if media not in JSON_MEDIA or b"idempotency-key" in headers:
+        token = _bearer(headers)
+        if media not in JSON_MEDIA or b"idempotency-key" in headers or token is None:
             await self.app(scope, receive, send)
+            return
+        state = scope["app"].state
+        principal = await principal_on_pool(state.intake_pool, token, state.principals)
+        if principal is None or principal.role not in REPORTERS:
+            await self.app(scope, receive, send)  # the route words the 401 / 403
             return
         body = await _read_body(receive)
         try:
@@ -56,10 +67,10 @@ class FastIntake:
         except ValidationError:
             await self.app(scope, _replay(body, receive), send)  # the route words the 422
             return
-        state = scope["app"].state
+        client = scope.get("client")
         try:
             reply = await create_plain_case(state.intake_pool, state.reference, to_input(report),
-                                            f"api:{report.source}")
+                                            f"api:{report.source}", principal, client[0] if client else None)
         except GridlinkError as exc:
             await domain_problem(exc, PATH)(scope, receive, send)
             return
@@ -71,6 +82,12 @@ class FastIntake:
             (b"content-type", b"application/json"), (b"content-length", str(len(content)).encode()),
             (b"location", f"{PATH}/{reply['id']}".encode())]})
         await send({"type": "http.response.body", "body": content})
+
+
+def _bearer(headers: dict[bytes, bytes]) -> str | None:
+    """The bearer token of the request; None without one (session cookies go through the route: CSRF)."""
+    scheme, _, token = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
 async def _read_body(receive) -> bytes:

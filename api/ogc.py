@@ -32,12 +32,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from api import ogc_edits, ogc_provider
+from api.auth import request_token
 from api.ogc_openapi import self_contained
 from api.ogc_tiles import CONFORMANCE as TILES_CONFORMANCE
 from api.ogc_tiles import OgcTiles, collection_links
 from spatial import features
+from spatial.accounts import AuthenticationError, Principal, PrincipalCache, principal_for
 from spatial.areas import parse_bbox
-from spatial.errors import InvalidParameterError
+from spatial.errors import GridlinkError
 from tiles.cache import TileCache
 
 CRS_LIST = list(features.CRS_OUTPUT)
@@ -112,13 +114,14 @@ def pygeoapi_config(base_url: str, engine_key: str, bbox: tuple[float, float, fl
 
 
 def build(base_url: str, engine: Engine, bbox: tuple[float, float, float, float] | None,
-          tile_cache: TileCache) -> Starlette:
+          tile_cache: TileCache, principals: PrincipalCache, secret: bytes) -> Starlette:
     """The OGC sub-application for ``engine``, with links built on ``base_url``."""
     key = f"ogc-{id(engine)}"
     ogc_provider.register_engine(key, engine)
     config = pygeoapi_config(base_url.rstrip("/"), key, bbox)
-    handlers = _Handlers(API(config, self_contained(get_oas(config))), engine)
-    tiles = OgcTiles(base_url.rstrip("/"), engine, tile_cache)
+    reader = Reader(engine, principals)
+    handlers = _Handlers(API(config, self_contained(get_oas(config))), engine, reader)
+    tiles = OgcTiles(base_url.rstrip("/"), engine, tile_cache, reader)
     routes = [
         Route("/", handlers.landing), Route("/openapi", handlers.openapi), Route("/conformance", handlers.conformance),
         Route("/collections", handlers.collections), Route("/collections/{collection}", handlers.collections),
@@ -131,18 +134,23 @@ def build(base_url: str, engine: Engine, bbox: tuple[float, float, float, float]
         Route("/collections/{collection}/tiles/{tms}/{z:int}/{row:int}/{col:int}", tiles.tile),
         Route("/tileMatrixSets", tiles.matrix_sets), Route("/tileMatrixSets/{tms}", tiles.matrix_set),
     ]
-    return Starlette(routes=routes)
+    sub = Starlette(routes=routes)
+    # Requests inside the mount see this application as ``request.app``: give it what api/auth.py reads.
+    sub.state.principals, sub.state.secret = principals, secret
+    return sub
 
 
 class _Handlers:
     """The OGC routes: each hands its request to one pygeoapi API function, off the event loop."""
 
-    def __init__(self, api: API, engine: Engine) -> None:
+    def __init__(self, api: API, engine: Engine, reader: Reader) -> None:
         self.api = api
         self.engine = engine
+        self.reader = reader
 
     async def call(self, request: Request, function: Any, *args: Any, query: tuple | None = None,
-                   bbox: tuple[float, float, float, float] | None = None) -> Response:
+                   bbox: tuple[float, float, float, float] | None = None,
+                   principal: Principal | None = None) -> Response:
         """Run ``function(api, request, *args)`` in a thread, with the request's query (for our ``next``
         links) and a bbox our provider applies itself (``_own_bbox``) in its context."""
         api = self.api
@@ -153,6 +161,7 @@ class _Handlers:
             context = contextvars.copy_context()
             context.run(ogc_provider.REQUEST_QUERY.set, query or tuple(request.query_params.multi_items()))
             context.run(ogc_provider.REQUEST_BBOX.set, bbox)
+            context.run(ogc_provider.REQUEST_PRINCIPAL.set, principal)
             headers, status, content = await asyncio.to_thread(context.run, function, api, api_request, *args)
         response = Response(content, status_code=status)
         response.headers.update(headers)
@@ -181,20 +190,51 @@ class _Handlers:
             return await ogc_edits.write(self.engine, request, "create")
         query = tuple(request.query_params.multi_items())
         try:
+            principal = await self.reader.principal(request)
             request, bbox = _own_bbox(request)
-        except InvalidParameterError as exc:
-            _, status, content = self.api.get_exception(400, {}, "json", "InvalidParameterValue", exc.detail)
-            return Response(content, status_code=status, media_type="application/json")
+        except GridlinkError as exc:
+            return ogc_edits.problem(exc)
         response = await self.call(request, itemtypes_api.get_collection_items, request.path_params["collection"],
-                                   query=query, bbox=bbox)
+                                   query=query, bbox=bbox, principal=principal)
         return _keyset_links_only(response)
 
     async def item(self, request: Request) -> Response:
         if request.method in ("PUT", "DELETE"):
             return await ogc_edits.write(self.engine, request, request.method.lower())
+        try:
+            principal = await self.reader.principal(request)
+        except GridlinkError as exc:
+            return ogc_edits.problem(exc)
         response = await self.call(request, itemtypes_api.get_collection_item, request.path_params["collection"],
-                                   request.path_params["item"])
+                                   request.path_params["item"], principal=principal)
         return ogc_edits.with_etag(request, response)
+
+
+class Reader:
+    """Who reads a collection: anonymous callers read the public ones (the grid collections); the others
+    need an account (bearer token, HTTP Basic with a token as password — for QGIS — or a web session)."""
+
+    def __init__(self, engine: Engine, principals: PrincipalCache) -> None:
+        self.engine = engine
+        self.principals = principals
+
+    async def principal(self, request: Request) -> Principal | None:
+        """The account of the request when the collection needs one (AuthenticationError without)."""
+        name = request.path_params.get("collection", "")
+        found = features.layers().get(name)
+        if found is None or found.public:
+            return None
+        token = request_token(request)
+        if token is None:
+            raise AuthenticationError(f"collection {name!r} needs an account: send a bearer token")
+        cached = self.principals.get(token)
+        if cached is not None:
+            return cached
+        return await asyncio.to_thread(self._resolve, token)
+
+    def _resolve(self, token: str) -> Principal:
+        with self.engine.connect() as conn:
+            return principal_for(conn, token, self.principals)
 
 
 class Mounted:

@@ -17,10 +17,11 @@ from sqlalchemy import Engine
 from starlette.requests import Request
 from starlette.responses import Response
 
-from api.auth import bearer_token
+from api.auth import request_token
 from spatial import component_edits as edits
 from spatial import special_grid_edits as grids
 from spatial.accounts import AuthenticationError, ForbiddenError, principal_for
+from spatial.audit import Actor, record
 from spatial.errors import GridlinkError, InvalidGeometryError, InvalidParameterError, NotFoundError
 
 # Collection → the property that is its items' ETag.
@@ -66,33 +67,48 @@ async def write(engine: Engine, request: Request, action: str) -> Response:
     try:
         return await asyncio.to_thread(_apply, engine, request, action, body, expected)
     except GridlinkError as exc:
-        for cls in type(exc).__mro__:
-            if cls in _STATUS:
-                status, code = _STATUS[cls]
-                headers = {"WWW-Authenticate": 'Bearer realm="gridlink"'} if status == 401 else None
-                return _error(status, code, exc.detail, headers)
-        return _error(400, "InvalidParameterValue", exc.detail)
+        return problem(exc)
+
+
+def problem(exc: GridlinkError) -> Response:
+    """A domain error as an OGC exception (the JSON pygeoapi answers its own errors with)."""
+    for cls in type(exc).__mro__:
+        if cls in _STATUS:
+            status, code = _STATUS[cls]
+            headers = {"WWW-Authenticate": 'Bearer realm="gridlink"'} if status == 401 else None
+            return _error(status, code, exc.detail, headers)
+    return _error(400, "InvalidParameterValue", exc.detail)
 
 
 def _apply(engine: Engine, request: Request, action: str, body: bytes, expected: int | None) -> Response:
-    token = bearer_token(request)
+    token = request_token(request)
     if token is None:
         raise AuthenticationError("editing needs a bearer token: POST /api/v1/auth/token")
     collection = request.path_params["collection"]
-    with engine.begin() as conn:
-        principal = principal_for(conn, token)
-        if collection == "special-grids":
-            return _special_grid(conn, principal, request, action, body, expected or 0)
-        if action == "delete":
-            edits.delete(conn, principal, request.path_params["item"], expected or 0)
-            return Response(status_code=204)
-        feature = _json(body)
-        if action == "create":
-            item = edits.parse_feature(conn, feature)
-            return _created(request, item.code, edits.create(conn, principal, item))
-        item = edits.parse_feature(conn, feature, request.path_params["item"])
-        revision = edits.replace(conn, principal, item, expected or 0)
-        return Response(status_code=204, headers={"ETag": _etag(revision)})
+    with engine.begin() as conn:  # the edit and its audit row: both or neither
+        principal = principal_for(conn, token, request.app.state.principals)
+        response = _dispatch(conn, principal, request, collection, action, body, expected)
+        target = request.path_params.get("item") or response.headers["location"].rsplit("/", 1)[-1]
+        kind = "special_grid" if collection == "special-grids" else "component"
+        record(conn, Actor.of(principal, request.client.host if request.client else None), f"{kind}.{action}",
+               target, {"etag": response.headers.get("etag"), "if_match": expected})
+        return response
+
+
+def _dispatch(conn, principal, request: Request, collection: str, action: str, body: bytes,
+              expected: int | None) -> Response:
+    if collection == "special-grids":
+        return _special_grid(conn, principal, request, action, body, expected or 0)
+    if action == "delete":
+        edits.delete(conn, principal, request.path_params["item"], expected or 0)
+        return Response(status_code=204)
+    feature = _json(body)
+    if action == "create":
+        item = edits.parse_feature(conn, feature)
+        return _created(request, item.code, edits.create(conn, principal, item))
+    item = edits.parse_feature(conn, feature, request.path_params["item"])
+    revision = edits.replace(conn, principal, item, expected or 0)
+    return Response(status_code=204, headers={"ETag": _etag(revision)})
 
 
 def _special_grid(conn, principal, request: Request, action: str, body: bytes, expected: int) -> Response:

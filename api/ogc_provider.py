@@ -29,6 +29,7 @@ from pygeoapi.provider.base import (
 from sqlalchemy import Engine
 
 from spatial import features
+from spatial.accounts import Principal
 from spatial.errors import GridlinkError, NotFoundError
 
 _ENGINES: dict[str, Engine] = {}
@@ -37,6 +38,8 @@ REQUEST_QUERY: contextvars.ContextVar[tuple[tuple[str, str], ...]] = contextvars
 # A CRS84 bbox that api/ogc.py took out of the request before pygeoapi saw it (see its ``items``).
 REQUEST_BBOX: contextvars.ContextVar[tuple[float, float, float, float] | None] = contextvars.ContextVar(
     "ogc_bbox", default=None)
+# The account reading (None: anonymous); api/ogc.py has already refused anonymous reads of non-public layers.
+REQUEST_PRINCIPAL: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("ogc_principal", default=None)
 
 
 def register_engine(key: str, engine: Engine | None) -> None:
@@ -84,6 +87,7 @@ class GridlinkProvider(BaseProvider):
             interval=_interval(datetime_), sortby=[(s["property"], s["order"] != "-") for s in sortby or []],
             crs=crs_transform_spec.target_crs_uri if crs_transform_spec else features.DEFAULT_CRS,
             skip_geometry=bool(skip_geometry), select=list(select_properties) if select_properties else None,
+            scope=features.scope_condition(self.layer, REQUEST_PRINCIPAL.get()),
         )
         try:
             if filterq is not None:
@@ -111,7 +115,8 @@ class GridlinkProvider(BaseProvider):
         try:
             with self.engine.connect() as conn:
                 return features.one(conn, self.layer, str(identifier),
-                                    spec.target_crs_uri if spec else features.DEFAULT_CRS)
+                                    spec.target_crs_uri if spec else features.DEFAULT_CRS,
+                                    features.scope_condition(self.layer, REQUEST_PRINCIPAL.get()))
         except NotFoundError as exc:
             raise ProviderItemNotFoundError(user_msg=exc.detail) from exc
         except GridlinkError as exc:

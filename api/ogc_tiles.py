@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import morecantile
 from sqlalchemy import Engine
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from api.ogc_edits import problem
 from api.routes.tiles import tile_response
+from spatial.errors import GridlinkError
+from spatial.scope import case_filter
 from tiles.cache import TileCache, TileError
 from tiles.layers import LAYERS, MAX_ZOOM
 
@@ -58,8 +62,8 @@ def _tileset(base_url: str, name: str) -> dict:
 class OgcTiles:
     """The OGC API - Tiles routes of /ogc."""
 
-    def __init__(self, base_url: str, engine: Engine, cache: TileCache) -> None:
-        self.base_url, self.engine, self.cache = base_url, engine, cache
+    def __init__(self, base_url: str, engine: Engine, cache: TileCache, reader: Any) -> None:
+        self.base_url, self.engine, self.cache, self.reader = base_url, engine, cache, reader
 
     def _name(self, request: Request) -> str | None:
         name = request.path_params["collection"]
@@ -83,14 +87,18 @@ class OgcTiles:
         if name is None or p["tms"] != "WebMercatorQuad":
             return _not_found("no such tileset: the tiles are in WebMercatorQuad")
         try:
-            found = await asyncio.to_thread(self._build, name, p["z"], p["col"], p["row"])
+            principal = await self.reader.principal(request)  # components and cases need an account
+        except GridlinkError as exc:
+            return problem(exc)
+        try:
+            found = await asyncio.to_thread(self._build, name, p["z"], p["col"], p["row"], case_filter(principal))
         except TileError as exc:
             return _error(exc.status, "InvalidParameterValue" if exc.status == 400 else "NotFound", str(exc))
         return tile_response(found, request.headers.get("if-none-match"))
 
-    def _build(self, name: str, z: int, x: int, y: int):
+    def _build(self, name: str, z: int, x: int, y: int, scope: tuple[str, str] | None):
         with self.engine.connect() as conn:
-            return self.cache.tile(conn, name, z, x, y)
+            return self.cache.tile(conn, name, z, x, y, scope=scope)
 
     async def matrix_sets(self, request: Request) -> Response:
         return JSONResponse({"tileMatrixSets": [{"id": "WebMercatorQuad", "uri": TMS_URI, "links": [

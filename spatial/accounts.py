@@ -5,6 +5,10 @@ are stored only as argon2id hashes (argon2-cffi's defaults); there is no default
 administrator is made with ``gridlink user add``, which reads the password from standard input. Tokens are
 random (256 bits), shown once, and stored only as their SHA-256 digest, so a stolen database yields no usable
 token; they expire (``expires_at``) and can be revoked.
+
+Resolved tokens are kept in a small in-process cache (``PrincipalCache``) for ``PRINCIPAL_TTL_S`` seconds so
+that the intake path does not pay a query per report: a revocation takes effect at once in the process that
+revoked it and within that many seconds everywhere else.
 """
 
 from __future__ import annotations
@@ -12,19 +16,24 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Connection, text
 
+from spatial.db import CONNECT_TIMEOUT_S
 from spatial.errors import GridlinkError, InvalidParameterError, NotFoundError
 from spatial.models.accounts import ROLES
 
 LOGIN = re.compile(r"^[A-Za-z0-9._@-]{3,64}$")
 MIN_PASSWORD = 12
 TOKEN_TTL = timedelta(hours=8)
+PRINCIPAL_TTL_S = 30.0
 _HASHER = PasswordHasher()
 # Verified against when the login is unknown, so that a wrong login costs what a wrong password does.
 _DUMMY = _HASHER.hash("gridlink-no-such-account")
@@ -52,6 +61,35 @@ class Principal:
         return self.role in ("admin", "dispatcher")
 
 
+class PrincipalCache:
+    """Tokens resolved recently (by digest), each for ``ttl`` seconds; bounded, thread-safe."""
+
+    def __init__(self, ttl: float = PRINCIPAL_TTL_S, size: int = 10_000) -> None:
+        self.ttl, self.size = ttl, size
+        self._entries: dict[str, tuple[float, Principal]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, token: str) -> Principal | None:
+        """The cached principal of ``token``, if resolved less than ``ttl`` seconds ago."""
+        entry = self._entries.get(_digest(token))
+        return entry[1] if entry and entry[0] > time.monotonic() else None
+
+    def put(self, token: str, principal: Principal) -> None:
+        """Remember a resolved token."""
+        with self._lock:
+            if len(self._entries) >= self.size:
+                now = time.monotonic()
+                self._entries = {k: v for k, v in self._entries.items() if v[0] > now}
+                if len(self._entries) >= self.size:
+                    self._entries.clear()
+            self._entries[_digest(token)] = (time.monotonic() + self.ttl, principal)
+
+    def forget(self, token: str) -> None:
+        """Drop a token (revoked here)."""
+        with self._lock:
+            self._entries.pop(_digest(token), None)
+
+
 def _scope_exists(conn: Connection, scope: str) -> bool:
     if scope == "*":
         return True
@@ -67,8 +105,11 @@ def add_user(conn: Connection, login: str, role: str, scope: str, password: str,
         raise InvalidParameterError("login must be 3–64 letters, digits or . _ @ -", parameter="login")
     if role not in ROLES:
         raise InvalidParameterError(f"role must be one of {', '.join(ROLES)}", parameter="role")
-    if scope == "*" and role != "admin":
-        raise InvalidParameterError("only admins have the whole city (*) as scope", parameter="scope")
+    from spatial.scope import scope_problem
+
+    problem = scope_problem(role, scope)
+    if problem:
+        raise InvalidParameterError(problem, parameter="scope")
     if not _scope_exists(conn, scope):
         raise InvalidParameterError(f"scope {scope!r} is neither an area code nor a department key",
                                     parameter="scope")
@@ -114,19 +155,54 @@ def create_token(conn: Connection, login: str, label: str | None = None,
     return token, expires
 
 
-def principal_for(conn: Connection, token: str) -> Principal:
+PRINCIPAL_SQL = (
+    "SELECT a.id, a.login, a.role, a.scope FROM api_token t JOIN account a ON a.id = t.account_id"
+    " WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())"
+    " AND a.disabled_at IS NULL")
+UNKNOWN_TOKEN = "the token is unknown, expired or revoked"
+
+
+def principal_for(conn: Connection, token: str, cache: PrincipalCache | None = None) -> Principal:
     """The account behind a bearer token; AuthenticationError if the token is unknown, expired or revoked."""
-    row = conn.execute(text(
-        "SELECT a.id, a.login, a.role, a.scope FROM api_token t JOIN account a ON a.id = t.account_id"
-        " WHERE t.token_hash = :h AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())"
-        " AND a.disabled_at IS NULL"), {"h": _digest(token)}).first()
+    found = cache.get(token) if cache else None
+    if found is not None:
+        return found
+    row = conn.execute(text(PRINCIPAL_SQL.replace("$1", ":h")), {"h": _digest(token)}).first()
     if row is None:
-        raise AuthenticationError("the token is unknown, expired or revoked")
-    return Principal(row[0], row[1], row[2], row[3])
+        raise AuthenticationError(UNKNOWN_TOKEN)
+    principal = Principal(row[0], row[1], row[2], row[3])
+    if cache:
+        cache.put(token, principal)
+    return principal
 
 
-def revoke_token(conn: Connection, token: str) -> bool:
+async def principal_on_pool(pool: Any, token: str, cache: PrincipalCache) -> Principal | None:
+    """``principal_for`` on an asyncpg pool (the lean intake path); None when the token is not valid."""
+    found = cache.get(token)
+    if found is not None:
+        return found
+    async with pool.acquire(timeout=CONNECT_TIMEOUT_S) as conn:
+        row = await conn.fetchrow(PRINCIPAL_SQL, _digest(token))
+    if row is None:
+        return None
+    principal = Principal(row[0], row[1], row[2], row[3])
+    cache.put(token, principal)
+    return principal
+
+
+def revoke_token(conn: Connection, token: str, cache: PrincipalCache | None = None) -> bool:
     """Revoke a token; tell whether it was active."""
+    if cache:
+        cache.forget(token)
     return bool(conn.execute(text(
         "UPDATE api_token SET revoked_at = now() WHERE token_hash = :h AND revoked_at IS NULL"),
         {"h": _digest(token)}).rowcount)
+
+
+def server_secret(conn: Connection) -> bytes:
+    """The server's own random key (CSRF tokens of web sessions): made once, kept in ``meta``, shared by
+    every worker and kept across restarts and backups."""
+    conn.execute(text("INSERT INTO meta (key, value) VALUES ('session_secret', to_jsonb(CAST(:v AS text)))"
+                      " ON CONFLICT (key) DO NOTHING"), {"v": secrets.token_hex(32)})
+    found = conn.execute(text("SELECT value #>> '{}' FROM meta WHERE key = 'session_secret'")).scalar_one()
+    return bytes.fromhex(found)

@@ -6,7 +6,10 @@ Rows are validated, then assigned together by the same set-based statement as si
 - a row that cannot be assigned is refused with its reason (outside coverage names the nearest grid);
 - the valid rows are stored, all of them or — when the transaction fails — none; with
   ``all_or_nothing`` one refused row refuses the whole batch and nothing is stored;
-- duplicates are linked as for single reports, also to an earlier row of the same batch.
+- duplicates are linked as for single reports, also to an earlier row of the same batch;
+- a row whose place lies outside the reporting account's area is refused with that reason
+  (spatial/scope.py); an account that does not report has the whole batch refused (403);
+- a stored batch writes one audit row (``case.bulk``: how many, the first and last case id).
 """
 
 from __future__ import annotations
@@ -25,7 +28,10 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Engine, text
 
+from spatial import audit
+from spatial.accounts import Principal
 from spatial.assignment import Assignment, Report, assign_rows, finish
+from spatial.audit import Actor
 from spatial.batch_index import Usable, prefetch_usable
 from spatial.bulk_fast import assign_batch
 from spatial.coords import coordinate_problem
@@ -35,6 +41,7 @@ from spatial.errors import GridlinkError, InvalidParameterError
 from spatial.integrity import check_foreign_keys, restore_row_triggers, skip_row_triggers
 from spatial.models.cases import SOURCES
 from spatial.reference_cache import ReferenceCache
+from spatial.scope import covers, report_area
 
 CHUNK = 20_000
 # From this many rows on, assignment uses in-process indexes (spatial/batch_index.py) instead of SQL.
@@ -225,11 +232,30 @@ def _assign_all(conn: Connection, ref: ReferenceCache, rows: list[BulkRow], now:
     return assigned
 
 
+def _in_area(area: str | None, assigned: list[tuple[BulkRow, Assignment, datetime]],
+             results: list[RowResult]) -> list[tuple[BulkRow, Assignment, datetime]]:
+    """The assigned rows inside the reporter's area; the others are refused with the reason."""
+    if area is None:
+        return assigned
+    kept = []
+    for item in assigned:
+        found = item[1]
+        if covers(area, found.grid.code, [s.code for s in found.special_grids]):
+            kept.append(item)
+        else:
+            results.append(RowResult(item[0].row, "refused",
+                                     reason=f"this location (grid {found.grid.code}) lies outside your area {area}"))
+    return kept
+
+
 def intake(conn: Connection, ref: ReferenceCache, rows: list[BulkRow], parse_refused: list[RowResult],
            actor: str, all_or_nothing: bool = False, now: datetime | None = None,
-           usable: Future[Usable] | None = None) -> BulkReport:
+           usable: Future[Usable] | None = None, by: Principal | None = None,
+           client: str | None = None) -> BulkReport:
     """Assign and store a batch; return the report (see the module docstring for the rules). ``usable``:
-    components prefetched by ``start_reading`` while the body was parsed."""
+    components prefetched by ``start_reading`` while the body was parsed; ``by``: the reporting account
+    (None: the system itself, e.g. ``gridlink import cases``); ``client``: its address, for the audit."""
+    area = report_area(by)
     now = now or datetime.now(UTC)
     if len(rows) + len(parse_refused) > MAX_ROWS:
         raise InvalidParameterError(f"a batch holds at most {MAX_ROWS:,} rows", parameter="body")
@@ -241,12 +267,15 @@ def intake(conn: Connection, ref: ReferenceCache, rows: list[BulkRow], parse_ref
             results.append(RowResult(row.row, "refused", reason=reason))
         else:
             valid.append(row)
-    assigned = _assign_all(conn, ref, valid, now, results, usable)
+    assigned = _in_area(area, _assign_all(conn, ref, valid, now, results, usable), results)
     report = BulkReport(received=len(rows) + len(parse_refused))
     if all_or_nothing and results:
         report.stored = False
     elif assigned:
-        results.extend(_store(conn, ref, assigned, actor))
+        stored = _store(conn, ref, assigned, actor)
+        results.extend(stored)
+        audit.record(conn, Actor.of(by, client, channel=actor), "case.bulk", f"{len(stored)} cases",
+               {"first_id": stored[0].case_id, "last_id": stored[-1].case_id, "received": report.received})
     report.results = sorted(results, key=lambda r: r.row)
     report.created = sum(r.status == "created" for r in report.results)
     report.duplicates = sum(r.status == "duplicate" for r in report.results)

@@ -10,10 +10,12 @@ from zoneinfo import ZoneInfo
 from geoalchemy2 import functions as gf
 from sqlalchemy import Connection, any_, literal, select
 
+from spatial.accounts import Principal
 from spatial.cases import MAX_PAGE, CaseFilter, case_public
 from spatial.errors import InvalidParameterError
 from spatial.models import Case
 from spatial.reference_cache import ReferenceCache
+from spatial.scope import case_clause
 from spatial.sql import statement
 from spatial.srid import WGS84
 
@@ -42,11 +44,13 @@ def _utc(moment: datetime) -> datetime:
     return (moment if moment.tzinfo else moment.replace(tzinfo=LOCAL)).astimezone(UTC)
 
 
-def list_cases(conn: Connection, ref: ReferenceCache, f: CaseFilter) -> dict[str, Any]:
-    """Return one page of cases, newest first, and the cursor of the next page (None at the end)."""
+def list_cases(conn: Connection, ref: ReferenceCache, f: CaseFilter, by: Principal) -> dict[str, Any]:
+    """Return one page of the cases ``by`` may read, newest first, and the cursor of the next page (None at
+    the end); reporters' personal data only for the roles that see it."""
     if not 1 <= f.limit <= MAX_PAGE:
         raise InvalidParameterError(f"limit must be between 1 and {MAX_PAGE}", parameter="limit")
-    query = select(Case.id).order_by(Case.id.desc()).limit(f.limit + 1)
+    query = (select(Case.id).where(case_clause(by, Case.grid_code, Case.special_grid_codes, Case.owner_key))
+             .order_by(Case.id.desc()).limit(f.limit + 1))
     if f.state:
         query = query.where(Case.state == f.state)
     if f.category:
@@ -66,5 +70,6 @@ def list_cases(conn: Connection, ref: ReferenceCache, f: CaseFilter) -> dict[str
     more = len(ids) > f.limit
     ids = ids[: f.limit]
     rows = conn.execute(statement("case_get"), {"ids": ids}).mappings().all() if ids else []
-    by_id = {row["id"]: case_public(ref, dict(row)) for row in rows}
+    personal = by.sees_personal_data()
+    by_id = {row["id"]: case_public(ref, dict(row), personal) for row in rows}
     return {"cases": [by_id[i] for i in ids], "next": ids[-1] if more else None}

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import IntegrityError
 
+from spatial.accounts import Principal
 from spatial.assignment import (
     Assignment,
     Report,
@@ -25,9 +26,12 @@ from spatial.assignment import (
     owner_name,
     report_params,
 )
+from spatial.audit import Actor
+from spatial.audit import params as audit_params
 from spatial.db import CONNECT_TIMEOUT_S
 from spatial.errors import IdempotencyConflictError, InvalidParameterError, NotFoundError
 from spatial.reference_cache import CategoryInfo, ReferenceCache
+from spatial.scope import check_read, check_report, report_area
 from spatial.sql import positional, run_prepared, statement
 
 LEVELS = ("grid", "community", "town", "district")
@@ -76,11 +80,13 @@ def _same_request(existing: dict[str, Any], report: CaseInput) -> bool:
             and (report.component_code is None or existing["component_code"] == report.component_code))
 
 
-def _replay(conn: Connection, key: str, report: CaseInput) -> int | None:
+def _replay(conn: Connection, key: str, report: CaseInput, by: Principal | None) -> int | None:
     row = conn.execute(text("SELECT id FROM \"case\" WHERE idempotency_key = :k"), {"k": key}).first()
     if row is None:
         return None
     existing = conn.execute(statement("case_get"), {"ids": [row[0]]}).mappings().one()
+    if by is not None:
+        check_read(by, dict(existing))  # a key never reveals another area's case
     if not _same_request(dict(existing), report):
         raise IdempotencyConflictError("this Idempotency-Key was already used for a different report",
                                        case_id=row[0])
@@ -88,10 +94,16 @@ def _replay(conn: Connection, key: str, report: CaseInput) -> int | None:
 
 
 def create_case(conn: Connection, ref: ReferenceCache, report: CaseInput, actor: str,
-                idempotency_key: str | None = None, now: datetime | None = None) -> tuple[dict[str, Any], bool]:
-    """Assign and store a report with its first events in one statement; return (case, created now)."""
+                idempotency_key: str | None = None, now: datetime | None = None,
+                by: Principal | None = None, client: str | None = None) -> tuple[dict[str, Any], bool]:
+    """Assign and store a report with its first events in one statement; return (case, created now).
+
+    ``by`` is the reporting account (None: the public Open311 channel); a place outside its area is
+    refused (ForbiddenError) and nothing is stored (spatial/scope.py). ``client``: the caller's address, for
+    the audit row the statement writes with the case."""
+    area = report_area(by)
     if idempotency_key is not None:
-        replayed = _replay(conn, idempotency_key, report)
+        replayed = _replay(conn, idempotency_key, report, by)
         if replayed is not None:
             return get_case(conn, ref, replayed, with_history=False), False
     cat = category(ref, report.category)
@@ -103,7 +115,7 @@ def create_case(conn: Connection, ref: ReferenceCache, report: CaseInput, actor:
             raise InvalidParameterError("location is required unless a known component_code is given",
                                         parameter="location")
         lon, lat = located
-    params = _intake_params(ref, cat, report, lon, lat, at, actor, idempotency_key)
+    params = _intake_params(ref, cat, report, lon, lat, at, actor, idempotency_key, area, Actor.of(by, client))
     if idempotency_key is None:
         row = run_prepared(conn, "intake", params)[0]
     else:
@@ -112,27 +124,32 @@ def create_case(conn: Connection, ref: ReferenceCache, report: CaseInput, actor:
                 row = run_prepared(conn, "intake", params)[0]
         except IntegrityError:
             # A concurrent retry with the same key won the race: answer with its case.
-            replayed = _replay(conn, idempotency_key, report)
+            replayed = _replay(conn, idempotency_key, report, by)
             if replayed is None:
                 raise
             return get_case(conn, ref, replayed, with_history=False), False
+    if row["grid_code"] is not None:
+        check_report(by, row["grid_code"], row["special_grid_codes"])
     result = finish(conn, ref, cat, row)  # raises why nothing was stored, if nothing was
     return _created(row, result, report, lon, lat, at), True
 
 
-async def create_plain_case(pool: Any, ref: ReferenceCache, report: CaseInput, actor: str) -> dict[str, Any] | None:
+async def create_plain_case(pool: Any, ref: ReferenceCache, report: CaseInput, actor: str,
+                            by: Principal, client: str | None = None) -> dict[str, Any] | None:
     """``create_case`` for the common report — with a location, without an idempotency key — on an asyncpg
     pool (the lean intake path of api/fast_intake.py: no thread, no ORM, one round trip). The same prepared
-    statement stores the case; the reply is the same. Returns None when the statement refused the report
-    (nothing stored): ``create_case`` then runs it again and words the refusal (it may need more queries).
+    statement stores the case (only inside ``by``'s area); the reply is the same. Returns None when the
+    statement refused the report (nothing stored): ``create_case`` then runs it again and words the refusal
+    (it may need more queries).
     """
+    area = report_area(by)
     cat = category(ref, report.category)
     lon, lat = report.lon, report.lat
     if lon is None or lat is None:
         return None
     at = datetime.now(UTC)
     sql, order = positional("intake")
-    params = _intake_params(ref, cat, report, lon, lat, at, actor, None)
+    params = _intake_params(ref, cat, report, lon, lat, at, actor, None, area, Actor.of(by, client))
     async with pool.acquire(timeout=CONNECT_TIMEOUT_S) as conn:
         try:
             found = await conn.fetchrow(sql, *[params[key] for key in order])
@@ -148,14 +165,15 @@ async def create_plain_case(pool: Any, ref: ReferenceCache, report: CaseInput, a
 
 
 def _intake_params(ref: ReferenceCache, cat: CategoryInfo, report: CaseInput, lon: float, lat: float,
-                   at: datetime, actor: str, idempotency_key: str | None) -> dict[str, Any]:
-    """The parameters of sql/intake.sql for one report."""
+                   at: datetime, actor: str, idempotency_key: str | None, area: str | None,
+                   audit: Actor) -> dict[str, Any]:
+    """The parameters of sql/intake.sql for one report; ``area``: the reporter's scope (None: anywhere)."""
     return {
         **report_params(Report(cat, lon, lat, at, report.component_code)),
         "source": report.source, "description": report.description, "actor": actor,
         "deadline": ref.calendar.deadline(at, cat.time_limit, cat.time_unit),
         "reporter_name": report.reporter_name, "reporter_phone": report.reporter_phone,
-        "idempotency_key": idempotency_key,
+        "idempotency_key": idempotency_key, "scope_area": area, **audit_params(audit),
     }
 
 
@@ -203,11 +221,17 @@ def case_public(ref: ReferenceCache, row: dict[str, Any], with_reporter: bool = 
 
 
 def get_case(conn: Connection, ref: ReferenceCache, case_id: int, with_history: bool = True,
-             with_reporter: bool = False) -> dict[str, Any]:
-    """Return one case as the public contract, with its event history; NotFoundError when absent."""
+             with_reporter: bool = False, by: Principal | None = None) -> dict[str, Any]:
+    """Return one case as the public contract, with its event history; NotFoundError when absent.
+
+    With ``by`` (the reading account), a case outside its scope is refused (ForbiddenError) and reporters'
+    personal data is shown only to the roles that see it; None is the system's own reads."""
     row = conn.execute(statement("case_get"), {"ids": [case_id]}).mappings().first()
     if row is None:
         raise NotFoundError(f"no case with id {case_id}", case_id=case_id)
+    if by is not None:
+        check_read(by, dict(row))
+        with_reporter = by.sees_personal_data()
     body = case_public(ref, dict(row), with_reporter)
     if with_history:
         events = conn.execute(text(

@@ -29,8 +29,10 @@ from geoalchemy2 import functions as gf
 from sqlalchemy import ColumnElement, Connection, Select, and_, cast, func, literal, or_, select, true
 from sqlalchemy.dialects.postgresql import JSON
 
+from spatial.accounts import Principal
 from spatial.errors import InvalidParameterError, NotFoundError
 from spatial.models import Case, Component, Grid, GridGeometry, RowCount
+from spatial.scope import case_clause
 from spatial.srid import CGCS2000, WEB_MERCATOR, WGS84
 
 COUNT_CAP = 10_000
@@ -63,6 +65,7 @@ class Layer:
     time_column: Any = None
     sortable: frozenset[str] = field(default_factory=frozenset)
     counted: str | None = None  # a table whose exact size ``row_count`` keeps (migration 0008)
+    public: bool = True  # anonymous callers may read it (SPEC "Accounts and access": the grid collections)
 
     def field_types(self) -> dict[str, dict[str, str]]:
         """Properties and their JSON types (pygeoapi's ``get_fields``)."""
@@ -104,7 +107,7 @@ def layers() -> dict[str, Layer]:
             properties={"code": c.code, "class_code": c.class_code, "name": c.name, "district_code": c.district_code,
                         "grid_code": c.grid_code, "manager_key": c.manager_key, "owner_key": c.owner_key,
                         "maintainer_key": c.maintainer_key, "status": c.status, "revision": c.revision},
-            base=true(), source=Component.__table__, geometry_type="Geometry", counted="component",
+            base=true(), source=Component.__table__, geometry_type="Geometry", counted="component", public=False,
             sortable=frozenset({"code", "class_code", "district_code", "owner_key", "status"}),
         ),
         "cases": Layer(
@@ -114,7 +117,7 @@ def layers() -> dict[str, Layer]:
                         "source": k.source, "grid_code": k.grid_code, "owner_key": k.owner_key,
                         "component_code": k.component_code, "duplicate_of": k.duplicate_of,
                         "deadline": k.deadline, "reported_at": k.reported_at, "closed_at": k.closed_at},
-            base=true(), source=Case.__table__, geometry_type="Point", time_column=k.reported_at,
+            base=true(), source=Case.__table__, geometry_type="Point", time_column=k.reported_at, public=False,
             sortable=frozenset({"id", "case_no", "category_code", "state", "grid_code", "reported_at"}),
         ),
     }
@@ -144,10 +147,21 @@ class Query:
     crs: str = DEFAULT_CRS
     skip_geometry: bool = False
     select: list[str] | None = None
+    scope: Any = None  # the reader's scope as a SQL condition (``scope_condition``); None: everything
 
     def filtered(self) -> bool:
         """Whether anything narrows the collection."""
-        return bool(self.bbox or self.equals or self.condition is not None or self.interval)
+        return bool(self.bbox or self.equals or self.condition is not None or self.interval
+                    or self.scope is not None)
+
+
+def scope_condition(lay: Layer, principal: Principal | None) -> Any:
+    """What of ``lay`` the reader may see, as a SQL condition (None: all of it). Cases are read within the
+    reader's scope (spatial/scope.py); the other collections are whole for anyone allowed to read them."""
+    if lay.name != "cases" or principal is None or principal.scope == "*":
+        return None
+    k = Case.__table__.c
+    return case_clause(principal, k.grid_code, k.special_grid_codes, k.owner_key)
 
 
 def cql2_condition(lay: Layer, ast: Any) -> Any:
@@ -217,6 +231,8 @@ def _where(lay: Layer, q: Query) -> list[Any]:
         conditions.append(column == _typed(column, name, value))
     if q.condition is not None:
         conditions.append(q.condition)
+    if q.scope is not None:
+        conditions.append(q.scope)
     if q.interval:
         if lay.time_column is None:
             raise InvalidParameterError(f"collection {lay.name!r} has no time", parameter="datetime")
@@ -311,14 +327,18 @@ def _count(conn: Connection, lay: Layer, where: list[Any], filtered: bool) -> in
     return found if found <= COUNT_CAP else None
 
 
-def one(conn: Connection, lay: Layer, identifier: str, crs: str = DEFAULT_CRS) -> dict[str, Any]:
-    """One feature by id; NotFoundError if there is none."""
+def one(conn: Connection, lay: Layer, identifier: str, crs: str = DEFAULT_CRS, scope: Any = None) -> dict[str, Any]:
+    """One feature by id; NotFoundError if there is none (or none within ``scope``, the reader's)."""
     ident: Any = identifier
     if lay.id_column.type.python_type is int:
         if not identifier.isdigit():
             raise NotFoundError(f"no item {identifier!r} in {lay.name}")
         ident = int(identifier)
-    found = conn.exec_driver_sql(_one_sql(lay.name, crs), {"ident": ident}).scalar()
+    if scope is not None:
+        found = conn.execute(select(_feature(lay, Query(crs=crs))).select_from(lay.source).where(
+            lay.base, lay.id_column == ident, scope)).scalar()
+    else:
+        found = conn.exec_driver_sql(_one_sql(lay.name, crs), {"ident": ident}).scalar()
     if found is None:
         raise NotFoundError(f"no item {identifier!r} in {lay.name}")
     return found

@@ -108,9 +108,20 @@ def full_demo() -> Iterator[Engine]:
     eng.dispose()
 
 
+TEST_ADMIN = "test-admin"  # the world's administrator: the HTTP clients of the tests call as this account
+TEST_PASSWORD = "correct horse battery staple"
+_ADMIN_TOKEN: list[str] = []
+
+
+def admin_headers() -> dict[str, str]:
+    """The Authorization header of the world's administrator (after ``world_engine`` has run)."""
+    return {"Authorization": f"Bearer {_ADMIN_TOKEN[-1]}"}
+
+
 @pytest.fixture(scope="session")
 def world_engine() -> Iterator[Engine]:
     """A database holding the known-answer world of tests/world.py (committed)."""
+    from spatial.accounts import add_user, create_token
     from spatial.reference import load_reference
     from tests.world import build_world
 
@@ -118,6 +129,8 @@ def world_engine() -> Iterator[Engine]:
     with eng.begin() as connection:
         load_reference(connection)
         build_world(connection)
+        add_user(connection, TEST_ADMIN, "admin", "*", TEST_PASSWORD)
+        _ADMIN_TOKEN.append(create_token(connection, TEST_ADMIN, "tests", ttl=None)[0])
     yield eng
     eng.dispose()
 
@@ -135,7 +148,8 @@ def world_client(world_engine: Engine):
 
     from api.app import create_app
 
-    with TestClient(create_app(url=world_engine.url.render_as_string(hide_password=False))) as client:
+    with TestClient(create_app(url=world_engine.url.render_as_string(hide_password=False)),
+                    headers=admin_headers()) as client:
         yield client
 
 

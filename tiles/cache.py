@@ -51,8 +51,10 @@ class TileCache:
         self.lock = threading.Lock()
         self.hits = self.misses = 0
 
-    def tile(self, conn: Connection, name: str, z: int, x: int, y: int, state: str | None = None) -> Tile:
-        """The tile, from the cache when its generation still holds, else built in PostGIS."""
+    def tile(self, conn: Connection, name: str, z: int, x: int, y: int, state: str | None = None,
+             scope: tuple[str, str] | None = None) -> Tile:
+        """The tile, from the cache when its generation still holds, else built in PostGIS. ``scope``: the
+        reader's case scope (``spatial.scope.case_filter``); only cases are narrowed by it."""
         layer = LAYERS.get(name)
         if layer is None:
             raise TileError(f"no tile layer {name!r}; layers: {', '.join(LAYERS)}", 404)
@@ -67,14 +69,17 @@ class TileCache:
         else:
             generation = int(conn.execute(text("SELECT generation FROM tile_generation WHERE name = :n"),
                                           {"n": layer.group}).scalar_one())
-        key = (name, z, x, y, state, generation)
+        if layer.group != "cases":
+            scope = None
+        key = (name, z, x, y, state, scope, generation)
         with self.lock:
             found = self.entries.get(key)
             if found is not None:
                 self.entries.move_to_end(key)
                 self.hits += 1
                 return found
-        data = bytes(conn.execute(text(tile_sql(layer, z, state)), tile_params(z, x, y, state)).scalar() or b"")
+        data = bytes(conn.execute(text(tile_sql(layer, z, state, scope[0] if scope else None)),
+                                  tile_params(z, x, y, state, scope)).scalar() or b"")
         tile = Tile(data, '"' + hashlib.blake2b(data, digest_size=12).hexdigest() + '"')
         with self.lock:
             self.misses += 1

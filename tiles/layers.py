@@ -39,6 +39,7 @@ class TileLayer:
     maxzoom: int = MAX_ZOOM
     detail_from: int | None = None  # points: aggregated below this zoom
     polygons: bool = False
+    public: bool = True  # anonymous callers may read it (the grid layers); the others need an account
 
 
 def _grid(name: str, condition: str) -> TileLayer:
@@ -60,7 +61,7 @@ LAYERS: dict[str, TileLayer] = {
         name="components", group="components", source="component c WHERE true", geom="c.geom",
         attributes="c.code, c.class_code, c.owner_key, c.status, c.grid_code",
         fields={"code": "String", "class_code": "String", "owner_key": "String", "status": "String",
-                "grid_code": "String", "count": "Number"}, minzoom=10, detail_from=16,
+                "grid_code": "String", "count": "Number"}, minzoom=10, detail_from=16, public=False,
     ),
     "cases": TileLayer(
         name="cases", group="cases", source=f'"case" k WHERE {OPEN_CASE}', geom="k.location",
@@ -68,17 +69,28 @@ LAYERS: dict[str, TileLayer] = {
                    " to_char(k.reported_at, 'YYYY-MM-DD\"T\"HH24:MI:SSOF') AS reported_at",
         fields={"id": "Number", "case_no": "String", "category_code": "String", "state": "String",
                 "grid_code": "String", "owner_key": "String", "reported_at": "String", "count": "Number"},
-        minzoom=8, detail_from=12,
+        minzoom=8, detail_from=12, public=False,
     ),
 }
 CASE_STATES = ("reported", "registered", "dispatched", "handled", "suspended")
 
 
-def tile_sql(layer: TileLayer, z: int, state: str | None) -> str:
-    """The statement for one tile of ``layer`` at zoom ``z`` (bound: :z :x :y :tol :cell :state)."""
+# The reader's scope on cases (spatial.scope.case_filter kinds), bound as :scope / :scope_lo / :scope_hi.
+SCOPE_SQL = {
+    "prefix": " AND k.grid_code BETWEEN :scope_lo AND :scope_hi",
+    "special": " AND CAST(:scope AS varchar) = ANY(k.special_grid_codes)",
+    "owner": " AND k.owner_key = :scope",
+}
+
+
+def tile_sql(layer: TileLayer, z: int, state: str | None, scope_kind: str | None = None) -> str:
+    """The statement for one tile of ``layer`` at zoom ``z`` (bound: :z :x :y :tol :cell :state, and the
+    scope's values for cases read within a scope)."""
     bounds = (f"WITH b AS (SELECT ST_TileEnvelope(:z, :x, :y) AS m,"
               f" ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => {BUFFER / EXTENT}), 4326) AS g)")
     where = f"{layer.source} AND {layer.geom} && b.g" + (" AND k.state = :state" if state else "")
+    if scope_kind is not None and layer.group == "cases":
+        where += SCOPE_SQL[scope_kind]
     if layer.detail_from is not None and z < layer.detail_from:
         return (f"{bounds} SELECT ST_AsMVT(t.*, '{layer.name}', {EXTENT}, 'geom') FROM ("
                 f" SELECT ST_AsMVTGeom(ST_Centroid(ST_Collect(q.p)), b.m, {EXTENT}, {BUFFER}, true) AS geom,"
@@ -91,7 +103,12 @@ def tile_sql(layer: TileLayer, z: int, state: str | None) -> str:
             f" {layer.attributes} FROM b, {where}) t WHERE t.geom IS NOT NULL")
 
 
-def tile_params(z: int, x: int, y: int, state: str | None) -> dict[str, object]:
+def tile_params(z: int, x: int, y: int, state: str | None,
+                scope: tuple[str, str] | None = None) -> dict[str, object]:
     """Bound values of ``tile_sql``: half a screen pixel in degrees, the aggregation cell in metres."""
     pixel_m = WORLD_M / (256 * 2**z)
-    return {"z": z, "x": x, "y": y, "tol": pixel_m / 2 / 111_320, "cell": pixel_m * CELL_PX, "state": state}
+    params: dict[str, object] = {"z": z, "x": x, "y": y, "tol": pixel_m / 2 / 111_320, "cell": pixel_m * CELL_PX,
+                                 "state": state}
+    if scope is not None:
+        params.update(scope=scope[1], scope_lo=scope[1].ljust(15, "0"), scope_hi=scope[1].ljust(15, "9"))
+    return params

@@ -1,24 +1,84 @@
-"""``POST /api/v1/auth/token``: an OAuth2 password form (username, password) → a bearer token."""
+"""Logging in: bearer tokens for API clients (``/api/v1/auth/token``) and cookie sessions for the web pages
+(``/api/v1/auth/session``, CSRF-protected: api/auth.py). Every token issued or revoked is audited."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form
+from fastapi import APIRouter, Form, Request, Response
 
+from api.auth import SESSION_COOKIE, PrincipalDep, bearer_token, csrf_token, request_token
 from api.deps import EngineDep
-from spatial.accounts import check_password, create_token
+from spatial.accounts import Principal, check_password, create_token, revoke_token
+from spatial.audit import Actor, record
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+Login = Annotated[str, Form(max_length=64)]
+Password = Annotated[str, Form(max_length=1024)]
+
+
+def _client(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def _login(request: Request, engine, username: str, password: str, label: str) -> tuple[Principal, str, int | None]:
+    with engine.begin() as conn:
+        principal = check_password(conn, username, password)
+        issued, expires = create_token(conn, principal.login, label=label)
+        record(conn, Actor.of(principal, _client(request)), "session.create" if label == "web session"
+               else "token.create", principal.login, {"label": label})
+    seconds = int((expires - datetime.now(UTC)).total_seconds()) if expires else None
+    return principal, issued, seconds
 
 
 @router.post("/token", summary="Exchange a login and password for a bearer token (OAuth2 password flow)")
-def token(engine: EngineDep, username: Annotated[str, Form(max_length=64)],
-          password: Annotated[str, Form(max_length=1024)]) -> dict[str, Any]:
+def token(request: Request, engine: EngineDep, username: Login, password: Password) -> dict[str, Any]:
     """Return ``{"access_token", "token_type": "bearer", "expires_in"}``; 401 problem+json otherwise."""
-    with engine.begin() as conn:
-        principal = check_password(conn, username, password)
-        issued, expires = create_token(conn, principal.login, label="password login")
-    seconds = int((expires - datetime.now(UTC)).total_seconds()) if expires else None
+    _, issued, seconds = _login(request, engine, username, password, "password login")
     return {"access_token": issued, "token_type": "bearer", "expires_in": seconds}
+
+
+@router.delete("/token", status_code=204, summary="Revoke the bearer token of this request")
+def revoke(request: Request, engine: EngineDep, principal: PrincipalDep) -> Response:
+    """Revoke the caller's own token (sign out of an API client)."""
+    _revoke(request, engine, principal, bearer_token(request) or "")
+    return Response(status_code=204)
+
+
+def _revoke(request: Request, engine, principal: Principal, issued: str) -> None:
+    with engine.begin() as conn:
+        if revoke_token(conn, issued, request.app.state.principals):
+            record(conn, Actor.of(principal, _client(request)), "token.revoke", principal.login)
+
+
+def _session_reply(request: Request, principal: Principal, session: str, seconds: int | None) -> dict[str, Any]:
+    return {"login": principal.login, "role": principal.role, "scope": principal.scope, "expires_in": seconds,
+            "csrf_token": csrf_token(request.app.state.secret, session)}
+
+
+@router.post("/session", summary="Log in to the web pages: sets the session cookie, returns its CSRF token")
+def open_session(request: Request, response: Response, engine: EngineDep, username: Login,
+                 password: Password) -> dict[str, Any]:
+    """Set the ``gridlink_session`` cookie (HttpOnly, SameSite=Strict, Secure off loopback) and return
+    ``{"login", "role", "scope", "expires_in", "csrf_token"}``: send ``X-CSRF-Token`` with every write."""
+    principal, session, seconds = _login(request, engine, username, password, "web session")
+    loopback = request.url.hostname in ("127.0.0.1", "localhost", "::1")
+    response.set_cookie(SESSION_COOKIE, session, max_age=seconds, httponly=True, samesite="strict", path="/",
+                        secure=request.url.scheme == "https" or not loopback)
+    return _session_reply(request, principal, session, seconds)
+
+
+@router.get("/session", summary="The account of this session, and its CSRF token")
+def session(request: Request, principal: PrincipalDep) -> dict[str, Any]:
+    """Return the session's account and CSRF token (for a page loaded after login)."""
+    return _session_reply(request, principal, request_token(request) or "", None)
+
+
+@router.delete("/session", status_code=204, summary="Log out: revokes the session (needs X-CSRF-Token)")
+def close_session(request: Request, engine: EngineDep, principal: PrincipalDep) -> Response:
+    """Revoke the session's token and clear the cookie."""
+    _revoke(request, engine, principal, request_token(request) or "")
+    response = Response(status_code=204)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response

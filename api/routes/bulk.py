@@ -7,7 +7,9 @@ from concurrent.futures import Future
 from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from api.auth import PrincipalDep
 from api.deps import EngineDep, ReferenceDep, UnsupportedMediaTypeError
+from spatial.accounts import Principal
 from spatial.batch_index import Usable
 from spatial.bulk import BulkReport, BulkRow, RowResult, intake, parse_csv, parse_geojson, start_reading
 from spatial.reference_cache import ReferenceCache
@@ -31,7 +33,7 @@ def _parse(media: str, body: bytes) -> tuple[list[BulkRow], list[RowResult]]:
 
 @router.post("/cases/bulk", summary="A batch of reports: every row assigned or refused, one transaction",
              response_model=None, responses={200: {"model": BulkReport, "description": "the batch's report"}})
-async def bulk(request: Request, engine: EngineDep, ref: ReferenceDep,
+async def bulk(request: Request, engine: EngineDep, ref: ReferenceDep, principal: PrincipalDep,
                all_or_nothing: bool = Query(default=False, description="refuse the whole batch if a row fails"),
                ) -> Response:
     """Assign and store a batch; the reply reports each row (created, duplicate or refused with a reason)."""
@@ -46,13 +48,15 @@ async def bulk(request: Request, engine: EngineDep, ref: ReferenceDep,
         # Parsing, assignment and the reply's JSON all run off the event loop: a big batch takes seconds.
         usable = start_reading(engine, len(body))
         rows, refused = _parse(media, body)
-        return _store(engine, ref, rows, refused, all_or_nothing, usable)
+        return _store(engine, ref, rows, refused, all_or_nothing, usable, principal,
+                      request.client.host if request.client else None)
 
     return Response(await run_in_threadpool(work), media_type="application/json")
 
 
 def _store(engine, ref: ReferenceCache, rows: list[BulkRow], refused: list[RowResult], all_or_nothing: bool,
-           usable: Future[Usable] | None) -> bytes:
+           usable: Future[Usable] | None, principal: Principal, client: str | None) -> bytes:
     with engine.begin() as conn:
-        report = intake(conn, ref, rows, refused, "api:bulk", all_or_nothing, usable=usable)
+        report = intake(conn, ref, rows, refused, "api:bulk", all_or_nothing, usable=usable, by=principal,
+                        client=client)
     return report.to_json()

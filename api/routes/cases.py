@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 
+from api.auth import PrincipalDep
 from api.deps import ConnectionDep, EngineDep, ReferenceDep, require_json
 from api.schemas import CaseCreate, check_lon_lat
 from spatial.areas import parse_bbox
@@ -33,14 +34,18 @@ def to_input(body: CaseCreate) -> CaseInput:
 
 @router.post("/cases", status_code=201, dependencies=[Depends(require_json)], response_model=None,
              summary="Report an incident: assigned to grid, owner, component and deadline at once")
-def create(body: CaseCreate, engine: EngineDep, ref: ReferenceDep,
+def create(body: CaseCreate, engine: EngineDep, ref: ReferenceDep, principal: PrincipalDep, request: Request,
            idempotency_key: IdempotencyKey = None) -> JSONResponse:
     """Create a case; with an ``Idempotency-Key`` a retry returns the first attempt's case (200).
 
-    A plain report (JSON, no key) is answered before it gets here, by api/fast_intake.py; this route
-    answers the rest: keyed requests, reports that only name a component, and refusals."""
+    Needs an account that reports (admin, dispatcher, inspector, grid_chief, partner); a place outside its
+    area is refused with 403 and nothing is stored. A plain report (JSON, bearer token, no key) is answered
+    before it gets here, by api/fast_intake.py; this route answers the rest: keyed requests, session
+    cookies, reports that only name a component, and refusals."""
+    client = request.client.host if request.client else None
     with engine.begin() as conn:
-        reply, created = create_case(conn, ref, to_input(body), f"api:{body.source}", idempotency_key)
+        reply, created = create_case(conn, ref, to_input(body), f"api:{body.source}", idempotency_key,
+                                     by=principal, client=client)
     headers = {"Location": f"/api/v1/cases/{reply['id']}"}
     if not created:
         headers["Idempotent-Replayed"] = "true"
@@ -49,26 +54,26 @@ def create(body: CaseCreate, engine: EngineDep, ref: ReferenceDep,
 
 
 @router.get("/cases/{case_id}", summary="One case with its event history")
-def read(case_id: int, conn: ConnectionDep, ref: ReferenceDep) -> dict[str, Any]:
-    """Return the case and its history."""
-    return get_case(conn, ref, case_id)
+def read(case_id: int, conn: ConnectionDep, ref: ReferenceDep, principal: PrincipalDep) -> dict[str, Any]:
+    """Return the case and its history (403 outside the caller's scope; reporter only for admin/dispatcher)."""
+    return get_case(conn, ref, case_id, by=principal)
 
 
 @router.get("/cases", summary="Cases, newest first, with filters and keyset pagination")
 def index(
-    conn: ConnectionDep, ref: ReferenceDep,
+    conn: ConnectionDep, ref: ReferenceDep, principal: PrincipalDep,
     state: str | None = None, category: str | None = Query(default=None, pattern=r"^E[0-9]{0,14}$"),
     area: str | None = Query(default=None, description="grid code of any level, or a special grid code"),
     bbox: str | None = None, since: datetime | None = None, until: datetime | None = None,
     cursor: int | None = Query(default=None, ge=1, description="the `next` value of the previous page"),
     limit: int = Query(default=100, ge=1, le=500),
 ) -> dict[str, Any]:
-    """Return a page of cases and the cursor of the next page."""
+    """Return a page of the cases in the caller's scope and the cursor of the next page."""
     if since and until and since >= until:
         raise InvalidParameterError("since must be before until", parameter="since")
     filters = CaseFilter(state=state, category=category, area=area, bbox=parse_bbox(bbox), since=since,
                          until=until, after_id=cursor, limit=limit)
-    return list_cases(conn, ref, filters)
+    return list_cases(conn, ref, filters, principal)
 
 
 @router.get("/locate", summary="The grids of every level covering a point")

@@ -304,13 +304,14 @@ def create(fmt: FormatDep, fields: SubmissionDep, request: Request, engine: Engi
         _limit_public(request)
     report = to_input(fields, api_key)
     with engine.begin() as conn:  # one transaction: a refusal leaves nothing stored
-        actor = "open311:public"
+        actor, partner = "open311:public", None
         if api_key:
-            partner = principal_for(conn, api_key)
+            partner = principal_for(conn, api_key, request.app.state.principals)
             if partner.role not in PARTNER_ROLES:
                 raise ForbiddenError(f"an api_key of a {partner.role} account cannot submit requests")
             actor = f"open311:{partner.login}"
-        case, created = create_case(conn, ref, report, actor, idempotency_key)
+        case, created = create_case(conn, ref, report, actor, idempotency_key, by=partner,
+                                    client=request.client.host if request.client else None)
     headers = {} if created else {"Idempotent-Replayed": "true"}
     return render(fmt, "service_requests", [created_reply(case)], status=201 if created else 200, headers=headers)
 

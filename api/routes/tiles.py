@@ -6,9 +6,12 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response
 
+from api.auth import OptionalPrincipalDep
 from api.deps import EngineDep
+from spatial.accounts import AuthenticationError
 from spatial.errors import InvalidParameterError, NotFoundError
 from spatial.features import coverage_extent
+from spatial.scope import case_filter
 from tiles.cache import Tile, TileError
 from tiles.layers import LAYERS, MAX_ZOOM
 
@@ -18,12 +21,16 @@ MVT = "application/vnd.mapbox-vector-tile"
 
 @router.get("/{layer}/{z}/{x}/{y}.mvt", summary="A Mapbox Vector Tile of one layer (204 when empty)",
             response_class=Response, responses={200: {"content": {MVT: {}}}, 204: {}, 304: {}})
-def tile(layer: str, z: int, x: int, y: int, request: Request, engine: EngineDep,
+def tile(layer: str, z: int, x: int, y: int, request: Request, engine: EngineDep, principal: OptionalPrincipalDep,
          state: str | None = Query(default=None, description="cases only: one open state")) -> Response:
-    """The tile; ``ETag`` is a hash of its bytes, ``If-None-Match`` with it answers 304."""
+    """The tile; ``ETag`` is a hash of its bytes, ``If-None-Match`` with it answers 304. Components and
+    cases need an account; cases are those in the reader's scope."""
+    found_layer = LAYERS.get(layer)
+    if found_layer is not None and not found_layer.public and principal is None:
+        raise AuthenticationError(f"tile layer {layer!r} needs an account: send a bearer token")
     try:
         with engine.connect() as conn:
-            found = request.app.state.tiles.tile(conn, layer, z, x, y, state)
+            found = request.app.state.tiles.tile(conn, layer, z, x, y, state, case_filter(principal))
     except TileError as exc:
         if exc.status == 404:
             raise NotFoundError(str(exc)) from exc

@@ -6,7 +6,7 @@ Glossary of the domain terms used across the code:
 派遣 dispatch · 处置 handle · 核查 check · 结案 close · 考核评价 evaluate · 属地兜底 locality as owner of last resort.
 """
 
-from spatial.models.accounts import Account, ApiToken
+from spatial.models.accounts import Account, ApiToken, AuditEntry
 from spatial.models.base import Base
 from spatial.models.cases import Case, CaseEvent
 from spatial.models.components import Component, ComponentHistory
@@ -23,7 +23,7 @@ from spatial.models.reference import (
 )
 
 __all__ = [
-    "Account", "ApiToken", "Base", "Case", "CaseEvent", "Component", "ComponentClass", "ComponentHistory",
+    "Account", "ApiToken", "AuditEntry", "Base", "Case", "CaseEvent", "Component", "ComponentClass", "ComponentHistory",
     "Department", "EventCategory", "Grid", "GridGeometry", "GridVersion", "Holiday", "Meta", "RowCount",
     "TeamMember", "TileCaseShard", "TileGeneration",
 ]

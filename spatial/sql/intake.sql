@@ -1,6 +1,7 @@
 -- One report → one assigned, stored case with its first events, in one statement (see assign_core.sql).
--- Nothing is inserted when the point is outside coverage or the named component is unknown, retired or
--- in another district: the assignment row then comes back with case_id NULL for the caller to explain.
+-- Nothing is inserted when the point is outside coverage or the reporter's area (:scope_area), or the named
+-- component is unknown, retired or in another district: the assignment row then comes back with case_id NULL
+-- for the caller to explain.
 WITH p AS (
     SELECT CAST(1 AS bigint) AS n, CAST(:lon AS float8) AS lon, CAST(:lat AS float8) AS lat,
            CAST(:category AS varchar) AS category, CAST(:flow AS varchar) AS flow,
@@ -14,6 +15,10 @@ WITH p AS (
 ), ok AS (
     SELECT a.*, nextval(pg_get_serial_sequence('"case"', 'id')) AS case_id FROM a
     WHERE a.grid_code IS NOT NULL
+      -- the reporter's area (spatial/scope.py): a prefix of the base grid code, or one of its special grids
+      AND (CAST(:scope_area AS varchar) IS NULL
+           OR left(a.grid_code, length(CAST(:scope_area AS varchar))) = CAST(:scope_area AS varchar)
+           OR CAST(:scope_area AS varchar) = ANY(a.special_grid_codes))
       AND (a.requested_component IS NULL
            OR (a.component_code IS NOT NULL AND a.component_status NOT IN ('abandoned', 'removed')
                AND a.component_district = left(a.grid_code, 6)))
@@ -41,5 +46,11 @@ WITH p AS (
          jsonb_build_object('duplicate_of', ok.duplicate_of))
     ) AS e(kind, state, actor, note, data)
     WHERE e.kind = 'report' OR ok.duplicate_of IS NOT NULL
+), audit AS (
+    -- spatial/audit.py: the write's audit row, in the same statement
+    INSERT INTO audit_log (actor, role, action, target, client, detail)
+    SELECT :audit_who, :audit_role, 'case.create', ins.case_no, :audit_client,
+           jsonb_build_object('id', ins.id, 'channel', CAST(:actor AS text))
+    FROM ins
 )
 SELECT a.*, ins.id AS case_id, ins.case_no FROM a LEFT JOIN ins ON true

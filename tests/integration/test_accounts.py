@@ -26,7 +26,10 @@ def test_add_user_validates_and_hashes(world) -> None:
         ("x", "viewer", "320506", PASSWORD, "login"),
         ("someone", "emperor", "320506", PASSWORD, "role must be"),
         ("someone", "viewer", "999999", PASSWORD, "neither an area code"),
-        ("someone", "viewer", "*", PASSWORD, "only admins"),
+        ("someone", "viewer", "*", PASSWORD, "only admin and partner"),
+        ("someone", "owner", "320506", PASSWORD, "department or owner key"),
+        ("someone", "dispatcher", "LIGHTING", PASSWORD, "scoped to an area code"),
+        ("someone", "admin", "320506", PASSWORD, "whole city"),
         ("someone", "viewer", "320506", "short", "at least 12"),
     ]:
         with pytest.raises(InvalidParameterError, match=fragment):
@@ -53,7 +56,7 @@ def test_passwords_and_tokens(world) -> None:
 
 def test_token_endpoint(client: TestClient, world_engine) -> None:
     with world_engine.begin() as conn:
-        conn.execute(text("DELETE FROM api_token"))
+        conn.execute(text("DELETE FROM api_token WHERE label IS DISTINCT FROM 'tests'"))
         conn.execute(text("DELETE FROM account WHERE login = 'dispatcher.li'"))
         add_user(conn, "dispatcher.li", "dispatcher", "320506", PASSWORD)
     reply = client.post("/api/v1/auth/token", data={"username": "dispatcher.li", "password": PASSWORD})
@@ -72,7 +75,7 @@ def test_cli_user_and_token(world_engine, monkeypatch, capsys) -> None:
     url = world_engine.url.render_as_string(hide_password=False)
     monkeypatch.setenv("GRIDLINK_DATABASE_URL", url)
     with world_engine.begin() as conn:
-        conn.execute(text("DELETE FROM api_token"))
+        conn.execute(text("DELETE FROM api_token WHERE label IS DISTINCT FROM 'tests'"))
         conn.execute(text("DELETE FROM account WHERE login = 'admin'"))
     monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
     assert cli(["user", "add", "admin", "--role", "admin", "--scope", "*"]) == 0

@@ -20,9 +20,9 @@ def route_calls(monkeypatch) -> list[str | None]:
     calls: list[str | None] = []
     real = api.routes.cases.create_case
 
-    def recorded(conn, ref, report, actor, idempotency_key=None, now=None):
+    def recorded(conn, ref, report, actor, idempotency_key=None, now=None, **who):
         calls.append(idempotency_key)
-        return real(conn, ref, report, actor, idempotency_key, now)
+        return real(conn, ref, report, actor, idempotency_key, now, **who)
 
     monkeypatch.setattr(api.routes.cases, "create_case", recorded)
     return calls

@@ -27,6 +27,7 @@ pytestmark = pytest.mark.skipif(
     bool(os.environ.get("GRIDLINK_DATABASE_URL")), reason="an external server is configured"
 )
 CLIENT_TIMEOUT = 15.0
+TOKEN: list[str] = []  # the inspector's bearer token in the fault cluster
 
 
 @pytest.fixture
@@ -35,6 +36,7 @@ def restartable() -> Iterator[tuple[Cluster, str]]:
     from alembic import command
 
     from migrations import alembic_config
+    from spatial.accounts import add_user, create_token
     from spatial.reference import load_reference
     from tests.world import build_world
 
@@ -47,6 +49,8 @@ def restartable() -> Iterator[tuple[Cluster, str]]:
     with engine.begin() as conn:
         load_reference(conn)
         build_world(conn)
+        add_user(conn, "fault.inspector", "inspector", "320506", "a long enough password")
+        TOKEN.append(create_token(conn, "fault.inspector", ttl=None)[0])
     engine.dispose()
     yield cluster, url
     cluster.stop()
@@ -54,7 +58,8 @@ def restartable() -> Iterator[tuple[Cluster, str]]:
 
 
 def _post(port: int, body: dict, key: str | None) -> tuple[int, dict[str, str], float]:
-    headers = {"Content-Type": "application/json", **({"Idempotency-Key": key} if key else {})}
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN[-1]}",
+               **({"Idempotency-Key": key} if key else {})}
     started = time.perf_counter()
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=CLIENT_TIMEOUT)
     try:

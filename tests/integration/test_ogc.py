@@ -18,6 +18,7 @@ from openapi_spec_validator import validate
 from sqlalchemy import text
 
 from api.ogc import NOT_OFFERED
+from tests.conftest import admin_headers
 from tests.live import serving
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
@@ -176,7 +177,10 @@ def _count(conn, sql: str) -> int:
 
 
 def test_gdal_lists_components_with_the_right_count(live, world_engine) -> None:
-    out = subprocess.run(["ogrinfo", "-ro", "-so", f"OAPIF:{live}", "components"], capture_output=True,
+    # Components need an account: GDAL sends the token as HTTP Basic password (api/auth.py).
+    token = admin_headers()["Authorization"].split()[1]
+    out = subprocess.run(["ogrinfo", "--config", "GDAL_HTTP_AUTH", "BASIC", "--config", "GDAL_HTTP_USERPWD",
+                          f"token:{token}", "-ro", "-so", f"OAPIF:{live}", "components"], capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     with world_engine.connect() as conn:
@@ -231,7 +235,8 @@ from qgis.core import QgsApplication, QgsVectorLayer
 QgsApplication.setPrefixPath("/usr", True)
 app = QgsApplication([], False)
 app.initQgis()
-layer = QgsVectorLayer("url='" + sys.argv[1] + "' typename='components'", "components", "OAPIF")
+uri = "url='" + sys.argv[1] + "' typename='components' username='token' password='" + sys.argv[2] + "'"
+layer = QgsVectorLayer(uri, "components", "OAPIF")
 codes = sorted(f["code"] for f in layer.getFeatures()) if layer.isValid() else []
 print(json.dumps({"valid": layer.isValid(), "count": layer.featureCount(), "codes": codes}), flush=True)
 os._exit(0)
@@ -248,8 +253,9 @@ def test_qgis_opens_the_components_layer(live, world_engine) -> None:
     # A clean environment: the system Python must not see our virtual environment's variables.
     env = {"PATH": "/usr/bin:/bin", "HOME": tempfile.mkdtemp(), "QT_QPA_PLATFORM": "offscreen",
            "XDG_RUNTIME_DIR": tempfile.mkdtemp(), "LANG": "C.UTF-8"}
-    out = subprocess.run([system_python, "-c", QGIS_SCRIPT, live], capture_output=True, text=True, timeout=300,
-                         env=env)
+    token = admin_headers()["Authorization"].split()[1]  # QGIS authenticates with HTTP Basic
+    out = subprocess.run([system_python, "-c", QGIS_SCRIPT, live, token], capture_output=True, text=True,
+                         timeout=300, env=env)
     assert out.returncode == 0, out.stderr
     found = json.loads(out.stdout.strip().splitlines()[-1])
     with world_engine.connect() as conn:
