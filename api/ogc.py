@@ -44,8 +44,9 @@ from tiles.cache import TileCache
 
 CRS_LIST = list(features.CRS_OUTPUT)
 PART4 = "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/create-replace-delete"
-# Collections editable through Part 4 (api/ogc_edits.py): grids wait for the planner's rules (versioned
-# boundaries), cases have their own workflow.
+# Collections editable through Part 4 (api/ogc_edits.py): components, special grids and base grids (whose
+# edits keep each community partitioned); districts, towns and communities are read-only, cases have their
+# own workflow.
 EDITABLE = ogc_edits.EDITABLE
 NOT_OFFERED: set[str] = set() if EDITABLE else {PART4}
 

@@ -1,9 +1,11 @@
-"""OGC API Features Part 4 on /ogc: create (POST), replace (PUT) and delete (DELETE) components and special
-grids (spatial/component_edits.py, spatial/special_grid_edits.py; base grids change with the planner).
+"""OGC API Features Part 4 on /ogc: create (POST), replace (PUT) and delete (DELETE) components, special grids
+and base grids (spatial/component_edits.py, spatial/special_grid_edits.py, spatial/grid_edits.py — base grids
+partition their community, so a base-grid edit grows, splits or merges grids and never leaves a gap or an
+overlap). Districts, towns and communities are read-only here.
 
 Every write needs a bearer token (``Authorization: Bearer …``); who may edit what is decided in
 the domain modules. Optimistic concurrency: a GET of an item answers an ``ETag`` (a component's revision, a
-special grid's version); PUT and DELETE must send it back in ``If-Match`` — without it 428, with a stale one
+grid's version); PUT and DELETE must send it back in ``If-Match`` — without it 428, with a stale one
 412 — so two editors never overwrite each other unseen. Errors use the OGC exception format of the rest of /ogc.
 """
 
@@ -19,13 +21,14 @@ from starlette.responses import Response
 
 from api.auth import request_token
 from spatial import component_edits as edits
+from spatial import grid_edits as base
 from spatial import special_grid_edits as grids
 from spatial.accounts import AuthenticationError, ForbiddenError, principal_for
 from spatial.audit import Actor, record
 from spatial.errors import GridlinkError, InvalidGeometryError, InvalidParameterError, NotFoundError
 
 # Collection → the property that is its items' ETag.
-ETAG_PROPERTY = {"components": "revision", "special-grids": "version_id"}
+ETAG_PROPERTY = {"components": "revision", "special-grids": "version_id", "grids": "version_id"}
 EDITABLE = tuple(ETAG_PROPERTY)
 MAX_BODY = 2_000_000
 _STATUS: dict[type[GridlinkError], tuple[int, str]] = {
@@ -89,7 +92,7 @@ def _apply(engine: Engine, request: Request, action: str, body: bytes, expected:
         principal = principal_for(conn, token, request.app.state.principals)
         response = _dispatch(conn, principal, request, collection, action, body, expected)
         target = request.path_params.get("item") or response.headers["location"].rsplit("/", 1)[-1]
-        kind = "special_grid" if collection == "special-grids" else "component"
+        kind = {"special-grids": "special_grid", "grids": "base_grid"}.get(collection, "component")
         record(conn, Actor.of(principal, request.client.host if request.client else None), f"{kind}.{action}",
                target, {"etag": response.headers.get("etag"), "if_match": expected})
         return response
@@ -99,6 +102,8 @@ def _dispatch(conn, principal, request: Request, collection: str, action: str, b
               expected: int | None) -> Response:
     if collection == "special-grids":
         return _special_grid(conn, principal, request, action, body, expected or 0)
+    if collection == "grids":
+        return _base_grid(conn, principal, request, action, body, expected or 0)
     if action == "delete":
         edits.delete(conn, principal, request.path_params["item"], expected or 0)
         return Response(status_code=204)
@@ -120,6 +125,18 @@ def _special_grid(conn, principal, request: Request, action: str, body: bytes, e
         return _created(request, code, grids.create(conn, principal, code, name, shape))
     return Response(status_code=204, headers={"ETag": _etag(grids.replace(conn, principal, code, name, shape,
                                                                            expected))})
+
+
+def _base_grid(conn, principal, request: Request, action: str, body: bytes, expected: int) -> Response:
+    # Base grids partition their community: spatial/grid_edits.py keeps it whole (grow, split, merge).
+    if action == "delete":
+        base.merge(conn, principal, request.path_params["item"], expected)
+        return Response(status_code=204)
+    code, name, shape = base.parse_feature(_json(body), request.path_params.get("item"))
+    if action == "create":
+        return _created(request, code, base.create(conn, principal, code, name, shape))
+    return Response(status_code=204, headers={"ETag": _etag(base.replace(conn, principal, code, name, shape,
+                                                                          expected))})
 
 
 def _created(request: Request, code: str, tag: int) -> Response:

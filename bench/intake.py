@@ -75,6 +75,20 @@ def prepare(settings: DatabaseSettings) -> str:
     return database_url(settings, SCRATCH)
 
 
+def bench_token(url: str, login: str = "bench.partner") -> str:
+    """A bearer token of a city-wide partner account (the hotline system) in the scratch database: intake
+    needs an account (spatial/scope.py)."""
+    from spatial.accounts import add_user, create_token
+
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        if not conn.execute(text("SELECT 1 FROM account WHERE login = :l"), {"l": login}).first():
+            add_user(conn, login, "partner", "*", "bench password, not a secret")
+        token = create_token(conn, login, "bench", ttl=None)[0]
+    engine.dispose()
+    return token
+
+
 def sample_reports(url: str, count: int, seed: int = 7) -> list[dict]:
     """Return ``count`` report bodies at random places inside Wuzhong's base grids, random categories."""
     engine = create_engine(url)
@@ -148,7 +162,8 @@ class Floor:
         at = datetime.now(UTC)
         params = {**report_params(Report(cat, lon, lat, at)), "source": body["source"],
                   "description": body["description"], "actor": "bench", "reporter_name": None,
-                  "reporter_phone": None, "idempotency_key": None,
+                  "reporter_phone": None, "idempotency_key": None, "scope_area": None,
+                  "audit_who": "bench.partner", "audit_role": "partner", "audit_client": "127.0.0.1",
                   "deadline": self.ref.calendar.deadline(at, cat.time_limit, cat.time_unit)}
         run_prepared(self.conns[i], "intake", params)
         self.conns[i].commit()
@@ -195,8 +210,8 @@ class Http:
     The floor's client is likewise lean (a prepared statement on a direct connection).
     """
 
-    def __init__(self, port: int, clients: int) -> None:
-        self.port, self.clients = port, clients
+    def __init__(self, port: int, clients: int, token: str) -> None:
+        self.port, self.clients, self.token = port, clients, token.encode()
         self.sockets: list[socket.socket | None] = [None] * clients
         self.errors: list[int] = []
 
@@ -214,7 +229,8 @@ class Http:
         if sock is None:
             sock = self.sockets[i] = socket.create_connection(("127.0.0.1", self.port), timeout=30)
         sock.sendall(b"POST /api/v1/cases HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: %d\r\n\r\n%s" % (len(payload), payload))
+                     b"Authorization: Bearer %s\r\nContent-Length: %d\r\n\r\n%s"
+                     % (self.token, len(payload), payload))
         status, closing = _read_reply(sock)
         if closing:
             sock.close()
@@ -268,7 +284,7 @@ def interleaved(reports: list[dict], clients: int, seconds: float, rounds: int, 
     return out
 
 
-def bulk(port: int, reports: list[dict], size: int) -> dict:
+def bulk(port: int, reports: list[dict], size: int, token: str) -> dict:
     """POST one batch of ``size`` fresh reports as a GeoJSON FeatureCollection; time it end to end."""
     features = [{"type": "Feature", "geometry": body["location"],
                  "properties": {"category": body["category"], "description": body["description"]}}
@@ -276,7 +292,8 @@ def bulk(port: int, reports: list[dict], size: int) -> dict:
     payload = json.dumps({"type": "FeatureCollection", "features": features}).encode()
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
     started = time.perf_counter()
-    connection.request("POST", "/api/v1/cases/bulk", body=payload, headers={"Content-Type": "application/geo+json"})
+    connection.request("POST", "/api/v1/cases/bulk", body=payload,
+                       headers={"Content-Type": "application/geo+json", "Authorization": f"Bearer {token}"})
     reply = connection.getresponse()
     report = json.loads(reply.read())
     seconds = time.perf_counter() - started
@@ -296,10 +313,11 @@ def main() -> None:
     parser.add_argument("--bulk-only", action="store_true", help="skip the sustained runs (bulk timing only)")
     args = parser.parse_args()
     url = prepare(DatabaseSettings())
+    token = bench_token(url)
     if args.bulk_only:
         server, port = start_server(url, args.workers)
         try:
-            batch = bulk(port, sample_reports(url, args.bulk, seed=11), args.bulk)
+            batch = bulk(port, sample_reports(url, args.bulk, seed=11), args.bulk, token)
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -310,13 +328,13 @@ def main() -> None:
     server, port = start_server(url, args.workers)
     floor = Floor(url, args.clients)
     try:
-        client = Http(port, args.clients)
+        client = Http(port, args.clients, token)
         _spread(reports[::-1], args.clients, 3, client.work)  # warm-up: pools, caches, prepared plans
         _spread(reports[::-1], args.clients, 3, floor.work)
         runs = interleaved(reports, args.clients, args.seconds, args.rounds, {"floor": floor, "http": client})
         base, served = runs["floor"], runs["http"]
         served["errors"] = len(client.errors)
-        batch = bulk(port, sample_reports(url, args.bulk, seed=11), args.bulk)
+        batch = bulk(port, sample_reports(url, args.bulk, seed=11), args.bulk, token)
     finally:
         floor.close()
         server.terminate()

@@ -35,7 +35,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
-from bench.intake import template
+from bench.intake import bench_token, template
 from spatial.cluster import free_port
 from spatial.features import encode_cursor
 from spatial.settings import DatabaseSettings
@@ -44,6 +44,8 @@ PEERS = Path(__file__).resolve().parent / ".peers"
 PEER_PACKAGES = ["pygeoapi==0.24.0", "geoalchemy2", "tipg", "uvicorn[standard]", "psycopg2-binary"]
 BBOX = (120.600, 31.250, 120.6105, 31.259)  # ≈ 1 km × 1 km in a town centre of Wuzhong
 
+
+AUTH: dict[str, str] = {}  # our Authorization header, set in main
 
 def ensure_peers() -> Path:
     """The peers' virtual environment (made once)."""
@@ -107,7 +109,7 @@ def timed(port: int, path: str, repeat: int) -> tuple[float, int, int]:
     samples, body = [], b""
     for i in range(repeat + 2):
         started = time.perf_counter()
-        connection.request("GET", path, headers={"Accept": "application/geo+json, application/json"})
+        connection.request("GET", path, headers={"Accept": "application/geo+json, application/json", **AUTH})
         reply = connection.getresponse()
         body = reply.read()
         if reply.status != 200:
@@ -127,7 +129,7 @@ def timed_each(port: int, paths: list[str]) -> tuple[float, int]:
     samples, sizes = [], []
     for path in paths:
         started = time.perf_counter()
-        connection.request("GET", path)
+        connection.request("GET", path, headers=AUTH)
         reply = connection.getresponse()
         body = reply.read()
         if reply.status not in (200, 204):
@@ -165,7 +167,7 @@ def timed_tile(port: int, path: str, repeat: int) -> tuple[float, int]:
     samples, body = [], b""
     for i in range(repeat + 2):
         started = time.perf_counter()
-        connection.request("GET", path)
+        connection.request("GET", path, headers=AUTH)
         reply = connection.getresponse()
         body = reply.read()
         if i >= 2:
@@ -180,6 +182,8 @@ def main() -> None:
     args = parser.parse_args()
     settings = DatabaseSettings()
     url = template(settings)  # the full demo, built once
+    # Components need an account on our side (spatial/scope.py); the peers ignore the header.
+    AUTH["Authorization"] = f"Bearer {bench_token(url)}"
     engine = create_engine(url)
     with engine.connect() as conn:
         deep_code = conn.execute(text("SELECT code FROM component ORDER BY code OFFSET 99999 LIMIT 1")).scalar_one()

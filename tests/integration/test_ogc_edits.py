@@ -101,8 +101,8 @@ def test_components_in_use_are_retired_not_deleted(client: TestClient, tokens) -
     etag = client.get(f"{ITEMS}/{light}").headers["etag"]
     refused = client.delete(f"{ITEMS}/{light}", headers=_auth(tokens["admin"], **{"If-Match": etag}))
     assert refused.status_code == 409 and "removed" in refused.json()["description"]
-    grids = client.post("/ogc/collections/grids/items", json=_feature(), headers=_auth(tokens["admin"]))
-    assert grids.status_code == 405
+    towns = client.post("/ogc/collections/towns/items", json=_feature(), headers=_auth(tokens["admin"]))
+    assert towns.status_code == 405
 
 
 def test_part4_is_declared_and_documented(world_client: TestClient) -> None:
@@ -167,7 +167,7 @@ def test_bad_special_grids_are_refused(client: TestClient, planner, feature, fra
     assert client.get(f"{SPECIAL}/{PARK}").status_code == 404
 
 
-def test_base_grids_stay_read_only_here(client: TestClient, tokens) -> None:
-    reply = client.put("/ogc/collections/grids/items/320506001001001", json=_park(),
+def test_upper_levels_stay_read_only_here(client: TestClient, tokens) -> None:
+    reply = client.put("/ogc/collections/communities/items/320506001001", json=_park(),
                        headers=_auth(tokens["admin"], **{"If-Match": '"1"'}))
     assert reply.status_code == 405 and "read-only" in reply.json()["description"]

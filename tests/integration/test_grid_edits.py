@@ -1,0 +1,151 @@
+"""OGC API Features Part 4 on base grids (spatial/grid_edits.py): grow, split and merge keep every community
+partitioned (no gap, no overlap), keep history, rebind components, and refuse what would break the
+partition — on a world of its own, since the edits are committed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+
+from spatial.accounts import add_user, create_token
+from spatial.topology import check_partition
+from tests.conftest import migrated_engine
+from tests.world import grid_code
+
+ITEMS = "/ogc/collections/grids/items"
+PASSWORD = "a long enough password"
+G1, G2, G3, G4 = (grid_code(1, 1, n) for n in (1, 2, 3, 4))  # community 320506001001: lon 120.00–120.20
+NEW = "320506001001005"
+
+
+@pytest.fixture(scope="module")
+def grid_world() -> Iterator[tuple[Engine, TestClient, dict[str, str]]]:
+    """A world database of its own, an app on it, and tokens of an admin and two planners."""
+    from api.app import create_app
+    from spatial.reference import load_reference
+    from tests.world import build_world
+
+    engine = migrated_engine("gridlink_test_grid_edits")
+    with engine.begin() as conn:
+        load_reference(conn)
+        build_world(conn)
+        for login, role, scope in (("admin", "admin", "*"), ("planner.town1", "planner", "320506001"),
+                                   ("planner.town2", "planner", "320506002")):
+            add_user(conn, login, role, scope, PASSWORD)
+        tokens = {login: create_token(conn, login)[0] for login in ("admin", "planner.town1", "planner.town2")}
+    with TestClient(create_app(url=engine.url.render_as_string(hide_password=False))) as client:
+        yield engine, client, tokens
+    engine.dispose()
+
+
+def _auth(token: str, etag: str | None = None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}", **({"If-Match": etag} if etag else {})}
+
+
+def _grid(code: str, x0: float, y0: float, x1: float, y1: float, name: str = "改划网格") -> dict:
+    return {"type": "Feature", "properties": {"code": code, "name": name},
+            "geometry": {"type": "Polygon", "coordinates": [[[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]]}}
+
+
+def _etag(client: TestClient, code: str) -> str:
+    return client.get(f"{ITEMS}/{code}").headers["etag"]
+
+
+def _partitioned(engine: Engine) -> None:
+    with engine.connect() as conn:
+        report = check_partition(conn, 3, "320506")
+    assert report.ok, (report.gaps, report.overlaps)
+
+
+def _area_deg2(engine: Engine, code: str) -> float:
+    with engine.connect() as conn:
+        return float(conn.execute(text("SELECT ST_Area(geom) FROM grid_geometry WHERE grid_code = :c"
+                                       " AND valid_to IS NULL"), {"c": code}).scalar_one())
+
+
+def test_growing_a_grid_moves_the_boundary_and_keeps_the_partition(grid_world) -> None:
+    engine, client, tokens = grid_world
+    with engine.begin() as conn:  # the water manhole cover at lon 120.03 belongs to grid 001
+        conn.execute(text("UPDATE component SET grid_code = :g WHERE code = '3205060101000001'"), {"g": G1})
+    before = _etag(client, G2)
+    reply = client.put(f"{ITEMS}/{G2}", json=_grid(G2, 120.02, 31.1, 120.10, 31.2),
+                       headers=_auth(tokens["planner.town1"], before))
+    assert reply.status_code == 204, reply.text
+    assert reply.headers["etag"] != before and _etag(client, G2) == reply.headers["etag"]
+    assert _etag(client, G1) == reply.headers["etag"]  # the neighbour changed in the same version
+    assert abs(_area_deg2(engine, G1) - 0.02 * 0.1) < 1e-9 and abs(_area_deg2(engine, G2) - 0.08 * 0.1) < 1e-9
+    _partitioned(engine)
+    located = client.get("/api/v1/locate", params={"lon": 120.03, "lat": 31.15}).json()
+    assert located["grid"]["code"] == G2
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT grid_code FROM component WHERE code = '3205060101000001'")).scalar() == G2
+        kept = conn.execute(text("SELECT count(*) FROM grid_geometry WHERE grid_code IN (:a, :b)"
+                                 " AND valid_to IS NOT NULL"), {"a": G1, "b": G2}).scalar()
+        assert kept == 2  # the old shapes stay, closed
+        assert conn.execute(text("SELECT name FROM grid WHERE code = :c"), {"c": G2}).scalar() == "改划网格"
+
+
+@pytest.mark.parametrize(("shape", "status", "fragment"), [
+    ((120.12, 31.1, 120.15, 31.2), 400, "gives up"),              # shrinking would leave a gap
+    ((120.10, 31.05, 120.16, 31.2), 400, "outside its community"),
+    ((120.10, 31.1, 120.20, 31.2), 409, "swallow"),               # grid 004 would vanish
+])
+def test_edits_that_would_break_the_partition_are_refused(grid_world, shape, status, fragment) -> None:
+    engine, client, tokens = grid_world
+    etag = _etag(client, G3)
+    reply = client.put(f"{ITEMS}/{G3}", json=_grid(G3, *shape), headers=_auth(tokens["admin"], etag))
+    assert reply.status_code == status and fragment in reply.json()["description"], reply.text
+    assert _etag(client, G3) == etag
+    _partitioned(engine)
+
+
+def test_concurrency_and_scope(grid_world) -> None:
+    engine, client, tokens = grid_world
+    feature = _grid(G3, 120.10, 31.1, 120.16, 31.2)
+    assert client.put(f"{ITEMS}/{G3}", json=feature, headers=_auth(tokens["admin"])).status_code == 428
+    assert client.put(f"{ITEMS}/{G3}", json=feature, headers=_auth(tokens["admin"], '"999"')).status_code == 412
+    etag = _etag(client, G3)
+    assert client.put(f"{ITEMS}/{G3}", json=feature, headers=_auth(tokens["planner.town2"], etag)).status_code == 403
+    assert client.put(f"{ITEMS}/{G3}", json=feature, headers={"If-Match": etag}).status_code == 401
+    assert client.post("/ogc/collections/towns/items", json=feature,
+                       headers=_auth(tokens["admin"])).status_code == 405
+    assert _etag(client, G3) == etag
+    _partitioned(engine)
+
+
+def test_split_then_merge(grid_world) -> None:
+    engine, client, tokens = grid_world
+    area_before = _area_deg2(engine, G3)
+    made = client.post(ITEMS, json=_grid(NEW, 120.12, 31.15, 120.14, 31.2, "新拆网格"),
+                       headers=_auth(tokens["planner.town1"]))
+    assert made.status_code == 201, made.text
+    assert made.headers["location"].endswith(f"/collections/grids/items/{NEW}")
+    assert abs(_area_deg2(engine, G3) - (area_before - 0.02 * 0.05)) < 1e-9
+    _partitioned(engine)
+    assert client.get("/api/v1/locate", params={"lon": 120.13, "lat": 31.17}).json()["grid"]["code"] == NEW
+    assert client.post(ITEMS, json=_grid(NEW, 120.12, 31.15, 120.14, 31.2),
+                       headers=_auth(tokens["admin"])).status_code == 409  # codes are never reused
+    merged = client.delete(f"{ITEMS}/{NEW}", headers=_auth(tokens["planner.town1"], made.headers["etag"]))
+    assert merged.status_code == 204, merged.text
+    assert abs(_area_deg2(engine, G3) - area_before) < 1e-9
+    assert client.get(f"{ITEMS}/{NEW}").status_code == 404
+    _partitioned(engine)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT retired_at IS NOT NULL FROM grid WHERE code = :c"), {"c": NEW}).scalar()
+        actions = [a for (a,) in conn.execute(text("SELECT action FROM audit_log WHERE action LIKE 'base_grid.%'"
+                                                   " ORDER BY id"))]
+    assert actions[-2:] == ["base_grid.create", "base_grid.delete"]
+
+
+def test_a_grid_with_open_cases_is_not_merged(grid_world) -> None:
+    engine, client, tokens = grid_world
+    case = client.post("/api/v1/cases", headers=_auth(tokens["admin"]), json={
+        "category": "E010101", "location": {"type": "Point", "coordinates": [120.17, 31.15]}})
+    assert case.status_code == 201 and case.json()["grid"]["code"] == G4
+    reply = client.delete(f"{ITEMS}/{G4}", headers=_auth(tokens["admin"], _etag(client, G4)))
+    assert reply.status_code == 409 and "open cases" in reply.json()["description"]
+    _partitioned(engine)
+
