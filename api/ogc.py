@@ -44,17 +44,18 @@ from tiles.cache import TileCache
 
 CRS_LIST = list(features.CRS_OUTPUT)
 PART4 = "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/create-replace-delete"
+PART4_UPDATE = "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/update"
 # Collections editable through Part 4 (api/ogc_edits.py): components, special grids and base grids (whose
 # edits keep each community partitioned); districts, towns and communities are read-only, cases have their
 # own workflow.
 EDITABLE = ogc_edits.EDITABLE
-NOT_OFFERED: set[str] = set() if EDITABLE else {PART4}
+NOT_OFFERED: set[str] = set() if EDITABLE else {PART4, PART4_UPDATE}
 
 
 def conformance_classes() -> list[str]:
     """The conformance classes that hold for /ogc: OGC API Common and Features as pygeoapi serves them for
     feature collections, less ``NOT_OFFERED``."""
-    offered = set(core_api.CONFORMANCE_CLASSES) | set(itemtypes_api.CONFORMANCE_CLASSES_FEATURES)
+    offered = set(core_api.CONFORMANCE_CLASSES) | set(itemtypes_api.CONFORMANCE_CLASSES_FEATURES) | {PART4_UPDATE}
     return sorted((offered | set(TILES_CONFORMANCE)) - NOT_OFFERED)
 
 
@@ -129,7 +130,7 @@ def build(base_url: str, engine: Engine, bbox: tuple[float, float, float, float]
         Route("/collections/{collection}/queryables", handlers.queryables),
         Route("/collections/{collection}/schema", handlers.schema),
         Route("/collections/{collection}/items", handlers.items, methods=["GET", "POST"]),
-        Route("/collections/{collection}/items/{item}", handlers.item, methods=["GET", "PUT", "DELETE"]),
+        Route("/collections/{collection}/items/{item}", handlers.item, methods=["GET", "PUT", "PATCH", "DELETE"]),
         Route("/collections/{collection}/tiles", tiles.tilesets),
         Route("/collections/{collection}/tiles/{tms}", tiles.tileset),
         Route("/collections/{collection}/tiles/{tms}/{z:int}/{row:int}/{col:int}", tiles.tile),
@@ -200,7 +201,7 @@ class _Handlers:
         return _keyset_links_only(response)
 
     async def item(self, request: Request) -> Response:
-        if request.method in ("PUT", "DELETE"):
+        if request.method in ("PUT", "PATCH", "DELETE"):
             return await ogc_edits.write(self.engine, request, request.method.lower())
         try:
             principal = await self.reader.principal(request)

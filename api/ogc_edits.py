@@ -1,4 +1,5 @@
-"""OGC API Features Part 4 on /ogc: create (POST), replace (PUT) and delete (DELETE) components, special grids
+"""OGC API Features Part 4 on /ogc: create (POST), replace (PUT), update (PATCH, a JSON merge patch of the
+feature, RFC 7396) and delete (DELETE) components, special grids
 and base grids (spatial/component_edits.py, spatial/special_grid_edits.py, spatial/grid_edits.py — base grids
 partition their community, so a base-grid edit grows, splits or merges grids and never leaves a gap or an
 overlap). Districts, towns and communities are read-only here.
@@ -15,12 +16,13 @@ import asyncio
 import json
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from starlette.requests import Request
 from starlette.responses import Response
 
 from api.auth import request_token
 from spatial import component_edits as edits
+from spatial import features
 from spatial import grid_edits as base
 from spatial import special_grid_edits as grids
 from spatial.accounts import AuthenticationError, ForbiddenError, principal_for
@@ -57,7 +59,7 @@ def _if_match(request: Request) -> int | None:
 
 
 async def write(engine: Engine, request: Request, action: str) -> Response:
-    """Serve one Part 4 write (``create``, ``put`` or ``delete``)."""
+    """Serve one Part 4 write (``create``, ``put``, ``patch`` or ``delete``)."""
     collection = request.path_params["collection"]
     if collection not in EDITABLE:
         return _error(405, "MethodNotAllowed", f"collection {collection!r} is read-only here")
@@ -90,7 +92,10 @@ def _apply(engine: Engine, request: Request, action: str, body: bytes, expected:
     collection = request.path_params["collection"]
     with engine.begin() as conn:  # the edit and its audit row: both or neither
         principal = principal_for(conn, token, request.app.state.principals)
-        response = _dispatch(conn, principal, request, collection, action, body, expected)
+        if action == "patch":  # a JSON merge patch (RFC 7396) of the current feature, then a replace
+            body = json.dumps(_patched(conn, collection, request.path_params["item"], body)).encode()
+        response = _dispatch(conn, principal, request, collection, "put" if action == "patch" else action, body,
+                             expected)
         target = request.path_params.get("item") or response.headers["location"].rsplit("/", 1)[-1]
         kind = {"special-grids": "special_grid", "grids": "base_grid"}.get(collection, "component")
         record(conn, Actor.of(principal, request.client.host if request.client else None), f"{kind}.{action}",
@@ -125,6 +130,31 @@ def _special_grid(conn, principal, request: Request, action: str, body: bytes, e
         return _created(request, code, grids.create(conn, principal, code, name, shape))
     return Response(status_code=204, headers={"ETag": _etag(grids.replace(conn, principal, code, name, shape,
                                                                            expected))})
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396: members of ``patch`` replace those of ``target``, ``null`` removes one, objects merge."""
+    if not isinstance(patch, dict):
+        return patch
+    out = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = merge_patch(out.get(key), value)
+    return out
+
+
+def _patched(conn, collection: str, code: str, body: bytes) -> dict[str, Any]:
+    patch = _json(body)
+    if not isinstance(patch, dict):
+        raise InvalidParameterError("a PATCH body is a JSON merge patch (RFC 7396) of the feature: an object",
+                                    parameter="body")
+    current = features.one(conn, features.layer(collection), code)
+    if collection == "components":  # the note is editable but not shown in the collection's properties
+        current["properties"]["note"] = conn.execute(text("SELECT note FROM component WHERE code = :c"),
+                                                     {"c": code}).scalar()
+    return merge_patch(current, patch)
 
 
 def _base_grid(conn, principal, request: Request, action: str, body: bytes, expected: int) -> Response:

@@ -82,9 +82,34 @@ def self_contained(document: dict[str, Any]) -> dict[str, Any]:
                 walk(value)
 
     walk(out)
+    _add_patch(out)
     components = out.setdefault("components", {})
     for section, definitions in (("responses", RESPONSES), ("parameters", PARAMETERS), ("schemas", SCHEMAS)):
         target = components.setdefault(section, {})
         for name, definition in definitions.items():
             target.setdefault(name, copy.deepcopy(definition))
     return out
+
+
+def _add_patch(document: dict[str, Any]) -> None:
+    """Part 4 "update": pygeoapi documents PUT but not PATCH; ours takes a JSON merge patch (RFC 7396) of the
+    feature, with the same parameters, answers and If-Match rule as PUT."""
+    for path, operations in document.get("paths", {}).items():
+        post = operations.get("post")
+        operation = str(post.get("operationId", "")) if post is not None else ""
+        if operation.startswith("getCQL2") and "OrAdd" not in operation:
+            # CQL2 JSON searches by POST are not served (POST on items creates; CQL2 text runs through GET).
+            del operations["post"]
+        put = operations.get("put")
+        if put is None or "patch" in operations:
+            continue
+        patch = copy.deepcopy(put)
+        patch["summary"] = "Update a feature with a JSON merge patch (RFC 7396)"
+        patch["description"] = ("Members of the body replace those of the feature, null removes one; send the "
+                                "item's ETag in If-Match.")
+        patch["operationId"] = str(put.get("operationId", path)).replace("update", "patch").replace("put", "patch")
+        if patch["operationId"] == put.get("operationId"):
+            patch["operationId"] += "Patch"
+        patch["requestBody"] = {"required": True, "content": {
+            media: {"schema": {"type": "object"}} for media in ("application/merge-patch+json", "application/json")}}
+        operations["patch"] = patch

@@ -149,3 +149,14 @@ def test_a_grid_with_open_cases_is_not_merged(grid_world) -> None:
     assert reply.status_code == 409 and "open cases" in reply.json()["description"]
     _partitioned(engine)
 
+
+
+def test_patch_renames_without_moving(grid_world) -> None:
+    engine, client, tokens = grid_world
+    area, etag = _area_deg2(engine, G4), _etag(client, G4)
+    reply = client.patch(f"{ITEMS}/{G4}", json={"properties": {"name": "更名网格"}},
+                         headers=_auth(tokens["planner.town1"], etag))
+    assert reply.status_code == 204, reply.text
+    assert client.get(f"{ITEMS}/{G4}").json()["properties"]["name"] == "更名网格"
+    assert _area_deg2(engine, G4) == pytest.approx(area)
+    _partitioned(engine)

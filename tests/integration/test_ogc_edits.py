@@ -63,13 +63,25 @@ def test_create_read_replace_delete_with_etags(client: TestClient, tokens, world
     again = client.get(f"{ITEMS}/{NEW}").json()["properties"]
     assert again["grid_code"] == "320506001001002" and again["status"] == "damaged"
 
-    assert client.delete(f"{ITEMS}/{NEW}", headers=_auth(tokens["other"], **{"If-Match": '"2"'})).status_code == 403
-    assert client.delete(f"{ITEMS}/{NEW}", headers=_auth(tokens["lighting"], **{"If-Match": '"2"'})).status_code == 204
+    # PATCH: a JSON merge patch of the feature; what it does not name stays.
+    patch = {"properties": {"name": "修好的路灯", "status": "intact"}}
+    assert client.patch(f"{ITEMS}/{NEW}", json=patch, headers=_auth(tokens["other"], **{"If-Match": '"2"'})
+                        ).status_code == 403
+    patched = client.patch(f"{ITEMS}/{NEW}", json=patch, headers=_auth(tokens["lighting"], **{"If-Match": '"2"'}))
+    assert patched.status_code == 204 and patched.headers["etag"] == '"3"', patched.text
+    after = client.get(f"{ITEMS}/{NEW}").json()
+    assert after["properties"]["name"] == "修好的路灯" and after["properties"]["status"] == "intact"
+    assert after["geometry"]["coordinates"] == [120.06, 31.17] and after["properties"]["owner_key"] == "LIGHTING"
+    assert client.patch(f"{ITEMS}/{NEW}", json=[1], headers=_auth(tokens["lighting"], **{"If-Match": '"3"'})
+                        ).status_code == 400
+
+    assert client.delete(f"{ITEMS}/{NEW}", headers=_auth(tokens["other"], **{"If-Match": '"3"'})).status_code == 403
+    assert client.delete(f"{ITEMS}/{NEW}", headers=_auth(tokens["lighting"], **{"If-Match": '"3"'})).status_code == 204
     assert client.get(f"{ITEMS}/{NEW}").status_code == 404
     with world_engine.connect() as conn:
         actions = [a for (a,) in conn.execute(text(
             "SELECT action FROM component_history WHERE component_code = :c ORDER BY id"), {"c": NEW})]
-    assert actions[-3:] == ["create", "status", "delete"]
+    assert actions[-4:] == ["create", "status", "status", "delete"]
 
 
 @pytest.mark.parametrize(("feature", "fragment"), [
@@ -108,8 +120,12 @@ def test_components_in_use_are_retired_not_deleted(client: TestClient, tokens) -
 def test_part4_is_declared_and_documented(world_client: TestClient) -> None:
     classes = world_client.get("/ogc/conformance").json()["conformsTo"]
     assert "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/create-replace-delete" in classes
+    assert "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/update" in classes
     document = world_client.get("/ogc/openapi?f=json").json()
-    assert "post" in document["paths"]["/collections/components/items"]
+    for collection in ("components", "special-grids", "grids"):
+        assert "post" in document["paths"][f"/collections/{collection}/items"], collection
+        assert {"put", "patch", "delete"} <= set(document["paths"][f"/collections/{collection}/items/{{featureId}}"])
+    assert "post" not in document["paths"]["/collections/towns/items"]
 
 
 SPECIAL = "/ogc/collections/special-grids/items"
