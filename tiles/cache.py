@@ -7,7 +7,10 @@ after a commit misses the cache and sees the change:
 - cases, written at intake rates: the sum of ``tile_case_shard``, one row per database backend, so that
   concurrent intake never waits on a shared counter (migration 0011).
 ETags are content hashes, so they agree across worker processes and a 304 is only ever given for the same
-bytes. The cache is a byte-bounded LRU per process.
+bytes. The cache is a byte-bounded LRU per process. When a group's generation moves on, every entry of the
+older generations is dropped at once (they can never be served again): under steady intake the case tiles
+would otherwise fill the cache with dead entries until the byte bound pushed them out. A tile built from an
+older snapshot than the newest seen is served but not kept.
 """
 
 from __future__ import annotations
@@ -48,6 +51,8 @@ class TileCache:
         self.max_bytes = max_bytes
         self.size = 0
         self.entries: OrderedDict[tuple, Tile] = OrderedDict()
+        self.newest: dict[str, int] = {}  # layer group → newest generation seen
+        self.by_group: dict[str, set[tuple]] = {}  # layer group → keys of its cached tiles
         self.lock = threading.Lock()
         self.hits = self.misses = 0
 
@@ -83,14 +88,21 @@ class TileCache:
         tile = Tile(data, '"' + hashlib.blake2b(data, digest_size=12).hexdigest() + '"')
         with self.lock:
             self.misses += 1
-            self._keep(key, tile)
+            self._keep(layer.group, generation, key, tile)
         return tile
 
-    def _keep(self, key: tuple, tile: Tile) -> None:
-        if key in self.entries:
+    def _keep(self, group: str, generation: int, key: tuple, tile: Tile) -> None:
+        newest = self.newest.get(group, -1)
+        if generation < newest or key in self.entries:
             return
+        if generation > newest:
+            self.newest[group] = generation
+            for old in self.by_group.pop(group, set()):
+                self.size -= len(self.entries.pop(old).data)
         self.entries[key] = tile
+        self.by_group.setdefault(group, set()).add(key)
         self.size += len(tile.data)
         while self.size > self.max_bytes and self.entries:
-            _, dropped = self.entries.popitem(last=False)
+            dropped_key, dropped = self.entries.popitem(last=False)
             self.size -= len(dropped.data)
+            self.by_group[LAYERS[dropped_key[0]].group].discard(dropped_key)

@@ -89,6 +89,10 @@ def test_etag_304_and_a_changed_component_shows_next(world_client: TestClient, w
         light = next(f for f in mapbox_vector_tile.decode(after.content)["components"]["features"]
                      if f["properties"]["code"] == "3205060118000001")
         assert light["properties"]["status"] == "damaged"
+        # The tile of the older generation is gone from the cache, not left to age out.
+        cache = world_client.app.state.tiles
+        kept = [k for k in cache.by_group["components"] if k[1:4] == where]
+        assert len(kept) == 1 and kept[0][-1] == cache.newest["components"]
     finally:
         with world_engine.begin() as conn:
             conn.execute(text("UPDATE component SET status = 'intact' WHERE code = '3205060118000001'"))

@@ -99,4 +99,6 @@ def test_app_script_uses_the_api_and_never_inner_html_with_data() -> None:
     # the only absolute URLs are the optional OpenStreetMap tiles and their attribution link
     assert set(re.findall(r"https?://[^/'\"]+", js)) == {"https://tile.openstreetmap.org",
                                                          "https://www.openstreetmap.org"}
-    assert len(js.splitlines()) <= 300
+    # the login box: a cookie session, and its CSRF token sent with the one write (logout)
+    assert "'/auth/session'" in js and "'X-CSRF-Token': account.csrf_token" in js and "credentials: 'same-origin'" in js
+    assert len(js.splitlines()) <= 360

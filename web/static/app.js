@@ -14,6 +14,8 @@
       code: '编码', level: '层级', location: '位置', locate: '所在网格', requestFailed: '请求失败',
       stat_districts: '区', stat_towns: '镇街', stat_communities: '社区村', stat_grids: '基础网格',
       stat_special_grids: '专属网格', stat_components: '城市部件', stat_cases: '案件',
+      user: '登录名', password: '密码', login: '登录', logout: '退出', loginFailed: '登录名或密码错误',
+      signedIn: '已登录',
     },
     en: {
       title: 'gridlink grid command centre · Wuzhong demo', toggle: '中文', toggleLang: 'zh-CN',
@@ -25,6 +27,8 @@
       code: 'Code', level: 'Level', location: 'Location', locate: 'Grids here', requestFailed: 'Request failed',
       stat_districts: 'Districts', stat_towns: 'Towns', stat_communities: 'Communities', stat_grids: 'Base grids',
       stat_special_grids: 'Special grids', stat_components: 'Components', stat_cases: 'Cases',
+      user: 'Login', password: 'Password', login: 'Log in', logout: 'Log out', loginFailed: 'Wrong login or password',
+      signedIn: 'Signed in as',
     },
   };
   const LANG_KEY = 'gridlink.lang';
@@ -267,10 +271,50 @@
     if (seq === locateSeq && map.hasLayer(popup)) popup.setContent(content);
   });
 
+  // ---- account: a cookie session (HttpOnly, SameSite=Strict) and its CSRF token, kept in memory only ----
+  let account = null;  // {login, role, scope, csrf_token} while signed in
+  const loginForm = document.getElementById('login-form');
+  function renderAccount() {
+    loginForm.hidden = account !== null;
+    document.getElementById('who').hidden = account === null;
+    if (account) {
+      document.getElementById('who-text').textContent =
+        t('signedIn') + ' ' + account.login + '（' + account.role + ' · ' + account.scope + '）';
+    }
+  }
+  async function loadAccount() {
+    const res = await request('/auth/session').catch(function () { return { ok: false }; });
+    account = res.ok && res.body ? res.body : null;
+    renderAccount();
+  }
+  loginForm.addEventListener('submit', async function (e) {
+    e.preventDefault();
+    const form = new URLSearchParams(new FormData(loginForm));
+    const resp = await fetch(API + '/auth/session', { method: 'POST', body: form,
+      headers: { Accept: 'application/json' }, credentials: 'same-origin' }).catch(function () { return null; });
+    document.getElementById('login-error').hidden = !!(resp && resp.ok);
+    if (resp && resp.ok) {
+      account = await resp.json();
+      document.getElementById('login-pass').value = '';
+    }
+    renderAccount();
+  });
+  document.getElementById('logout').addEventListener('click', async function () {
+    if (account) {
+      await fetch(API + '/auth/session', { method: 'DELETE', credentials: 'same-origin',
+        headers: { 'X-CSRF-Token': account.csrf_token } }).catch(function () { return null; });
+    }
+    account = null;
+    renderAccount();
+  });
+
   // ---- language ----------------------------------------------------------------------------------
   function applyLanguage() {
     document.documentElement.lang = lang === 'en' ? 'en' : 'zh-CN';
     document.querySelectorAll('[data-i18n]').forEach(function (node) { node.textContent = t(node.dataset.i18n); });
+    document.querySelectorAll('[data-i18n-placeholder]').forEach(function (node) {
+      node.placeholder = t(node.dataset.i18nPlaceholder);
+    });
     document.getElementById('lang-toggle').lang = t('toggleLang');
     map.closePopup();
     buildControl();
@@ -287,4 +331,5 @@
   for (const def of LAYERS) if (def.on) def.layer.addTo(map);
   updateHint();
   loadStats();
+  loadAccount();
 })();
