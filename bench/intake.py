@@ -20,7 +20,6 @@ import argparse
 import http.client
 import json
 import os
-import platform
 import random
 import socket
 import statistics
@@ -29,10 +28,10 @@ import sys
 import threading
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
+from bench import machine, save
 from spatial.assignment import Report, report_params
 from spatial.cluster import free_port
 from spatial.db import database_url
@@ -340,7 +339,7 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=30)
     round_ratios = [h / f for h, f in zip(served["per_round"], base["per_round"], strict=True)]
-    result = {"machine": f"{platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}",
+    result = {"machine": machine(),
               "clients": args.clients, "workers": args.workers, "seconds": args.seconds, "floor": base,
               "http": served, "ratio_http_over_floor": round(served["per_s"] / base["per_s"], 2),
               "ratio_median_of_rounds": round(statistics.median(round_ratios), 2), "bulk": batch}
@@ -352,9 +351,7 @@ def main() -> None:
           f" {result['ratio_median_of_rounds']}; rounds floor {base['per_round']}, HTTP {served['per_round']})")
     print(f"bulk: {batch['rows']:,} reports in {batch['seconds']} s ({batch['rows_per_s']:,}/s): "
           f"{batch['created']} created, {batch['duplicates']} duplicates, {batch['refused']} refused")
-    out = Path(__file__).parent / "results"
-    out.mkdir(exist_ok=True)
-    (out / "intake.json").write_text(json.dumps(result, indent=2))
+    save("intake.json", result)
 
 
 if __name__ == "__main__":

@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
-import os
-import platform
 import time
-from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
+from bench import machine, save
 from migrations import alembic_config
 from spatial.db import database_url
 from spatial.demo.build import build_demo
@@ -82,7 +79,7 @@ def main() -> None:
     rows = sum(v["rows"] for v in copy.values())
     copy_seconds = sum(v["seconds"] for v in copy.values())
     result = {
-        "machine": f"{platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}",
+        "machine": machine(),
         "small": args.small, "build_seconds": round(build_seconds, 1), "build_steps": report.seconds,
         "rows": rows, "copy_seconds": round(copy_seconds, 1), "copy_tables": copy,
         "ratio_build_over_copy": round(build_seconds / copy_seconds, 2),
@@ -93,9 +90,7 @@ def main() -> None:
     for table, figures in copy.items():
         print(f"  {table:18s} {figures['rows']:>10,} rows  COPY {figures['seconds']:7.2f} s"
               f"  {figures['rows_per_s']:>10,} rows/s")
-    out = Path(__file__).parent / "results"
-    out.mkdir(exist_ok=True)
-    (out / ("load-small.json" if args.small else "load.json")).write_text(json.dumps(result, indent=2))
+    save("load-small.json" if args.small else "load.json", result)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ import argparse
 import http.client
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -35,6 +34,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
+from bench import machine, save
 from bench.intake import bench_token, template
 from spatial.cluster import free_port
 from spatial.features import encode_cursor
@@ -247,14 +247,12 @@ def main() -> None:
     for name, got in tiles.items():
         us, tg = got["gridlink"], got["tipg"]
         print(f"{name:40} {us[0]:9.1f}  {tg[0]:9.1f}  {tg[0] / us[0]:7.2f}  {us[1]}/{tg[1]}")
-    out = Path(__file__).parent / "results"
-    out.mkdir(exist_ok=True)
-    (out / "ogc.json").write_text(json.dumps({
-        "machine": f"{platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}",
+    save("ogc.json", {
+        "machine": machine(),
         "repeat": args.repeat, "rows": {k: {p: {"ms": round(v[0], 2), "bytes": v[1], "features": v[2]}
                                             for p, v in got.items()} for k, got in results.items()},
         "tiles": {k: {p: {"ms": round(v[0], 2), "bytes": v[1]} for p, v in got.items()}
-                  for k, got in tiles.items()}}, indent=2))
+                  for k, got in tiles.items()}})
 
 
 if __name__ == "__main__":

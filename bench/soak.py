@@ -26,18 +26,17 @@ import argparse
 import http.client
 import json
 import os
-import platform
 import random
 import statistics
 import threading
 import time
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import morecantile
 from sqlalchemy import create_engine, text
 
+from bench import machine, save
 from bench.intake import bench_token, prepare, sample_reports, start_server
 from spatial.accounts import add_user, create_token
 from spatial.settings import DatabaseSettings
@@ -280,12 +279,10 @@ def main() -> None:  # noqa: C901 - one linear script: setup, load, sampling, ve
           f"(max {verdict['db_connections_max']}); file descriptors {verdict['fds_first']} → {verdict['fds_last']}")
     print(f"latency ratio last 5 / first 5 minutes: p50 {verdict['p50_ratio_last_over_first']}, "
           f"p99 {verdict['p99_ratio_last_over_first']}")
-    out = Path(__file__).parent / "results"
-    out.mkdir(exist_ok=True)
-    (out / "soak.json").write_text(json.dumps({
-        "machine": f"{platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}",
+    save("soak.json", {
+        "machine": machine(),
         "minutes": args.minutes, "rate_reports_per_s": args.rate, "workers": args.workers, "verdict": verdict,
-        "per_minute": per_minute, "samples": samples}, indent=2))
+        "per_minute": per_minute, "samples": samples})
 
 
 if __name__ == "__main__":

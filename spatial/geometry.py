@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from typing import Any
 
 import shapely
 from shapely.geometry import MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
 from shapely.validation import explain_validity
+
+from spatial.errors import InvalidGeometryError, InvalidParameterError
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,6 @@ def checked_shape(value: object, allowed: tuple[str, ...], what: str, max_vertic
     — no repair: an editor must see and fix what they sent."""
     from shapely.geometry import shape
 
-    from spatial.errors import InvalidGeometryError
 
     try:
         geom = shape(value)
@@ -63,3 +66,23 @@ def checked_shape(value: object, allowed: tuple[str, ...], what: str, max_vertic
     if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
         raise InvalidGeometryError("coordinates must be longitude, latitude in EPSG:4326")
     return geom
+
+
+def coded_feature(feature: Any, code: str | None, pattern: re.Pattern[str], code_hint: str) -> tuple[str, str, dict]:
+    """The code, name and properties of a GeoJSON Feature describing a grid (``code``: the one the URL
+    names, for a replace); InvalidParameterError naming the field otherwise."""
+
+    if not isinstance(feature, dict) or feature.get("type") != "Feature":
+        raise InvalidParameterError("the body must be a GeoJSON Feature", parameter="body")
+    props = feature.get("properties") or {}
+    if not isinstance(props, dict):
+        raise InvalidParameterError("properties must be an object", parameter="properties")
+    given = props.get("code", code)
+    if code is not None and given != code:
+        raise InvalidParameterError("the feature's code differs from the one in the URL", parameter="code")
+    if not isinstance(given, str) or not pattern.match(given):
+        raise InvalidParameterError(code_hint, parameter="code")
+    name = props.get("name")
+    if not isinstance(name, str) or not 1 <= len(name) <= 100:
+        raise InvalidParameterError("name must be text of 1–100 characters", parameter="name")
+    return given, name, props

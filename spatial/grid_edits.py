@@ -31,7 +31,7 @@ from sqlalchemy import Connection, text
 from spatial.accounts import ForbiddenError, Principal
 from spatial.component_edits import ConflictError, RevisionMismatchError
 from spatial.errors import InvalidGeometryError, InvalidParameterError, NotFoundError
-from spatial.geometry import checked_shape
+from spatial.geometry import checked_shape, coded_feature
 from spatial.scope import covers
 
 CODE = re.compile(r"^[0-9]{15}$")
@@ -51,20 +51,10 @@ def may_edit(principal: Principal, code: str) -> None:
 
 def parse_feature(feature: Any, code: str | None = None) -> tuple[str, str, Any]:
     """Validate a Feature as a base grid: return (code, name, MultiPolygon)."""
-    if not isinstance(feature, dict) or feature.get("type") != "Feature":
-        raise InvalidParameterError("the body must be a GeoJSON Feature", parameter="body")
-    props = feature.get("properties") or {}
+    given, name, props = coded_feature(feature, code, CODE, "code must be a base grid code of 15 digits")
     unknown = set(props) - {"code", "name", "level", "kind", "parent_code", "version_id"}
     if unknown:
         raise InvalidParameterError(f"unknown properties: {', '.join(sorted(unknown))}", parameter="properties")
-    given = props.get("code", code)
-    if code is not None and given != code:
-        raise InvalidParameterError("the feature's code differs from the one in the URL", parameter="code")
-    if not isinstance(given, str) or not CODE.match(given):
-        raise InvalidParameterError("code must be a base grid code of 15 digits", parameter="code")
-    name = props.get("name")
-    if not isinstance(name, str) or not 1 <= len(name) <= 100:
-        raise InvalidParameterError("name must be text of 1–100 characters", parameter="name")
     geom = checked_shape(feature.get("geometry"), ("Polygon", "MultiPolygon"), "a base grid", MAX_VERTICES)
     return given, name, geom if geom.geom_type == "MultiPolygon" else MultiPolygon([geom])
 

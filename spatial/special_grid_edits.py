@@ -19,7 +19,7 @@ from sqlalchemy import Connection, text
 from spatial.accounts import ForbiddenError, Principal
 from spatial.component_edits import ConflictError, RevisionMismatchError
 from spatial.errors import InvalidGeometryError, InvalidParameterError, NotFoundError
-from spatial.geometry import checked_shape
+from spatial.geometry import checked_shape, coded_feature
 from spatial.models.grids import SPECIAL_LETTERS
 
 CODE = re.compile(r"^[0-9]{6}[EPSC][0-9]{4}$")
@@ -38,17 +38,7 @@ def may_edit(principal: Principal, code: str) -> None:
 
 def parse_feature(conn: Connection, feature: Any, code: str | None = None) -> tuple[str, str, Any]:
     """Validate a Feature as a special grid: return (code, name, MultiPolygon)."""
-    if not isinstance(feature, dict) or feature.get("type") != "Feature":
-        raise InvalidParameterError("the body must be a GeoJSON Feature", parameter="body")
-    props = feature.get("properties") or {}
-    given = props.get("code", code)
-    if code is not None and given != code:
-        raise InvalidParameterError("the feature's code differs from the one in the URL", parameter="code")
-    if not isinstance(given, str) or not CODE.match(given):
-        raise InvalidParameterError("code must be a district code, E/P/S/C and 4 digits", parameter="code")
-    name = props.get("name")
-    if not isinstance(name, str) or not 1 <= len(name) <= 100:
-        raise InvalidParameterError("name must be text of 1–100 characters", parameter="name")
+    given, name, _ = coded_feature(feature, code, CODE, "code must be a district code, E/P/S/C and 4 digits")
     multi = _area(feature.get("geometry"))
     outside = conn.execute(text(
         "SELECT ST_Area(ST_Difference(ST_GeomFromText(:wkt, 4326), gg.geom)::geography) FROM grid_geometry gg"
