@@ -99,14 +99,16 @@ def sample_reports(url: str, count: int, seed: int = 7) -> list[dict]:
         ), {"per": max(1, count // 900 + 1), "seed": seed}).all()
         anchors = conn.execute(text(
             "SELECT ST_X(geom), ST_Y(geom) FROM component TABLESAMPLE SYSTEM (2) REPEATABLE (:seed)"
-            " WHERE GeometryType(geom) = 'POINT' LIMIT :n"), {"seed": seed, "n": count}).all()
+            " WHERE GeometryType(geom) = 'POINT' AND district_code = '320506' LIMIT :n"),
+            {"seed": seed, "n": count}).all()
         categories = [c for (c,) in conn.execute(text(
             "SELECT code FROM event_category WHERE time_limit IS NOT NULL ORDER BY code"))]
     engine.dispose()
     rng = random.Random(seed)
     bodies = []
     for i in range(count):
-        # Half the reports sit on a component (so component categories bind one), half anywhere.
+        # Half the reports sit on a Wuzhong component (so component categories bind one), half anywhere in
+        # Wuzhong's base grids: all inside coverage (components elsewhere can lie where no base grid is).
         lon, lat = anchors[i % len(anchors)] if i % 2 else points[rng.randrange(len(points))]
         bodies.append({"category": rng.choice(categories), "description": "bench",
                        "location": {"type": "Point", "coordinates": [round(lon + rng.uniform(-5e-5, 5e-5), 7),
