@@ -22,7 +22,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from spatial.accounts import AuthenticationError, ForbiddenError, Principal, principal_for
+from spatial.accounts import AuthenticationError, ForbiddenError, Principal, resolve_token
 
 SESSION_COOKIE = "gridlink_session"
 CSRF_HEADER = "x-csrf-token"
@@ -30,9 +30,13 @@ SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
 def bearer_token(request: Request) -> str | None:
-    """The token of the request's ``Authorization`` header, if any: ``Bearer <token>``, or HTTP Basic with the
-    token as password (any user name, e.g. ``token``) — for clients that only know Basic, such as QGIS."""
-    header = request.headers.get("authorization", "")
+    """The token of the request's ``Authorization`` header, if any (``header_token``)."""
+    return header_token(request.headers.get("authorization", ""))
+
+
+def header_token(header: str) -> str | None:
+    """The token of an ``Authorization`` header value: ``Bearer <token>``, or HTTP Basic with the token as
+    password (any user name, e.g. ``token``) — for clients that only know Basic, such as QGIS."""
     scheme, _, token = header.partition(" ")
     token = token.strip()
     if scheme.lower() == "basic" and token:
@@ -71,12 +75,12 @@ def current_principal(request: Request) -> Principal:
     if token is None:
         raise AuthenticationError("this needs a bearer token (POST /api/v1/auth/token or `gridlink token create`)"
                                   " or a session (POST /api/v1/auth/session)")
-    state = request.app.state
-    cached = state.principals.get(token)
-    if cached is not None:
-        return cached
-    with state.engine.connect() as conn:
-        return principal_for(conn, token, state.principals)
+    return resolve_token(request.app.state.engine, token, request.app.state.principals)
+
+
+def client_address(request: Request) -> str | None:
+    """The caller's address (for the audit log)."""
+    return request.client.host if request.client else None
 
 
 def optional_principal(request: Request) -> Principal | None:

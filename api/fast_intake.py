@@ -5,8 +5,9 @@ FastAPI's per-request machinery (routing, dependency solving, request objects, t
 a ``def`` route, the ORM's pool) cost more CPU than the assignment itself (BENCHMARKS.md, "Intake"), so
 this ASGI layer sits in front of the routes and answers that one request directly:
 
-- it resolves the bearer token (``spatial.accounts.principal_on_pool``, cached for a few seconds) — a request
-  without one, with a bad one, or of a role that does not report goes to the route, which answers 401/403;
+- it resolves the token of the ``Authorization`` header (``api.auth.header_token``, then
+  ``spatial.accounts.principal_on_pool``, cached for a few seconds) — a request without one, with a bad one,
+  or of a role that does not report goes to the route, which answers 401/403;
 - it reads the body (the size limit still applies: ``BodySizeLimit`` wraps this layer), validates it with
   the same pydantic model the route declares (``CaseCreate``), and runs the same prepared statement
   (``spatial.cases.create_plain_case``, which also writes the audit row and keeps the report inside the
@@ -28,6 +29,7 @@ import json
 
 from pydantic import ValidationError
 
+from api.auth import header_token
 from api.problems import domain_problem
 from api.routes.cases import to_input
 from api.schemas import CaseCreate
@@ -52,7 +54,7 @@ class FastIntake:
             return
         headers = dict(scope["headers"])
         media = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
-        token = _bearer(headers)
+        token = header_token(headers.get(b"authorization", b"").decode("latin-1"))
         if media not in JSON_MEDIA or b"idempotency-key" in headers or token is None:
             await self.app(scope, receive, send)
             return
@@ -82,12 +84,6 @@ class FastIntake:
             (b"content-type", b"application/json"), (b"content-length", str(len(content)).encode()),
             (b"location", f"{PATH}/{reply['id']}".encode())]})
         await send({"type": "http.response.body", "body": content})
-
-
-def _bearer(headers: dict[bytes, bytes]) -> str | None:
-    """The bearer token of the request; None without one (session cookies go through the route: CSRF)."""
-    scheme, _, token = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
 async def _read_body(receive) -> bytes:

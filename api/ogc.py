@@ -37,7 +37,7 @@ from api.ogc_openapi import self_contained
 from api.ogc_tiles import CONFORMANCE as TILES_CONFORMANCE
 from api.ogc_tiles import OgcTiles, collection_links
 from spatial import features
-from spatial.accounts import AuthenticationError, Principal, PrincipalCache, principal_for
+from spatial.accounts import AuthenticationError, Principal, PrincipalCache, resolve_token
 from spatial.areas import parse_bbox
 from spatial.errors import GridlinkError
 from tiles.cache import TileCache
@@ -229,14 +229,9 @@ class Reader:
         token = request_token(request)
         if token is None:
             raise AuthenticationError(f"collection {name!r} needs an account: send a bearer token")
-        cached = self.principals.get(token)
-        if cached is not None:
-            return cached
-        return await asyncio.to_thread(self._resolve, token)
-
-    def _resolve(self, token: str) -> Principal:
-        with self.engine.connect() as conn:
-            return principal_for(conn, token, self.principals)
+        # A cached token is answered here; only a look-up takes the trip to a thread.
+        return self.principals.get(token) or await asyncio.to_thread(resolve_token, self.engine, token,
+                                                                      self.principals)
 
 
 class Mounted:

@@ -20,7 +20,7 @@ from sqlalchemy import Engine, text
 from starlette.requests import Request
 from starlette.responses import Response
 
-from api.auth import request_token
+from api.auth import client_address, request_token
 from spatial import component_edits as edits
 from spatial import features
 from spatial import grid_edits as base
@@ -98,7 +98,7 @@ def _apply(engine: Engine, request: Request, action: str, body: bytes, expected:
                              expected)
         target = request.path_params.get("item") or response.headers["location"].rsplit("/", 1)[-1]
         kind = {"special-grids": "special_grid", "grids": "base_grid"}.get(collection, "component")
-        record(conn, Actor.of(principal, request.client.host if request.client else None), f"{kind}.{action}",
+        record(conn, Actor.of(principal, client_address(request)), f"{kind}.{action}",
                target, {"etag": response.headers.get("etag"), "if_match": expected})
         return response
 

@@ -177,6 +177,15 @@ def principal_for(conn: Connection, token: str, cache: PrincipalCache | None = N
     return principal
 
 
+def resolve_token(engine: Any, token: str, cache: PrincipalCache) -> Principal:
+    """``principal_for`` on a connection of ``engine`` taken only when ``cache`` does not know the token."""
+    found = cache.get(token)
+    if found is not None:
+        return found
+    with engine.connect() as conn:
+        return principal_for(conn, token, cache)
+
+
 async def principal_on_pool(pool: Any, token: str, cache: PrincipalCache) -> Principal | None:
     """``principal_for`` on an asyncpg pool (the lean intake path); None when the token is not valid."""
     found = cache.get(token)

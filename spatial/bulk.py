@@ -275,7 +275,7 @@ def intake(conn: Connection, ref: ReferenceCache, rows: list[BulkRow], parse_ref
         stored = _store(conn, ref, assigned, actor)
         results.extend(stored)
         audit.record(conn, Actor.of(by, client, channel=actor), "case.bulk", f"{len(stored)} cases",
-               {"first_id": stored[0].case_id, "last_id": stored[-1].case_id, "received": report.received})
+                     {"first_id": stored[0].case_id, "last_id": stored[-1].case_id, "received": report.received})
     report.results = sorted(results, key=lambda r: r.row)
     report.created = sum(r.status == "created" for r in report.results)
     report.duplicates = sum(r.status == "duplicate" for r in report.results)

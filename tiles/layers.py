@@ -39,7 +39,6 @@ class TileLayer:
     maxzoom: int = MAX_ZOOM
     detail_from: int | None = None  # points: aggregated below this zoom
     polygons: bool = False
-    public: bool = True  # anonymous callers may read it (the grid layers); the others need an account
 
 
 def _grid(name: str, condition: str) -> TileLayer:
@@ -61,7 +60,7 @@ LAYERS: dict[str, TileLayer] = {
         name="components", group="components", source="component c WHERE true", geom="c.geom",
         attributes="c.code, c.class_code, c.owner_key, c.status, c.grid_code",
         fields={"code": "String", "class_code": "String", "owner_key": "String", "status": "String",
-                "grid_code": "String", "count": "Number"}, minzoom=10, detail_from=16, public=False,
+                "grid_code": "String", "count": "Number"}, minzoom=10, detail_from=16,
     ),
     "cases": TileLayer(
         name="cases", group="cases", source=f'"case" k WHERE {OPEN_CASE}', geom="k.location",
@@ -69,7 +68,7 @@ LAYERS: dict[str, TileLayer] = {
                    " to_char(k.reported_at, 'YYYY-MM-DD\"T\"HH24:MI:SSOF') AS reported_at",
         fields={"id": "Number", "case_no": "String", "category_code": "String", "state": "String",
                 "grid_code": "String", "owner_key": "String", "reported_at": "String", "count": "Number"},
-        minzoom=8, detail_from=12, public=False,
+        minzoom=8, detail_from=12,
     ),
 }
 CASE_STATES = ("reported", "registered", "dispatched", "handled", "suspended")

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request, Response
 
-from api.auth import SESSION_COOKIE, PrincipalDep, bearer_token, csrf_token, request_token
+from api.auth import SESSION_COOKIE, PrincipalDep, bearer_token, client_address, csrf_token, request_token
 from api.deps import EngineDep
 from spatial.accounts import Principal, check_password, create_token, revoke_token
 from spatial.audit import Actor, record
@@ -18,16 +18,12 @@ Login = Annotated[str, Form(max_length=64)]
 Password = Annotated[str, Form(max_length=1024)]
 
 
-def _client(request: Request) -> str | None:
-    return request.client.host if request.client else None
-
-
-def _login(request: Request, engine, username: str, password: str, label: str) -> tuple[Principal, str, int | None]:
+def _login(request: Request, engine, username: str, password: str, label: str,
+           action: str) -> tuple[Principal, str, int | None]:
     with engine.begin() as conn:
         principal = check_password(conn, username, password)
         issued, expires = create_token(conn, principal.login, label=label)
-        record(conn, Actor.of(principal, _client(request)), "session.create" if label == "web session"
-               else "token.create", principal.login, {"label": label})
+        record(conn, Actor.of(principal, client_address(request)), action, principal.login, {"label": label})
     seconds = int((expires - datetime.now(UTC)).total_seconds()) if expires else None
     return principal, issued, seconds
 
@@ -35,7 +31,7 @@ def _login(request: Request, engine, username: str, password: str, label: str) -
 @router.post("/token", summary="Exchange a login and password for a bearer token (OAuth2 password flow)")
 def token(request: Request, engine: EngineDep, username: Login, password: Password) -> dict[str, Any]:
     """Return ``{"access_token", "token_type": "bearer", "expires_in"}``; 401 problem+json otherwise."""
-    _, issued, seconds = _login(request, engine, username, password, "password login")
+    _, issued, seconds = _login(request, engine, username, password, "password login", "token.create")
     return {"access_token": issued, "token_type": "bearer", "expires_in": seconds}
 
 
@@ -49,7 +45,7 @@ def revoke(request: Request, engine: EngineDep, principal: PrincipalDep) -> Resp
 def _revoke(request: Request, engine, principal: Principal, issued: str) -> None:
     with engine.begin() as conn:
         if revoke_token(conn, issued, request.app.state.principals):
-            record(conn, Actor.of(principal, _client(request)), "token.revoke", principal.login)
+            record(conn, Actor.of(principal, client_address(request)), "token.revoke", principal.login)
 
 
 def _session_reply(request: Request, principal: Principal, session: str, seconds: int | None) -> dict[str, Any]:
@@ -62,7 +58,7 @@ def open_session(request: Request, response: Response, engine: EngineDep, userna
                  password: Password) -> dict[str, Any]:
     """Set the ``gridlink_session`` cookie (HttpOnly, SameSite=Strict, Secure off loopback) and return
     ``{"login", "role", "scope", "expires_in", "csrf_token"}``: send ``X-CSRF-Token`` with every write."""
-    principal, session, seconds = _login(request, engine, username, password, "web session")
+    principal, session, seconds = _login(request, engine, username, password, "web session", "session.create")
     loopback = request.url.hostname in ("127.0.0.1", "localhost", "::1")
     response.set_cookie(SESSION_COOKIE, session, max_age=seconds, httponly=True, samesite="strict", path="/",
                         secure=request.url.scheme == "https" or not loopback)

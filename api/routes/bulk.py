@@ -7,7 +7,7 @@ from concurrent.futures import Future
 from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import PrincipalDep
+from api.auth import PrincipalDep, client_address
 from api.deps import EngineDep, ReferenceDep, UnsupportedMediaTypeError
 from spatial.accounts import Principal
 from spatial.batch_index import Usable
@@ -49,7 +49,7 @@ async def bulk(request: Request, engine: EngineDep, ref: ReferenceDep, principal
         usable = start_reading(engine, len(body))
         rows, refused = _parse(media, body)
         return _store(engine, ref, rows, refused, all_or_nothing, usable, principal,
-                      request.client.host if request.client else None)
+                      client_address(request))
 
     return Response(await run_in_threadpool(work), media_type="application/json")
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 
-from api.auth import PrincipalDep
+from api.auth import PrincipalDep, client_address
 from api.deps import ConnectionDep, EngineDep, ReferenceDep, require_json
 from api.schemas import CaseCreate, check_lon_lat
 from spatial.areas import parse_bbox
@@ -42,7 +42,7 @@ def create(body: CaseCreate, engine: EngineDep, ref: ReferenceDep, principal: Pr
     area is refused with 403 and nothing is stored. A plain report (JSON, bearer token, no key) is answered
     before it gets here, by api/fast_intake.py; this route answers the rest: keyed requests, session
     cookies, reports that only name a component, and refusals."""
-    client = request.client.host if request.client else None
+    client = client_address(request)
     with engine.begin() as conn:
         reply, created = create_case(conn, ref, to_input(body), f"api:{body.source}", idempotency_key,
                                      by=principal, client=client)

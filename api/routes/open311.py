@@ -41,6 +41,7 @@ from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.auth import client_address
 from api.deps import ConnectionDep, EngineDep, ReferenceDep, UnsupportedMediaTypeError
 from api.middleware import BodyTooLarge
 from api.open311_format import check_format, render, render_error
@@ -311,7 +312,7 @@ def create(fmt: FormatDep, fields: SubmissionDep, request: Request, engine: Engi
                 raise ForbiddenError(f"an api_key of a {partner.role} account cannot submit requests")
             actor = f"open311:{partner.login}"
         case, created = create_case(conn, ref, report, actor, idempotency_key, by=partner,
-                                    client=request.client.host if request.client else None)
+                                    client=client_address(request))
     headers = {} if created else {"Idempotent-Replayed": "true"}
     return render(fmt, "service_requests", [created_reply(case)], status=201 if created else 200, headers=headers)
 

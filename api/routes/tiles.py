@@ -10,7 +10,7 @@ from api.auth import OptionalPrincipalDep
 from api.deps import EngineDep
 from spatial.accounts import AuthenticationError
 from spatial.errors import InvalidParameterError, NotFoundError
-from spatial.features import coverage_extent
+from spatial.features import coverage_extent, layers
 from spatial.scope import case_filter
 from tiles.cache import Tile, TileError
 from tiles.layers import LAYERS, MAX_ZOOM
@@ -25,8 +25,8 @@ def tile(layer: str, z: int, x: int, y: int, request: Request, engine: EngineDep
          state: str | None = Query(default=None, description="cases only: one open state")) -> Response:
     """The tile; ``ETag`` is a hash of its bytes, ``If-None-Match`` with it answers 304. Components and
     cases need an account; cases are those in the reader's scope."""
-    found_layer = LAYERS.get(layer)
-    if found_layer is not None and not found_layer.public and principal is None:
+    collection = layers().get(layer)  # who may read a tile layer is who may read the collection of its name
+    if collection is not None and not collection.public and principal is None:
         raise AuthenticationError(f"tile layer {layer!r} needs an account: send a bearer token")
     try:
         with engine.connect() as conn:
