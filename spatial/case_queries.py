@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -15,13 +14,12 @@ from spatial.cases import MAX_PAGE, CaseFilter, case_public
 from spatial.errors import InvalidParameterError
 from spatial.models import Case
 from spatial.reference_cache import ReferenceCache
-from spatial.scope import case_clause
+from spatial.scope import SPECIAL_CODE, case_clause
 from spatial.sql import statement
 from spatial.srid import WGS84
 
 LOCAL = ZoneInfo("Asia/Shanghai")
 AREA_COLUMNS = {15: Case.grid_code, 12: Case.community_code, 9: Case.town_code, 6: Case.district_code}
-SPECIAL_CODE = re.compile(r"^[0-9]{6}[EPSC][0-9]{4}$")
 
 
 def _area_clause(area: str):

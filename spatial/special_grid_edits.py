@@ -10,7 +10,6 @@ current version; a replace or retire must name it.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from shapely.geometry import MultiPolygon
@@ -21,8 +20,9 @@ from spatial.component_edits import ConflictError, RevisionMismatchError
 from spatial.errors import InvalidGeometryError, InvalidParameterError, NotFoundError
 from spatial.geometry import checked_shape, coded_feature
 from spatial.models.grids import SPECIAL_LETTERS
+from spatial.scope import SPECIAL_CODE
 
-CODE = re.compile(r"^[0-9]{6}[EPSC][0-9]{4}$")
+CODE = SPECIAL_CODE  # district code, E/P/S/C, 4 digits
 KIND_OF = {letter: kind for kind, letter in SPECIAL_LETTERS.items()}
 MAX_VERTICES = 10_000
 OUTSIDE_TOLERANCE_M2 = 1.0
