@@ -9,16 +9,18 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from api import ogc, problems
+from api import problems
 from api.fast_intake import FastIntake
 from api.middleware import BodySizeLimit, DatabaseUnavailable
-from api.routes import areas, auth, bulk, cases, open311, tiles
+from api.ogc import build as ogc
+from api.open311 import routes as open311
+from api.routes import areas, auth, bulk, cases, tiles
 from api.settings import ApiSettings
-from spatial.accounts import PrincipalCache, server_secret
-from spatial.db import database_url, make_engine, make_intake_pool
-from spatial.features import coverage_extent
-from spatial.reference_cache import ReferenceCache
+from spatial.access.accounts import PrincipalCache, server_secret
+from spatial.features.pages import coverage_extent
+from spatial.reference.cache import ReferenceCache
 from spatial.settings import DatabaseSettings
+from spatial.store.db import database_url, make_engine, make_intake_pool
 from tiles.cache import TileCache
 from web.pages import STATIC_DIR, render_index
 

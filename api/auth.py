@@ -1,5 +1,5 @@
 """Who is calling: bearer tokens (``Authorization: Bearer …``) for API clients, and session cookies with CSRF
-protection for the web pages; both resolve to accounts (spatial/accounts.py).
+protection for the web pages; both resolve to accounts (spatial/access/accounts.py).
 
 Sessions. ``POST /api/v1/auth/session`` (login form) stores a token of the account as the ``gridlink_session``
 cookie — ``HttpOnly``, ``SameSite=Strict``, ``Secure`` unless the server runs on plain HTTP at 127.0.0.1,
@@ -10,7 +10,7 @@ read nor forge it. Bearer requests need no CSRF token (browsers never add that h
 
 Routes that need an account depend on ``PrincipalDep`` (401 problem+json without valid credentials) and check
 the role they need with ``require_role``; scope checks on data live in ``spatial/`` with the queries they
-guard (spatial/scope.py).
+guard (spatial/access/scope.py).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from spatial.accounts import AuthenticationError, ForbiddenError, Principal, resolve_token
+from spatial.access.accounts import AuthenticationError, ForbiddenError, Principal, resolve_token
 
 SESSION_COOKIE = "gridlink_session"
 CSRF_HEADER = "x-csrf-token"

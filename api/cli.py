@@ -24,8 +24,8 @@ import sys
 import time
 from pathlib import Path
 
-from spatial.cluster import Cluster, ClusterError
 from spatial.settings import DatabaseSettings
+from spatial.store.cluster import Cluster, ClusterError
 
 
 def _err(message: str) -> None:
@@ -57,14 +57,14 @@ def cmd_db(args: argparse.Namespace) -> int:
             print(f"port: 127.0.0.1:{state.port}")
         return 0 if running else 3
     elif args.action == "url":
-        from spatial.db import database_url
+        from spatial.store.db import database_url
 
         print(database_url(settings))
     return 0
 
 
 def _url() -> str:
-    from spatial.db import database_url
+    from spatial.store.db import database_url
 
     return database_url(_settings())
 
@@ -121,9 +121,9 @@ def _import_cases(args: argparse.Namespace) -> int:
 
     from sqlalchemy import create_engine
 
-    from spatial.bulk import intake, parse_csv, parse_geojson, start_reading
+    from spatial.cases.bulk import intake, parse_csv, parse_geojson, start_reading
     from spatial.errors import GridlinkError
-    from spatial.reference_cache import ReferenceCache
+    from spatial.reference.cache import ReferenceCache
 
     if args.file is None:
         _err("import cases needs a FILE (.geojson, .json or .csv)")
@@ -154,7 +154,7 @@ def _import_reference(args: argparse.Namespace) -> int:
     """Load reference tables from the user's own CSV files."""
     from sqlalchemy import create_engine
 
-    from spatial.reference import ReferenceDataError, ReferenceFiles, load_reference
+    from spatial.reference.load import ReferenceDataError, ReferenceFiles, load_reference
 
     files = ReferenceFiles(
         departments=args.departments, component_classes=args.component_classes,
@@ -265,7 +265,7 @@ def _cli_actor():
     """The audit actor of a command typed on this machine: ``cli:<os user>``."""
     import getpass
 
-    from spatial.audit import Actor
+    from spatial.access.audit import Actor
 
     return Actor(f"cli:{getpass.getuser()}", None, "local")
 
@@ -286,8 +286,8 @@ def cmd_user(args: argparse.Namespace) -> int:
     """Create an account (the password is read from standard input; there is no default password)."""
     from sqlalchemy import create_engine
 
-    from spatial.accounts import add_user
-    from spatial.audit import record
+    from spatial.access.accounts import add_user
+    from spatial.access.audit import record
     from spatial.errors import GridlinkError
 
     try:
@@ -315,8 +315,8 @@ def cmd_token(args: argparse.Namespace) -> int:
 
     from sqlalchemy import create_engine
 
-    from spatial.accounts import create_token, revoke_token
-    from spatial.audit import record
+    from spatial.access.accounts import create_token, revoke_token
+    from spatial.access.audit import record
     from spatial.errors import GridlinkError
 
     engine = create_engine(_url())
@@ -347,7 +347,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
     """Dump the database into one file."""
     from datetime import datetime
 
-    from spatial.backup import BackupError, backup
+    from spatial.store.backup import BackupError, backup
 
     target = args.file or _settings().home / "backups" / f"gridlink-{datetime.now():%Y%m%d-%H%M%S}.dump"
     try:
@@ -363,7 +363,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     """Restore a backup into an empty database (or replace one, when told)."""
     from sqlalchemy import make_url
 
-    from spatial.backup import BackupError, restore
+    from spatial.store.backup import BackupError, restore
 
     url = _url()
     if args.database:

@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from sqlalchemy import Connection, Engine
 
 from spatial.errors import GridlinkError
-from spatial.reference_cache import ReferenceCache
+from spatial.reference.cache import ReferenceCache
 
 
 class UnsupportedMediaTypeError(GridlinkError):

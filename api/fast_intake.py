@@ -6,11 +6,11 @@ a ``def`` route, the ORM's pool) cost more CPU than the assignment itself (BENCH
 this ASGI layer sits in front of the routes and answers that one request directly:
 
 - it resolves the token of the ``Authorization`` header (``api.auth.header_token``, then
-  ``spatial.accounts.principal_on_pool``, cached for a few seconds) — a request without one, with a bad one,
+  ``spatial.access.accounts.principal_on_pool``, cached for a few seconds) — a request without one, with a bad one,
   or of a role that does not report goes to the route, which answers 401/403;
 - it reads the body (the size limit still applies: ``BodySizeLimit`` wraps this layer), validates it with
   the same pydantic model the route declares (``CaseCreate``), and runs the same prepared statement
-  (``spatial.cases.create_plain_case``, which also writes the audit row and keeps the report inside the
+  (``spatial.cases.intake.create_plain_case``, which also writes the audit row and keeps the report inside the
   account's area) on the event loop through an asyncpg pool;
 - a case created is answered here (201, ``Location``), byte for byte as the route would answer it;
 - an unknown category is answered with the same problem+json the app's handler writes
@@ -33,10 +33,10 @@ from api.auth import header_token
 from api.problems import domain_problem
 from api.routes.cases import to_input
 from api.schemas import CaseCreate
-from spatial.accounts import principal_on_pool
-from spatial.cases import create_plain_case
+from spatial.access.accounts import principal_on_pool
+from spatial.access.scope import REPORTERS
+from spatial.cases.intake import create_plain_case
 from spatial.errors import GridlinkError
-from spatial.scope import REPORTERS
 
 PATH = "/api/v1/cases"
 JSON_MEDIA = (b"application/json", b"application/geo+json")

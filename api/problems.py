@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.deps import UnsupportedMediaTypeError
-from spatial.accounts import AuthenticationError, ForbiddenError
+from spatial.access.accounts import AuthenticationError, ForbiddenError
 from spatial.errors import (
     ComponentError,
     GridlinkError,

@@ -6,13 +6,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from spatial.coords import coordinate_problem
+from spatial.geo.coords import coordinate_problem
 
 Source = Literal["inspector", "hotline", "public", "video", "dispatcher"]
 
 
 def check_lon_lat(lon: float, lat: float) -> None:
-    """Raise ValueError when (lon, lat) is not a usable position (see ``spatial.coords``)."""
+    """Raise ValueError when (lon, lat) is not a usable position (see ``spatial.geo.coords``)."""
     problem = coordinate_problem(lon, lat)
     if problem:
         raise ValueError(problem)

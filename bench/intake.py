@@ -4,7 +4,7 @@
 
 1. A database with the full demo (built once, then reused while the generator is unchanged) is copied to a
    scratch database for the run, so that the cases the benchmark adds never pile up.
-2. Floor: the same intake statement the API runs (spatial/sql/intake.sql: assign, store the case and its
+2. Floor: the same intake statement the API runs (spatial/store/sql/intake.sql: assign, store the case and its
    first events), once per report and committed, over direct connections, one per client, without HTTP.
 3. HTTP: ``gridlink serve`` in a child process; N client threads POST /api/v1/cases (assign, store, reply,
    commit) with keep-alive connections; cases/s and p50/p99 latency.
@@ -32,13 +32,13 @@ from datetime import UTC, datetime
 from sqlalchemy import create_engine, text
 
 from bench import machine, save
-from spatial.assignment import Report, report_params
-from spatial.cluster import free_port
-from spatial.db import database_url
+from spatial.cases.assignment.rules import Report, report_params
 from spatial.demo.build import build_demo
-from spatial.reference_cache import ReferenceCache
+from spatial.reference.cache import ReferenceCache
 from spatial.settings import DatabaseSettings
-from spatial.sql import run_prepared
+from spatial.store.cluster import free_port
+from spatial.store.db import database_url
+from spatial.store.sql import run_prepared
 
 TEMPLATE = "gridlink_bench_demo"
 SCRATCH = "gridlink_bench_intake"
@@ -76,8 +76,8 @@ def prepare(settings: DatabaseSettings) -> str:
 
 def bench_token(url: str, login: str = "bench.partner") -> str:
     """A bearer token of a city-wide partner account (the hotline system) in the scratch database: intake
-    needs an account (spatial/scope.py)."""
-    from spatial.accounts import add_user, create_token
+    needs an account (spatial/access/scope.py)."""
+    from spatial.access.accounts import add_user, create_token
 
     engine = create_engine(url)
     with engine.begin() as conn:

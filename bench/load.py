@@ -18,9 +18,9 @@ from sqlalchemy import create_engine, text
 
 from bench import machine, save
 from migrations import alembic_config
-from spatial.db import database_url
 from spatial.demo.build import build_demo
 from spatial.settings import DatabaseSettings
+from spatial.store.db import database_url
 
 TABLES = ("grid", "grid_geometry", "team_member", "component", "component_history", "case", "case_event")
 DBNAME = "gridlink_bench_load"

@@ -36,9 +36,9 @@ from sqlalchemy import create_engine, text
 
 from bench import machine, save
 from bench.intake import bench_token, template
-from spatial.cluster import free_port
-from spatial.features import encode_cursor
+from spatial.features.pages import encode_cursor
 from spatial.settings import DatabaseSettings
+from spatial.store.cluster import free_port
 
 PEERS = Path(__file__).resolve().parent / ".peers"
 PEER_PACKAGES = ["pygeoapi==0.24.0", "geoalchemy2", "tipg", "uvicorn[standard]", "psycopg2-binary"]
@@ -182,7 +182,7 @@ def main() -> None:
     args = parser.parse_args()
     settings = DatabaseSettings()
     url = template(settings)  # the full demo, built once
-    # Components need an account on our side (spatial/scope.py); the peers ignore the header.
+    # Components need an account on our side (spatial/access/scope.py); the peers ignore the header.
     AUTH["Authorization"] = f"Bearer {bench_token(url)}"
     engine = create_engine(url)
     with engine.connect() as conn:

@@ -38,7 +38,7 @@ from sqlalchemy import create_engine, text
 
 from bench import machine, save
 from bench.intake import bench_token, prepare, sample_reports, start_server
-from spatial.accounts import add_user, create_token
+from spatial.access.accounts import add_user, create_token
 from spatial.settings import DatabaseSettings
 
 EXPECTED = {"report": {201}, "keyed": {200, 201}, "open311": {200, 201}, "list": {200}, "tile": {200, 204, 304},
@@ -49,7 +49,7 @@ READ_PLACES = 300
 
 
 def dispatcher_token(url: str) -> str:
-    """A bearer token of a town dispatcher (reads are scoped: spatial/scope.py)."""
+    """A bearer token of a town dispatcher (reads are scoped: spatial/access/scope.py)."""
     engine = create_engine(url)
     with engine.begin() as conn:
         if not conn.execute(text("SELECT 1 FROM account WHERE login = 'soak.dispatcher'")).first():

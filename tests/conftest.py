@@ -14,9 +14,9 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Connection, Engine, create_engine, text
 
-from spatial.cluster import ClusterError
-from spatial.db import database_url
 from spatial.settings import DatabaseSettings
+from spatial.store.cluster import ClusterError
+from spatial.store.db import database_url
 
 # Tests submit many anonymous Open311 requests from one address: the public rate limit (api/rate_limit.py)
 # is lifted for them, apps and servers alike, except where test_open311.py checks the limit itself.
@@ -61,7 +61,7 @@ def migrated_engine(dbname: str, keep: bool = False) -> Engine:
 @pytest.fixture(scope="session")
 def engine() -> Iterator[Engine]:
     """An empty, migrated database with the reference tables loaded."""
-    from spatial.reference import load_reference
+    from spatial.reference.load import load_reference
 
     eng = migrated_engine("gridlink_test")
     with eng.begin() as conn:
@@ -121,8 +121,8 @@ def admin_headers() -> dict[str, str]:
 @pytest.fixture(scope="session")
 def world_engine() -> Iterator[Engine]:
     """A database holding the known-answer world of tests/world.py (committed)."""
-    from spatial.accounts import add_user, create_token
-    from spatial.reference import load_reference
+    from spatial.access.accounts import add_user, create_token
+    from spatial.reference.load import load_reference
     from tests.world import build_world
 
     eng = migrated_engine("gridlink_test_world")
@@ -169,7 +169,7 @@ def no_cases(world_engine: Engine) -> None:
 @pytest.fixture
 def reference(world_engine: Engine):
     """The reference cache of the world database."""
-    from spatial.reference_cache import ReferenceCache
+    from spatial.reference.cache import ReferenceCache
 
     with world_engine.connect() as connection:
         return ReferenceCache.load(connection)

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from spatial.cluster import free_port
+from spatial.store.cluster import free_port
 
 
 @contextmanager

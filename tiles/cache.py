@@ -59,7 +59,7 @@ class TileCache:
     def tile(self, conn: Connection, name: str, z: int, x: int, y: int, state: str | None = None,
              scope: tuple[str, str] | None = None) -> Tile:
         """The tile, from the cache when its generation still holds, else built in PostGIS. ``scope``: the
-        reader's case scope (``spatial.scope.case_filter``); only cases are narrowed by it."""
+        reader's case scope (``spatial.access.scope.case_filter``); only cases are narrowed by it."""
         layer = LAYERS.get(name)
         if layer is None:
             raise TileError(f"no tile layer {name!r}; layers: {', '.join(LAYERS)}", 404)

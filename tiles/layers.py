@@ -74,7 +74,7 @@ LAYERS: dict[str, TileLayer] = {
 CASE_STATES = ("reported", "registered", "dispatched", "handled", "suspended")
 
 
-# The reader's scope on cases (spatial.scope.case_filter kinds), bound as :scope / :scope_lo / :scope_hi.
+# The reader's scope on cases (spatial.access.scope.case_filter kinds), bound as :scope / :scope_lo / :scope_hi.
 SCOPE_SQL = {
     "prefix": " AND k.grid_code BETWEEN :scope_lo AND :scope_hi",
     "special": " AND CAST(:scope AS varchar) = ANY(k.special_grid_codes)",

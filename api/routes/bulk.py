@@ -9,10 +9,10 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import PrincipalDep, client_address
 from api.deps import EngineDep, ReferenceDep, UnsupportedMediaTypeError
-from spatial.accounts import Principal
-from spatial.batch_index import Usable
-from spatial.bulk import BulkReport, BulkRow, RowResult, intake, parse_csv, parse_geojson, start_reading
-from spatial.reference_cache import ReferenceCache
+from spatial.access.accounts import Principal
+from spatial.cases.assignment.index import Usable
+from spatial.cases.bulk import BulkReport, BulkRow, RowResult, intake, parse_csv, parse_geojson, start_reading
+from spatial.reference.cache import ReferenceCache
 
 router = APIRouter(prefix="/api/v1", tags=["cases"])
 

@@ -11,11 +11,11 @@ from fastapi.responses import JSONResponse
 from api.auth import PrincipalDep, client_address
 from api.deps import ConnectionDep, EngineDep, ReferenceDep, require_json
 from api.schemas import CaseCreate, check_lon_lat
-from spatial.areas import parse_bbox
-from spatial.assignment import locate
-from spatial.case_queries import list_cases
-from spatial.cases import CaseFilter, CaseInput, create_case, get_case
+from spatial.cases.assignment.rules import locate
+from spatial.cases.intake import CaseFilter, CaseInput, create_case, get_case
+from spatial.cases.read import list_cases
 from spatial.errors import InvalidParameterError
+from spatial.grids.areas import parse_bbox
 
 router = APIRouter(prefix="/api/v1", tags=["cases"])
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=128, pattern=r"^[\x21-\x7e]+$")]

@@ -8,10 +8,10 @@ from fastapi import APIRouter, Query, Request, Response
 
 from api.auth import OptionalPrincipalDep
 from api.deps import EngineDep
-from spatial.accounts import AuthenticationError
+from spatial.access.accounts import AuthenticationError
+from spatial.access.scope import case_filter
 from spatial.errors import InvalidParameterError, NotFoundError
-from spatial.features import coverage_extent, layers
-from spatial.scope import case_filter
+from spatial.features.pages import coverage_extent, layers
 from tiles.cache import Tile, TileError
 from tiles.layers import LAYERS, MAX_ZOOM
 

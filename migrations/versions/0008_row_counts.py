@@ -3,7 +3,7 @@
 Counting 680,000 components took ~70 ms, more than building a page. ``row_count`` holds the exact number of
 rows of each counted table; AFTER INSERT / DELETE statement triggers with transition tables add and subtract
 what each statement changed, TRUNCATE sets zero. The triggers are ENABLE ALWAYS, so they also fire during
-bulk loads that run with ``session_replication_role = replica`` (spatial/integrity.py). Only tables written
+bulk loads that run with ``session_replication_role = replica`` (spatial/store/integrity.py). Only tables written
 rarely and in batches are counted (components): a per-statement update of one row would serialise the
 single-report intake on ``case``.
 

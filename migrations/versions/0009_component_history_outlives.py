@@ -1,6 +1,6 @@
 """Component history outlives its component: drop the foreign key from component_history to component.
 
-OGC API Features Part 4 deletes components that no case refers to (spatial/component_edits.py); their
+OGC API Features Part 4 deletes components that no case refers to (spatial/components/edits.py); their
 history — who made, changed and deleted them — is an append-only audit trail and must stay. The foreign key
 would either block the delete or (with a cascade) erase the trail.
 

@@ -1,6 +1,6 @@
 """The audit log: one append-only row per write — who, what, when, from where (issue 9).
 
-Rows are written in the same transaction as the write they record (spatial/audit.py), so a refused write
+Rows are written in the same transaction as the write they record (spatial/access/audit.py), so a refused write
 leaves no audit row and a stored one always has its row. UPDATE, DELETE and TRUNCATE are refused by the
 database itself, whoever asks.
 

@@ -22,17 +22,17 @@ import shapely
 from sqlalchemy import Engine, text
 from tqdm import tqdm
 
-from spatial.calendar import WorkingCalendar
-from spatial.copy import copy_lines, raw_cursor, row_line
 from spatial.demo.cases import CaseContext, CaseGenerator, Category
 from spatial.demo.components import MAINTAINERS, ClassInfo, PointSampler, generate_components, survey_date
 from spatial.demo.districts import load_districts
 from spatial.demo.grids import GridBuilder, GridSet, urban_density
 from spatial.demo.names import NameMaker
 from spatial.demo.plan import FULL, SMALL, WUZHONG, Scale
-from spatial.geometry import Repair
-from spatial.integrity import ForeignKeyError, check_foreign_keys, restore_row_triggers, skip_row_triggers
-from spatial.reference import load_reference
+from spatial.geo.geometry import Repair
+from spatial.reference.calendar import WorkingCalendar
+from spatial.reference.load import load_reference
+from spatial.store.copy import copy_lines, raw_cursor, row_line
+from spatial.store.integrity import ForeignKeyError, check_foreign_keys, restore_row_triggers, skip_row_triggers
 
 DEMO_END = datetime(2026, 11, 16, 0, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
 EFFECTIVE = datetime(2024, 1, 1, tzinfo=ZoneInfo("Asia/Shanghai"))
@@ -64,7 +64,7 @@ def fingerprint(seed: int, scale: Scale) -> str:
     for path in sorted(Path(__file__).parent.glob("*.py")):
         digest.update(path.read_bytes())
     for name in ("suzhou_districts.geojson", "component_classes.csv", "event_classes.csv", "departments.csv"):
-        digest.update(resources.files("spatial.data").joinpath(name).read_bytes())
+        digest.update(resources.files("spatial.reference.data").joinpath(name).read_bytes())
     return digest.hexdigest()[:16]
 
 

@@ -15,9 +15,9 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import shapely
 
-from spatial.calendar import WorkingCalendar
 from spatial.demo.components import ComponentSet, PointSampler
 from spatial.demo.names import NameMaker
+from spatial.reference.calendar import WorkingCalendar
 
 FLOW_WEIGHTS = {"grid_first": 3.0, "department": 1.0, "component": 1.4, "enforcement": 0.35}
 SOURCE_WEIGHTS = {"inspector": 0.55, "hotline": 0.25, "video": 0.1, "public": 0.07, "dispatcher": 0.03}

@@ -19,7 +19,7 @@ import shapely
 from shapely.geometry import MultiPolygon, Polygon, shape
 
 from spatial.demo.partition import KM_PER_DEG_LAT, X_SCALE
-from spatial.geometry import Repair, polygonal, repair_polygon
+from spatial.geo.geometry import Repair, polygonal, repair_polygon
 
 SLIVER_MAX_KM2 = 5.0
 DISTRICTS_FILE = "suzhou_districts.geojson"
@@ -42,7 +42,7 @@ class Districts:
 def load_districts(text: str | None = None) -> Districts:
     """Load, repair and report the packaged district boundaries (or the GeoJSON ``text`` given)."""
     if text is None:
-        text = resources.files("spatial.data").joinpath(DISTRICTS_FILE).read_text(encoding="utf-8")
+        text = resources.files("spatial.reference.data").joinpath(DISTRICTS_FILE).read_text(encoding="utf-8")
     features = sorted(json.loads(text)["features"], key=lambda f: f["properties"]["code"])
     shapes: dict[str, MultiPolygon] = {}
     names: dict[str, str] = {}

@@ -14,7 +14,7 @@ import numpy as np
 import shapely
 from shapely.geometry import MultiPoint, MultiPolygon, Polygon
 
-from spatial.geometry import polygonal
+from spatial.geo.geometry import polygonal
 
 # Degrees of longitude are shorter than degrees of latitude at Suzhou (31.3° N): scale x for distances.
 X_SCALE = math.cos(math.radians(31.3))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, text
 
-from spatial.topology import check_partition, component_grid_mismatches
+from spatial.grids.topology import check_partition, component_grid_mismatches
 
 WUZHONG, WUJIANG = "320506", "320509"
 

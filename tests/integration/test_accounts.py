@@ -11,7 +11,14 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from api.cli import main as cli
-from spatial.accounts import AuthenticationError, add_user, check_password, create_token, principal_for, revoke_token
+from spatial.access.accounts import (
+    AuthenticationError,
+    add_user,
+    check_password,
+    create_token,
+    principal_for,
+    revoke_token,
+)
 from spatial.errors import InvalidParameterError
 
 PASSWORD = "correct horse battery staple"

@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from spatial.assignment import assign, locate
-from spatial.cases import CaseInput, create_case, get_case
+from spatial.cases.assignment.rules import assign, locate
+from spatial.cases.intake import CaseInput, create_case, get_case
 from spatial.errors import ComponentError, IdempotencyConflictError, OutsideCoverageError, UnknownCategoryError
 from tests.world import grid_code
 

@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from api.cli import main as cli
-from spatial.cluster import Cluster
 from spatial.settings import PROJECT_ROOT
+from spatial.store.cluster import Cluster
 
 pytestmark = pytest.mark.skipif(
     bool(os.environ.get("GRIDLINK_DATABASE_URL")), reason="an external server is configured"

@@ -93,13 +93,13 @@ def test_cli_import(world_engine, no_cases, tmp_path: Path, monkeypatch, capsys)
 
 
 def test_fast_path_gives_the_same_report(client: TestClient, world_engine, monkeypatch) -> None:
-    import spatial.bulk
+    import spatial.cases.bulk
 
     slow = client.post("/api/v1/cases/bulk", json=BATCH, params={"all_or_nothing": "true"}).json()
-    monkeypatch.setattr(spatial.bulk, "FAST_MIN_ROWS", 1)
+    monkeypatch.setattr(spatial.cases.bulk, "FAST_MIN_ROWS", 1)
     fast = client.post("/api/v1/cases/bulk", json=BATCH, params={"all_or_nothing": "true"}).json()
     assert fast == slow
-    monkeypatch.setattr(spatial.bulk, "BIG_BODY_BYTES", 1)  # components read while the body is parsed
+    monkeypatch.setattr(spatial.cases.bulk, "BIG_BODY_BYTES", 1)  # components read while the body is parsed
     prefetched = client.post("/api/v1/cases/bulk", json=BATCH, params={"all_or_nothing": "true"}).json()
     assert prefetched == slow
 
@@ -109,11 +109,11 @@ def test_fast_path_agrees_with_sql_on_the_demo(small_demo) -> None:
     import random
     from datetime import UTC, datetime
 
-    from spatial.assignment import Report, assign_rows, finish
-    from spatial.batch_index import prefetch_usable
-    from spatial.bulk_fast import assign_batch
+    from spatial.cases.assignment.batch import assign_batch
+    from spatial.cases.assignment.index import prefetch_usable
+    from spatial.cases.assignment.rules import Report, assign_rows, finish
     from spatial.errors import GridlinkError
-    from spatial.reference_cache import ReferenceCache
+    from spatial.reference.cache import ReferenceCache
 
     rng = random.Random(5)
     with small_demo.connect() as conn:

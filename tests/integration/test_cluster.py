@@ -10,8 +10,8 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from spatial.cluster import Cluster, find_bindir, port_free
 from spatial.settings import PROJECT_ROOT
+from spatial.store.cluster import Cluster, find_bindir, port_free
 
 pytestmark = pytest.mark.skipif(
     bool(os.environ.get("GRIDLINK_DATABASE_URL")), reason="an external server is configured"

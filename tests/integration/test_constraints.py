@@ -63,7 +63,7 @@ def test_history_is_append_only(conn) -> None:
 
 
 def test_bulk_load_key_check_finds_dangling_rows(conn) -> None:
-    from spatial.integrity import ForeignKeyError, check_foreign_keys, skip_row_triggers
+    from spatial.store.integrity import ForeignKeyError, check_foreign_keys, skip_row_triggers
 
     assert skip_row_triggers(conn)
     conn.execute(text("INSERT INTO team_member (grid_code, role, name) VALUES ('320599999', 'chief', 'x')"))

@@ -19,8 +19,8 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import create_engine, text
 
-from spatial.cluster import Cluster
 from spatial.settings import PROJECT_ROOT
+from spatial.store.cluster import Cluster
 from tests.live import serving
 
 pytestmark = pytest.mark.skipif(
@@ -36,8 +36,8 @@ def restartable() -> Iterator[tuple[Cluster, str]]:
     from alembic import command
 
     from migrations import alembic_config
-    from spatial.accounts import add_user, create_token
-    from spatial.reference import load_reference
+    from spatial.access.accounts import add_user, create_token
+    from spatial.reference.load import load_reference
     from tests.world import build_world
 
     home = PROJECT_ROOT / ".gridlink" / "test-clusters" / "faults"

@@ -1,4 +1,4 @@
-"""OGC API Features Part 4 on base grids (spatial/grid_edits.py): grow, split and merge keep every community
+"""OGC API Features Part 4 on base grids (spatial/grids/edits.py): grow, split and merge keep every community
 partitioned (no gap, no overlap), keep history, rebind components, and refuse what would break the
 partition — on a world of its own, since the edits are committed."""
 
@@ -10,8 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
-from spatial.accounts import add_user, create_token
-from spatial.topology import check_partition
+from spatial.access.accounts import add_user, create_token
+from spatial.grids.topology import check_partition
 from tests.conftest import migrated_engine
 from tests.world import grid_code
 
@@ -25,7 +25,7 @@ NEW = "320506001001005"
 def grid_world() -> Iterator[tuple[Engine, TestClient, dict[str, str]]]:
     """A world database of its own, an app on it, and tokens of an admin and two planners."""
     from api.app import create_app
-    from spatial.reference import load_reference
+    from spatial.reference.load import load_reference
     from tests.world import build_world
 
     engine = migrated_engine("gridlink_test_grid_edits")

@@ -6,7 +6,7 @@ from alembic import command
 from sqlalchemy import create_engine, inspect, text
 
 from migrations import alembic_config
-from spatial.models import Base
+from spatial.store.models import Base
 from tests.conftest import fresh_database
 
 

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from openapi_spec_validator import validate
 from sqlalchemy import text
 
-from api.ogc import NOT_OFFERED
+from api.ogc.build import NOT_OFFERED
 from tests.conftest import admin_headers
 from tests.live import serving
 

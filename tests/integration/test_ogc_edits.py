@@ -7,7 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from spatial.accounts import add_user, create_token
+from spatial.access.accounts import add_user, create_token
 
 ITEMS = "/ogc/collections/components/items"
 NEW = "3205060118000777"  # district 320506, class 0118 (street light), serial 000777

@@ -171,7 +171,7 @@ def test_create_form_encoded_then_read_and_token(client: TestClient, world_engin
 
 
 def _partner_key(world_engine, role: str = "partner") -> str:
-    from spatial.accounts import add_user, create_token
+    from spatial.access.accounts import add_user, create_token
 
     login = f"{role}-hotline"
     with world_engine.begin() as conn:

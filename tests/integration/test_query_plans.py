@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select, text
 
-from spatial.assignment import Report, batch_params, report_params
-from spatial.case_queries import _area_clause
-from spatial.models import Case
-from spatial.reference_cache import ReferenceCache
-from spatial.sql import statement
+from spatial.cases.assignment.rules import Report, batch_params, report_params
+from spatial.cases.read import _area_clause
+from spatial.reference.cache import ReferenceCache
+from spatial.store.models import Case
+from spatial.store.sql import statement
 
 
 def _plan_indexes(conn, sql, params) -> set[str]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from spatial.reference import ReferenceDataError, ReferenceFiles, load_reference
+from spatial.reference.load import ReferenceDataError, ReferenceFiles, load_reference
 
 
 def test_packaged_tables_are_loaded(conn) -> None:

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from spatial.accounts import create_token
+from spatial.access.accounts import create_token
 from tests.conftest import TEST_ADMIN
 from tests.live import serving
 

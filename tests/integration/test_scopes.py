@@ -1,4 +1,4 @@
-"""Roles and scopes (spatial/scope.py): every write endpoint refuses a place or item outside the caller's
+"""Roles and scopes (spatial/access/scope.py): every write endpoint refuses a place or item outside the caller's
 area or ownership, reads never leak across areas, personal data only to admins and dispatchers, web
 sessions need their CSRF token, and every write leaves one append-only audit row."""
 
@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from spatial.accounts import add_user, create_token
+from spatial.access.accounts import add_user, create_token
 from tests.world import DISTRICT, case_count, grid_code
 
 PASSWORD = "a long enough password"

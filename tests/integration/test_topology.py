@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
-from spatial.topology import check_partition
+from spatial.grids.topology import check_partition
 
 
 def _add(conn, code, level, kind, parent, wkt) -> None:

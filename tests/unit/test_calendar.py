@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from spatial.calendar import TIME_UNITS, WorkingCalendar
+from spatial.reference.calendar import TIME_UNITS, WorkingCalendar
 
 SH = ZoneInfo("Asia/Shanghai")
 NEW_YORK = ZoneInfo("America/New_York")
@@ -241,7 +241,7 @@ def test_packaged_holidays_load(cn: WorkingCalendar) -> None:
 
 
 def test_packaged_file_is_consistent() -> None:
-    path = Path(__file__).parents[2] / "spatial" / "data" / "holidays_cn.csv"
+    path = Path(__file__).parents[2] / "spatial" / "reference" / "data" / "holidays_cn.csv"
     lines = path.read_text(encoding="utf-8").splitlines()
     assert lines[0] == "day,is_workday,name"
     rows = [line.split(",") for line in lines[1:]]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from spatial.copy import copy_text, row_line
+from spatial.store.copy import copy_text, row_line
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from spatial.duplicates import Cases, against_stored, within_batch
+from spatial.cases.assignment.duplicates import Cases, against_stored, within_batch
 
 T0 = datetime(2026, 11, 16, 9, 0, tzinfo=UTC)
 LON, LAT = 120.6, 31.3

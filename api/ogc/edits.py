@@ -1,0 +1,198 @@
+"""OGC API Features Part 4 on /ogc: create (POST), replace (PUT), update (PATCH, a JSON merge patch of the
+feature, RFC 7396) and delete (DELETE) components, special grids
+and base grids (spatial/components/edits.py, spatial/grids/special_edits.py, spatial/grids/edits.py — base grids
+partition their community, so a base-grid edit grows, splits or merges grids and never leaves a gap or an
+overlap). Districts, towns and communities are read-only here.
+
+Every write needs a bearer token (``Authorization: Bearer …``); who may edit what is decided in
+the domain modules. Optimistic concurrency: a GET of an item answers an ``ETag`` (a component's revision, a
+grid's version); PUT and DELETE must send it back in ``If-Match`` — without it 428, with a stale one
+412 — so two editors never overwrite each other unseen. Errors use the OGC exception format of the rest of /ogc.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from sqlalchemy import Engine, text
+from starlette.requests import Request
+from starlette.responses import Response
+
+from api.auth import client_address, request_token
+from spatial.access.accounts import AuthenticationError, ForbiddenError, principal_for
+from spatial.access.audit import Actor, record
+from spatial.components import edits as edits
+from spatial.errors import GridlinkError, InvalidGeometryError, InvalidParameterError, NotFoundError
+from spatial.features import pages as features
+from spatial.grids import edits as base
+from spatial.grids import special_edits as grids
+
+# Collection → the property that is its items' ETag.
+ETAG_PROPERTY = {"components": "revision", "special-grids": "version_id", "grids": "version_id"}
+EDITABLE = tuple(ETAG_PROPERTY)
+MAX_BODY = 2_000_000
+_STATUS: dict[type[GridlinkError], tuple[int, str]] = {
+    AuthenticationError: (401, "Unauthorized"), ForbiddenError: (403, "Forbidden"),
+    NotFoundError: (404, "NotFound"), edits.ConflictError: (409, "Conflict"),
+    edits.RevisionMismatchError: (412, "PreconditionFailed"), InvalidParameterError: (400, "InvalidParameterValue"),
+    InvalidGeometryError: (400, "InvalidParameterValue"),
+}
+
+
+def _error(status: int, code: str, description: str, headers: dict[str, str] | None = None) -> Response:
+    body = json.dumps({"type": code, "code": code, "description": description}, ensure_ascii=False)
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+def _etag(revision: int) -> str:
+    return f'"{revision}"'
+
+
+def _if_match(request: Request) -> int | None:
+    value = request.headers.get("if-match", "").strip()
+    if value.startswith("W/"):
+        value = value[2:]
+    value = value.strip('"')
+    return int(value) if value.isdigit() else None
+
+
+async def write(engine: Engine, request: Request, action: str) -> Response:
+    """Serve one Part 4 write (``create``, ``put``, ``patch`` or ``delete``)."""
+    collection = request.path_params["collection"]
+    if collection not in EDITABLE:
+        return _error(405, "MethodNotAllowed", f"collection {collection!r} is read-only here")
+    body = await request.body() if action != "delete" else b""
+    if len(body) > MAX_BODY:
+        return _error(413, "PayloadTooLarge", f"a feature may not exceed {MAX_BODY:,} bytes")
+    expected = _if_match(request)
+    if action != "create" and expected is None:
+        return _error(428, "PreconditionRequired", "send If-Match with the ETag of the item you read (GET)")
+    try:
+        return await asyncio.to_thread(_apply, engine, request, action, body, expected)
+    except GridlinkError as exc:
+        return problem(exc)
+
+
+def problem(exc: GridlinkError) -> Response:
+    """A domain error as an OGC exception (the JSON pygeoapi answers its own errors with)."""
+    for cls in type(exc).__mro__:
+        if cls in _STATUS:
+            status, code = _STATUS[cls]
+            headers = {"WWW-Authenticate": 'Bearer realm="gridlink"'} if status == 401 else None
+            return _error(status, code, exc.detail, headers)
+    return _error(400, "InvalidParameterValue", exc.detail)
+
+
+def _apply(engine: Engine, request: Request, action: str, body: bytes, expected: int | None) -> Response:
+    token = request_token(request)
+    if token is None:
+        raise AuthenticationError("editing needs a bearer token: POST /api/v1/auth/token")
+    collection = request.path_params["collection"]
+    with engine.begin() as conn:  # the edit and its audit row: both or neither
+        principal = principal_for(conn, token, request.app.state.principals)
+        if action == "patch":  # a JSON merge patch (RFC 7396) of the current feature, then a replace
+            body = json.dumps(_patched(conn, collection, request.path_params["item"], body)).encode()
+        response = _dispatch(conn, principal, request, collection, "put" if action == "patch" else action, body,
+                             expected)
+        target = request.path_params.get("item") or response.headers["location"].rsplit("/", 1)[-1]
+        kind = {"special-grids": "special_grid", "grids": "base_grid"}.get(collection, "component")
+        record(conn, Actor.of(principal, client_address(request)), f"{kind}.{action}",
+               target, {"etag": response.headers.get("etag"), "if_match": expected})
+        return response
+
+
+def _dispatch(conn, principal, request: Request, collection: str, action: str, body: bytes,
+              expected: int | None) -> Response:
+    if collection == "special-grids":
+        return _special_grid(conn, principal, request, action, body, expected or 0)
+    if collection == "grids":
+        return _base_grid(conn, principal, request, action, body, expected or 0)
+    if action == "delete":
+        edits.delete(conn, principal, request.path_params["item"], expected or 0)
+        return Response(status_code=204)
+    feature = _json(body)
+    if action == "create":
+        item = edits.parse_feature(conn, feature)
+        return _created(request, item.code, edits.create(conn, principal, item))
+    item = edits.parse_feature(conn, feature, request.path_params["item"])
+    revision = edits.replace(conn, principal, item, expected or 0)
+    return Response(status_code=204, headers={"ETag": _etag(revision)})
+
+
+def _special_grid(conn, principal, request: Request, action: str, body: bytes, expected: int) -> Response:
+    if action == "delete":
+        grids.retire(conn, principal, request.path_params["item"], expected)
+        return Response(status_code=204)
+    code, name, shape = grids.parse_feature(conn, _json(body), request.path_params.get("item"))
+    if action == "create":
+        return _created(request, code, grids.create(conn, principal, code, name, shape))
+    return Response(status_code=204, headers={"ETag": _etag(grids.replace(conn, principal, code, name, shape,
+                                                                           expected))})
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396: members of ``patch`` replace those of ``target``, ``null`` removes one, objects merge."""
+    if not isinstance(patch, dict):
+        return patch
+    out = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = merge_patch(out.get(key), value)
+    return out
+
+
+def _patched(conn, collection: str, code: str, body: bytes) -> dict[str, Any]:
+    patch = _json(body)
+    if not isinstance(patch, dict):
+        raise InvalidParameterError("a PATCH body is a JSON merge patch (RFC 7396) of the feature: an object",
+                                    parameter="body")
+    current = features.one(conn, features.layer(collection), code)
+    if collection == "components":  # the note is editable but not shown in the collection's properties
+        current["properties"]["note"] = conn.execute(text("SELECT note FROM component WHERE code = :c"),
+                                                     {"c": code}).scalar()
+    return merge_patch(current, patch)
+
+
+def _base_grid(conn, principal, request: Request, action: str, body: bytes, expected: int) -> Response:
+    # Base grids partition their community: spatial/grids/edits.py keeps it whole (grow, split, merge).
+    if action == "delete":
+        base.merge(conn, principal, request.path_params["item"], expected)
+        return Response(status_code=204)
+    code, name, shape = base.parse_feature(_json(body), request.path_params.get("item"))
+    if action == "create":
+        return _created(request, code, base.create(conn, principal, code, name, shape))
+    return Response(status_code=204, headers={"ETag": _etag(base.replace(conn, principal, code, name, shape,
+                                                                          expected))})
+
+
+def _created(request: Request, code: str, tag: int) -> Response:
+    location = f"{str(request.url).split('?')[0].rstrip('/')}/{code}"
+    return Response(status_code=201, headers={"Location": location, "ETag": _etag(tag)})
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidParameterError("the body must be a GeoJSON Feature (JSON)", parameter="body") from exc
+
+
+def with_etag(request: Request, response: Response) -> Response:
+    """Give a component item its ETag (its revision), and answer 304 to a matching If-None-Match."""
+    if request.path_params.get("collection") not in EDITABLE or response.status_code != 200:
+        return response
+    if "json" not in response.headers.get("content-type", ""):
+        return response
+    name = ETAG_PROPERTY[request.path_params["collection"]]
+    revision = (json.loads(response.body).get("properties") or {}).get(name)
+    if revision is None:
+        return response
+    tag = _etag(int(revision))
+    if request.headers.get("if-none-match") == tag:
+        return Response(status_code=304, headers={"ETag": tag})
+    response.headers["ETag"] = tag
+    return response

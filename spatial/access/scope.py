@@ -1,0 +1,128 @@
+"""Who may see and do what, where: the role and scope rules of SPEC "Accounts and access", in one place.
+
+Every account has one role and one scope. The scope is either
+
+- ``*`` — the whole city (admins, and city-wide partner systems such as the 12345 hotline);
+- an area code — a district (6 digits), town (9), community (12) or base grid (15), or a special grid code
+  (``320506E0001``): the account sees and acts on cases whose base grid lies in that area (an ancestor's
+  code is a prefix of the base grid's, SPEC "Grids"), or whose special grids include it;
+- a department or owner key (``LIGHTING``) — for ``handler`` and ``owner`` accounts: the cases owned by that
+  unit, and for owners the components they own.
+
+The rules are enforced here, next to the queries they guard (``spatial.cases.intake``,
+``spatial.cases.read``, ``spatial.cases.bulk``, ``spatial/store/sql/intake.sql``), not only in the routes, so
+that a new route cannot forget them.
+Refusals are ``ForbiddenError`` (403); nothing is stored when a write is refused.
+
+| role        | scope       | reports cases | reads cases          | personal data |
+|-------------|-------------|---------------|----------------------|---------------|
+| admin       | ``*``       | anywhere      | all                  | yes           |
+| dispatcher  | area        | in its area   | in its area          | yes           |
+| inspector   | area        | in its area   | in its area          | no            |
+| grid_chief  | area        | in its area   | in its area          | no            |
+| partner     | area or *   | in its area   | in its area          | no            |
+| planner     | area        | no            | in its area          | no            |
+| viewer      | area        | no            | in its area          | no            |
+| handler     | department  | no            | owned by its unit    | no            |
+| owner       | owner key   | no            | owned by it          | no            |
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from sqlalchemy import ColumnElement, any_, literal, true
+
+from spatial.access.accounts import ForbiddenError, Principal
+
+REPORTERS = ("admin", "dispatcher", "inspector", "grid_chief", "partner")
+KEY_ROLES = ("handler", "owner")
+CITY_WIDE = ("admin", "partner")
+AREA_CODE = re.compile(r"^(?:[0-9]{6}|[0-9]{9}|[0-9]{12}|[0-9]{15})$")
+SPECIAL_CODE = re.compile(r"^[0-9]{6}[EPSC][0-9]{4}$")
+
+
+def is_area(scope: str) -> bool:
+    """Whether a scope names an area (a grid code of any level or a special grid code)."""
+    return bool(AREA_CODE.match(scope) or SPECIAL_CODE.match(scope))
+
+
+def scope_problem(role: str, scope: str) -> str | None:
+    """Why ``scope`` does not suit ``role`` (None when it does); checked when an account is made."""
+    if scope == "*":
+        return None if role in CITY_WIDE else f"only {' and '.join(CITY_WIDE)} accounts may have the whole city (*)"
+    if role in KEY_ROLES:
+        return None if not is_area(scope) else f"a {role} account is scoped to a department or owner key, not an area"
+    if role == "admin":
+        return "admin accounts have the whole city (*) as scope"
+    return None if is_area(scope) else f"a {role} account is scoped to an area code, not {scope!r}"
+
+
+def covers(scope: str, grid_code: str | None, special_codes: Iterable[str] | None = ()) -> bool:
+    """Whether an area scope covers a place with this base grid and these special grids."""
+    if scope == "*":
+        return True
+    if grid_code is None:
+        return False
+    if SPECIAL_CODE.match(scope):
+        return scope in (special_codes or ())
+    return grid_code.startswith(scope)
+
+
+def report_area(principal: Principal | None) -> str | None:
+    """The area a caller may report in (None: anywhere); ForbiddenError for roles that do not report.
+    ``principal`` None is the public Open311 channel, which reports anywhere (rate-limited)."""
+    if principal is None:
+        return None
+    if principal.role not in REPORTERS:
+        raise ForbiddenError(f"a {principal.role} account cannot report cases (needs {', '.join(REPORTERS)})")
+    return None if principal.scope == "*" else principal.scope
+
+
+def check_report(principal: Principal | None, grid_code: str, special_codes: Iterable[str] | None) -> None:
+    """ForbiddenError unless the caller may report at a place in this grid."""
+    area = report_area(principal)
+    if area is not None and not covers(area, grid_code, special_codes):
+        raise ForbiddenError(f"this location (grid {grid_code}) lies outside your area {area}",
+                             grid=grid_code, scope=area)
+
+
+def may_read(principal: Principal, grid_code: str, special_codes: Iterable[str] | None, owner_key: str | None) -> bool:
+    """Whether the caller may read a case with this place and owner."""
+    if principal.scope == "*":
+        return True
+    if principal.role in KEY_ROLES:
+        return owner_key == principal.scope
+    return covers(principal.scope, grid_code, special_codes)
+
+
+def check_read(principal: Principal, row: dict) -> None:
+    """ForbiddenError unless the caller may read this case (a ``case_get`` row)."""
+    if not may_read(principal, row["grid_code"], row["special_grid_codes"], row["owner_key"]):
+        raise ForbiddenError(f"case {row['id']} lies outside your scope {principal.scope}", case_id=row["id"])
+
+
+def case_clause(principal: Principal, grid_code, special_codes, owner_key) -> ColumnElement[bool]:
+    """A SQL condition on case columns that holds exactly for the cases the caller may read."""
+    scope = principal.scope
+    if scope == "*":
+        return true()
+    if principal.role in KEY_ROLES:
+        return owner_key == scope
+    if SPECIAL_CODE.match(scope):
+        return literal(scope) == any_(special_codes)
+    # A prefix range the grid-code index can use (codes are fixed-width digits).
+    return grid_code.between(scope.ljust(15, "0"), scope.ljust(15, "9"))
+
+
+def case_filter(principal: Principal | None) -> tuple[str, str] | None:
+    """The caller's case scope as (kind, value) for hand-written SQL (tiles/layers.py): ``("prefix", area)``,
+    ``("special", code)`` or ``("owner", key)``; None for the whole city (or the system itself)."""
+    if principal is None or principal.scope == "*":
+        return None
+    if principal.role in KEY_ROLES:
+        return ("owner", principal.scope)
+    if SPECIAL_CODE.match(principal.scope):
+        return ("special", principal.scope)
+    return ("prefix", principal.scope)

@@ -1,0 +1,223 @@
+"""Spatial auto-assignment of a report (SPEC "Assignment rules"), without a human deciding.
+
+1. Point → base grid covering it (on a shared edge the smallest code wins), its community, town and
+   district, and every special grid covering it. Outside coverage: refused, naming the nearest grid.
+2. Component → the named one (its location is used when the report has none), or, for component
+   categories, the nearest component of a matching class within the radius (default 30 m).
+3. Owner → by the category's flow: the component's owner, the named department, the enforcement bureau,
+   or the grid chief; the town sub-centre is the owner of last resort (属地兜底).
+4. Duplicate → an open case of the same category within 50 m and 24 h, or on the same component.
+5. Deadline → the category's time limit on the working calendar.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection
+
+from spatial.errors import ComponentError, OutsideCoverageError, UnknownCategoryError
+from spatial.reference.cache import CategoryInfo, ReferenceCache
+from spatial.store.sql import statement
+
+DEFAULT_RADIUS_M = 30.0
+DUPLICATE_RADIUS_M = 50.0
+METRES_PER_DEGREE_LAT = 110_574.0
+RETIRED = ("abandoned", "removed")
+
+
+def degrees_for(metres: float, lat: float) -> float:
+    """Return a radius in degrees that surely covers ``metres`` around latitude ``lat`` (index bound)."""
+    return metres / (METRES_PER_DEGREE_LAT * max(math.cos(math.radians(lat)), 0.01)) * 1.01
+
+
+@dataclass(frozen=True)
+class Area:
+    """A grid as the API shows it."""
+
+    code: str
+    name: str
+    level: int | str
+
+    def as_dict(self) -> dict[str, object]:
+        """Return the ``{"code", "name", "level"}`` object of the public contract."""
+        return {"code": self.code, "name": self.name, "level": self.level}
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """Everything the spatial assignment decided for one report."""
+
+    grid: Area
+    community: Area
+    town: Area
+    district: Area
+    special_grids: list[Area]
+    component_code: str | None
+    component_class: str | None
+    component_distance_m: float | None
+    owner_key: str
+    owner_area_code: str | None
+    owner_name: str
+    deadline: datetime
+    duplicate_of: int | None
+
+
+def category(ref: ReferenceCache, code: str) -> CategoryInfo:
+    """Return the leaf category ``code`` or refuse it."""
+    found = ref.categories.get(code)
+    if found is None:
+        raise UnknownCategoryError(f"unknown event category {code!r}: use a leaf code of the category table",
+                                   category=code)
+    return found
+
+
+@dataclass(frozen=True)
+class Report:
+    """Where and what, as assignment needs it."""
+
+    category: CategoryInfo
+    lon: float
+    lat: float
+    at: datetime
+    component_code: str | None = None
+
+    @property
+    def wants_nearest_component(self) -> bool:
+        """A component category that names no component binds the nearest one of a matching class."""
+        return self.component_code is None and self.category.flow == "component"
+
+
+def report_params(report: Report, radius_m: float = DEFAULT_RADIUS_M) -> dict[str, object]:
+    """Return the per-report parameters of the assignment statements (see sql/assign_core.sql)."""
+    cat = report.category
+    return {
+        "lon": report.lon, "lat": report.lat, "category": cat.code, "flow": cat.flow, "handler": cat.handler,
+        "enforcer": cat.enforcer, "component_code": report.component_code,
+        "classes": ",".join(cat.component_classes) if cat.component_classes else None,
+        "radius_deg": degrees_for(radius_m, report.lat), "radius_m": radius_m,
+        "dup_deg": degrees_for(DUPLICATE_RADIUS_M, report.lat), "at": report.at,
+    }
+
+
+def batch_params(reports: list[Report], radius_m: float = DEFAULT_RADIUS_M) -> dict[str, list]:
+    """Return the array parameters of sql/assign.sql for a batch of reports."""
+    rows = [report_params(r, radius_m) for r in reports]
+    plural = {"lon": "lons", "lat": "lats", "category": "categories", "flow": "flows", "handler": "handlers",
+              "enforcer": "enforcers", "component_code": "component_codes", "classes": "classes",
+              "radius_deg": "radius_deg", "radius_m": "radius_m", "dup_deg": "dup_deg", "at": "ats"}
+    return {many: [row[one] for row in rows] for one, many in plural.items()}
+
+
+def assign_rows(conn: Connection, reports: list[Report], radius_m: float = DEFAULT_RADIUS_M) -> list[dict]:
+    """Run the set-based assignment statement for a batch; return one row mapping per report, in order."""
+    if not reports:
+        return []
+    params = batch_params(reports, radius_m)
+    return [dict(row) for row in conn.execute(statement("assign"), params).mappings()]
+
+
+def assign(conn: Connection, ref: ReferenceCache, category_code: str, lon: float, lat: float, at: datetime,
+           component_code: str | None = None, radius_m: float = DEFAULT_RADIUS_M) -> Assignment:
+    """Assign one report at (lon, lat) reported at ``at`` without storing it; refuse what cannot be."""
+    cat = category(ref, category_code)
+    row = assign_rows(conn, [Report(cat, lon, lat, at, component_code)], radius_m)[0]
+    return finish(conn, ref, cat, row)
+
+
+def finish(conn: Connection, ref: ReferenceCache, cat: CategoryInfo, row: dict) -> Assignment:
+    """Turn one row of the assignment statements into an Assignment; raise why it cannot be taken."""
+    if row["grid_code"] is None:
+        raise outside_coverage(conn, row["lon"], row["lat"])
+    if row["requested_component"]:
+        _check_named_component(row, row["requested_component"])
+    return assignment_of(ref, cat, row)
+
+
+def assignment_of(ref: ReferenceCache, cat: CategoryInfo, row: dict) -> Assignment:
+    """The Assignment of a row that the statement stored (``finish`` without its checks)."""
+    code = row["grid_code"]
+    levels = {n: area_of(ref, code[:width]) for n, width in ((1, 6), (2, 9), (3, 12), (4, 15))}
+    return Assignment(
+        grid=levels[4], community=levels[3], town=levels[2], district=levels[1],
+        special_grids=[area_of(ref, s) for s in row["special_grid_codes"] or []],
+        component_code=row["component_code"], component_class=row["component_class"],
+        component_distance_m=_round(row["component_distance_m"]),
+        owner_key=row["owner_key"], owner_area_code=row["owner_area_code"],
+        owner_name=owner_name(ref, row["owner_key"], code),
+        deadline=ref.calendar.deadline(row["at"], cat.time_limit, cat.time_unit),
+        duplicate_of=row["duplicate_of"],
+    )
+
+
+def area_of(ref: ReferenceCache, code: str) -> Area:
+    """Return the grid ``code`` with its name and level from the reference cache."""
+    name, level = ref.areas.get(code, (code, "unknown"))
+    return Area(code, name, level)
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 1)
+
+
+def _check_named_component(row, code: str) -> None:
+    if row["component_code"] is None:
+        raise ComponentError(f"unknown component code {code!r}", component_code=code)
+    if row["component_status"] in RETIRED:
+        raise ComponentError(f"component {code} is {row['component_status']} and takes no new cases",
+                             component_code=code)
+    if row["component_district"] != row["grid_code"][:6]:
+        raise ComponentError(
+            f"component {code} belongs to district {row['component_district']}, "
+            f"but the report lies in district {row['grid_code'][:6]}",
+            component_code=code,
+        )
+
+
+def owner_name(ref: ReferenceCache, key: str, grid_code: str) -> str:
+    """Return the owner's display name: a department, a grid's chief, or a town's sub-centre."""
+    if key == "GRID_CHIEF":
+        return f"{area_of(ref, grid_code).name} 网格长"
+    if key == "TOWN":
+        return f"{area_of(ref, grid_code[:9]).name}网格化联动分中心"
+    return ref.departments.get(key, key)
+
+
+def outside_coverage(conn: Connection, lon: float, lat: float) -> OutsideCoverageError:
+    """Return the refusal for a point outside every base grid, naming the nearest grid and its distance."""
+    row = conn.execute(statement("nearest_grid"), {"lon": lon, "lat": lat}).mappings().first()
+    if row is None:
+        return OutsideCoverageError("no grids are loaded: nothing can be assigned")
+    distance = round(float(row["distance_m"]), 1)
+    nearest = {"code": row["code"], "name": row["name"], "level": row["level"], "distance_m": distance}
+    if distance == 0:
+        detail = (f"({lon}, {lat}) lies in {row['name']} ({row['code']}), which has no base grids: "
+                  "cases can only be assigned where base grids exist")
+    else:
+        detail = (f"({lon}, {lat}) is outside every grid; the nearest is {row['name']} ({row['code']}), "
+                  f"{distance:,.0f} m away")
+    return OutsideCoverageError(detail, nearest_grid=nearest)
+
+
+def locate(conn: Connection, lon: float, lat: float) -> dict[str, object]:
+    """Return the grids of every level covering a point (the ``/locate`` contract) or refuse it."""
+    rows = conn.execute(statement("locate"), {"lon": lon, "lat": lat}).mappings().all()
+    by_code = {row["code"]: Area(row["code"], row["name"], row["level"]) for row in rows if row["level"]}
+    specials = [Area(row["code"], row["name"], row["kind"]) for row in rows if row["level"] is None]
+    if not by_code:
+        raise outside_coverage(conn, lon, lat)
+    chosen: dict[int, Area] = {}
+    for area in sorted(by_code.values(), key=lambda a: a.code):  # smallest code of each level first
+        chosen.setdefault(int(area.level), area)
+    deepest = chosen[max(chosen)]
+    # Ancestors are read off the chosen deepest grid's code, so that a point on a shared edge cannot mix
+    # branches of the tree.
+    for level, width in ((1, 6), (2, 9), (3, 12)):
+        if level < int(deepest.level) and deepest.code[:width] in by_code:
+            chosen[level] = by_code[deepest.code[:width]]
+    names = {1: "district", 2: "town", 3: "community", 4: "grid"}
+    result: dict[str, object] = {names[n]: (chosen[n].as_dict() if n in chosen else None) for n in names}
+    result["special_grids"] = [s.as_dict() for s in specials]
+    return result

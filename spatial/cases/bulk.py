@@ -1,0 +1,355 @@
+"""Bulk intake: a hotline batch (GeoJSON FeatureCollection or CSV) → every row assigned or refused.
+
+Rows are validated, then assigned together by the same set-based statement as single reports
+(``sql/assign.sql``), then stored with COPY, all in the caller's one transaction. Rules for the batch:
+
+- a row that cannot be assigned is refused with its reason (outside coverage names the nearest grid);
+- the valid rows are stored, all of them or — when the transaction fails — none; with
+  ``all_or_nothing`` one refused row refuses the whole batch and nothing is stored;
+- duplicates are linked as for single reports, also to an earlier row of the same batch;
+- a row whose place lies outside the reporting account's area is refused with that reason
+  (spatial/access/scope.py); an account that does not report has the whole batch refused (403);
+- a stored batch writes one audit row (``case.bulk``: how many, the first and last case id).
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import json
+import math
+from collections.abc import Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, Engine, text
+
+from spatial.access import audit as audit
+from spatial.access.accounts import Principal
+from spatial.access.audit import Actor
+from spatial.access.scope import covers, report_area
+from spatial.cases.assignment.batch import assign_batch
+from spatial.cases.assignment.duplicates import Cases, within_batch
+from spatial.cases.assignment.index import Usable, prefetch_usable
+from spatial.cases.assignment.rules import Assignment, Report, assign_rows, finish
+from spatial.errors import GridlinkError, InvalidParameterError
+from spatial.geo.coords import coordinate_problem
+from spatial.reference.cache import ReferenceCache
+from spatial.store.copy import copy_lines, copy_text, copy_value, raw_cursor
+from spatial.store.integrity import check_foreign_keys, restore_row_triggers, skip_row_triggers
+from spatial.store.models.cases import SOURCES
+
+CHUNK = 20_000
+# From this many rows on, assignment uses in-process indexes (spatial/cases/assignment/index.py) instead of SQL.
+FAST_MIN_ROWS = 2_000
+MAX_ROWS = 200_000
+LOCAL = ZoneInfo("Asia/Shanghai")
+# A body this big almost surely holds FAST_MIN_ROWS rows or more (a GeoJSON feature is ~150 bytes, a CSV
+# line ~60): worth reading the components while it is parsed.
+BIG_BODY_BYTES = 120_000
+
+
+def start_reading(engine: Engine, body_bytes: int) -> Future[Usable] | None:
+    """For a big body, start reading the components that the nearest-component rule needs (in a thread,
+    on a connection of its own) so that the read overlaps parsing; None for a small body."""
+    return prefetch_usable(engine) if body_bytes >= BIG_BODY_BYTES else None
+CASE_COLUMNS = (
+    "id", "case_no", "category_code", "state", "source", "description", "location", "grid_code", "community_code",
+    "town_code", "district_code", "special_grid_codes", "grid_version_id", "component_code", "component_distance_m",
+    "owner_key", "owner_area_code", "deadline", "duplicate_of", "reporter_name", "reporter_phone", "reported_at",
+)
+EVENT_COLUMNS = ("case_id", "at", "kind", "state_after", "actor", "note", "data")
+
+
+@dataclass
+class BulkRow:
+    """One parsed row (1-based ``row`` as the caller counts: feature index or CSV data line)."""
+
+    row: int
+    category: str
+    lon: float
+    lat: float
+    description: str | None = None
+    source: str = "hotline"
+    component_code: str | None = None
+    reporter_name: str | None = None
+    reporter_phone: str | None = None
+    reported_at: datetime | None = None
+
+
+@dataclass
+class RowResult:
+    """What happened to one row."""
+
+    row: int
+    status: str  # created | duplicate | refused
+    case_id: int | None = None
+    case_no: str | None = None
+    grid: str | None = None
+    owner: str | None = None
+    duplicate_of: int | None = None
+    reason: str | None = None
+
+
+@dataclass
+class BulkReport:
+    """The batch's outcome: counts and one result per row."""
+
+    received: int = 0
+    created: int = 0
+    duplicates: int = 0
+    refused: int = 0
+    stored: bool = True
+    results: list[RowResult] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict (the rows' own attribute dicts: no deep copy of 100,000 results)."""
+        return {"received": self.received, "created": self.created, "duplicates": self.duplicates,
+                "refused": self.refused, "stored": self.stored, "results": [vars(r) for r in self.results]}
+
+    def to_json(self) -> bytes:
+        """Return the report as UTF-8 JSON."""
+        return json.dumps(self.as_dict(), ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _number(value: Any, name: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} is not a number: {value!r}") from exc
+    if not math.isfinite(number):
+        raise ValueError(f"{name} is not a finite number")
+    return number
+
+
+def _time(value: Any) -> datetime | None:
+    if value in (None, ""):
+        return None
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError as exc:
+        raise ValueError(f"reported_at is not an ISO 8601 time: {value!r}") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=LOCAL)
+
+
+def _row(n: int, fields: dict[str, Any], lon: Any, lat: Any) -> BulkRow:
+    def text_of(key: str) -> str | None:
+        value = fields.get(key)
+        return None if value in (None, "") else str(value)
+
+    return BulkRow(
+        row=n, category=str(fields.get("category") or ""), lon=_number(lon, "lon"), lat=_number(lat, "lat"),
+        description=text_of("description"), source=text_of("source") or "hotline",
+        component_code=text_of("component_code"), reporter_name=text_of("reporter_name"),
+        reporter_phone=text_of("reporter_phone"), reported_at=_time(fields.get("reported_at")),
+    )
+
+
+def parse_geojson(body: str | bytes) -> tuple[list[BulkRow], list[RowResult]]:
+    """Parse a FeatureCollection of Point features; return rows and the rows refused while parsing."""
+    try:
+        doc = json.loads(body)
+    except ValueError as exc:
+        raise InvalidParameterError(f"the body is not valid JSON: {exc}", parameter="body") from exc
+    if not isinstance(doc, dict) or doc.get("type") != "FeatureCollection" or not isinstance(doc.get("features"), list):
+        raise InvalidParameterError("the body must be a GeoJSON FeatureCollection", parameter="body")
+    rows, refused = [], []
+    for n, feature in enumerate(doc["features"], start=1):
+        try:
+            geometry = (feature or {}).get("geometry") or {}
+            if geometry.get("type") != "Point":
+                raise ValueError(f"geometry must be a Point, not {geometry.get('type')!r}")
+            coords = geometry.get("coordinates") or []
+            if len(coords) < 2:
+                raise ValueError("a Point needs two coordinates [lon, lat]")
+            rows.append(_row(n, feature.get("properties") or {}, coords[0], coords[1]))
+        except (ValueError, AttributeError, TypeError) as exc:
+            refused.append(RowResult(n, "refused", reason=str(exc)))
+    return rows, refused
+
+
+def parse_csv(body: str) -> tuple[list[BulkRow], list[RowResult]]:
+    """Parse CSV with a header (category, lon, lat, description, source, component_code, reported_at, …)."""
+    reader = csv.DictReader(io.StringIO(body.lstrip("\ufeff")))
+    missing = {"category", "lon", "lat"} - set(reader.fieldnames or [])
+    if missing:
+        raise InvalidParameterError(f"the CSV header lacks {sorted(missing)}", parameter="body")
+    rows, refused = [], []
+    for n, record in enumerate(reader, start=1):
+        try:
+            rows.append(_row(n, record, record.get("lon"), record.get("lat")))
+        except ValueError as exc:
+            refused.append(RowResult(n, "refused", reason=str(exc)))
+    return rows, refused
+
+
+def _check(row: BulkRow, ref: ReferenceCache, now: datetime) -> str | None:
+    """Return why ``row`` cannot be taken, or None."""
+    if row.category not in ref.categories:
+        return f"unknown event category {row.category!r}"
+    problem = coordinate_problem(row.lon, row.lat)
+    if problem:
+        return problem
+    if row.source not in SOURCES:
+        return f"source must be one of {', '.join(SOURCES)}, not {row.source!r}"
+    if row.component_code is not None and not (len(row.component_code) == 16 and row.component_code.isdigit()):
+        return f"component_code must be 16 digits, not {row.component_code!r}"
+    if row.description is not None and len(row.description) > 2000:
+        return "description is longer than 2000 characters"
+    if row.reported_at is not None and row.reported_at > now + timedelta(minutes=5):
+        return "reported_at lies in the future"
+    return None
+
+
+def _assign_all(conn: Connection, ref: ReferenceCache, rows: list[BulkRow], now: datetime,
+                results: list[RowResult], usable: Future[Usable] | None,
+                ) -> list[tuple[BulkRow, Assignment, datetime]]:
+    """Assign valid rows (in-process indexes for big batches, the SQL statement otherwise); append
+    refusals to ``results``; return the assigned rows."""
+    reports = [Report(ref.categories[r.category], r.lon, r.lat, r.reported_at or now, r.component_code)
+               for r in rows]
+    if len(rows) >= FAST_MIN_ROWS:
+        outcomes = assign_batch(conn, ref, reports, usable=usable)
+    else:
+        outcomes = []
+        for start in range(0, len(rows), CHUNK):
+            chunk = reports[start:start + CHUNK]
+            for report, found in zip(chunk, assign_rows(conn, chunk), strict=True):
+                try:
+                    outcomes.append(finish(conn, ref, report.category, found))
+                except GridlinkError as exc:
+                    outcomes.append(exc)
+    assigned = []
+    for row, report, outcome in zip(rows, reports, outcomes, strict=True):
+        if isinstance(outcome, GridlinkError):
+            results.append(RowResult(row.row, "refused", reason=outcome.detail))
+        else:
+            assigned.append((row, outcome, report.at))
+    return assigned
+
+
+def _in_area(area: str | None, assigned: list[tuple[BulkRow, Assignment, datetime]],
+             results: list[RowResult]) -> list[tuple[BulkRow, Assignment, datetime]]:
+    """The assigned rows inside the reporter's area; the others are refused with the reason."""
+    if area is None:
+        return assigned
+    kept = []
+    for item in assigned:
+        found = item[1]
+        if covers(area, found.grid.code, [s.code for s in found.special_grids]):
+            kept.append(item)
+        else:
+            results.append(RowResult(item[0].row, "refused",
+                                     reason=f"this location (grid {found.grid.code}) lies outside your area {area}"))
+    return kept
+
+
+def intake(conn: Connection, ref: ReferenceCache, rows: list[BulkRow], parse_refused: list[RowResult],
+           actor: str, all_or_nothing: bool = False, now: datetime | None = None,
+           usable: Future[Usable] | None = None, by: Principal | None = None,
+           client: str | None = None) -> BulkReport:
+    """Assign and store a batch; return the report (see the module docstring for the rules). ``usable``:
+    components prefetched by ``start_reading`` while the body was parsed; ``by``: the reporting account
+    (None: the system itself, e.g. ``gridlink import cases``); ``client``: its address, for the audit."""
+    area = report_area(by)
+    now = now or datetime.now(UTC)
+    if len(rows) + len(parse_refused) > MAX_ROWS:
+        raise InvalidParameterError(f"a batch holds at most {MAX_ROWS:,} rows", parameter="body")
+    results = list(parse_refused)
+    valid = []
+    for row in rows:
+        reason = _check(row, ref, now)
+        if reason:
+            results.append(RowResult(row.row, "refused", reason=reason))
+        else:
+            valid.append(row)
+    assigned = _in_area(area, _assign_all(conn, ref, valid, now, results, usable), results)
+    report = BulkReport(received=len(rows) + len(parse_refused))
+    if all_or_nothing and results:
+        report.stored = False
+    elif assigned:
+        stored = _store(conn, ref, assigned, actor)
+        results.extend(stored)
+        audit.record(conn, Actor.of(by, client, channel=actor), "case.bulk", f"{len(stored)} cases",
+                     {"first_id": stored[0].case_id, "last_id": stored[-1].case_id, "received": report.received})
+    report.results = sorted(results, key=lambda r: r.row)
+    report.created = sum(r.status == "created" for r in report.results)
+    report.duplicates = sum(r.status == "duplicate" for r in report.results)
+    report.refused = sum(r.status == "refused" for r in report.results)
+    return report
+
+
+def _store(conn: Connection, ref: ReferenceCache, assigned: list[tuple[BulkRow, Assignment, datetime]],
+           actor: str) -> list[RowResult]:
+    """Give ids, link in-batch duplicates, COPY cases and their first events; return the row results."""
+    ids = [int(i) for (i,) in conn.execute(text(
+        "SELECT nextval(pg_get_serial_sequence('\"case\"', 'id')) FROM generate_series(1, :n)"
+    ), {"n": len(assigned)})]
+    versions = {code: version for code, version in conn.execute(text(
+        "SELECT grid_code, version_id FROM grid_geometry WHERE valid_to IS NULL AND kind = 'base'"))}
+    rows = Cases.of(ids, [row.category for row, _, _ in assigned], [row.lon for row, _, _ in assigned],
+                    [row.lat for row, _, _ in assigned], [at for _, _, at in assigned],
+                    [found.component_code for _, found, _ in assigned])
+    links = within_batch(rows, [found.duplicate_of for _, found, _ in assigned])
+    actor_text, events, results = copy_text(actor), [], []
+    labels: dict[datetime, tuple[str, str]] = {}  # reported_at → (case_no day, ISO text): rows share times
+
+    def lines() -> Iterator[str]:
+        # Formatted while COPY streams them, so that this loop overlaps PostgreSQL's loading; each case's
+        # first events and its row result are gathered on the way.
+        for case_id, (row, found, at), duplicate in zip(ids, assigned, links, strict=True):
+            label = labels.get(at)
+            if label is None:
+                label = labels[at] = (at.astimezone(LOCAL).strftime("%Y%m%d"), at.isoformat())
+            case_no, stamp = label[0] + f"{case_id:08d}", label[1]
+            events.append(f"{case_id}\t{stamp}\treport\treported\t{actor_text}\t\\N\t"
+                          f'{{"grid": "{found.grid.code}", "owner": {_json_text(found.owner_key)}, "batch": true}}\n')
+            if duplicate:
+                events.append(f"{case_id}\t{stamp}\tlink\tvoided\tsystem\t重复上报，已关联原案件 {duplicate}\t"
+                              f'{{"duplicate_of": {duplicate}}}\n')
+            results.append(RowResult(row.row, "duplicate" if duplicate else "created", case_id, case_no,
+                                     found.grid.code, found.owner_key, duplicate))
+            yield _case_line(case_id, case_no, row, found, stamp, duplicate, versions)
+
+    raw = raw_cursor(conn)
+    fast = skip_row_triggers(conn)
+    copy_lines(raw, "case", CASE_COLUMNS, lines())
+    copy_lines(raw, "case_event", EVENT_COLUMNS, events)
+    if fast:
+        new_rows = {"case": "c.id >= :first", "case_event": "c.case_id >= :first"}
+        check_foreign_keys(conn, ("case", "case_event"), new_rows, {"first": min(ids)})
+        restore_row_triggers(conn)
+    return results
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso(moment: datetime) -> str:
+    """ISO text of a time (deadlines repeat across a batch: rows share report times and categories)."""
+    return moment.isoformat()
+
+
+@functools.lru_cache(maxsize=1024)
+def _json_text(value: str) -> str:
+    """A string as a JSON value inside a COPY text field."""
+    return copy_text(json.dumps(value))
+
+
+def _case_line(case_id: int, case_no: str, row: BulkRow, found: Assignment, stamp: str, duplicate: int | None,
+               versions: dict[str, int]) -> str:
+    """One COPY line of ``case`` (columns as CASE_COLUMNS). Codes checked as digits or taken from the
+    reference tables are written as they are; free text and absent values go through ``copy_value``."""
+    specials = ",".join(s.code for s in found.special_grids)
+    return (
+        f"{case_id}\t{case_no}\t{row.category}\t{'voided' if duplicate else 'reported'}\t{row.source}\t"
+        f"{copy_value(row.description)}\tSRID=4326;POINT({row.lon!r} {row.lat!r})\t{found.grid.code}\t"
+        f"{found.community.code}\t{found.town.code}\t{found.district.code}\t{{{specials}}}\t"
+        f"{versions[found.grid.code]}\t{copy_value(found.component_code)}\t"
+        f"{copy_value(found.component_distance_m)}\t"
+        f"{copy_value(found.owner_key)}\t{copy_value(found.owner_area_code)}\t{_iso(found.deadline)}\t"
+        f"{copy_value(duplicate)}\t{copy_value(row.reporter_name)}\t{copy_value(row.reporter_phone)}\t"
+        f"{stamp}\n"
+    )

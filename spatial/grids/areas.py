@@ -1,0 +1,52 @@
+"""Read access to the current grids of every level, for maps and the landing page."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import Connection
+
+from spatial.errors import InvalidParameterError
+from spatial.store.models.grids import LEVEL_KINDS, SPECIAL_KINDS
+from spatial.store.sql import statement
+
+# Display simplification per level, in degrees (~1 m at base grids, ~50 m for districts).
+TOLERANCE = {1: 0.0005, 2: 0.0002, 3: 0.00005, 4: 0.00001, None: 0.00001}
+
+
+def parse_level(value: str) -> int | None:
+    """Return the level 1–4 for ``value``, or None for ``special``; refuse anything else."""
+    if value == "special":
+        return None
+    if value in {"1", "2", "3", "4"}:
+        return int(value)
+    raise InvalidParameterError(f"level must be 1, 2, 3, 4 or 'special', not {value!r}", parameter="level")
+
+
+def parse_bbox(value: str | None) -> tuple[float, float, float, float] | None:
+    """Return (minx, miny, maxx, maxy) in EPSG:4326 from ``minx,miny,maxx,maxy``; refuse a bad box."""
+    if value is None:
+        return None
+    try:
+        minx, miny, maxx, maxy = (float(v) for v in value.split(","))
+    except ValueError as exc:
+        raise InvalidParameterError("bbox must be four numbers: minLon,minLat,maxLon,maxLat",
+                                    parameter="bbox") from exc
+    if not (-180 <= minx < maxx <= 180 and -90 <= miny < maxy <= 90):
+        raise InvalidParameterError("bbox must satisfy -180 ≤ minLon < maxLon ≤ 180 and -90 ≤ minLat < maxLat ≤ 90",
+                                    parameter="bbox")
+    return minx, miny, maxx, maxy
+
+
+def areas_geojson(conn: Connection, level: int | None, bbox: tuple[float, float, float, float] | None) -> str:
+    """Return the current grids of ``level`` (None: special grids) as GeoJSON text."""
+    kinds = [LEVEL_KINDS[level]] if level is not None else list(SPECIAL_KINDS)
+    minx, miny, maxx, maxy = bbox if bbox else (None, None, None, None)
+    params = {"kinds": kinds, "tolerance": TOLERANCE[level], "bbox_minx": minx, "bbox_miny": miny,
+              "bbox_maxx": maxx, "bbox_maxy": maxy}
+    return str(conn.execute(statement("areas"), params).scalar_one())
+
+
+def dataset_stats(conn: Connection) -> dict[str, int]:
+    """Return counts of grids per level, components and cases (large tables estimated)."""
+    return dict(json.loads(conn.execute(statement("stats")).scalar_one()))

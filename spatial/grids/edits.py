@@ -1,0 +1,207 @@
+"""Editing base grids (单元网格) through OGC API Features Part 4, keeping the partition whole.
+
+Base grids partition their community: every point of a community lies in exactly one of its base grids, so
+no grid can change alone. The rules, until the planner's workflow (impact preview, scheduled versions)
+takes over:
+
+- **redraw** (PUT): the new shape must lie inside the grid's community and cover its old shape — a grid
+  grows; whatever it takes from its neighbours, they lose (each affected neighbour gets a new version too).
+  Shrinking would leave a gap: grow the neighbour instead, which is the same boundary move seen from the
+  other side. A neighbour may not be swallowed whole (retire it instead).
+- **split** (POST): a new base grid with a free code of the community (``community code + 3 digits``) is
+  carved out of its neighbours by the same rule.
+- **merge** (DELETE): the grid is retired and its area goes to the neighbour sharing its longest border.
+  Refused while it has open cases (dispatch them first: they would point at a retired grid).
+
+Every edit is one grid version (``grid_version``: author, time, note); closed geometries are kept
+(``valid_to``), so cases keep the version they were assigned under and "which grid held this point on date
+D" stays answerable. Components whose place moved to another grid are rebound to it. Who: admins, and
+planners whose area covers the grid (spatial/access/scope.py). Concurrency: the ETag is the id of the grid's
+current version; a redraw or merge must name it (If-Match).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from shapely.geometry import MultiPolygon
+from sqlalchemy import Connection, text
+
+from spatial.access.accounts import ForbiddenError, Principal
+from spatial.access.scope import covers
+from spatial.components.edits import ConflictError, RevisionMismatchError
+from spatial.errors import InvalidGeometryError, InvalidParameterError, NotFoundError
+from spatial.geo.geometry import checked_shape, coded_feature
+
+CODE = re.compile(r"^[0-9]{15}$")
+MAX_VERTICES = 10_000
+TOLERANCE_M2 = 1.0  # areas below this are seams of floating-point geometry, not land
+# Area in m² of a geometry in degrees, scaled at its latitude (as sql/partition_gaps.sql measures).
+AREA = "COALESCE(ST_Area({g}) * 111320.0 * 110574.0 * cos(radians(ST_Y(ST_Centroid({g})))), 0)"
+CLEAN = "ST_Multi(ST_CollectionExtract(ST_MakeValid({g}), 3))"
+
+
+def may_edit(principal: Principal, code: str) -> None:
+    """ForbiddenError unless ``principal`` may edit the base grid ``code``."""
+    if principal.role == "admin" or (principal.role == "planner" and covers(principal.scope, code)):
+        return
+    raise ForbiddenError(f"{principal.login} ({principal.role}, {principal.scope}) may not edit base grid {code}")
+
+
+def parse_feature(feature: Any, code: str | None = None) -> tuple[str, str, Any]:
+    """Validate a Feature as a base grid: return (code, name, MultiPolygon)."""
+    given, name, props = coded_feature(feature, code, CODE, "code must be a base grid code of 15 digits")
+    unknown = set(props) - {"code", "name", "level", "kind", "parent_code", "version_id"}
+    if unknown:
+        raise InvalidParameterError(f"unknown properties: {', '.join(sorted(unknown))}", parameter="properties")
+    geom = checked_shape(feature.get("geometry"), ("Polygon", "MultiPolygon"), "a base grid", MAX_VERTICES)
+    return given, name, geom if geom.geom_type == "MultiPolygon" else MultiPolygon([geom])
+
+
+def current_version(conn: Connection, code: str) -> int | None:
+    """The version id of the base grid's current geometry (its ETag), None if it has none."""
+    found = conn.execute(text(
+        "SELECT gg.version_id FROM grid_geometry gg JOIN grid g ON g.code = gg.grid_code"
+        " WHERE gg.grid_code = :c AND gg.valid_to IS NULL AND g.level = 4"), {"c": code}).scalar()
+    return None if found is None else int(found)
+
+
+def _lock_community(conn: Connection, community: str) -> None:
+    """Serialise edits of one community's grids (and check it exists)."""
+    if not conn.execute(text("SELECT 1 FROM grid WHERE code = :c AND level = 3 AND retired_at IS NULL FOR UPDATE"),
+                        {"c": community}).first():
+        raise InvalidParameterError(f"no community {community} (the first 12 digits of the code)", parameter="code")
+
+
+def _check_current(conn: Connection, code: str, expected: int) -> None:
+    current = current_version(conn, code)
+    if current is None:
+        raise NotFoundError(f"no current base grid {code}")
+    if current != expected:
+        raise RevisionMismatchError(f"base grid {code} is at version {current}, not {expected}: read it again",
+                                    revision=current)
+
+
+def _version(conn: Connection, principal: Principal, note: str) -> int:
+    return int(conn.execute(text(
+        "INSERT INTO grid_version (effective_at, author, note) VALUES (now(), :a, :n) RETURNING id"),
+        {"a": principal.login, "n": note}).scalar_one())
+
+
+def _redraw(conn: Connection, code: str, version: int, wkt: str) -> None:
+    conn.execute(text("UPDATE grid_geometry SET valid_to = now() WHERE grid_code = :c AND valid_to IS NULL"),
+                 {"c": code})
+    conn.execute(text(
+        "INSERT INTO grid_geometry (grid_code, version_id, kind, geom, valid_from)"
+        f" VALUES (:c, :v, 'base', {CLEAN.format(g='ST_GeomFromText(:wkt, 4326)')}, now())"),
+        {"c": code, "v": version, "wkt": wkt})
+
+
+def _check_inside(conn: Connection, community: str, wkt: str) -> None:
+    outside = conn.execute(text(
+        f"SELECT {AREA.format(g='d')} FROM grid_geometry gg,"
+        " ST_Difference(ST_GeomFromText(:wkt, 4326), gg.geom) AS d"
+        " WHERE gg.grid_code = :c AND gg.valid_to IS NULL"), {"wkt": wkt, "c": community}).scalar()
+    if outside is not None and outside > TOLERANCE_M2:
+        raise InvalidGeometryError(f"the grid reaches {outside:,.0f} m² outside its community {community}")
+
+
+def _take_from_neighbours(conn: Connection, code: str, community: str, version: int, wkt: str) -> list[str]:
+    """Cut the new shape out of the community's other grids (each a new version); return those changed."""
+    rows = conn.execute(text(
+        f"SELECT g.code, ST_AsText({CLEAN.format(g='ST_Difference(gg.geom, n)')}) AS rest,"
+        f" {AREA.format(g='ST_Intersection(gg.geom, n)')} AS taken,"
+        f" {AREA.format(g='ST_Difference(gg.geom, n)')} AS left_m2"
+        " FROM grid g JOIN grid_geometry gg ON gg.grid_code = g.code AND gg.valid_to IS NULL,"
+        " ST_GeomFromText(:wkt, 4326) AS n"
+        " WHERE g.parent_code = :p AND g.level = 4 AND g.retired_at IS NULL AND g.code <> :c"
+        " AND gg.geom && n AND ST_Intersects(gg.geom, n)"), {"wkt": wkt, "p": community, "c": code}).all()
+    changed = []
+    for neighbour, rest, taken, left in rows:
+        if taken <= TOLERANCE_M2:
+            continue
+        if left <= TOLERANCE_M2:
+            raise ConflictError(f"the new shape would swallow base grid {neighbour}: retire it (DELETE) instead")
+        _redraw(conn, neighbour, version, rest)
+        changed.append(neighbour)
+    return changed
+
+
+def _rebind_components(conn: Connection, code: str, neighbours: list[str]) -> None:
+    """Components of the neighbours that now lie in ``code`` follow it."""
+    if neighbours:
+        conn.execute(text(
+            "UPDATE component c SET grid_code = :c FROM grid_geometry gg"
+            " WHERE gg.grid_code = :c AND gg.valid_to IS NULL AND c.grid_code = ANY(:n)"
+            " AND ST_Covers(gg.geom, ST_PointOnSurface(c.geom))"), {"c": code, "n": neighbours})
+
+
+def create(conn: Connection, principal: Principal, code: str, name: str, multi: Any) -> int:
+    """Split: carve a new base grid out of its neighbours; return its version."""
+    may_edit(principal, code)
+    community = code[:12]
+    _lock_community(conn, community)
+    if conn.execute(text("SELECT 1 FROM grid WHERE code = :c"), {"c": code}).first():
+        raise ConflictError(f"grid {code} exists (codes are never reused): redraw it (PUT) or pick another code")
+    _check_inside(conn, community, multi.wkt)
+    conn.execute(text("INSERT INTO grid (code, level, kind, name, parent_code) VALUES (:c, 4, 'base', :n, :p)"),
+                 {"c": code, "n": name, "p": community})
+    version = _version(conn, principal, f"base grid {code} split off (OGC)")
+    neighbours = _take_from_neighbours(conn, code, community, version, multi.wkt)
+    _redraw(conn, code, version, multi.wkt)
+    _rebind_components(conn, code, neighbours)
+    return version
+
+
+def replace(conn: Connection, principal: Principal, code: str, name: str, multi: Any, expected: int) -> int:
+    """Redraw (grow) a base grid read at version ``expected``; return the new version."""
+    may_edit(principal, code)
+    community = code[:12]
+    _lock_community(conn, community)
+    _check_current(conn, code, expected)
+    _check_inside(conn, community, multi.wkt)
+    given_up = conn.execute(text(
+        f"SELECT {AREA.format(g='d')} FROM grid_geometry gg, ST_Difference(gg.geom, ST_GeomFromText(:wkt, 4326)) d"
+        " WHERE gg.grid_code = :c AND gg.valid_to IS NULL"), {"wkt": multi.wkt, "c": code}).scalar_one()
+    if given_up > TOLERANCE_M2:
+        raise InvalidGeometryError(f"the new shape gives up {given_up:,.0f} m² that no grid would cover: base grids "
+                                   "partition their community, so move a boundary by growing the grid on the "
+                                   "other side of it")
+    conn.execute(text("UPDATE grid SET name = :n WHERE code = :c"), {"c": code, "n": name})
+    version = _version(conn, principal, f"base grid {code} redrawn (OGC)")
+    neighbours = _take_from_neighbours(conn, code, community, version, multi.wkt)
+    _redraw(conn, code, version, multi.wkt)
+    _rebind_components(conn, code, neighbours)
+    return version
+
+
+def merge(conn: Connection, principal: Principal, code: str, expected: int) -> str:
+    """Retire a base grid read at version ``expected``, its area going to the neighbour with the longest
+    shared border; return that neighbour's code."""
+    may_edit(principal, code)
+    community = code[:12]
+    _lock_community(conn, community)
+    _check_current(conn, code, expected)
+    open_cases = conn.execute(text(
+        "SELECT count(*) FROM \"case\" WHERE grid_code = :c AND state NOT IN ('closed', 'voided')"),
+        {"c": code}).scalar_one()
+    if open_cases:
+        raise ConflictError(f"base grid {code} has {open_cases} open cases: dispatch or close them first")
+    found = conn.execute(text(
+        "SELECT g.code, ST_AsText(" + CLEAN.format(g="ST_Union(gg.geom, t.geom)") + ")"
+        " FROM grid g JOIN grid_geometry gg ON gg.grid_code = g.code AND gg.valid_to IS NULL,"
+        " grid_geometry t WHERE t.grid_code = :c AND t.valid_to IS NULL"
+        " AND g.parent_code = :p AND g.level = 4 AND g.retired_at IS NULL AND g.code <> :c AND gg.geom && t.geom"
+        " ORDER BY ST_Length(ST_Intersection(ST_Boundary(gg.geom), ST_Boundary(t.geom))) DESC, g.code LIMIT 1"),
+        {"c": code, "p": community}).first()
+    if found is None:
+        raise ConflictError(f"base grid {code} shares no border with another grid of its community")
+    neighbour, union = found
+    version = _version(conn, principal, f"base grid {code} merged into {neighbour} (OGC)")
+    _redraw(conn, neighbour, version, union)
+    conn.execute(text("UPDATE grid_geometry SET valid_to = now() WHERE grid_code = :c AND valid_to IS NULL"),
+                 {"c": code})
+    conn.execute(text("UPDATE grid SET retired_at = now() WHERE code = :c"), {"c": code})
+    conn.execute(text("UPDATE component SET grid_code = :n WHERE grid_code = :c"), {"n": neighbour, "c": code})
+    return neighbour

@@ -1,0 +1,120 @@
+"""Editing special grids (专属网格: enterprise, park, scenic, commercial) through OGC API Features Part 4.
+
+Special grids overlay the base grids and may cross them, so one can be drawn, redrawn or retired on its own
+(base grids form a partition: their boundaries change only together, through the planner). Every change is
+a new grid version (``grid_version``, author and time); the old geometry is closed (``valid_to``) and kept,
+so "which special grids held this point on date D" stays answerable and cases keep what they were assigned.
+Who: admins anywhere, planners whose scope is the grid's district. Concurrency: the ETag is the id of the
+current version; a replace or retire must name it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shapely.geometry import MultiPolygon
+from sqlalchemy import Connection, text
+
+from spatial.access.accounts import ForbiddenError, Principal
+from spatial.access.scope import SPECIAL_CODE
+from spatial.components.edits import ConflictError, RevisionMismatchError
+from spatial.errors import InvalidGeometryError, InvalidParameterError, NotFoundError
+from spatial.geo.geometry import checked_shape, coded_feature
+from spatial.store.models.grids import SPECIAL_LETTERS
+
+CODE = SPECIAL_CODE  # district code, E/P/S/C, 4 digits
+KIND_OF = {letter: kind for kind, letter in SPECIAL_LETTERS.items()}
+MAX_VERTICES = 10_000
+OUTSIDE_TOLERANCE_M2 = 1.0
+
+
+def may_edit(principal: Principal, code: str) -> None:
+    """ForbiddenError unless ``principal`` may edit special grids of ``code``'s district."""
+    if principal.role == "admin" or (principal.role == "planner" and principal.scope == code[:6]):
+        return
+    raise ForbiddenError(f"{principal.login} ({principal.role}, {principal.scope}) may not edit special grids "
+                         f"of district {code[:6]}")
+
+
+def parse_feature(conn: Connection, feature: Any, code: str | None = None) -> tuple[str, str, Any]:
+    """Validate a Feature as a special grid: return (code, name, MultiPolygon)."""
+    given, name, _ = coded_feature(feature, code, CODE, "code must be a district code, E/P/S/C and 4 digits")
+    multi = _area(feature.get("geometry"))
+    outside = conn.execute(text(
+        "SELECT ST_Area(ST_Difference(ST_GeomFromText(:wkt, 4326), gg.geom)::geography) FROM grid_geometry gg"
+        " WHERE gg.grid_code = :d AND gg.valid_to IS NULL AND gg.kind = 'district'"),
+        {"wkt": multi.wkt, "d": given[:6]}).first()
+    if outside is None:
+        raise InvalidParameterError(f"unknown district {given[:6]}", parameter="code")
+    if outside[0] > OUTSIDE_TOLERANCE_M2:
+        raise InvalidGeometryError(f"the special grid reaches {outside[0]:,.0f} m² outside district {given[:6]}")
+    return given, name, multi
+
+
+def _area(value: Any) -> Any:
+    """A valid (Multi)Polygon within the complexity limit, as a MultiPolygon."""
+    geom = checked_shape(value, ("Polygon", "MultiPolygon"), "a special grid", MAX_VERTICES)
+    return geom if geom.geom_type == "MultiPolygon" else MultiPolygon([geom])
+
+
+def _version(conn: Connection, principal: Principal, note: str) -> int:
+    return int(conn.execute(text(
+        "INSERT INTO grid_version (effective_at, author, note) VALUES (now(), :a, :n) RETURNING id"),
+        {"a": principal.login, "n": note}).scalar_one())
+
+
+def _draw(conn: Connection, code: str, version: int, multi: Any) -> None:
+    conn.execute(text(
+        "INSERT INTO grid_geometry (grid_code, version_id, kind, geom, valid_from) VALUES"
+        " (:c, :v, :k, ST_Multi(ST_GeomFromText(:wkt, 4326)), now())"),
+        {"c": code, "v": version, "k": KIND_OF[code[6]], "wkt": multi.wkt})
+
+
+def current_version(conn: Connection, code: str) -> int | None:
+    """The version id of the grid's current geometry (its ETag), None if it has none."""
+    found = conn.execute(text("SELECT version_id FROM grid_geometry WHERE grid_code = :c AND valid_to IS NULL"),
+                         {"c": code}).scalar()
+    return None if found is None else int(found)
+
+
+def _check_current(conn: Connection, code: str, expected: int) -> None:
+    conn.execute(text("SELECT 1 FROM grid WHERE code = :c FOR UPDATE"), {"c": code})
+    current = current_version(conn, code)
+    if current is None or not CODE.match(code):
+        raise NotFoundError(f"no current special grid {code}")
+    if current != expected:
+        raise RevisionMismatchError(f"special grid {code} is at version {current}, not {expected}: read it again",
+                                    revision=current)
+
+
+def create(conn: Connection, principal: Principal, code: str, name: str, multi: Any) -> int:
+    """Draw a new special grid; return its version."""
+    may_edit(principal, code)
+    if conn.execute(text("SELECT 1 FROM grid WHERE code = :c"), {"c": code}).first():
+        raise ConflictError(f"grid {code} exists: replace it (PUT) instead")
+    conn.execute(text("INSERT INTO grid (code, level, kind, name, parent_code) VALUES (:c, NULL, :k, :n, :p)"),
+                 {"c": code, "k": KIND_OF[code[6]], "n": name, "p": code[:6]})
+    version = _version(conn, principal, f"special grid {code} drawn (OGC)")
+    _draw(conn, code, version, multi)
+    return version
+
+
+def replace(conn: Connection, principal: Principal, code: str, name: str, multi: Any, expected: int) -> int:
+    """Redraw a special grid read at version ``expected``; return the new version."""
+    may_edit(principal, code)
+    _check_current(conn, code, expected)
+    conn.execute(text("UPDATE grid_geometry SET valid_to = now() WHERE grid_code = :c AND valid_to IS NULL"),
+                 {"c": code})
+    conn.execute(text("UPDATE grid SET name = :n WHERE code = :c"), {"c": code, "n": name})
+    version = _version(conn, principal, f"special grid {code} redrawn (OGC)")
+    _draw(conn, code, version, multi)
+    return version
+
+
+def retire(conn: Connection, principal: Principal, code: str, expected: int) -> None:
+    """Retire a special grid read at version ``expected``: its geometry is closed and kept (history)."""
+    may_edit(principal, code)
+    _check_current(conn, code, expected)
+    conn.execute(text("UPDATE grid_geometry SET valid_to = now() WHERE grid_code = :c AND valid_to IS NULL"),
+                 {"c": code})
+    conn.execute(text("UPDATE grid SET retired_at = now() WHERE code = :c"), {"c": code})

@@ -1,0 +1,85 @@
+"""Database URL resolution and engine creation (never at import time)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy.exc import DisconnectionError
+
+from spatial.settings import DatabaseSettings
+from spatial.store.cluster import Cluster
+
+
+def database_url(settings: DatabaseSettings, dbname: str | None = None, log: Callable = print) -> str:
+    """Return the SQLAlchemy URL: ``GRIDLINK_DATABASE_URL`` if set, else the embedded cluster (started)."""
+    if settings.url is not None:
+        url = settings.url.get_secret_value()
+        if dbname is None:
+            return url
+        return url.rsplit("/", 1)[0] + "/" + dbname
+    return Cluster(settings.home, log=log).ensure_database(dbname or settings.name)
+
+
+IDLE_PING_SECONDS = 2.0
+# A request waits at most this long for a connection (new or from the pool), then gets a 503.
+CONNECT_TIMEOUT_S = 5
+
+
+def make_engine(url: str, settings: DatabaseSettings, *, request_timeouts: bool = True) -> Engine:
+    """Create an engine that pings idle connections before use and (for requests) has a statement timeout.
+
+    SQLAlchemy's ``pool_pre_ping`` pings on every checkout: a round trip per request on the hot intake
+    route. A connection that was in use within the last ``IDLE_PING_SECONDS`` is handed out as it is;
+    an idle one is pinged first, and a dead one is replaced before any request sees it.
+    """
+    options = f"-c statement_timeout={settings.statement_timeout_ms}" if request_timeouts else ""
+    engine = create_engine(
+        url,
+        pool_size=settings.pool_size,
+        max_overflow=settings.max_overflow,
+        connect_args={"options": options, "application_name": "gridlink", "connect_timeout": CONNECT_TIMEOUT_S},
+        pool_timeout=CONNECT_TIMEOUT_S,
+    )
+    event.listen(engine, "checkout", _ping_if_idle)
+    event.listen(engine, "checkin", _note_use)
+    return engine
+
+
+def _note_use(dbapi_connection, record) -> None:
+    record.info["last_used"] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_connection, record, proxy) -> None:
+    if time.monotonic() - record.info.get("last_used", 0.0) < IDLE_PING_SECONDS:
+        return
+    try:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("SELECT 1")
+        cursor.close()
+    except Exception as exc:  # any failure means the connection is gone: let the pool open a new one
+        raise DisconnectionError("idle connection failed its ping") from exc
+
+
+async def make_intake_pool(url: str, settings: DatabaseSettings) -> Any:
+    """Create the asyncpg pool of the lean intake path (api/fast_intake.py): single-statement writes.
+
+    Its connections run every statement in autocommit (one statement, atomic on its own: no BEGIN/COMMIT
+    round trips), prepare each statement once and keep one generic plan for it (the statements are large;
+    custom plans would re-plan them per call), and carry the request statement timeout. They hold no
+    session state, so the pool's per-release ``RESET ALL`` round trip is skipped.
+    """
+    import asyncpg
+
+    async def keep(connection) -> None:
+        """Nothing to reset: these connections never change session state."""
+
+    return await asyncpg.create_pool(
+        make_url(url).set(drivername="postgresql").render_as_string(hide_password=False),
+        min_size=1, max_size=settings.pool_size, reset=keep, timeout=CONNECT_TIMEOUT_S,
+        command_timeout=settings.statement_timeout_ms / 1000,
+        server_settings={"plan_cache_mode": "force_generic_plan", "application_name": "gridlink-intake",
+                         "statement_timeout": str(settings.statement_timeout_ms)},
+    )

@@ -1,0 +1,105 @@
+"""Incident cases (案件) with their assignment, and the append-only case-event table that drives them.
+
+A case's ``state`` is derived from its events (the last state-changing event wins); the column is kept
+in step by the workflow, inside the same transaction as the event it follows.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from geoalchemy2 import Geometry
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from spatial.geo.srid import WGS84
+from spatial.store.models.base import Base, created_at_column, in_list
+
+OPEN_ORIGINAL = "state NOT IN ('closed', 'voided') AND duplicate_of IS NULL"
+SOURCES = ("inspector", "hotline", "public", "video", "dispatcher")
+STATES = ("reported", "registered", "dispatched", "handled", "closed", "voided", "suspended")
+EVENT_KINDS = (
+    "report", "register", "dispatch", "handle", "check", "close", "evaluate",
+    "void", "return", "extend", "suspend", "resume", "rework", "assist", "remind", "supervise", "link",
+)
+
+
+class Case(Base):
+    """A reported incident, assigned to its grid, owner, component and deadline when it is created."""
+
+    __tablename__ = "case"
+    __table_args__ = (
+        CheckConstraint(in_list("source", SOURCES), name="source"),
+        CheckConstraint(in_list("state", STATES), name="state"),
+        CheckConstraint("ST_IsValid(location) AND NOT ST_IsEmpty(location)", name="location_valid"),
+        Index("ix_case_location", "location", postgresql_using="gist"),
+        Index("ix_case_category_code_reported_at", "category_code", "reported_at"),
+        # Duplicate linking looks only at open originals: small partial indexes keep that probe cheap. Every
+        # index here is paid for by each bulk-loaded case (migration 0007 says what each one costs).
+        Index("ix_case_open_location", "location", postgresql_using="gist", postgresql_where=text(OPEN_ORIGINAL)),
+        Index("ix_case_open_component_code", "component_code", postgresql_where=text(OPEN_ORIGINAL)),
+        Index("ix_case_duplicate_of", "duplicate_of", postgresql_where=text("duplicate_of IS NOT NULL")),
+        Index("ix_case_component_code", "component_code", postgresql_where=text("component_code IS NOT NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    case_no: Mapped[str] = mapped_column(String(20), unique=True)
+    category_code: Mapped[str] = mapped_column(ForeignKey("event_category.code"))
+    state: Mapped[str] = mapped_column(String(12), index=True)
+    source: Mapped[str] = mapped_column(String(12))
+    description: Mapped[str | None] = mapped_column(Text)
+    location = mapped_column(Geometry("POINT", srid=WGS84, spatial_index=False), nullable=False)
+    grid_code: Mapped[str] = mapped_column(ForeignKey("grid.code"), index=True)
+    # Prefixes of grid_code: area filters use a range on ix_case_grid_code, so these carry no index.
+    community_code: Mapped[str] = mapped_column(ForeignKey("grid.code"))
+    town_code: Mapped[str] = mapped_column(ForeignKey("grid.code"))
+    district_code: Mapped[str] = mapped_column(ForeignKey("grid.code"))
+    special_grid_codes: Mapped[list[str]] = mapped_column(ARRAY(String(15)), default=list)
+    grid_version_id: Mapped[int] = mapped_column(ForeignKey("grid_version.id"))
+    component_code: Mapped[str | None] = mapped_column(ForeignKey("component.code"))
+    component_distance_m: Mapped[float | None] = mapped_column(Float)
+    # A department key, or GRID_CHIEF for grid-first cases; owner_area_code says whose (grid or town).
+    owner_key: Mapped[str] = mapped_column(String(32), index=True)
+    owner_area_code: Mapped[str | None] = mapped_column(ForeignKey("grid.code"))
+    deadline: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    duplicate_of: Mapped[int | None] = mapped_column(ForeignKey("case.id"))
+    reporter_name: Mapped[str | None] = mapped_column(Text)
+    reporter_phone: Mapped[str | None] = mapped_column(String(32))
+    idempotency_key: Mapped[str | None] = mapped_column(String(128), unique=True)
+    reported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    created_at: Mapped[datetime] = created_at_column()
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revision: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+
+
+class CaseEvent(Base):
+    """One immutable, timestamped transition of a case, with its actor and note (a trigger refuses edits)."""
+
+    __tablename__ = "case_event"
+    __table_args__ = (
+        CheckConstraint(in_list("kind", EVENT_KINDS), name="kind"),
+        CheckConstraint("state_after IS NULL OR " + in_list("state_after", STATES), name="state_after"),
+        Index("ix_case_event_case_id_at", "case_id", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case.id"))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    kind: Mapped[str] = mapped_column(String(12))
+    state_after: Mapped[str | None] = mapped_column(String(12))
+    actor: Mapped[str] = mapped_column(Text)
+    note: Mapped[str | None] = mapped_column(Text)
+    data: Mapped[dict | None] = mapped_column(JSONB)

@@ -1,0 +1,130 @@
+"""Grids (单元网格): the four nested levels, special grids, their versions and their teams.
+
+A grid's identity (code, level, name, parent) lives in ``grid``; its shape lives in ``grid_geometry``, one
+row per version with ``valid_from`` / ``valid_to``, so that "which grid held this point on date D" is a
+query, and a case keeps the grid version it was assigned under.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from geoalchemy2 import Geometry
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from spatial.geo.srid import WGS84
+from spatial.store.models.base import Base, created_at_column, in_list
+
+LEVEL_KINDS = {1: "district", 2: "town", 3: "community", 4: "base"}
+SPECIAL_KINDS = ("enterprise", "park", "scenic", "commercial")
+# One letter per special kind in the special grid code: district code + letter + 4-digit serial.
+SPECIAL_LETTERS = {"enterprise": "E", "park": "P", "scenic": "S", "commercial": "C"}
+GRID_KINDS = tuple(LEVEL_KINDS.values()) + SPECIAL_KINDS
+TEAM_ROLES = ("chief", "inspector", "police", "supervisor", "volunteer", "mediator")
+
+_CODE_RULE = (
+    "(level = 1 AND kind = 'district' AND parent_code IS NULL AND code ~ '^[0-9]{6}$')"
+    " OR (level = 2 AND kind = 'town' AND code ~ '^[0-9]{9}$' AND parent_code = left(code, 6))"
+    " OR (level = 3 AND kind = 'community' AND code ~ '^[0-9]{12}$' AND parent_code = left(code, 9))"
+    " OR (level = 4 AND kind = 'base' AND code ~ '^[0-9]{15}$' AND parent_code = left(code, 12))"
+    " OR (level IS NULL AND " + in_list("kind", SPECIAL_KINDS) + " AND code ~ '^[0-9]{6}[EPSC][0-9]{4}$'"
+    " AND parent_code = left(code, 6))"
+)
+
+
+class GridVersion(Base):
+    """One committed change of grid boundaries, effective from ``effective_at``."""
+
+    __tablename__ = "grid_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    effective_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = created_at_column()
+    author: Mapped[str] = mapped_column(Text)
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class Grid(Base):
+    """A grid's identity: district, town, community, base grid (levels 1–4) or special grid (no level).
+
+    A child's code extends its parent's code by three digits (GB/T 2260 county code + 3 + 3 + 3); a special
+    grid's code is its district code, a kind letter (E enterprise, P park, S scenic, C commercial) and a
+    4-digit serial, and its parent is the district.
+    """
+
+    __tablename__ = "grid"
+    __table_args__ = (
+        CheckConstraint(_CODE_RULE, name="code_extends_parent"),
+        CheckConstraint(in_list("kind", GRID_KINDS), name="kind"),
+    )
+
+    code: Mapped[str] = mapped_column(String(15), primary_key=True)
+    level: Mapped[int | None] = mapped_column(SmallInteger, index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(Text)
+    parent_code: Mapped[str | None] = mapped_column(ForeignKey("grid.code"), index=True)
+    created_at: Mapped[datetime] = created_at_column()
+    retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class GridGeometry(Base):
+    """The shape of one grid in one version; the current shape has ``valid_to IS NULL``."""
+
+    __tablename__ = "grid_geometry"
+    __table_args__ = (
+        CheckConstraint("ST_IsValid(geom) AND NOT ST_IsEmpty(geom)", name="geom_valid"),
+        CheckConstraint("valid_to IS NULL OR valid_to > valid_from", name="valid_range"),
+        CheckConstraint(in_list("kind", GRID_KINDS), name="kind"),
+        Index("ix_grid_geometry_geom", "geom", postgresql_using="gist"),
+        Index(
+            "ix_grid_geometry_current_geom", "geom",
+            postgresql_using="gist", postgresql_where=text("valid_to IS NULL"),
+        ),
+        Index(
+            "uq_grid_geometry_current", "grid_code",
+            unique=True, postgresql_where=text("valid_to IS NULL"),
+        ),
+        Index("ix_grid_geometry_kind_current", "kind", postgresql_where=text("valid_to IS NULL")),
+        # Assignment probes only current base grids, or only current special grids (migration 0006).
+        Index("ix_grid_geometry_current_base_geom", "geom", postgresql_using="gist",
+              postgresql_where=text("valid_to IS NULL AND kind = 'base'")),
+        Index("ix_grid_geometry_current_special_geom", "geom", postgresql_using="gist",
+              postgresql_where=text("valid_to IS NULL AND kind IN ('enterprise', 'park', 'scenic', 'commercial')")),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    grid_code: Mapped[str] = mapped_column(ForeignKey("grid.code"), index=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("grid_version.id"), index=True)
+    # Denormalised from grid.kind so that the spatial index can be filtered without a join.
+    kind: Mapped[str] = mapped_column(String(16))
+    geom = mapped_column(
+        Geometry("MULTIPOLYGON", srid=WGS84, spatial_index=False), nullable=False
+    )
+    valid_from: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    valid_to: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class TeamMember(Base):
+    """A member of a grid's "4+N" team: chief, inspector, police officer, supervisor, volunteers, mediators."""
+
+    __tablename__ = "team_member"
+    __table_args__ = (CheckConstraint(in_list("role", TEAM_ROLES), name="role"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    grid_code: Mapped[str] = mapped_column(ForeignKey("grid.code"), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(Text)
+    phone: Mapped[str | None] = mapped_column(String(20))
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id"))
