@@ -22,7 +22,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from spatial.access.accounts import AuthenticationError, ForbiddenError, Principal, resolve_token
+from spatial.access.accounts import resolve_token
+from spatial.access.principal import Principal
+from spatial.errors import AuthenticationError, ForbiddenError
 
 SESSION_COOKIE = "gridlink_session"
 CSRF_HEADER = "x-csrf-token"

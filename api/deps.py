@@ -8,12 +8,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy import Connection, Engine
 
-from spatial.errors import GridlinkError
+from spatial.errors import UnsupportedMediaTypeError
 from spatial.reference.cache import ReferenceCache
-
-
-class UnsupportedMediaTypeError(GridlinkError):
-    """The request body is not of a media type the endpoint reads."""
 
 
 def get_connection(request: Request) -> Iterator[Connection]:

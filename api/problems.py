@@ -9,10 +9,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.deps import UnsupportedMediaTypeError
-from spatial.access.accounts import AuthenticationError, ForbiddenError
 from spatial.errors import (
+    AuthenticationError,
     ComponentError,
+    ForbiddenError,
     GridlinkError,
     IdempotencyConflictError,
     InvalidGeometryError,
@@ -20,6 +20,7 @@ from spatial.errors import (
     NotFoundError,
     OutsideCoverageError,
     UnknownCategoryError,
+    UnsupportedMediaTypeError,
 )
 
 PROBLEM_JSON = "application/problem+json"

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from spatial.codes import SPECIAL_KINDS_SQL, prefix_range
+
 EXTENT = 4096
 BUFFER = 64
 CELL_PX = 32  # aggregation cell, in 256-pixel screen pixels
 WORLD_M = 40_075_016.685578488
 MAX_ZOOM = 22
-SPECIAL_KINDS = "('enterprise', 'park', 'scenic', 'commercial')"
 OPEN_CASE = "k.state NOT IN ('closed', 'voided')"
 
 
@@ -55,7 +56,7 @@ LAYERS: dict[str, TileLayer] = {
     "towns": _grid("towns", "g.level = 2"),
     "communities": _grid("communities", "g.level = 3"),
     "grids": _grid("grids", "g.level = 4"),
-    "special-grids": _grid("special-grids", f"g.kind IN {SPECIAL_KINDS}"),
+    "special-grids": _grid("special-grids", f"g.kind IN {SPECIAL_KINDS_SQL}"),
     "components": TileLayer(
         name="components", group="components", source="component c WHERE true", geom="c.geom",
         attributes="c.code, c.class_code, c.owner_key, c.status, c.grid_code",
@@ -109,5 +110,5 @@ def tile_params(z: int, x: int, y: int, state: str | None,
     params: dict[str, object] = {"z": z, "x": x, "y": y, "tol": pixel_m / 2 / 111_320, "cell": pixel_m * CELL_PX,
                                  "state": state}
     if scope is not None:
-        params.update(scope=scope[1], scope_lo=scope[1].ljust(15, "0"), scope_hi=scope[1].ljust(15, "9"))
+        params.update(scope=scope[1], scope_lo=prefix_range(scope[1])[0], scope_hi=prefix_range(scope[1])[1])
     return params

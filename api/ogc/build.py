@@ -37,8 +37,9 @@ from api.ogc import provider as ogc_provider
 from api.ogc.openapi import self_contained
 from api.ogc.tiles import CONFORMANCE as TILES_CONFORMANCE
 from api.ogc.tiles import OgcTiles, collection_links
-from spatial.access.accounts import AuthenticationError, Principal, PrincipalCache, resolve_token
-from spatial.errors import GridlinkError
+from spatial.access.accounts import PrincipalCache, resolve_token
+from spatial.access.principal import Principal
+from spatial.errors import AuthenticationError, GridlinkError
 from spatial.features import pages as features
 from spatial.grids.areas import parse_bbox
 from tiles.cache import TileCache

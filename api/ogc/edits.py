@@ -21,10 +21,19 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api.auth import client_address, request_token
-from spatial.access.accounts import AuthenticationError, ForbiddenError, principal_for
+from spatial.access.accounts import principal_for
 from spatial.access.audit import Actor, record
 from spatial.components import edits as edits
-from spatial.errors import GridlinkError, InvalidGeometryError, InvalidParameterError, NotFoundError
+from spatial.errors import (
+    AuthenticationError,
+    ConflictError,
+    ForbiddenError,
+    GridlinkError,
+    InvalidGeometryError,
+    InvalidParameterError,
+    NotFoundError,
+    RevisionMismatchError,
+)
 from spatial.features import pages as features
 from spatial.grids import edits as base
 from spatial.grids import special_edits as grids
@@ -35,8 +44,8 @@ EDITABLE = tuple(ETAG_PROPERTY)
 MAX_BODY = 2_000_000
 _STATUS: dict[type[GridlinkError], tuple[int, str]] = {
     AuthenticationError: (401, "Unauthorized"), ForbiddenError: (403, "Forbidden"),
-    NotFoundError: (404, "NotFound"), edits.ConflictError: (409, "Conflict"),
-    edits.RevisionMismatchError: (412, "PreconditionFailed"), InvalidParameterError: (400, "InvalidParameterValue"),
+    NotFoundError: (404, "NotFound"), ConflictError: (409, "Conflict"),
+    RevisionMismatchError: (412, "PreconditionFailed"), InvalidParameterError: (400, "InvalidParameterValue"),
     InvalidGeometryError: (400, "InvalidParameterValue"),
 }
 

@@ -28,7 +28,7 @@ from pygeoapi.provider.base import (
 )
 from sqlalchemy import Engine
 
-from spatial.access.accounts import Principal
+from spatial.access.principal import Principal
 from spatial.errors import GridlinkError, NotFoundError
 from spatial.features import pages as features
 

@@ -42,14 +42,14 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.auth import client_address
-from api.deps import ConnectionDep, EngineDep, ReferenceDep, UnsupportedMediaTypeError
+from api.deps import ConnectionDep, EngineDep, ReferenceDep
 from api.middleware import BodyTooLarge
 from api.open311.format import check_format, render, render_error
 from api.problems import PROBLEM_TABLE, RETRY_AFTER_SECONDS, database_unavailable
 from api.rate_limit import RateLimiter
 from api.routes.cases import IdempotencyKey
 from api.schemas import Reporter, check_lon_lat
-from spatial.access.accounts import ForbiddenError, principal_for
+from spatial.access.accounts import principal_for
 from spatial.cases.intake import CaseInput, create_case
 from spatial.cases.open311 import (
     created_reply,
@@ -60,7 +60,14 @@ from spatial.cases.open311 import (
     request_token,
     service_definition,
 )
-from spatial.errors import GridlinkError, InvalidParameterError, NotFoundError
+from spatial.errors import (
+    ForbiddenError,
+    GridlinkError,
+    InvalidParameterError,
+    NotFoundError,
+    TooManyRequestsError,
+    UnsupportedMediaTypeError,
+)
 
 log = logging.getLogger("gridlink.api")
 SPECIFICATION = "http://wiki.open311.org/GeoReport_v2"
@@ -277,10 +284,6 @@ def services(fmt: FormatDep, conn: ConnectionDep, ref: ReferenceDep) -> Response
 def service(fmt: FormatDep, service_code: str, ref: ReferenceDep) -> Response:
     """Return the definition of one service (component categories take a component code)."""
     return render(fmt, "service_definition", service_definition(ref, service_code))
-
-
-class TooManyRequestsError(GridlinkError):
-    """A client sent public submissions faster than the public channel takes them (HTTP 429)."""
 
 
 def _limit_public(request: Request) -> None:

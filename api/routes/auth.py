@@ -10,8 +10,9 @@ from fastapi import APIRouter, Form, Request, Response
 
 from api.auth import SESSION_COOKIE, PrincipalDep, bearer_token, client_address, csrf_token, request_token
 from api.deps import EngineDep
-from spatial.access.accounts import Principal, check_password, create_token, revoke_token
+from spatial.access.accounts import check_password, create_token, revoke_token
 from spatial.access.audit import Actor, record
+from spatial.access.principal import Principal
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 Login = Annotated[str, Form(max_length=64)]

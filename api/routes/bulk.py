@@ -8,10 +8,11 @@ from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import PrincipalDep, client_address
-from api.deps import EngineDep, ReferenceDep, UnsupportedMediaTypeError
-from spatial.access.accounts import Principal
+from api.deps import EngineDep, ReferenceDep
+from spatial.access.principal import Principal
 from spatial.cases.assignment.index import Usable
 from spatial.cases.bulk import BulkReport, BulkRow, RowResult, intake, parse_csv, parse_geojson, start_reading
+from spatial.errors import UnsupportedMediaTypeError
 from spatial.reference.cache import ReferenceCache
 
 router = APIRouter(prefix="/api/v1", tags=["cases"])

@@ -8,9 +8,8 @@ from fastapi import APIRouter, Query, Request, Response
 
 from api.auth import OptionalPrincipalDep
 from api.deps import EngineDep
-from spatial.access.accounts import AuthenticationError
 from spatial.access.scope import case_filter
-from spatial.errors import InvalidParameterError, NotFoundError
+from spatial.errors import AuthenticationError, InvalidParameterError, NotFoundError
 from spatial.features.pages import coverage_extent, layers
 from tiles.cache import Tile, TileError
 from tiles.layers import LAYERS, MAX_ZOOM

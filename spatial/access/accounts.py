@@ -18,7 +18,6 @@ import re
 import secrets
 import threading
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,7 +25,9 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Connection, text
 
-from spatial.errors import GridlinkError, InvalidParameterError, NotFoundError
+from spatial.access.principal import Principal
+from spatial.access.scope import scope_problem
+from spatial.errors import AuthenticationError, InvalidParameterError, NotFoundError
 from spatial.store.db import CONNECT_TIMEOUT_S
 from spatial.store.models.accounts import ROLES
 
@@ -37,28 +38,6 @@ PRINCIPAL_TTL_S = 30.0
 _HASHER = PasswordHasher()
 # Verified against when the login is unknown, so that a wrong login costs what a wrong password does.
 _DUMMY = _HASHER.hash("gridlink-no-such-account")
-
-
-class AuthenticationError(GridlinkError):
-    """No valid credentials were given (HTTP 401)."""
-
-
-class ForbiddenError(GridlinkError):
-    """The caller is known but may not do this here (HTTP 403)."""
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling: the account behind a token."""
-
-    account_id: int
-    login: str
-    role: str
-    scope: str
-
-    def sees_personal_data(self) -> bool:
-        """Reporters' names and phone numbers are shown only to admins and dispatchers (SPEC)."""
-        return self.role in ("admin", "dispatcher")
 
 
 class PrincipalCache:
@@ -105,8 +84,6 @@ def add_user(conn: Connection, login: str, role: str, scope: str, password: str,
         raise InvalidParameterError("login must be 3–64 letters, digits or . _ @ -", parameter="login")
     if role not in ROLES:
         raise InvalidParameterError(f"role must be one of {', '.join(ROLES)}", parameter="role")
-    from spatial.access.scope import scope_problem
-
     problem = scope_problem(role, scope)
     if problem:
         raise InvalidParameterError(problem, parameter="scope")

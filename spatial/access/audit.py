@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from spatial.access.accounts import Principal
+from spatial.access.principal import Principal
 
 
 @dataclass(frozen=True)

@@ -29,18 +29,17 @@ Refusals are ``ForbiddenError`` (403); nothing is stored when a write is refused
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 from sqlalchemy import ColumnElement, any_, literal, true
 
-from spatial.access.accounts import ForbiddenError, Principal
+from spatial.access.principal import Principal
+from spatial.codes import AREA_CODE, SPECIAL_CODE, prefix_range
+from spatial.errors import ForbiddenError
 
 REPORTERS = ("admin", "dispatcher", "inspector", "grid_chief", "partner")
 KEY_ROLES = ("handler", "owner")
 CITY_WIDE = ("admin", "partner")
-AREA_CODE = re.compile(r"^(?:[0-9]{6}|[0-9]{9}|[0-9]{12}|[0-9]{15})$")
-SPECIAL_CODE = re.compile(r"^[0-9]{6}[EPSC][0-9]{4}$")
 
 
 def is_area(scope: str) -> bool:
@@ -113,7 +112,7 @@ def case_clause(principal: Principal, grid_code, special_codes, owner_key) -> Co
     if SPECIAL_CODE.match(scope):
         return literal(scope) == any_(special_codes)
     # A prefix range the grid-code index can use (codes are fixed-width digits).
-    return grid_code.between(scope.ljust(15, "0"), scope.ljust(15, "9"))
+    return grid_code.between(*prefix_range(scope))
 
 
 def case_filter(principal: Principal | None) -> tuple[str, str] | None:

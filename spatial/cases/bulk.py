@@ -29,8 +29,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, Engine, text
 
 from spatial.access import audit as audit
-from spatial.access.accounts import Principal
 from spatial.access.audit import Actor
+from spatial.access.principal import Principal
 from spatial.access.scope import covers, report_area
 from spatial.cases.assignment.batch import assign_batch
 from spatial.cases.assignment.duplicates import Cases, within_batch

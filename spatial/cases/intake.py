@@ -15,9 +15,9 @@ from typing import Any
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import IntegrityError
 
-from spatial.access.accounts import Principal
 from spatial.access.audit import Actor
 from spatial.access.audit import params as audit_params
+from spatial.access.principal import Principal
 from spatial.access.scope import check_read, check_report, report_area
 from spatial.cases.assignment.rules import (
     Assignment,

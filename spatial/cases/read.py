@@ -9,9 +9,10 @@ from zoneinfo import ZoneInfo
 from geoalchemy2 import functions as gf
 from sqlalchemy import Connection, any_, literal, select
 
-from spatial.access.accounts import Principal
-from spatial.access.scope import SPECIAL_CODE, case_clause
+from spatial.access.principal import Principal
+from spatial.access.scope import case_clause
 from spatial.cases.intake import MAX_PAGE, CaseFilter, case_public
+from spatial.codes import SPECIAL_CODE, prefix_range
 from spatial.errors import InvalidParameterError
 from spatial.geo.srid import WGS84
 from spatial.reference.cache import ReferenceCache
@@ -33,7 +34,7 @@ def _area_clause(area: str):
         return column == area
     # Ancestor codes are prefixes of the 15-digit base grid code (SPEC "Grids"): the range lets the grid-code
     # index find the cases; the equality on the level's own column keeps the answer exact regardless.
-    return (column == area) & Case.grid_code.between(area.ljust(15, "0"), area.ljust(15, "9"))
+    return (column == area) & Case.grid_code.between(*prefix_range(area))
 
 
 def _utc(moment: datetime) -> datetime:

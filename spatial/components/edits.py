@@ -19,8 +19,16 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from spatial.access.accounts import ForbiddenError, Principal
-from spatial.errors import GridlinkError, InvalidGeometryError, InvalidParameterError, NotFoundError
+from spatial.access.principal import Principal
+from spatial.codes import component_class_of, district_of
+from spatial.errors import (
+    ConflictError,
+    ForbiddenError,
+    InvalidGeometryError,
+    InvalidParameterError,
+    NotFoundError,
+    RevisionMismatchError,
+)
 from spatial.geo.geometry import checked_shape
 from spatial.store.models.components import STATUSES
 
@@ -28,14 +36,6 @@ MAX_VERTICES = 5_000
 MAX_AREA_M2 = 1_000_000
 KINDS = {"point": ("Point",), "line": ("LineString", "MultiLineString"), "polygon": ("Polygon", "MultiPolygon")}
 EDITABLE = ("code", "name", "owner_key", "manager_key", "maintainer_key", "status", "note")
-
-
-class ConflictError(GridlinkError):
-    """The component exists already, or cases refer to it (HTTP 409)."""
-
-
-class RevisionMismatchError(GridlinkError):
-    """Another edit changed the component since the caller read it (HTTP 412)."""
 
 
 @dataclass(frozen=True)
@@ -110,11 +110,11 @@ def _check_places_and_keys(conn: Connection, item: ComponentInput) -> None:
         "SELECT ST_Covers(gg.geom, ST_PointOnSurface(g)), ST_Area(g::geography)"
         " FROM ST_GeomFromText(:wkt, 4326) g LEFT JOIN grid_geometry gg"
         " ON gg.grid_code = :d AND gg.valid_to IS NULL AND gg.kind = 'district'"), {
-        "wkt": item.geometry.wkt, "d": item.code[:6]}).first()
+        "wkt": item.geometry.wkt, "d": district_of(item.code)}).first()
     if row is None or row[0] is None:
-        raise InvalidParameterError(f"unknown district {item.code[:6]}", parameter="code")
+        raise InvalidParameterError(f"unknown district {district_of(item.code)}", parameter="code")
     if not row[0]:
-        raise InvalidGeometryError(f"the component lies outside district {item.code[:6]}")
+        raise InvalidGeometryError(f"the component lies outside district {district_of(item.code)}")
     if row[1] and row[1] > MAX_AREA_M2:
         raise InvalidGeometryError(f"the component covers more than {MAX_AREA_M2:,} m²")
     keys = {item.owner_key, item.manager_key, item.maintainer_key}
@@ -129,8 +129,8 @@ _GRID = ("(SELECT min(grid_code) FROM grid_geometry WHERE valid_to IS NULL AND k
 
 
 def _values(item: ComponentInput) -> dict[str, Any]:
-    return {"code": item.code, "cls": item.code[6:10], "district": item.code[:6], "name": item.name,
-            "owner": item.owner_key, "manager": item.manager_key, "maintainer": item.maintainer_key,
+    return {"code": item.code, "cls": component_class_of(item.code), "district": district_of(item.code),
+            "name": item.name, "owner": item.owner_key, "manager": item.manager_key, "maintainer": item.maintainer_key,
             "status": item.status, "note": item.note, "wkt": item.geometry.wkt}
 
 

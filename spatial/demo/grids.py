@@ -10,12 +10,12 @@ import shapely.affinity
 import shapely.ops
 from shapely.geometry import MultiPolygon, Point
 
+from spatial.codes import SPECIAL_LETTERS
 from spatial.demo.districts import Districts
 from spatial.demo.names import NameMaker
 from spatial.demo.partition import KM_PER_DEG_LAT, X_SCALE, allocate, partition, sample_points
 from spatial.demo.plan import OTHERS, WUJIANG, WUZHONG, WUZHONG_SPECIALS, DistrictPlan, Scale, Town
 from spatial.geo.geometry import polygonal
-from spatial.store.models.grids import SPECIAL_LETTERS
 
 URBAN_SIGMA_KM = 2.5
 

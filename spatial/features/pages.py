@@ -29,8 +29,9 @@ from geoalchemy2 import functions as gf
 from sqlalchemy import ColumnElement, Connection, Select, and_, cast, func, literal, or_, select, true
 from sqlalchemy.dialects.postgresql import JSON
 
-from spatial.access.accounts import Principal
+from spatial.access.principal import Principal
 from spatial.access.scope import case_clause
+from spatial.codes import SPECIAL_KINDS
 from spatial.errors import InvalidParameterError, NotFoundError
 from spatial.geo.srid import CGCS2000, WEB_MERCATOR, WGS84
 from spatial.store.models import Case, Component, Grid, GridGeometry, RowCount
@@ -38,7 +39,6 @@ from spatial.store.models import Case, Component, Grid, GridGeometry, RowCount
 COUNT_CAP = 10_000
 MAX_LIMIT = 10_000
 MAX_OFFSET = 10_000  # offsets (for pygeoapi's HTML pages) up to here; keyset cursors beyond
-SPECIAL_KINDS = ("enterprise", "park", "scenic", "commercial")
 # Output CRS → (SRID, axis order flipped to latitude, longitude, decimal digits).
 CRS_OUTPUT = {
     "http://www.opengis.net/def/crs/OGC/1.3/CRS84": (WGS84, False, 7),

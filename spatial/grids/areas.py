@@ -6,8 +6,8 @@ import json
 
 from sqlalchemy import Connection
 
+from spatial.codes import LEVEL_KINDS, SPECIAL_KINDS
 from spatial.errors import InvalidParameterError
-from spatial.store.models.grids import LEVEL_KINDS, SPECIAL_KINDS
 from spatial.store.sql import statement
 
 # Display simplification per level, in degrees (~1 m at base grids, ~50 m for districts).

@@ -22,19 +22,25 @@ current version; a redraw or merge must name it (If-Match).
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from shapely.geometry import MultiPolygon
 from sqlalchemy import Connection, text
 
-from spatial.access.accounts import ForbiddenError, Principal
+from spatial.access.principal import Principal
 from spatial.access.scope import covers
-from spatial.components.edits import ConflictError, RevisionMismatchError
-from spatial.errors import InvalidGeometryError, InvalidParameterError, NotFoundError
+from spatial.codes import BASE_CODE, community_of
+from spatial.errors import (
+    ConflictError,
+    ForbiddenError,
+    InvalidGeometryError,
+    InvalidParameterError,
+    NotFoundError,
+    RevisionMismatchError,
+)
 from spatial.geo.geometry import checked_shape, coded_feature
 
-CODE = re.compile(r"^[0-9]{15}$")
+CODE = BASE_CODE
 MAX_VERTICES = 10_000
 TOLERANCE_M2 = 1.0  # areas below this are seams of floating-point geometry, not land
 # Area in m² of a geometry in degrees, scaled at its latitude (as sql/partition_gaps.sql measures).
@@ -140,7 +146,7 @@ def _rebind_components(conn: Connection, code: str, neighbours: list[str]) -> No
 def create(conn: Connection, principal: Principal, code: str, name: str, multi: Any) -> int:
     """Split: carve a new base grid out of its neighbours; return its version."""
     may_edit(principal, code)
-    community = code[:12]
+    community = community_of(code)
     _lock_community(conn, community)
     if conn.execute(text("SELECT 1 FROM grid WHERE code = :c"), {"c": code}).first():
         raise ConflictError(f"grid {code} exists (codes are never reused): redraw it (PUT) or pick another code")
@@ -157,7 +163,7 @@ def create(conn: Connection, principal: Principal, code: str, name: str, multi: 
 def replace(conn: Connection, principal: Principal, code: str, name: str, multi: Any, expected: int) -> int:
     """Redraw (grow) a base grid read at version ``expected``; return the new version."""
     may_edit(principal, code)
-    community = code[:12]
+    community = community_of(code)
     _lock_community(conn, community)
     _check_current(conn, code, expected)
     _check_inside(conn, community, multi.wkt)
@@ -180,7 +186,7 @@ def merge(conn: Connection, principal: Principal, code: str, expected: int) -> s
     """Retire a base grid read at version ``expected``, its area going to the neighbour with the longest
     shared border; return that neighbour's code."""
     may_edit(principal, code)
-    community = code[:12]
+    community = community_of(code)
     _lock_community(conn, community)
     _check_current(conn, code, expected)
     open_cases = conn.execute(text(

@@ -15,25 +15,29 @@ from typing import Any
 from shapely.geometry import MultiPolygon
 from sqlalchemy import Connection, text
 
-from spatial.access.accounts import ForbiddenError, Principal
-from spatial.access.scope import SPECIAL_CODE
-from spatial.components.edits import ConflictError, RevisionMismatchError
-from spatial.errors import InvalidGeometryError, InvalidParameterError, NotFoundError
+from spatial.access.principal import Principal
+from spatial.codes import SPECIAL_CODE, district_of, special_kind
+from spatial.errors import (
+    ConflictError,
+    ForbiddenError,
+    InvalidGeometryError,
+    InvalidParameterError,
+    NotFoundError,
+    RevisionMismatchError,
+)
 from spatial.geo.geometry import checked_shape, coded_feature
-from spatial.store.models.grids import SPECIAL_LETTERS
 
 CODE = SPECIAL_CODE  # district code, E/P/S/C, 4 digits
-KIND_OF = {letter: kind for kind, letter in SPECIAL_LETTERS.items()}
 MAX_VERTICES = 10_000
 OUTSIDE_TOLERANCE_M2 = 1.0
 
 
 def may_edit(principal: Principal, code: str) -> None:
     """ForbiddenError unless ``principal`` may edit special grids of ``code``'s district."""
-    if principal.role == "admin" or (principal.role == "planner" and principal.scope == code[:6]):
+    if principal.role == "admin" or (principal.role == "planner" and principal.scope == district_of(code)):
         return
     raise ForbiddenError(f"{principal.login} ({principal.role}, {principal.scope}) may not edit special grids "
-                         f"of district {code[:6]}")
+                         f"of district {district_of(code)}")
 
 
 def parse_feature(conn: Connection, feature: Any, code: str | None = None) -> tuple[str, str, Any]:
@@ -43,11 +47,12 @@ def parse_feature(conn: Connection, feature: Any, code: str | None = None) -> tu
     outside = conn.execute(text(
         "SELECT ST_Area(ST_Difference(ST_GeomFromText(:wkt, 4326), gg.geom)::geography) FROM grid_geometry gg"
         " WHERE gg.grid_code = :d AND gg.valid_to IS NULL AND gg.kind = 'district'"),
-        {"wkt": multi.wkt, "d": given[:6]}).first()
+        {"wkt": multi.wkt, "d": district_of(given)}).first()
     if outside is None:
-        raise InvalidParameterError(f"unknown district {given[:6]}", parameter="code")
+        raise InvalidParameterError(f"unknown district {district_of(given)}", parameter="code")
     if outside[0] > OUTSIDE_TOLERANCE_M2:
-        raise InvalidGeometryError(f"the special grid reaches {outside[0]:,.0f} m² outside district {given[:6]}")
+        raise InvalidGeometryError(
+            f"the special grid reaches {outside[0]:,.0f} m² outside district {district_of(given)}")
     return given, name, multi
 
 
@@ -67,7 +72,7 @@ def _draw(conn: Connection, code: str, version: int, multi: Any) -> None:
     conn.execute(text(
         "INSERT INTO grid_geometry (grid_code, version_id, kind, geom, valid_from) VALUES"
         " (:c, :v, :k, ST_Multi(ST_GeomFromText(:wkt, 4326)), now())"),
-        {"c": code, "v": version, "k": KIND_OF[code[6]], "wkt": multi.wkt})
+        {"c": code, "v": version, "k": special_kind(code), "wkt": multi.wkt})
 
 
 def current_version(conn: Connection, code: str) -> int | None:
@@ -93,7 +98,7 @@ def create(conn: Connection, principal: Principal, code: str, name: str, multi: 
     if conn.execute(text("SELECT 1 FROM grid WHERE code = :c"), {"c": code}).first():
         raise ConflictError(f"grid {code} exists: replace it (PUT) instead")
     conn.execute(text("INSERT INTO grid (code, level, kind, name, parent_code) VALUES (:c, NULL, :k, :n, :p)"),
-                 {"c": code, "k": KIND_OF[code[6]], "n": name, "p": code[:6]})
+                 {"c": code, "k": special_kind(code), "n": name, "p": district_of(code)})
     version = _version(conn, principal, f"special grid {code} drawn (OGC)")
     _draw(conn, code, version, multi)
     return version

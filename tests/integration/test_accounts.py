@@ -11,15 +11,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from api.cli import main as cli
-from spatial.access.accounts import (
-    AuthenticationError,
-    add_user,
-    check_password,
-    create_token,
-    principal_for,
-    revoke_token,
-)
-from spatial.errors import InvalidParameterError
+from spatial.access.accounts import add_user, check_password, create_token, principal_for, revoke_token
+from spatial.errors import AuthenticationError, InvalidParameterError
 
 PASSWORD = "correct horse battery staple"
 

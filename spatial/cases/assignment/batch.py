@@ -21,6 +21,7 @@ from spatial.cases.assignment.rules import (
     outside_coverage,
     owner_name,
 )
+from spatial.codes import district_of, lineage
 from spatial.errors import ComponentError, GridlinkError
 from spatial.reference.cache import CategoryInfo, ReferenceCache
 
@@ -78,7 +79,7 @@ class _Shaper:
         ref, cat = self.ref, report.category
         levels = self.levels.get(base)
         if levels is None:
-            levels = self.levels[base] = [area_of(ref, base[:width]) for width in (6, 9, 12, 15)]
+            levels = self.levels[base] = [area_of(ref, code) for code in lineage(base)]
         key = (report.at, cat.time_limit, cat.time_unit)
         deadline = self.deadlines.get(key)
         if deadline is None:
@@ -119,9 +120,9 @@ def _component(index: BatchIndex, report: Report, base: str,
             raise ComponentError(f"unknown component code {code!r}", component_code=code)
         if named.status in RETIRED:
             raise ComponentError(f"component {code} is {named.status} and takes no new cases", component_code=code)
-        if named.district_code != base[:6]:
+        if named.district_code != district_of(base):
             raise ComponentError(f"component {code} belongs to district {named.district_code}, but the report lies"
-                                 f" in district {base[:6]}", component_code=code)
+                                 f" in district {district_of(base)}", component_code=code)
         return named, round(named.metres_from(report.lon, report.lat), 1)
     if nearest is None:
         return None, None

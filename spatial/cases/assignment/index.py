@@ -30,6 +30,7 @@ import shapely
 from sqlalchemy import Connection, Engine, text
 
 from spatial.cases.assignment.rules import RETIRED, Report
+from spatial.codes import SPECIAL_KINDS_SQL
 from spatial.store.models.components import STATUSES
 
 SPHERE_M_PER_DEG = 6_371_008.8 * math.pi / 180  # PostGIS's sphere (use_spheroid = false)
@@ -150,7 +151,7 @@ class BatchIndex:
 
     def __init__(self, conn: Connection, reports: list[Report], usable: Future[Usable] | None = None) -> None:
         self.base_tree, self.base_codes = _tree(conn, "('base')")
-        self.special_tree, self.special_codes = _tree(conn, "('enterprise', 'park', 'scenic', 'commercial')")
+        self.special_tree, self.special_codes = _tree(conn, SPECIAL_KINDS_SQL)
         wanted = any(r.wants_nearest_component for r in reports)
         self.usable = (usable.result() if usable else Usable.load(conn)) if wanted else None
         self.named = self._named(conn, sorted({r.component_code for r in reports if r.component_code}))

@@ -18,6 +18,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection
 
+from spatial.codes import LEVEL_NAMES, LEVEL_WIDTHS, ancestor, district_of, town_of
 from spatial.errors import ComponentError, OutsideCoverageError, UnknownCategoryError
 from spatial.reference.cache import CategoryInfo, ReferenceCache
 from spatial.store.sql import statement
@@ -139,7 +140,7 @@ def finish(conn: Connection, ref: ReferenceCache, cat: CategoryInfo, row: dict) 
 def assignment_of(ref: ReferenceCache, cat: CategoryInfo, row: dict) -> Assignment:
     """The Assignment of a row that the statement stored (``finish`` without its checks)."""
     code = row["grid_code"]
-    levels = {n: area_of(ref, code[:width]) for n, width in ((1, 6), (2, 9), (3, 12), (4, 15))}
+    levels = {n: area_of(ref, ancestor(code, n)) for n in LEVEL_WIDTHS}
     return Assignment(
         grid=levels[4], community=levels[3], town=levels[2], district=levels[1],
         special_grids=[area_of(ref, s) for s in row["special_grid_codes"] or []],
@@ -168,10 +169,10 @@ def _check_named_component(row, code: str) -> None:
     if row["component_status"] in RETIRED:
         raise ComponentError(f"component {code} is {row['component_status']} and takes no new cases",
                              component_code=code)
-    if row["component_district"] != row["grid_code"][:6]:
+    if row["component_district"] != district_of(row["grid_code"]):
         raise ComponentError(
             f"component {code} belongs to district {row['component_district']}, "
-            f"but the report lies in district {row['grid_code'][:6]}",
+            f"but the report lies in district {district_of(row['grid_code'])}",
             component_code=code,
         )
 
@@ -181,7 +182,7 @@ def owner_name(ref: ReferenceCache, key: str, grid_code: str) -> str:
     if key == "GRID_CHIEF":
         return f"{area_of(ref, grid_code).name} 网格长"
     if key == "TOWN":
-        return f"{area_of(ref, grid_code[:9]).name}网格化联动分中心"
+        return f"{area_of(ref, town_of(grid_code)).name}网格化联动分中心"
     return ref.departments.get(key, key)
 
 
@@ -214,10 +215,10 @@ def locate(conn: Connection, lon: float, lat: float) -> dict[str, object]:
     deepest = chosen[max(chosen)]
     # Ancestors are read off the chosen deepest grid's code, so that a point on a shared edge cannot mix
     # branches of the tree.
-    for level, width in ((1, 6), (2, 9), (3, 12)):
-        if level < int(deepest.level) and deepest.code[:width] in by_code:
-            chosen[level] = by_code[deepest.code[:width]]
-    names = {1: "district", 2: "town", 3: "community", 4: "grid"}
-    result: dict[str, object] = {names[n]: (chosen[n].as_dict() if n in chosen else None) for n in names}
+    for level in (1, 2, 3):
+        if level < int(deepest.level) and ancestor(deepest.code, level) in by_code:
+            chosen[level] = by_code[ancestor(deepest.code, level)]
+    result: dict[str, object] = {name: (chosen[n].as_dict() if n in chosen else None)
+                                 for n, name in LEVEL_NAMES.items()}
     result["special_grids"] = [s.as_dict() for s in specials]
     return result

@@ -24,14 +24,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from spatial.codes import GRID_KINDS, SPECIAL_CODE_SQL, SPECIAL_KINDS, SPECIAL_KINDS_SQL
 from spatial.geo.srid import WGS84
 from spatial.store.models.base import Base, created_at_column, in_list
 
-LEVEL_KINDS = {1: "district", 2: "town", 3: "community", 4: "base"}
-SPECIAL_KINDS = ("enterprise", "park", "scenic", "commercial")
-# One letter per special kind in the special grid code: district code + letter + 4-digit serial.
-SPECIAL_LETTERS = {"enterprise": "E", "park": "P", "scenic": "S", "commercial": "C"}
-GRID_KINDS = tuple(LEVEL_KINDS.values()) + SPECIAL_KINDS
 TEAM_ROLES = ("chief", "inspector", "police", "supervisor", "volunteer", "mediator")
 
 _CODE_RULE = (
@@ -39,7 +35,7 @@ _CODE_RULE = (
     " OR (level = 2 AND kind = 'town' AND code ~ '^[0-9]{9}$' AND parent_code = left(code, 6))"
     " OR (level = 3 AND kind = 'community' AND code ~ '^[0-9]{12}$' AND parent_code = left(code, 9))"
     " OR (level = 4 AND kind = 'base' AND code ~ '^[0-9]{15}$' AND parent_code = left(code, 12))"
-    " OR (level IS NULL AND " + in_list("kind", SPECIAL_KINDS) + " AND code ~ '^[0-9]{6}[EPSC][0-9]{4}$'"
+    " OR (level IS NULL AND " + in_list("kind", SPECIAL_KINDS) + f" AND code ~ '{SPECIAL_CODE_SQL}'"
     " AND parent_code = left(code, 6))"
 )
 
@@ -101,7 +97,7 @@ class GridGeometry(Base):
         Index("ix_grid_geometry_current_base_geom", "geom", postgresql_using="gist",
               postgresql_where=text("valid_to IS NULL AND kind = 'base'")),
         Index("ix_grid_geometry_current_special_geom", "geom", postgresql_using="gist",
-              postgresql_where=text("valid_to IS NULL AND kind IN ('enterprise', 'park', 'scenic', 'commercial')")),
+              postgresql_where=text(f"valid_to IS NULL AND kind IN {SPECIAL_KINDS_SQL}")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)

@@ -1,7 +1,9 @@
 """Hot and set-based SQL statements, kept as .sql files and loaded once.
 
-A statement may include a shared fragment with ``{{name}}`` (the text of ``name.sql``). Hot statements run
-as server-side prepared statements (``run_prepared``): planned once per connection, not per call.
+A statement may include a shared fragment with ``{{name}}`` (the text of ``name.sql``), and a constant
+of ``spatial.codes`` with ``{{NAME}}`` (upper case: ``CONSTANTS``): SQL and Python share one definition.
+Hot statements run as server-side prepared statements (``run_prepared``): planned once per connection,
+not per call.
 """
 
 from __future__ import annotations
@@ -13,7 +15,10 @@ from typing import Any
 
 from sqlalchemy import Connection, TextClause, text
 
+from spatial.codes import SPECIAL_KINDS_SQL
+
 _INCLUDE = re.compile(r"\{\{(\w+)\}\}")
+CONSTANTS = {"SPECIAL_KINDS": SPECIAL_KINDS_SQL}
 _BIND = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 _COMMENT = re.compile(r"--[^\n]*")
 
@@ -22,7 +27,7 @@ _COMMENT = re.compile(r"--[^\n]*")
 def source(name: str) -> str:
     """Return the text of ``spatial/store/sql/<name>.sql`` with its ``{{fragments}}`` included."""
     body = resources.files("spatial.store.sql").joinpath(f"{name}.sql").read_text(encoding="utf-8")
-    return _INCLUDE.sub(lambda m: source(m.group(1)), body)
+    return _INCLUDE.sub(lambda m: CONSTANTS.get(m.group(1)) or source(m.group(1)), body)
 
 
 @cache

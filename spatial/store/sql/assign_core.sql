@@ -31,7 +31,7 @@ FROM (
     ) base ON true
     LEFT JOIN LATERAL (
         SELECT array_agg(gg.grid_code ORDER BY gg.grid_code) AS codes FROM grid_geometry gg
-        WHERE gg.valid_to IS NULL AND gg.kind IN ('enterprise', 'park', 'scenic', 'commercial')
+        WHERE gg.valid_to IS NULL AND gg.kind IN {{SPECIAL_KINDS}}
           AND ST_Covers(gg.geom, p.g)
     ) sp ON true
     LEFT JOIN LATERAL (
