@@ -17,7 +17,7 @@ from api.open311 import routes as open311
 from api.routes import areas, auth, bulk, cases, tiles
 from api.settings import ApiSettings
 from spatial.access.accounts import PrincipalCache, server_secret
-from spatial.features.pages import coverage_extent
+from spatial.features import coverage_extent
 from spatial.reference.cache import ReferenceCache
 from spatial.settings import DatabaseSettings
 from spatial.store.db import database_url, make_engine, make_intake_pool

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from sqlalchemy import Connection, Engine
 
 from spatial.errors import UnsupportedMediaTypeError
@@ -40,6 +40,8 @@ async def require_json(request: Request) -> None:
             f"send the body as application/json, not {media or 'no content type'!r}", media_type=media)
 
 
+# An Idempotency-Key header (printable ASCII): a retried write returns the first attempt's result.
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=128, pattern=r"^[\x21-\x7e]+$")]
 ConnectionDep = Annotated[Connection, Depends(get_connection)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 ReferenceDep = Annotated[ReferenceCache, Depends(get_reference)]

@@ -36,7 +36,7 @@ from sqlalchemy import create_engine, text
 
 from bench import machine, save
 from bench.intake import bench_token, template
-from spatial.features.pages import encode_cursor
+from spatial.features import encode_cursor
 from spatial.settings import DatabaseSettings
 from spatial.store.cluster import free_port
 

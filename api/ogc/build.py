@@ -2,7 +2,7 @@
 
 pygeoapi's own Starlette app reads a YAML file named by environment variables at import time; gridlink
 instead builds pygeoapi's configuration as a dict from its settings and collection registry
-(``spatial.features.pages.layers``) when the app starts, so there is no second configuration to keep in step, and
+(``spatial.features.layers``) when the app starts, so there is no second configuration to keep in step, and
 routes the OGC paths to pygeoapi's API functions itself. Every collection is served by
 ``api.ogc.provider.GridlinkProvider`` (keyset pages, GeoJSON built in PostGIS, CQL2 pushed into SQL).
 
@@ -37,11 +37,11 @@ from api.ogc import provider as ogc_provider
 from api.ogc.openapi import self_contained
 from api.ogc.tiles import CONFORMANCE as TILES_CONFORMANCE
 from api.ogc.tiles import OgcTiles, collection_links
+from spatial import features
 from spatial.access.accounts import PrincipalCache, resolve_token
 from spatial.access.principal import Principal
 from spatial.errors import AuthenticationError, GridlinkError
-from spatial.features import pages as features
-from spatial.grids.areas import parse_bbox
+from spatial.geo.bbox import parse_bbox
 from tiles.cache import TileCache
 
 CRS_LIST = list(features.CRS_OUTPUT)
@@ -254,7 +254,7 @@ def _keyset_links_only(response: Response) -> Response:
     page, or when numberMatched exceeds the limit): gridlink's next pages are keyset cursors."""
     if response.status_code != 200 or "json" not in response.headers.get("content-type", ""):
         return response
-    body = json.loads(response.body)
+    body = json.loads(bytes(response.body))
     links = body.get("links", [])
     kept = [link for link in links if link.get("rel") != "next" or "cursor=" in link.get("href", "")]
     if len(kept) == len(links):

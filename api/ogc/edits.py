@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api.auth import client_address, request_token
+from spatial import features
 from spatial.access.accounts import principal_for
 from spatial.access.audit import Actor, record
 from spatial.components import edits as edits
@@ -34,7 +35,6 @@ from spatial.errors import (
     NotFoundError,
     RevisionMismatchError,
 )
-from spatial.features import pages as features
 from spatial.grids import edits as base
 from spatial.grids import special_edits as grids
 
@@ -197,7 +197,7 @@ def with_etag(request: Request, response: Response) -> Response:
     if "json" not in response.headers.get("content-type", ""):
         return response
     name = ETAG_PROPERTY[request.path_params["collection"]]
-    revision = (json.loads(response.body).get("properties") or {}).get(name)
+    revision = (json.loads(bytes(response.body)).get("properties") or {}).get(name)
     if revision is None:
         return response
     tag = _etag(int(revision))

@@ -1,4 +1,4 @@
-"""gridlink's pygeoapi feature provider: pygeoapi's OGC parameters in, spatial/features/pages.py queries out.
+"""gridlink's pygeoapi feature provider: pygeoapi's OGC parameters in, spatial/features/ queries out.
 
 pygeoapi loads a provider by dotted path (``api.ogc.provider.GridlinkProvider``) and builds one per request
 from the collection's provider definition, a plain dict of the generated configuration (api/ogc/build.py). The
@@ -28,9 +28,9 @@ from pygeoapi.provider.base import (
 )
 from sqlalchemy import Engine
 
+from spatial import features
 from spatial.access.principal import Principal
 from spatial.errors import GridlinkError, NotFoundError
-from spatial.features import pages as features
 
 _ENGINES: dict[str, Engine] = {}
 # The query parameters of the request being served (set by api/ogc/build.py around each pygeoapi call).
@@ -51,7 +51,7 @@ def register_engine(key: str, engine: Engine | None) -> None:
 
 
 class GridlinkProvider(BaseProvider):
-    """Features of one gridlink collection (spatial.features.pages.Layer), read through the shared engine."""
+    """Features of one gridlink collection (spatial.features.Layer), read through the shared engine."""
 
     def __init__(self, provider_def: dict[str, Any]) -> None:
         super().__init__(provider_def)
@@ -63,7 +63,7 @@ class GridlinkProvider(BaseProvider):
     def get_fields(self) -> dict[str, dict[str, str]]:
         """The collection's properties and their JSON types."""
         if not self._fields:
-            self._fields = self.layer.field_types()
+            self._fields: dict[str, dict[str, str]] = self.layer.field_types()
         return self._fields
 
     def query(self, offset: int = 0, limit: int = 10, resulttype: str = "results", bbox: list | None = None,
@@ -83,7 +83,7 @@ class GridlinkProvider(BaseProvider):
             raise ProviderInvalidQueryError(user_msg=f"unknown query parameter(s): {', '.join(unknown)}")
         query = features.Query(
             limit=limit, cursor=cursor, offset=offset, equals=equals,
-            bbox=tuple(bbox) if bbox else REQUEST_BBOX.get(),  # type: ignore[arg-type]
+            bbox=(bbox[0], bbox[1], bbox[2], bbox[3]) if bbox else REQUEST_BBOX.get(),
             interval=_interval(datetime_), sortby=[(s["property"], s["order"] != "-") for s in sortby or []],
             crs=crs_transform_spec.target_crs_uri if crs_transform_spec else features.DEFAULT_CRS,
             skip_geometry=bool(skip_geometry), select=list(select_properties) if select_properties else None,

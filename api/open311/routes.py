@@ -26,31 +26,27 @@ stored: cases keep a reporter's name and phone only. Reporters' names and phones
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Annotated, Any
-from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
-from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.auth import client_address
-from api.deps import ConnectionDep, EngineDep, ReferenceDep
+from api.deps import ConnectionDep, EngineDep, IdempotencyKey, ReferenceDep
 from api.middleware import BodyTooLarge
+from api.open311.fields import read_submission, text_field, to_input
 from api.open311.format import check_format, render, render_error
 from api.problems import PROBLEM_TABLE, RETRY_AFTER_SECONDS, database_unavailable
 from api.rate_limit import RateLimiter
-from api.routes.cases import IdempotencyKey
-from api.schemas import Reporter, check_lon_lat
 from spatial.access.accounts import principal_for
-from spatial.cases.intake import CaseInput, create_case
+from spatial.cases.intake import create_case
 from spatial.cases.open311 import (
     created_reply,
     get_request,
@@ -63,10 +59,8 @@ from spatial.cases.open311 import (
 from spatial.errors import (
     ForbiddenError,
     GridlinkError,
-    InvalidParameterError,
     NotFoundError,
     TooManyRequestsError,
-    UnsupportedMediaTypeError,
 )
 
 log = logging.getLogger("gridlink.api")
@@ -74,9 +68,6 @@ SPECIFICATION = "http://wiki.open311.org/GeoReport_v2"
 CHANGESET = "2025-06-01T00:00:00+08:00"  # when the endpoint list below last changed
 CONTACT = "网格化联动指挥中心 (grid governance command centre): ask its administrator"
 KEY_SERVICE = "Partner systems get an api_key from the command centre's administrator (a partner account)."
-FORM_MEDIA = "application/x-www-form-urlencoded"
-COMPONENT_FIELD = "attribute[component_code]"
-MAX_DESCRIPTION = 2000
 PARTNER_ROLES = ("partner", "dispatcher", "admin")  # accounts whose tokens may serve as api_key
 
 
@@ -137,128 +128,8 @@ def reply_format(fmt: str) -> str:
 
 
 FormatDep = Annotated[str, Depends(reply_format)]
-
-
-async def read_submission(request: Request) -> dict[str, Any]:
-    """Return the fields of a POSTed request: a form-encoded body, or a JSON object."""
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    body = await request.body()
-    if media == FORM_MEDIA:
-        try:
-            return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
-        except UnicodeDecodeError as exc:
-            raise InvalidParameterError("the form must be UTF-8 encoded", parameter="body") from exc
-    if media == "application/json":
-        try:
-            data = json.loads(body)
-        except ValueError as exc:
-            raise InvalidParameterError(f"the body is not valid JSON: {exc}", parameter="body") from exc
-        if not isinstance(data, dict):
-            raise InvalidParameterError("the JSON body must be an object of GeoReport fields", parameter="body")
-        attributes = data.pop("attribute", None)  # {"attribute": {"component_code": …}} as well as the flat key
-        if isinstance(attributes, dict):
-            data.update({f"attribute[{key}]": value for key, value in attributes.items()})
-        return data
-    raise UnsupportedMediaTypeError(
-        f"send the request as {FORM_MEDIA} or application/json, not {media or 'no content type'!r}",
-        media_type=media)
-
-
 SubmissionDep = Annotated[dict[str, Any], Depends(read_submission)]
 
-
-def _text(fields: dict[str, Any], name: str, max_length: int) -> str | None:
-    """Return field ``name`` as stripped text (None when absent or blank); refuse non-text and overlong."""
-    value = fields.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise InvalidParameterError(f"{name} must be text", parameter=name)
-    value = str(value).strip()
-    if len(value) > max_length:
-        raise InvalidParameterError(f"{name} is longer than {max_length} characters", parameter=name)
-    return value or None
-
-
-def _degrees(fields: dict[str, Any], name: str) -> float | None:
-    """Return field ``name`` as finite decimal degrees, or None when absent or blank."""
-    value = fields.get(name)
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise InvalidParameterError(f"{name} must be a decimal number of degrees", parameter=name)
-    try:
-        number = float(value)
-    except ValueError:
-        raise InvalidParameterError(f"{name} must be a decimal number of degrees, not {value!r}",
-                                    parameter=name) from None
-    if not math.isfinite(number):
-        raise InvalidParameterError(f"{name} must be a finite number, not {value!r}", parameter=name)
-    return number
-
-
-def _position(fields: dict[str, Any]) -> tuple[float | None, float | None]:
-    """Return (lon, lat) from the ``long`` and ``lat`` fields, both or neither; refuse unusable ones."""
-    lat, lon = _degrees(fields, "lat"), _degrees(fields, "long")
-    if lat is None and lon is None:
-        return None, None
-    if lat is None or lon is None:
-        missing = "lat" if lat is None else "long"
-        raise InvalidParameterError(f"{missing} is missing: give both lat and long", parameter=missing)
-    try:
-        check_lon_lat(lon, lat)
-    except ValueError as exc:
-        field = "lat" if not -90 <= lat <= 90 else "long"
-        raise InvalidParameterError(f"{field}: {exc}", parameter=field) from exc
-    return lon, lat
-
-
-def _full_name(first: str | None, last: str | None) -> str | None:
-    """Join first and last name: family name first for Chinese names (张 + 三 → 张三)."""
-    if not (first and last):
-        return first or last
-    chinese = any("\u2e80" <= char <= "\u9fff" for char in first + last)
-    return f"{last}{first}" if chinese else f"{first} {last}"
-
-
-def _reporter(fields: dict[str, Any]) -> Reporter:
-    """Return the reporter's name and phone, checked as the REST API checks them."""
-    name = _full_name(_text(fields, "first_name", 64), _text(fields, "last_name", 64))
-    try:
-        return Reporter(name=name, phone=_text(fields, "phone", 32))
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        field = "phone" if error["loc"] and error["loc"][0] == "phone" else "first_name"
-        raise InvalidParameterError(f"{field}: {error['msg']}", parameter=field) from None
-
-
-def _description(fields: dict[str, Any]) -> str | None:
-    """Return the description, with the citizen's address_string kept as its suffix."""
-    description = _text(fields, "description", MAX_DESCRIPTION)
-    address = _text(fields, "address_string", 500)
-    if address:
-        description = f"{description}（地址：{address}）" if description else f"地址：{address}"
-    if description and len(description) > MAX_DESCRIPTION:
-        raise InvalidParameterError(f"description and address_string together exceed {MAX_DESCRIPTION} characters",
-                                    parameter="description")
-    return description
-
-
-def to_input(fields: dict[str, Any], api_key: str | None) -> CaseInput:
-    """Convert GeoReport request fields into the domain's input; refuse what cannot become a case."""
-    code = _text(fields, "service_code", 16)
-    if code is None:
-        raise InvalidParameterError("service_code is required", parameter="service_code")
-    lon, lat = _position(fields)
-    component = _text(fields, COMPONENT_FIELD, 16)
-    if component is not None and not (component.isascii() and component.isdigit() and len(component) == 16):
-        raise InvalidParameterError(f"{COMPONENT_FIELD} must be a 16-digit component code", parameter=COMPONENT_FIELD)
-    if lat is None and component is None:
-        raise InvalidParameterError(f"lat and long are required unless {COMPONENT_FIELD} is given", parameter="lat")
-    reporter = _reporter(fields)
-    return CaseInput(category=code, lon=lon, lat=lat, description=_description(fields),
-                     source="hotline" if api_key else "public", component_code=component,
-                     reporter_name=reporter.name, reporter_phone=reporter.phone)
 
 
 def discovery_document(base_url: str) -> dict[str, Any]:
@@ -303,7 +174,7 @@ def _limit_public(request: Request) -> None:
 def create(fmt: FormatDep, fields: SubmissionDep, request: Request, engine: EngineDep, ref: ReferenceDep,
            idempotency_key: IdempotencyKey = None) -> Response:
     """Create a case from a GeoReport request; a retry with the same Idempotency-Key gets the first one (200)."""
-    api_key = _text(fields, "api_key", 256) or request.query_params.get("api_key") or None
+    api_key = text_field(fields, "api_key", 256) or request.query_params.get("api_key") or None
     if not api_key:
         _limit_public(request)
     report = to_input(fields, api_key)

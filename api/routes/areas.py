@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Response
 
 from api.deps import ConnectionDep
-from spatial.grids.areas import areas_geojson, dataset_stats, parse_bbox, parse_level
+from spatial.geo.bbox import parse_bbox
+from spatial.grids.areas import areas_geojson, dataset_stats, parse_level
 
 router = APIRouter(prefix="/api/v1", tags=["areas"])
 

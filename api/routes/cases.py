@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from api.auth import PrincipalDep, client_address
-from api.deps import ConnectionDep, EngineDep, ReferenceDep, require_json
+from api.deps import ConnectionDep, EngineDep, IdempotencyKey, ReferenceDep, require_json
 from api.schemas import CaseCreate, check_lon_lat
-from spatial.cases.assignment.rules import locate
-from spatial.cases.intake import CaseFilter, CaseInput, create_case, get_case
-from spatial.cases.read import list_cases
+from spatial.cases.intake import CaseInput, create_case
+from spatial.cases.read import CaseFilter, get_case, list_cases
 from spatial.errors import InvalidParameterError
-from spatial.grids.areas import parse_bbox
+from spatial.geo.bbox import parse_bbox
+from spatial.grids.locate import locate
 
 router = APIRouter(prefix="/api/v1", tags=["cases"])
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=128, pattern=r"^[\x21-\x7e]+$")]
 
 
 def to_input(body: CaseCreate) -> CaseInput:

@@ -10,7 +10,7 @@ from api.auth import OptionalPrincipalDep
 from api.deps import EngineDep
 from spatial.access.scope import case_filter
 from spatial.errors import AuthenticationError, InvalidParameterError, NotFoundError
-from spatial.features.pages import coverage_extent, layers
+from spatial.features import coverage_extent, layers
 from tiles.cache import Tile, TileError
 from tiles.layers import LAYERS, MAX_ZOOM
 

@@ -22,20 +22,16 @@ from spatial.access.scope import check_read, check_report, report_area
 from spatial.cases.assignment.rules import (
     Assignment,
     Report,
-    area_of,
     assignment_of,
     category,
     finish,
-    owner_name,
     report_params,
 )
-from spatial.errors import IdempotencyConflictError, InvalidParameterError, NotFoundError
+from spatial.cases.read import get_case
+from spatial.errors import IdempotencyConflictError, InvalidParameterError
 from spatial.reference.cache import CategoryInfo, ReferenceCache
 from spatial.store.db import CONNECT_TIMEOUT_S
 from spatial.store.sql import positional, run_prepared, statement
-
-LEVELS = ("grid", "community", "town", "district")
-MAX_PAGE = 500
 
 
 @dataclass(frozen=True)
@@ -50,20 +46,6 @@ class CaseInput:
     component_code: str | None = None
     reporter_name: str | None = None
     reporter_phone: str | None = None
-
-
-@dataclass
-class CaseFilter:
-    """Filters of the case list; ``area`` is a grid code of any level or a special grid code."""
-
-    state: str | None = None
-    category: str | None = None
-    area: str | None = None
-    bbox: tuple[float, float, float, float] | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-    after_id: int | None = None
-    limit: int = 100
 
 
 def _component_location(conn: Connection, code: str) -> tuple[float, float] | None:
@@ -194,49 +176,3 @@ def _created(row: dict[str, Any], result: Assignment, report: CaseInput, lon: fl
         "component": component, "deadline": result.deadline.isoformat(), "duplicate_of": result.duplicate_of,
         "reported_at": at.isoformat(), "closed_at": None,
     }
-
-
-def case_public(ref: ReferenceCache, row: dict[str, Any], with_reporter: bool = False) -> dict[str, Any]:
-    """Shape a ``case_get`` row as the public contract (SPEC ``POST /api/v1/cases``)."""
-    component = None
-    if row["component_code"]:
-        component = {"code": row["component_code"], "class_code": row["component_class"],
-                     "distance_m": row["component_distance_m"]}
-    body: dict[str, Any] = {
-        "id": row["id"], "case_no": row["case_no"], "state": row["state"], "category": row["category_code"],
-        "source": row["source"], "description": row["description"],
-        "location": {"type": "Point", "coordinates": [row["lon"], row["lat"]]},
-        # Names and levels from the reference cache, as the intake reply has them (one source for both).
-        **{name: area_of(ref, row[f"{name}_code"]).as_dict() for name in LEVELS},
-        "special_grids": [area_of(ref, code).as_dict() for code in row["special_grid_codes"] or []],
-        "owner": {"key": row["owner_key"], "name": owner_name(ref, row["owner_key"], row["grid_code"]),
-                  "area": row["owner_area_code"]},
-        "component": component, "deadline": row["deadline"].isoformat() if row["deadline"] else None,
-        "duplicate_of": row["duplicate_of"], "reported_at": row["reported_at"].isoformat(),
-        "closed_at": row["closed_at"].isoformat() if row["closed_at"] else None,
-    }
-    if with_reporter:
-        body["reporter"] = {"name": row["reporter_name"], "phone": row["reporter_phone"]}
-    return body
-
-
-def get_case(conn: Connection, ref: ReferenceCache, case_id: int, with_history: bool = True,
-             with_reporter: bool = False, by: Principal | None = None) -> dict[str, Any]:
-    """Return one case as the public contract, with its event history; NotFoundError when absent.
-
-    With ``by`` (the reading account), a case outside its scope is refused (ForbiddenError) and reporters'
-    personal data is shown only to the roles that see it; None is the system's own reads."""
-    row = conn.execute(statement("case_get"), {"ids": [case_id]}).mappings().first()
-    if row is None:
-        raise NotFoundError(f"no case with id {case_id}", case_id=case_id)
-    if by is not None:
-        check_read(by, dict(row))
-        with_reporter = by.sees_personal_data()
-    body = case_public(ref, dict(row), with_reporter)
-    if with_history:
-        events = conn.execute(text(
-            "SELECT at, kind, state_after, actor, note, data FROM case_event WHERE case_id = :id ORDER BY at, id"
-        ), {"id": case_id}).mappings()
-        body["history"] = [{"at": e["at"].isoformat(), "kind": e["kind"], "state": e["state_after"],
-                            "actor": e["actor"], "note": e["note"], "data": e["data"]} for e in events]
-    return body

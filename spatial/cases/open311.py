@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, select, text
 
-from spatial.cases.intake import case_public
+from spatial.cases.read import case_public
 from spatial.errors import InvalidParameterError, NotFoundError
 from spatial.reference.cache import ReferenceCache
 from spatial.store.models import Case

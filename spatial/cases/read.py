@@ -1,26 +1,91 @@
-"""The case list: filters pushed into SQL with bound values, keyset pagination (newest first)."""
+"""Reading cases: one case with its history, and the case list (filters pushed into SQL with bound values,
+keyset pagination, newest first), always within the reader's scope (spatial/access/scope.py)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from geoalchemy2 import functions as gf
-from sqlalchemy import Connection, any_, literal, select
+from sqlalchemy import Connection, any_, literal, select, text
 
 from spatial.access.principal import Principal
-from spatial.access.scope import case_clause
-from spatial.cases.intake import MAX_PAGE, CaseFilter, case_public
+from spatial.access.scope import case_clause, check_read
+from spatial.cases.assignment.rules import owner_name
 from spatial.codes import SPECIAL_CODE, prefix_range
-from spatial.errors import InvalidParameterError
+from spatial.errors import InvalidParameterError, NotFoundError
 from spatial.geo.srid import WGS84
+from spatial.grids.locate import area_of
 from spatial.reference.cache import ReferenceCache
 from spatial.store.models import Case
 from spatial.store.sql import statement
 
 LOCAL = ZoneInfo("Asia/Shanghai")
+LEVELS = ("grid", "community", "town", "district")
+MAX_PAGE = 500
 AREA_COLUMNS = {15: Case.grid_code, 12: Case.community_code, 9: Case.town_code, 6: Case.district_code}
+
+
+@dataclass
+class CaseFilter:
+    """Filters of the case list; ``area`` is a grid code of any level or a special grid code."""
+
+    state: str | None = None
+    category: str | None = None
+    area: str | None = None
+    bbox: tuple[float, float, float, float] | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    after_id: int | None = None
+    limit: int = 100
+
+
+def case_public(ref: ReferenceCache, row: dict[str, Any], with_reporter: bool = False) -> dict[str, Any]:
+    """Shape a ``case_get`` row as the public contract (SPEC ``POST /api/v1/cases``)."""
+    component = None
+    if row["component_code"]:
+        component = {"code": row["component_code"], "class_code": row["component_class"],
+                     "distance_m": row["component_distance_m"]}
+    body: dict[str, Any] = {
+        "id": row["id"], "case_no": row["case_no"], "state": row["state"], "category": row["category_code"],
+        "source": row["source"], "description": row["description"],
+        "location": {"type": "Point", "coordinates": [row["lon"], row["lat"]]},
+        # Names and levels from the reference cache, as the intake reply has them (one source for both).
+        **{name: area_of(ref, row[f"{name}_code"]).as_dict() for name in LEVELS},
+        "special_grids": [area_of(ref, code).as_dict() for code in row["special_grid_codes"] or []],
+        "owner": {"key": row["owner_key"], "name": owner_name(ref, row["owner_key"], row["grid_code"]),
+                  "area": row["owner_area_code"]},
+        "component": component, "deadline": row["deadline"].isoformat() if row["deadline"] else None,
+        "duplicate_of": row["duplicate_of"], "reported_at": row["reported_at"].isoformat(),
+        "closed_at": row["closed_at"].isoformat() if row["closed_at"] else None,
+    }
+    if with_reporter:
+        body["reporter"] = {"name": row["reporter_name"], "phone": row["reporter_phone"]}
+    return body
+
+
+def get_case(conn: Connection, ref: ReferenceCache, case_id: int, with_history: bool = True,
+             with_reporter: bool = False, by: Principal | None = None) -> dict[str, Any]:
+    """Return one case as the public contract, with its event history; NotFoundError when absent.
+
+    With ``by`` (the reading account), a case outside its scope is refused (ForbiddenError) and reporters'
+    personal data is shown only to the roles that see it; None is the system's own reads."""
+    row = conn.execute(statement("case_get"), {"ids": [case_id]}).mappings().first()
+    if row is None:
+        raise NotFoundError(f"no case with id {case_id}", case_id=case_id)
+    if by is not None:
+        check_read(by, dict(row))
+        with_reporter = by.sees_personal_data()
+    body = case_public(ref, dict(row), with_reporter)
+    if with_history:
+        events = conn.execute(text(
+            "SELECT at, kind, state_after, actor, note, data FROM case_event WHERE case_id = :id ORDER BY at, id"
+        ), {"id": case_id}).mappings()
+        body["history"] = [{"at": e["at"].isoformat(), "kind": e["kind"], "state": e["state_after"],
+                            "actor": e["actor"], "note": e["note"], "data": e["data"]} for e in events]
+    return body
 
 
 def _area_clause(area: str):

@@ -1,8 +1,7 @@
 """Feature collections for OGC API Features (served by pygeoapi through api/ogc/provider.py).
 
-Each collection of SPEC "OGC API" is a ``Layer``: a base query (current geometries only for grids), an id,
-a geometry and the properties it publishes — never reporters' personal data. Pages are built here so that
-they stay fast on 680,000 components:
+Pages of a collection (spatial/features/registry.py), built so that they stay fast on 680,000
+components:
 
 - GeoJSON is built in PostGIS (``json_build_object`` + ``ST_AsGeoJSON``) in the requested CRS: CRS84
   (longitude, latitude; the default), EPSG:4326 and EPSG:4490 (CGCS2000) in their authority axis order
@@ -18,118 +17,24 @@ they stay fast on 680,000 components:
 
 from __future__ import annotations
 
-import base64
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
 from typing import Any
 
 from geoalchemy2 import functions as gf
-from sqlalchemy import ColumnElement, Connection, Select, and_, cast, func, literal, or_, select, true
+from sqlalchemy import Connection, Select, cast, func, literal, select
 from sqlalchemy.dialects.postgresql import JSON
 
-from spatial.access.principal import Principal
-from spatial.access.scope import case_clause
-from spatial.codes import SPECIAL_KINDS
 from spatial.errors import InvalidParameterError, NotFoundError
-from spatial.geo.srid import CGCS2000, WEB_MERCATOR, WGS84
-from spatial.store.models import Case, Component, Grid, GridGeometry, RowCount
+from spatial.features.cursors import after, decode_cursor, encode_cursor
+from spatial.features.registry import CRS_OUTPUT, DEFAULT_CRS, Layer, layers
+from spatial.geo.srid import WGS84
+from spatial.store.models import RowCount
 
 COUNT_CAP = 10_000
 MAX_LIMIT = 10_000
 MAX_OFFSET = 10_000  # offsets (for pygeoapi's HTML pages) up to here; keyset cursors beyond
-# Output CRS → (SRID, axis order flipped to latitude, longitude, decimal digits).
-CRS_OUTPUT = {
-    "http://www.opengis.net/def/crs/OGC/1.3/CRS84": (WGS84, False, 7),
-    "http://www.opengis.net/def/crs/EPSG/0/4326": (WGS84, True, 7),
-    "http://www.opengis.net/def/crs/EPSG/0/4490": (CGCS2000, True, 7),
-    "http://www.opengis.net/def/crs/EPSG/0/3857": (WEB_MERCATOR, False, 2),
-}
-DEFAULT_CRS = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
-
-
-@dataclass(frozen=True)
-class Layer:
-    """One feature collection: where its rows come from and what a feature shows."""
-
-    name: str
-    title: str
-    description: str
-    id_column: Any
-    geometry: Any
-    properties: dict[str, Any]
-    base: Any  # a WHERE condition (and joins, through ``source``) selecting the collection's rows
-    source: Any
-    geometry_type: str
-    time_column: Any = None
-    sortable: frozenset[str] = field(default_factory=frozenset)
-    counted: str | None = None  # a table whose exact size ``row_count`` keeps (migration 0008)
-    public: bool = True  # anonymous callers may read it (SPEC "Accounts and access": the grid collections)
-
-    def field_types(self) -> dict[str, dict[str, str]]:
-        """Properties and their JSON types (pygeoapi's ``get_fields``)."""
-        out = {}
-        for name, column in self.properties.items():
-            python = column.type.python_type
-            kind = {int: "integer", float: "number", datetime: "string"}.get(python, "string")
-            out[name] = {"type": kind, **({"format": "date-time"} if python is datetime else {})}
-        return out
-
-
-def _grid_layer(name: str, title: str, description: str, condition: ColumnElement[bool]) -> Layer:
-    g, gg = Grid.__table__.c, GridGeometry.__table__.c
-    return Layer(
-        name=name, title=title, description=description, id_column=g.code, geometry=gg.geom,
-        properties={"code": g.code, "name": g.name, "level": g.level, "kind": g.kind,
-                    "parent_code": g.parent_code, "version_id": gg.version_id},
-        base=and_(gg.valid_to.is_(None), condition),
-        source=Grid.__table__.join(GridGeometry.__table__, gg.grid_code == g.code),
-        geometry_type="MultiPolygon", sortable=frozenset({"code", "name", "kind"}),
-    )
-
-
-@cache
-def layers() -> dict[str, Layer]:
-    """The collections, by id (SPEC "OGC API")."""
-    g = Grid.__table__.c
-    c, k = Component.__table__.c, Case.__table__.c
-    out = {
-        "districts": _grid_layer("districts", "区县 Districts", "Level 1 grids (区/县)", g.level == 1),
-        "towns": _grid_layer("towns", "镇街 Towns", "Level 2 grids (镇/街道)", g.level == 2),
-        "communities": _grid_layer("communities", "社区 Communities", "Level 3 grids (社区/村)", g.level == 3),
-        "grids": _grid_layer("grids", "单元网格 Base grids", "Level 4 base grids (单元网格)", g.level == 4),
-        "special-grids": _grid_layer("special-grids", "专属网格 Special grids",
-                                     "Enterprise, park, scenic and commercial grids", g.kind.in_(SPECIAL_KINDS)),
-        "components": Layer(
-            name="components", title="部件 Components", description="Coded urban components and their owners",
-            id_column=c.code, geometry=c.geom,
-            properties={"code": c.code, "class_code": c.class_code, "name": c.name, "district_code": c.district_code,
-                        "grid_code": c.grid_code, "manager_key": c.manager_key, "owner_key": c.owner_key,
-                        "maintainer_key": c.maintainer_key, "status": c.status, "revision": c.revision},
-            base=true(), source=Component.__table__, geometry_type="Geometry", counted="component", public=False,
-            sortable=frozenset({"code", "class_code", "district_code", "owner_key", "status"}),
-        ),
-        "cases": Layer(
-            name="cases", title="案件 Cases", description="Cases with their assignment (no personal data)",
-            id_column=k.id, geometry=k.location,
-            properties={"id": k.id, "case_no": k.case_no, "category_code": k.category_code, "state": k.state,
-                        "source": k.source, "grid_code": k.grid_code, "owner_key": k.owner_key,
-                        "component_code": k.component_code, "duplicate_of": k.duplicate_of,
-                        "deadline": k.deadline, "reported_at": k.reported_at, "closed_at": k.closed_at},
-            base=true(), source=Case.__table__, geometry_type="Point", time_column=k.reported_at, public=False,
-            sortable=frozenset({"id", "case_no", "category_code", "state", "grid_code", "reported_at"}),
-        ),
-    }
-    return out
-
-
-def layer(name: str) -> Layer:
-    """The collection ``name``; NotFoundError if there is none."""
-    found = layers().get(name)
-    if found is None:
-        raise NotFoundError(f"no collection {name!r}")
-    return found
 
 
 @dataclass
@@ -153,56 +58,6 @@ class Query:
         """Whether anything narrows the collection."""
         return bool(self.bbox or self.equals or self.condition is not None or self.interval
                     or self.scope is not None)
-
-
-def scope_condition(lay: Layer, principal: Principal | None) -> Any:
-    """What of ``lay`` the reader may see, as a SQL condition (None: all of it). Cases are read within the
-    reader's scope (spatial/access/scope.py); the other collections are whole for anyone allowed to read them."""
-    if lay.name != "cases" or principal is None or principal.scope == "*":
-        return None
-    k = Case.__table__.c
-    return case_clause(principal, k.grid_code, k.special_grid_codes, k.owner_key)
-
-
-def cql2_condition(lay: Layer, ast: Any) -> Any:
-    """A CQL2 filter (pygeofilter AST) as a SQLAlchemy condition with bound values."""
-    from pygeofilter.backends.sqlalchemy import to_filter
-
-    mapping = {**lay.properties, "geometry": lay.geometry}
-    unknown = _attributes(ast) - set(mapping)
-    if unknown:
-        raise InvalidParameterError(f"filter names unknown properties: {', '.join(sorted(unknown))}; "
-                                    f"see /collections/{lay.name}/queryables", parameter="filter")
-    try:
-        _in_storage_srid(ast)
-        return to_filter(ast, mapping)
-    except (KeyError, AttributeError, TypeError, ValueError, NotImplementedError) as exc:
-        raise InvalidParameterError(f"filter cannot be applied: {exc}", parameter="filter") from exc
-
-
-def _in_storage_srid(node: Any) -> None:
-    """Mark the filter's geometries as EPSG:4326 (longitude, latitude). pygeoapi has already brought them
-    into the storage CRS (CRS84) and labels them with its URI, which pygeofilter cannot turn into an SRID."""
-    from pygeofilter import values
-
-    if isinstance(node, values.Geometry):
-        node.geometry = {key: value for key, value in node.geometry.items() if key != "crs"}
-    for sub in getattr(node, "get_sub_nodes", lambda: [])() or []:
-        _in_storage_srid(sub)
-    for item in node if isinstance(node, list) else []:
-        _in_storage_srid(item)
-
-
-def _attributes(node: Any) -> set[str]:
-    """The property names a filter refers to."""
-    from pygeofilter import ast
-
-    found = {node.name} if isinstance(node, ast.Attribute) else set()
-    for sub in getattr(node, "get_sub_nodes", lambda: [])() or []:
-        found |= _attributes(sub)
-    for item in node if isinstance(node, list) else []:
-        found |= _attributes(item)
-    return found
 
 
 def _feature(lay: Layer, q: Query) -> Any:
@@ -265,34 +120,6 @@ def _order(lay: Layer, q: Query) -> list[tuple[Any, bool]]:
     return keys
 
 
-def _after(keys: list[tuple[Any, bool]], values: list[Any]) -> Any:
-    """Rows after ``values`` in the order of ``keys`` (expanded: a < b or (a = b and …))."""
-    alternatives = []
-    for i, (column, ascending) in enumerate(keys):
-        equal = [keys[j][0] == values[j] for j in range(i)]
-        step = column > values[i] if ascending else column < values[i]
-        alternatives.append(and_(*equal, step))
-    return or_(*alternatives)
-
-
-def encode_cursor(values: list[Any]) -> str:
-    """An opaque cursor for the keys of a page's last row."""
-    plain = [v.isoformat() if isinstance(v, datetime) else v for v in values]
-    return base64.urlsafe_b64encode(json.dumps(plain).encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str, keys: list[tuple[Any, bool]]) -> list[Any]:
-    try:
-        values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if not isinstance(values, list) or len(values) != len(keys):
-            raise ValueError("wrong length")
-        return [datetime.fromisoformat(v) if key.type.python_type is datetime else v
-                for v, (key, _) in zip(values, keys, strict=True)]
-    except (ValueError, TypeError) as exc:
-        raise InvalidParameterError("cursor is not one this server issued for this query",
-                                    parameter="cursor") from exc
-
-
 def page(conn: Connection, lay: Layer, q: Query) -> dict[str, Any]:
     """One page: ``features``, ``numberReturned``, ``numberMatched`` (when cheap) and ``next`` (a cursor or
     None)."""
@@ -302,7 +129,7 @@ def page(conn: Connection, lay: Layer, q: Query) -> dict[str, Any]:
     where = _where(lay, q)
     query: Select = select(_feature(lay, q), *[k for k, _ in keys]).select_from(lay.source).where(*where)
     if q.cursor:
-        query = query.where(_after(keys, _decode_cursor(q.cursor, keys)))
+        query = query.where(after(keys, decode_cursor(q.cursor, keys)))
     query = query.order_by(*[k.asc() if up else k.desc() for k, up in keys]).limit(q.limit + 1)
     if q.offset:
         query = query.offset(q.offset)
@@ -356,14 +183,3 @@ def _one_sql(name: str, crs: str) -> str:
         lay.base, lay.id_column == literal_column("gridlink_ident"))
     compiled = str(query.compile(dialect=postgresql.psycopg2.dialect(), compile_kwargs={"literal_binds": True}))
     return compiled.replace("gridlink_ident", "%(ident)s")
-
-
-def coverage_extent(conn: Connection) -> tuple[float, float, float, float] | None:
-    """The bounding box (longitude, latitude) of the current district grids: every collection lies inside
-    it, and it is cheap to compute (a few polygons), unlike an extent over 680,000 components."""
-    box = conn.execute(select(func.ST_Extent(GridGeometry.__table__.c.geom))
-                       .select_from(layers()["districts"].source).where(layers()["districts"].base)).scalar()
-    if not box:
-        return None
-    x1, y1, x2, y2 = (float(n) for n in box[box.index("(") + 1:box.index(")")].replace(",", " ").split())
-    return (x1, y1, x2, y2)

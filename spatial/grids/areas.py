@@ -23,21 +23,6 @@ def parse_level(value: str) -> int | None:
     raise InvalidParameterError(f"level must be 1, 2, 3, 4 or 'special', not {value!r}", parameter="level")
 
 
-def parse_bbox(value: str | None) -> tuple[float, float, float, float] | None:
-    """Return (minx, miny, maxx, maxy) in EPSG:4326 from ``minx,miny,maxx,maxy``; refuse a bad box."""
-    if value is None:
-        return None
-    try:
-        minx, miny, maxx, maxy = (float(v) for v in value.split(","))
-    except ValueError as exc:
-        raise InvalidParameterError("bbox must be four numbers: minLon,minLat,maxLon,maxLat",
-                                    parameter="bbox") from exc
-    if not (-180 <= minx < maxx <= 180 and -90 <= miny < maxy <= 90):
-        raise InvalidParameterError("bbox must satisfy -180 ≤ minLon < maxLon ≤ 180 and -90 ≤ minLat < maxLat ≤ 90",
-                                    parameter="bbox")
-    return minx, miny, maxx, maxy
-
-
 def areas_geojson(conn: Connection, level: int | None, bbox: tuple[float, float, float, float] | None) -> str:
     """Return the current grids of ``level`` (None: special grids) as GeoJSON text."""
     kinds = [LEVEL_KINDS[level]] if level is not None else list(SPECIAL_KINDS)

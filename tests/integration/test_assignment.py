@@ -8,9 +8,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from spatial.cases.assignment.rules import assign, locate
-from spatial.cases.intake import CaseInput, create_case, get_case
+from spatial.cases.assignment.rules import assign
+from spatial.cases.intake import CaseInput, create_case
+from spatial.cases.read import get_case
 from spatial.errors import ComponentError, IdempotencyConflictError, OutsideCoverageError, UnknownCategoryError
+from spatial.grids.locate import locate
 from tests.world import grid_code
 
 SH = ZoneInfo("Asia/Shanghai")

@@ -11,18 +11,10 @@ import numpy as np
 
 from spatial.cases.assignment.duplicates import Cases, against_stored
 from spatial.cases.assignment.index import BatchIndex, Component, Usable
-from spatial.cases.assignment.rules import (
-    DEFAULT_RADIUS_M,
-    RETIRED,
-    Area,
-    Assignment,
-    Report,
-    area_of,
-    outside_coverage,
-    owner_name,
-)
+from spatial.cases.assignment.rules import DEFAULT_RADIUS_M, RETIRED, Assignment, Report, owner_name
 from spatial.codes import district_of, lineage
 from spatial.errors import ComponentError, GridlinkError
+from spatial.grids.locate import Area, area_of, outside_coverage
 from spatial.reference.cache import CategoryInfo, ReferenceCache
 
 

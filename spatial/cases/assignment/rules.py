@@ -18,8 +18,9 @@ from datetime import datetime
 
 from sqlalchemy import Connection
 
-from spatial.codes import LEVEL_NAMES, LEVEL_WIDTHS, ancestor, district_of, town_of
-from spatial.errors import ComponentError, OutsideCoverageError, UnknownCategoryError
+from spatial.codes import LEVEL_WIDTHS, ancestor, district_of, town_of
+from spatial.errors import ComponentError, UnknownCategoryError
+from spatial.grids.locate import Area, area_of, outside_coverage
 from spatial.reference.cache import CategoryInfo, ReferenceCache
 from spatial.store.sql import statement
 
@@ -32,19 +33,6 @@ RETIRED = ("abandoned", "removed")
 def degrees_for(metres: float, lat: float) -> float:
     """Return a radius in degrees that surely covers ``metres`` around latitude ``lat`` (index bound)."""
     return metres / (METRES_PER_DEGREE_LAT * max(math.cos(math.radians(lat)), 0.01)) * 1.01
-
-
-@dataclass(frozen=True)
-class Area:
-    """A grid as the API shows it."""
-
-    code: str
-    name: str
-    level: int | str
-
-    def as_dict(self) -> dict[str, object]:
-        """Return the ``{"code", "name", "level"}`` object of the public contract."""
-        return {"code": self.code, "name": self.name, "level": self.level}
 
 
 @dataclass(frozen=True)
@@ -153,12 +141,6 @@ def assignment_of(ref: ReferenceCache, cat: CategoryInfo, row: dict) -> Assignme
     )
 
 
-def area_of(ref: ReferenceCache, code: str) -> Area:
-    """Return the grid ``code`` with its name and level from the reference cache."""
-    name, level = ref.areas.get(code, (code, "unknown"))
-    return Area(code, name, level)
-
-
 def _round(value: float | None) -> float | None:
     return None if value is None else round(float(value), 1)
 
@@ -184,41 +166,3 @@ def owner_name(ref: ReferenceCache, key: str, grid_code: str) -> str:
     if key == "TOWN":
         return f"{area_of(ref, town_of(grid_code)).name}网格化联动分中心"
     return ref.departments.get(key, key)
-
-
-def outside_coverage(conn: Connection, lon: float, lat: float) -> OutsideCoverageError:
-    """Return the refusal for a point outside every base grid, naming the nearest grid and its distance."""
-    row = conn.execute(statement("nearest_grid"), {"lon": lon, "lat": lat}).mappings().first()
-    if row is None:
-        return OutsideCoverageError("no grids are loaded: nothing can be assigned")
-    distance = round(float(row["distance_m"]), 1)
-    nearest = {"code": row["code"], "name": row["name"], "level": row["level"], "distance_m": distance}
-    if distance == 0:
-        detail = (f"({lon}, {lat}) lies in {row['name']} ({row['code']}), which has no base grids: "
-                  "cases can only be assigned where base grids exist")
-    else:
-        detail = (f"({lon}, {lat}) is outside every grid; the nearest is {row['name']} ({row['code']}), "
-                  f"{distance:,.0f} m away")
-    return OutsideCoverageError(detail, nearest_grid=nearest)
-
-
-def locate(conn: Connection, lon: float, lat: float) -> dict[str, object]:
-    """Return the grids of every level covering a point (the ``/locate`` contract) or refuse it."""
-    rows = conn.execute(statement("locate"), {"lon": lon, "lat": lat}).mappings().all()
-    by_code = {row["code"]: Area(row["code"], row["name"], row["level"]) for row in rows if row["level"]}
-    specials = [Area(row["code"], row["name"], row["kind"]) for row in rows if row["level"] is None]
-    if not by_code:
-        raise outside_coverage(conn, lon, lat)
-    chosen: dict[int, Area] = {}
-    for area in sorted(by_code.values(), key=lambda a: a.code):  # smallest code of each level first
-        chosen.setdefault(int(area.level), area)
-    deepest = chosen[max(chosen)]
-    # Ancestors are read off the chosen deepest grid's code, so that a point on a shared edge cannot mix
-    # branches of the tree.
-    for level in (1, 2, 3):
-        if level < int(deepest.level) and ancestor(deepest.code, level) in by_code:
-            chosen[level] = by_code[ancestor(deepest.code, level)]
-    result: dict[str, object] = {name: (chosen[n].as_dict() if n in chosen else None)
-                                 for n, name in LEVEL_NAMES.items()}
-    result["special_grids"] = [s.as_dict() for s in specials]
-    return result
