@@ -35,7 +35,9 @@ def _server_url(dbname: str) -> str:
 
 
 def fresh_database(dbname: str, keep: bool = False) -> str:
-    """Create ``dbname`` (dropping it first unless ``keep``) and return its URL."""
+    """Create ``dbname`` (dropping it first unless ``keep``) and return its URL. ``GRIDLINK_TEST_DB_SUFFIX``
+    is appended to every test database's name, so that two test runs can share one server."""
+    dbname += os.environ.get("GRIDLINK_TEST_DB_SUFFIX", "")
     admin = create_engine(_server_url("postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": dbname}).scalar()
