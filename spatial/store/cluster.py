@@ -17,6 +17,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,6 +87,29 @@ def postgis_installed(major: int) -> bool:
     )
 
 
+APT_WAIT_S = int(os.environ.get("GRIDLINK_APT_WAIT_S", "900"))
+
+
+def apt_install(package: str, log=print) -> None:
+    """``apt-get update`` and ``install``, waiting up to ``APT_WAIT_S`` for another package manager's lock
+    instead of failing: install waits by itself (DPkg::Lock::Timeout), update is retried while only the
+    lock stands in its way."""
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    wait = ["-o", f"DPkg::Lock::Timeout={APT_WAIT_S}"]
+    deadline = time.monotonic() + APT_WAIT_S
+    while True:
+        update = subprocess.run(["apt-get", *wait, "update", "-q"], env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+        if update.returncode == 0:
+            break
+        if "lock" not in update.stderr.lower() or time.monotonic() > deadline:
+            raise ClusterError(f"apt-get update failed: {update.stderr.strip()}")
+        log("another package manager holds the apt lock: waiting …")
+        time.sleep(5)
+    subprocess.run(["apt-get", *wait, "install", "-y", "-q", package], check=True, env=env,
+                   stdout=subprocess.DEVNULL)
+
+
 def ensure_postgis(major: int, log=print) -> None:
     """Install PostGIS with apt when missing and we may; otherwise say the exact command."""
     if postgis_installed(major):
@@ -94,9 +118,7 @@ def ensure_postgis(major: int, log=print) -> None:
     if os.geteuid() != 0 or not shutil.which("apt-get"):
         raise ClusterError(f"PostGIS is not installed. Run: sudo apt-get install -y {package}")
     log(f"PostGIS missing: installing {package} with apt-get (one time) …")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    subprocess.run(["apt-get", "update", "-q"], check=True, env=env, stdout=subprocess.DEVNULL)
-    subprocess.run(["apt-get", "install", "-y", "-q", package], check=True, env=env, stdout=subprocess.DEVNULL)
+    apt_install(package, log)
     if not postgis_installed(major):
         raise ClusterError(f"{package} installed but postgis.control is still missing")
 
