@@ -33,6 +33,8 @@ def encode_cursor(values: list[Any]) -> str:
 
 
 def decode_cursor(cursor: str, keys: list[tuple[Any, bool]]) -> list[Any]:
+    """The key values of ``cursor`` for ``keys`` (times back to datetimes); InvalidParameterError for a cursor
+    that this server did not issue for a query with these keys."""
     try:
         values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         if not isinstance(values, list) or len(values) != len(keys):
