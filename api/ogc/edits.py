@@ -21,19 +21,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api.auth import client_address, request_token
+from api.problems import ogc_errors
 from spatial import features
 from spatial.access.accounts import principal_for
 from spatial.access.audit import Actor, record
 from spatial.components import edits as edits
 from spatial.errors import (
     AuthenticationError,
-    ConflictError,
-    ForbiddenError,
-    GridlinkError,
-    InvalidGeometryError,
     InvalidParameterError,
-    NotFoundError,
-    RevisionMismatchError,
+    MethodNotAllowedError,
+    PayloadTooLargeError,
+    PreconditionRequiredError,
 )
 from spatial.grids import edits as base
 from spatial.grids import special_edits as grids
@@ -42,17 +40,6 @@ from spatial.grids import special_edits as grids
 ETAG_PROPERTY = {"components": "revision", "special-grids": "version_id", "grids": "version_id"}
 EDITABLE = tuple(ETAG_PROPERTY)
 MAX_BODY = 2_000_000
-_STATUS: dict[type[GridlinkError], tuple[int, str]] = {
-    AuthenticationError: (401, "Unauthorized"), ForbiddenError: (403, "Forbidden"),
-    NotFoundError: (404, "NotFound"), ConflictError: (409, "Conflict"),
-    RevisionMismatchError: (412, "PreconditionFailed"), InvalidParameterError: (400, "InvalidParameterValue"),
-    InvalidGeometryError: (400, "InvalidParameterValue"),
-}
-
-
-def _error(status: int, code: str, description: str, headers: dict[str, str] | None = None) -> Response:
-    body = json.dumps({"type": code, "code": code, "description": description}, ensure_ascii=False)
-    return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
 def _etag(revision: int) -> str:
@@ -67,31 +54,19 @@ def _if_match(request: Request) -> int | None:
     return int(value) if value.isdigit() else None
 
 
+@ogc_errors
 async def write(engine: Engine, request: Request, action: str) -> Response:
     """Serve one Part 4 write (``create``, ``put``, ``patch`` or ``delete``)."""
     collection = request.path_params["collection"]
     if collection not in EDITABLE:
-        return _error(405, "MethodNotAllowed", f"collection {collection!r} is read-only here")
+        raise MethodNotAllowedError(f"collection {collection!r} is read-only here")
     body = await request.body() if action != "delete" else b""
     if len(body) > MAX_BODY:
-        return _error(413, "PayloadTooLarge", f"a feature may not exceed {MAX_BODY:,} bytes")
+        raise PayloadTooLargeError(f"a feature may not exceed {MAX_BODY:,} bytes")
     expected = _if_match(request)
     if action != "create" and expected is None:
-        return _error(428, "PreconditionRequired", "send If-Match with the ETag of the item you read (GET)")
-    try:
-        return await asyncio.to_thread(_apply, engine, request, action, body, expected)
-    except GridlinkError as exc:
-        return problem(exc)
-
-
-def problem(exc: GridlinkError) -> Response:
-    """A domain error as an OGC exception (the JSON pygeoapi answers its own errors with)."""
-    for cls in type(exc).__mro__:
-        if cls in _STATUS:
-            status, code = _STATUS[cls]
-            headers = {"WWW-Authenticate": 'Bearer realm="gridlink"'} if status == 401 else None
-            return _error(status, code, exc.detail, headers)
-    return _error(400, "InvalidParameterValue", exc.detail)
+        raise PreconditionRequiredError("send If-Match with the ETag of the item you read (GET)")
+    return await asyncio.to_thread(_apply, engine, request, action, body, expected)
 
 
 def _apply(engine: Engine, request: Request, action: str, body: bytes, expected: int | None) -> Response:
