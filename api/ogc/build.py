@@ -41,7 +41,6 @@ from api.problems import ogc_errors
 from spatial import features
 from spatial.access.accounts import PrincipalCache, resolve_token
 from spatial.access.principal import Principal
-from spatial.errors import AuthenticationError
 from spatial.geo.bbox import parse_bbox
 from tiles.cache import TileCache
 
@@ -221,16 +220,15 @@ class Reader:
 
     async def principal(self, request: Request) -> Principal | None:
         """The account of the request when the collection needs one (AuthenticationError without)."""
-        name = request.path_params.get("collection", "")
-        found = features.layers().get(name)
+        found = features.layers().get(request.path_params.get("collection", ""))
         if found is None or found.public:
             return None
         token = request_token(request)
-        if token is None:
-            raise AuthenticationError(f"collection {name!r} needs an account: send a bearer token")
         # A cached token is answered here; only a look-up takes the trip to a thread.
-        return self.principals.get(token) or await asyncio.to_thread(resolve_token, self.engine, token,
-                                                                      self.principals)
+        principal = None if token is None else self.principals.get(token) or await asyncio.to_thread(
+            resolve_token, self.engine, token, self.principals)
+        features.require_reader(found, principal)
+        return principal
 
 
 class Mounted:
