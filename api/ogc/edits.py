@@ -94,26 +94,26 @@ def _dispatch(conn, principal, request: Request, collection: str, action: str, b
     if collection == "grids":
         return _base_grid(conn, principal, request, action, body, expected or 0)
     if action == "delete":
-        edits.delete(conn, principal, request.path_params["item"], expected or 0)
+        edits.delete(conn, principal, request.path_params["item"], expected_revision=expected or 0)
         return Response(status_code=204)
     feature = _json(body)
     if action == "create":
         item = edits.parse_feature(conn, feature)
         return _created(request, item.code, edits.create(conn, principal, item))
     item = edits.parse_feature(conn, feature, request.path_params["item"])
-    revision = edits.replace(conn, principal, item, expected or 0)
+    revision = edits.replace(conn, principal, item, expected_revision=expected or 0)
     return Response(status_code=204, headers={"ETag": _etag(revision)})
 
 
 def _special_grid(conn, principal, request: Request, action: str, body: bytes, expected: int) -> Response:
     if action == "delete":
-        grids.retire(conn, principal, request.path_params["item"], expected)
+        grids.retire(conn, principal, request.path_params["item"], expected=expected)
         return Response(status_code=204)
     code, name, shape = grids.parse_feature(conn, _json(body), request.path_params.get("item"))
     if action == "create":
-        return _created(request, code, grids.create(conn, principal, code, name, shape))
-    return Response(status_code=204, headers={"ETag": _etag(grids.replace(conn, principal, code, name, shape,
-                                                                           expected))})
+        return _created(request, code, grids.create(conn, principal, code=code, name=name, multi=shape))
+    version = grids.replace(conn, principal, code=code, name=name, multi=shape, expected=expected)
+    return Response(status_code=204, headers={"ETag": _etag(version)})
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -144,13 +144,13 @@ def _patched(conn, collection: str, code: str, body: bytes) -> dict[str, Any]:
 def _base_grid(conn, principal, request: Request, action: str, body: bytes, expected: int) -> Response:
     # Base grids partition their community: spatial/grids/edits.py keeps it whole (grow, split, merge).
     if action == "delete":
-        base.merge(conn, principal, request.path_params["item"], expected)
+        base.merge(conn, principal, request.path_params["item"], expected=expected)
         return Response(status_code=204)
     code, name, shape = base.parse_feature(_json(body), request.path_params.get("item"))
     if action == "create":
-        return _created(request, code, base.create(conn, principal, code, name, shape))
-    return Response(status_code=204, headers={"ETag": _etag(base.replace(conn, principal, code, name, shape,
-                                                                          expected))})
+        return _created(request, code, base.create(conn, principal, code=code, name=name, multi=shape))
+    version = base.replace(conn, principal, code=code, name=name, multi=shape, expected=expected)
+    return Response(status_code=204, headers={"ETag": _etag(version)})
 
 
 def _created(request: Request, code: str, tag: int) -> Response:
