@@ -49,7 +49,9 @@ def test_passwords_and_tokens(world) -> None:
     assert revoke_token(world, token) and not revoke_token(world, token)
     with pytest.raises(AuthenticationError):
         principal_for(world, token)
-    stale, _ = create_token(world, "owner.light", ttl=timedelta(seconds=-1))
+    # An hour ago: the expiry is compared with now() of the test's transaction, which began before the
+    # password hashing above (a second ago would be in that transaction's future on a slow machine).
+    stale, _ = create_token(world, "owner.light", ttl=timedelta(hours=-1))
     with pytest.raises(AuthenticationError):
         principal_for(world, stale)
 
