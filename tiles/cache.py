@@ -49,7 +49,7 @@ class TileCache:
         self.lock = threading.Lock()
         self.hits = self.misses = 0
 
-    def tile(self, conn: Connection, name: str, z: int, x: int, y: int, state: str | None = None,
+    def tile(self, conn: Connection, name: str, z: int, x: int, y: int, *, state: str | None = None,
              scope: tuple[str, str] | None = None) -> Tile:
         """The tile, from the cache when its generation still holds, else built in PostGIS. ``scope``: the
         reader's case scope (``spatial.access.scope.case_filter``); only cases are narrowed by it. NotFoundError
@@ -79,8 +79,8 @@ class TileCache:
                 self.entries.move_to_end(key)
                 self.hits += 1
                 return found
-        data = bytes(conn.execute(text(tile_sql(layer, z, state, scope[0] if scope else None)),
-                                  tile_params(z, x, y, state, scope)).scalar() or b"")
+        data = bytes(conn.execute(text(tile_sql(layer, z, state=state, scope_kind=scope[0] if scope else None)),
+                                  tile_params(z, x, y, state=state, scope=scope)).scalar() or b"")
         tile = Tile(data, '"' + hashlib.blake2b(data, digest_size=12).hexdigest() + '"')
         with self.lock:
             self.misses += 1

@@ -28,7 +28,7 @@ def tile(layer: str, z: int, x: int, y: int, request: Request, engine: EngineDep
     if collection is not None:
         require_reader(collection, principal)
     with engine.connect() as conn:
-        found = request.app.state.tiles.tile(conn, layer, z, x, y, state, case_filter(principal))
+        found = request.app.state.tiles.tile(conn, layer, z, x, y, state=state, scope=case_filter(principal))
     return tile_response(found, request.headers.get("if-none-match"))
 
 

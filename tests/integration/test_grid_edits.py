@@ -34,7 +34,7 @@ def grid_world() -> Iterator[tuple[Engine, TestClient, dict[str, str]]]:
         build_world(conn)
         for login, role, scope in (("admin", "admin", "*"), ("planner.town1", "planner", "320506001"),
                                    ("planner.town2", "planner", "320506002")):
-            add_user(conn, login, role, scope, PASSWORD)
+            add_user(conn, login, role=role, scope=scope, password=PASSWORD)
         tokens = {login: create_token(conn, login)[0] for login in ("admin", "planner.town1", "planner.town2")}
     with TestClient(create_app(url=engine.url.render_as_string(hide_password=False))) as client:
         yield engine, client, tokens

@@ -28,10 +28,10 @@ def tokens(world_engine) -> dict[str, str]:
         conn.execute(text("DELETE FROM component WHERE code = :c"), {"c": NEW})
         owners = [k for (k,) in conn.execute(text("SELECT key FROM department ORDER BY key"))]
         other = next(k for k in owners if k != "LIGHTING")
-        add_user(conn, "admin", "admin", "*", PASSWORD)
-        add_user(conn, "lighting", "owner", "LIGHTING", PASSWORD)
-        add_user(conn, "other", "owner", other, PASSWORD)
-        add_user(conn, "viewer", "viewer", "320506", PASSWORD)
+        add_user(conn, "admin", role="admin", scope="*", password=PASSWORD)
+        add_user(conn, "lighting", role="owner", scope="LIGHTING", password=PASSWORD)
+        add_user(conn, "other", role="owner", scope=other, password=PASSWORD)
+        add_user(conn, "viewer", role="viewer", scope="320506", password=PASSWORD)
         return {login: create_token(conn, login)[0] for login in ("admin", "lighting", "other", "viewer")}
 
 
@@ -143,7 +143,7 @@ def planner(world_engine, tokens) -> str:
     with world_engine.begin() as conn:
         conn.execute(text("DELETE FROM grid_geometry WHERE grid_code = :c"), {"c": PARK})
         conn.execute(text("DELETE FROM grid WHERE code = :c"), {"c": PARK})
-        add_user(conn, "planner", "planner", "320506", PASSWORD)
+        add_user(conn, "planner", role="planner", scope="320506", password=PASSWORD)
         return create_token(conn, "planner")[0]
 
 
@@ -197,7 +197,7 @@ SCENIC = "320506S0001"       # the world's scenic area, a special grid of distri
 def elsewhere(world_engine, tokens) -> str:
     """A token of a planner of another district (320507): out of scope for the special grids of 320506."""
     with world_engine.begin() as conn:
-        add_user(conn, "planner.elsewhere", "planner", "320507", PASSWORD)
+        add_user(conn, "planner.elsewhere", role="planner", scope="320507", password=PASSWORD)
         return create_token(conn, "planner.elsewhere")[0]
 
 

@@ -36,7 +36,7 @@ def tokens(world_engine) -> dict[str, str]:
                      {"l": list(ACCOUNTS)})
         conn.execute(text("DELETE FROM account WHERE login = ANY(:l)"), {"l": list(ACCOUNTS)})
         for login, (role, scope) in ACCOUNTS.items():
-            add_user(conn, login, role, scope, PASSWORD)
+            add_user(conn, login, role=role, scope=scope, password=PASSWORD)
         return {login: create_token(conn, login)[0] for login in ACCOUNTS}
 
 
