@@ -223,10 +223,10 @@ class Reader:
         found = features.layers().get(request.path_params.get("collection", ""))
         if found is None or found.public:
             return None
-        token = request_token(request)
-        # A cached token is answered here; only a look-up takes the trip to a thread.
-        principal = None if token is None else self.principals.get(token) or await asyncio.to_thread(
-            resolve_token, self.engine, token, self.principals)
+        token, principal = request_token(request), None
+        if token is not None:  # a cached token is answered here; only a look-up takes the trip to a thread
+            principal = self.principals.get(token) or await asyncio.to_thread(resolve_token, self.engine, token,
+                                                                               self.principals)
         features.require_reader(found, principal)
         return principal
 
