@@ -10,7 +10,9 @@ read nor forge it. Bearer requests need no CSRF token (browsers never add that h
 
 Routes that need an account depend on ``PrincipalDep`` (401 problem+json without valid credentials) and check
 the role they need with ``require_role``; scope checks on data live in ``spatial/`` with the queries they
-guard (spatial/access/scope.py).
+guard (spatial/access/scope.py). Who is calling is decided before the body is read (RFC 9110 §13.2.1): FastAPI
+decodes a JSON body before it runs any dependency, so a router whose routes take a pydantic body and
+``PrincipalDep`` uses ``route_class=AuthenticatedRoute``, which authenticates first.
 """
 
 from __future__ import annotations
@@ -18,9 +20,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from typing import Annotated
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
 
 from spatial.access.accounts import resolve_token
 from spatial.access.principal import Principal
@@ -100,3 +106,28 @@ def require_role(principal: Principal, *roles: str) -> None:
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
 OptionalPrincipalDep = Annotated[Principal | None, Depends(optional_principal)]
+
+
+def needs_account(dependant: Dependant) -> bool:
+    """Whether a route (or any of its dependencies) depends on ``current_principal`` (``PrincipalDep``)."""
+    return any(d.call is current_principal or needs_account(d) for d in dependant.dependencies)
+
+
+class AuthenticatedRoute(APIRoute):
+    """A route that, when it needs an account, authenticates its caller before FastAPI reads the body: an
+    anonymous caller's malformed body is then a 401, not a 422. ``PrincipalDep`` resolves the same token
+    again afterwards, from the principal cache."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        """Wrap FastAPI's handler so that ``current_principal`` runs first."""
+        handler = super().get_route_handler()
+        if not needs_account(self.dependant):
+            return handler
+
+        async def answer(request: Request) -> Response:
+            token = request_token(request)
+            if token is None or request.app.state.principals.get(token) is None:
+                await run_in_threadpool(current_principal, request)  # 401 here; a look-up goes to a thread
+            return await handler(request)
+
+        return answer

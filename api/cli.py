@@ -298,7 +298,8 @@ def cmd_user(args: argparse.Namespace) -> int:
     engine = create_engine(_url())
     try:
         with engine.begin() as conn:
-            account = add_user(conn, args.login, args.role, args.scope, password, args.name)
+            account = add_user(conn, args.login, role=args.role, scope=args.scope, password=password,
+                               display_name=args.name)
             record(conn, _cli_actor(), "account.create", args.login, {"role": args.role, "scope": args.scope})
     except GridlinkError as exc:
         _err(f"no account made: {exc.detail}")
@@ -330,7 +331,7 @@ def cmd_token(args: argparse.Namespace) -> int:
                 print("revoked")
                 return 0
             ttl = None if args.no_expiry else timedelta(days=args.days)
-            token, expires = create_token(conn, args.subject, args.label, ttl)
+            token, expires = create_token(conn, args.subject, label=args.label, ttl=ttl)
             record(conn, _cli_actor(), "token.create", args.subject, {"label": args.label})
     except GridlinkError as exc:
         _err(exc.detail)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
-
-PROBLEM = b"application/problem+json"
+from api.problems import database_unavailable, domain_problem, unavailable_response
+from spatial.errors import PayloadTooLargeError
 
 
 class BodyTooLarge(Exception):
@@ -26,7 +25,7 @@ class BodySizeLimit:
         limit = self.larger.get(scope.get("path", ""), self.default)
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await self._refuse(scope, send, limit)
+            await self._refuse(scope, receive, send, limit)
             return
         seen = 0
 
@@ -42,16 +41,11 @@ class BodySizeLimit:
         try:
             await self.app(scope, counting_receive, send)
         except BodyTooLarge:
-            await self._refuse(scope, send, limit)
+            await self._refuse(scope, receive, send, limit)
 
-    async def _refuse(self, scope, send, limit: int) -> None:
-        body = json.dumps({
-            "type": "https://gridlink.dev/problems/too-large", "title": "Request body too large", "status": 413,
-            "detail": f"the body is larger than {limit:,} bytes", "instance": scope.get("path", ""),
-        }).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", PROBLEM), (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
+    async def _refuse(self, scope, receive, send, limit: int) -> None:
+        refusal = PayloadTooLargeError(f"the body is larger than {limit:,} bytes")
+        await domain_problem(refusal, scope.get("path", ""))(scope, receive, send)
 
 
 class DatabaseUnavailable:
@@ -78,8 +72,6 @@ class DatabaseUnavailable:
         try:
             await self.app(scope, receive, tracking_send)
         except Exception as exc:
-            from api.problems import database_unavailable, unavailable_response
-
             if started or not database_unavailable(exc):
                 raise
             await unavailable_response(scope.get("path", ""), exc)(scope, receive, send)

@@ -1,45 +1,46 @@
-"""RFC 9457 problem details: one table maps domain errors to status and type; a 500 never leaks text."""
+"""Errors as each interface says them: one table (the attributes of ``spatial.errors``), three renderers.
+
+Every domain error carries its status, problem slug, title, OGC exception code and GeoReport code
+(spatial/errors.py); the renderers here only read them:
+
+- ``domain_problem``: RFC 9457 problem+json, for ``/api/v1`` and the pages;
+- ``ogc_exception``: the OGC API exception JSON of ``/ogc`` (the format pygeoapi answers its own errors in).
+  One protocol translation: OGC API - Features Part 4 answers invalid content with 400, so a 422 is
+  answered 400 ``InvalidParameterValue`` there (``ogc_status``);
+- ``georeport_error``: GeoReport v2's error list of ``/open311`` (JSON or XML, ``code`` = the status).
+
+All three send ``WWW-Authenticate`` with a 401 and ``Retry-After`` when the error says when to retry. A 500
+never echoes exception text.
+"""
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
+from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.open311.format import render_error
 from spatial.errors import (
-    AuthenticationError,
-    ComponentError,
-    ForbiddenError,
     GridlinkError,
-    IdempotencyConflictError,
-    InvalidGeometryError,
-    InvalidParameterError,
+    MethodNotAllowedError,
     NotFoundError,
-    OutsideCoverageError,
-    UnknownCategoryError,
+    PayloadTooLargeError,
     UnsupportedMediaTypeError,
 )
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://gridlink.dev/problems/"
+WWW_AUTHENTICATE = 'Bearer realm="gridlink"'
 log = logging.getLogger("gridlink.api")
-
-# domain error -> (HTTP status, problem type slug, title)
-PROBLEM_TABLE: dict[type[GridlinkError], tuple[int, str, str]] = {
-    InvalidParameterError: (400, "invalid-parameter", "Invalid parameter"),
-    NotFoundError: (404, "not-found", "Not found"),
-    OutsideCoverageError: (422, "outside-coverage", "Location outside every grid"),
-    UnknownCategoryError: (422, "unknown-category", "Unknown event category"),
-    ComponentError: (422, "component", "Component cannot take this case"),
-    InvalidGeometryError: (422, "invalid-geometry", "Invalid geometry"),
-    IdempotencyConflictError: (409, "idempotency-conflict", "Idempotency-Key reused"),
-    UnsupportedMediaTypeError: (415, "unsupported-media-type", "Unsupported media type"),
-    AuthenticationError: (401, "unauthorized", "Authentication required"),
-    ForbiddenError: (403, "forbidden", "Not allowed here"),
-}
+# Starlette's own refusals (no route, wrong method, body limits) under the slug of the matching domain error.
+HTTP_SLUGS = {cls.status: cls.slug for cls in (NotFoundError, MethodNotAllowedError, PayloadTooLargeError,
+                                                UnsupportedMediaTypeError)}
 
 
 def problem(status: int, slug: str, title: str, detail: str | None = None, instance: str | None = None,
@@ -54,16 +55,57 @@ def problem(status: int, slug: str, title: str, detail: str | None = None, insta
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
 
 
+def error_headers(exc: GridlinkError) -> dict[str, str]:
+    """The headers every rendering of ``exc`` carries: the challenge of a 401 (RFC 9110 §11.6.1) and
+    ``Retry-After`` when the error says when to retry (a 429's ``extra["retry_after"]``)."""
+    headers = {}
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = WWW_AUTHENTICATE
+    if "retry_after" in exc.extra:
+        headers["Retry-After"] = str(exc.extra["retry_after"])
+    return headers
+
+
 def domain_problem(exc: GridlinkError, path: str) -> JSONResponse:
     """The problem+json answering a domain error raised while serving ``path``."""
-    for cls in type(exc).__mro__:
-        if cls in PROBLEM_TABLE:
-            status, slug, title = PROBLEM_TABLE[cls]
-            response = problem(status, slug, title, exc.detail, path, **exc.extra)
-            if status == 401:
-                response.headers["WWW-Authenticate"] = 'Bearer realm="gridlink"'
-            return response
-    return problem(400, "bad-request", "Bad request", exc.detail, path)
+    response = problem(exc.status, exc.slug, exc.title, exc.detail, path, **exc.extra)
+    response.headers.update(error_headers(exc))
+    return response
+
+
+def ogc_status(exc: GridlinkError) -> tuple[int, str]:
+    """The HTTP status and OGC exception code of ``exc`` on ``/ogc``: its own, except that invalid content
+    (422 elsewhere) is 400 ``InvalidParameterValue``, as OGC API - Features Part 4 answers it."""
+    if exc.status == 422:
+        return 400, "InvalidParameterValue"
+    return exc.status, exc.ogc_code
+
+
+def ogc_exception(exc: GridlinkError) -> Response:
+    """A domain error as an OGC API exception: ``{"type", "code", "description"}``."""
+    status, code = ogc_status(exc)
+    body = json.dumps({"type": code, "code": code, "description": exc.detail}, ensure_ascii=False)
+    return Response(body, status_code=status, media_type="application/json", headers=error_headers(exc))
+
+
+def ogc_errors[**P](route: Callable[P, Awaitable[Response]]) -> Callable[P, Awaitable[Response]]:
+    """Wrap an ``/ogc`` route so that a domain error it raises is answered as an OGC exception."""
+
+    @functools.wraps(route)
+    async def answer(*args: P.args, **kwargs: P.kwargs) -> Response:
+        try:
+            return await route(*args, **kwargs)
+        except GridlinkError as exc:
+            return ogc_exception(exc)
+
+    return answer
+
+
+def georeport_error(exc: GridlinkError, fmt: str) -> Response:
+    """A domain error as a GeoReport v2 error list in ``fmt`` (json or xml): ``[{"code", "description"}]``."""
+    response = render_error(fmt, exc.georeport_code, exc.detail)
+    response.headers.update(error_headers(exc))
+    return response
 
 
 def install(app: FastAPI) -> None:
@@ -82,8 +124,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        slug = {404: "not-found", 405: "method-not-allowed", 413: "too-large", 415: "unsupported-media-type"}
-        return problem(exc.status_code, slug.get(exc.status_code, "http-error"), str(exc.detail),
+        return problem(exc.status_code, HTTP_SLUGS.get(exc.status_code, "http-error"), str(exc.detail),
                        None, request.url.path)
 
     @app.exception_handler(Exception)

@@ -82,8 +82,8 @@ def bench_token(url: str, login: str = "bench.partner") -> str:
     engine = create_engine(url)
     with engine.begin() as conn:
         if not conn.execute(text("SELECT 1 FROM account WHERE login = :l"), {"l": login}).first():
-            add_user(conn, login, "partner", "*", "bench password, not a secret")
-        token = create_token(conn, login, "bench", ttl=None)[0]
+            add_user(conn, login, role="partner", scope="*", password="bench password, not a secret")
+        token = create_token(conn, login, label="bench", ttl=None)[0]
     engine.dispose()
     return token
 

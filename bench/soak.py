@@ -53,8 +53,8 @@ def dispatcher_token(url: str) -> str:
     engine = create_engine(url)
     with engine.begin() as conn:
         if not conn.execute(text("SELECT 1 FROM account WHERE login = 'soak.dispatcher'")).first():
-            add_user(conn, "soak.dispatcher", "dispatcher", TOWN, "soak password, not a secret")
-        token = create_token(conn, "soak.dispatcher", "soak", ttl=None)[0]
+            add_user(conn, "soak.dispatcher", role="dispatcher", scope=TOWN, password="soak password, not a secret")
+        token = create_token(conn, "soak.dispatcher", label="soak", ttl=None)[0]
     engine.dispose()
     return token
 

@@ -25,19 +25,35 @@ here once and every interface answers it alike. ``detail`` is always safe to sho
 | PreconditionRequiredError    | 428    | precondition-required    | PreconditionRequired   |
 | TooManyRequestsError         | 429    | too-many-requests        | TooManyRequests        |
 
-A ``GridlinkError`` that no subclass describes is a 400 ``bad-request``.
+A ``GridlinkError`` that no subclass describes is a 400 ``bad-request``. One translation is made on the way
+out, documented in api/problems.py: ``/ogc`` answers a 422 as 400 ``InvalidParameterValue``, as OGC API -
+Features Part 4 answers invalid content.
 """
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 
 class GridlinkError(Exception):
-    """Base of every domain error; ``detail`` is safe to show to the caller, ``extra`` goes into the reply."""
+    """Base of every domain error; ``detail`` is safe to show to the caller, ``extra`` goes into the reply.
 
-    status = 400
-    slug = "bad-request"
-    title = "Bad request"
-    ogc_code = "InvalidParameterValue"
+    A subclass declares what it is in its class statement, read by every interface (api/problems.py):
+    ``class NotFoundError(GridlinkError, status=404, slug="not-found", title="Not found", ogc_code="NotFound")``.
+    ``ogc_code`` may be left out: a subclass keeps its parent's (``InvalidParameterValue`` for the base).
+    """
+
+    status: ClassVar[int] = 400
+    slug: ClassVar[str] = "bad-request"
+    title: ClassVar[str] = "Bad request"
+    ogc_code: ClassVar[str] = "InvalidParameterValue"
+
+    def __init_subclass__(cls, *, status: int, slug: str, title: str, ogc_code: str | None = None,
+                          **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.status, cls.slug, cls.title = status, slug, title
+        if ogc_code is not None:
+            cls.ogc_code = ogc_code
 
     def __init__(self, detail: str, **extra: object) -> None:
         super().__init__(detail)
@@ -50,97 +66,73 @@ class GridlinkError(Exception):
         return self.status
 
 
-class InvalidParameterError(GridlinkError):
+class InvalidParameterError(GridlinkError, status=400, slug="invalid-parameter", title="Invalid parameter"):
     """A query parameter or field has a value the domain cannot use."""
 
-    status, slug, title = 400, "invalid-parameter", "Invalid parameter"
 
-
-class AuthenticationError(GridlinkError):
+class AuthenticationError(GridlinkError, status=401, slug="unauthorized", title="Authentication required",
+                          ogc_code="Unauthorized"):
     """No valid credentials were given."""
 
-    status, slug, title, ogc_code = 401, "unauthorized", "Authentication required", "Unauthorized"
 
-
-class ForbiddenError(GridlinkError):
+class ForbiddenError(GridlinkError, status=403, slug="forbidden", title="Not allowed here", ogc_code="Forbidden"):
     """The caller is known but may not do this here."""
 
-    status, slug, title, ogc_code = 403, "forbidden", "Not allowed here", "Forbidden"
 
-
-class NotFoundError(GridlinkError):
+class NotFoundError(GridlinkError, status=404, slug="not-found", title="Not found", ogc_code="NotFound"):
     """The thing asked for does not exist."""
 
-    status, slug, title, ogc_code = 404, "not-found", "Not found", "NotFound"
 
-
-class MethodNotAllowedError(GridlinkError):
+class MethodNotAllowedError(GridlinkError, status=405, slug="method-not-allowed", title="Method not allowed",
+                            ogc_code="MethodNotAllowed"):
     """The resource exists but does not take this method (e.g. a read-only collection)."""
 
-    status, slug, title, ogc_code = 405, "method-not-allowed", "Method not allowed", "MethodNotAllowed"
 
-
-class ConflictError(GridlinkError):
+class ConflictError(GridlinkError, status=409, slug="conflict", title="Conflict with the stored state",
+                    ogc_code="Conflict"):
     """The write conflicts with what is stored (a code taken, open cases waiting, a shrinking grid)."""
 
-    status, slug, title, ogc_code = 409, "conflict", "Conflict with the stored state", "Conflict"
 
-
-class IdempotencyConflictError(ConflictError):
+class IdempotencyConflictError(ConflictError, status=409, slug="idempotency-conflict", title="Idempotency-Key reused"):
     """An Idempotency-Key was reused with a different request."""
 
-    status, slug, title = 409, "idempotency-conflict", "Idempotency-Key reused"
 
-
-class RevisionMismatchError(GridlinkError):
+class RevisionMismatchError(GridlinkError, status=412, slug="precondition-failed", title="Precondition failed",
+                            ogc_code="PreconditionFailed"):
     """``If-Match`` names a revision other than the stored one: someone else changed the item."""
 
-    status, slug, title, ogc_code = 412, "precondition-failed", "Precondition failed", "PreconditionFailed"
 
-
-class PayloadTooLargeError(GridlinkError):
+class PayloadTooLargeError(GridlinkError, status=413, slug="too-large", title="Payload too large",
+                           ogc_code="PayloadTooLarge"):
     """The body is larger than the endpoint takes."""
 
-    status, slug, title, ogc_code = 413, "too-large", "Payload too large", "PayloadTooLarge"
 
-
-class UnsupportedMediaTypeError(GridlinkError):
+class UnsupportedMediaTypeError(GridlinkError, status=415, slug="unsupported-media-type",
+                                title="Unsupported media type", ogc_code="UnsupportedMediaType"):
     """The request body is not of a media type the endpoint reads."""
 
-    status, slug, title, ogc_code = 415, "unsupported-media-type", "Unsupported media type", "UnsupportedMediaType"
 
-
-class OutsideCoverageError(GridlinkError):
+class OutsideCoverageError(GridlinkError, status=422, slug="outside-coverage", title="Location outside every grid"):
     """The point lies outside every grid; ``extra`` names the nearest grid and its distance."""
 
-    status, slug, title = 422, "outside-coverage", "Location outside every grid"
 
-
-class UnknownCategoryError(GridlinkError):
+class UnknownCategoryError(GridlinkError, status=422, slug="unknown-category", title="Unknown event category"):
     """The category code is not a leaf of the category table."""
 
-    status, slug, title = 422, "unknown-category", "Unknown event category"
 
-
-class ComponentError(GridlinkError):
+class ComponentError(GridlinkError, status=422, slug="component", title="Component cannot take this case"):
     """The named component is unknown, retired, or in another district than the report."""
 
-    status, slug, title = 422, "component", "Component cannot take this case"
 
-
-class InvalidGeometryError(GridlinkError):
+class InvalidGeometryError(GridlinkError, status=422, slug="invalid-geometry", title="Invalid geometry"):
     """A geometry is not of the expected type, or its coordinates are out of range."""
 
-    status, slug, title = 422, "invalid-geometry", "Invalid geometry"
 
-
-class PreconditionRequiredError(GridlinkError):
+class PreconditionRequiredError(GridlinkError, status=428, slug="precondition-required", title="Precondition required",
+                                ogc_code="PreconditionRequired"):
     """A write that must name the revision it read (``If-Match``) did not."""
 
-    status, slug, title, ogc_code = 428, "precondition-required", "Precondition required", "PreconditionRequired"
 
-
-class TooManyRequestsError(GridlinkError):
+class TooManyRequestsError(GridlinkError, status=429, slug="too-many-requests", title="Too many requests",
+                           ogc_code="TooManyRequests"):
     """A client sent requests faster than the channel takes them; ``extra["retry_after"]`` in seconds."""
-
-    status, slug, title, ogc_code = 429, "too-many-requests", "Too many requests", "TooManyRequests"

@@ -131,8 +131,8 @@ def world_engine() -> Iterator[Engine]:
     with eng.begin() as connection:
         load_reference(connection)
         build_world(connection)
-        add_user(connection, TEST_ADMIN, "admin", "*", TEST_PASSWORD)
-        _ADMIN_TOKEN.append(create_token(connection, TEST_ADMIN, "tests", ttl=None)[0])
+        add_user(connection, TEST_ADMIN, role="admin", scope="*", password=TEST_PASSWORD)
+        _ADMIN_TOKEN.append(create_token(connection, TEST_ADMIN, label="tests", ttl=None)[0])
     yield eng
     eng.dispose()
 

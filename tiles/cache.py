@@ -22,15 +22,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, text
 
+from spatial.errors import InvalidParameterError, NotFoundError
 from tiles.layers import CASE_STATES, LAYERS, MAX_ZOOM, tile_params, tile_sql
-
-
-class TileError(ValueError):
-    """A tile request that names no layer, an impossible tile or an unknown filter (the HTTP layer says 4xx)."""
-
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass(frozen=True)
@@ -56,17 +49,20 @@ class TileCache:
         self.lock = threading.Lock()
         self.hits = self.misses = 0
 
-    def tile(self, conn: Connection, name: str, z: int, x: int, y: int, state: str | None = None,
+    def tile(self, conn: Connection, name: str, z: int, x: int, y: int, *, state: str | None = None,
              scope: tuple[str, str] | None = None) -> Tile:
         """The tile, from the cache when its generation still holds, else built in PostGIS. ``scope``: the
-        reader's case scope (``spatial.access.scope.case_filter``); only cases are narrowed by it."""
+        reader's case scope (``spatial.access.scope.case_filter``); only cases are narrowed by it. NotFoundError
+        for an unknown layer, InvalidParameterError for an impossible tile or an unknown filter."""
         layer = LAYERS.get(name)
         if layer is None:
-            raise TileError(f"no tile layer {name!r}; layers: {', '.join(LAYERS)}", 404)
+            raise NotFoundError(f"no tile layer {name!r}; layers: {', '.join(LAYERS)}")
         if not (0 <= z <= MAX_ZOOM and 0 <= x < 2**z and 0 <= y < 2**z):
-            raise TileError(f"no tile {z}/{x}/{y}: z in 0…{MAX_ZOOM}, x and y in 0…2^z−1", 400)
+            raise InvalidParameterError(f"no tile {z}/{x}/{y}: z in 0…{MAX_ZOOM}, x and y in 0…2^z−1",
+                                        parameter="tile")
         if state is not None and (name != "cases" or state not in CASE_STATES):
-            raise TileError(f"state filters open cases only: one of {', '.join(CASE_STATES)}", 400)
+            raise InvalidParameterError(f"state filters open cases only: one of {', '.join(CASE_STATES)}",
+                                        parameter="state")
         if z < layer.minzoom:
             return EMPTY  # below the layer's first zoom (tiles/layers.py): nothing to read
         if layer.group == "cases":
@@ -83,8 +79,8 @@ class TileCache:
                 self.entries.move_to_end(key)
                 self.hits += 1
                 return found
-        data = bytes(conn.execute(text(tile_sql(layer, z, state, scope[0] if scope else None)),
-                                  tile_params(z, x, y, state, scope)).scalar() or b"")
+        data = bytes(conn.execute(text(tile_sql(layer, z, state=state, scope_kind=scope[0] if scope else None)),
+                                  tile_params(z, x, y, state=state, scope=scope)).scalar() or b"")
         tile = Tile(data, '"' + hashlib.blake2b(data, digest_size=12).hexdigest() + '"')
         with self.lock:
             self.misses += 1

@@ -83,7 +83,7 @@ SCOPE_SQL = {
 }
 
 
-def tile_sql(layer: TileLayer, z: int, state: str | None, scope_kind: str | None = None) -> str:
+def tile_sql(layer: TileLayer, z: int, *, state: str | None = None, scope_kind: str | None = None) -> str:
     """The statement for one tile of ``layer`` at zoom ``z`` (bound: :z :x :y :tol :cell :state, and the
     scope's values for cases read within a scope)."""
     bounds = (f"WITH b AS (SELECT ST_TileEnvelope(:z, :x, :y) AS m,"
@@ -103,7 +103,7 @@ def tile_sql(layer: TileLayer, z: int, state: str | None, scope_kind: str | None
             f" {layer.attributes} FROM b, {where}) t WHERE t.geom IS NOT NULL")
 
 
-def tile_params(z: int, x: int, y: int, state: str | None,
+def tile_params(z: int, x: int, y: int, *, state: str | None = None,
                 scope: tuple[str, str] | None = None) -> dict[str, object]:
     """Bound values of ``tile_sql``: half a screen pixel in degrees, the aggregation cell in metres."""
     pixel_m = WORLD_M / (256 * 2**z)

@@ -37,10 +37,10 @@ from api.ogc import provider as ogc_provider
 from api.ogc.openapi import self_contained
 from api.ogc.tiles import CONFORMANCE as TILES_CONFORMANCE
 from api.ogc.tiles import OgcTiles, collection_links
+from api.problems import ogc_errors
 from spatial import features
 from spatial.access.accounts import PrincipalCache, resolve_token
 from spatial.access.principal import Principal
-from spatial.errors import AuthenticationError, GridlinkError
 from spatial.geo.bbox import parse_bbox
 from tiles.cache import TileCache
 
@@ -189,26 +189,22 @@ class _Handlers:
     async def schema(self, request: Request) -> Response:
         return await self.call(request, core_api.get_collection_schema, request.path_params["collection"])
 
+    @ogc_errors
     async def items(self, request: Request) -> Response:
         if request.method == "POST":
             return await ogc_edits.write(self.engine, request, "create")
         query = tuple(request.query_params.multi_items())
-        try:
-            principal = await self.reader.principal(request)
-            request, bbox = _own_bbox(request)
-        except GridlinkError as exc:
-            return ogc_edits.problem(exc)
+        principal = await self.reader.principal(request)
+        request, bbox = _own_bbox(request)
         response = await self.call(request, itemtypes_api.get_collection_items, request.path_params["collection"],
                                    query=query, bbox=bbox, principal=principal)
         return _keyset_links_only(response)
 
+    @ogc_errors
     async def item(self, request: Request) -> Response:
         if request.method in ("PUT", "PATCH", "DELETE"):
             return await ogc_edits.write(self.engine, request, request.method.lower())
-        try:
-            principal = await self.reader.principal(request)
-        except GridlinkError as exc:
-            return ogc_edits.problem(exc)
+        principal = await self.reader.principal(request)
         response = await self.call(request, itemtypes_api.get_collection_item, request.path_params["collection"],
                                    request.path_params["item"], principal=principal)
         return ogc_edits.with_etag(request, response)
@@ -224,16 +220,15 @@ class Reader:
 
     async def principal(self, request: Request) -> Principal | None:
         """The account of the request when the collection needs one (AuthenticationError without)."""
-        name = request.path_params.get("collection", "")
-        found = features.layers().get(name)
+        found = features.layers().get(request.path_params.get("collection", ""))
         if found is None or found.public:
             return None
-        token = request_token(request)
-        if token is None:
-            raise AuthenticationError(f"collection {name!r} needs an account: send a bearer token")
-        # A cached token is answered here; only a look-up takes the trip to a thread.
-        return self.principals.get(token) or await asyncio.to_thread(resolve_token, self.engine, token,
-                                                                      self.principals)
+        token, principal = request_token(request), None
+        if token is not None:  # a cached token is answered here; only a look-up takes the trip to a thread
+            principal = self.principals.get(token) or await asyncio.to_thread(resolve_token, self.engine, token,
+                                                                               self.principals)
+        features.require_reader(found, principal)
+        return principal
 
 
 class Mounted:

@@ -1,13 +1,20 @@
 """OGC API Features Part 4 on /ogc: create (POST), replace (PUT), update (PATCH, a JSON merge patch of the
-feature, RFC 7396) and delete (DELETE) components, special grids
-and base grids (spatial/components/edits.py, spatial/grids/special_edits.py, spatial/grids/edits.py — base grids
-partition their community, so a base-grid edit grows, splits or merges grids and never leaves a gap or an
-overlap). Districts, towns and communities are read-only here.
+feature, RFC 7396) and delete (DELETE) components, special grids and base grids (spatial/components/edits.py,
+spatial/grids/special_edits.py, spatial/grids/edits.py — base grids partition their community, so a base-grid
+edit grows, splits or merges grids and never leaves a gap or an overlap). Districts, towns and communities
+are read-only here.
 
-Every write needs a bearer token (``Authorization: Bearer …``); who may edit what is decided in
-the domain modules. Optimistic concurrency: a GET of an item answers an ``ETag`` (a component's revision, a
-grid's version); PUT and DELETE must send it back in ``If-Match`` — without it 428, with a stale one
-412 — so two editors never overwrite each other unseen. Errors use the OGC exception format of the rest of /ogc.
+Every write needs a bearer token (``Authorization: Bearer …``); who may edit what is the rule of
+spatial/access/scope.py. Optimistic concurrency: a GET of an item answers an ``ETag`` (a component's
+revision, a grid's version); PUT, PATCH and DELETE must send it back in ``If-Match`` — without it 428, with a
+stale one 412 — so two editors never overwrite each other unseen.
+
+Who you are and what you may do is decided before the preconditions and the body (RFC 9110 §13.2.1: a
+precondition is evaluated only when the request would otherwise succeed), in this order: a read-only
+collection 405 → no valid token 401 → a role that may not edit the collection 403 → for PUT, PATCH and
+DELETE, an item the caller may not edit 403 (an unknown one 404) → no ``If-Match`` 428 → a body too large
+413 or not a feature 400 → the edit, whose domain function asks the same rules again in its transaction and
+compares ``If-Match`` (412). Errors use the OGC exception format of the rest of /ogc (api/problems.py).
 """
 
 from __future__ import annotations
@@ -21,19 +28,19 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api.auth import client_address, request_token
+from api.problems import ogc_errors
 from spatial import features
 from spatial.access.accounts import principal_for
 from spatial.access.audit import Actor, record
+from spatial.access.principal import Principal
+from spatial.access.scope import check_edit_collection
 from spatial.components import edits as edits
 from spatial.errors import (
     AuthenticationError,
-    ConflictError,
-    ForbiddenError,
-    GridlinkError,
-    InvalidGeometryError,
     InvalidParameterError,
-    NotFoundError,
-    RevisionMismatchError,
+    MethodNotAllowedError,
+    PayloadTooLargeError,
+    PreconditionRequiredError,
 )
 from spatial.grids import edits as base
 from spatial.grids import special_edits as grids
@@ -41,18 +48,9 @@ from spatial.grids import special_edits as grids
 # Collection → the property that is its items' ETag.
 ETAG_PROPERTY = {"components": "revision", "special-grids": "version_id", "grids": "version_id"}
 EDITABLE = tuple(ETAG_PROPERTY)
+# Collection → who may edit one of its stored items (NotFoundError for an unknown item, ForbiddenError).
+CHECK_EDITOR = {"components": edits.check_editor, "special-grids": grids.check_editor, "grids": base.check_editor}
 MAX_BODY = 2_000_000
-_STATUS: dict[type[GridlinkError], tuple[int, str]] = {
-    AuthenticationError: (401, "Unauthorized"), ForbiddenError: (403, "Forbidden"),
-    NotFoundError: (404, "NotFound"), ConflictError: (409, "Conflict"),
-    RevisionMismatchError: (412, "PreconditionFailed"), InvalidParameterError: (400, "InvalidParameterValue"),
-    InvalidGeometryError: (400, "InvalidParameterValue"),
-}
-
-
-def _error(status: int, code: str, description: str, headers: dict[str, str] | None = None) -> Response:
-    body = json.dumps({"type": code, "code": code, "description": description}, ensure_ascii=False)
-    return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
 def _etag(revision: int) -> str:
@@ -67,40 +65,41 @@ def _if_match(request: Request) -> int | None:
     return int(value) if value.isdigit() else None
 
 
+@ogc_errors
 async def write(engine: Engine, request: Request, action: str) -> Response:
-    """Serve one Part 4 write (``create``, ``put``, ``patch`` or ``delete``)."""
+    """Serve one Part 4 write (``create``, ``put``, ``patch`` or ``delete``), checks in the order of the module
+    docstring."""
     collection = request.path_params["collection"]
     if collection not in EDITABLE:
-        return _error(405, "MethodNotAllowed", f"collection {collection!r} is read-only here")
-    body = await request.body() if action != "delete" else b""
-    if len(body) > MAX_BODY:
-        return _error(413, "PayloadTooLarge", f"a feature may not exceed {MAX_BODY:,} bytes")
-    expected = _if_match(request)
-    if action != "create" and expected is None:
-        return _error(428, "PreconditionRequired", "send If-Match with the ETag of the item you read (GET)")
-    try:
-        return await asyncio.to_thread(_apply, engine, request, action, body, expected)
-    except GridlinkError as exc:
-        return problem(exc)
-
-
-def problem(exc: GridlinkError) -> Response:
-    """A domain error as an OGC exception (the JSON pygeoapi answers its own errors with)."""
-    for cls in type(exc).__mro__:
-        if cls in _STATUS:
-            status, code = _STATUS[cls]
-            headers = {"WWW-Authenticate": 'Bearer realm="gridlink"'} if status == 401 else None
-            return _error(status, code, exc.detail, headers)
-    return _error(400, "InvalidParameterValue", exc.detail)
-
-
-def _apply(engine: Engine, request: Request, action: str, body: bytes, expected: int | None) -> Response:
+        raise MethodNotAllowedError(f"collection {collection!r} is read-only here")
     token = request_token(request)
     if token is None:
         raise AuthenticationError("editing needs a bearer token: POST /api/v1/auth/token")
+    principal = await asyncio.to_thread(_authorise, engine, request, token, action)
+    expected = _if_match(request)
+    if action != "create" and expected is None:
+        raise PreconditionRequiredError("send If-Match with the ETag of the item you read (GET)")
+    body = await request.body() if action != "delete" else b""
+    if len(body) > MAX_BODY:
+        raise PayloadTooLargeError(f"a feature may not exceed {MAX_BODY:,} bytes")
+    return await asyncio.to_thread(_apply, engine, request, principal, action, body, expected)
+
+
+def _authorise(engine: Engine, request: Request, token: str, action: str) -> Principal:
+    """The caller's account, once it may edit the collection and, for a stored item, this item."""
     collection = request.path_params["collection"]
-    with engine.begin() as conn:  # the edit and its audit row: both or neither
+    with engine.connect() as conn:
         principal = principal_for(conn, token, request.app.state.principals)
+        check_edit_collection(principal, collection)
+        if action != "create":
+            CHECK_EDITOR[collection](conn, principal, request.path_params["item"])
+    return principal
+
+
+def _apply(engine: Engine, request: Request, principal: Principal, action: str, body: bytes,
+           expected: int | None) -> Response:
+    collection = request.path_params["collection"]
+    with engine.begin() as conn:  # the edit, its checks and its audit row: all or nothing
         if action == "patch":  # a JSON merge patch (RFC 7396) of the current feature, then a replace
             body = json.dumps(_patched(conn, collection, request.path_params["item"], body)).encode()
         response = _dispatch(conn, principal, request, collection, "put" if action == "patch" else action, body,
@@ -119,26 +118,26 @@ def _dispatch(conn, principal, request: Request, collection: str, action: str, b
     if collection == "grids":
         return _base_grid(conn, principal, request, action, body, expected or 0)
     if action == "delete":
-        edits.delete(conn, principal, request.path_params["item"], expected or 0)
+        edits.delete(conn, principal, request.path_params["item"], expected_revision=expected or 0)
         return Response(status_code=204)
     feature = _json(body)
     if action == "create":
         item = edits.parse_feature(conn, feature)
         return _created(request, item.code, edits.create(conn, principal, item))
     item = edits.parse_feature(conn, feature, request.path_params["item"])
-    revision = edits.replace(conn, principal, item, expected or 0)
+    revision = edits.replace(conn, principal, item, expected_revision=expected or 0)
     return Response(status_code=204, headers={"ETag": _etag(revision)})
 
 
 def _special_grid(conn, principal, request: Request, action: str, body: bytes, expected: int) -> Response:
     if action == "delete":
-        grids.retire(conn, principal, request.path_params["item"], expected)
+        grids.retire(conn, principal, request.path_params["item"], expected=expected)
         return Response(status_code=204)
     code, name, shape = grids.parse_feature(conn, _json(body), request.path_params.get("item"))
     if action == "create":
-        return _created(request, code, grids.create(conn, principal, code, name, shape))
-    return Response(status_code=204, headers={"ETag": _etag(grids.replace(conn, principal, code, name, shape,
-                                                                           expected))})
+        return _created(request, code, grids.create(conn, principal, code=code, name=name, multi=shape))
+    version = grids.replace(conn, principal, code=code, name=name, multi=shape, expected=expected)
+    return Response(status_code=204, headers={"ETag": _etag(version)})
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -169,13 +168,13 @@ def _patched(conn, collection: str, code: str, body: bytes) -> dict[str, Any]:
 def _base_grid(conn, principal, request: Request, action: str, body: bytes, expected: int) -> Response:
     # Base grids partition their community: spatial/grids/edits.py keeps it whole (grow, split, merge).
     if action == "delete":
-        base.merge(conn, principal, request.path_params["item"], expected)
+        base.merge(conn, principal, request.path_params["item"], expected=expected)
         return Response(status_code=204)
     code, name, shape = base.parse_feature(_json(body), request.path_params.get("item"))
     if action == "create":
-        return _created(request, code, base.create(conn, principal, code, name, shape))
-    return Response(status_code=204, headers={"ETag": _etag(base.replace(conn, principal, code, name, shape,
-                                                                          expected))})
+        return _created(request, code, base.create(conn, principal, code=code, name=name, multi=shape))
+    version = base.replace(conn, principal, code=code, name=name, multi=shape, expected=expected)
+    return Response(status_code=204, headers={"ETag": _etag(version)})
 
 
 def _created(request: Request, code: str, tag: int) -> Response:

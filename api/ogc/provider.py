@@ -20,17 +20,13 @@ import urllib.parse
 from datetime import datetime
 from typing import Any
 
-from pygeoapi.provider.base import (
-    BaseProvider,
-    ProviderInvalidQueryError,
-    ProviderItemNotFoundError,
-    ProviderQueryError,
-)
+from pygeoapi.provider.base import BaseProvider, ProviderGenericError, ProviderInvalidQueryError
 from sqlalchemy import Engine
 
+from api.problems import ogc_status
 from spatial import features
 from spatial.access.principal import Principal
-from spatial.errors import GridlinkError, NotFoundError
+from spatial.errors import GridlinkError
 
 _ENGINES: dict[str, Engine] = {}
 # The query parameters of the request being served (set by api/ogc/build.py around each pygeoapi call).
@@ -40,6 +36,15 @@ REQUEST_BBOX: contextvars.ContextVar[tuple[float, float, float, float] | None] =
     "ogc_bbox", default=None)
 # The account reading (None: anonymous); api/ogc/build.py has already refused anonymous reads of non-public layers.
 REQUEST_PRINCIPAL: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("ogc_principal", default=None)
+
+
+class DomainProviderError(ProviderGenericError):
+    """A domain error as pygeoapi's provider error, answered with the status and OGC code of
+    ``api.problems.ogc_status`` — the same as every other ``/ogc`` refusal."""
+
+    def __init__(self, exc: GridlinkError) -> None:
+        super().__init__(user_msg=exc.detail)
+        self.http_status_code, self.ogc_exception_code = ogc_status(exc)
 
 
 def register_engine(key: str, engine: Engine | None) -> None:
@@ -95,7 +100,7 @@ class GridlinkProvider(BaseProvider):
             with self.engine.connect() as conn:
                 page = features.page(conn, self.layer, query)
         except GridlinkError as exc:
-            raise ProviderInvalidQueryError(user_msg=exc.detail) from exc
+            raise DomainProviderError(exc) from exc
         cursor_next = page.pop("next")
         page["links"] = [self._next_link(kwargs, properties, cursor_next)] if cursor_next else []
         if resulttype == "hits":
@@ -117,10 +122,8 @@ class GridlinkProvider(BaseProvider):
                 return features.one(conn, self.layer, str(identifier),
                                     spec.target_crs_uri if spec else features.DEFAULT_CRS,
                                     features.scope_condition(self.layer, REQUEST_PRINCIPAL.get()))
-        except NotFoundError as exc:
-            raise ProviderItemNotFoundError(user_msg=exc.detail) from exc
         except GridlinkError as exc:
-            raise ProviderQueryError(user_msg=exc.detail) from exc
+            raise DomainProviderError(exc) from exc
 
 
 def _interval(value: str | None) -> tuple[datetime | None, datetime | None] | None:

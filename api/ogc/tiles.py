@@ -9,7 +9,6 @@ before column; the same bytes and ETag as ``/tiles/{layer}/{z}/{x}/{y}.mvt``, fr
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 import morecantile
@@ -17,11 +16,11 @@ from sqlalchemy import Engine
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from api.ogc.edits import problem
+from api.problems import ogc_errors
 from api.routes.tiles import tile_response
 from spatial.access.scope import case_filter
-from spatial.errors import GridlinkError
-from tiles.cache import TileCache, TileError
+from spatial.errors import NotFoundError
+from tiles.cache import TileCache
 from tiles.layers import LAYERS, MAX_ZOOM
 
 TMS_URI = "http://www.opengis.net/def/tilematrixset/OGC/1.0/WebMercatorQuad"
@@ -29,6 +28,7 @@ MVT = "application/vnd.mapbox-vector-tile"
 CONFORMANCE = [f"http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/{name}"
                for name in ("core", "tileset", "tilesets-list", "geodata-tilesets", "mvt")]
 TILESETS_REL = "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector"
+TILESET_ONLY = "no such tileset: the tiles are in WebMercatorQuad"
 
 
 def collection_links(base_url: str, name: str) -> list[dict[str, str]]:
@@ -65,35 +65,31 @@ class OgcTiles:
     def __init__(self, base_url: str, engine: Engine, cache: TileCache, reader: Any) -> None:
         self.base_url, self.engine, self.cache, self.reader = base_url, engine, cache, reader
 
-    def _name(self, request: Request) -> str | None:
+    def _name(self, request: Request, *, tileset: bool = True) -> str:
+        """The collection of a tiles path (and, with ``tileset``, its tile matrix set); NotFoundError if it has
+        no tiles or names another set than WebMercatorQuad."""
         name = request.path_params["collection"]
-        return name if name in LAYERS else None
+        if name not in LAYERS:
+            raise NotFoundError("no such collection" if not tileset else TILESET_ONLY)
+        if tileset and request.path_params["tms"] != "WebMercatorQuad":
+            raise NotFoundError(TILESET_ONLY)
+        return name
 
+    @ogc_errors
     async def tilesets(self, request: Request) -> Response:
-        name = self._name(request)
-        if name is None:
-            return _not_found("no such collection")
+        name = self._name(request, tileset=False)
         return JSONResponse({"tilesets": [_tileset(self.base_url, name)], "links": [
             {"rel": "self", "type": "application/json", "href": f"{self.base_url}/collections/{name}/tiles"}]})
 
+    @ogc_errors
     async def tileset(self, request: Request) -> Response:
-        name = self._name(request)
-        if name is None or request.path_params["tms"] != "WebMercatorQuad":
-            return _not_found("no such tileset: the tiles are in WebMercatorQuad")
-        return JSONResponse(_tileset(self.base_url, name))
+        return JSONResponse(_tileset(self.base_url, self._name(request)))
 
+    @ogc_errors
     async def tile(self, request: Request) -> Response:
         name, p = self._name(request), request.path_params
-        if name is None or p["tms"] != "WebMercatorQuad":
-            return _not_found("no such tileset: the tiles are in WebMercatorQuad")
-        try:
-            principal = await self.reader.principal(request)  # components and cases need an account
-        except GridlinkError as exc:
-            return problem(exc)
-        try:
-            found = await asyncio.to_thread(self._build, name, p["z"], p["col"], p["row"], case_filter(principal))
-        except TileError as exc:
-            return _error(exc.status, "InvalidParameterValue" if exc.status == 400 else "NotFound", str(exc))
+        principal = await self.reader.principal(request)  # components and cases need an account
+        found = await asyncio.to_thread(self._build, name, p["z"], p["col"], p["row"], case_filter(principal))
         return tile_response(found, request.headers.get("if-none-match"))
 
     def _build(self, name: str, z: int, x: int, y: int, scope: tuple[str, str] | None):
@@ -104,17 +100,9 @@ class OgcTiles:
         return JSONResponse({"tileMatrixSets": [{"id": "WebMercatorQuad", "uri": TMS_URI, "links": [
             {"rel": "self", "type": "application/json", "href": f"{self.base_url}/tileMatrixSets/WebMercatorQuad"}]}]})
 
+    @ogc_errors
     async def matrix_set(self, request: Request) -> Response:
         if request.path_params["tms"] != "WebMercatorQuad":
-            return _not_found("only WebMercatorQuad is offered")
+            raise NotFoundError("only WebMercatorQuad is offered")
         tms = morecantile.tms.get("WebMercatorQuad")
         return Response(tms.model_dump_json(exclude_none=True), media_type="application/json")
-
-
-def _error(status: int, code: str, description: str) -> Response:
-    return Response(json.dumps({"type": code, "code": code, "description": description}), status_code=status,
-                    media_type="application/json")
-
-
-def _not_found(description: str) -> Response:
-    return _error(404, "NotFound", description)

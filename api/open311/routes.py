@@ -9,7 +9,7 @@ Errors: the project answers errors as RFC 9457 problem+json, with two documented
 OGC error format, and this API. GeoReport clients are written against GeoReport's own error shape, so
 here every refusal is ``[{"code": 400, "description": "…"}]`` for ``.json`` paths and
 ``<errors><error><code>…</code><description>…</description></error></errors>`` for ``.xml`` paths, with
-the HTTP status of ``api.problems.PROBLEM_TABLE`` for domain errors. A GET that matches no resource gets a
+the status a domain error carries (``api.problems.georeport_error``). A GET that matches no resource gets a
 GeoReport 404 too; a method a resource does not take still gets the application's problem+json 405, and an
 oversized body its problem+json 413 (both answered before any route runs).
 
@@ -43,7 +43,7 @@ from api.deps import ConnectionDep, EngineDep, IdempotencyKey, ReferenceDep
 from api.middleware import BodyTooLarge
 from api.open311.fields import read_submission, text_field, to_input
 from api.open311.format import check_format, render, render_error
-from api.problems import PROBLEM_TABLE, RETRY_AFTER_SECONDS, database_unavailable
+from api.problems import RETRY_AFTER_SECONDS, database_unavailable, georeport_error
 from api.rate_limit import RateLimiter
 from spatial.access.accounts import principal_for
 from spatial.cases.intake import create_case
@@ -83,13 +83,13 @@ class GeoReportRoute(APIRoute):
                 return await handler(request)
             except BodyTooLarge:
                 raise  # the body-size middleware answers it
+            except GridlinkError as exc:
+                return georeport_error(exc, _extension(request.url.path))
             except Exception as exc:
                 status, description = _status_and_description(exc, request.url.path)
                 response = render_error(_extension(request.url.path), status, description)
                 if status == 503:
                     response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-                if isinstance(exc, GridlinkError) and "retry_after" in exc.extra:
-                    response.headers["Retry-After"] = str(exc.extra["retry_after"])
                 return response
 
         return answer
@@ -102,12 +102,8 @@ def _extension(path: str) -> str:
 
 
 def _status_and_description(exc: Exception, path: str) -> tuple[int, str]:
-    """Return the HTTP status and a description safe to show, for any error raised by a route."""
-    if isinstance(exc, TooManyRequestsError):
-        return 429, exc.detail
-    if isinstance(exc, GridlinkError):
-        status = next((PROBLEM_TABLE[cls][0] for cls in type(exc).__mro__ if cls in PROBLEM_TABLE), 400)
-        return status, exc.detail
+    """Return the HTTP status and a description safe to show, for an error a route raised that is not a domain
+    error (those carry their own: ``georeport_error``)."""
     if isinstance(exc, RequestValidationError):
         return 400, "; ".join(f"{e.get('loc', ('',))[-1]}: {e.get('msg', '')}" for e in exc.errors())
     if isinstance(exc, StarletteHTTPException):

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Query, Request, Response
 from api.auth import OptionalPrincipalDep
 from api.deps import EngineDep
 from spatial.access.scope import case_filter
-from spatial.errors import AuthenticationError, InvalidParameterError, NotFoundError
-from spatial.features import coverage_extent, layers
-from tiles.cache import Tile, TileError
+from spatial.errors import NotFoundError
+from spatial.features import coverage_extent, layers, require_reader
+from tiles.cache import Tile
 from tiles.layers import LAYERS, MAX_ZOOM
 
 router = APIRouter(prefix="/tiles", tags=["tiles"])
@@ -25,15 +25,10 @@ def tile(layer: str, z: int, x: int, y: int, request: Request, engine: EngineDep
     """The tile; ``ETag`` is a hash of its bytes, ``If-None-Match`` with it answers 304. Components and
     cases need an account; cases are those in the reader's scope."""
     collection = layers().get(layer)  # who may read a tile layer is who may read the collection of its name
-    if collection is not None and not collection.public and principal is None:
-        raise AuthenticationError(f"tile layer {layer!r} needs an account: send a bearer token")
-    try:
-        with engine.connect() as conn:
-            found = request.app.state.tiles.tile(conn, layer, z, x, y, state, case_filter(principal))
-    except TileError as exc:
-        if exc.status == 404:
-            raise NotFoundError(str(exc)) from exc
-        raise InvalidParameterError(str(exc), parameter="tile") from exc
+    if collection is not None:
+        require_reader(collection, principal)
+    with engine.connect() as conn:
+        found = request.app.state.tiles.tile(conn, layer, z, x, y, state=state, scope=case_filter(principal))
     return tile_response(found, request.headers.get("if-none-match"))
 
 

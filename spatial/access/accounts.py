@@ -77,7 +77,7 @@ def _scope_exists(conn: Connection, scope: str) -> bool:
     ), {"s": scope}).scalar())
 
 
-def add_user(conn: Connection, login: str, role: str, scope: str, password: str,
+def add_user(conn: Connection, login: str, *, role: str, scope: str, password: str,
              display_name: str | None = None) -> int:
     """Create an account; return its id. ``scope`` is an area code, a department key, or ``*`` for admins."""
     if not LOGIN.match(login):
@@ -118,7 +118,7 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_token(conn: Connection, login: str, label: str | None = None,
+def create_token(conn: Connection, login: str, *, label: str | None = None,
                  ttl: timedelta | None = TOKEN_TTL) -> tuple[str, datetime | None]:
     """A new bearer token for ``login`` (shown once) and when it expires (None: never, for systems)."""
     account = conn.execute(text("SELECT id FROM account WHERE login = :l AND disabled_at IS NULL"),

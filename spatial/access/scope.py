@@ -14,17 +14,23 @@ The rules are enforced here, next to the queries they guard (``spatial.cases.int
 that a new route cannot forget them.
 Refusals are ``ForbiddenError`` (403); nothing is stored when a write is refused.
 
-| role        | scope       | reports cases | reads cases          | personal data |
-|-------------|-------------|---------------|----------------------|---------------|
-| admin       | ``*``       | anywhere      | all                  | yes           |
-| dispatcher  | area        | in its area   | in its area          | yes           |
-| inspector   | area        | in its area   | in its area          | no            |
-| grid_chief  | area        | in its area   | in its area          | no            |
-| partner     | area or *   | in its area   | in its area          | no            |
-| planner     | area        | no            | in its area          | no            |
-| viewer      | area        | no            | in its area          | no            |
-| handler     | department  | no            | owned by its unit    | no            |
-| owner       | owner key   | no            | owned by it          | no            |
+| role       | scope      | reports cases | reads cases       | personal data | edits (OGC API Features Part 4)       |
+|------------|------------|---------------|-------------------|---------------|---------------------------------------|
+| admin      | ``*``      | anywhere      | all               | yes           | components, special and base grids    |
+| dispatcher | area       | in its area   | in its area       | yes           | no                                    |
+| inspector  | area       | in its area   | in its area       | no            | no                                    |
+| grid_chief | area       | in its area   | in its area       | no            | no                                    |
+| partner    | area or *  | in its area   | in its area       | no            | no                                    |
+| planner    | area       | no            | in its area       | no            | base grids in its area; special grids |
+|            |            |               |                   |               | of its district (scope = a district)  |
+| viewer     | area       | no            | in its area       | no            | no                                    |
+| handler    | department | no            | owned by its unit | no            | no                                    |
+| owner      | owner key  | no            | owned by it       | no            | components it owns (before and after) |
+
+Edits are checked twice: the OGC write path asks ``may_edit_collection`` and the ``check_edit_*`` rule of the
+stored item before it looks at preconditions or the body (RFC 9110 §13.2.1), and the domain functions
+(spatial/components/edits.py, spatial/grids/edits.py, spatial/grids/special_edits.py) ask the same rules
+again, in the transaction of the edit.
 """
 
 from __future__ import annotations
@@ -34,12 +40,15 @@ from collections.abc import Iterable
 from sqlalchemy import ColumnElement, any_, literal, true
 
 from spatial.access.principal import Principal
-from spatial.codes import AREA_CODE, SPECIAL_CODE, prefix_range
+from spatial.codes import AREA_CODE, SPECIAL_CODE, district_of, prefix_range
 from spatial.errors import ForbiddenError
 
 REPORTERS = ("admin", "dispatcher", "inspector", "grid_chief", "partner")
 KEY_ROLES = ("handler", "owner")
 CITY_WIDE = ("admin", "partner")
+# Who may write to each editable collection at all; which items, the ``check_edit_*`` rules below.
+EDITORS: dict[str, tuple[str, ...]] = {"components": ("admin", "owner"), "special-grids": ("admin", "planner"),
+                                       "grids": ("admin", "planner")}
 
 
 def is_area(scope: str) -> bool:
@@ -125,3 +134,38 @@ def case_filter(principal: Principal | None) -> tuple[str, str] | None:
     if SPECIAL_CODE.match(principal.scope):
         return ("special", principal.scope)
     return ("prefix", principal.scope)
+
+
+def may_edit_collection(principal: Principal, collection: str) -> bool:
+    """Whether the caller's role may write to ``collection`` at all (``EDITORS``; read-only ones: nobody)."""
+    return principal.role in EDITORS.get(collection, ())
+
+
+def check_edit_collection(principal: Principal, collection: str) -> None:
+    """ForbiddenError unless the caller's role may write to ``collection``."""
+    if not may_edit_collection(principal, collection):
+        needs = " or ".join(EDITORS.get(collection, ())) or "nobody"
+        raise ForbiddenError(f"a {principal.role} account may not edit {collection} (needs {needs})")
+
+
+def _check_edit(principal: Principal, role: str, allowed: bool, what: str) -> None:
+    """Admins edit anything; ``role`` edits where ``allowed``; anyone else is refused editing ``what``."""
+    if principal.role == "admin" or (principal.role == role and allowed):
+        return
+    raise ForbiddenError(f"{principal.login} ({principal.role}, {principal.scope}) may not edit {what}")
+
+
+def check_edit_component(principal: Principal, owner_key: str) -> None:
+    """ForbiddenError unless the caller may edit a component owned by ``owner_key`` (admins; its owner)."""
+    _check_edit(principal, "owner", principal.scope == owner_key, f"components owned by {owner_key}")
+
+
+def check_edit_base_grid(principal: Principal, code: str) -> None:
+    """ForbiddenError unless the caller may edit the base grid ``code`` (admins; planners whose area covers it)."""
+    _check_edit(principal, "planner", covers(principal.scope, code), f"base grid {code}")
+
+
+def check_edit_special_grid(principal: Principal, code: str) -> None:
+    """ForbiddenError unless the caller may edit the special grid ``code`` (admins; planners of its district)."""
+    _check_edit(principal, "planner", principal.scope == district_of(code),
+                f"special grids of district {district_of(code)}")

@@ -1,7 +1,8 @@
 """Editing the component registry: create, replace and delete one component (OGC API Features Part 4).
 
 Who: an admin anywhere, an asset owner (role ``owner``) only for components it owns — before and after the
-edit. Concurrency: every component carries a ``revision``; a replace or delete names the revision it read
+edit (``spatial.access.scope.check_edit_component``; ``check_editor`` asks it before a write is read).
+Concurrency: every component carries a ``revision``; a replace or delete names the revision it read
 (``If-Match``) and fails if another edit came first, so no edit is lost silently. Validation (the same for
 every entry point): a 16-digit code (district + class + serial) of a known class in a known district; a
 valid, non-empty geometry of the class's kind (point, line or polygon), at most ``MAX_VERTICES`` vertices and
@@ -19,16 +20,10 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
+from spatial import errors
 from spatial.access.principal import Principal
+from spatial.access.scope import check_edit_component
 from spatial.codes import component_class_of, district_of
-from spatial.errors import (
-    ConflictError,
-    ForbiddenError,
-    InvalidGeometryError,
-    InvalidParameterError,
-    NotFoundError,
-    RevisionMismatchError,
-)
 from spatial.geo.geometry import checked_shape
 from spatial.store.models.components import STATUSES
 
@@ -52,35 +47,27 @@ class ComponentInput:
     geometry: Any  # shapely geometry in EPSG:4326
 
 
-def may_edit(principal: Principal, owner_key: str) -> None:
-    """ForbiddenError unless ``principal`` may edit a component owned by ``owner_key``."""
-    if principal.role == "admin" or (principal.role == "owner" and principal.scope == owner_key):
-        return
-    raise ForbiddenError(f"{principal.login} ({principal.role}, {principal.scope}) may not edit components "
-                         f"owned by {owner_key}")
-
-
 def parse_feature(conn: Connection, feature: Any, code: str | None = None) -> ComponentInput:
     """Validate a GeoJSON Feature as a component (``code``: the one the URL names, for a replace)."""
     if not isinstance(feature, dict) or feature.get("type") != "Feature":
-        raise InvalidParameterError("the body must be a GeoJSON Feature", parameter="body")
+        raise errors.InvalidParameterError("the body must be a GeoJSON Feature", parameter="body")
     props = feature.get("properties") or {}
     if not isinstance(props, dict):
-        raise InvalidParameterError("properties must be an object", parameter="properties")
+        raise errors.InvalidParameterError("properties must be an object", parameter="properties")
     unknown = sorted(set(props) - set(EDITABLE) - {"class_code", "district_code", "grid_code", "revision"})
     if unknown:
-        raise InvalidParameterError(f"unknown properties: {', '.join(unknown)}; editable: {', '.join(EDITABLE)}",
+        raise errors.InvalidParameterError(f"unknown properties: {', '.join(unknown)}; editable: {', '.join(EDITABLE)}",
                                     parameter="properties")
     given = props.get("code", code)
     if code is not None and given != code:
-        raise InvalidParameterError("the feature's code differs from the one in the URL", parameter="code")
+        raise errors.InvalidParameterError("the feature's code differs from the one in the URL", parameter="code")
     if not isinstance(given, str) or not (len(given) == 16 and given.isdigit()):
-        raise InvalidParameterError("code must be 16 digits: district (6) + class (4) + serial (6)",
+        raise errors.InvalidParameterError("code must be 16 digits: district (6) + class (4) + serial (6)",
                                     parameter="code")
     kind = conn.execute(text("SELECT geometry_kind, default_owner FROM component_class WHERE code = :c"),
                         {"c": given[6:10]}).first()
     if kind is None:
-        raise InvalidParameterError(f"unknown component class {given[6:10]}", parameter="code")
+        raise errors.InvalidParameterError(f"unknown component class {given[6:10]}", parameter="code")
     owner = props.get("owner_key") or kind[1]
     item = ComponentInput(
         code=given, name=_text(props, "name", 200), owner_key=owner,
@@ -89,7 +76,7 @@ def parse_feature(conn: Connection, feature: Any, code: str | None = None) -> Co
         geometry=_geometry(feature.get("geometry"), kind[0]),
     )
     if item.status not in STATUSES:
-        raise InvalidParameterError(f"status must be one of {', '.join(STATUSES)}", parameter="status")
+        raise errors.InvalidParameterError(f"status must be one of {', '.join(STATUSES)}", parameter="status")
     _check_places_and_keys(conn, item)
     return item
 
@@ -97,7 +84,7 @@ def parse_feature(conn: Connection, feature: Any, code: str | None = None) -> Co
 def _text(props: dict, name: str, limit: int) -> str | None:
     value = props.get(name)
     if value is not None and (not isinstance(value, str) or len(value) > limit):
-        raise InvalidParameterError(f"{name} must be text of at most {limit} characters", parameter=name)
+        raise errors.InvalidParameterError(f"{name} must be text of at most {limit} characters", parameter=name)
     return value
 
 
@@ -112,15 +99,15 @@ def _check_places_and_keys(conn: Connection, item: ComponentInput) -> None:
         " ON gg.grid_code = :d AND gg.valid_to IS NULL AND gg.kind = 'district'"), {
         "wkt": item.geometry.wkt, "d": district_of(item.code)}).first()
     if row is None or row[0] is None:
-        raise InvalidParameterError(f"unknown district {district_of(item.code)}", parameter="code")
+        raise errors.InvalidParameterError(f"unknown district {district_of(item.code)}", parameter="code")
     if not row[0]:
-        raise InvalidGeometryError(f"the component lies outside district {district_of(item.code)}")
+        raise errors.InvalidGeometryError(f"the component lies outside district {district_of(item.code)}")
     if row[1] and row[1] > MAX_AREA_M2:
-        raise InvalidGeometryError(f"the component covers more than {MAX_AREA_M2:,} m²")
+        raise errors.InvalidGeometryError(f"the component covers more than {MAX_AREA_M2:,} m²")
     keys = {item.owner_key, item.manager_key, item.maintainer_key}
     known = {k for (k,) in conn.execute(text("SELECT key FROM department WHERE key = ANY(:k)"), {"k": list(keys)})}
     if keys - known:
-        raise InvalidParameterError(f"unknown department(s): {', '.join(sorted(keys - known))}",
+        raise errors.InvalidParameterError(f"unknown department(s): {', '.join(sorted(keys - known))}",
                                     parameter="owner_key")
 
 
@@ -142,9 +129,9 @@ def _history(conn: Connection, code: str, actor: str, action: str, changes: dict
 
 def create(conn: Connection, principal: Principal, item: ComponentInput) -> int:
     """Store a new component; return its revision (1)."""
-    may_edit(principal, item.owner_key)
+    check_edit_component(principal, item.owner_key)
     if conn.execute(text("SELECT 1 FROM component WHERE code = :c"), {"c": item.code}).first():
-        raise ConflictError(f"component {item.code} exists: replace it (PUT) instead")
+        raise errors.ConflictError(f"component {item.code} exists: replace it (PUT) instead")
     conn.execute(text(
         "INSERT INTO component (code, class_code, district_code, grid_code, name, manager_key, owner_key,"
         " maintainer_key, status, note, changed_at, source, revision, geom) VALUES (:code, :cls, :district,"
@@ -154,22 +141,38 @@ def create(conn: Connection, principal: Principal, item: ComponentInput) -> int:
     return 1
 
 
-def _current(conn: Connection, code: str) -> tuple[str, int, str]:
-    row = conn.execute(text("SELECT owner_key, revision, status FROM component WHERE code = :c FOR UPDATE"),
-                       {"c": code}).first()
+def _stored(conn: Connection, code: str, *, lock: bool = False) -> tuple[str, int, str]:
+    """The component's owner, revision and status (locked for the edit with ``lock``); NotFoundError if none."""
+    row = conn.execute(text("SELECT owner_key, revision, status FROM component WHERE code = :c"
+                            + (" FOR UPDATE" if lock else "")), {"c": code}).first()
     if row is None:
-        raise NotFoundError(f"no component {code}")
+        raise errors.NotFoundError(f"no component {code}")
     return row[0], int(row[1]), row[2]
 
 
-def replace(conn: Connection, principal: Principal, item: ComponentInput, expected_revision: int) -> int:
-    """Replace a component read at ``expected_revision``; return its new revision."""
-    owner, revision, status = _current(conn, item.code)
-    may_edit(principal, owner)
-    may_edit(principal, item.owner_key)
+def check_editor(conn: Connection, principal: Principal, code: str) -> None:
+    """NotFoundError unless component ``code`` exists, ForbiddenError unless the caller may edit it: what an
+    edit of a stored component checks before its preconditions and body are read."""
+    check_edit_component(principal, _stored(conn, code)[0])
+
+
+def _locked(conn: Connection, principal: Principal, code: str, expected_revision: int,
+            new_owner: str | None = None) -> tuple[int, str]:
+    """Lock the component for an edit by ``principal`` read at ``expected_revision`` (who may also need to edit
+    for ``new_owner``, the owner it is given); return its revision and status."""
+    owner, revision, status = _stored(conn, code, lock=True)
+    check_edit_component(principal, owner)
+    if new_owner is not None:
+        check_edit_component(principal, new_owner)
     if revision != expected_revision:
-        raise RevisionMismatchError(f"component {item.code} is at revision {revision}, not {expected_revision}: "
-                                    "read it again", revision=revision)
+        raise errors.RevisionMismatchError(f"component {code} is at revision {revision}, not {expected_revision}: "
+                                           "read it again", revision=revision)
+    return revision, status
+
+
+def replace(conn: Connection, principal: Principal, item: ComponentInput, *, expected_revision: int) -> int:
+    """Replace a component read at ``expected_revision``; return its new revision."""
+    revision, status = _locked(conn, principal, item.code, expected_revision, item.owner_key)
     conn.execute(text(
         f"UPDATE component SET grid_code = {_GRID}, name = :name, manager_key = :manager, owner_key = :owner,"
         " maintainer_key = :maintainer, status = :status, note = :note, changed_at = now(),"
@@ -180,17 +183,13 @@ def replace(conn: Connection, principal: Principal, item: ComponentInput, expect
     return revision + 1
 
 
-def delete(conn: Connection, principal: Principal, code: str, expected_revision: int) -> None:
+def delete(conn: Connection, principal: Principal, code: str, *, expected_revision: int) -> None:
     """Delete a component no case refers to, read at ``expected_revision``."""
-    owner, revision, _ = _current(conn, code)
-    may_edit(principal, owner)
-    if revision != expected_revision:
-        raise RevisionMismatchError(f"component {code} is at revision {revision}, not {expected_revision}: "
-                                    "read it again", revision=revision)
+    revision, _ = _locked(conn, principal, code, expected_revision)
     cases = int(conn.execute(text('SELECT count(*) FROM "case" WHERE component_code = :c'),
                              {"c": code}).scalar_one())
     if cases:
-        raise ConflictError(f"{cases} case(s) refer to component {code}: set its status to 'removed' instead")
+        raise errors.ConflictError(f"{cases} case(s) refer to component {code}: set its status to 'removed' instead")
     _history(conn, code, principal.login, "delete", {"revision": revision})
     conn.execute(text("DELETE FROM component WHERE code = :c"), {"c": code})
 

@@ -16,7 +16,8 @@ takes over:
 Every edit is one grid version (``grid_version``: author, time, note); closed geometries are kept
 (``valid_to``), so cases keep the version they were assigned under and "which grid held this point on date
 D" stays answerable. Components whose place moved to another grid are rebound to it. Who: admins, and
-planners whose area covers the grid (spatial/access/scope.py). Concurrency: the ETag is the id of the grid's
+planners whose area covers the grid (``spatial.access.scope.check_edit_base_grid``; ``check_editor`` asks
+it before a write is read). Concurrency: the ETag is the id of the grid's
 current version; a redraw or merge must name it (If-Match).
 """
 
@@ -27,17 +28,10 @@ from typing import Any
 from shapely.geometry import MultiPolygon
 from sqlalchemy import Connection, text
 
+from spatial import errors
 from spatial.access.principal import Principal
-from spatial.access.scope import covers
+from spatial.access.scope import check_edit_base_grid
 from spatial.codes import BASE_CODE, community_of
-from spatial.errors import (
-    ConflictError,
-    ForbiddenError,
-    InvalidGeometryError,
-    InvalidParameterError,
-    NotFoundError,
-    RevisionMismatchError,
-)
 from spatial.geo.geometry import checked_shape, coded_feature
 
 CODE = BASE_CODE
@@ -48,19 +42,12 @@ AREA = "COALESCE(ST_Area({g}) * 111320.0 * 110574.0 * cos(radians(ST_Y(ST_Centro
 CLEAN = "ST_Multi(ST_CollectionExtract(ST_MakeValid({g}), 3))"
 
 
-def may_edit(principal: Principal, code: str) -> None:
-    """ForbiddenError unless ``principal`` may edit the base grid ``code``."""
-    if principal.role == "admin" or (principal.role == "planner" and covers(principal.scope, code)):
-        return
-    raise ForbiddenError(f"{principal.login} ({principal.role}, {principal.scope}) may not edit base grid {code}")
-
-
 def parse_feature(feature: Any, code: str | None = None) -> tuple[str, str, Any]:
     """Validate a Feature as a base grid: return (code, name, MultiPolygon)."""
     given, name, props = coded_feature(feature, code, CODE, "code must be a base grid code of 15 digits")
     unknown = set(props) - {"code", "name", "level", "kind", "parent_code", "version_id"}
     if unknown:
-        raise InvalidParameterError(f"unknown properties: {', '.join(sorted(unknown))}", parameter="properties")
+        raise errors.InvalidParameterError(f"unknown properties: {', '.join(sorted(unknown))}", parameter="properties")
     geom = checked_shape(feature.get("geometry"), ("Polygon", "MultiPolygon"), "a base grid", MAX_VERTICES)
     return given, name, geom if geom.geom_type == "MultiPolygon" else MultiPolygon([geom])
 
@@ -73,23 +60,33 @@ def current_version(conn: Connection, code: str) -> int | None:
     return None if found is None else int(found)
 
 
+def check_current(current: int | None, what: str, expected: int | None = None) -> None:
+    """NotFoundError unless ``what`` (``"base grid 3205…"``) has a ``current`` version; RevisionMismatchError
+    unless that is ``expected`` (when given: the version an edit read)."""
+    if current is None:
+        raise errors.NotFoundError(f"no current {what}")
+    if expected is not None and current != expected:
+        raise errors.RevisionMismatchError(f"{what} is at version {current}, not {expected}: read it again",
+                                           revision=current)
+
+
+def check_editor(conn: Connection, principal: Principal, code: str) -> None:
+    """ForbiddenError unless the caller may edit base grid ``code``, then NotFoundError unless it is current:
+    what an edit of a stored grid checks before its preconditions and body are read."""
+    check_edit_base_grid(principal, code)
+    check_current(current_version(conn, code), f"base grid {code}")
+
+
 def _lock_community(conn: Connection, community: str) -> None:
     """Serialise edits of one community's grids (and check it exists)."""
     if not conn.execute(text("SELECT 1 FROM grid WHERE code = :c AND level = 3 AND retired_at IS NULL FOR UPDATE"),
                         {"c": community}).first():
-        raise InvalidParameterError(f"no community {community} (the first 12 digits of the code)", parameter="code")
+        raise errors.InvalidParameterError(f"no community {community} (the first 12 digits of the code)",
+                                           parameter="code")
 
 
-def _check_current(conn: Connection, code: str, expected: int) -> None:
-    current = current_version(conn, code)
-    if current is None:
-        raise NotFoundError(f"no current base grid {code}")
-    if current != expected:
-        raise RevisionMismatchError(f"base grid {code} is at version {current}, not {expected}: read it again",
-                                    revision=current)
-
-
-def _version(conn: Connection, principal: Principal, note: str) -> int:
+def new_version(conn: Connection, principal: Principal, note: str) -> int:
+    """Open a grid version (author, time, note) for an edit of base or special grids; return its id."""
     return int(conn.execute(text(
         "INSERT INTO grid_version (effective_at, author, note) VALUES (now(), :a, :n) RETURNING id"),
         {"a": principal.login, "n": note}).scalar_one())
@@ -110,7 +107,7 @@ def _check_inside(conn: Connection, community: str, wkt: str) -> None:
         " ST_Difference(ST_GeomFromText(:wkt, 4326), gg.geom) AS d"
         " WHERE gg.grid_code = :c AND gg.valid_to IS NULL"), {"wkt": wkt, "c": community}).scalar()
     if outside is not None and outside > TOLERANCE_M2:
-        raise InvalidGeometryError(f"the grid reaches {outside:,.0f} m² outside its community {community}")
+        raise errors.InvalidGeometryError(f"the grid reaches {outside:,.0f} m² outside its community {community}")
 
 
 def _take_from_neighbours(conn: Connection, code: str, community: str, version: int, wkt: str) -> list[str]:
@@ -128,7 +125,7 @@ def _take_from_neighbours(conn: Connection, code: str, community: str, version: 
         if taken <= TOLERANCE_M2:
             continue
         if left <= TOLERANCE_M2:
-            raise ConflictError(f"the new shape would swallow base grid {neighbour}: retire it (DELETE) instead")
+            raise errors.ConflictError(f"the new shape would swallow base grid {neighbour}: retire it (DELETE) instead")
         _redraw(conn, neighbour, version, rest)
         changed.append(neighbour)
     return changed
@@ -143,57 +140,57 @@ def _rebind_components(conn: Connection, code: str, neighbours: list[str]) -> No
             " AND ST_Covers(gg.geom, ST_PointOnSurface(c.geom))"), {"c": code, "n": neighbours})
 
 
-def create(conn: Connection, principal: Principal, code: str, name: str, multi: Any) -> int:
+def create(conn: Connection, principal: Principal, *, code: str, name: str, multi: Any) -> int:
     """Split: carve a new base grid out of its neighbours; return its version."""
-    may_edit(principal, code)
+    check_edit_base_grid(principal, code)
     community = community_of(code)
     _lock_community(conn, community)
     if conn.execute(text("SELECT 1 FROM grid WHERE code = :c"), {"c": code}).first():
-        raise ConflictError(f"grid {code} exists (codes are never reused): redraw it (PUT) or pick another code")
+        raise errors.ConflictError(f"grid {code} exists (codes are never reused): redraw it (PUT) or pick another code")
     _check_inside(conn, community, multi.wkt)
     conn.execute(text("INSERT INTO grid (code, level, kind, name, parent_code) VALUES (:c, 4, 'base', :n, :p)"),
                  {"c": code, "n": name, "p": community})
-    version = _version(conn, principal, f"base grid {code} split off (OGC)")
+    version = new_version(conn, principal, f"base grid {code} split off (OGC)")
     neighbours = _take_from_neighbours(conn, code, community, version, multi.wkt)
     _redraw(conn, code, version, multi.wkt)
     _rebind_components(conn, code, neighbours)
     return version
 
 
-def replace(conn: Connection, principal: Principal, code: str, name: str, multi: Any, expected: int) -> int:
+def replace(conn: Connection, principal: Principal, *, code: str, name: str, multi: Any, expected: int) -> int:
     """Redraw (grow) a base grid read at version ``expected``; return the new version."""
-    may_edit(principal, code)
+    check_edit_base_grid(principal, code)
     community = community_of(code)
     _lock_community(conn, community)
-    _check_current(conn, code, expected)
+    check_current(current_version(conn, code), f"base grid {code}", expected)
     _check_inside(conn, community, multi.wkt)
     given_up = conn.execute(text(
         f"SELECT {AREA.format(g='d')} FROM grid_geometry gg, ST_Difference(gg.geom, ST_GeomFromText(:wkt, 4326)) d"
         " WHERE gg.grid_code = :c AND gg.valid_to IS NULL"), {"wkt": multi.wkt, "c": code}).scalar_one()
     if given_up > TOLERANCE_M2:
-        raise InvalidGeometryError(f"the new shape gives up {given_up:,.0f} m² that no grid would cover: base grids "
-                                   "partition their community, so move a boundary by growing the grid on the "
-                                   "other side of it")
+        raise errors.InvalidGeometryError(f"the new shape gives up {given_up:,.0f} m² that no grid would cover: "
+                                          "base grids partition their community, so move a boundary by growing "
+                                          "the grid on the other side of it")
     conn.execute(text("UPDATE grid SET name = :n WHERE code = :c"), {"c": code, "n": name})
-    version = _version(conn, principal, f"base grid {code} redrawn (OGC)")
+    version = new_version(conn, principal, f"base grid {code} redrawn (OGC)")
     neighbours = _take_from_neighbours(conn, code, community, version, multi.wkt)
     _redraw(conn, code, version, multi.wkt)
     _rebind_components(conn, code, neighbours)
     return version
 
 
-def merge(conn: Connection, principal: Principal, code: str, expected: int) -> str:
+def merge(conn: Connection, principal: Principal, code: str, *, expected: int) -> str:
     """Retire a base grid read at version ``expected``, its area going to the neighbour with the longest
     shared border; return that neighbour's code."""
-    may_edit(principal, code)
+    check_edit_base_grid(principal, code)
     community = community_of(code)
     _lock_community(conn, community)
-    _check_current(conn, code, expected)
+    check_current(current_version(conn, code), f"base grid {code}", expected)
     open_cases = conn.execute(text(
         "SELECT count(*) FROM \"case\" WHERE grid_code = :c AND state NOT IN ('closed', 'voided')"),
         {"c": code}).scalar_one()
     if open_cases:
-        raise ConflictError(f"base grid {code} has {open_cases} open cases: dispatch or close them first")
+        raise errors.ConflictError(f"base grid {code} has {open_cases} open cases: dispatch or close them first")
     found = conn.execute(text(
         "SELECT g.code, ST_AsText(" + CLEAN.format(g="ST_Union(gg.geom, t.geom)") + ")"
         " FROM grid g JOIN grid_geometry gg ON gg.grid_code = g.code AND gg.valid_to IS NULL,"
@@ -202,9 +199,9 @@ def merge(conn: Connection, principal: Principal, code: str, expected: int) -> s
         " ORDER BY ST_Length(ST_Intersection(ST_Boundary(gg.geom), ST_Boundary(t.geom))) DESC, g.code LIMIT 1"),
         {"c": code, "p": community}).first()
     if found is None:
-        raise ConflictError(f"base grid {code} shares no border with another grid of its community")
+        raise errors.ConflictError(f"base grid {code} shares no border with another grid of its community")
     neighbour, union = found
-    version = _version(conn, principal, f"base grid {code} merged into {neighbour} (OGC)")
+    version = new_version(conn, principal, f"base grid {code} merged into {neighbour} (OGC)")
     _redraw(conn, neighbour, version, union)
     conn.execute(text("UPDATE grid_geometry SET valid_to = now() WHERE grid_code = :c AND valid_to IS NULL"),
                  {"c": code})

@@ -4,8 +4,9 @@ Special grids overlay the base grids and may cross them, so one can be drawn, re
 (base grids form a partition: their boundaries change only together, through the planner). Every change is
 a new grid version (``grid_version``, author and time); the old geometry is closed (``valid_to``) and kept,
 so "which special grids held this point on date D" stays answerable and cases keep what they were assigned.
-Who: admins anywhere, planners whose scope is the grid's district. Concurrency: the ETag is the id of the
-current version; a replace or retire must name it.
+Who: admins anywhere, planners whose scope is the grid's district
+(``spatial.access.scope.check_edit_special_grid``; ``check_editor`` asks it before a write is read).
+Concurrency: the ETag is the id of the current version; a replace or retire must name it.
 """
 
 from __future__ import annotations
@@ -15,29 +16,16 @@ from typing import Any
 from shapely.geometry import MultiPolygon
 from sqlalchemy import Connection, text
 
+from spatial import errors
 from spatial.access.principal import Principal
+from spatial.access.scope import check_edit_special_grid
 from spatial.codes import SPECIAL_CODE, district_of, special_kind
-from spatial.errors import (
-    ConflictError,
-    ForbiddenError,
-    InvalidGeometryError,
-    InvalidParameterError,
-    NotFoundError,
-    RevisionMismatchError,
-)
 from spatial.geo.geometry import checked_shape, coded_feature
+from spatial.grids.edits import check_current, new_version
 
 CODE = SPECIAL_CODE  # district code, E/P/S/C, 4 digits
 MAX_VERTICES = 10_000
 OUTSIDE_TOLERANCE_M2 = 1.0
-
-
-def may_edit(principal: Principal, code: str) -> None:
-    """ForbiddenError unless ``principal`` may edit special grids of ``code``'s district."""
-    if principal.role == "admin" or (principal.role == "planner" and principal.scope == district_of(code)):
-        return
-    raise ForbiddenError(f"{principal.login} ({principal.role}, {principal.scope}) may not edit special grids "
-                         f"of district {district_of(code)}")
 
 
 def parse_feature(conn: Connection, feature: Any, code: str | None = None) -> tuple[str, str, Any]:
@@ -49,9 +37,9 @@ def parse_feature(conn: Connection, feature: Any, code: str | None = None) -> tu
         " WHERE gg.grid_code = :d AND gg.valid_to IS NULL AND gg.kind = 'district'"),
         {"wkt": multi.wkt, "d": district_of(given)}).first()
     if outside is None:
-        raise InvalidParameterError(f"unknown district {district_of(given)}", parameter="code")
+        raise errors.InvalidParameterError(f"unknown district {district_of(given)}", parameter="code")
     if outside[0] > OUTSIDE_TOLERANCE_M2:
-        raise InvalidGeometryError(
+        raise errors.InvalidGeometryError(
             f"the special grid reaches {outside[0]:,.0f} m² outside district {district_of(given)}")
     return given, name, multi
 
@@ -60,12 +48,6 @@ def _area(value: Any) -> Any:
     """A valid (Multi)Polygon within the complexity limit, as a MultiPolygon."""
     geom = checked_shape(value, ("Polygon", "MultiPolygon"), "a special grid", MAX_VERTICES)
     return geom if geom.geom_type == "MultiPolygon" else MultiPolygon([geom])
-
-
-def _version(conn: Connection, principal: Principal, note: str) -> int:
-    return int(conn.execute(text(
-        "INSERT INTO grid_version (effective_at, author, note) VALUES (now(), :a, :n) RETURNING id"),
-        {"a": principal.login, "n": note}).scalar_one())
 
 
 def _draw(conn: Connection, code: str, version: int, multi: Any) -> None:
@@ -82,43 +64,48 @@ def current_version(conn: Connection, code: str) -> int | None:
     return None if found is None else int(found)
 
 
-def _check_current(conn: Connection, code: str, expected: int) -> None:
-    conn.execute(text("SELECT 1 FROM grid WHERE code = :c FOR UPDATE"), {"c": code})
-    current = current_version(conn, code)
-    if current is None or not CODE.match(code):
-        raise NotFoundError(f"no current special grid {code}")
-    if current != expected:
-        raise RevisionMismatchError(f"special grid {code} is at version {current}, not {expected}: read it again",
-                                    revision=current)
+def _check_current(conn: Connection, code: str, expected: int | None = None) -> None:
+    """``check_current`` for special grid ``code``; an edit (``expected`` given) first locks the grid, so that
+    edits of one grid take turns."""
+    if expected is not None:
+        conn.execute(text("SELECT 1 FROM grid WHERE code = :c FOR UPDATE"), {"c": code})
+    check_current(current_version(conn, code) if CODE.match(code) else None, f"special grid {code}", expected)
 
 
-def create(conn: Connection, principal: Principal, code: str, name: str, multi: Any) -> int:
+def check_editor(conn: Connection, principal: Principal, code: str) -> None:
+    """ForbiddenError unless the caller may edit special grid ``code``, then NotFoundError unless it is current:
+    what an edit of a stored grid checks before its preconditions and body are read."""
+    check_edit_special_grid(principal, code)
+    _check_current(conn, code)
+
+
+def create(conn: Connection, principal: Principal, *, code: str, name: str, multi: Any) -> int:
     """Draw a new special grid; return its version."""
-    may_edit(principal, code)
+    check_edit_special_grid(principal, code)
     if conn.execute(text("SELECT 1 FROM grid WHERE code = :c"), {"c": code}).first():
-        raise ConflictError(f"grid {code} exists: replace it (PUT) instead")
+        raise errors.ConflictError(f"grid {code} exists: replace it (PUT) instead")
     conn.execute(text("INSERT INTO grid (code, level, kind, name, parent_code) VALUES (:c, NULL, :k, :n, :p)"),
                  {"c": code, "k": special_kind(code), "n": name, "p": district_of(code)})
-    version = _version(conn, principal, f"special grid {code} drawn (OGC)")
+    version = new_version(conn, principal, f"special grid {code} drawn (OGC)")
     _draw(conn, code, version, multi)
     return version
 
 
-def replace(conn: Connection, principal: Principal, code: str, name: str, multi: Any, expected: int) -> int:
+def replace(conn: Connection, principal: Principal, *, code: str, name: str, multi: Any, expected: int) -> int:
     """Redraw a special grid read at version ``expected``; return the new version."""
-    may_edit(principal, code)
+    check_edit_special_grid(principal, code)
     _check_current(conn, code, expected)
     conn.execute(text("UPDATE grid_geometry SET valid_to = now() WHERE grid_code = :c AND valid_to IS NULL"),
                  {"c": code})
     conn.execute(text("UPDATE grid SET name = :n WHERE code = :c"), {"c": code, "n": name})
-    version = _version(conn, principal, f"special grid {code} redrawn (OGC)")
+    version = new_version(conn, principal, f"special grid {code} redrawn (OGC)")
     _draw(conn, code, version, multi)
     return version
 
 
-def retire(conn: Connection, principal: Principal, code: str, expected: int) -> None:
+def retire(conn: Connection, principal: Principal, code: str, *, expected: int) -> None:
     """Retire a special grid read at version ``expected``: its geometry is closed and kept (history)."""
-    may_edit(principal, code)
+    check_edit_special_grid(principal, code)
     _check_current(conn, code, expected)
     conn.execute(text("UPDATE grid_geometry SET valid_to = now() WHERE grid_code = :c AND valid_to IS NULL"),
                  {"c": code})

@@ -18,7 +18,8 @@ PASSWORD = "correct horse battery staple"
 
 
 def test_add_user_validates_and_hashes(world) -> None:
-    add_user(world, "chief.wang", "grid_chief", "320506001001002", PASSWORD, "王网格长")
+    add_user(world, "chief.wang", role="grid_chief", scope="320506001001002", password=PASSWORD,
+             display_name="王网格长")
     stored = world.execute(text("SELECT password_hash FROM account WHERE login = 'chief.wang'")).scalar()
     assert stored.startswith("$argon2id$") and PASSWORD not in stored
     for login, role, scope, password, fragment in [
@@ -33,11 +34,11 @@ def test_add_user_validates_and_hashes(world) -> None:
         ("someone", "viewer", "320506", "short", "at least 12"),
     ]:
         with pytest.raises(InvalidParameterError, match=fragment):
-            add_user(world, login, role, scope, password)
+            add_user(world, login, role=role, scope=scope, password=password)
 
 
 def test_passwords_and_tokens(world) -> None:
-    add_user(world, "owner.light", "owner", "LIGHTING", PASSWORD)
+    add_user(world, "owner.light", role="owner", scope="LIGHTING", password=PASSWORD)
     assert check_password(world, "owner.light", PASSWORD).scope == "LIGHTING"
     for login, password in (("owner.light", "wrong password!"), ("nobody", PASSWORD)):
         with pytest.raises(AuthenticationError, match="wrong login or password"):
@@ -49,7 +50,9 @@ def test_passwords_and_tokens(world) -> None:
     assert revoke_token(world, token) and not revoke_token(world, token)
     with pytest.raises(AuthenticationError):
         principal_for(world, token)
-    stale, _ = create_token(world, "owner.light", ttl=timedelta(seconds=-1))
+    # An hour ago: the expiry is compared with now() of the test's transaction, which began before the
+    # password hashing above (a second ago would be in that transaction's future on a slow machine).
+    stale, _ = create_token(world, "owner.light", ttl=timedelta(hours=-1))
     with pytest.raises(AuthenticationError):
         principal_for(world, stale)
 
@@ -58,7 +61,7 @@ def test_token_endpoint(client: TestClient, world_engine) -> None:
     with world_engine.begin() as conn:
         conn.execute(text("DELETE FROM api_token WHERE label IS DISTINCT FROM 'tests'"))
         conn.execute(text("DELETE FROM account WHERE login = 'dispatcher.li'"))
-        add_user(conn, "dispatcher.li", "dispatcher", "320506", PASSWORD)
+        add_user(conn, "dispatcher.li", role="dispatcher", scope="320506", password=PASSWORD)
     reply = client.post("/api/v1/auth/token", data={"username": "dispatcher.li", "password": PASSWORD})
     assert reply.status_code == 200, reply.text
     body = reply.json()

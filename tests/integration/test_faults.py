@@ -49,7 +49,7 @@ def restartable() -> Iterator[tuple[Cluster, str]]:
     with engine.begin() as conn:
         load_reference(conn)
         build_world(conn)
-        add_user(conn, "fault.inspector", "inspector", "320506", "a long enough password")
+        add_user(conn, "fault.inspector", role="inspector", scope="320506", password="a long enough password")
         TOKEN.append(create_token(conn, "fault.inspector", ttl=None)[0])
     engine.dispose()
     yield cluster, url

@@ -34,7 +34,7 @@ def grid_world() -> Iterator[tuple[Engine, TestClient, dict[str, str]]]:
         build_world(conn)
         for login, role, scope in (("admin", "admin", "*"), ("planner.town1", "planner", "320506001"),
                                    ("planner.town2", "planner", "320506002")):
-            add_user(conn, login, role, scope, PASSWORD)
+            add_user(conn, login, role=role, scope=scope, password=PASSWORD)
         tokens = {login: create_token(conn, login)[0] for login in ("admin", "planner.town1", "planner.town2")}
     with TestClient(create_app(url=engine.url.render_as_string(hide_password=False))) as client:
         yield engine, client, tokens
@@ -159,4 +159,23 @@ def test_patch_renames_without_moving(grid_world) -> None:
     assert reply.status_code == 204, reply.text
     assert client.get(f"{ITEMS}/{G4}").json()["properties"]["name"] == "更名网格"
     assert _area_deg2(engine, G4) == pytest.approx(area)
+    _partitioned(engine)
+
+
+@pytest.mark.parametrize("method", ["put", "patch", "delete"])
+def test_who_may_edit_is_decided_before_if_match(grid_world, method) -> None:
+    """RFC 9110 §13.2.1: without If-Match, an anonymous caller gets 401 and a planner of another town 403 —
+    not 428, which only the grid's legitimate editors get; an unknown grid is 404."""
+    engine, client, tokens = grid_world
+    feature = _grid(G3, 120.10, 31.1, 120.16, 31.2)
+
+    def send(code: str, headers: dict[str, str]) -> int:
+        body = {} if method == "delete" else {"json": feature}
+        return client.request(method.upper(), f"{ITEMS}/{code}", headers=headers, **body).status_code
+
+    assert send(G3, {}) == 401
+    assert send(G3, _auth(tokens["planner.town2"])) == 403
+    assert send(G3, _auth(tokens["planner.town1"])) == 428
+    assert send(G3, _auth(tokens["admin"])) == 428
+    assert send(grid_code(1, 1, 9), _auth(tokens["admin"])) == 404
     _partitioned(engine)

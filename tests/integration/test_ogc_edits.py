@@ -28,10 +28,10 @@ def tokens(world_engine) -> dict[str, str]:
         conn.execute(text("DELETE FROM component WHERE code = :c"), {"c": NEW})
         owners = [k for (k,) in conn.execute(text("SELECT key FROM department ORDER BY key"))]
         other = next(k for k in owners if k != "LIGHTING")
-        add_user(conn, "admin", "admin", "*", PASSWORD)
-        add_user(conn, "lighting", "owner", "LIGHTING", PASSWORD)
-        add_user(conn, "other", "owner", other, PASSWORD)
-        add_user(conn, "viewer", "viewer", "320506", PASSWORD)
+        add_user(conn, "admin", role="admin", scope="*", password=PASSWORD)
+        add_user(conn, "lighting", role="owner", scope="LIGHTING", password=PASSWORD)
+        add_user(conn, "other", role="owner", scope=other, password=PASSWORD)
+        add_user(conn, "viewer", role="viewer", scope="320506", password=PASSWORD)
         return {login: create_token(conn, login)[0] for login in ("admin", "lighting", "other", "viewer")}
 
 
@@ -143,7 +143,7 @@ def planner(world_engine, tokens) -> str:
     with world_engine.begin() as conn:
         conn.execute(text("DELETE FROM grid_geometry WHERE grid_code = :c"), {"c": PARK})
         conn.execute(text("DELETE FROM grid WHERE code = :c"), {"c": PARK})
-        add_user(conn, "planner", "planner", "320506", PASSWORD)
+        add_user(conn, "planner", role="planner", scope="320506", password=PASSWORD)
         return create_token(conn, "planner")[0]
 
 
@@ -187,3 +187,46 @@ def test_upper_levels_stay_read_only_here(client: TestClient, tokens) -> None:
     reply = client.put("/ogc/collections/communities/items/320506001001", json=_park(),
                        headers=_auth(tokens["admin"], **{"If-Match": '"1"'}))
     assert reply.status_code == 405 and "read-only" in reply.json()["description"]
+
+
+LIGHT = "3205060118000001"   # the world's street light, owned by LIGHTING
+SCENIC = "320506S0001"       # the world's scenic area, a special grid of district 320506
+
+
+@pytest.fixture
+def elsewhere(world_engine, tokens) -> str:
+    """A token of a planner of another district (320507): out of scope for the special grids of 320506."""
+    with world_engine.begin() as conn:
+        add_user(conn, "planner.elsewhere", role="planner", scope="320507", password=PASSWORD)
+        return create_token(conn, "planner.elsewhere")[0]
+
+
+@pytest.mark.parametrize("method", ["put", "patch", "delete"])
+def test_who_may_edit_is_decided_before_if_match(client: TestClient, tokens, planner, elsewhere,
+                                                 method) -> None:
+    """RFC 9110 §13.2.1: without If-Match, an anonymous caller gets 401 and a caller who may not edit the item
+    403 — not 428, which only the item's legitimate editor gets."""
+    def send(path: str, feature: dict, token: str | None) -> int:
+        headers = _auth(token) if token else {"Authorization": ""}
+        body = {} if method == "delete" else {"json": feature}
+        return client.request(method.upper(), path, headers=headers, **body).status_code
+
+    light, scenic = _feature(code=LIGHT), {**_park(), "properties": {"code": SCENIC, "name": "测试景区"}}
+    for path, feature, foreign, editor in ((f"{ITEMS}/{LIGHT}", light, tokens["other"], tokens["lighting"]),
+                                           (f"{SPECIAL}/{SCENIC}", scenic, elsewhere, planner)):
+        assert send(path, feature, None) == 401, path
+        assert send(path, feature, tokens["viewer"]) == 403, path      # a role that edits nothing
+        assert send(path, feature, foreign) == 403, path               # another owner, another district
+        assert send(path, feature, editor) == 428, path
+        assert send(path, feature, tokens["admin"]) == 428, path
+    assert send(f"{ITEMS}/3205060118999999", light, tokens["lighting"]) == 404  # no such item: before If-Match
+
+
+def test_who_may_edit_is_decided_before_the_body_is_read(client: TestClient, tokens) -> None:
+    junk = b"{not json"
+    for headers, status in (({"Authorization": ""}, 401), (_auth(tokens["viewer"]), 403),
+                            (_auth(tokens["lighting"]), 400)):
+        reply = client.post(ITEMS, content=junk, headers={**headers, "Content-Type": "application/geo+json"})
+        assert reply.status_code == status, reply.text
+    reply = client.put(f"{ITEMS}/{LIGHT}", content=junk, headers=_auth(tokens["other"], **{"If-Match": '"1"'}))
+    assert reply.status_code == 403, reply.text

@@ -178,7 +178,7 @@ def _partner_key(world_engine, role: str = "partner") -> str:
         conn.execute(text("DELETE FROM api_token WHERE account_id IN (SELECT id FROM account WHERE login = :l)"),
                      {"l": login})
         conn.execute(text("DELETE FROM account WHERE login = :l"), {"l": login})
-        add_user(conn, login, role, "320506", "correct horse battery staple")
+        add_user(conn, login, role=role, scope="320506", password="correct horse battery staple")
         return create_token(conn, login)[0]
 
 

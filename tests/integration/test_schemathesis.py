@@ -23,7 +23,7 @@ def test_no_500s_and_replies_match_the_schema(world_engine, tmp_path: Path) -> N
     # An admin token, so that the routes behind accounts are exercised too; DELETE operations are left out
     # (logging out would revoke the token and leave the rest of the run at 401).
     with world_engine.begin() as conn:
-        token = create_token(conn, TEST_ADMIN, "schemathesis", ttl=None)[0]
+        token = create_token(conn, TEST_ADMIN, label="schemathesis", ttl=None)[0]
     with serving(world_engine.url.render_as_string(hide_password=False)) as port:
         st = shutil.which("st", path=str(Path(sys.executable).parent)) or "st"
         run = subprocess.run([st, "run", f"http://127.0.0.1:{port}/openapi.json", "--checks",

@@ -36,7 +36,7 @@ def tokens(world_engine) -> dict[str, str]:
                      {"l": list(ACCOUNTS)})
         conn.execute(text("DELETE FROM account WHERE login = ANY(:l)"), {"l": list(ACCOUNTS)})
         for login, (role, scope) in ACCOUNTS.items():
-            add_user(conn, login, role, scope, PASSWORD)
+            add_user(conn, login, role=role, scope=scope, password=PASSWORD)
         return {login: create_token(conn, login)[0] for login in ACCOUNTS}
 
 
@@ -173,6 +173,18 @@ def test_cross_owner_and_cross_area_edits_are_refused(client: TestClient, tokens
         assert conn.execute(text("SELECT count(*) FROM grid WHERE code = :c"),
                             {"c": f"{DISTRICT}S0009"}).scalar() == 0
         assert conn.execute(text("SELECT count(*) FROM component WHERE code = '3205060118000077'")).scalar() == 0
+
+
+def test_who_you_are_is_decided_before_the_body(client: TestClient, tokens, world_engine) -> None:
+    """An anonymous write with a body that would not validate is a 401, not a 400 or 422 (RFC 9110 §13.2.1);
+    the same body from an account is refused for what it is."""
+    invalid = {"category": 5, "location": "here"}
+    for path in ("/api/v1/cases", "/api/v1/cases/bulk", "/ogc/collections/components/items"):
+        assert client.post(path, json=invalid, headers=_as(None)).status_code == 401, path
+    assert client.post("/api/v1/cases", json=invalid, headers=_as(tokens["disp.west"])).status_code == 422
+    assert client.post("/ogc/collections/components/items", json=invalid,
+                       headers=_as(tokens["planner.other"])).status_code == 403  # a planner edits no components
+    assert case_count(world_engine) == 0
 
 
 def test_every_write_is_audited_and_the_log_is_append_only(client: TestClient, tokens, world_engine) -> None:

@@ -70,7 +70,7 @@ def test_polygons_are_simplified_at_low_zoom(small_demo) -> None:
             " ON gg.grid_code = g.code AND gg.valid_to IS NULL, ST_PointOnSurface(gg.geom) p WHERE g.level = 2"
             " ORDER BY ST_NPoints(gg.geom) DESC LIMIT 1")).one()
         z, x, y = _tile(lon, lat, 9)
-        data = conn.execute(text(tile_sql(layer, z, None)), tile_params(z, x, y, None)).scalar()
+        data = conn.execute(text(tile_sql(layer, z)), tile_params(z, x, y)).scalar()
     features = mapbox_vector_tile.decode(bytes(data))["towns"]["features"]
     shown = _vertices(next(f for f in features if f["properties"]["code"] == code)["geometry"])
     assert shown < stored / 2, (shown, stored)
@@ -137,8 +137,8 @@ def test_tile_statements_use_the_gist_indexes(world_engine, name: str, indexes: 
     z, x, y = _tile(120.06, 31.17, 17)
     with world_engine.connect() as conn:
         conn.execute(text("SET enable_seqscan = off"))
-        plan = conn.execute(text("EXPLAIN (FORMAT JSON) " + tile_sql(LAYERS[name], z, None)),
-                            tile_params(z, x, y, None)).scalar()
+        plan = conn.execute(text("EXPLAIN (FORMAT JSON) " + tile_sql(LAYERS[name], z)),
+                            tile_params(z, x, y)).scalar()
     assert _indexes(plan[0]["Plan"]) & indexes
 
 

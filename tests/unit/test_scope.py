@@ -1,0 +1,178 @@
+"""The role × scope table of spatial/access/scope.py as known answers, for every role (no database)."""
+
+from __future__ import annotations
+
+import pytest
+
+from spatial.access.principal import Principal
+from spatial.access.scope import (
+    EDITORS,
+    case_filter,
+    check_edit_base_grid,
+    check_edit_collection,
+    check_edit_component,
+    check_edit_special_grid,
+    check_report,
+    covers,
+    may_edit_collection,
+    may_read,
+    report_area,
+    scope_problem,
+)
+from spatial.errors import ForbiddenError
+from spatial.store.models.accounts import ROLES
+
+DISTRICT, TOWN, GRID, SCENIC = "320506", "320506001", "320506001001002", "320506S0001"
+ACCOUNTS = {  # one typical account per role (and two more scopes worth telling apart)
+    "admin": ("admin", "*"),
+    "dispatcher": ("dispatcher", TOWN),
+    "inspector": ("inspector", GRID),
+    "grid_chief": ("grid_chief", SCENIC),
+    "partner": ("partner", "*"),
+    "partner.east": ("partner", "320506002"),
+    "planner": ("planner", DISTRICT),
+    "planner.town": ("planner", TOWN),
+    "viewer": ("viewer", "320506002"),
+    "handler": ("handler", "LIGHTING"),
+    "owner": ("owner", "LIGHTING"),
+}
+
+
+def _as(login: str) -> Principal:
+    role, scope = ACCOUNTS[login]
+    return Principal(1, login, role, scope)
+
+
+def test_every_role_has_an_account_here() -> None:
+    assert {role for role, _ in ACCOUNTS.values()} == set(ROLES)
+
+
+@pytest.mark.parametrize(("role", "scope", "fits"), [
+    ("admin", "*", True), ("admin", DISTRICT, False),
+    ("partner", "*", True), ("partner", TOWN, True), ("partner", "LIGHTING", False),
+    ("dispatcher", TOWN, True), ("dispatcher", "*", False), ("dispatcher", "LIGHTING", False),
+    ("inspector", GRID, True), ("inspector", "3205", False),
+    ("grid_chief", SCENIC, True), ("grid_chief", "320506X0001", False),
+    ("planner", DISTRICT, True), ("planner", "*", False),
+    ("viewer", "320506002", True), ("viewer", "*", False),
+    ("handler", "LIGHTING", True), ("handler", TOWN, False), ("handler", "*", False),
+    ("owner", "LIGHTING", True), ("owner", SCENIC, False), ("owner", "*", False),
+])
+def test_scope_problem(role: str, scope: str, fits: bool) -> None:
+    assert (scope_problem(role, scope) is None) is fits
+
+
+@pytest.mark.parametrize(("scope", "grid", "specials", "answer"), [
+    ("*", None, (), True),
+    ("*", GRID, (), True),
+    (DISTRICT, GRID, (), True),
+    (TOWN, GRID, (), True),
+    (GRID, GRID, (), True),
+    ("320506002", GRID, (), False),
+    ("320507", GRID, (), False),
+    (DISTRICT, None, (), False),
+    (SCENIC, GRID, (SCENIC,), True),
+    (SCENIC, GRID, ("320506P0001",), False),
+    (SCENIC, GRID, None, False),
+])
+def test_covers(scope: str, grid: str | None, specials, answer: bool) -> None:
+    assert covers(scope, grid, specials) is answer
+
+
+@pytest.mark.parametrize(("login", "area"), [
+    ("admin", None), ("partner", None), ("partner.east", "320506002"), ("dispatcher", TOWN), ("inspector", GRID),
+    ("grid_chief", SCENIC), ("planner", ForbiddenError), ("planner.town", ForbiddenError),
+    ("viewer", ForbiddenError), ("handler", ForbiddenError), ("owner", ForbiddenError),
+])
+def test_report_area(login: str, area) -> None:
+    if area is ForbiddenError:
+        with pytest.raises(ForbiddenError, match="cannot report cases"):
+            report_area(_as(login))
+    else:
+        assert report_area(_as(login)) == area
+
+
+def test_the_public_channel_reports_anywhere_and_areas_are_enforced() -> None:
+    assert report_area(None) is None
+    check_report(None, GRID, ())
+    check_report(_as("dispatcher"), GRID, ())
+    with pytest.raises(ForbiddenError, match="outside your area"):
+        check_report(_as("partner.east"), GRID, ())
+
+
+WEST_CASE = (GRID, [SCENIC], "LIGHTING")            # town 001, in the scenic area, a street light's
+EAST_CASE = ("320506002002003", [], "WATER")        # town 002, a water department's
+
+
+@pytest.mark.parametrize(("login", "west", "east"), [
+    ("admin", True, True), ("partner", True, True), ("partner.east", False, True), ("dispatcher", True, False),
+    ("inspector", True, False), ("grid_chief", True, False), ("planner", True, True),
+    ("planner.town", True, False), ("viewer", False, True), ("handler", True, False), ("owner", True, False),
+])
+def test_may_read(login: str, west: bool, east: bool) -> None:
+    assert may_read(_as(login), *WEST_CASE) is west
+    assert may_read(_as(login), *EAST_CASE) is east
+
+
+@pytest.mark.parametrize(("login", "condition"), [
+    ("admin", None), ("partner", None), ("partner.east", ("prefix", "320506002")), ("dispatcher", ("prefix", TOWN)),
+    ("inspector", ("prefix", GRID)), ("grid_chief", ("special", SCENIC)), ("planner", ("prefix", DISTRICT)),
+    ("planner.town", ("prefix", TOWN)), ("viewer", ("prefix", "320506002")), ("handler", ("owner", "LIGHTING")),
+    ("owner", ("owner", "LIGHTING")),
+])
+def test_case_filter(login: str, condition) -> None:
+    assert case_filter(_as(login)) == condition
+
+
+def test_case_filter_of_the_system_itself() -> None:
+    assert case_filter(None) is None
+
+
+COLLECTIONS = ("components", "special-grids", "grids", "towns")
+
+
+@pytest.mark.parametrize(("login", "writable"), [
+    ("admin", {"components", "special-grids", "grids"}), ("owner", {"components"}),
+    ("planner", {"special-grids", "grids"}), ("planner.town", {"special-grids", "grids"}),
+    ("dispatcher", set()), ("inspector", set()), ("grid_chief", set()), ("partner", set()),
+    ("partner.east", set()), ("viewer", set()), ("handler", set()),
+])
+def test_may_edit_collection(login: str, writable: set[str]) -> None:
+    assert {c for c in COLLECTIONS if may_edit_collection(_as(login), c)} == writable
+    for collection in set(COLLECTIONS) - writable:
+        with pytest.raises(ForbiddenError, match=f"may not edit {collection}"):
+            check_edit_collection(_as(login), collection)
+    assert set(EDITORS) == {"components", "special-grids", "grids"}
+
+
+# What each account may edit: components owned by LIGHTING / WATER, base grids in 320506 / 320507, special
+# grids of 320506 / 320507.
+EDITS = [
+    (check_edit_component, "LIGHTING", "components owned by LIGHTING"),
+    (check_edit_component, "WATER", "components owned by WATER"),
+    (check_edit_base_grid, GRID, f"base grid {GRID}"),
+    (check_edit_base_grid, "320507001001001", "base grid 320507001001001"),
+    (check_edit_special_grid, SCENIC, "special grids of district 320506"),
+    (check_edit_special_grid, "320507P0001", "special grids of district 320507"),
+]
+
+
+@pytest.mark.parametrize(("login", "answers"), [
+    ("admin", (True, True, True, True, True, True)),
+    ("owner", (True, False, False, False, False, False)),
+    ("planner", (False, False, True, False, True, False)),
+    ("planner.town", (False, False, True, False, False, False)),  # special grids need the district's planner
+    ("dispatcher", (False,) * 6), ("inspector", (False,) * 6), ("grid_chief", (False,) * 6),
+    ("partner", (False,) * 6), ("partner.east", (False,) * 6), ("viewer", (False,) * 6),
+    ("handler", (False,) * 6),
+])
+def test_edit_rules(login: str, answers: tuple[bool, ...]) -> None:
+    principal = _as(login)
+    for (check, target, what), allowed in zip(EDITS, answers, strict=True):
+        if allowed:
+            check(principal, target)
+            continue
+        role, scope = ACCOUNTS[login]
+        with pytest.raises(ForbiddenError) as refused:
+            check(principal, target)
+        assert refused.value.detail == f"{login} ({role}, {scope}) may not edit {what}"
