@@ -51,8 +51,8 @@ def _imports(folders: tuple[str, ...]) -> dict[str, set[str]]:
     found: dict[str, set[str]] = {}
     for folder in folders:
         for path in (ROOT / folder).rglob("*.py"):
-            if "vendor" in path.parts:
-                continue
+            if "vendor" in path.parts or any(part.startswith(".") for part in path.relative_to(ROOT).parts):
+                continue  # pinned front-end code, and virtual environments (bench/.peers) beside the sources
             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
                 if isinstance(node, ast.Import):
                     names = [alias.name for alias in node.names]
