@@ -13,7 +13,7 @@ from sqlalchemy import Connection, any_, literal, select, text
 
 from spatial.access.principal import Principal
 from spatial.access.scope import case_clause, check_read
-from spatial.cases.assignment.rules import owner_name
+from spatial.cases.assignment.owner import owner_name
 from spatial.codes import SPECIAL_CODE, prefix_range
 from spatial.errors import InvalidParameterError, NotFoundError
 from spatial.geo.srid import WGS84

@@ -224,8 +224,8 @@ class Builder:
 
     def _categories(self) -> list[Category]:
         rows = self.conn.execute(text(
-            "SELECT code, name_zh, flow, handler, time_limit, time_unit, component_classes FROM event_category "
-            "WHERE time_limit IS NOT NULL ORDER BY code"
+            "SELECT code, name_zh, flow, handler, enforcer, time_limit, time_unit, component_classes"
+            " FROM event_category WHERE time_limit IS NOT NULL ORDER BY code"
         ))
         return [Category(*row) for row in rows]
 

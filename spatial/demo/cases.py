@@ -15,6 +15,8 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import shapely
 
+from spatial.cases.assignment.owner import owner_for
+from spatial.codes import community_of, district_of, town_of
 from spatial.demo.components import ComponentSet, PointSampler
 from spatial.demo.names import NameMaker
 from spatial.reference.calendar import WorkingCalendar
@@ -33,6 +35,7 @@ class Category:
     name: str
     flow: str
     handler: str
+    enforcer: str | None
     time_limit: int
     time_unit: str
     classes: list[str] | None  # component classes; ["*"] for any class
@@ -177,8 +180,8 @@ class CaseGenerator:
             reporter_name, reporter_phone = ctx.names.person(), ctx.names.phone()
         w.cases.append("\t".join((
             str(case_id), case_no, cat.code, state, source, f"{cat.name}（{grid_code}）", wkb, grid_code,
-            grid_code[:12], grid_code[:9], grid_code[:6], "{" + ",".join(specials) + "}", str(ctx.version_id),
-            comp_code, distance, owner_key, owner_area, _ts(deadline),
+            community_of(grid_code), town_of(grid_code), district_of(grid_code), "{" + ",".join(specials) + "}",
+            str(ctx.version_id), comp_code, distance, owner_key, owner_area, _ts(deadline),
             str(duplicate_of) if duplicate_of else r"\N", reporter_name, reporter_phone, r"\N", _ts(at), _ts(at),
             _ts(closed) if closed else r"\N", "1",
         )) + "\n")
@@ -186,15 +189,10 @@ class CaseGenerator:
             self.open_recent.setdefault(cat.code, deque()).append((case_id, at, closed or float("inf"), point))
 
     def _owner(self, cat: Category, grid_code: str, component: int) -> tuple[str, str]:
-        if cat.flow == "component" and component >= 0:
-            return str(self.ctx.components.owners[component]), r"\N"
-        if cat.flow == "grid_first":
-            return "GRID_CHIEF", grid_code
-        if cat.flow == "enforcement":
-            return "ENFORCE", grid_code[:9]
-        if cat.handler in ("TOWN", "COMPONENT_OWNER"):
-            return "TOWN", grid_code[:9]
-        return cat.handler, r"\N"
+        """The owner key and area of a generated case (COPY text: ``\\N`` for no area), by the one rule."""
+        component_owner = str(self.ctx.components.owners[component]) if component >= 0 else None
+        key, area = owner_for(cat.flow, cat.handler, cat.enforcer, grid_code, component_owner)
+        return key, area if area is not None else NULL
 
     def _duplicate(self, cat: Category, point: np.ndarray, at: float) -> int | None:
         """Return the id of an open case of the same category within 50 m and 24 h, if any."""

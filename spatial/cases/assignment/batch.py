@@ -11,24 +11,12 @@ import numpy as np
 
 from spatial.cases.assignment.duplicates import Cases, against_stored
 from spatial.cases.assignment.index import BatchIndex, Component, Usable
-from spatial.cases.assignment.rules import DEFAULT_RADIUS_M, RETIRED, Assignment, Report, owner_name
+from spatial.cases.assignment.owner import owner_for, owner_name
+from spatial.cases.assignment.rules import DEFAULT_RADIUS_M, RETIRED, Assignment, Report
 from spatial.codes import district_of, lineage
 from spatial.errors import ComponentError, GridlinkError
 from spatial.grids.locate import Area, area_of, outside_coverage
-from spatial.reference.cache import CategoryInfo, ReferenceCache
-
-
-def owner_for(cat: CategoryInfo, grid_code: str, component_owner: str | None) -> tuple[str, str | None]:
-    """Return (owner key, owner area) by the category's flow — the CASE of assign_core.sql."""
-    if cat.flow == "component":
-        return (component_owner, None) if component_owner else ("TOWN", grid_code[:9])
-    if cat.flow == "grid_first":
-        return "GRID_CHIEF", grid_code
-    if cat.flow == "enforcement":
-        return cat.enforcer or "ENFORCE", grid_code[:9]
-    if cat.handler in ("TOWN", "COMPONENT_OWNER"):
-        return "TOWN", grid_code[:9]
-    return cat.handler, None
+from spatial.reference.cache import ReferenceCache
 
 
 def assign_batch(conn, ref: ReferenceCache, reports: list[Report], radius_m: float = DEFAULT_RADIUS_M,
@@ -76,7 +64,8 @@ class _Shaper:
         deadline = self.deadlines.get(key)
         if deadline is None:
             deadline = self.deadlines[key] = ref.calendar.deadline(report.at, cat.time_limit, cat.time_unit)
-        owner_key, owner_area = owner_for(cat, base, found.owner_key if found is not None else None)
+        owner_key, owner_area = owner_for(cat.flow, cat.handler, cat.enforcer, base,
+                                          found.owner_key if found is not None else None)
         district, town, community, grid = levels
         return Assignment(
             grid=grid, community=community, town=town, district=district,

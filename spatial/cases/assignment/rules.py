@@ -18,7 +18,8 @@ from datetime import datetime
 
 from sqlalchemy import Connection
 
-from spatial.codes import LEVEL_WIDTHS, ancestor, district_of, town_of
+from spatial.cases.assignment.owner import owner_name
+from spatial.codes import LEVEL_WIDTHS, ancestor, district_of
 from spatial.errors import ComponentError, UnknownCategoryError
 from spatial.grids.locate import Area, area_of, outside_coverage
 from spatial.reference.cache import CategoryInfo, ReferenceCache
@@ -157,12 +158,3 @@ def _check_named_component(row, code: str) -> None:
             f"but the report lies in district {district_of(row['grid_code'])}",
             component_code=code,
         )
-
-
-def owner_name(ref: ReferenceCache, key: str, grid_code: str) -> str:
-    """Return the owner's display name: a department, a grid's chief, or a town's sub-centre."""
-    if key == "GRID_CHIEF":
-        return f"{area_of(ref, grid_code).name} 网格长"
-    if key == "TOWN":
-        return f"{area_of(ref, town_of(grid_code)).name}网格化联动分中心"
-    return ref.departments.get(key, key)

@@ -5,6 +5,8 @@
 --   radius_m (radius_deg only bounds the GiST search; metres on the sphere decide);
 --   an open case of the same category within 50 m and 24 h, or on the same component, to link;
 --   the owner by the category's flow, the town sub-centre being the owner of last resort (属地兜底).
+-- The owner CASE has a Python twin, spatial/cases/assignment/owner.py (batch path, demo); the two are held
+-- together by tests/integration/test_owner_parity.py on every leaf category.
 SELECT a.*,
        CASE WHEN a.flow = 'component' AND a.component_owner IS NOT NULL THEN a.component_owner
             WHEN a.flow = 'component' THEN 'TOWN'
