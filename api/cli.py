@@ -121,7 +121,8 @@ def _import_cases(args: argparse.Namespace) -> int:
 
     from sqlalchemy import create_engine
 
-    from spatial.cases.bulk import intake, parse_csv, parse_geojson, start_reading
+    from spatial.cases.bulk import intake, start_reading
+    from spatial.cases.bulk_files import parse_csv, parse_geojson
     from spatial.errors import GridlinkError
     from spatial.reference.cache import ReferenceCache
 

@@ -31,11 +31,10 @@ from pydantic import ValidationError
 
 from api.auth import header_token
 from api.problems import domain_problem
-from api.routes.cases import to_input
-from api.schemas import CaseCreate
 from spatial.access.accounts import principal_on_pool
 from spatial.access.scope import REPORTERS
 from spatial.cases.intake import create_plain_case
+from spatial.cases.schemas import CASE_CREATE
 from spatial.errors import GridlinkError
 
 PATH = "/api/v1/cases"
@@ -65,13 +64,13 @@ class FastIntake:
             return
         body = await _read_body(receive)
         try:
-            report = CaseCreate.model_validate_json(body)
+            report = CASE_CREATE.validate_json(body)
         except ValidationError:
             await self.app(scope, _replay(body, receive), send)  # the route words the 422
             return
         client = scope.get("client")
         try:
-            reply = await create_plain_case(state.intake_pool, state.reference, to_input(report),
+            reply = await create_plain_case(state.intake_pool, state.reference, report,
                                             f"api:{report.source}", principal, client[0] if client else None)
         except GridlinkError as exc:
             await domain_problem(exc, PATH)(scope, receive, send)

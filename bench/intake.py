@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from sqlalchemy import create_engine, text
 
 from bench import machine, save
-from spatial.cases.assignment.rules import Report, report_params
+from spatial.cases.assignment.rules import AssignmentInput, report_params
 from spatial.demo.build import build_demo
 from spatial.reference.cache import ReferenceCache
 from spatial.settings import DatabaseSettings
@@ -161,7 +161,7 @@ class Floor:
         lon, lat = body["location"]["coordinates"]
         cat = self.ref.categories[body["category"]]
         at = datetime.now(UTC)
-        params = {**report_params(Report(cat, lon, lat, at)), "source": body["source"],
+        params = {**report_params(AssignmentInput(cat, lon, lat, at)), "source": body["source"],
                   "description": body["description"], "actor": "bench", "reporter_name": None,
                   "reporter_phone": None, "idempotency_key": None, "scope_area": None,
                   "audit_who": "bench.partner", "audit_role": "partner", "audit_client": "127.0.0.1",

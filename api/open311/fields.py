@@ -1,6 +1,7 @@
 """GeoReport v2 request fields: a submitted service request (form-encoded or JSON) read, checked and turned
-into the domain's report. Every refusal is an ``InvalidParameterError`` naming the field, answered by the
-GeoReport route in GeoReport's error format."""
+into the report every channel makes (``spatial.cases.schemas.CaseCreate``). Every refusal is an
+``InvalidParameterError`` naming the GeoReport field (an unknown service code: the domain's unknown-category
+error), answered by the GeoReport route in GeoReport's error format."""
 
 from __future__ import annotations
 
@@ -12,13 +13,13 @@ from urllib.parse import parse_qsl
 from fastapi import Request
 from pydantic import ValidationError
 
-from api.schemas import Reporter, check_lon_lat
-from spatial.cases.intake import CaseInput
+from spatial.cases.assignment.rules import unknown_category
+from spatial.cases.schemas import MAX_DESCRIPTION, CaseCreate, PointGeometry, Reporter
 from spatial.errors import InvalidParameterError, UnsupportedMediaTypeError
+from spatial.geo.coords import coordinate_problem
 
 FORM_MEDIA = "application/x-www-form-urlencoded"
 COMPONENT_FIELD = "attribute[component_code]"
-MAX_DESCRIPTION = 2000
 
 
 async def read_submission(request: Request) -> dict[str, Any]:
@@ -84,11 +85,10 @@ def _position(fields: dict[str, Any]) -> tuple[float | None, float | None]:
     if lat is None or lon is None:
         missing = "lat" if lat is None else "long"
         raise InvalidParameterError(f"{missing} is missing: give both lat and long", parameter=missing)
-    try:
-        check_lon_lat(lon, lat)
-    except ValueError as exc:
+    problem = coordinate_problem(lon, lat)
+    if problem:
         field = "lat" if not -90 <= lat <= 90 else "long"
-        raise InvalidParameterError(f"{field}: {exc}", parameter=field) from exc
+        raise InvalidParameterError(f"{field}: {problem}", parameter=field)
     return lon, lat
 
 
@@ -123,8 +123,8 @@ def _description(fields: dict[str, Any]) -> str | None:
     return description
 
 
-def to_input(fields: dict[str, Any], api_key: str | None) -> CaseInput:
-    """Convert GeoReport request fields into the domain's input; refuse what cannot become a case."""
+def to_report(fields: dict[str, Any], api_key: str | None) -> CaseCreate:
+    """Turn GeoReport request fields into the report; refuse what cannot become a case, naming the field."""
     code = text_field(fields, "service_code", 16)
     if code is None:
         raise InvalidParameterError("service_code is required", parameter="service_code")
@@ -135,6 +135,15 @@ def to_input(fields: dict[str, Any], api_key: str | None) -> CaseInput:
     if lat is None and component is None:
         raise InvalidParameterError(f"lat and long are required unless {COMPONENT_FIELD} is given", parameter="lat")
     reporter = _reporter(fields)
-    return CaseInput(category=code, lon=lon, lat=lat, description=_description(fields),
-                     source="hotline" if api_key else "public", component_code=component,
-                     reporter_name=reporter.name, reporter_phone=reporter.phone)
+    location = PointGeometry(type="Point", coordinates=[lon, lat]) if lon is not None and lat is not None else None
+    try:
+        return CaseCreate(category=code, location=location, description=_description(fields),
+                          source="hotline" if api_key else "public", component_code=component, reporter=reporter)
+    except ValidationError as exc:
+        # The other fields were checked above, in GeoReport's words. A service code not even shaped like a
+        # category code is an unknown category, as the category table would have said.
+        error = exc.errors()[0]
+        if error["loc"] == ("category",):
+            raise unknown_category(code) from None
+        raise InvalidParameterError(f"{error['loc'][0] if error['loc'] else 'body'}: {error['msg']}",
+                                    parameter="body") from None

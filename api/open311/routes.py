@@ -41,7 +41,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from api.auth import client_address
 from api.deps import ConnectionDep, EngineDep, IdempotencyKey, ReferenceDep
 from api.middleware import BodyTooLarge
-from api.open311.fields import read_submission, text_field, to_input
+from api.open311.fields import read_submission, text_field, to_report
 from api.open311.format import check_format, render, render_error
 from api.problems import RETRY_AFTER_SECONDS, database_unavailable, georeport_error
 from api.rate_limit import RateLimiter
@@ -173,7 +173,7 @@ def create(fmt: FormatDep, fields: SubmissionDep, request: Request, engine: Engi
     api_key = text_field(fields, "api_key", 256) or request.query_params.get("api_key") or None
     if not api_key:
         _limit_public(request)
-    report = to_input(fields, api_key)
+    report = to_report(fields, api_key)
     with engine.begin() as conn:  # one transaction: a refusal leaves nothing stored
         actor, partner = "open311:public", None
         if api_key:

@@ -11,7 +11,9 @@ from api.auth import PrincipalDep, client_address
 from api.deps import EngineDep, ReferenceDep
 from spatial.access.principal import Principal
 from spatial.cases.assignment.index import Usable
-from spatial.cases.bulk import BulkReport, BulkRow, RowResult, intake, parse_csv, parse_geojson, start_reading
+from spatial.cases.bulk import BulkReport, intake, start_reading
+from spatial.cases.bulk_files import RowResult, parse_csv, parse_geojson
+from spatial.cases.schemas import BulkRow
 from spatial.errors import UnsupportedMediaTypeError
 from spatial.reference.cache import ReferenceCache
 

@@ -10,25 +10,15 @@ from fastapi.responses import JSONResponse
 
 from api.auth import PrincipalDep, client_address
 from api.deps import ConnectionDep, EngineDep, IdempotencyKey, ReferenceDep, require_json
-from api.schemas import CaseCreate, check_lon_lat
-from spatial.cases.intake import CaseInput, create_case
+from spatial.cases.intake import create_case
 from spatial.cases.read import CaseFilter, get_case, list_cases
+from spatial.cases.schemas import CaseCreate
 from spatial.errors import InvalidParameterError
 from spatial.geo.bbox import parse_bbox
+from spatial.geo.coords import coordinate_problem
 from spatial.grids.locate import locate
 
 router = APIRouter(prefix="/api/v1", tags=["cases"])
-
-
-def to_input(body: CaseCreate) -> CaseInput:
-    """Convert the validated body into the domain's input."""
-    reporter = body.reporter
-    return CaseInput(
-        category=body.category, lon=body.location.lon if body.location else None,
-        lat=body.location.lat if body.location else None, description=body.description, source=body.source,
-        component_code=body.component_code, reporter_name=reporter.name if reporter else None,
-        reporter_phone=reporter.phone if reporter else None,
-    )
 
 
 @router.post("/cases", status_code=201, dependencies=[Depends(require_json)], response_model=None,
@@ -43,7 +33,7 @@ def create(body: CaseCreate, engine: EngineDep, ref: ReferenceDep, principal: Pr
     cookies, reports that only name a component, and refusals."""
     client = client_address(request)
     with engine.begin() as conn:
-        reply, created = create_case(conn, ref, to_input(body), f"api:{body.source}", idempotency_key,
+        reply, created = create_case(conn, ref, body, f"api:{body.source}", idempotency_key,
                                      by=principal, client=client)
     headers = {"Location": f"/api/v1/cases/{reply['id']}"}
     if not created:
@@ -79,8 +69,7 @@ def index(
 def locate_point(conn: ConnectionDep, lon: float = Query(allow_inf_nan=False),
                  lat: float = Query(allow_inf_nan=False)) -> dict[str, Any]:
     """Return district, town, community, base grid and special grids at (lon, lat)."""
-    try:
-        check_lon_lat(lon, lat)
-    except ValueError as exc:
-        raise InvalidParameterError(str(exc), parameter="lon,lat") from exc
+    problem = coordinate_problem(lon, lat)
+    if problem:
+        raise InvalidParameterError(problem, parameter="lon,lat")
     return locate(conn, lon, lat)

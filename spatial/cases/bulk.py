@@ -1,7 +1,9 @@
 """Bulk intake: a hotline batch (GeoJSON FeatureCollection or CSV) → every row assigned or refused.
 
-Rows are validated, then assigned together by the same set-based statement as single reports
-(``sql/assign.sql``), then stored with COPY, all in the caller's one transaction. Rules for the batch:
+Rows read from the file (``spatial.cases.bulk_files``: each one a validated report, or refused with its reason)
+are checked against the category table and the clock, assigned together by the same set-based statement as
+single reports (``sql/assign.sql``; in-process indexes for big batches), then stored with COPY, all in the
+caller's one transaction. Rules for the batch:
 
 - a row that cannot be assigned is refused with its reason (outside coverage names the nearest grid);
 - the valid rows are stored, all of them or — when the transaction fails — none; with
@@ -14,11 +16,8 @@ Rows are validated, then assigned together by the same set-based statement as si
 
 from __future__ import annotations
 
-import csv
 import functools
-import io
 import json
-import math
 from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -35,13 +34,13 @@ from spatial.access.scope import covers, report_area
 from spatial.cases.assignment.batch import assign_batch
 from spatial.cases.assignment.duplicates import Cases, within_batch
 from spatial.cases.assignment.index import Usable, prefetch_usable
-from spatial.cases.assignment.rules import Assignment, Report, assign_rows, finish
+from spatial.cases.assignment.rules import Assignment, AssignmentInput, assign_rows, finish
+from spatial.cases.bulk_files import RowResult
+from spatial.cases.schemas import BulkRow
 from spatial.errors import GridlinkError, InvalidParameterError
-from spatial.geo.coords import coordinate_problem
 from spatial.reference.cache import ReferenceCache
 from spatial.store.copy import copy_lines, copy_text, copy_value, raw_cursor
 from spatial.store.integrity import check_foreign_keys, restore_row_triggers, skip_row_triggers
-from spatial.store.models.cases import SOURCES
 
 CHUNK = 20_000
 # From this many rows on, assignment uses in-process indexes (spatial/cases/assignment/index.py) instead of SQL.
@@ -51,12 +50,6 @@ LOCAL = ZoneInfo("Asia/Shanghai")
 # A body this big almost surely holds FAST_MIN_ROWS rows or more (a GeoJSON feature is ~150 bytes, a CSV
 # line ~60): worth reading the components while it is parsed.
 BIG_BODY_BYTES = 120_000
-
-
-def start_reading(engine: Engine, body_bytes: int) -> Future[Usable] | None:
-    """For a big body, start reading the components that the nearest-component rule needs (in a thread,
-    on a connection of its own) so that the read overlaps parsing; None for a small body."""
-    return prefetch_usable(engine) if body_bytes >= BIG_BODY_BYTES else None
 CASE_COLUMNS = (
     "id", "case_no", "category_code", "state", "source", "description", "location", "grid_code", "community_code",
     "town_code", "district_code", "special_grid_codes", "grid_version_id", "component_code", "component_distance_m",
@@ -65,34 +58,10 @@ CASE_COLUMNS = (
 EVENT_COLUMNS = ("case_id", "at", "kind", "state_after", "actor", "note", "data")
 
 
-@dataclass
-class BulkRow:
-    """One parsed row (1-based ``row`` as the caller counts: feature index or CSV data line)."""
-
-    row: int
-    category: str
-    lon: float
-    lat: float
-    description: str | None = None
-    source: str = "hotline"
-    component_code: str | None = None
-    reporter_name: str | None = None
-    reporter_phone: str | None = None
-    reported_at: datetime | None = None
-
-
-@dataclass
-class RowResult:
-    """What happened to one row."""
-
-    row: int
-    status: str  # created | duplicate | refused
-    case_id: int | None = None
-    case_no: str | None = None
-    grid: str | None = None
-    owner: str | None = None
-    duplicate_of: int | None = None
-    reason: str | None = None
+def start_reading(engine: Engine, body_bytes: int) -> Future[Usable] | None:
+    """For a big body, start reading the components that the nearest-component rule needs (in a thread,
+    on a connection of its own) so that the read overlaps parsing; None for a small body."""
+    return prefetch_usable(engine) if body_bytes >= BIG_BODY_BYTES else None
 
 
 @dataclass
@@ -116,90 +85,10 @@ class BulkReport:
         return json.dumps(self.as_dict(), ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def _number(value: Any, name: str) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} is not a number: {value!r}") from exc
-    if not math.isfinite(number):
-        raise ValueError(f"{name} is not a finite number")
-    return number
-
-
-def _time(value: Any) -> datetime | None:
-    if value in (None, ""):
-        return None
-    try:
-        moment = datetime.fromisoformat(str(value))
-    except ValueError as exc:
-        raise ValueError(f"reported_at is not an ISO 8601 time: {value!r}") from exc
-    return moment if moment.tzinfo else moment.replace(tzinfo=LOCAL)
-
-
-def _row(n: int, fields: dict[str, Any], lon: Any, lat: Any) -> BulkRow:
-    def text_of(key: str) -> str | None:
-        value = fields.get(key)
-        return None if value in (None, "") else str(value)
-
-    return BulkRow(
-        row=n, category=str(fields.get("category") or ""), lon=_number(lon, "lon"), lat=_number(lat, "lat"),
-        description=text_of("description"), source=text_of("source") or "hotline",
-        component_code=text_of("component_code"), reporter_name=text_of("reporter_name"),
-        reporter_phone=text_of("reporter_phone"), reported_at=_time(fields.get("reported_at")),
-    )
-
-
-def parse_geojson(body: str | bytes) -> tuple[list[BulkRow], list[RowResult]]:
-    """Parse a FeatureCollection of Point features; return rows and the rows refused while parsing."""
-    try:
-        doc = json.loads(body)
-    except ValueError as exc:
-        raise InvalidParameterError(f"the body is not valid JSON: {exc}", parameter="body") from exc
-    if not isinstance(doc, dict) or doc.get("type") != "FeatureCollection" or not isinstance(doc.get("features"), list):
-        raise InvalidParameterError("the body must be a GeoJSON FeatureCollection", parameter="body")
-    rows, refused = [], []
-    for n, feature in enumerate(doc["features"], start=1):
-        try:
-            geometry = (feature or {}).get("geometry") or {}
-            if geometry.get("type") != "Point":
-                raise ValueError(f"geometry must be a Point, not {geometry.get('type')!r}")
-            coords = geometry.get("coordinates") or []
-            if len(coords) < 2:
-                raise ValueError("a Point needs two coordinates [lon, lat]")
-            rows.append(_row(n, feature.get("properties") or {}, coords[0], coords[1]))
-        except (ValueError, AttributeError, TypeError) as exc:
-            refused.append(RowResult(n, "refused", reason=str(exc)))
-    return rows, refused
-
-
-def parse_csv(body: str) -> tuple[list[BulkRow], list[RowResult]]:
-    """Parse CSV with a header (category, lon, lat, description, source, component_code, reported_at, …)."""
-    reader = csv.DictReader(io.StringIO(body.lstrip("\ufeff")))
-    missing = {"category", "lon", "lat"} - set(reader.fieldnames or [])
-    if missing:
-        raise InvalidParameterError(f"the CSV header lacks {sorted(missing)}", parameter="body")
-    rows, refused = [], []
-    for n, record in enumerate(reader, start=1):
-        try:
-            rows.append(_row(n, record, record.get("lon"), record.get("lat")))
-        except ValueError as exc:
-            refused.append(RowResult(n, "refused", reason=str(exc)))
-    return rows, refused
-
-
 def _check(row: BulkRow, ref: ReferenceCache, now: datetime) -> str | None:
-    """Return why ``row`` cannot be taken, or None."""
+    """Return why a validated row cannot be taken (what the model cannot know), or None."""
     if row.category not in ref.categories:
         return f"unknown event category {row.category!r}"
-    problem = coordinate_problem(row.lon, row.lat)
-    if problem:
-        return problem
-    if row.source not in SOURCES:
-        return f"source must be one of {', '.join(SOURCES)}, not {row.source!r}"
-    if row.component_code is not None and not (len(row.component_code) == 16 and row.component_code.isdigit()):
-        return f"component_code must be 16 digits, not {row.component_code!r}"
-    if row.description is not None and len(row.description) > 2000:
-        return "description is longer than 2000 characters"
     if row.reported_at is not None and row.reported_at > now + timedelta(minutes=5):
         return "reported_at lies in the future"
     return None
@@ -210,8 +99,8 @@ def _assign_all(conn: Connection, ref: ReferenceCache, rows: list[BulkRow], now:
                 ) -> list[tuple[BulkRow, Assignment, datetime]]:
     """Assign valid rows (in-process indexes for big batches, the SQL statement otherwise); append
     refusals to ``results``; return the assigned rows."""
-    reports = [Report(ref.categories[r.category], r.lon, r.lat, r.reported_at or now, r.component_code)
-               for r in rows]
+    reports = [AssignmentInput(ref.categories[r.category], r.location.lon, r.location.lat, r.reported_at or now,
+                               r.component_code) for r in rows]
     if len(rows) >= FAST_MIN_ROWS:
         outcomes = assign_batch(conn, ref, reports, usable=usable)
     else:
@@ -291,8 +180,8 @@ def _store(conn: Connection, ref: ReferenceCache, assigned: list[tuple[BulkRow, 
     ), {"n": len(assigned)})]
     versions = {code: version for code, version in conn.execute(text(
         "SELECT grid_code, version_id FROM grid_geometry WHERE valid_to IS NULL AND kind = 'base'"))}
-    rows = Cases.of(ids, [row.category for row, _, _ in assigned], [row.lon for row, _, _ in assigned],
-                    [row.lat for row, _, _ in assigned], [at for _, _, at in assigned],
+    rows = Cases.of(ids, [row.category for row, _, _ in assigned], [row.location.lon for row, _, _ in assigned],
+                    [row.location.lat for row, _, _ in assigned], [at for _, _, at in assigned],
                     [found.component_code for _, found, _ in assigned])
     links = within_batch(rows, [found.duplicate_of for _, found, _ in assigned])
     actor_text, events, results = copy_text(actor), [], []
@@ -345,8 +234,8 @@ def _case_line(case_id: int, case_no: str, row: BulkRow, found: Assignment, stam
     specials = ",".join(s.code for s in found.special_grids)
     return (
         f"{case_id}\t{case_no}\t{row.category}\t{'voided' if duplicate else 'reported'}\t{row.source}\t"
-        f"{copy_value(row.description)}\tSRID=4326;POINT({row.lon!r} {row.lat!r})\t{found.grid.code}\t"
-        f"{found.community.code}\t{found.town.code}\t{found.district.code}\t{{{specials}}}\t"
+        f"{copy_value(row.description)}\tSRID=4326;POINT({row.location.lon!r} {row.location.lat!r})\t"
+        f"{found.grid.code}\t{found.community.code}\t{found.town.code}\t{found.district.code}\t{{{specials}}}\t"
         f"{versions[found.grid.code]}\t{copy_value(found.component_code)}\t"
         f"{copy_value(found.component_distance_m)}\t"
         f"{copy_value(found.owner_key)}\t{copy_value(found.owner_area_code)}\t{_iso(found.deadline)}\t"

@@ -8,7 +8,6 @@ first attempt made and never creates a second one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,31 +20,18 @@ from spatial.access.principal import Principal
 from spatial.access.scope import check_read, check_report, report_area
 from spatial.cases.assignment.rules import (
     Assignment,
-    Report,
+    AssignmentInput,
     assignment_of,
     category,
     finish,
     report_params,
 )
 from spatial.cases.read import get_case
+from spatial.cases.schemas import CaseCreate
 from spatial.errors import IdempotencyConflictError, InvalidParameterError
 from spatial.reference.cache import CategoryInfo, ReferenceCache
 from spatial.store.db import CONNECT_TIMEOUT_S
 from spatial.store.sql import positional, run_prepared, statement
-
-
-@dataclass(frozen=True)
-class CaseInput:
-    """A validated report (the HTTP layer has checked types, ranges and sizes)."""
-
-    category: str
-    lon: float | None
-    lat: float | None
-    description: str | None = None
-    source: str = "inspector"
-    component_code: str | None = None
-    reporter_name: str | None = None
-    reporter_phone: str | None = None
 
 
 def _component_location(conn: Connection, code: str) -> tuple[float, float] | None:
@@ -54,7 +40,7 @@ def _component_location(conn: Connection, code: str) -> tuple[float, float] | No
     return (float(row[0]), float(row[1])) if row else None
 
 
-def _same_request(existing: dict[str, Any], report: CaseInput) -> bool:
+def _same_request(existing: dict[str, Any], report: CaseCreate) -> bool:
     same_place = report.lon is None or (abs(existing["lon"] - report.lon) < 1e-9
                                         and abs(existing["lat"] - report.lat) < 1e-9)
     return (existing["category_code"] == report.category and existing["source"] == report.source
@@ -62,7 +48,7 @@ def _same_request(existing: dict[str, Any], report: CaseInput) -> bool:
             and (report.component_code is None or existing["component_code"] == report.component_code))
 
 
-def _replay(conn: Connection, key: str, report: CaseInput, by: Principal | None) -> int | None:
+def _replay(conn: Connection, key: str, report: CaseCreate, by: Principal | None) -> int | None:
     row = conn.execute(text("SELECT id FROM \"case\" WHERE idempotency_key = :k"), {"k": key}).first()
     if row is None:
         return None
@@ -75,7 +61,7 @@ def _replay(conn: Connection, key: str, report: CaseInput, by: Principal | None)
     return int(row[0])
 
 
-def create_case(conn: Connection, ref: ReferenceCache, report: CaseInput, actor: str,
+def create_case(conn: Connection, ref: ReferenceCache, report: CaseCreate, actor: str,
                 idempotency_key: str | None = None, now: datetime | None = None,
                 by: Principal | None = None, client: str | None = None) -> tuple[dict[str, Any], bool]:
     """Assign and store a report with its first events in one statement; return (case, created now).
@@ -116,7 +102,7 @@ def create_case(conn: Connection, ref: ReferenceCache, report: CaseInput, actor:
     return _created(row, result, report, lon, lat, at), True
 
 
-async def create_plain_case(pool: Any, ref: ReferenceCache, report: CaseInput, actor: str,
+async def create_plain_case(pool: Any, ref: ReferenceCache, report: CaseCreate, actor: str,
                             by: Principal, client: str | None = None) -> dict[str, Any] | None:
     """``create_case`` for the common report — with a location, without an idempotency key — on an asyncpg
     pool (the lean intake path of api/fast_intake.py: no thread, no ORM, one round trip). The same prepared
@@ -146,12 +132,12 @@ async def create_plain_case(pool: Any, ref: ReferenceCache, report: CaseInput, a
     return _created(row, assignment_of(ref, cat, row), report, lon, lat, at)
 
 
-def _intake_params(ref: ReferenceCache, cat: CategoryInfo, report: CaseInput, lon: float, lat: float,
+def _intake_params(ref: ReferenceCache, cat: CategoryInfo, report: CaseCreate, lon: float, lat: float,
                    at: datetime, actor: str, idempotency_key: str | None, area: str | None,
                    audit: Actor) -> dict[str, Any]:
     """The parameters of sql/intake.sql for one report; ``area``: the reporter's scope (None: anywhere)."""
     return {
-        **report_params(Report(cat, lon, lat, at, report.component_code)),
+        **report_params(AssignmentInput(cat, lon, lat, at, report.component_code)),
         "source": report.source, "description": report.description, "actor": actor,
         "deadline": ref.calendar.deadline(at, cat.time_limit, cat.time_unit),
         "reporter_name": report.reporter_name, "reporter_phone": report.reporter_phone,
@@ -159,7 +145,7 @@ def _intake_params(ref: ReferenceCache, cat: CategoryInfo, report: CaseInput, lo
     }
 
 
-def _created(row: dict[str, Any], result: Assignment, report: CaseInput, lon: float, lat: float,
+def _created(row: dict[str, Any], result: Assignment, report: CaseCreate, lon: float, lat: float,
              at: datetime) -> dict[str, Any]:
     """Shape a just-stored case as the public contract, from what the statement returned (no re-read)."""
     component = None

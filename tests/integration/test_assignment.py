@@ -9,8 +9,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from spatial.cases.assignment.rules import assign
-from spatial.cases.intake import CaseInput, create_case
+from spatial.cases.intake import create_case
 from spatial.cases.read import get_case
+from spatial.cases.schemas import CaseCreate
 from spatial.errors import ComponentError, IdempotencyConflictError, OutsideCoverageError, UnknownCategoryError
 from spatial.grids.locate import locate
 from tests.world import grid_code
@@ -120,8 +121,9 @@ def _create(conn, ref, report, actor, **kw) -> tuple[int, bool]:
     return case["id"], created
 
 
-def _report(lon=120.06, lat=31.17, category="E010101", **kw) -> CaseInput:
-    return CaseInput(category=category, lon=lon, lat=lat, description="test", **kw)
+def _report(lon=120.06, lat=31.17, category="E010101", **kw) -> CaseCreate:
+    return CaseCreate(category=category, location={"type": "Point", "coordinates": [lon, lat]}, description="test",
+                      **kw)
 
 
 def test_duplicates_within_50_m_and_24_h(world, reference) -> None:
@@ -165,7 +167,7 @@ def test_idempotency_key(world, reference) -> None:
 
 
 def test_location_from_the_named_component(world, reference) -> None:
-    report = CaseInput(category="E010402", lon=None, lat=None, component_code="3205060118000001")
+    report = CaseCreate(category="E010402", component_code="3205060118000001")
     case_id, _ = _create(world, reference, report, "test", now=FRIDAY_4PM)
     case = get_case(world, reference, case_id)
     assert case["location"]["coordinates"] == [120.01, 31.15]

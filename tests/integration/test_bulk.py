@@ -111,7 +111,7 @@ def test_fast_path_agrees_with_sql_on_the_demo(small_demo) -> None:
 
     from spatial.cases.assignment.batch import assign_batch
     from spatial.cases.assignment.index import prefetch_usable
-    from spatial.cases.assignment.rules import Report, assign_rows, finish
+    from spatial.cases.assignment.rules import AssignmentInput, assign_rows, finish
     from spatial.errors import GridlinkError
     from spatial.reference.cache import ReferenceCache
 
@@ -122,9 +122,9 @@ def test_fast_path_agrees_with_sql_on_the_demo(small_demo) -> None:
                                     " ORDER BY code LIMIT 400")).all()
         cats = [ref.categories[c] for c in sorted(ref.categories)]
         now = datetime(2026, 11, 15, 10, 0, tzinfo=UTC)
-        reports = [Report(rng.choice(cats), x + rng.uniform(-3e-4, 3e-4), y + rng.uniform(-3e-4, 3e-4), now)
+        reports = [AssignmentInput(rng.choice(cats), x + rng.uniform(-3e-4, 3e-4), y + rng.uniform(-3e-4, 3e-4), now)
                    for x, y in anchors]
-        reports += [Report(cats[0], 121.9, 31.5, now)]  # outside coverage
+        reports += [AssignmentInput(cats[0], 121.9, 31.5, now)]  # outside coverage
         # Near lines and polygons: the distance is to the shape, not to a point on it.
         by_class = {}
         for cat in cats:
@@ -135,15 +135,15 @@ def test_fast_path_agrees_with_sql_on_the_demo(small_demo) -> None:
             " WHERE ST_GeometryType(geom) <> 'ST_Point' ORDER BY code LIMIT 150")).all()
         first_shape = len(reports)
         wildcard = next(c for c in cats if c.flow == "component" and c.component_classes is None)
-        reports += [Report(by_class.get(cls, wildcard), x + rng.uniform(-2e-4, 2e-4), y + rng.uniform(-2e-4, 2e-4),
-                           now) for cls, x, y in shapes]
+        reports += [AssignmentInput(by_class.get(cls, wildcard), x + rng.uniform(-2e-4, 2e-4),
+                                    y + rng.uniform(-2e-4, 2e-4), now) for cls, x, y in shapes]
         last_shape = len(reports)
         # Named components of every status, some far from the report or in another district.
         named = conn.execute(text("SELECT code, ST_X(p), ST_Y(p) FROM component, ST_PointOnSurface(geom) p"
                                   " ORDER BY status = 'intact', md5(code) LIMIT 80")).all()
-        reports += [Report(rng.choice(cats), x + rng.uniform(-1e-3, 1e-3), y + rng.uniform(-1e-3, 1e-3), now, code)
-                    for code, x, y in named]
-        reports += [Report(cats[0], *anchors[0], now, "3205069999999999")]  # unknown code
+        reports += [AssignmentInput(rng.choice(cats), x + rng.uniform(-1e-3, 1e-3), y + rng.uniform(-1e-3, 1e-3),
+                                    now, code) for code, x, y in named]
+        reports += [AssignmentInput(cats[0], *anchors[0], now, "3205069999999999")]  # unknown code
         fast = assign_batch(conn, ref, reports)
         prefetched = assign_batch(conn, ref, reports, usable=prefetch_usable(small_demo))
         sql = []

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import text
 
 from spatial.cases.assignment.owner import owner_for
-from spatial.cases.assignment.rules import Report, assign_rows
+from spatial.cases.assignment.rules import AssignmentInput, assign_rows
 from tests.world import grid_code
 
 AT = datetime(2026, 11, 13, 16, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
@@ -38,7 +38,7 @@ def test_the_test_databases_hold_every_leaf_of_the_reference_table(reference) ->
 @pytest.mark.parametrize("component", [None, LIGHT], ids=["no component", "named component"])
 def test_sql_and_python_give_the_same_owner(world, reference, component) -> None:
     codes = _leaf_codes()
-    reports = [Report(reference.categories[code], *POINT, AT, component) for code in codes]
+    reports = [AssignmentInput(reference.categories[code], *POINT, AT, component) for code in codes]
     rows = assign_rows(world, reports)
     component_owner = None
     if component:

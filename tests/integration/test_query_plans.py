@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select, text
 
-from spatial.cases.assignment.rules import Report, batch_params, report_params
+from spatial.cases.assignment.rules import AssignmentInput, batch_params, report_params
 from spatial.cases.read import _area_clause
 from spatial.reference.cache import ReferenceCache
 from spatial.store.models import Case
@@ -39,10 +39,10 @@ def test_locate_uses_the_current_geometry_index(small_demo) -> None:
     assert "ix_grid_geometry_current_geom" in used
 
 
-def _manhole_report(engine) -> Report:
+def _manhole_report(engine) -> AssignmentInput:
     with engine.connect() as conn:
         ref = ReferenceCache.load(conn)
-    return Report(ref.categories["E010401"], 120.6, 31.25, datetime.now(UTC))
+    return AssignmentInput(ref.categories["E010401"], 120.6, 31.25, datetime.now(UTC))
 
 
 def test_batch_assignment_uses_gist_for_grids_components_and_duplicates(small_demo) -> None:

@@ -12,14 +12,14 @@ import numpy as np
 from spatial.cases.assignment.duplicates import Cases, against_stored
 from spatial.cases.assignment.index import BatchIndex, Component, Usable
 from spatial.cases.assignment.owner import owner_for, owner_name
-from spatial.cases.assignment.rules import DEFAULT_RADIUS_M, RETIRED, Assignment, Report
+from spatial.cases.assignment.rules import DEFAULT_RADIUS_M, RETIRED, Assignment, AssignmentInput
 from spatial.codes import district_of, lineage
 from spatial.errors import ComponentError, GridlinkError
 from spatial.grids.locate import Area, area_of, outside_coverage
 from spatial.reference.cache import ReferenceCache
 
 
-def assign_batch(conn, ref: ReferenceCache, reports: list[Report], radius_m: float = DEFAULT_RADIUS_M,
+def assign_batch(conn, ref: ReferenceCache, reports: list[AssignmentInput], radius_m: float = DEFAULT_RADIUS_M,
                  usable: Future[Usable] | None = None) -> list[Assignment | GridlinkError]:
     """Assign every report; each result is an Assignment or the domain error refusing it. ``usable``:
     the usable components being read by ``prefetch_usable``, if the caller started that."""
@@ -54,7 +54,7 @@ class _Shaper:
         self.levels: dict[str, list[Area]] = {}
         self.deadlines: dict[tuple[datetime, int, str], datetime] = {}
 
-    def __call__(self, report: Report, base: str, special: list[str], found: Component | None,
+    def __call__(self, report: AssignmentInput, base: str, special: list[str], found: Component | None,
                  distance: float | None, duplicate: int | None) -> Assignment:
         ref, cat = self.ref, report.category
         levels = self.levels.get(base)
@@ -76,7 +76,7 @@ class _Shaper:
         )
 
 
-def _nearest(index: BatchIndex, reports: list[Report], xy: np.ndarray,
+def _nearest(index: BatchIndex, reports: list[AssignmentInput], xy: np.ndarray,
              radius_m: float) -> dict[int, tuple[Component, float] | None]:
     """The nearest usable component of each report of a component category that names none, by class set."""
     groups: dict[tuple[str, ...] | None, list[int]] = {}
@@ -90,7 +90,7 @@ def _nearest(index: BatchIndex, reports: list[Report], xy: np.ndarray,
     return out
 
 
-def _component(index: BatchIndex, report: Report, base: str,
+def _component(index: BatchIndex, report: AssignmentInput, base: str,
                nearest: tuple[Component, float] | None) -> tuple[Component | None, float | None]:
     """The named component (refused when unknown, retired or in another district) or, for component
     categories, the nearest usable one of a matching class within the radius; with its distance."""

@@ -29,7 +29,7 @@ import numpy as np
 import shapely
 from sqlalchemy import Connection, Engine, text
 
-from spatial.cases.assignment.rules import RETIRED, Report
+from spatial.cases.assignment.rules import RETIRED, AssignmentInput
 from spatial.codes import SPECIAL_KINDS_SQL
 from spatial.store.models.components import STATUSES
 
@@ -149,7 +149,7 @@ def prefetch_usable(engine: Engine) -> Future[Usable]:
 class BatchIndex:
     """Everything one batch needs, read once from PostGIS (the usable components possibly prefetched)."""
 
-    def __init__(self, conn: Connection, reports: list[Report], usable: Future[Usable] | None = None) -> None:
+    def __init__(self, conn: Connection, reports: list[AssignmentInput], usable: Future[Usable] | None = None) -> None:
         self.base_tree, self.base_codes = _tree(conn, "('base')")
         self.special_tree, self.special_codes = _tree(conn, SPECIAL_KINDS_SQL)
         wanted = any(r.wants_nearest_component for r in reports)

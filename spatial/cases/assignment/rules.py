@@ -59,14 +59,22 @@ def category(ref: ReferenceCache, code: str) -> CategoryInfo:
     """Return the leaf category ``code`` or refuse it."""
     found = ref.categories.get(code)
     if found is None:
-        raise UnknownCategoryError(f"unknown event category {code!r}: use a leaf code of the category table",
-                                   category=code)
+        raise unknown_category(code)
     return found
 
 
+def unknown_category(code: str) -> UnknownCategoryError:
+    """Return the refusal of a category code that is not a leaf of the category table."""
+    return UnknownCategoryError(f"unknown event category {code!r}: use a leaf code of the category table",
+                                category=code)
+
+
 @dataclass(frozen=True)
-class Report:
-    """Where and what, as assignment needs it."""
+class AssignmentInput:
+    """The assignment's working row: one report with its category looked up and its place and time fixed
+    (a report that only names a component has taken the component's place; a bulk row without a time, the
+    batch's). Reports themselves are ``spatial.cases.schemas.CaseCreate``; this is what the assignment
+    statements and the batch indexes read."""
 
     category: CategoryInfo
     lon: float
@@ -80,7 +88,7 @@ class Report:
         return self.component_code is None and self.category.flow == "component"
 
 
-def report_params(report: Report, radius_m: float = DEFAULT_RADIUS_M) -> dict[str, object]:
+def report_params(report: AssignmentInput, radius_m: float = DEFAULT_RADIUS_M) -> dict[str, object]:
     """Return the per-report parameters of the assignment statements (see sql/assign_core.sql)."""
     cat = report.category
     return {
@@ -92,7 +100,7 @@ def report_params(report: Report, radius_m: float = DEFAULT_RADIUS_M) -> dict[st
     }
 
 
-def batch_params(reports: list[Report], radius_m: float = DEFAULT_RADIUS_M) -> dict[str, list]:
+def batch_params(reports: list[AssignmentInput], radius_m: float = DEFAULT_RADIUS_M) -> dict[str, list]:
     """Return the array parameters of sql/assign.sql for a batch of reports."""
     rows = [report_params(r, radius_m) for r in reports]
     plural = {"lon": "lons", "lat": "lats", "category": "categories", "flow": "flows", "handler": "handlers",
@@ -101,7 +109,7 @@ def batch_params(reports: list[Report], radius_m: float = DEFAULT_RADIUS_M) -> d
     return {many: [row[one] for row in rows] for one, many in plural.items()}
 
 
-def assign_rows(conn: Connection, reports: list[Report], radius_m: float = DEFAULT_RADIUS_M) -> list[dict]:
+def assign_rows(conn: Connection, reports: list[AssignmentInput], radius_m: float = DEFAULT_RADIUS_M) -> list[dict]:
     """Run the set-based assignment statement for a batch; return one row mapping per report, in order."""
     if not reports:
         return []
@@ -113,7 +121,7 @@ def assign(conn: Connection, ref: ReferenceCache, category_code: str, lon: float
            component_code: str | None = None, radius_m: float = DEFAULT_RADIUS_M) -> Assignment:
     """Assign one report at (lon, lat) reported at ``at`` without storing it; refuse what cannot be."""
     cat = category(ref, category_code)
-    row = assign_rows(conn, [Report(cat, lon, lat, at, component_code)], radius_m)[0]
+    row = assign_rows(conn, [AssignmentInput(cat, lon, lat, at, component_code)], radius_m)[0]
     return finish(conn, ref, cat, row)
 
 

@@ -1,0 +1,116 @@
+"""The case's models: one input model per report, one reply model per case (SPEC "Public contracts").
+
+``CaseCreate`` is a report, whichever way it comes in: the body of ``POST /api/v1/cases`` (the route and the
+lean path of api/fast_intake.py), a GeoReport request (api/open311/fields.py builds one) and each row of a
+bulk file (``BulkRow``: the report plus its row number and report time). It is strict: unknown fields and
+NaN are refused. The domain may use pydantic, never HTTP.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import ConfigDict, Field, TypeAdapter, model_validator
+from pydantic.dataclasses import dataclass
+
+from spatial.geo.coords import coordinate_problem
+
+Source = Literal["inspector", "hotline", "public", "video", "dispatcher"]
+CATEGORY_PATTERN = r"^E[0-9]{2,14}$"
+MAX_DESCRIPTION = 2000
+
+
+@dataclass(config=ConfigDict(extra="forbid"), slots=True)
+class PointGeometry:
+    """A GeoJSON Point in EPSG:4326: ``{"type": "Point", "coordinates": [lon, lat]}``."""
+
+    type: Literal["Point"]
+    coordinates: list[float] = Field(min_length=2, max_length=3)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _only_points(cls, value: Any) -> Any:
+        if isinstance(value, dict) and value.get("type") not in (None, "Point"):
+            raise ValueError(f"location must be a GeoJSON Point, not {value.get('type')!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _in_range(self) -> PointGeometry:
+        problem = coordinate_problem(self.coordinates[0], self.coordinates[1])
+        if problem:
+            raise ValueError(problem)
+        return self
+
+    @property
+    def lon(self) -> float:
+        """Return the longitude."""
+        return self.coordinates[0]
+
+    @property
+    def lat(self) -> float:
+        """Return the latitude."""
+        return self.coordinates[1]
+
+
+@dataclass(config=ConfigDict(extra="forbid"), slots=True)
+class Reporter:
+    """Who reported (shown only to admins and dispatchers)."""
+
+    name: str | None = Field(default=None, max_length=64)
+    phone: str | None = Field(default=None, max_length=32, pattern=r"^\+?[0-9][0-9 -]{2,30}$")
+
+
+@dataclass(config=ConfigDict(extra="forbid", allow_inf_nan=False), slots=True, kw_only=True)
+class CaseCreate:
+    """A report to turn into a case (SPEC ``POST /api/v1/cases``)."""
+
+    category: str = Field(pattern=CATEGORY_PATTERN, description="leaf event category code, e.g. E010101")
+    location: PointGeometry | None = Field(default=None, description="required unless component_code is given")
+    description: str | None = Field(default=None, max_length=MAX_DESCRIPTION)
+    source: Source = "inspector"
+    component_code: str | None = Field(default=None, pattern=r"^[0-9]{16}$")
+    reporter: Reporter | None = None
+
+    @model_validator(mode="after")
+    def _where(self) -> CaseCreate:
+        if self.location is None and self.component_code is None:
+            raise ValueError("location is required unless component_code is given")
+        return self
+
+    @property
+    def lon(self) -> float | None:
+        """Return the longitude of the location, if the report has one."""
+        return self.location.coordinates[0] if self.location else None
+
+    @property
+    def lat(self) -> float | None:
+        """Return the latitude of the location, if the report has one."""
+        return self.location.coordinates[1] if self.location else None
+
+    @property
+    def reporter_name(self) -> str | None:
+        """Return the reporter's name, if given."""
+        return self.reporter.name if self.reporter else None
+
+    @property
+    def reporter_phone(self) -> str | None:
+        """Return the reporter's phone number, if given."""
+        return self.reporter.phone if self.reporter else None
+
+
+@dataclass(config=ConfigDict(extra="forbid", allow_inf_nan=False), slots=True, kw_only=True)
+class BulkRow(CaseCreate):
+    """One row of a bulk file: a report with its place, the row's 1-based number as the caller counts
+    (feature index or CSV data line) and when it was reported (None: when the batch arrives)."""
+
+    row: int = Field(ge=1)
+    location: PointGeometry  # a row always has its place (the file's geometry or lon/lat columns)
+    source: Source = "hotline"  # a batch comes from the hotline unless its rows say otherwise
+    reported_at: datetime | None = None
+
+
+# Validators of the reports as a whole, for callers that validate raw input themselves (the lean intake path
+# reads JSON bytes; bulk files validate row by row).
+CASE_CREATE: TypeAdapter[CaseCreate] = TypeAdapter(CaseCreate)
+BULK_ROW: TypeAdapter[BulkRow] = TypeAdapter(BulkRow)

@@ -1,0 +1,90 @@
+"""Bulk files read into rows (spatial/cases/bulk_files.py): every row validated as the one report model, or
+refused with a reason that names what is wrong; no database."""
+
+from __future__ import annotations
+
+import gc
+import json
+from datetime import datetime, timedelta
+
+import pytest
+
+from spatial.cases.bulk_files import PAUSE, parse_csv, parse_geojson
+from spatial.errors import InvalidParameterError
+
+
+def _feature(lon, lat, **properties) -> dict:
+    return {"type": "Feature", "geometry": {"type": "Point", "coordinates": [lon, lat]},
+            "properties": {"category": "E010101", **properties}}
+
+
+@pytest.mark.parametrize(
+    ("feature", "fragment"),
+    [
+        (_feature(31.17, 120.06), "look swapped"),
+        (_feature(120.06, 31.17, source="pigeon"), "source:"),
+        (_feature(120.06, 31.17, component_code="12"), "component_code:"),
+        (_feature(120.06, 31.17, description="x" * 2001), "description:"),
+        (_feature(120.06, 31.17, reporter_phone="call me"), "reporter.phone:"),
+        (_feature(120.06, 31.17, category="garbage"), "unknown event category 'garbage'"),
+        (_feature("abc", 31.17), "lon is not a number: 'abc'"),
+        (_feature(120.06, "inf"), "lat is not a finite number"),
+        (_feature(120.06, 31.17, reported_at="yesterday"), "reported_at is not an ISO 8601 time"),
+        ({"type": "Feature", "geometry": {"type": "LineString", "coordinates": [[120, 31], [120.1, 31]]}},
+         "geometry must be a Point, not 'LineString'"),
+        ({"type": "Feature", "geometry": {"type": "Point", "coordinates": [120.06]}}, "two coordinates"),
+        (None, "geometry must be a Point"),
+    ],
+)
+def test_a_refused_row_says_why(feature, fragment) -> None:
+    rows, refused = parse_geojson(json.dumps({"type": "FeatureCollection", "features": [feature]}))
+    assert rows == [] and len(refused) == 1
+    assert refused[0].row == 1 and refused[0].status == "refused" and fragment in refused[0].reason
+
+
+def test_a_row_is_the_report_model_with_its_number_and_time() -> None:
+    features = [_feature(120.06, 31.17), _feature(120.1, 31.1, source="video", description=42, reporter_name="张三",
+                                                   reported_at="2026-11-13T09:00:00", component_code="")]
+    rows, refused = parse_geojson(json.dumps({"type": "FeatureCollection", "features": features}))
+    assert refused == []
+    first, second = rows
+    assert (first.row, first.source, first.location.lon, first.location.lat) == (1, "hotline", 120.06, 31.17)
+    assert first.reporter is None and first.reported_at is None
+    assert (second.row, second.source, second.description, second.component_code) == (2, "video", "42", None)
+    assert second.reporter_name == "张三" and second.reporter_phone is None
+    assert second.reported_at == datetime.fromisoformat("2026-11-13T09:00:00+08:00")  # no offset: Suzhou time
+    assert second.reported_at.utcoffset() == timedelta(hours=8)
+
+
+def test_csv_rows_count_data_lines_and_skip_blank_ones() -> None:
+    body = "\ufeffcategory,lon,lat,description\n\nE010101,120.06,31.17,路边\nE010101,120.06\n\nE010101,120.1,31.1,\n"
+    rows, refused = parse_csv(body)
+    assert [(r.row, r.description) for r in rows] == [(1, "路边"), (3, None)]
+    assert [(r.row, r.reason) for r in refused] == [(2, "lat is not a number: None")]
+
+
+@pytest.mark.parametrize(
+    ("parse", "body", "fragment"),
+    [(parse_geojson, "{", "not valid JSON"), (parse_geojson, '{"type": "Feature"}', "FeatureCollection"),
+     (parse_csv, "a,b\n1,2\n", "header lacks")],
+)
+def test_a_body_that_holds_no_rows_is_refused_whole(parse, body, fragment) -> None:
+    with pytest.raises(InvalidParameterError, match=fragment):
+        parse(body)
+
+
+def test_the_collector_pause_nests_and_restores() -> None:
+    assert gc.isenabled()
+    with PAUSE:
+        assert not gc.isenabled()
+        with PAUSE:
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the outer batch is still being parsed
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with PAUSE:
+            pass
+        assert not gc.isenabled()  # left off as it was found
+    finally:
+        gc.enable()
