@@ -25,8 +25,6 @@ this ASGI layer sits in front of the routes and answers that one request directl
 
 from __future__ import annotations
 
-import json
-
 from pydantic import ValidationError
 
 from api.auth import header_token
@@ -34,7 +32,7 @@ from api.problems import domain_problem
 from spatial.access.accounts import principal_on_pool
 from spatial.access.scope import REPORTERS
 from spatial.cases.intake import create_plain_case
-from spatial.cases.schemas import CASE_CREATE
+from spatial.cases.schemas import CASE_CREATE, case_json
 from spatial.errors import GridlinkError
 
 PATH = "/api/v1/cases"
@@ -70,15 +68,15 @@ class FastIntake:
             return
         client = scope.get("client")
         try:
-            reply = await create_plain_case(state.intake_pool, state.reference, report,
-                                            f"api:{report.source}", principal, client[0] if client else None)
+            reply = await create_plain_case(state.intake_pool, state.reference, report, actor=f"api:{report.source}",
+                                            by=principal, client=client[0] if client else None)
         except GridlinkError as exc:
             await domain_problem(exc, PATH)(scope, receive, send)
             return
         if reply is None:
             await self.app(scope, _replay(body, receive), send)  # refused: the route says why
             return
-        content = json.dumps(reply, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+        content = case_json(reply)
         await send({"type": "http.response.start", "status": 201, "headers": [
             (b"content-type", b"application/json"), (b"content-length", str(len(content)).encode()),
             (b"location", f"{PATH}/{reply['id']}".encode())]})

@@ -181,7 +181,7 @@ def create(fmt: FormatDep, fields: SubmissionDep, request: Request, engine: Engi
             if partner.role not in PARTNER_ROLES:
                 raise ForbiddenError(f"an api_key of a {partner.role} account cannot submit requests")
             actor = f"open311:{partner.login}"
-        case, created = create_case(conn, ref, report, actor, idempotency_key, by=partner,
+        case, created = create_case(conn, ref, report, actor=actor, idempotency_key=idempotency_key, by=partner,
                                     client=client_address(request))
     headers = {} if created else {"Idempotent-Replayed": "true"}
     return render(fmt, "service_requests", [created_reply(case)], status=201 if created else 200, headers=headers)

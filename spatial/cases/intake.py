@@ -1,9 +1,10 @@
-"""Case intake use cases: create (assign + first events, one transaction), read, list.
+"""Case intake: a report becomes a stored case (assign + store + first events, one statement).
 
 A report becomes a case that knows its grid, owner, component and deadline in one call. A report that
 duplicates an open case is stored, linked to it (``duplicate_of``) and closed at once as void with a
 ``link`` event: it is never opened again. With an idempotency key, a retried request returns the case the
-first attempt made and never creates a second one.
+first attempt made and never creates a second one. The reply is shaped from what the statement returned,
+without reading the case back (``spatial.cases.public.case_public``, as every case reply is).
 """
 
 from __future__ import annotations
@@ -19,17 +20,17 @@ from spatial.access.audit import params as audit_params
 from spatial.access.principal import Principal
 from spatial.access.scope import check_read, check_report, report_area
 from spatial.cases.assignment.rules import (
-    Assignment,
     AssignmentInput,
-    assignment_of,
     category,
-    finish,
+    refuse_unassigned,
     report_params,
+    round_distance,
 )
+from spatial.cases.public import case_public
 from spatial.cases.read import get_case
-from spatial.cases.schemas import CaseCreate
+from spatial.cases.schemas import CaseCreate, CasePublic
 from spatial.errors import IdempotencyConflictError, InvalidParameterError
-from spatial.reference.cache import CategoryInfo, ReferenceCache
+from spatial.reference.cache import ReferenceCache
 from spatial.store.db import CONNECT_TIMEOUT_S
 from spatial.store.sql import positional, run_prepared, statement
 
@@ -61,21 +62,27 @@ def _replay(conn: Connection, key: str, report: CaseCreate, by: Principal | None
     return int(row[0])
 
 
-def create_case(conn: Connection, ref: ReferenceCache, report: CaseCreate, actor: str,
+def create_case(conn: Connection, ref: ReferenceCache, report: CaseCreate, *, actor: str,
                 idempotency_key: str | None = None, now: datetime | None = None,
-                by: Principal | None = None, client: str | None = None) -> tuple[dict[str, Any], bool]:
+                by: Principal | None = None, client: str | None = None) -> tuple[CasePublic, bool]:
     """Assign and store a report with its first events in one statement; return (case, created now).
 
-    ``by`` is the reporting account (None: the public Open311 channel); a place outside its area is
-    refused (ForbiddenError) and nothing is stored (spatial/access/scope.py). ``client``: the caller's address, for
-    the audit row the statement writes with the case."""
+    Args:
+        conn: a connection in the caller's transaction.
+        ref: the reference cache.
+        report: the report.
+        actor: who reports, as the case's first event names it (e.g. ``api:inspector``).
+        idempotency_key: with a key, a retry returns the first attempt's case (created now: False).
+        now: the report time (default: now).
+        by: the reporting account (None: the public Open311 channel); a place outside its area is refused
+            (ForbiddenError) and nothing is stored (spatial/access/scope.py).
+        client: the caller's address, for the audit row the statement writes with the case.
+    """
     area = report_area(by)
     if idempotency_key is not None:
         replayed = _replay(conn, idempotency_key, report, by)
         if replayed is not None:
             return get_case(conn, ref, replayed, with_history=False), False
-    cat = category(ref, report.category)
-    at = now or datetime.now(UTC)
     lon, lat = report.lon, report.lat
     if lon is None or lat is None:
         located = _component_location(conn, report.component_code) if report.component_code else None
@@ -83,7 +90,9 @@ def create_case(conn: Connection, ref: ReferenceCache, report: CaseCreate, actor
             raise InvalidParameterError("location is required unless a known component_code is given",
                                         parameter="location")
         lon, lat = located
-    params = _intake_params(ref, cat, report, lon, lat, at, actor, idempotency_key, area, Actor.of(by, client))
+    work = AssignmentInput(category(ref, report.category), lon, lat, now or datetime.now(UTC), report.component_code)
+    deadline = _deadline(ref, work)
+    params = _intake_params(report, work, deadline, actor, idempotency_key, area, Actor.of(by, client))
     if idempotency_key is None:
         row = run_prepared(conn, "intake", params)[0]
     else:
@@ -98,12 +107,12 @@ def create_case(conn: Connection, ref: ReferenceCache, report: CaseCreate, actor
             return get_case(conn, ref, replayed, with_history=False), False
     if row["grid_code"] is not None:
         check_report(by, row["grid_code"], row["special_grid_codes"])
-    result = finish(conn, ref, cat, row)  # raises why nothing was stored, if nothing was
-    return _created(row, result, report, lon, lat, at), True
+    refuse_unassigned(conn, row)  # raises why nothing was stored, if nothing was
+    return case_public(ref, _stored(row, report, work, deadline)), True
 
 
-async def create_plain_case(pool: Any, ref: ReferenceCache, report: CaseCreate, actor: str,
-                            by: Principal, client: str | None = None) -> dict[str, Any] | None:
+async def create_plain_case(pool: Any, ref: ReferenceCache, report: CaseCreate, *, actor: str, by: Principal,
+                            client: str | None = None) -> CasePublic | None:
     """``create_case`` for the common report — with a location, without an idempotency key — on an asyncpg
     pool (the lean intake path of api/fast_intake.py: no thread, no ORM, one round trip). The same prepared
     statement stores the case (only inside ``by``'s area); the reply is the same. Returns None when the
@@ -115,9 +124,10 @@ async def create_plain_case(pool: Any, ref: ReferenceCache, report: CaseCreate, 
     lon, lat = report.lon, report.lat
     if lon is None or lat is None:
         return None
-    at = datetime.now(UTC)
+    work = AssignmentInput(cat, lon, lat, datetime.now(UTC), report.component_code)
+    deadline = _deadline(ref, work)
     sql, order = positional("intake")
-    params = _intake_params(ref, cat, report, lon, lat, at, actor, None, area, Actor.of(by, client))
+    params = _intake_params(report, work, deadline, actor, None, area, Actor.of(by, client))
     async with pool.acquire(timeout=CONNECT_TIMEOUT_S) as conn:
         try:
             found = await conn.fetchrow(sql, *[params[key] for key in order])
@@ -128,37 +138,35 @@ async def create_plain_case(pool: Any, ref: ReferenceCache, report: CaseCreate, 
             raise
     if found is None or found["case_id"] is None:
         return None
-    row = dict(found)
-    return _created(row, assignment_of(ref, cat, row), report, lon, lat, at)
+    return case_public(ref, _stored(found, report, work, deadline))
 
 
-def _intake_params(ref: ReferenceCache, cat: CategoryInfo, report: CaseCreate, lon: float, lat: float,
-                   at: datetime, actor: str, idempotency_key: str | None, area: str | None,
-                   audit: Actor) -> dict[str, Any]:
+def _deadline(ref: ReferenceCache, work: AssignmentInput) -> datetime:
+    """The case's deadline: its category's time limit on the working calendar (SPEC "Assignment rules" 5)."""
+    return ref.calendar.deadline(work.at, work.category.time_limit, work.category.time_unit)
+
+
+def _intake_params(report: CaseCreate, work: AssignmentInput, deadline: datetime, actor: str,
+                   idempotency_key: str | None, area: str | None, audit: Actor) -> dict[str, Any]:
     """The parameters of sql/intake.sql for one report; ``area``: the reporter's scope (None: anywhere)."""
     return {
-        **report_params(AssignmentInput(cat, lon, lat, at, report.component_code)),
-        "source": report.source, "description": report.description, "actor": actor,
-        "deadline": ref.calendar.deadline(at, cat.time_limit, cat.time_unit),
-        "reporter_name": report.reporter_name, "reporter_phone": report.reporter_phone,
+        **report_params(work), "source": report.source, "description": report.description, "actor": actor,
+        "deadline": deadline, "reporter_name": report.reporter_name, "reporter_phone": report.reporter_phone,
         "idempotency_key": idempotency_key, "scope_area": area, **audit_params(audit),
     }
 
 
-def _created(row: dict[str, Any], result: Assignment, report: CaseCreate, lon: float, lat: float,
-             at: datetime) -> dict[str, Any]:
-    """Shape a just-stored case as the public contract, from what the statement returned (no re-read)."""
-    component = None
-    if result.component_code:
-        component = {"code": result.component_code, "class_code": result.component_class,
-                     "distance_m": result.component_distance_m}
+def _stored(row: Any, report: CaseCreate, work: AssignmentInput, deadline: datetime) -> dict[str, Any]:
+    """The case the intake statement stored, as ``sql/case_get.sql`` would read it back: the statement's row
+    (assignment, id, number) with the report's own fields (the component's distance rounded as assignment
+    reports it)."""
     return {
-        "id": row["case_id"], "case_no": row["case_no"], "state": "voided" if result.duplicate_of else "reported",
-        "category": report.category, "source": report.source, "description": report.description,
-        "location": {"type": "Point", "coordinates": [lon, lat]},
-        "grid": result.grid.as_dict(), "community": result.community.as_dict(), "town": result.town.as_dict(),
-        "district": result.district.as_dict(), "special_grids": [s.as_dict() for s in result.special_grids],
-        "owner": {"key": result.owner_key, "name": result.owner_name, "area": result.owner_area_code},
-        "component": component, "deadline": result.deadline.isoformat(), "duplicate_of": result.duplicate_of,
-        "reported_at": at.isoformat(), "closed_at": None,
+        "id": row["case_id"], "case_no": row["case_no"], "state": "voided" if row["duplicate_of"] else "reported",
+        "category_code": report.category, "source": report.source, "description": report.description,
+        "lon": work.lon, "lat": work.lat, "grid_code": row["grid_code"],
+        "special_grid_codes": row["special_grid_codes"], "component_code": row["component_code"],
+        "component_class": row["component_class"],
+        "component_distance_m": round_distance(row["component_distance_m"]),
+        "owner_key": row["owner_key"], "owner_area_code": row["owner_area_code"], "deadline": deadline,
+        "duplicate_of": row["duplicate_of"], "reported_at": work.at, "closed_at": None,
     }

@@ -16,7 +16,9 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, select, text
 
-from spatial.cases.read import case_public
+from spatial.cases.public import case_public
+from spatial.cases.read import MAX_CASE_ID
+from spatial.cases.schemas import CasePublic
 from spatial.errors import InvalidParameterError, NotFoundError
 from spatial.reference.cache import ReferenceCache
 from spatial.store.models import Case
@@ -27,7 +29,6 @@ MAX_REQUESTS = 1000
 MAX_WINDOW = timedelta(days=90)  # GeoReport: a date range "may not span more than 90 days"
 CLOSED_STATES = ("closed", "voided")
 STATUSES = ("open", "closed")
-MAX_CASE_ID = 2**63 - 1
 CASE_NO_LENGTH = 20
 COMPONENT_ATTRIBUTE: dict[str, Any] = {
     "variable": True, "code": "component_code", "datatype": "string", "required": False,
@@ -108,7 +109,7 @@ def service_notice(owner: str, deadline: datetime | str | None, duplicate_of: in
     return f"已受理，由{owner}负责处置，处置时限 {when.astimezone(LOCAL):%Y-%m-%d %H:%M}（北京时间）"
 
 
-def created_reply(case: dict[str, Any]) -> dict[str, Any]:
+def created_reply(case: CasePublic) -> dict[str, Any]:
     """Shape a just-created (or replayed) case as one element of the GeoReport POST reply."""
     return {
         "service_request_id": str(case["id"]), "token": case["case_no"],

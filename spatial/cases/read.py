@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from geoalchemy2 import functions as gf
@@ -13,18 +12,18 @@ from sqlalchemy import Connection, any_, literal, select, text
 
 from spatial.access.principal import Principal
 from spatial.access.scope import case_clause, check_read
-from spatial.cases.assignment.owner import owner_name
+from spatial.cases.public import case_public
+from spatial.cases.schemas import CaseEvent, CasePublic, CasesPublic
 from spatial.codes import SPECIAL_CODE, prefix_range
 from spatial.errors import InvalidParameterError, NotFoundError
 from spatial.geo.srid import WGS84
-from spatial.grids.locate import area_of
 from spatial.reference.cache import ReferenceCache
 from spatial.store.models import Case
 from spatial.store.sql import statement
 
 LOCAL = ZoneInfo("Asia/Shanghai")
-LEVELS = ("grid", "community", "town", "district")
 MAX_PAGE = 500
+MAX_CASE_ID = 2**63 - 1  # case ids are bigint
 AREA_COLUMNS = {15: Case.grid_code, 12: Case.community_code, 9: Case.town_code, 6: Case.district_code}
 
 
@@ -42,50 +41,28 @@ class CaseFilter:
     limit: int = 100
 
 
-def case_public(ref: ReferenceCache, row: dict[str, Any], with_reporter: bool = False) -> dict[str, Any]:
-    """Shape a ``case_get`` row as the public contract (SPEC ``POST /api/v1/cases``)."""
-    component = None
-    if row["component_code"]:
-        component = {"code": row["component_code"], "class_code": row["component_class"],
-                     "distance_m": row["component_distance_m"]}
-    body: dict[str, Any] = {
-        "id": row["id"], "case_no": row["case_no"], "state": row["state"], "category": row["category_code"],
-        "source": row["source"], "description": row["description"],
-        "location": {"type": "Point", "coordinates": [row["lon"], row["lat"]]},
-        # Names and levels from the reference cache, as the intake reply has them (one source for both).
-        **{name: area_of(ref, row[f"{name}_code"]).as_dict() for name in LEVELS},
-        "special_grids": [area_of(ref, code).as_dict() for code in row["special_grid_codes"] or []],
-        "owner": {"key": row["owner_key"], "name": owner_name(ref, row["owner_key"], row["grid_code"]),
-                  "area": row["owner_area_code"]},
-        "component": component, "deadline": row["deadline"].isoformat() if row["deadline"] else None,
-        "duplicate_of": row["duplicate_of"], "reported_at": row["reported_at"].isoformat(),
-        "closed_at": row["closed_at"].isoformat() if row["closed_at"] else None,
-    }
-    if with_reporter:
-        body["reporter"] = {"name": row["reporter_name"], "phone": row["reporter_phone"]}
-    return body
-
-
-def get_case(conn: Connection, ref: ReferenceCache, case_id: int, with_history: bool = True,
-             with_reporter: bool = False, by: Principal | None = None) -> dict[str, Any]:
+def get_case(conn: Connection, ref: ReferenceCache, case_id: int, *, with_history: bool = True,
+             with_reporter: bool = False, by: Principal | None = None) -> CasePublic:
     """Return one case as the public contract, with its event history; NotFoundError when absent.
 
     With ``by`` (the reading account), a case outside its scope is refused (ForbiddenError) and reporters'
     personal data is shown only to the roles that see it; None is the system's own reads."""
-    row = conn.execute(statement("case_get"), {"ids": [case_id]}).mappings().first()
+    row = None
+    if 0 < case_id <= MAX_CASE_ID:  # a bigger number is no case id (and no bigint: PostgreSQL would refuse it)
+        row = conn.execute(statement("case_get"), {"ids": [case_id]}).mappings().first()
     if row is None:
         raise NotFoundError(f"no case with id {case_id}", case_id=case_id)
     if by is not None:
         check_read(by, dict(row))
         with_reporter = by.sees_personal_data()
-    body = case_public(ref, dict(row), with_reporter)
+    history: list[CaseEvent] | None = None
     if with_history:
         events = conn.execute(text(
             "SELECT at, kind, state_after, actor, note, data FROM case_event WHERE case_id = :id ORDER BY at, id"
         ), {"id": case_id}).mappings()
-        body["history"] = [{"at": e["at"].isoformat(), "kind": e["kind"], "state": e["state_after"],
-                            "actor": e["actor"], "note": e["note"], "data": e["data"]} for e in events]
-    return body
+        history = [{"at": e["at"], "kind": e["kind"], "state": e["state_after"], "actor": e["actor"],
+                    "note": e["note"], "data": e["data"]} for e in events]
+    return case_public(ref, dict(row), with_reporter=with_reporter, history=history)
 
 
 def _area_clause(area: str):
@@ -108,7 +85,7 @@ def _utc(moment: datetime) -> datetime:
     return (moment if moment.tzinfo else moment.replace(tzinfo=LOCAL)).astimezone(UTC)
 
 
-def list_cases(conn: Connection, ref: ReferenceCache, f: CaseFilter, by: Principal) -> dict[str, Any]:
+def list_cases(conn: Connection, ref: ReferenceCache, f: CaseFilter, *, by: Principal) -> CasesPublic:
     """Return one page of the cases ``by`` may read, newest first, and the cursor of the next page (None at
     the end); reporters' personal data only for the roles that see it."""
     if not 1 <= f.limit <= MAX_PAGE:
@@ -135,5 +112,5 @@ def list_cases(conn: Connection, ref: ReferenceCache, f: CaseFilter, by: Princip
     ids = ids[: f.limit]
     rows = conn.execute(statement("case_get"), {"ids": ids}).mappings().all() if ids else []
     personal = by.sees_personal_data()
-    by_id = {row["id"]: case_public(ref, dict(row), personal) for row in rows}
+    by_id = {row["id"]: case_public(ref, dict(row), with_reporter=personal) for row in rows}
     return {"cases": [by_id[i] for i in ids], "next": ids[-1] if more else None}

@@ -119,6 +119,7 @@ def test_list_filters_and_keyset_pages(client: TestClient) -> None:
     local = client.get("/api/v1/cases", params={"since": "2000-01-01T00:00:00"})  # no offset: Suzhou time
     assert local.status_code == 200 and len(local.json()["cases"]) == 5
     assert client.get("/api/v1/cases/999999").status_code == 404
+    assert client.get("/api/v1/cases/9223372036854775808").status_code == 404  # beyond bigint: no case (was a 500)
 
 
 def test_read_answers_as_intake_did(client: TestClient) -> None:
@@ -129,3 +130,16 @@ def test_read_answers_as_intake_did(client: TestClient) -> None:
         assert read[key] == body[key], key
     assert datetime.fromisoformat(read["deadline"]) == datetime.fromisoformat(body["deadline"])
     assert read["special_grids"] == [{"code": "320506S0001", "name": "测试景区", "level": "scenic"}]
+
+
+def test_the_openapi_document_describes_the_body_and_the_reply(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    create = paths["/api/v1/cases"]["post"]
+    assert create["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/CaseCreate")
+    for status in ("201", "200"):  # created, or replayed for a retried Idempotency-Key
+        assert create["responses"][status]["content"]["application/json"]["schema"]["$ref"].endswith("/CasePublic")
+    read = paths["/api/v1/cases/{case_id}"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert read["$ref"].endswith("/CasePublic")
+    listed = paths["/api/v1/cases"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert listed["$ref"].endswith("/CasesPublic")
+

@@ -117,7 +117,7 @@ def test_deadline_on_the_working_calendar(world, reference) -> None:
 
 
 def _create(conn, ref, report, actor, **kw) -> tuple[int, bool]:
-    case, created = create_case(conn, ref, report, actor, **kw)
+    case, created = create_case(conn, ref, report, actor=actor, **kw)
     return case["id"], created
 
 

@@ -8,6 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 import api.routes.cases
+from spatial.cases.schemas import CASE_PUBLIC, case_json
 from tests.world import case_count
 
 GOOD = {"category": "E010101", "location": {"type": "Point", "coordinates": [120.06, 31.17]},
@@ -20,9 +21,9 @@ def route_calls(monkeypatch) -> list[str | None]:
     calls: list[str | None] = []
     real = api.routes.cases.create_case
 
-    def recorded(conn, ref, report, actor, idempotency_key=None, now=None, **who):
+    def recorded(conn, ref, report, *, idempotency_key=None, **rest):
         calls.append(idempotency_key)
-        return real(conn, ref, report, actor, idempotency_key, now, **who)
+        return real(conn, ref, report, idempotency_key=idempotency_key, **rest)
 
     monkeypatch.setattr(api.routes.cases, "create_case", recorded)
     return calls
@@ -77,3 +78,15 @@ def test_the_size_limit_still_applies_to_a_streamed_body(client: TestClient, wor
     reply = client.post("/api/v1/cases", content=chunks(), headers={"content-type": "application/json"})
     assert reply.status_code == 413 and reply.headers["content-type"] == "application/problem+json"
     assert case_count(world_engine) == 0
+
+
+def test_the_layer_and_the_route_write_the_reply_alike(client: TestClient, route_calls) -> None:
+    """Both paths write the reply model with its one serializer: compact UTF-8 JSON, times as ISO 8601 with
+    their offset, ``reporter`` and ``history`` absent."""
+    lean = client.post("/api/v1/cases", json=GOOD)
+    keyed = client.post("/api/v1/cases", json={**GOOD, "category": "E010102"}, headers={"Idempotency-Key": "k-2"})
+    assert route_calls == ["k-2"]
+    for reply in (lean, keyed):
+        assert reply.content == case_json(CASE_PUBLIC.validate_python(reply.json()))
+        assert '"description":"路边暴露垃圾"'.encode() in reply.content  # UTF-8 as is, no \\u escapes
+        assert "reporter" not in reply.json() and "history" not in reply.json()

@@ -13,8 +13,10 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection
 
@@ -127,22 +129,14 @@ def assign(conn: Connection, ref: ReferenceCache, category_code: str, lon: float
 
 def finish(conn: Connection, ref: ReferenceCache, cat: CategoryInfo, row: dict) -> Assignment:
     """Turn one row of the assignment statements into an Assignment; raise why it cannot be taken."""
-    if row["grid_code"] is None:
-        raise outside_coverage(conn, row["lon"], row["lat"])
-    if row["requested_component"]:
-        _check_named_component(row, row["requested_component"])
-    return assignment_of(ref, cat, row)
-
-
-def assignment_of(ref: ReferenceCache, cat: CategoryInfo, row: dict) -> Assignment:
-    """The Assignment of a row that the statement stored (``finish`` without its checks)."""
+    refuse_unassigned(conn, row)
     code = row["grid_code"]
     levels = {n: area_of(ref, ancestor(code, n)) for n in LEVEL_WIDTHS}
     return Assignment(
         grid=levels[4], community=levels[3], town=levels[2], district=levels[1],
         special_grids=[area_of(ref, s) for s in row["special_grid_codes"] or []],
         component_code=row["component_code"], component_class=row["component_class"],
-        component_distance_m=_round(row["component_distance_m"]),
+        component_distance_m=round_distance(row["component_distance_m"]),
         owner_key=row["owner_key"], owner_area_code=row["owner_area_code"],
         owner_name=owner_name(ref, row["owner_key"], code),
         deadline=ref.calendar.deadline(row["at"], cat.time_limit, cat.time_unit),
@@ -150,7 +144,17 @@ def assignment_of(ref: ReferenceCache, cat: CategoryInfo, row: dict) -> Assignme
     )
 
 
-def _round(value: float | None) -> float | None:
+def refuse_unassigned(conn: Connection, row: Mapping[str, Any]) -> None:
+    """Raise why a row of the assignment statements cannot be taken: its place is outside every grid, or the
+    component it names is unknown, retired or in another district."""
+    if row["grid_code"] is None:
+        raise outside_coverage(conn, row["lon"], row["lat"])
+    if row["requested_component"]:
+        _check_named_component(row, row["requested_component"])
+
+
+def round_distance(value: float | None) -> float | None:
+    """A distance to a component as assignment reports it: metres to 0.1 m."""
     return None if value is None else round(float(value), 1)
 
 
