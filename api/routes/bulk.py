@@ -7,8 +7,9 @@ from concurrent.futures import Future
 from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import PrincipalDep, client_address
+from api.auth import client_address
 from api.deps import EngineDep, ReferenceDep
+from api.routes.reporting import ReporterDep, ReportingRoute
 from spatial.access.principal import Principal
 from spatial.cases.assignment.index import Usable
 from spatial.cases.bulk import BulkReport, intake, start_reading
@@ -17,7 +18,8 @@ from spatial.cases.schemas import BulkRow
 from spatial.errors import UnsupportedMediaTypeError
 from spatial.reference.cache import ReferenceCache
 
-router = APIRouter(prefix="/api/v1", tags=["cases"])
+# The caller is decided before the body is read (api/routes/reporting.py).
+router = APIRouter(prefix="/api/v1", tags=["cases"], route_class=ReportingRoute)
 
 
 JSON_MEDIA = ("application/json", "application/geo+json")
@@ -36,7 +38,7 @@ def _parse(media: str, body: bytes) -> tuple[list[BulkRow], list[RowResult]]:
 
 @router.post("/cases/bulk", summary="A batch of reports: every row assigned or refused, one transaction",
              response_model=None, responses={200: {"model": BulkReport, "description": "the batch's report"}})
-async def bulk(request: Request, engine: EngineDep, ref: ReferenceDep, principal: PrincipalDep,
+async def bulk(request: Request, engine: EngineDep, ref: ReferenceDep, principal: ReporterDep,
                all_or_nothing: bool = Query(default=False, description="refuse the whole batch if a row fails"),
                ) -> Response:
     """Assign and store a batch; the reply reports each row (created, duplicate or refused with a reason)."""

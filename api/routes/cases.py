@@ -10,6 +10,7 @@ from fastapi.responses import Response
 
 from api.auth import PrincipalDep, client_address
 from api.deps import ConnectionDep, EngineDep, IdempotencyKey, ReferenceDep, require_json
+from api.routes.reporting import ReporterDep, ReportingRoute
 from spatial.cases.intake import create_case
 from spatial.cases.read import CaseFilter, get_case, list_cases
 from spatial.cases.schemas import CaseCreate, CasePublic, CasesPublic, case_json, cases_json
@@ -19,20 +20,23 @@ from spatial.geo.coords import coordinate_problem
 from spatial.grids.locate import locate
 
 router = APIRouter(prefix="/api/v1", tags=["cases"])
+# Intake decides who is calling before the body is read (api/routes/reporting.py); included below.
+reports = APIRouter(route_class=ReportingRoute)
 
 
-@router.post("/cases", status_code=201, dependencies=[Depends(require_json)], response_model=CasePublic,
+@reports.post("/cases", status_code=201, dependencies=[Depends(require_json)], response_model=CasePublic,
              summary="Report an incident: assigned to grid, owner, component and deadline at once",
              responses={200: {"model": CasePublic, "description": "a retry with the same Idempotency-Key: the "
                                                                  "case its first attempt created"}})
-def create(body: CaseCreate, engine: EngineDep, ref: ReferenceDep, principal: PrincipalDep, request: Request,
+def create(body: CaseCreate, engine: EngineDep, ref: ReferenceDep, principal: ReporterDep, request: Request,
            idempotency_key: IdempotencyKey = None) -> Response:
     """Create a case; with an ``Idempotency-Key`` a retry returns the first attempt's case (200).
 
-    Needs an account that reports (admin, dispatcher, inspector, grid_chief, partner); a place outside its
-    area is refused with 403 and nothing is stored. A plain report (JSON, bearer token, no key) is answered
-    before it gets here, by api/fast_intake.py; this route answers the rest: keyed requests, session
-    cookies, reports that only name a component, and refusals."""
+    Needs an account that reports (admin, dispatcher, inspector, grid_chief, partner), decided before the
+    body is read (401 / 403 whatever the body); a place outside its area is refused with 403 and nothing is
+    stored. A plain report (JSON, bearer token, no key) is answered before it gets here, by
+    api/fast_intake.py; this route answers the rest: keyed requests, session cookies, reports that only
+    name a component, and refusals."""
     client = client_address(request)
     with engine.begin() as conn:
         reply, created = create_case(conn, ref, body, actor=f"api:{body.source}", idempotency_key=idempotency_key,
@@ -77,3 +81,6 @@ def locate_point(conn: ConnectionDep, lon: float = Query(allow_inf_nan=False),
     if problem:
         raise InvalidParameterError(problem, parameter="lon,lat")
     return locate(conn, lon, lat)
+
+
+router.include_router(reports)

@@ -223,3 +223,37 @@ def test_web_sessions_need_their_csrf_token(client: TestClient, world_engine) ->
     assert browser.get("/api/v1/cases").json()["cases"][0]["id"] == made.json()["id"]
     assert browser.delete("/api/v1/auth/session", headers={"X-CSRF-Token": csrf}).status_code == 204
     assert browser.get("/api/v1/cases").status_code == 401
+
+
+BAD_BODIES = {
+    "broken JSON": ("application/json", b'{"category": '),
+    "no location": ("application/json", b'{"category": "E010101"}'),
+    "a form": ("application/x-www-form-urlencoded", b"category=E010101"),
+}
+# What an account that reports gets for each bad body, per path (unchanged: the body is judged after the caller).
+AUTHORISED = {"/api/v1/cases": {"broken JSON": 422, "no location": 422, "a form": 415},
+              "/api/v1/cases/bulk": {"broken JSON": 400, "no location": 400, "a form": 415}}
+
+
+@pytest.mark.parametrize("body", list(BAD_BODIES))
+@pytest.mark.parametrize("path", list(AUTHORISED))
+@pytest.mark.parametrize(("login", "status"), [(None, 401), ("view.east", 403), ("lights", 403), ("disp.west", None)],
+                         ids=["anonymous", "viewer", "handler", "dispatcher"])
+def test_the_caller_is_decided_before_the_body_is_read(client: TestClient, tokens, world_engine, login, status,
+                                                       path, body) -> None:
+    """RFC 9110 §13.2.1 in spirit: who you are and whether you may report come before what you sent."""
+    media, content = BAD_BODIES[body]
+    headers = {**_as(tokens[login] if login else None), "content-type": media}
+    for keyed in (False, True):  # the lean intake layer and the route alike
+        reply = client.post(path, content=content, headers={**headers, **({"Idempotency-Key": "k"} if keyed else {})})
+        assert reply.status_code == (status or AUTHORISED[path][body]), reply.text
+        assert reply.headers["content-type"] == "application/problem+json"
+        if status == 401:
+            assert reply.headers["www-authenticate"].startswith("Bearer")
+    assert case_count(world_engine) == 0
+
+
+def test_a_session_without_its_csrf_token_is_refused_before_the_body(client: TestClient, tokens) -> None:
+    reply = client.post("/api/v1/cases", content=b'{"category": ', headers={
+        "Authorization": "", "content-type": "application/json", "cookie": f"gridlink_session={tokens['disp.west']}"})
+    assert reply.status_code == 403 and "X-CSRF-Token" in reply.json()["detail"]
