@@ -135,8 +135,8 @@ def _import_cases(args: argparse.Namespace) -> int:
         usable = start_reading(engine, len(body))
         rows, refused = parse_csv(body) if args.file.suffix.lower() == ".csv" else parse_geojson(body)
         with engine.begin() as conn:
-            report = intake(conn, ReferenceCache.load(conn), rows, refused, "cli:import", args.all_or_nothing,
-                            usable=usable)
+            report = intake(conn, ReferenceCache.load(conn), rows, parse_refused=refused, actor="cli:import",
+                            all_or_nothing=args.all_or_nothing, usable=usable)
     except GridlinkError as exc:
         _err(f"nothing was imported: {exc.detail}")
         return 2

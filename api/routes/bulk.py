@@ -62,6 +62,6 @@ async def bulk(request: Request, engine: EngineDep, ref: ReferenceDep, principal
 def _store(engine, ref: ReferenceCache, rows: list[BulkRow], refused: list[RowResult], all_or_nothing: bool,
            usable: Future[Usable] | None, principal: Principal, client: str | None) -> bytes:
     with engine.begin() as conn:
-        report = intake(conn, ref, rows, refused, "api:bulk", all_or_nothing, usable=usable, by=principal,
-                        client=client)
+        report = intake(conn, ref, rows, parse_refused=refused, actor="api:bulk", all_or_nothing=all_or_nothing,
+                        usable=usable, by=principal, client=client)
     return report.to_json()

@@ -109,7 +109,7 @@ def _assign_all(conn: Connection, ref: ReferenceCache, rows: list[BulkRow], now:
             chunk = reports[start:start + CHUNK]
             for report, found in zip(chunk, assign_rows(conn, chunk), strict=True):
                 try:
-                    outcomes.append(finish(conn, ref, report.category, found))
+                    outcomes.append(finish(conn, ref, found, category=report.category))
                 except GridlinkError as exc:
                     outcomes.append(exc)
     assigned = []
@@ -137,7 +137,7 @@ def _in_area(area: str | None, assigned: list[tuple[BulkRow, Assignment, datetim
     return kept
 
 
-def intake(conn: Connection, ref: ReferenceCache, rows: list[BulkRow], parse_refused: list[RowResult],
+def intake(conn: Connection, ref: ReferenceCache, rows: list[BulkRow], *, parse_refused: list[RowResult],
            actor: str, all_or_nothing: bool = False, now: datetime | None = None,
            usable: Future[Usable] | None = None, by: Principal | None = None,
            client: str | None = None) -> BulkReport:

@@ -191,7 +191,7 @@ class CaseGenerator:
     def _owner(self, cat: Category, grid_code: str, component: int) -> tuple[str, str]:
         """The owner key and area of a generated case (COPY text: ``\\N`` for no area), by the one rule."""
         component_owner = str(self.ctx.components.owners[component]) if component >= 0 else None
-        key, area = owner_for(cat.flow, cat.handler, cat.enforcer, grid_code, component_owner)
+        key, area = owner_for(cat.flow, cat.handler, cat.enforcer, grid_code=grid_code, component_owner=component_owner)
         return key, area if area is not None else NULL
 
     def _duplicate(self, cat: Category, point: np.ndarray, at: float) -> int | None:

@@ -60,17 +60,17 @@ def test_outside_coverage_names_the_nearest_grid(world) -> None:
 
 def test_nearest_matching_component_within_radius(world, reference) -> None:
     # 10 m from the water manhole cover (0101), 1.9 km from the street light: manhole category binds it.
-    result = assign(world, reference, "E010401", 120.0301, 31.1500, FRIDAY_4PM)
+    result = assign(world, reference, "E010401", lon=120.0301, lat=31.1500, at=FRIDAY_4PM)
     assert result.component_code == "3205060101000001"
     assert 9 < result.component_distance_m < 11
     assert result.owner_key == "WATER"
-    lights = assign(world, reference, "E010402", 120.0301, 31.1500, FRIDAY_4PM)
+    lights = assign(world, reference, "E010402", lon=120.0301, lat=31.1500, at=FRIDAY_4PM)
     assert lights.component_code is None  # no street light within 30 m
     assert (lights.owner_key, lights.owner_area_code) == ("TOWN", "320506001")  # 属地兜底
 
 
 def test_retired_components_are_not_suggested(world, reference) -> None:
-    result = assign(world, reference, "E010401", 120.03025, 31.1500, FRIDAY_4PM)  # removed one 5 m away
+    result = assign(world, reference, "E010401", lon=120.03025, lat=31.1500, at=FRIDAY_4PM)  # removed one 5 m away
     assert result.component_code == "3205060101000001"  # the removed one, though nearer, is skipped
 
 
@@ -81,11 +81,12 @@ def test_retired_components_are_not_suggested(world, reference) -> None:
 )
 def test_named_component_is_checked(world, reference, code, message) -> None:
     with pytest.raises(ComponentError, match=message):
-        assign(world, reference, "E010402", 120.01, 31.15, FRIDAY_4PM, component_code=code)
+        assign(world, reference, "E010402", lon=120.01, lat=31.15, at=FRIDAY_4PM, component_code=code)
 
 
 def test_named_component_wins(world, reference) -> None:
-    result = assign(world, reference, "E010405", 120.02, 31.15, FRIDAY_4PM, component_code="3205060118000001")
+    result = assign(world, reference, "E010405", lon=120.02, lat=31.15, at=FRIDAY_4PM,
+                    component_code="3205060118000001")
     assert result.component_code == "3205060118000001"
     assert 940 < result.component_distance_m < 970
     assert result.owner_key == "LIGHTING"
@@ -97,22 +98,22 @@ def test_named_component_wins(world, reference) -> None:
      ("E010105", "ENFORCE", "320506001"), ("E040102", "HRSS", None)],
 )
 def test_owner_by_flow(world, reference, category, owner, area) -> None:
-    result = assign(world, reference, category, 120.06, 31.17, FRIDAY_4PM)
+    result = assign(world, reference, category, lon=120.06, lat=31.17, at=FRIDAY_4PM)
     assert (result.owner_key, result.owner_area_code) == (owner, area)
 
 
 def test_unknown_or_non_leaf_category(world, reference) -> None:
     for code in ("E999999", "E0101"):
         with pytest.raises(UnknownCategoryError):
-            assign(world, reference, code, 120.06, 31.17, FRIDAY_4PM)
+            assign(world, reference, code, lon=120.06, lat=31.17, at=FRIDAY_4PM)
 
 
 def test_deadline_on_the_working_calendar(world, reference) -> None:
     # E010101: 4 working hours. Friday 16:00 → 1.5 h Friday + 2.5 h Monday from 08:30 → Monday 11:00.
-    result = assign(world, reference, "E010101", 120.06, 31.17, FRIDAY_4PM)
+    result = assign(world, reference, "E010101", lon=120.06, lat=31.17, at=FRIDAY_4PM)
     assert result.deadline == datetime(2026, 11, 16, 11, 0, tzinfo=SH)
     # E010401: 2 clock hours, non-stop.
-    urgent = assign(world, reference, "E010401", 120.06, 31.17, FRIDAY_4PM)
+    urgent = assign(world, reference, "E010401", lon=120.06, lat=31.17, at=FRIDAY_4PM)
     assert urgent.deadline == FRIDAY_4PM + timedelta(hours=2)
 
 

@@ -149,7 +149,7 @@ def test_fast_path_agrees_with_sql_on_the_demo(small_demo) -> None:
         sql = []
         for report, row in zip(reports, assign_rows(conn, reports), strict=True):
             try:
-                sql.append(finish(conn, ref, report.category, row))
+                sql.append(finish(conn, ref, row, category=report.category))
             except GridlinkError as exc:
                 sql.append(exc)
 

@@ -48,5 +48,6 @@ def test_sql_and_python_give_the_same_owner(world, reference, component) -> None
     for code, row in zip(codes, rows, strict=True):
         cat = reference.categories[code]
         assert row["grid_code"] == grid_code(1, 1, 2) and row["component_owner"] == component_owner, code
-        python = owner_for(cat.flow, cat.handler, cat.enforcer, row["grid_code"], component_owner)
+        python = owner_for(cat.flow, cat.handler, cat.enforcer, grid_code=row["grid_code"],
+                           component_owner=component_owner)
         assert (row["owner_key"], row["owner_area_code"]) == python, (code, cat.flow, cat.handler, cat.enforcer)

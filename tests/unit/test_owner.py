@@ -32,4 +32,4 @@ TOWN_CODE = "320506001"
     ],
 )
 def test_owner_by_flow(flow, handler, enforcer, component_owner, expected) -> None:
-    assert owner_for(flow, handler, enforcer, GRID, component_owner) == expected
+    assert owner_for(flow, handler, enforcer, grid_code=GRID, component_owner=component_owner) == expected

@@ -19,7 +19,7 @@ from spatial.grids.locate import Area, area_of, outside_coverage
 from spatial.reference.cache import ReferenceCache
 
 
-def assign_batch(conn, ref: ReferenceCache, reports: list[AssignmentInput], radius_m: float = DEFAULT_RADIUS_M,
+def assign_batch(conn, ref: ReferenceCache, reports: list[AssignmentInput], *, radius_m: float = DEFAULT_RADIUS_M,
                  usable: Future[Usable] | None = None) -> list[Assignment | GridlinkError]:
     """Assign every report; each result is an Assignment or the domain error refusing it. ``usable``:
     the usable components being read by ``prefetch_usable``, if the caller started that."""
@@ -64,8 +64,8 @@ class _Shaper:
         deadline = self.deadlines.get(key)
         if deadline is None:
             deadline = self.deadlines[key] = ref.calendar.deadline(report.at, cat.time_limit, cat.time_unit)
-        owner_key, owner_area = owner_for(cat.flow, cat.handler, cat.enforcer, base,
-                                          found.owner_key if found is not None else None)
+        owner_key, owner_area = owner_for(cat.flow, cat.handler, cat.enforcer, grid_code=base,
+                                          component_owner=found.owner_key if found is not None else None)
         district, town, community, grid = levels
         return Assignment(
             grid=grid, community=community, town=town, district=district,

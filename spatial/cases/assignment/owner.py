@@ -19,7 +19,7 @@ COMPONENT_OWNER = "COMPONENT_OWNER"  # a handler column value: "the owner of the
 ENFORCE = "ENFORCE"  # the enforcement bureau, when a category names no enforcer of its own
 
 
-def owner_for(flow: str, handler: str, enforcer: str | None, grid_code: str,
+def owner_for(flow: str, handler: str, enforcer: str | None, *, grid_code: str,
               component_owner: str | None) -> tuple[str, str | None]:
     """Return (owner key, owner area code) of a case by its category's flow.
 

@@ -119,15 +119,15 @@ def assign_rows(conn: Connection, reports: list[AssignmentInput], radius_m: floa
     return [dict(row) for row in conn.execute(statement("assign"), params).mappings()]
 
 
-def assign(conn: Connection, ref: ReferenceCache, category_code: str, lon: float, lat: float, at: datetime,
+def assign(conn: Connection, ref: ReferenceCache, category_code: str, *, lon: float, lat: float, at: datetime,
            component_code: str | None = None, radius_m: float = DEFAULT_RADIUS_M) -> Assignment:
     """Assign one report at (lon, lat) reported at ``at`` without storing it; refuse what cannot be."""
     cat = category(ref, category_code)
     row = assign_rows(conn, [AssignmentInput(cat, lon, lat, at, component_code)], radius_m)[0]
-    return finish(conn, ref, cat, row)
+    return finish(conn, ref, row, category=cat)
 
 
-def finish(conn: Connection, ref: ReferenceCache, cat: CategoryInfo, row: dict) -> Assignment:
+def finish(conn: Connection, ref: ReferenceCache, row: dict, *, category: CategoryInfo) -> Assignment:
     """Turn one row of the assignment statements into an Assignment; raise why it cannot be taken."""
     refuse_unassigned(conn, row)
     code = row["grid_code"]
@@ -139,7 +139,7 @@ def finish(conn: Connection, ref: ReferenceCache, cat: CategoryInfo, row: dict) 
         component_distance_m=round_distance(row["component_distance_m"]),
         owner_key=row["owner_key"], owner_area_code=row["owner_area_code"],
         owner_name=owner_name(ref, row["owner_key"], code),
-        deadline=ref.calendar.deadline(row["at"], cat.time_limit, cat.time_unit),
+        deadline=ref.calendar.deadline(row["at"], category.time_limit, category.time_unit),
         duplicate_of=row["duplicate_of"],
     )
 
