@@ -23,7 +23,6 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Engine, text
 
@@ -36,7 +35,7 @@ from spatial.cases.assignment.duplicates import Cases, within_batch
 from spatial.cases.assignment.index import Usable, prefetch_usable
 from spatial.cases.assignment.rules import Assignment, AssignmentInput, assign_rows, finish
 from spatial.cases.bulk_files import RowResult
-from spatial.cases.schemas import BulkRow
+from spatial.cases.schemas import LOCAL, BulkRow
 from spatial.errors import GridlinkError, InvalidParameterError
 from spatial.reference.cache import ReferenceCache
 from spatial.store.copy import copy_lines, copy_text, copy_value, raw_cursor
@@ -46,7 +45,6 @@ CHUNK = 20_000
 # From this many rows on, assignment uses in-process indexes (spatial/cases/assignment/index.py) instead of SQL.
 FAST_MIN_ROWS = 2_000
 MAX_ROWS = 200_000
-LOCAL = ZoneInfo("Asia/Shanghai")
 # A body this big almost surely holds FAST_MIN_ROWS rows or more (a GeoJSON feature is ~150 bytes, a CSV
 # line ~60): worth reading the components while it is parsed.
 BIG_BODY_BYTES = 120_000

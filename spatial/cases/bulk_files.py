@@ -17,14 +17,12 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
-from spatial.cases.schemas import BULK_ROW, BulkRow
+from spatial.cases.schemas import BULK_ROW, LOCAL, BulkRow
 from spatial.errors import InvalidParameterError
 
-LOCAL = ZoneInfo("Asia/Shanghai")
 TEXT_FIELDS = ("description", "source", "component_code", "reporter_name", "reporter_phone")
 
 

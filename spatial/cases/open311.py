@@ -12,19 +12,17 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, select, text
 
 from spatial.cases.public import case_public
 from spatial.cases.read import MAX_CASE_ID
-from spatial.cases.schemas import CasePublic
+from spatial.cases.schemas import LOCAL, CasePublic
 from spatial.errors import InvalidParameterError, NotFoundError
 from spatial.reference.cache import ReferenceCache
 from spatial.store.models import Case
 from spatial.store.sql import statement
 
-LOCAL = ZoneInfo("Asia/Shanghai")
 MAX_REQUESTS = 1000
 MAX_WINDOW = timedelta(days=90)  # GeoReport: a date range "may not span more than 90 days"
 CLOSED_STATES = ("closed", "voided")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
 from geoalchemy2 import functions as gf
 from sqlalchemy import Connection, any_, literal, select, text
@@ -13,7 +12,7 @@ from sqlalchemy import Connection, any_, literal, select, text
 from spatial.access.principal import Principal
 from spatial.access.scope import case_clause, check_read
 from spatial.cases.public import case_public
-from spatial.cases.schemas import CaseEvent, CasePublic, CasesPublic
+from spatial.cases.schemas import LOCAL, CaseEvent, CasePublic, CasesPublic
 from spatial.codes import SPECIAL_CODE, prefix_range
 from spatial.errors import InvalidParameterError, NotFoundError
 from spatial.geo.srid import WGS84
@@ -21,7 +20,6 @@ from spatial.reference.cache import ReferenceCache
 from spatial.store.models import Case
 from spatial.store.sql import statement
 
-LOCAL = ZoneInfo("Asia/Shanghai")
 MAX_PAGE = 500
 MAX_CASE_ID = 2**63 - 1  # case ids are bigint
 AREA_COLUMNS = {15: Case.grid_code, 12: Case.community_code, 9: Case.town_code, 6: Case.district_code}

@@ -20,12 +20,15 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any, Literal, NotRequired, TypedDict
+from zoneinfo import ZoneInfo
 
 from pydantic import ConfigDict, Field, PlainSerializer, TypeAdapter, WithJsonSchema, model_validator
 from pydantic.dataclasses import dataclass
 
 from spatial.geo.coords import coordinate_problem
 
+# The city's time: a time without offset in a request or a file is this, and case numbers count its days.
+LOCAL = ZoneInfo("Asia/Shanghai")
 Source = Literal["inspector", "hotline", "public", "video", "dispatcher"]
 CATEGORY_PATTERN = r"^E[0-9]{2,14}$"
 MAX_DESCRIPTION = 2000

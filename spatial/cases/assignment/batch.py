@@ -11,7 +11,7 @@ import numpy as np
 
 from spatial.cases.assignment.duplicates import Cases, against_stored
 from spatial.cases.assignment.index import BatchIndex, Component, Usable
-from spatial.cases.assignment.owner import owner_for, owner_name
+from spatial.cases.assignment.owner import owner_for
 from spatial.cases.assignment.rules import DEFAULT_RADIUS_M, RETIRED, Assignment, AssignmentInput
 from spatial.codes import district_of, lineage
 from spatial.errors import ComponentError, GridlinkError
@@ -70,9 +70,8 @@ class _Shaper:
         return Assignment(
             grid=grid, community=community, town=town, district=district,
             special_grids=[area_of(ref, s) for s in special], component_code=found.code if found else None,
-            component_class=found.class_code if found else None, component_distance_m=distance,
-            owner_key=owner_key, owner_area_code=owner_area, owner_name=owner_name(ref, owner_key, base),
-            deadline=deadline, duplicate_of=duplicate,
+            component_distance_m=distance, owner_key=owner_key, owner_area_code=owner_area, deadline=deadline,
+            duplicate_of=duplicate,
         )
 
 

@@ -20,7 +20,6 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from spatial.cases.assignment.owner import owner_name
 from spatial.codes import LEVEL_WIDTHS, ancestor, district_of
 from spatial.errors import ComponentError, UnknownCategoryError
 from spatial.grids.locate import Area, area_of, outside_coverage
@@ -48,11 +47,9 @@ class Assignment:
     district: Area
     special_grids: list[Area]
     component_code: str | None
-    component_class: str | None
     component_distance_m: float | None
     owner_key: str
     owner_area_code: str | None
-    owner_name: str
     deadline: datetime
     duplicate_of: int | None
 
@@ -135,10 +132,8 @@ def finish(conn: Connection, ref: ReferenceCache, row: dict, *, category: Catego
     return Assignment(
         grid=levels[4], community=levels[3], town=levels[2], district=levels[1],
         special_grids=[area_of(ref, s) for s in row["special_grid_codes"] or []],
-        component_code=row["component_code"], component_class=row["component_class"],
-        component_distance_m=round_distance(row["component_distance_m"]),
+        component_code=row["component_code"], component_distance_m=round_distance(row["component_distance_m"]),
         owner_key=row["owner_key"], owner_area_code=row["owner_area_code"],
-        owner_name=owner_name(ref, row["owner_key"], code),
         deadline=ref.calendar.deadline(row["at"], category.time_limit, category.time_unit),
         duplicate_of=row["duplicate_of"],
     )
