@@ -7,9 +7,9 @@ from concurrent.futures import Future
 from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import client_address
+from api.auth import PrincipalDep, client_address
 from api.deps import EngineDep, ReferenceDep
-from api.routes.reporting import ReporterDep, ReportingRoute
+from api.routes.reporting import ReportingRoute
 from spatial.access.principal import Principal
 from spatial.cases.assignment.index import Usable
 from spatial.cases.bulk import BulkReport, intake, start_reading
@@ -38,7 +38,7 @@ def _parse(media: str, body: bytes) -> tuple[list[BulkRow], list[RowResult]]:
 
 @router.post("/cases/bulk", summary="A batch of reports: every row assigned or refused, one transaction",
              response_model=None, responses={200: {"model": BulkReport, "description": "the batch's report"}})
-async def bulk(request: Request, engine: EngineDep, ref: ReferenceDep, principal: ReporterDep,
+async def bulk(request: Request, engine: EngineDep, ref: ReferenceDep, principal: PrincipalDep,
                all_or_nothing: bool = Query(default=False, description="refuse the whole batch if a row fails"),
                ) -> Response:
     """Assign and store a batch; the reply reports each row (created, duplicate or refused with a reason)."""

@@ -10,7 +10,7 @@ from fastapi.responses import Response
 
 from api.auth import PrincipalDep, client_address
 from api.deps import ConnectionDep, EngineDep, IdempotencyKey, ReferenceDep, require_json
-from api.routes.reporting import ReporterDep, ReportingRoute
+from api.routes.reporting import ReportingRoute
 from spatial.cases.intake import create_case
 from spatial.cases.read import CaseFilter, get_case, list_cases
 from spatial.cases.schemas import CaseCreate, CasePublic, CasesPublic, case_json, cases_json
@@ -28,7 +28,7 @@ reports = APIRouter(route_class=ReportingRoute)
              summary="Report an incident: assigned to grid, owner, component and deadline at once",
              responses={200: {"model": CasePublic, "description": "a retry with the same Idempotency-Key: the "
                                                                  "case its first attempt created"}})
-def create(body: CaseCreate, engine: EngineDep, ref: ReferenceDep, principal: ReporterDep, request: Request,
+def create(body: CaseCreate, engine: EngineDep, ref: ReferenceDep, principal: PrincipalDep, request: Request,
            idempotency_key: IdempotencyKey = None) -> Response:
     """Create a case; with an ``Idempotency-Key`` a retry returns the first attempt's case (200).
 
