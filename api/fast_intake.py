@@ -12,7 +12,8 @@ this ASGI layer sits in front of the routes and answers that one request directl
   the same pydantic model the route declares (``CaseCreate``), and runs the same prepared statement
   (``spatial.cases.intake.create_plain_case``, which also writes the audit row and keeps the report inside the
   account's area) on the event loop through an asyncpg pool;
-- a case created is answered here (201, ``Location``), byte for byte as the route would answer it;
+- a case created is answered here (201, ``Location``) with the reply model and serializer the route uses
+  (``spatial.cases.schemas.CasePublic``, ``case_json``): byte for byte as the route would answer it;
 - an unknown category is answered with the same problem+json the app's handler writes
   (``api.problems.domain_problem``);
 - anything else — a body that does not validate, another content type, an ``Idempotency-Key``, a report
