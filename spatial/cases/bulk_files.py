@@ -77,7 +77,8 @@ def _row(n: int, fields: dict[str, Any], lon: Any, lat: Any) -> BulkRow:
     reported_at = fields.get("reported_at")
     data = {
         "row": n, "category": str(fields.get("category") or ""),
-        "location": {"type": "Point", "coordinates": [_number(lon, "lon"), _number(lat, "lat")]},
+        "location": {"type": "Point", "coordinates": [  # JSON numbers are floats already (the model checks them)
+            lon if type(lon) is float else _number(lon, "lon"), lat if type(lat) is float else _number(lat, "lat")]},
         "description": description, "source": source or "hotline", "component_code": component,
         "reporter": {"name": name, "phone": phone} if name or phone else None,
         "reported_at": _time(reported_at) if reported_at else None,
