@@ -173,14 +173,14 @@ def create(fmt: FormatDep, fields: SubmissionDep, request: Request, engine: Engi
     api_key = text_field(fields, "api_key", 256) or request.query_params.get("api_key") or None
     if not api_key:
         _limit_public(request)
-    report = to_report(fields, api_key)
     with engine.begin() as conn:  # one transaction: a refusal leaves nothing stored
         actor, partner = "open311:public", None
-        if api_key:
+        if api_key:  # who submits is decided before the fields are checked (RFC 9110 §13.2.1)
             partner = principal_for(conn, api_key, request.app.state.principals)
             if partner.role not in PARTNER_ROLES:
                 raise ForbiddenError(f"an api_key of a {partner.role} account cannot submit requests")
             actor = f"open311:{partner.login}"
+        report = to_report(fields, api_key)
         case, created = create_case(conn, ref, report, actor=actor, idempotency_key=idempotency_key, by=partner,
                                     client=client_address(request))
     headers = {} if created else {"Idempotent-Replayed": "true"}

@@ -186,6 +186,10 @@ def test_api_keys_are_checked(client: TestClient, world_engine) -> None:
     check_error(client.post(f"{BASE}/requests.json", data={**GOOD, "api_key": "no-such-key"}), 401, "token")
     viewer = _partner_key(world_engine, "viewer")
     check_error(client.post(f"{BASE}/requests.json", data={**GOOD, "api_key": viewer}), 403, "viewer")
+    # Who submits is decided before the fields: a bad key with bad fields is a 401, a viewer's a 403.
+    bad_fields = {"service_code": "nope", "lat": "north"}
+    check_error(client.post(f"{BASE}/requests.json", data={**bad_fields, "api_key": "no-such-key"}), 401, "token")
+    check_error(client.post(f"{BASE}/requests.json", data={**bad_fields, "api_key": viewer}), 403, "viewer")
     assert case_count(world_engine) == 0
 
 
