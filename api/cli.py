@@ -301,7 +301,8 @@ def cmd_user(args: argparse.Namespace) -> int:
         with engine.begin() as conn:
             account = add_user(conn, args.login, role=args.role, scope=args.scope, password=password,
                                display_name=args.name)
-            record(conn, _cli_actor(), "account.create", args.login, {"role": args.role, "scope": args.scope})
+            record(conn, _cli_actor(), "account.create", target=args.login,
+                   detail={"role": args.role, "scope": args.scope})
     except GridlinkError as exc:
         _err(f"no account made: {exc.detail}")
         return 2
@@ -328,12 +329,12 @@ def cmd_token(args: argparse.Namespace) -> int:
                 if not revoke_token(conn, args.subject):
                     _err("no active token like that")
                     return 2
-                record(conn, _cli_actor(), "token.revoke", None)
+                record(conn, _cli_actor(), "token.revoke")
                 print("revoked")
                 return 0
             ttl = None if args.no_expiry else timedelta(days=args.days)
             token, expires = create_token(conn, args.subject, label=args.label, ttl=ttl)
-            record(conn, _cli_actor(), "token.create", args.subject, {"label": args.label})
+            record(conn, _cli_actor(), "token.create", target=args.subject, detail={"label": args.label})
     except GridlinkError as exc:
         _err(exc.detail)
         return 2

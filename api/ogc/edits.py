@@ -107,7 +107,7 @@ def _apply(engine: Engine, request: Request, principal: Principal, action: str, 
         target = request.path_params.get("item") or response.headers["location"].rsplit("/", 1)[-1]
         kind = {"special-grids": "special_grid", "grids": "base_grid"}.get(collection, "component")
         record(conn, Actor.of(principal, client_address(request)), f"{kind}.{action}",
-               target, {"etag": response.headers.get("etag"), "if_match": expected})
+               target=target, detail={"etag": response.headers.get("etag"), "if_match": expected})
         return response
 
 

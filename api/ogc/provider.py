@@ -120,8 +120,8 @@ class GridlinkProvider(BaseProvider):
         try:
             with self.engine.connect() as conn:
                 return features.one(conn, self.layer, str(identifier),
-                                    spec.target_crs_uri if spec else features.DEFAULT_CRS,
-                                    features.scope_condition(self.layer, REQUEST_PRINCIPAL.get()))
+                                    crs=spec.target_crs_uri if spec else features.DEFAULT_CRS,
+                                    scope=features.scope_condition(self.layer, REQUEST_PRINCIPAL.get()))
         except GridlinkError as exc:
             raise DomainProviderError(exc) from exc
 

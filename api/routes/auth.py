@@ -24,7 +24,8 @@ def _login(request: Request, engine, username: str, password: str, label: str,
     with engine.begin() as conn:
         principal = check_password(conn, username, password)
         issued, expires = create_token(conn, principal.login, label=label)
-        record(conn, Actor.of(principal, client_address(request)), action, principal.login, {"label": label})
+        record(conn, Actor.of(principal, client_address(request)), action, target=principal.login,
+               detail={"label": label})
     seconds = int((expires - datetime.now(UTC)).total_seconds()) if expires else None
     return principal, issued, seconds
 
@@ -46,7 +47,7 @@ def revoke(request: Request, engine: EngineDep, principal: PrincipalDep) -> Resp
 def _revoke(request: Request, engine, principal: Principal, issued: str) -> None:
     with engine.begin() as conn:
         if revoke_token(conn, issued, request.app.state.principals):
-            record(conn, Actor.of(principal, client_address(request)), "token.revoke", principal.login)
+            record(conn, Actor.of(principal, client_address(request)), "token.revoke", target=principal.login)
 
 
 def _session_reply(request: Request, principal: Principal, session: str, seconds: int | None) -> dict[str, Any]:

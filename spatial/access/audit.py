@@ -36,7 +36,7 @@ class Actor:
         return cls(principal.login, principal.role, client)
 
 
-def record(conn: Connection, actor: Actor, action: str, target: str | None = None,
+def record(conn: Connection, actor: Actor, action: str, *, target: str | None = None,
            detail: dict[str, Any] | None = None) -> None:
     """Append one audit row in ``conn``'s transaction."""
     conn.execute(text(

@@ -96,7 +96,8 @@ def check_report(principal: Principal | None, grid_code: str, special_codes: Ite
                              grid=grid_code, scope=area)
 
 
-def may_read(principal: Principal, grid_code: str, special_codes: Iterable[str] | None, owner_key: str | None) -> bool:
+def may_read(principal: Principal, *, grid_code: str, special_codes: Iterable[str] | None,
+             owner_key: str | None) -> bool:
     """Whether the caller may read a case with this place and owner."""
     if principal.scope == "*":
         return True
@@ -107,11 +108,12 @@ def may_read(principal: Principal, grid_code: str, special_codes: Iterable[str] 
 
 def check_read(principal: Principal, row: dict) -> None:
     """ForbiddenError unless the caller may read this case (a ``case_get`` row)."""
-    if not may_read(principal, row["grid_code"], row["special_grid_codes"], row["owner_key"]):
+    if not may_read(principal, grid_code=row["grid_code"], special_codes=row["special_grid_codes"],
+                    owner_key=row["owner_key"]):
         raise ForbiddenError(f"case {row['id']} lies outside your scope {principal.scope}", case_id=row["id"])
 
 
-def case_clause(principal: Principal, grid_code, special_codes, owner_key) -> ColumnElement[bool]:
+def case_clause(principal: Principal, *, grid_code, special_codes, owner_key) -> ColumnElement[bool]:
     """A SQL condition on case columns that holds exactly for the cases the caller may read."""
     scope = principal.scope
     if scope == "*":

@@ -161,8 +161,8 @@ def intake(conn: Connection, ref: ReferenceCache, rows: list[BulkRow], *, parse_
     elif assigned:
         stored = _store(conn, ref, assigned, actor)
         results.extend(stored)
-        audit.record(conn, Actor.of(by, client, channel=actor), "case.bulk", f"{len(stored)} cases",
-                     {"first_id": stored[0].case_id, "last_id": stored[-1].case_id, "received": report.received})
+        audit.record(conn, Actor.of(by, client, channel=actor), "case.bulk", target=f"{len(stored)} cases",
+                     detail={"first_id": stored[0].case_id, "last_id": stored[-1].case_id, "received": report.received})
     report.results = sorted(results, key=lambda r: r.row)
     report.created = sum(r.status == "created" for r in report.results)
     report.duplicates = sum(r.status == "duplicate" for r in report.results)
@@ -208,7 +208,7 @@ def _store(conn: Connection, ref: ReferenceCache, assigned: list[tuple[BulkRow, 
     copy_lines(raw, "case_event", EVENT_COLUMNS, events)
     if fast:
         new_rows = {"case": "c.id >= :first", "case_event": "c.case_id >= :first"}
-        check_foreign_keys(conn, ("case", "case_event"), new_rows, {"first": min(ids)})
+        check_foreign_keys(conn, ("case", "case_event"), scope=new_rows, params={"first": min(ids)})
         restore_row_triggers(conn)
     return results
 

@@ -88,7 +88,8 @@ def list_cases(conn: Connection, ref: ReferenceCache, f: CaseFilter, *, by: Prin
     the end); reporters' personal data only for the roles that see it."""
     if not 1 <= f.limit <= MAX_PAGE:
         raise InvalidParameterError(f"limit must be between 1 and {MAX_PAGE}", parameter="limit")
-    query = (select(Case.id).where(case_clause(by, Case.grid_code, Case.special_grid_codes, Case.owner_key))
+    query = (select(Case.id).where(case_clause(by, grid_code=Case.grid_code, special_codes=Case.special_grid_codes,
+                                        owner_key=Case.owner_key))
              .order_by(Case.id.desc()).limit(f.limit + 1))
     if f.state:
         query = query.where(Case.state == f.state)

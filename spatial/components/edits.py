@@ -89,7 +89,7 @@ def _text(props: dict, name: str, limit: int) -> str | None:
 
 
 def _geometry(value: Any, kind: str) -> Any:
-    return checked_shape(value, KINDS[kind], f"a component of this class ({kind})", MAX_VERTICES)
+    return checked_shape(value, KINDS[kind], what=f"a component of this class ({kind})", max_vertices=MAX_VERTICES)
 
 
 def _check_places_and_keys(conn: Connection, item: ComponentInput) -> None:

@@ -68,7 +68,7 @@ def fingerprint(seed: int, scale: Scale) -> str:
     return digest.hexdigest()[:16]
 
 
-def build_demo(engine: Engine, seed: int = 20261116, small: bool = False, force: bool = False,
+def build_demo(engine: Engine, *, seed: int = 20261116, small: bool = False, force: bool = False,
                progress: bool = True) -> DemoReport:
     """Build the demo (see module docstring); return the report."""
     scale = SMALL if small else FULL

@@ -154,7 +154,8 @@ def _count(conn: Connection, lay: Layer, where: list[Any], filtered: bool) -> in
     return found if found <= COUNT_CAP else None
 
 
-def one(conn: Connection, lay: Layer, identifier: str, crs: str = DEFAULT_CRS, scope: Any = None) -> dict[str, Any]:
+def one(conn: Connection, lay: Layer, identifier: str, *, crs: str = DEFAULT_CRS,
+        scope: Any = None) -> dict[str, Any]:
     """One feature by id; NotFoundError if there is none (or none within ``scope``, the reader's)."""
     ident: Any = identifier
     if lay.id_column.type.python_type is int:

@@ -45,7 +45,7 @@ def repair_polygon(subject: str, geom: BaseGeometry) -> tuple[MultiPolygon, list
     return fixed, [Repair(subject, problem, action)]
 
 
-def checked_shape(value: object, allowed: tuple[str, ...], what: str, max_vertices: int) -> BaseGeometry:
+def checked_shape(value: object, allowed: tuple[str, ...], *, what: str, max_vertices: int) -> BaseGeometry:
     """A GeoJSON geometry from a request as shapely, refused (InvalidGeometryError) unless it parses, is one of
     ``allowed`` types, is valid and non-empty, has at most ``max_vertices`` vertices and lies in lon/lat range
     — no repair: an editor must see and fix what they sent."""
@@ -68,7 +68,8 @@ def checked_shape(value: object, allowed: tuple[str, ...], what: str, max_vertic
     return geom
 
 
-def coded_feature(feature: Any, code: str | None, pattern: re.Pattern[str], code_hint: str) -> tuple[str, str, dict]:
+def coded_feature(feature: Any, code: str | None, *, pattern: re.Pattern[str],
+                  code_hint: str) -> tuple[str, str, dict]:
     """The code, name and properties of a GeoJSON Feature describing a grid (``code``: the one the URL
     names, for a replace); InvalidParameterError naming the field otherwise."""
 

@@ -44,11 +44,13 @@ CLEAN = "ST_Multi(ST_CollectionExtract(ST_MakeValid({g}), 3))"
 
 def parse_feature(feature: Any, code: str | None = None) -> tuple[str, str, Any]:
     """Validate a Feature as a base grid: return (code, name, MultiPolygon)."""
-    given, name, props = coded_feature(feature, code, CODE, "code must be a base grid code of 15 digits")
+    given, name, props = coded_feature(feature, code, pattern=CODE,
+                                      code_hint="code must be a base grid code of 15 digits")
     unknown = set(props) - {"code", "name", "level", "kind", "parent_code", "version_id"}
     if unknown:
         raise errors.InvalidParameterError(f"unknown properties: {', '.join(sorted(unknown))}", parameter="properties")
-    geom = checked_shape(feature.get("geometry"), ("Polygon", "MultiPolygon"), "a base grid", MAX_VERTICES)
+    geom = checked_shape(feature.get("geometry"), ("Polygon", "MultiPolygon"), what="a base grid",
+                         max_vertices=MAX_VERTICES)
     return given, name, geom if geom.geom_type == "MultiPolygon" else MultiPolygon([geom])
 
 

@@ -30,7 +30,8 @@ OUTSIDE_TOLERANCE_M2 = 1.0
 
 def parse_feature(conn: Connection, feature: Any, code: str | None = None) -> tuple[str, str, Any]:
     """Validate a Feature as a special grid: return (code, name, MultiPolygon)."""
-    given, name, _ = coded_feature(feature, code, CODE, "code must be a district code, E/P/S/C and 4 digits")
+    given, name, _ = coded_feature(feature, code, pattern=CODE,
+                                   code_hint="code must be a district code, E/P/S/C and 4 digits")
     multi = _area(feature.get("geometry"))
     outside = conn.execute(text(
         "SELECT ST_Area(ST_Difference(ST_GeomFromText(:wkt, 4326), gg.geom)::geography) FROM grid_geometry gg"
@@ -46,7 +47,7 @@ def parse_feature(conn: Connection, feature: Any, code: str | None = None) -> tu
 
 def _area(value: Any) -> Any:
     """A valid (Multi)Polygon within the complexity limit, as a MultiPolygon."""
-    geom = checked_shape(value, ("Polygon", "MultiPolygon"), "a special grid", MAX_VERTICES)
+    geom = checked_shape(value, ("Polygon", "MultiPolygon"), what="a special grid", max_vertices=MAX_VERTICES)
     return geom if geom.geom_type == "MultiPolygon" else MultiPolygon([geom])
 
 

@@ -29,7 +29,7 @@ class PartitionReport:
         return not self.gaps and not self.overlaps
 
 
-def check_partition(conn: Connection, parent_level: int, prefix: str = "",
+def check_partition(conn: Connection, parent_level: int, prefix: str = "", *,
                     tolerance_m2: float = TOLERANCE_M2) -> PartitionReport:
     """Check that the current grids of ``parent_level + 1`` partition those of ``parent_level``."""
     rows = conn.execute(statement("partition_gaps"), {"level": parent_level, "prefix": prefix}).all()

@@ -31,7 +31,7 @@ def restore_row_triggers(conn: Connection) -> None:
     conn.execute(text("SET LOCAL session_replication_role = origin"))
 
 
-def check_foreign_keys(conn: Connection, tables: tuple[str, ...], scope: dict[str, str] | None = None,
+def check_foreign_keys(conn: Connection, tables: tuple[str, ...], *, scope: dict[str, str] | None = None,
                        params: dict[str, object] | None = None) -> None:
     """Raise ForeignKeyError when a row of ``tables`` points at a missing parent.
 

@@ -69,4 +69,4 @@ def test_bulk_load_key_check_finds_dangling_rows(conn) -> None:
     conn.execute(text("INSERT INTO team_member (grid_code, role, name) VALUES ('320599999', 'chief', 'x')"))
     with pytest.raises(ForeignKeyError, match="team_member point at missing rows of grid"):
         check_foreign_keys(conn, ("team_member", "grid"))
-    check_foreign_keys(conn, ("team_member",), {"team_member": "c.grid_code <> '320599999'"})  # scoped: clean
+    check_foreign_keys(conn, ("team_member",), scope={"team_member": "c.grid_code <> '320599999'"})  # scoped: clean

@@ -100,8 +100,9 @@ def test_the_public_channel_reports_anywhere_and_areas_are_enforced() -> None:
         check_report(_as("partner.east"), GRID, ())
 
 
-WEST_CASE = (GRID, [SCENIC], "LIGHTING")            # town 001, in the scenic area, a street light's
-EAST_CASE = ("320506002002003", [], "WATER")        # town 002, a water department's
+# town 001, in the scenic area, a street light's; town 002, a water department's
+WEST_CASE = {"grid_code": GRID, "special_codes": [SCENIC], "owner_key": "LIGHTING"}
+EAST_CASE = {"grid_code": "320506002002003", "special_codes": [], "owner_key": "WATER"}
 
 
 @pytest.mark.parametrize(("login", "west", "east"), [
@@ -110,8 +111,8 @@ EAST_CASE = ("320506002002003", [], "WATER")        # town 002, a water departme
     ("planner.town", True, False), ("viewer", False, True), ("handler", True, False), ("owner", True, False),
 ])
 def test_may_read(login: str, west: bool, east: bool) -> None:
-    assert may_read(_as(login), *WEST_CASE) is west
-    assert may_read(_as(login), *EAST_CASE) is east
+    assert may_read(_as(login), **WEST_CASE) is west
+    assert may_read(_as(login), **EAST_CASE) is east
 
 
 @pytest.mark.parametrize(("login", "condition"), [
