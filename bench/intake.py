@@ -66,12 +66,17 @@ def template(settings: DatabaseSettings) -> str:
 def prepare(settings: DatabaseSettings) -> str:
     """Build (or reuse) the demo template and return the URL of a fresh scratch copy of it."""
     template(settings)
+    return fresh_copy(settings, SCRATCH)
+
+
+def fresh_copy(settings: DatabaseSettings, name: str) -> str:
+    """A fresh copy of the demo template named ``name`` (dropped first if it exists); its URL."""
     admin = create_engine(database_url(settings, "postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{SCRATCH}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{SCRATCH}" TEMPLATE "{TEMPLATE}"'))
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE}"'))
     admin.dispose()
-    return database_url(settings, SCRATCH)
+    return database_url(settings, name)
 
 
 def bench_token(url: str, login: str = "bench.partner") -> str:
@@ -182,13 +187,14 @@ def _figures(count: int, latencies: list[float], elapsed: float) -> dict:
             "p99_ms": round(quantiles[98] * 1000, 2)}
 
 
-def start_server(url: str, workers: int) -> tuple[subprocess.Popen, int]:
-    """Start ``gridlink serve`` on a free loopback port; return the process and the port."""
+def start_server(url: str, workers: int, tree: str | None = None) -> tuple[subprocess.Popen, int]:
+    """Start ``gridlink serve`` on a free loopback port; return the process and the port. ``tree``: serve the
+    code of another checkout (bench/versus.py) with this virtual environment."""
     port = free_port()
-    env = dict(os.environ, GRIDLINK_DATABASE_URL=url)
+    env = dict(os.environ, GRIDLINK_DATABASE_URL=url, **({"PYTHONPATH": tree} if tree else {}))
     process = subprocess.Popen(
         [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers", str(workers),
-         "--log-level", "warning"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+         "--log-level", "warning"], env=env, cwd=tree, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:

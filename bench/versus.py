@@ -14,61 +14,23 @@ The schema must be the same on both sides (no migration between them).
 from __future__ import annotations
 
 import argparse
-import http.client
-import os
 import statistics
 import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
-
-from bench.intake import TEMPLATE, bench_token, bulk, sample_reports, template
+from bench.intake import bench_token, bulk, fresh_copy, sample_reports, start_server, template
 from spatial.settings import DatabaseSettings
-from spatial.store.cluster import free_port
-from spatial.store.db import database_url
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRATCH = "gridlink_bench_versus"
-
-
-def fresh_copy(settings: DatabaseSettings, name: str) -> str:
-    """A fresh copy of the demo template named ``name``; its URL."""
-    admin = create_engine(database_url(settings, "postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE}"'))
-    admin.dispose()
-    return database_url(settings, name)
-
-
-def serve(tree: Path, url: str) -> tuple[subprocess.Popen, int]:
-    """``gridlink serve`` of the code in ``tree`` on ``url``, on a free loopback port, once it answers."""
-    port = free_port()
-    env = dict(os.environ, GRIDLINK_DATABASE_URL=url, PYTHONPATH=str(tree))
-    server = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers", "2",
-                               "--log-level", "error"], cwd=tree, env=env, stdout=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            probe = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            probe.request("GET", "/api/v1/health")
-            probe.getresponse().read()
-            return server, port
-        except OSError:
-            if time.monotonic() > deadline or server.poll() is not None:
-                server.kill()
-                raise RuntimeError(f"gridlink serve of {tree} did not start") from None
-            time.sleep(0.3)
 
 
 def one_run(settings: DatabaseSettings, tree: Path, reports: list[dict], size: int) -> dict:
     """Post the batch to a server of ``tree`` on a fresh copy of the template."""
     url = fresh_copy(settings, SCRATCH)
     token = bench_token(url)
-    server, port = serve(tree, url)
+    server, port = start_server(url, 2, str(tree))
     try:
         return bulk(port, reports, size, token)
     finally:
