@@ -113,21 +113,31 @@ def needs_account(dependant: Dependant) -> bool:
     return any(d.call is current_principal or needs_account(d) for d in dependant.dependencies)
 
 
+async def caller(request: Request) -> Principal:
+    """``current_principal`` on the event loop: a token resolved lately is answered from the principal cache,
+    only a look-up goes to a thread (401 without valid credentials)."""
+    token = request_token(request)
+    cached = request.app.state.principals.get(token) if token else None
+    return cached if cached is not None else await run_in_threadpool(current_principal, request)
+
+
 class AuthenticatedRoute(APIRoute):
     """A route that, when it needs an account, authenticates its caller before FastAPI reads the body: an
-    anonymous caller's malformed body is then a 401, not a 422. ``PrincipalDep`` resolves the same token
-    again afterwards, from the principal cache."""
+    anonymous caller's malformed body is then a 401, not a 422. Subclasses add what the caller must also be
+    (``admit``). ``PrincipalDep`` resolves the same token again afterwards, from the principal cache."""
+
+    def admit(self, principal: Principal) -> None:
+        """Refuse (ForbiddenError) a caller who may not use this route at all, whatever the body; any
+        account may, here."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        """Wrap FastAPI's handler so that ``current_principal`` runs first."""
+        """Wrap FastAPI's handler so that the caller is authenticated (and admitted) first."""
         handler = super().get_route_handler()
         if not needs_account(self.dependant):
             return handler
 
         async def answer(request: Request) -> Response:
-            token = request_token(request)
-            if token is None or request.app.state.principals.get(token) is None:
-                await run_in_threadpool(current_principal, request)  # 401 here; a look-up goes to a thread
+            self.admit(await caller(request))
             return await handler(request)
 
         return answer

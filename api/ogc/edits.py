@@ -34,7 +34,7 @@ from spatial.access.accounts import principal_for
 from spatial.access.audit import Actor, record
 from spatial.access.principal import Principal
 from spatial.access.scope import check_edit_collection
-from spatial.components import edits as edits
+from spatial.components import edits
 from spatial.errors import (
     AuthenticationError,
     InvalidParameterError,

@@ -9,13 +9,7 @@ FastAPI's 422 wording are unchanged; the route reads the account with ``Principa
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
-from typing import Any
-
-from fastapi import Request, Response
-from starlette.concurrency import run_in_threadpool
-
-from api.auth import AuthenticatedRoute, current_principal, request_token
+from api.auth import AuthenticatedRoute
 from spatial.access.principal import Principal
 from spatial.access.scope import report_area
 
@@ -23,21 +17,6 @@ from spatial.access.scope import report_area
 class ReportingRoute(AuthenticatedRoute):
     """An ``AuthenticatedRoute`` whose caller must also be an account that reports, decided before the body."""
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        """Wrap the authenticated handler so that the reporting role is checked first."""
-        handler = super().get_route_handler()
-
-        async def reporter_first(request: Request) -> Response:
-            report_area(await _caller(request))  # ForbiddenError for a role that does not report
-            return await handler(request)
-
-        return reporter_first
-
-
-async def _caller(request: Request) -> Principal:
-    """The caller's account: from the principal cache, else resolved in a thread (401 without credentials)."""
-    token = request_token(request)
-    cached: Principal | None = request.app.state.principals.get(token) if token else None
-    if cached is not None:
-        return cached
-    return await run_in_threadpool(current_principal, request)
+    def admit(self, principal: Principal) -> None:
+        """ForbiddenError for a role that does not report (``report_area``)."""
+        report_area(principal)

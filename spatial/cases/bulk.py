@@ -26,7 +26,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
-from spatial.access import audit as audit
+from spatial.access import audit
 from spatial.access.audit import Actor
 from spatial.access.principal import Principal
 from spatial.access.scope import covers, report_area
