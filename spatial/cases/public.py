@@ -9,15 +9,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from spatial.cases.assignment.owner import owner_name
-from spatial.cases.schemas import AreaPublic, CaseEvent, CasePublic, ComponentPublic
+from spatial.cases.schemas import CaseEvent, CasePublic, ComponentPublic
 from spatial.codes import lineage
 from spatial.grids.locate import area_of
 from spatial.reference.cache import ReferenceCache
-
-
-def _area(ref: ReferenceCache, code: str) -> AreaPublic:
-    found = area_of(ref, code)
-    return {"code": found.code, "name": found.name, "level": found.level}
 
 
 def case_public(ref: ReferenceCache, row: Mapping[str, Any], *, with_reporter: bool = False,
@@ -34,7 +29,7 @@ def case_public(ref: ReferenceCache, row: Mapping[str, Any], *, with_reporter: b
         The case; ``reporter`` and ``history`` only when asked for.
     """
     grid_code = row["grid_code"]
-    district, town, community, grid = (_area(ref, code) for code in lineage(grid_code))
+    district, town, community, grid = (area_of(ref, code).as_dict() for code in lineage(grid_code))
     component: ComponentPublic | None = None
     if row["component_code"]:
         component = {"code": row["component_code"], "class_code": row["component_class"],
@@ -44,7 +39,7 @@ def case_public(ref: ReferenceCache, row: Mapping[str, Any], *, with_reporter: b
         "source": row["source"], "description": row["description"],
         "location": {"type": "Point", "coordinates": [row["lon"], row["lat"]]},
         "grid": grid, "community": community, "town": town, "district": district,
-        "special_grids": [_area(ref, code) for code in row["special_grid_codes"] or []],
+        "special_grids": [area_of(ref, code).as_dict() for code in row["special_grid_codes"] or []],
         "owner": {"key": row["owner_key"], "name": owner_name(ref, row["owner_key"], grid_code),
                   "area": row["owner_area_code"]},
         "component": component, "deadline": row["deadline"], "duplicate_of": row["duplicate_of"],

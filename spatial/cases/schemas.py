@@ -26,6 +26,7 @@ from pydantic import ConfigDict, Field, PlainSerializer, TypeAdapter, WithJsonSc
 from pydantic.dataclasses import dataclass
 
 from spatial.geo.coords import coordinate_problem
+from spatial.grids.locate import AreaPublic
 
 # The city's time: a time without offset in a request or a file is this, and case numbers count its days.
 LOCAL = ZoneInfo("Asia/Shanghai")
@@ -132,14 +133,6 @@ BULK_ROW: TypeAdapter[BulkRow] = TypeAdapter(BulkRow)
 # A moment as the contract writes it: ISO 8601 with the offset it has (Python's isoformat: "+00:00", never "Z").
 Timestamp = Annotated[datetime, PlainSerializer(datetime.isoformat, return_type=str, when_used="json"),
                       WithJsonSchema({"type": "string", "format": "date-time"})]
-
-
-class AreaPublic(TypedDict):
-    """A grid as a case shows it: its code, name and level (SPEC "Public contracts")."""
-
-    code: str
-    name: str
-    level: int | str  # 1–4, or a special grid's kind
 
 
 class PointPublic(TypedDict):

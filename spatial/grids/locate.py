@@ -8,6 +8,7 @@ deepest grid's code, so that a point on an edge cannot mix branches of the tree.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypedDict
 
 from sqlalchemy import Connection
 
@@ -15,6 +16,14 @@ from spatial.codes import LEVEL_NAMES, ancestor
 from spatial.errors import OutsideCoverageError
 from spatial.reference.cache import ReferenceCache
 from spatial.store.sql import statement
+
+
+class AreaPublic(TypedDict):
+    """A grid as the public contract shows it (a case's areas, ``/locate``): code, name and level."""
+
+    code: str
+    name: str
+    level: int | str  # 1–4, or a special grid's kind
 
 
 @dataclass(frozen=True)
@@ -25,7 +34,7 @@ class Area:
     name: str
     level: int | str
 
-    def as_dict(self) -> dict[str, object]:
+    def as_dict(self) -> AreaPublic:
         """Return the ``{"code", "name", "level"}`` object of the public contract."""
         return {"code": self.code, "name": self.name, "level": self.level}
 
