@@ -101,10 +101,12 @@ def add_user(conn: Connection, login: str, *, role: str, scope: str, password: s
 
 
 def check_password(conn: Connection, login: str, password: str) -> Principal:
-    """The account whose login and password these are; AuthenticationError otherwise (same for both)."""
+    """The account whose login and password these are; AuthenticationError otherwise (same for both). A login
+    that no account can have (``LOGIN``, as ``add_user`` requires) is not looked up: text PostgreSQL cannot
+    take (a NUL byte) would otherwise be a 500, found by schemathesis' stateful phase."""
     row = conn.execute(text(
         "SELECT id, login, role, scope, password_hash FROM account WHERE login = :l AND disabled_at IS NULL"
-    ), {"l": login}).first()
+    ), {"l": login}).first() if LOGIN.match(login) else None
     try:
         _HASHER.verify(row[4] if row and row[4] else _DUMMY, password)
     except (VerificationError, InvalidHashError):

@@ -40,7 +40,7 @@ def test_add_user_validates_and_hashes(world) -> None:
 def test_passwords_and_tokens(world) -> None:
     add_user(world, "owner.light", role="owner", scope="LIGHTING", password=PASSWORD)
     assert check_password(world, "owner.light", PASSWORD).scope == "LIGHTING"
-    for login, password in (("owner.light", "wrong password!"), ("nobody", PASSWORD)):
+    for login, password in (("owner.light", "wrong password!"), ("nobody", PASSWORD), ("owner.light\x00", PASSWORD)):
         with pytest.raises(AuthenticationError, match="wrong login or password"):
             check_password(world, login, password)
     token, expires = create_token(world, "owner.light")
