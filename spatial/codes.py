@@ -30,17 +30,11 @@ SPECIAL_KINDS_SQL = "(" + ", ".join(f"'{kind}'" for kind in SPECIAL_KINDS) + ")"
 _LETTERS = "".join(SPECIAL_LETTERS.values())
 AREA_CODE = re.compile("^(?:" + "|".join(f"[0-9]{{{w}}}" for w in LEVEL_WIDTHS.values()) + ")$")
 BASE_CODE = re.compile(f"^[0-9]{{{BASE_WIDTH}}}$")
-SPECIAL_CODE = re.compile(f"^[0-9]{{{DISTRICT_WIDTH}}}[{_LETTERS}][0-9]{{4}}$")
+# The patterns as text serve PostgreSQL (models' CHECKs) and pydantic field patterns; compiled, Python checks.
 SPECIAL_CODE_SQL = f"^[0-9]{{{DISTRICT_WIDTH}}}[{_LETTERS}][0-9]{{4}}$"
-COMPONENT_CODE = re.compile(r"^[0-9]{16}$")
+SPECIAL_CODE = re.compile(SPECIAL_CODE_SQL)
 COMPONENT_CODE_PATTERN = r"^[0-9]{16}$"
-
-
-def level_of(code: str) -> int | None:
-    """The level (1–4) of a grid code by its width, or None for a special grid or anything else."""
-    if not code.isdigit():
-        return None
-    return next((level for level, width in LEVEL_WIDTHS.items() if width == len(code)), None)
+COMPONENT_CODE = re.compile(COMPONENT_CODE_PATTERN)
 
 
 def ancestor(code: str, level: int) -> str:

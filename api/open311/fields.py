@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from spatial.cases.assignment.rules import unknown_category
 from spatial.cases.schemas import MAX_DESCRIPTION, CaseCreate, PointGeometry, Reporter
+from spatial.codes import COMPONENT_CODE
 from spatial.errors import InvalidParameterError, UnsupportedMediaTypeError
 from spatial.geo.coords import coordinate_problem
 
@@ -130,7 +131,7 @@ def to_report(fields: dict[str, Any], api_key: str | None) -> CaseCreate:
         raise InvalidParameterError("service_code is required", parameter="service_code")
     lon, lat = _position(fields)
     component = text_field(fields, COMPONENT_FIELD, 16)
-    if component is not None and not (component.isascii() and component.isdigit() and len(component) == 16):
+    if component is not None and not COMPONENT_CODE.fullmatch(component):
         raise InvalidParameterError(f"{COMPONENT_FIELD} must be a 16-digit component code", parameter=COMPONENT_FIELD)
     if lat is None and component is None:
         raise InvalidParameterError(f"lat and long are required unless {COMPONENT_FIELD} is given", parameter="lat")

@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 from pydantic import ConfigDict, Field, PlainSerializer, TypeAdapter, WithJsonSchema, model_validator
 from pydantic.dataclasses import dataclass
 
+from spatial.codes import COMPONENT_CODE_PATTERN
 from spatial.geo.coords import coordinate_problem
 from spatial.grids.locate import AreaPublic
 
@@ -83,7 +84,7 @@ class CaseCreate:
     location: PointGeometry | None = Field(default=None, description="required unless component_code is given")
     description: str | None = Field(default=None, max_length=MAX_DESCRIPTION)
     source: Source = "inspector"
-    component_code: str | None = Field(default=None, pattern=r"^[0-9]{16}$")
+    component_code: str | None = Field(default=None, pattern=COMPONENT_CODE_PATTERN)
     reporter: Reporter | None = None
 
     @model_validator(mode="after")
@@ -95,12 +96,12 @@ class CaseCreate:
     @property
     def lon(self) -> float | None:
         """Return the longitude of the location, if the report has one."""
-        return self.location.coordinates[0] if self.location else None
+        return self.location.lon if self.location else None
 
     @property
     def lat(self) -> float | None:
         """Return the latitude of the location, if the report has one."""
-        return self.location.coordinates[1] if self.location else None
+        return self.location.lat if self.location else None
 
     @property
     def reporter_name(self) -> str | None:

@@ -23,7 +23,7 @@ from sqlalchemy import Connection, text
 from spatial import errors
 from spatial.access.principal import Principal
 from spatial.access.scope import check_edit_component
-from spatial.codes import component_class_of, district_of
+from spatial.codes import COMPONENT_CODE, component_class_of, district_of
 from spatial.geo.geometry import checked_shape
 from spatial.store.models.components import STATUSES
 
@@ -61,7 +61,7 @@ def parse_feature(conn: Connection, feature: Any, code: str | None = None) -> Co
     given = props.get("code", code)
     if code is not None and given != code:
         raise errors.InvalidParameterError("the feature's code differs from the one in the URL", parameter="code")
-    if not isinstance(given, str) or not (len(given) == 16 and given.isdigit()):
+    if not isinstance(given, str) or not COMPONENT_CODE.fullmatch(given):
         raise errors.InvalidParameterError("code must be 16 digits: district (6) + class (4) + serial (6)",
                                     parameter="code")
     kind = conn.execute(text("SELECT geometry_kind, default_owner FROM component_class WHERE code = :c"),
