@@ -110,5 +110,6 @@ def tile_params(z: int, x: int, y: int, *, state: str | None = None,
     params: dict[str, object] = {"z": z, "x": x, "y": y, "tol": pixel_m / 2 / 111_320, "cell": pixel_m * CELL_PX,
                                  "state": state}
     if scope is not None:
-        params.update(scope=scope[1], scope_lo=prefix_range(scope[1])[0], scope_hi=prefix_range(scope[1])[1])
+        params["scope_lo"], params["scope_hi"] = prefix_range(scope[1])
+        params["scope"] = scope[1]
     return params
