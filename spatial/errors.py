@@ -136,3 +136,16 @@ class PreconditionRequiredError(GridlinkError, status=428, slug="precondition-re
 class TooManyRequestsError(GridlinkError, status=429, slug="too-many-requests", title="Too many requests",
                            ogc_code="TooManyRequests"):
     """A client sent requests faster than the channel takes them; ``extra["retry_after"]`` in seconds."""
+
+
+# -- Issue 23 (hardening). Each area adds its refusals under its own heading, so that parallel work merges.
+
+# -- public & trust (Open311 public view, duplicates per source, idempotency scope)
+
+# -- edits & bulk (grid edit scope, bulk history window, bulk admission)
+
+# -- OGC cost (CQL2 limits, time budget)
+
+# -- accounts & headers (login throttling, account lifecycle, passwords)
+
+# -- hostile input (NUL, control characters, calendar edges)
