@@ -3,15 +3,26 @@
 A report becomes a case that knows its grid, owner, component and deadline in one call. A report that
 duplicates an open case is stored, linked to it (``duplicate_of``) and closed at once as void with a
 ``link`` event: it is never opened again. With an idempotency key, a retried request returns the case the
-first attempt made and never creates a second one. The reply is shaped from what the statement returned,
-without reading the case back (``spatial.cases.public.case_public``, as every case reply is).
+first attempt made and never creates a second one.
+
+Idempotency keys belong to the caller (issue 23, finding 5): the stored key is a digest of the caller's
+namespace and the key it sent (``stored_key``), so two callers' keys never meet — another account's key
+neither answers with nor refuses for the first account's case. An account's namespace is its id; anonymous
+callers (the public Open311 channel) cannot be told apart, so theirs is their address together with the
+report itself: the same anonymous report retried under the same key is answered with its first case, any
+other report is a new one (never a 409 that would reveal someone else's request).
+
+The reply is shaped from what the statement returned, without reading the case back
+(``spatial.cases.public.case_public``, as every case reply is).
 """
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import TypeAdapter
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import IntegrityError
 
@@ -34,6 +45,8 @@ from spatial.reference.cache import ReferenceCache
 from spatial.store.db import CONNECT_TIMEOUT_S
 from spatial.store.sql import positional, run_prepared, statement
 
+_REPORT = TypeAdapter(CaseCreate)
+
 
 def _component_location(conn: Connection, code: str) -> tuple[float, float] | None:
     row = conn.execute(text("SELECT ST_X(p), ST_Y(p) FROM component, ST_PointOnSurface(geom) AS p"
@@ -49,13 +62,22 @@ def _same_request(existing: dict[str, Any], report: CaseCreate) -> bool:
             and (report.component_code is None or existing["component_code"] == report.component_code))
 
 
+def stored_key(key: str, report: CaseCreate, by: Principal | None, client: str | None) -> str:
+    """The idempotency key as stored: a SHA-256 digest (64 hex digits) of the caller's namespace and its key."""
+    if by is not None:
+        namespace = f"account:{by.account_id}"
+    else:
+        namespace = f"public:{client or ''}:{_REPORT.dump_json(report).decode()}"
+    return hashlib.sha256(f"{namespace}\n{key}".encode()).hexdigest()
+
+
 def _replay(conn: Connection, key: str, report: CaseCreate, by: Principal | None) -> int | None:
     row = conn.execute(text("SELECT id FROM \"case\" WHERE idempotency_key = :k"), {"k": key}).first()
     if row is None:
         return None
     existing = conn.execute(statement("case_get"), {"ids": [row[0]]}).mappings().one()
     if by is not None:
-        check_read(by, dict(existing))  # a key never reveals another area's case
+        check_read(by, dict(existing))  # nor its own key, once the account's scope no longer covers the case
     if not _same_request(dict(existing), report):
         raise IdempotencyConflictError("this Idempotency-Key was already used for a different report",
                                        case_id=row[0])
@@ -72,7 +94,8 @@ def create_case(conn: Connection, ref: ReferenceCache, report: CaseCreate, *, ac
         ref: the reference cache.
         report: the report.
         actor: who reports, as the case's first event names it (e.g. ``api:inspector``).
-        idempotency_key: with a key, a retry returns the first attempt's case (created now: False).
+        idempotency_key: with a key, a retry by the same caller returns the first attempt's case (created
+            now: False); keys are scoped to the caller (``stored_key``).
         now: the report time (default: now).
         by: the reporting account (None: the public Open311 channel); a place outside its area is refused
             (ForbiddenError) and nothing is stored (spatial/access/scope.py).
@@ -80,6 +103,7 @@ def create_case(conn: Connection, ref: ReferenceCache, report: CaseCreate, *, ac
     """
     area = report_area(by)
     if idempotency_key is not None:
+        idempotency_key = stored_key(idempotency_key, report, by, client)
         replayed = _replay(conn, idempotency_key, report, by)
         if replayed is not None:
             return get_case(conn, ref, replayed, with_history=False), False

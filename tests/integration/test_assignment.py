@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from spatial.access.principal import Principal
 from spatial.cases.assignment.rules import assign
 from spatial.cases.intake import create_case
 from spatial.cases.read import get_case
@@ -160,11 +161,17 @@ def test_case_keeps_assignment_and_history(world, reference) -> None:
 
 
 def test_idempotency_key(world, reference) -> None:
-    first, created = _create(world, reference, _report(), "test", idempotency_key="k-1", now=FRIDAY_4PM)
-    again, created_again = _create(world, reference, _report(), "test", idempotency_key="k-1")
+    admin = Principal(account_id=1, login="admin", role="admin", scope="*")
+    first, created = _create(world, reference, _report(), "test", idempotency_key="k-1", now=FRIDAY_4PM, by=admin)
+    again, created_again = _create(world, reference, _report(), "test", idempotency_key="k-1", by=admin)
     assert created and not created_again and again == first
     with pytest.raises(IdempotencyConflictError):
-        _create(world, reference, _report(lon=120.3), "test", idempotency_key="k-1")
+        _create(world, reference, _report(lon=120.3), "test", idempotency_key="k-1", by=admin)
+    # Anonymous callers: the same report under the same key is a retry, another report a new case.
+    public, _ = _create(world, reference, _report(lon=120.3), "test", idempotency_key="k-1", now=FRIDAY_4PM)
+    assert public != first
+    assert _create(world, reference, _report(lon=120.3), "test", idempotency_key="k-1") == (public, False)
+    assert _create(world, reference, _report(lon=120.31), "test", idempotency_key="k-1")[1]
 
 
 def test_location_from_the_named_component(world, reference) -> None:

@@ -339,11 +339,19 @@ def test_idempotency_key(client: TestClient, world_engine) -> None:
     assert first.status_code == 201 and again.status_code == 200
     assert again.headers["idempotent-replayed"] == "true"
     assert again.json() == first.json()
-    conflict = client.post(f"{BASE}/requests.json", data={**GOOD, "description": "别的"},
+    # Anonymous callers cannot be told apart: another request under the same key is a request of its own.
+    other = client.post(f"{BASE}/requests.json", data={**GOOD, "description": "别的"},
+                        headers={"Idempotency-Key": "o311-1"})
+    assert other.status_code == 201
+    # A partner's key is its own: reused for a different request, it is refused.
+    key = _partner_key(world_engine)
+    assert client.post(f"{BASE}/requests.json", data={**GOOD, "api_key": key},
+                       headers={"Idempotency-Key": "o311-1"}).status_code == 201
+    conflict = client.post(f"{BASE}/requests.json", data={**GOOD, "description": "别的", "api_key": key},
                            headers={"Idempotency-Key": "o311-1"})
     check_error(conflict, 409, "Idempotency-Key")
     check_error(client.post(f"{BASE}/requests.json", data=GOOD, headers={"Idempotency-Key": "x" * 200}), 400)
-    assert case_count(world_engine) == 1
+    assert case_count(world_engine) == 3
 
 
 def test_grid_of_created_request(client: TestClient, world_engine) -> None:

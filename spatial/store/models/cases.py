@@ -78,6 +78,7 @@ class Case(Base):
     duplicate_of: Mapped[int | None] = mapped_column(ForeignKey("case.id"))
     reporter_name: Mapped[str | None] = mapped_column(Text)
     reporter_phone: Mapped[str | None] = mapped_column(String(32))
+    # A digest of the caller's namespace and its Idempotency-Key (spatial/cases/intake.py: stored_key).
     idempotency_key: Mapped[str | None] = mapped_column(String(128), unique=True)
     reported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     created_at: Mapped[datetime] = created_at_column()
