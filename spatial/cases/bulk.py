@@ -33,7 +33,7 @@ from spatial.access.scope import covers, report_area
 from spatial.cases.assignment.batch import assign_batch
 from spatial.cases.assignment.duplicates import Cases, within_batch
 from spatial.cases.assignment.index import Usable, prefetch_usable
-from spatial.cases.assignment.rules import Assignment, AssignmentInput, assign_rows, finish
+from spatial.cases.assignment.rules import Assignment, AssignmentInput, assign_rows, finish, trust_of
 from spatial.cases.bulk_files import RowResult
 from spatial.cases.schemas import LOCAL, BulkRow
 from spatial.errors import GridlinkError, InvalidParameterError
@@ -98,7 +98,7 @@ def _assign_all(conn: Connection, ref: ReferenceCache, rows: list[BulkRow], now:
     """Assign valid rows (in-process indexes for big batches, the SQL statement otherwise); append
     refusals to ``results``; return the assigned rows."""
     reports = [AssignmentInput(ref.categories[r.category], r.location.lon, r.location.lat, r.reported_at or now,
-                               r.component_code) for r in rows]
+                               r.component_code, r.source) for r in rows]
     if len(rows) >= FAST_MIN_ROWS:
         outcomes = assign_batch(conn, ref, reports, usable=usable)
     else:
@@ -180,7 +180,8 @@ def _store(conn: Connection, ref: ReferenceCache, assigned: list[tuple[BulkRow, 
         "SELECT grid_code, version_id FROM grid_geometry WHERE valid_to IS NULL AND kind = 'base'"))}
     rows = Cases.of(ids, [row.category for row, _, _ in assigned], [row.location.lon for row, _, _ in assigned],
                     [row.location.lat for row, _, _ in assigned], [at for _, _, at in assigned],
-                    [found.component_code for _, found, _ in assigned])
+                    [found.component_code for _, found, _ in assigned],
+                    [trust_of(row.source) for row, _, _ in assigned])
     links = within_batch(rows, [found.duplicate_of for _, found, _ in assigned])
     actor_text, events, results = copy_text(actor), [], []
     labels: dict[datetime, tuple[str, str]] = {}  # reported_at → (case_no day, ISO text): rows share times

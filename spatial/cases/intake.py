@@ -114,7 +114,8 @@ def create_case(conn: Connection, ref: ReferenceCache, report: CaseCreate, *, ac
             raise InvalidParameterError("location is required unless a known component_code is given",
                                         parameter="location")
         lon, lat = located
-    work = AssignmentInput(category(ref, report.category), lon, lat, now or datetime.now(UTC), report.component_code)
+    work = AssignmentInput(category(ref, report.category), lon, lat, now or datetime.now(UTC), report.component_code,
+                           report.source)
     deadline = _deadline(ref, work)
     params = _intake_params(report, work, deadline, actor, idempotency_key, area, Actor.of(by, client))
     if idempotency_key is None:
@@ -148,7 +149,7 @@ async def create_plain_case(pool: Any, ref: ReferenceCache, report: CaseCreate, 
     lon, lat = report.lon, report.lat
     if lon is None or lat is None:
         return None
-    work = AssignmentInput(cat, lon, lat, datetime.now(UTC), report.component_code)
+    work = AssignmentInput(cat, lon, lat, datetime.now(UTC), report.component_code, report.source)
     deadline = _deadline(ref, work)
     sql, order = positional("intake")
     params = _intake_params(report, work, deadline, actor, None, area, Actor.of(by, client))

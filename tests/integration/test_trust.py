@@ -92,3 +92,70 @@ def test_anonymous_keys_never_meet_accounts_keys(client: TestClient, tokens, wor
                         headers=_as(tokens["trust.west2"], **key))
     assert later.status_code == 201
     assert case_count(world_engine) == 4
+
+
+# -- Finding 3: an unverified report never absorbs a trusted one ----------------------------------------------
+
+NEAR_WEST = [120.0601, 31.17]  # about 10 m east of WEST
+
+
+def test_a_public_report_never_makes_an_inspectors_report_a_duplicate(client: TestClient, tokens) -> None:
+    form = {"service_code": "E010101", "lat": str(WEST[1]), "long": str(WEST[0]), "description": "路边垃圾"}
+    public = client.post("/open311/v2/requests.json", data=form, headers=_as(None))
+    assert public.status_code == 201
+    public_id = int(public.json()[0]["service_request_id"])
+    inspector = client.post("/api/v1/cases", json=_report(NEAR_WEST), headers=_as(tokens["trust.west2"]))
+    assert inspector.status_code == 201, inspector.text
+    trusted = inspector.json()
+    assert trusted["duplicate_of"] is None and trusted["state"] == "reported"  # a case of its own
+    # The other way round still holds: a later public report joins the inspector's case.
+    again = client.post("/open311/v2/requests.json", data=form, headers=_as(None))
+    assert "已并入案件" in again.json()[0]["service_notice"]
+    joined = client.get(f"/api/v1/cases/{again.json()[0]['service_request_id']}").json()
+    assert joined["duplicate_of"] == public_id and joined["state"] == "voided"  # the nearest: 0 m
+    # A hotline report is not absorbed by a public one either, but joins the inspector's.
+    hotline = client.post("/api/v1/cases", json=_report(NEAR_WEST, source="hotline"),
+                          headers=_as(tokens["trust.west"]))
+    assert hotline.json()["duplicate_of"] == trusted["id"]
+
+
+SOURCES = ("inspector", "dispatcher", "video", "hotline", "public")
+# Who may absorb whom: the original's trust must reach the report's (public 0 < hotline 1 < the rest 2);
+# once verified (any state after "reported"), any original is trusted.
+EXPECTED_TRUST = {"inspector": 2, "dispatcher": 2, "video": 2, "hotline": 1, "public": 0}
+
+
+@pytest.mark.parametrize("mode", ["nearby", "same component"])
+def test_duplicate_rule_per_source_sql_and_python_agree(world, reference, mode) -> None:
+    """Every source of the original × its verification × every source of the report: the single-report SQL
+    (assign_core.sql), the batch path's in-process rule (duplicates.py) and the table above decide alike."""
+    from datetime import UTC, datetime
+
+    from spatial.cases.assignment.batch import assign_batch
+    from spatial.cases.assignment.rules import AssignmentInput, assign
+    from spatial.cases.intake import create_case
+    from spatial.cases.schemas import CaseCreate
+
+    at = datetime(2026, 11, 16, 9, 0, tzinfo=UTC)
+    category, component = ("E010401", "3205060101000001") if mode == "same component" else ("E010101", None)
+    place = [120.0301, 31.15] if component else WEST
+    report_place = [120.0291, 31.1508] if component else NEAR_WEST  # 90 m away on the component; 10 m nearby
+    for original_source in SOURCES:
+        for verified in (False, True):
+            savepoint = world.begin_nested()
+            original, _ = create_case(world, reference, CaseCreate(
+                category=category, location={"type": "Point", "coordinates": place}, source=original_source,
+                component_code=component), actor="test", now=at)
+            if verified:
+                world.execute(text("UPDATE \"case\" SET state = 'registered' WHERE id = :id"), {"id": original["id"]})
+            for source in SOURCES:
+                expected = original["id"] if verified or EXPECTED_TRUST[original_source] >= EXPECTED_TRUST[source] \
+                    else None
+                later = at.replace(minute=30)
+                sql = assign(world, reference, category, lon=report_place[0], lat=report_place[1], at=later,
+                             component_code=component, source=source).duplicate_of
+                [batch] = assign_batch(world, reference, [AssignmentInput(
+                    reference.categories[category], *report_place, later, component, source)])
+                assert not isinstance(batch, Exception)
+                assert (sql, batch.duplicate_of) == (expected, expected), (original_source, verified, source)
+            savepoint.rollback()

@@ -12,7 +12,7 @@ import numpy as np
 from spatial.cases.assignment.duplicates import Cases, against_stored
 from spatial.cases.assignment.index import BatchIndex, Component, Usable
 from spatial.cases.assignment.owner import owner_for
-from spatial.cases.assignment.rules import DEFAULT_RADIUS_M, RETIRED, Assignment, AssignmentInput
+from spatial.cases.assignment.rules import DEFAULT_RADIUS_M, RETIRED, Assignment, AssignmentInput, trust_of
 from spatial.codes import district_of, lineage
 from spatial.errors import ComponentError, GridlinkError
 from spatial.grids.locate import Area, area_of, outside_coverage
@@ -39,7 +39,8 @@ def assign_batch(conn, ref: ReferenceCache, reports: list[AssignmentInput], *, r
     kept = list(bound)
     stored = Cases.from_rows(index.open_cases)
     batch = Cases.of(kept, [reports[i].category.code for i in kept], xy[kept, 0], xy[kept, 1],
-                     [reports[i].at for i in kept], [c.code if c else None for c, _ in bound.values()])
+                     [reports[i].at for i in kept], [c.code if c else None for c, _ in bound.values()],
+                     [trust_of(reports[i].source) for i in kept])
     duplicates = dict(zip(kept, against_stored(batch, stored), strict=True))
     shape = _Shaper(ref)
     return [refused[i] if i in refused else shape(report, str(bases[i]), specials[i], *bound[i], duplicates[i])

@@ -1,8 +1,9 @@
 """The duplicate rule for a whole batch at once, in process (the rule of ``sql/assign_core.sql``):
 
-a report duplicates an open original case of the same category reported within the 24 hours before it —
-the earliest one on the same component, else the nearest one within 50 m (planar nearest, as PostGIS's
-``<->``; ties: the smaller id). Originals are first the open cases already stored (``against_stored``,
+a report duplicates an open original case of the same category reported within the 24 hours before it and
+trusted at least as much as the report (``rules.TRUST``: an unverified public report never absorbs an
+inspector's) — the earliest one on the same component, else the nearest one within 50 m (planar nearest, as
+PostGIS's ``<->``; ties: the smaller id). Originals are first the open cases already stored (``against_stored``,
 the same for every row of the batch), then the earlier rows of the batch itself that are not duplicates
 (``within_batch``, in row order: whether a row is an original depends on the rows before it).
 
@@ -21,7 +22,7 @@ import numpy as np
 import shapely
 
 from spatial.cases.assignment.index import SPHERE_M_PER_DEG, sphere_metres
-from spatial.cases.assignment.rules import DUPLICATE_RADIUS_M
+from spatial.cases.assignment.rules import DUPLICATE_RADIUS_M, trust_of
 
 WINDOW_US = 24 * 3600 * 1_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -41,22 +42,28 @@ class Cases:
     xy: np.ndarray  # (n, 2) lon, lat
     at: np.ndarray  # int64 microseconds since the epoch
     components: list[str | None]
+    trust: np.ndarray  # int8, rules.trust_of: who may absorb whom
 
     @classmethod
     def of(cls, ids: Sequence[int], categories: Sequence[str], lons: Sequence[float] | np.ndarray,
-           lats: Sequence[float] | np.ndarray,
-           ats: Sequence[datetime], components: Sequence[str | None]) -> Cases:
+           lats: Sequence[float] | np.ndarray, ats: Sequence[datetime], components: Sequence[str | None],
+           trusts: Sequence[int]) -> Cases:
         """Build from plain sequences."""
         seen: dict[datetime, int] = {}  # rows of a batch mostly share one report time
         return cls(np.asarray(ids, dtype=np.int64), np.asarray(categories, dtype=str),
                    np.column_stack([np.asarray(lons, dtype=float), np.asarray(lats, dtype=float)]).reshape(-1, 2),
                    np.fromiter((seen[a] if a in seen else seen.setdefault(a, micros(a)) for a in ats),
-                               dtype=np.int64, count=len(ats)), list(components))
+                               dtype=np.int64, count=len(ats)), list(components),
+                   np.asarray(trusts, dtype=np.int8).reshape(-1))
 
     @classmethod
     def from_rows(cls, rows: Sequence[Sequence]) -> Cases:
-        """Build from rows of (id, category, lon, lat, at, component)."""
-        return cls.of(*zip(*rows, strict=True)) if rows else cls.of([], [], [], [], [], [])
+        """Build from stored cases as rows of (id, category, lon, lat, at, component, source, state)."""
+        if not rows:
+            return cls.of([], [], [], [], [], [], [])
+        ids, categories, lons, lats, ats, components, sources, states = zip(*rows, strict=True)
+        return cls.of(ids, categories, lons, lats, ats, components,
+                      [trust_of(source, state) for source, state in zip(sources, states, strict=True)])
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -73,7 +80,8 @@ def _pairs(query: Cases, target: Cases) -> tuple[np.ndarray, np.ndarray, np.ndar
     tree = shapely.STRtree(shapely.points(target.xy))
     qi, ti = tree.query(shapely.points(query.xy), predicate="dwithin", distance=reach)
     lag = query.at[qi] - target.at[ti]
-    keep = (query.categories[qi] == target.categories[ti]) & (lag >= 0) & (lag < WINDOW_US)
+    keep = ((query.categories[qi] == target.categories[ti]) & (lag >= 0) & (lag < WINDOW_US)
+            & (target.trust[ti] >= query.trust[qi]))
     qi, ti = qi[keep], ti[keep]
     q, t = query.xy[qi], target.xy[ti]
     keep = sphere_metres(q[:, 0], q[:, 1], t[:, 0], t[:, 1]) <= DUPLICATE_RADIUS_M
@@ -99,7 +107,7 @@ def against_stored(reports: Cases, stored: Cases) -> list[int | None]:
         if component:
             same = groups.get((str(reports.categories[j]), component), ())
             inside = [(int(stored.at[i]), int(stored.ids[i])) for i in same
-                      if 0 <= reports.at[j] - stored.at[i] < WINDOW_US]
+                      if 0 <= reports.at[j] - stored.at[i] < WINDOW_US and stored.trust[i] >= reports.trust[j]]
             if inside:
                 found[j] = min(inside)[1]
     qi, ti, _ = _pairs(reports, stored)
@@ -140,5 +148,5 @@ def _same_component(rows: Cases, groups: dict[tuple[str, str], list[int]], origi
     if not component:
         return None
     members = [i for i in groups[(str(rows.categories[j]), component)]
-               if i < j and original[i] and 0 <= rows.at[j] - rows.at[i] < WINDOW_US]
+               if i < j and original[i] and 0 <= rows.at[j] - rows.at[i] < WINDOW_US and rows.trust[i] >= rows.trust[j]]
     return min(members, key=lambda i: (int(rows.at[i]), int(rows.ids[i]))) if members else None

@@ -158,9 +158,10 @@ class BatchIndex:
         self.trees: dict[tuple[str, ...] | None, tuple[shapely.STRtree, np.ndarray]] = {}
         first = min(r.at for r in reports) - timedelta(hours=24)
         last = max(r.at for r in reports)
-        # The open originals that rows of this batch may duplicate (columns in the order of Cases.of).
+        # The open originals that rows of this batch may duplicate (columns in the order of Cases.from_rows).
         self.open_cases = conn.execute(text(
-            "SELECT id, category_code, ST_X(location), ST_Y(location), reported_at, component_code FROM \"case\""
+            "SELECT id, category_code, ST_X(location), ST_Y(location), reported_at, component_code, source, state"
+            " FROM \"case\""
             " WHERE state NOT IN ('closed', 'voided') AND duplicate_of IS NULL"
             " AND reported_at > :first AND reported_at <= :last"), {"first": first, "last": last}).all()
 

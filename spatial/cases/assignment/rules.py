@@ -6,7 +6,8 @@
    categories, the nearest component of a matching class within the radius (default 30 m).
 3. Owner → by the category's flow: the component's owner, the named department, the enforcement bureau,
    or the grid chief; the town sub-centre is the owner of last resort (属地兜底).
-4. Duplicate → an open case of the same category within 50 m and 24 h, or on the same component.
+4. Duplicate → an open case of the same category within 50 m and 24 h, or on the same component, that is
+   trusted at least as much as the report (``TRUST``): an unverified report never absorbs a trusted one.
 5. Deadline → the category's time limit on the working calendar.
 """
 
@@ -30,6 +31,20 @@ DEFAULT_RADIUS_M = 30.0
 DUPLICATE_RADIUS_M = 50.0
 METRES_PER_DEGREE_LAT = 110_574.0
 RETIRED = ("abandoned", "removed")
+# How far a report is trusted, by its source (issue 23, finding 3): staff on site, the dispatch desk and
+# cameras are trusted; a hotline call went through an operator; a public (anonymous Open311) report is
+# unverified. An open case absorbs a later report as its duplicate only when the case is trusted at least
+# as much as the report. A case that has been verified (any state after ``reported``: registered by a
+# dispatcher, the workflow's 核实立案 step) is trusted whatever its source. The SQL twin is the CASE in
+# sql/assign_core.sql; tests/integration/test_trust.py holds the two together for every source and state.
+TRUST = {"inspector": 2, "dispatcher": 2, "video": 2, "hotline": 1, "public": 0}
+VERIFIED_TRUST = 2
+UNVERIFIED_STATE = "reported"
+
+
+def trust_of(source: str, state: str = UNVERIFIED_STATE) -> int:
+    """How far a report from ``source`` (or a stored case in ``state``) is trusted: 0 public … 2 trusted."""
+    return VERIFIED_TRUST if state != UNVERIFIED_STATE else TRUST.get(source, 0)
 
 
 def degrees_for(metres: float, lat: float) -> float:
@@ -80,6 +95,7 @@ class AssignmentInput:
     lat: float
     at: datetime
     component_code: str | None = None
+    source: str = "inspector"
 
     @property
     def wants_nearest_component(self) -> bool:
@@ -95,7 +111,7 @@ def report_params(report: AssignmentInput, radius_m: float = DEFAULT_RADIUS_M) -
         "enforcer": cat.enforcer, "component_code": report.component_code,
         "classes": ",".join(cat.component_classes) if cat.component_classes else None,
         "radius_deg": degrees_for(radius_m, report.lat), "radius_m": radius_m,
-        "dup_deg": degrees_for(DUPLICATE_RADIUS_M, report.lat), "at": report.at,
+        "dup_deg": degrees_for(DUPLICATE_RADIUS_M, report.lat), "at": report.at, "trust": trust_of(report.source),
     }
 
 
@@ -104,7 +120,8 @@ def batch_params(reports: list[AssignmentInput], radius_m: float = DEFAULT_RADIU
     rows = [report_params(r, radius_m) for r in reports]
     plural = {"lon": "lons", "lat": "lats", "category": "categories", "flow": "flows", "handler": "handlers",
               "enforcer": "enforcers", "component_code": "component_codes", "classes": "classes",
-              "radius_deg": "radius_deg", "radius_m": "radius_m", "dup_deg": "dup_deg", "at": "ats"}
+              "radius_deg": "radius_deg", "radius_m": "radius_m", "dup_deg": "dup_deg", "at": "ats",
+              "trust": "trusts"}
     return {many: [row[one] for row in rows] for one, many in plural.items()}
 
 
@@ -117,10 +134,11 @@ def assign_rows(conn: Connection, reports: list[AssignmentInput], radius_m: floa
 
 
 def assign(conn: Connection, ref: ReferenceCache, category_code: str, *, lon: float, lat: float, at: datetime,
-           component_code: str | None = None, radius_m: float = DEFAULT_RADIUS_M) -> Assignment:
+           component_code: str | None = None, radius_m: float = DEFAULT_RADIUS_M,
+           source: str = "inspector") -> Assignment:
     """Assign one report at (lon, lat) reported at ``at`` without storing it; refuse what cannot be."""
     cat = category(ref, category_code)
-    row = assign_rows(conn, [AssignmentInput(cat, lon, lat, at, component_code)], radius_m)[0]
+    row = assign_rows(conn, [AssignmentInput(cat, lon, lat, at, component_code, source)], radius_m)[0]
     return finish(conn, ref, row, category=cat)
 
 

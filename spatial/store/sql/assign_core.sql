@@ -3,7 +3,9 @@
 --   base grid covering the point (on a shared edge the smallest code wins); the special grids covering it;
 --   the component: the named one, or for component categories the nearest of a matching class within
 --   radius_m (radius_deg only bounds the GiST search; metres on the sphere decide);
---   an open case of the same category within 50 m and 24 h, or on the same component, to link;
+--   an open case of the same category within 50 m and 24 h, or on the same component, to link — only one
+--   trusted at least as much as the report (p.trust; the stored case's trust is the CASE below, the twin of
+--   spatial/cases/assignment/rules.py: TRUST and trust_of — a verified case, past 'reported', is trusted);
 --   the owner by the category's flow, the town sub-centre being the owner of last resort (属地兜底).
 -- The owner CASE has a Python twin, spatial/cases/assignment/owner.py (batch path, demo); the two are held
 -- together by tests/integration/test_owner_parity.py on every leaf category.
@@ -62,6 +64,8 @@ FROM (
         WHERE k.state NOT IN ('closed', 'voided') AND k.duplicate_of IS NULL
           AND k.component_code = b.code AND k.category_code = p.category
           AND k.reported_at > p.at - interval '24 hours' AND k.reported_at <= p.at
+          AND CASE WHEN k.state <> 'reported' OR k.source IN ('inspector', 'dispatcher', 'video') THEN 2
+                   WHEN k.source = 'hotline' THEN 1 ELSE 0 END >= p.trust
         ORDER BY k.reported_at, k.id
         LIMIT 1
     ) same_component ON true
@@ -75,6 +79,8 @@ FROM (
           AND p.at - k.reported_at < interval '24 hours' AND p.at >= k.reported_at
           AND ST_DWithin(k.location, p.g, p.dup_deg)
           AND ST_DWithin(k.location::geography, p.g::geography, 50, false)
+          AND CASE WHEN k.state <> 'reported' OR k.source IN ('inspector', 'dispatcher', 'video') THEN 2
+                   WHEN k.source = 'hotline' THEN 1 ELSE 0 END >= p.trust
         ORDER BY k.location <-> p.g, k.id
         LIMIT 1
     ) nearby ON true

@@ -8,7 +8,7 @@ WITH p AS (
            CAST(:handler AS varchar) AS handler, CAST(:enforcer AS varchar) AS enforcer,
            CAST(:component_code AS varchar) AS component_code, CAST(:classes AS varchar) AS classes,
            CAST(:radius_deg AS float8) AS radius_deg, CAST(:radius_m AS float8) AS radius_m,
-           CAST(:dup_deg AS float8) AS dup_deg, CAST(:at AS timestamptz) AS at,
+           CAST(:dup_deg AS float8) AS dup_deg, CAST(:at AS timestamptz) AS at, CAST(:trust AS int) AS trust,
            ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS g
 ), a AS (
 {{assign_core}}
