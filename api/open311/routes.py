@@ -17,6 +17,12 @@ The request list follows the spec: ``service_request_id`` overrides every other 
 at most 90 days (the last 90 days by default), at most 1000 requests come back, newest first (a
 non-standard ``limit`` asks for fewer).
 
+Who reads what (``spatial.cases.open311``): a GET with an ``api_key`` (any account's token, as GeoReport
+passes keys) or with the API's own credentials (``Authorization`` header, web session) sees exactly the
+cases REST shows that account (403 outside its scope, as REST); a GET without sees only requests that came
+in through the public channel, coarsely located, and nothing else exists for it (404). An unknown, expired
+or revoked key is refused (401), never read as the public.
+
 Partner keys: ``api_key`` is a bearer token (``gridlink token create LOGIN``) of a ``partner``, ``dispatcher``
 or ``admin`` account; a request carrying a valid one is recorded as coming from the hotline (source
 ``hotline``, actor ``open311:`` plus the account's login), an unknown, expired or revoked key is refused
@@ -38,14 +44,15 @@ from fastapi.responses import Response
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.auth import client_address
+from api.auth import client_address, optional_principal
 from api.deps import ConnectionDep, EngineDep, IdempotencyKey, ReferenceDep
 from api.middleware import BodyTooLarge
 from api.open311.fields import read_submission, text_field, to_report
 from api.open311.format import check_format, render, render_error
 from api.problems import RETRY_AFTER_SECONDS, database_unavailable, georeport_error
 from api.rate_limit import RateLimiter
-from spatial.access.accounts import principal_for
+from spatial.access.accounts import principal_for, resolve_token
+from spatial.access.principal import Principal
 from spatial.cases.intake import create_case
 from spatial.cases.open311 import (
     created_reply,
@@ -123,9 +130,17 @@ def reply_format(fmt: str) -> str:
     return check_format(fmt)
 
 
+def reader(request: Request, api_key: str | None = None) -> Principal | None:
+    """Who reads: the account of ``api_key`` or of the request's credentials (401 for a bad one); None for
+    the public."""
+    if api_key:
+        return resolve_token(request.app.state.engine, api_key, request.app.state.principals)
+    return optional_principal(request)
+
+
 FormatDep = Annotated[str, Depends(reply_format)]
 SubmissionDep = Annotated[dict[str, Any], Depends(read_submission)]
-
+ReaderDep = Annotated[Principal | None, Depends(reader)]
 
 
 def discovery_document(base_url: str) -> dict[str, Any]:
@@ -184,29 +199,32 @@ def create(fmt: FormatDep, fields: SubmissionDep, request: Request, engine: Engi
         case, created = create_case(conn, ref, report, actor=actor, idempotency_key=idempotency_key, by=partner,
                                     client=client_address(request))
     headers = {} if created else {"Idempotent-Replayed": "true"}
-    return render(fmt, "service_requests", [created_reply(case)], status=201 if created else 200, headers=headers)
+    return render(fmt, "service_requests", [created_reply(case, public=partner is None)],
+                  status=201 if created else 200, headers=headers)
 
 
 @router.get("/requests.{fmt}", summary="Service requests, newest first, with GeoReport filters")
-def requests(fmt: FormatDep, conn: ConnectionDep, ref: ReferenceDep, service_request_id: str | None = None,
-             service_code: str | None = None, start_date: str | None = None, end_date: str | None = None,
-             status: str | None = None, limit: str | None = None) -> Response:
-    """Return requests in the date window (the last 90 days by default), at most 1000."""
+def requests(fmt: FormatDep, who: ReaderDep, conn: ConnectionDep, ref: ReferenceDep,
+             service_request_id: str | None = None, service_code: str | None = None, start_date: str | None = None,
+             end_date: str | None = None, status: str | None = None, limit: str | None = None) -> Response:
+    """Return the requests the caller may read in the date window (the last 90 days by default), at most 1000."""
     params = {"service_request_id": service_request_id, "service_code": service_code, "start_date": start_date,
               "end_date": end_date, "status": status, "limit": limit}
-    return render(fmt, "service_requests", list_requests(conn, ref, parse_filter(params, datetime.now(UTC))))
+    found = list_requests(conn, ref, parse_filter(params, datetime.now(UTC)), by=who)
+    return render(fmt, "service_requests", found)
 
 
 @router.get("/requests/{service_request_id}.{fmt}", summary="One service request")
-def request_by_id(fmt: FormatDep, service_request_id: str, conn: ConnectionDep, ref: ReferenceDep) -> Response:
+def request_by_id(fmt: FormatDep, service_request_id: str, who: ReaderDep, conn: ConnectionDep,
+                  ref: ReferenceDep) -> Response:
     """Return a one-element list holding the request."""
-    return render(fmt, "service_requests", get_request(conn, ref, service_request_id))
+    return render(fmt, "service_requests", get_request(conn, ref, service_request_id, by=who))
 
 
 @router.get("/tokens/{token}.{fmt}", summary="The service request id of a token (a case number)")
-def token_lookup(fmt: FormatDep, token: str, conn: ConnectionDep) -> Response:
+def token_lookup(fmt: FormatDep, token: str, who: ReaderDep, conn: ConnectionDep) -> Response:
     """Return ``[{"service_request_id", "token"}]``."""
-    return render(fmt, "service_requests", request_token(conn, token))
+    return render(fmt, "service_requests", request_token(conn, token, by=who))
 
 
 @router.get("/{path:path}", include_in_schema=False)

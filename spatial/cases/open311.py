@@ -4,6 +4,18 @@ GeoReport's words map onto ours: a *service* is a leaf event category (``service
 *service request* is a case (``service_request_id`` is its id, the ``token`` its case number), and a
 request is ``open`` until the case is closed or voided. Reporters' names and phone numbers never leave
 through these views: GeoReport lists are public.
+
+Who sees what (SPEC "Accounts and access"; issue 23, finding 1). No interface shows a case to anyone who
+could not read it through another:
+
+- an account (``by``: a partner's ``api_key``, or any account's token) sees exactly the cases REST shows it —
+  the same rule, ``spatial.access.scope`` (``case_clause`` for lists, ``check_read`` for one case: 403
+  outside its scope, as REST answers);
+- the public (``by`` None) sees only requests that came in through the public channel (source ``public``:
+  anonymous Open311 requests), and of them only GeoReport's fields with the location rounded to
+  ``PUBLIC_DECIMALS`` decimal degrees (0.001°: about 110 m north–south and 95 m east–west in Suzhou), the
+  address down to the community (no grid), the grid chief named by community, and no other case's id;
+  every other case is, to the public, a request that does not exist (404).
 """
 
 from __future__ import annotations
@@ -15,6 +27,9 @@ from typing import Any
 
 from sqlalchemy import Connection, select, text
 
+from spatial.access.principal import Principal
+from spatial.access.scope import case_clause, check_read
+from spatial.cases.assignment.owner import GRID_CHIEF
 from spatial.cases.public import case_public
 from spatial.cases.read import MAX_CASE_ID
 from spatial.cases.schemas import LOCAL, CasePublic
@@ -37,6 +52,8 @@ STATE_NOTES = {
     "handled": "已处置，待核查结案", "closed": "已结案", "voided": "已作废", "suspended": "已挂账，长期跟踪处置",
 }
 _OFFSET_AFTER_SPACE = re.compile(r" (\d{2}:?\d{2})$")
+PUBLIC_SOURCES = ("public",)  # the public channel: anonymous Open311 requests
+PUBLIC_DECIMALS = 3  # the public sees locations rounded to 0.001° (about 100 m)
 
 
 @dataclass(frozen=True)
@@ -97,63 +114,98 @@ def service_definition(ref: ReferenceCache, code: str) -> dict[str, Any]:
     return {"service_code": code, "attributes": attributes}
 
 
-def service_notice(owner: str, deadline: datetime | str | None, duplicate_of: int | None) -> str:
-    """Return the notice a citizen sees: who handles the request and by when (or the case it joined)."""
+def service_notice(owner: str, deadline: datetime | str | None, duplicate_of: int | None, *,
+                   public: bool = False) -> str:
+    """Return the notice a citizen sees: who handles the request and by when (or the case it joined; the
+    public is not told that case's id)."""
     if duplicate_of is not None:
-        return f"该问题已有人上报，已并入案件 {duplicate_of} 一并处置"
+        joined = "原案件" if public else f"案件 {duplicate_of} "
+        return f"该问题已有人上报，已并入{joined}一并处置"
     if deadline is None:
         return f"已受理，由{owner}负责处置"
     when = datetime.fromisoformat(deadline) if isinstance(deadline, str) else deadline
     return f"已受理，由{owner}负责处置，处置时限 {when.astimezone(LOCAL):%Y-%m-%d %H:%M}（北京时间）"
 
 
-def created_reply(case: CasePublic) -> dict[str, Any]:
-    """Shape a just-created (or replayed) case as one element of the GeoReport POST reply."""
+def created_reply(case: CasePublic, *, public: bool = False) -> dict[str, Any]:
+    """Shape a just-created (or replayed) case as one element of the GeoReport POST reply (``public``: for
+    an anonymous caller, who is not told the id of the case its request joined)."""
     return {
         "service_request_id": str(case["id"]), "token": case["case_no"],
-        "service_notice": service_notice(case["owner"]["name"], case["deadline"], case["duplicate_of"]),
+        "service_notice": service_notice(case["owner"]["name"], case["deadline"], case["duplicate_of"],
+                                         public=public),
         "account_id": None,
     }
 
 
-def _status_note(row: dict[str, Any]) -> str:
+def _status_note(row: dict[str, Any], public: bool) -> str:
     if row["duplicate_of"] is not None:
-        return f"重复上报，已关联原案件 {row['duplicate_of']}"
+        return "重复上报，已关联原案件" if public else f"重复上报，已关联原案件 {row['duplicate_of']}"
     return STATE_NOTES.get(row["state"], row["state"])
 
 
-def request_public(ref: ReferenceCache, row: dict[str, Any], updated: datetime | None) -> dict[str, Any]:
-    """Shape a ``case_get`` row as a GeoReport service request (never with the reporter's name or phone)."""
+def request_public(ref: ReferenceCache, row: dict[str, Any], updated: datetime | None, *,
+                   public: bool = False) -> dict[str, Any]:
+    """Shape a ``case_get`` row as a GeoReport service request (never with the reporter's name or phone);
+    ``public``: as the public sees it (coarse location, address down to the community, no other case's id)."""
     case = case_public(ref, row)  # without the reporter
     category = ref.categories.get(row["category_code"])
-    places = [case[level]["name"] for level in ("town", "community", "grid")]
+    places = [case["town"]["name"], case["community"]["name"]] + ([] if public else [case["grid"]["name"]])
+    agency = case["owner"]["name"]
+    if public and row["owner_key"] == GRID_CHIEF:
+        agency = f"{case['community']['name']} 网格长"
+    lat, lon = row["lat"], row["lon"]
+    if public:
+        lat, lon = round(lat, PUBLIC_DECIMALS), round(lon, PUBLIC_DECIMALS)
     return {
         "service_request_id": str(row["id"]), "status": "closed" if row["state"] in CLOSED_STATES else "open",
-        "status_notes": _status_note(row), "service_name": category.name if category else row["category_code"],
-        "service_code": row["category_code"], "description": row["description"],
-        "agency_responsible": case["owner"]["name"],
-        "service_notice": service_notice(case["owner"]["name"], row["deadline"], row["duplicate_of"]),
+        "status_notes": _status_note(row, public),
+        "service_name": category.name if category else row["category_code"],
+        "service_code": row["category_code"], "description": row["description"], "agency_responsible": agency,
+        "service_notice": service_notice(agency, row["deadline"], row["duplicate_of"], public=public),
         "requested_datetime": local_iso(row["reported_at"]),
         "updated_datetime": local_iso(updated or row["reported_at"]),
-        "expected_datetime": local_iso(row["deadline"]), "address": " ".join(places), "address_id": None,
-        "zipcode": None, "lat": row["lat"], "long": row["lon"], "media_url": None,
+        "expected_datetime": local_iso(row["deadline"]), "address": " ".join(places),
+        "address_id": None, "zipcode": None, "lat": lat, "long": lon, "media_url": None,
     }
 
 
-def _requests_by_id(conn: Connection, ref: ReferenceCache, ids: list[int]) -> list[dict[str, Any]]:
-    """Return the requests of ``ids``, in that order (ids that do not exist are left out)."""
+def _visible(row: dict[str, Any], by: Principal | None) -> bool:
+    """Whether ``by`` (None: the public) may read the case of a ``case_get`` row (ForbiddenError for an
+    account outside its scope, as REST answers; False for the public and a case of another channel)."""
+    if by is None:
+        return row["source"] in PUBLIC_SOURCES
+    check_read(by, row)
+    return True
+
+
+def _requests_by_id(conn: Connection, ref: ReferenceCache, ids: list[int], by: Principal | None,
+                    ) -> list[dict[str, Any]]:
+    """Return the requests of ``ids`` as ``by`` sees them, in that order (ids that do not exist are left
+    out; so are, for the public, cases of other channels; ids come checked against ``by``'s scope)."""
     if not ids:
         return []
     rows = {row["id"]: dict(row) for row in conn.execute(statement("case_get"), {"ids": ids}).mappings()}
+    rows = {i: row for i, row in rows.items() if _visible(row, by)}
     updated = dict(conn.execute(text(
         "SELECT case_id, max(at) FROM case_event WHERE case_id = ANY(CAST(:ids AS bigint[])) GROUP BY case_id"
-    ), {"ids": ids}).tuples().all())
-    return [request_public(ref, rows[i], updated.get(i)) for i in ids if i in rows]
+    ), {"ids": list(rows)}).tuples().all())
+    return [request_public(ref, rows[i], updated.get(i), public=by is None) for i in ids if i in rows]
 
 
-def list_requests(conn: Connection, ref: ReferenceCache, f: RequestFilter) -> list[dict[str, Any]]:
-    """Return the requests matching ``f``, newest first, at most ``f.limit``."""
-    query = select(Case.id).order_by(Case.reported_at.desc(), Case.id.desc()).limit(f.limit)
+def _who_clause(by: Principal | None):
+    """A SQL condition holding for the cases ``by`` may read (None: the public's requests)."""
+    if by is None:
+        return Case.source.in_(PUBLIC_SOURCES)
+    return case_clause(by, grid_code=Case.grid_code, special_codes=Case.special_grid_codes, owner_key=Case.owner_key)
+
+
+def list_requests(conn: Connection, ref: ReferenceCache, f: RequestFilter, *,
+                  by: Principal | None) -> list[dict[str, Any]]:
+    """Return the requests matching ``f`` that ``by`` may read (None: the public), newest first, at most
+    ``f.limit``."""
+    query = (select(Case.id).where(_who_clause(by)).order_by(Case.reported_at.desc(), Case.id.desc())
+             .limit(f.limit))
     if f.ids:
         query = query.where(Case.id.in_(f.ids))
     else:
@@ -165,7 +217,7 @@ def list_requests(conn: Connection, ref: ReferenceCache, f: RequestFilter) -> li
             query = query.where(Case.reported_at <= f.end)
         if f.closed is not None:
             query = query.where(Case.state.in_(CLOSED_STATES) if f.closed else Case.state.not_in(CLOSED_STATES))
-    return _requests_by_id(conn, ref, list(conn.execute(query).scalars()))
+    return _requests_by_id(conn, ref, list(conn.execute(query).scalars()), by)
 
 
 def case_id_of(value: str) -> int | None:
@@ -176,24 +228,31 @@ def case_id_of(value: str) -> int | None:
     return int(value)
 
 
-def get_request(conn: Connection, ref: ReferenceCache, request_id: str) -> list[dict[str, Any]]:
-    """Return the one-element GeoReport list of request ``request_id``; NotFoundError when unknown."""
+def get_request(conn: Connection, ref: ReferenceCache, request_id: str, *,
+                by: Principal | None) -> list[dict[str, Any]]:
+    """Return the one-element GeoReport list of request ``request_id`` as ``by`` sees it (None: the public);
+    NotFoundError when unknown (or, for the public, not a public request), ForbiddenError outside ``by``'s
+    scope."""
     case_id = case_id_of(request_id)
-    found = _requests_by_id(conn, ref, [case_id]) if case_id else []
+    found = _requests_by_id(conn, ref, [case_id], by) if case_id else []
     if not found:
         raise NotFoundError(f"no service request with service_request_id {request_id!r}",
                             service_request_id=request_id)
     return found
 
 
-def request_token(conn: Connection, token: str) -> list[dict[str, Any]]:
-    """Return ``[{"service_request_id", "token"}]`` for a token (a case number); NotFoundError when unknown."""
+def request_token(conn: Connection, token: str, *, by: Principal | None) -> list[dict[str, Any]]:
+    """Return ``[{"service_request_id", "token"}]`` for a token (a case number) that ``by`` may read (None:
+    the public); NotFoundError when unknown (or not the public's), ForbiddenError outside ``by``'s scope."""
     row = None
     if len(token) <= CASE_NO_LENGTH:  # a longer token cannot be a case number (and would not fit the column)
-        row = conn.execute(select(Case.id, Case.case_no).where(Case.case_no == token)).first()
+        row = conn.execute(select(Case.id, Case.case_no, Case.source, Case.grid_code, Case.special_grid_codes,
+                                  Case.owner_key).where(Case.case_no == token)).mappings().first()
+    if row is not None and not _visible(dict(row), by):
+        row = None
     if row is None:
         raise NotFoundError(f"no service request with token {token!r}", token=token)
-    return [{"service_request_id": str(row.id), "token": row.case_no}]
+    return [{"service_request_id": str(row["id"]), "token": row["case_no"]}]
 
 
 def parse_datetime(value: str, parameter: str) -> datetime:

@@ -9,16 +9,25 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from spatial.access.accounts import add_user, create_token
+from tests.conftest import admin_headers
 from tests.world import DISTRICT, case_count
 
 PASSWORD = "a long enough password"
 WEST = [120.06, 31.17]    # town 001, community 001, grid 002
 EAST = [120.30, 31.05]    # town 002, community 002, grid 003
+SCENIC = [120.18, 31.12]  # town 001, community 001, grid 004, inside special grid 320506S0001
+LIGHT = "3205060118000001"  # a street light at (120.01, 31.15), owned by the lighting office
 ACCOUNTS = {
     "trust.city": ("dispatcher", DISTRICT),
     "trust.west": ("dispatcher", f"{DISTRICT}001"),
     "trust.west2": ("inspector", f"{DISTRICT}001"),
     "trust.east": ("dispatcher", f"{DISTRICT}002"),
+    "trust.scenic": ("grid_chief", f"{DISTRICT}S0001"),
+    "trust.viewer": ("viewer", f"{DISTRICT}002"),
+    "trust.partner": ("partner", f"{DISTRICT}002"),
+    "trust.hotline": ("partner", "*"),
+    "trust.lights": ("handler", "LIGHTING"),
+    "trust.planner": ("planner", f"{DISTRICT}001001"),
 }
 
 
@@ -110,7 +119,7 @@ def test_a_public_report_never_makes_an_inspectors_report_a_duplicate(client: Te
     assert trusted["duplicate_of"] is None and trusted["state"] == "reported"  # a case of its own
     # The other way round still holds: a later public report joins the inspector's case.
     again = client.post("/open311/v2/requests.json", data=form, headers=_as(None))
-    assert "已并入案件" in again.json()[0]["service_notice"]
+    assert "已并入" in again.json()[0]["service_notice"]
     joined = client.get(f"/api/v1/cases/{again.json()[0]['service_request_id']}").json()
     assert joined["duplicate_of"] == public_id and joined["state"] == "voided"  # the nearest: 0 m
     # A hotline report is not absorbed by a public one either, but joins the inspector's.
@@ -159,3 +168,92 @@ def test_duplicate_rule_per_source_sql_and_python_agree(world, reference, mode) 
                 assert not isinstance(batch, Exception)
                 assert (sql, batch.duplicate_of) == (expected, expected), (original_source, verified, source)
             savepoint.rollback()
+
+
+# -- Finding 1: what the public and each account see through Open311 -----------------------------------------
+
+BASE = "/open311/v2"
+
+
+def _mixed_cases(client: TestClient) -> dict[int, str]:
+    """Cases of every source at places of several scopes (and one owned by the lighting office); id → source."""
+    made: dict[int, str] = {}
+    for where in (WEST, EAST, SCENIC):
+        for source in ("inspector", "hotline", "video"):
+            reply = client.post("/api/v1/cases", json=_report(where, source, category="E020101"))  # as admin
+            assert reply.status_code == 201, reply.text
+            made[reply.json()["id"]] = source
+        form = {"service_code": "E010101", "lat": str(where[1]), "long": str(where[0]), "description": "公众"}
+        public = client.post(f"{BASE}/requests.json", data=form, headers=_as(None))
+        assert public.status_code == 201
+        made[int(public.json()[0]["service_request_id"])] = "public"
+    light = client.post(f"{BASE}/requests.json", data={"service_code": "E010402", "attribute[component_code]": LIGHT},
+                        headers=_as(None))
+    made[int(light.json()[0]["service_request_id"])] = "public"
+    return made
+
+
+def _rest_ids(client: TestClient, headers: dict[str, str]) -> set[int]:
+    reply = client.get("/api/v1/cases", params={"limit": 500}, headers=headers)
+    assert reply.status_code == 200 and reply.json()["next"] is None
+    return {c["id"] for c in reply.json()["cases"]}
+
+
+def _open311_ids(client: TestClient, **how) -> set[int]:
+    reply = client.get(f"{BASE}/requests.json", **how)
+    assert reply.status_code == 200, reply.text
+    return {int(r["service_request_id"]) for r in reply.json()}
+
+
+@pytest.mark.parametrize("login", [None, *ACCOUNTS])
+def test_open311_shows_each_account_exactly_what_rest_shows(client: TestClient, tokens, login) -> None:
+    made = _mixed_cases(client)
+    token = tokens[login] if login else admin_headers()["Authorization"].split()[1]  # None: the world's admin
+    headers, key = _as(token), {"api_key": token}
+    rest = _rest_ids(client, headers)
+    # The list, by api_key (GeoReport's way) and by the Authorization header alike.
+    assert _open311_ids(client, params=key, headers=_as(None)) == rest
+    assert _open311_ids(client, headers=headers) == rest
+    for case_id in made:
+        by_rest = client.get(f"/api/v1/cases/{case_id}", headers=headers)
+        by_open311 = client.get(f"{BASE}/requests/{case_id}.json", params=key, headers=_as(None))
+        assert by_open311.status_code == by_rest.status_code, (login, case_id, by_open311.text)
+        if by_rest.status_code == 200:
+            [item] = by_open311.json()
+            assert [item["long"], item["lat"]] == by_rest.json()["location"]["coordinates"]
+            token = client.get(f"{BASE}/tokens/{by_rest.json()['case_no']}.json", params=key, headers=_as(None))
+            assert token.status_code == 200
+    assert rest or login in ("trust.planner",)  # every account but one sees some of these cases
+
+
+def test_the_public_sees_only_public_requests_coarsely(client: TestClient, tokens) -> None:
+    made = _mixed_cases(client)
+    public = {case_id for case_id, source in made.items() if source == "public"}
+    anonymous = _as(None)
+    assert _open311_ids(client, headers=anonymous) == public
+    assert client.get("/api/v1/cases", headers=anonymous).status_code == 401
+    for case_id, source in made.items():
+        reply = client.get(f"{BASE}/requests/{case_id}.json", headers=anonymous)
+        case = client.get(f"/api/v1/cases/{case_id}").json()  # as admin
+        token = client.get(f"{BASE}/tokens/{case['case_no']}.json", headers=anonymous)
+        if source != "public":  # inspectors', hotline and camera cases: as if they did not exist
+            assert reply.status_code == 404 and token.status_code == 404, reply.text
+            continue
+        assert token.status_code == 200
+        [item] = reply.json()
+        lon, lat = case["location"]["coordinates"]
+        # The location rounded to 0.001° (about 100 m); the address names the town and community only.
+        assert (item["long"], item["lat"]) == (round(lon, 3), round(lat, 3))
+        assert abs(item["long"] - lon) <= 0.0005 and abs(item["lat"] - lat) <= 0.0005
+        assert case["grid"]["name"] not in reply.text and case["grid"]["code"] not in reply.text
+        assert item["address"] == f"{case['town']['name']} {case['community']['name']}"
+        for internal in (case["owner"]["key"], "reporter"):
+            assert internal not in reply.text
+    # The exact point of a request within 100 m of another place stays hidden: nearby requests look alike.
+    fine = client.post(f"{BASE}/requests.json", headers=anonymous, data={
+        "service_code": "E010101", "lat": "31.17012", "long": "120.06034", "description": "公众"})
+    [item] = client.get(f"{BASE}/requests/{fine.json()[0]['service_request_id']}.json", headers=anonymous).json()
+    assert (item["lat"], item["long"]) == (31.17, 120.06)
+    # A key that is no key is refused, never read as the public.
+    bad = client.get(f"{BASE}/requests.json", params={"api_key": "no-such-key"}, headers=anonymous)
+    assert bad.status_code == 401
