@@ -107,7 +107,7 @@ def test_fast_path_gives_the_same_report(client: TestClient, world_engine, monke
 def test_fast_path_agrees_with_sql_on_the_demo(small_demo) -> None:
     """Random reports over the small demo: the in-process indexes assign exactly as assign_core.sql."""
     import random
-    from datetime import UTC, datetime
+    from datetime import UTC, datetime, timedelta
 
     from spatial.cases.assignment.batch import assign_batch
     from spatial.cases.assignment.index import prefetch_usable
@@ -122,8 +122,9 @@ def test_fast_path_agrees_with_sql_on_the_demo(small_demo) -> None:
                                     " ORDER BY code LIMIT 400")).all()
         cats = [ref.categories[c] for c in sorted(ref.categories)]
         now = datetime(2026, 11, 15, 10, 0, tzinfo=UTC)
-        reports = [AssignmentInput(rng.choice(cats), x + rng.uniform(-3e-4, 3e-4), y + rng.uniform(-3e-4, 3e-4), now)
-                   for x, y in anchors]
+        sources = ("inspector", "dispatcher", "video", "hotline", "public")  # each trusted as rules.TRUST says
+        reports = [AssignmentInput(rng.choice(cats), x + rng.uniform(-3e-4, 3e-4), y + rng.uniform(-3e-4, 3e-4), now,
+                                   source=rng.choice(sources)) for x, y in anchors]
         reports += [AssignmentInput(cats[0], 121.9, 31.5, now)]  # outside coverage
         # Near lines and polygons: the distance is to the shape, not to a point on it.
         by_class = {}
@@ -144,6 +145,15 @@ def test_fast_path_agrees_with_sql_on_the_demo(small_demo) -> None:
         reports += [AssignmentInput(rng.choice(cats), x + rng.uniform(-1e-3, 1e-3), y + rng.uniform(-1e-3, 1e-3),
                                     now, code) for code, x, y in named]
         reports += [AssignmentInput(cats[0], *anchors[0], now, "3205069999999999")]  # unknown code
+        # Beside the open cases of the last day, of their category, from every source: duplicates or not
+        # by the trust of the case and of the report (spatial/cases/assignment/rules.py: TRUST).
+        first_near = len(reports)
+        near = conn.execute(text(
+            "SELECT category_code, ST_X(location), ST_Y(location) FROM \"case\" WHERE state NOT IN ('closed', 'voided')"
+            " AND duplicate_of IS NULL AND reported_at > :since AND reported_at <= :now ORDER BY id"),
+            {"since": now - timedelta(hours=24), "now": now}).all()
+        reports += [AssignmentInput(ref.categories[code], x + 1e-4, y, now, source=rng.choice(sources))
+                    for code, x, y in near if code in ref.categories]
         fast = assign_batch(conn, ref, reports)
         prefetched = assign_batch(conn, ref, reports, usable=prefetch_usable(small_demo))
         sql = []
@@ -162,6 +172,8 @@ def test_fast_path_agrees_with_sql_on_the_demo(small_demo) -> None:
     assert [key(o) for o in fast] == [key(o) for o in sql]
     assert [key(o) for o in prefetched] == [key(o) for o in sql]
     assert sum(1 for o in fast if not isinstance(o, GridlinkError) and o.component_code) >= 10
+    linked = [o.duplicate_of is not None for o in fast[first_near:] if not isinstance(o, GridlinkError)]
+    assert sum(linked) >= 3, "too few reports beside open cases were linked"
     near_shapes = [o for o in fast[first_shape:last_shape] if not isinstance(o, GridlinkError) and o.component_code]
     assert len(near_shapes) >= 5, "too few reports bound to a line or polygon component"
     refused = [o.detail for o in fast[last_shape:] if isinstance(o, GridlinkError)]
