@@ -4,6 +4,8 @@ Idempotency-Keys can meet."""
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
+
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
@@ -257,3 +259,14 @@ def test_the_public_sees_only_public_requests_coarsely(client: TestClient, token
     # A key that is no key is refused, never read as the public.
     bad = client.get(f"{BASE}/requests.json", params={"api_key": "no-such-key"}, headers=anonymous)
     assert bad.status_code == 401
+
+
+def test_odd_keys_and_the_xml_view(client: TestClient, tokens) -> None:
+    made = _mixed_cases(client)
+    public = {str(i) for i, source in made.items() if source == "public"}
+    for odd in ("\x00", "k" * 5000, "é"):
+        reply = client.get(f"{BASE}/requests.xml", params={"api_key": odd}, headers=_as(None))
+        assert reply.status_code == 401 and b"<errors>" in reply.content
+    root = ET.fromstring(client.get(f"{BASE}/requests.xml", headers=_as(None)).content)
+    assert {r.findtext("service_request_id") for r in root.findall("request")} == public
+    assert all(len(r.findtext("lat", "").split(".")[-1]) <= 3 for r in root.findall("request"))
