@@ -27,6 +27,10 @@ Refusals are ``ForbiddenError`` (403); nothing is stored when a write is refused
 | handler    | department | no            | owned by its unit | no            | no                                    |
 | owner      | owner key  | no            | owned by it       | no            | components it owns (before and after) |
 
+An edit of a base grid is allowed only when the caller may edit every grid it changes: the edited one and
+each neighbour whose shape moves with it (grow, split, merge; issue 23, finding 2) — so a planner scoped to
+one base grid may rename it but not move a boundary it shares with a grid outside its scope.
+
 Edits are checked twice: the OGC write path asks ``may_edit_collection`` and the ``check_edit_*`` rule of the
 stored item before it looks at preconditions or the body (RFC 9110 §13.2.1), and the domain functions
 (spatial/components/edits.py, spatial/grids/edits.py, spatial/grids/special_edits.py) ask the same rules
@@ -162,9 +166,11 @@ def check_edit_component(principal: Principal, owner_key: str) -> None:
     _check_edit(principal, "owner", principal.scope == owner_key, f"components owned by {owner_key}")
 
 
-def check_edit_base_grid(principal: Principal, code: str) -> None:
-    """ForbiddenError unless the caller may edit the base grid ``code`` (admins; planners whose area covers it)."""
-    _check_edit(principal, "planner", covers(principal.scope, code), f"base grid {code}")
+def check_edit_base_grid(principal: Principal, code: str, *, changed_by: str | None = None) -> None:
+    """ForbiddenError unless the caller may edit the base grid ``code`` (admins; planners whose area covers it).
+    ``changed_by``: the grid whose edit would change ``code`` (a neighbour that grows, shrinks or absorbs it)."""
+    what = f"base grid {code}" if changed_by is None else f"base grid {code}, which editing {changed_by} would change"
+    _check_edit(principal, "planner", covers(principal.scope, code), what)
 
 
 def check_edit_special_grid(principal: Principal, code: str) -> None:

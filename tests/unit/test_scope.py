@@ -177,3 +177,16 @@ def test_edit_rules(login: str, answers: tuple[bool, ...]) -> None:
         with pytest.raises(ForbiddenError) as refused:
             check(principal, target)
         assert refused.value.detail == f"{login} ({role}, {scope}) may not edit {what}"
+
+
+def test_a_base_grid_changed_by_editing_another_is_named() -> None:
+    """Finding 2 of issue 23: the edit of one grid is checked against each neighbour it changes, and the
+    refusal says which grid's edit would change it."""
+    planner = Principal(1, "planner.grid", "planner", GRID)
+    check_edit_base_grid(planner, GRID)
+    neighbour = "320506001001001"
+    with pytest.raises(ForbiddenError) as refused:
+        check_edit_base_grid(planner, neighbour, changed_by=GRID)
+    assert refused.value.detail == (f"planner.grid (planner, {GRID}) may not edit base grid {neighbour},"
+                                    f" which editing {GRID} would change")
+    check_edit_base_grid(_as("planner.town"), neighbour, changed_by=GRID)
