@@ -11,6 +11,7 @@ from api.auth import PrincipalDep, client_address
 from api.deps import EngineDep, ReferenceDep
 from api.routes.reporting import ReportingRoute
 from spatial.access.principal import Principal
+from spatial.access.scope import row_source
 from spatial.cases.assignment.index import Usable
 from spatial.cases.bulk import BulkReport, intake, start_reading
 from spatial.cases.bulk_files import RowResult, parse_csv, parse_geojson
@@ -25,15 +26,15 @@ router = APIRouter(prefix="/api/v1", tags=["cases"], route_class=ReportingRoute)
 JSON_MEDIA = ("application/json", "application/geo+json")
 
 
-def _parse(media: str, body: bytes) -> tuple[list[BulkRow], list[RowResult]]:
-    """Parse a body whose media type ``bulk`` has accepted."""
+def _parse(media: str, body: bytes, source: str) -> tuple[list[BulkRow], list[RowResult]]:
+    """Parse a body whose media type ``bulk`` has accepted; ``source``: that of rows naming none."""
     if media in JSON_MEDIA:
-        return parse_geojson(body)
+        return parse_geojson(body, source)
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise UnsupportedMediaTypeError("CSV must be UTF-8 encoded", media_type=media) from exc
-    return parse_csv(text)
+    return parse_csv(text, source)
 
 
 @router.post("/cases/bulk", summary="A batch of reports: every row assigned or refused, one transaction",
@@ -52,7 +53,7 @@ async def bulk(request: Request, engine: EngineDep, ref: ReferenceDep, principal
     def work() -> bytes:
         # Parsing, assignment and the reply's JSON all run off the event loop: a big batch takes seconds.
         usable = start_reading(engine, len(body))
-        rows, refused = _parse(media, body)
+        rows, refused = _parse(media, body, row_source(principal))
         return _store(engine, ref, rows, refused, all_or_nothing, usable, principal,
                       client_address(request))
 

@@ -11,6 +11,11 @@ caller's one transaction. Rules for the batch:
 - duplicates are linked as for single reports, also to an earlier row of the same batch;
 - a row whose place lies outside the reporting account's area is refused with that reason
   (spatial/access/scope.py); an account that does not report has the whole batch refused (403);
+- a row's source and report time follow the account (``check_row_source``, ``check_report_time``): only
+  accounts that import history (admin, dispatcher) date a row in the past, at most 30 days back, or name
+  any source; an inspector's rows are ``inspector``, a partner's ``hotline`` or ``public``; a row that
+  disagrees is refused on its own (a row naming no source takes the account's: ``row_source``, given to
+  the parser by the caller); no row is dated in the future (beyond a 5-minute clock skew);
 - a stored batch writes one audit row (``case.bulk``: how many, the first and last case id).
 """
 
@@ -21,7 +26,7 @@ import json
 from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, text
@@ -29,7 +34,7 @@ from sqlalchemy import Connection, Engine, text
 from spatial.access import audit
 from spatial.access.audit import Actor
 from spatial.access.principal import Principal
-from spatial.access.scope import covers, report_area
+from spatial.access.scope import CLOCK_SKEW, check_report_time, check_row_source, covers, report_area
 from spatial.cases.assignment.batch import assign_batch
 from spatial.cases.assignment.duplicates import Cases, within_batch
 from spatial.cases.assignment.index import Usable, prefetch_usable
@@ -83,12 +88,19 @@ class BulkReport:
         return json.dumps(self.as_dict(), ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def _check(row: BulkRow, ref: ReferenceCache, now: datetime) -> str | None:
-    """Return why a validated row cannot be taken (what the model cannot know), or None."""
+def _check(row: BulkRow, ref: ReferenceCache, now: datetime, by: Principal | None) -> str | None:
+    """Return why a validated row cannot be taken (what the model cannot know, and what the reporting account
+    may not set: spatial/access/scope.py), or None."""
     if row.category not in ref.categories:
         return f"unknown event category {row.category!r}"
-    if row.reported_at is not None and row.reported_at > now + timedelta(minutes=5):
-        return "reported_at lies in the future"
+    try:
+        check_row_source(by, row.source)
+        if row.reported_at is not None:
+            if row.reported_at > now + CLOCK_SKEW:
+                return "reported_at lies in the future"
+            check_report_time(by, row.reported_at, now)
+    except GridlinkError as exc:
+        return exc.detail
     return None
 
 
@@ -149,7 +161,7 @@ def intake(conn: Connection, ref: ReferenceCache, rows: list[BulkRow], *, parse_
     results = list(parse_refused)
     valid = []
     for row in rows:
-        reason = _check(row, ref, now)
+        reason = _check(row, ref, now, by)
         if reason:
             results.append(RowResult(row.row, "refused", reason=reason))
         else:

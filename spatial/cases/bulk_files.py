@@ -68,9 +68,10 @@ def _reason(exc: ValidationError) -> str:
     return f"{where}: {message}" if where else message
 
 
-def _row(n: int, fields: dict[str, Any], lon: Any, lat: Any) -> BulkRow:
+def _row(n: int, fields: dict[str, Any], lon: Any, lat: Any, default_source: str) -> BulkRow:
     """Validate one row as a report (``BulkRow``); ValueError saying why it is refused. Empty text is absent
-    (CSV has no null); other values are taken as text. (Written for speed: 200,000 rows a batch.)"""
+    (CSV has no null); other values are taken as text; a row without a source has ``default_source``.
+    (Written for speed: 200,000 rows a batch.)"""
     description, source, component, name, phone = [
         None if value is None or value == "" else value if type(value) is str else str(value)
         for value in map(fields.get, TEXT_FIELDS)]
@@ -79,7 +80,7 @@ def _row(n: int, fields: dict[str, Any], lon: Any, lat: Any) -> BulkRow:
         "row": n, "category": str(fields.get("category") or ""),
         "location": {"type": "Point", "coordinates": [  # JSON numbers are floats already (the model checks them)
             lon if type(lon) is float else _number(lon, "lon"), lat if type(lat) is float else _number(lat, "lat")]},
-        "description": description, "source": source or "hotline", "component_code": component,
+        "description": description, "source": source or default_source, "component_code": component,
         "reporter": {"name": name, "phone": phone} if name or phone else None,
         "reported_at": _time(reported_at) if reported_at else None,
     }
@@ -120,19 +121,21 @@ class _CollectorPause:
 PAUSE = _CollectorPause()
 
 
-def parse_geojson(body: str | bytes) -> tuple[list[BulkRow], list[RowResult]]:
-    """Parse a FeatureCollection of Point features; return rows and the rows refused while parsing."""
+def parse_geojson(body: str | bytes, source: str = "hotline") -> tuple[list[BulkRow], list[RowResult]]:
+    """Parse a FeatureCollection of Point features; return rows and the rows refused while parsing.
+    ``source``: that of a row which names none (the reporting account's, ``spatial.access.scope.row_source``)."""
     with PAUSE:
-        return _parse_geojson(body)
+        return _parse_geojson(body, source)
 
 
-def parse_csv(body: str) -> tuple[list[BulkRow], list[RowResult]]:
-    """Parse CSV with a header (category, lon, lat, description, source, component_code, reported_at, …)."""
+def parse_csv(body: str, source: str = "hotline") -> tuple[list[BulkRow], list[RowResult]]:
+    """Parse CSV with a header (category, lon, lat, description, source, component_code, reported_at, …);
+    ``source`` as for ``parse_geojson``."""
     with PAUSE:
-        return _parse_csv(body)
+        return _parse_csv(body, source)
 
 
-def _parse_geojson(body: str | bytes) -> tuple[list[BulkRow], list[RowResult]]:
+def _parse_geojson(body: str | bytes, source: str) -> tuple[list[BulkRow], list[RowResult]]:
     try:
         doc = json.loads(body)
     except ValueError as exc:
@@ -148,13 +151,13 @@ def _parse_geojson(body: str | bytes) -> tuple[list[BulkRow], list[RowResult]]:
             coords = geometry.get("coordinates") or []
             if len(coords) < 2:
                 raise ValueError("a Point needs two coordinates [lon, lat]")
-            rows.append(_row(n, feature.get("properties") or {}, coords[0], coords[1]))
+            rows.append(_row(n, feature.get("properties") or {}, coords[0], coords[1], source))
         except (ValueError, AttributeError, TypeError) as exc:
             refused.append(RowResult(n, "refused", reason=str(exc)))
     return rows, refused
 
 
-def _parse_csv(body: str) -> tuple[list[BulkRow], list[RowResult]]:
+def _parse_csv(body: str, source: str) -> tuple[list[BulkRow], list[RowResult]]:
     reader = csv.reader(io.StringIO(body.lstrip("\ufeff")))
     header = next(reader, [])
     missing = {"category", "lon", "lat"} - set(header)
@@ -165,7 +168,7 @@ def _parse_csv(body: str) -> tuple[list[BulkRow], list[RowResult]]:
     # a short line lacks its last fields, as DictReader has it.
     for n, record in enumerate((dict(zip(header, line, strict=False)) for line in reader if line), start=1):
         try:
-            rows.append(_row(n, record, record.get("lon"), record.get("lat")))
+            rows.append(_row(n, record, record.get("lon"), record.get("lat"), source))
         except ValueError as exc:
             refused.append(RowResult(n, "refused", reason=str(exc)))
     return rows, refused

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
@@ -64,7 +66,7 @@ def test_all_or_nothing(client: TestClient, world_engine) -> None:
 
 def test_csv_batch_and_bad_bodies(client: TestClient, world_engine) -> None:
     csv_body = ("category,lon,lat,description,source,reported_at\n"
-                "E010103,120.26,31.12,道路不洁,hotline,2026-11-13T09:00:00+08:00\n"
+                f"E010103,120.26,31.12,道路不洁,hotline,{_ago(days=1)}\n"
                 "E010103,abc,31.12,坏行,hotline,\n"
                 "E010103,120.36,31.02,未来,hotline,2099-01-01T00:00:00+08:00\n")
     reply = client.post("/api/v1/cases/bulk", content=csv_body.encode(), headers={"content-type": "text/csv"})
@@ -166,3 +168,86 @@ def test_fast_path_agrees_with_sql_on_the_demo(small_demo) -> None:
     assert len(near_shapes) >= 5, "too few reports bound to a line or polygon component"
     refused = [o.detail for o in fast[last_shape:] if isinstance(o, GridlinkError)]
     assert any("is removed" in r or "is abandoned" in r for r in refused) and any("unknown" in r for r in refused)
+
+
+# Issue 23, finding 4: who may date a row in the past, and whose source a row carries.
+BULK_ACCOUNTS = (("bulk.inspector", "inspector", "320506001"), ("bulk.partner", "partner", "*"),
+                 ("bulk.dispatcher", "dispatcher", "320506001"))
+
+
+@pytest.fixture(scope="module")
+def bulk_tokens(world_engine) -> dict[str, str]:
+    """Bearer tokens of an inspector, a partner system and a dispatcher (all reporting in town 001)."""
+    from spatial.access.accounts import add_user, create_token
+
+    with world_engine.begin() as conn:
+        known = {login for (login,) in conn.execute(text("SELECT login FROM account"))}
+        for login, role, scope in BULK_ACCOUNTS:
+            if login not in known:
+                add_user(conn, login, role=role, scope=scope, password="a long enough password")
+        return {login: create_token(conn, login)[0] for login, _, _ in BULK_ACCOUNTS}
+
+
+def _as(tokens: dict[str, str], login: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {tokens[login]}"}
+
+
+def _rows(*features: dict) -> dict:
+    return {"type": "FeatureCollection", "features": list(features)}
+
+
+def _ago(**delta: float) -> str:
+    return (datetime.now(UTC) - timedelta(**delta)).isoformat()
+
+
+def _sources_and_times(world_engine) -> dict[int, tuple[str, datetime, str]]:
+    with world_engine.connect() as conn:
+        return {i: (s, at, no) for i, s, at, no in conn.execute(text(
+            'SELECT id, source, reported_at, case_no FROM "case"'))}
+
+
+def test_a_rows_source_follows_the_account(client: TestClient, world_engine, bulk_tokens) -> None:
+    """An inspector's rows are ``inspector`` and a partner's come from the channels a partner relays
+    (``hotline``, ``public``): a row naming another source is refused on its own; a row naming none takes
+    the account's. Accounts that import history (admin, dispatcher) name any source."""
+    inspector = client.post("/api/v1/cases/bulk", headers=_as(bulk_tokens, "bulk.inspector"), json=_rows(
+        _feature(120.01, 31.11), _feature(120.06, 31.11, source="public"), _feature(120.11, 31.11, source="inspector")))
+    assert [r["status"] for r in inspector.json()["results"]] == ["created", "refused", "created"], inspector.text
+    assert "source" in inspector.json()["results"][1]["reason"]
+    partner = client.post("/api/v1/cases/bulk", headers=_as(bulk_tokens, "bulk.partner"), json=_rows(
+        _feature(120.21, 31.11), _feature(120.26, 31.11, source="public"), _feature(120.31, 31.11, source="inspector"),
+        _feature(120.36, 31.11, source="dispatcher")))
+    assert [r["status"] for r in partner.json()["results"]] == ["created", "created", "refused", "refused"]
+    dispatcher = client.post("/api/v1/cases/bulk", headers=_as(bulk_tokens, "bulk.dispatcher"), json=_rows(
+        _feature(120.01, 31.01, source="video"), _feature(120.06, 31.01)))
+    assert [r["status"] for r in dispatcher.json()["results"]] == ["created", "created"]
+    stored = _sources_and_times(world_engine)
+    by_id = {r["case_id"]: stored[r["case_id"]][0] for reply in (inspector, partner, dispatcher)
+             for r in reply.json()["results"] if r["case_id"]}
+    assert sorted(by_id.values()) == ["hotline", "hotline", "inspector", "inspector", "public", "video"]
+    assert len(stored) == 6  # nothing of the refused rows
+
+
+def test_only_history_importers_date_a_row_in_the_past(client: TestClient, world_engine, bulk_tokens) -> None:
+    """Admins and dispatchers may date a row up to 30 days back; other accounts only within the clock skew
+    (5 minutes); nobody before that or in the future. A refused row is refused on its own."""
+    times = [_ago(minutes=1), _ago(hours=2), _ago(days=29), _ago(days=31), "2020-03-01T09:00:00+08:00",
+             _ago(minutes=-30)]
+
+    def rows(lat: float) -> dict:  # each account reports elsewhere: no row is a duplicate of another's
+        return _rows(*(_feature(120.01 + 0.03 * n, lat, reported_at=at) for n, at in enumerate(times)))
+
+    expected = {"bulk.inspector": ["created", "refused", "refused", "refused", "refused", "refused"],
+                "bulk.partner": ["created", "refused", "refused", "refused", "refused", "refused"],
+                "bulk.dispatcher": ["created", "created", "created", "refused", "refused", "refused"]}
+    for lat, (login, statuses) in zip((31.11, 31.13, 31.15), expected.items(), strict=True):
+        reply = client.post("/api/v1/cases/bulk", headers=_as(bulk_tokens, login), json=rows(lat)).json()
+        assert [r["status"] for r in reply["results"]] == statuses, (login, reply)
+        reasons = [r["reason"] for r in reply["results"] if r["reason"]]
+        assert "future" in reasons[-1] and all("future" not in r for r in reasons[:-1]), reasons
+    admin = client.post("/api/v1/cases/bulk", json=rows(31.17)).json()  # the world's admin
+    assert [r["status"] for r in admin["results"]] == expected["bulk.dispatcher"]
+    stored = _sources_and_times(world_engine)
+    assert min(at for _, at, _ in stored.values()) > datetime.now(UTC) - timedelta(days=30)
+    assert all(no[:4] != "2020" for _, _, no in stored.values())  # no case number of a backdated year
+    assert len(stored) == 2 + 3 + 3  # inspector 1, partner 1, dispatcher 3, admin 3
