@@ -2,7 +2,8 @@
 
 Each row becomes the report every channel makes (``spatial.cases.schemas.BulkRow``: a ``CaseCreate`` with its
 row number and report time) or a refusal with its reason (``RowResult``); a body that is not a collection of
-rows at all is refused whole (``InvalidParameterError``). Rules that need the database or the clock (is the
+rows at all is refused whole (``InvalidParameterError``), and so is one of more than ``max_rows`` rows
+(``PayloadTooLargeError``, before its rows are validated). Rules that need the database or the clock (is the
 category known, is the time in the future) are checked by ``spatial.cases.bulk``.
 """
 
@@ -21,7 +22,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from spatial.cases.schemas import BULK_ROW, LOCAL, BulkRow
-from spatial.errors import InvalidParameterError
+from spatial.errors import InvalidParameterError, PayloadTooLargeError
 
 TEXT_FIELDS = ("description", "source", "component_code", "reporter_name", "reporter_phone")
 
@@ -121,27 +122,37 @@ class _CollectorPause:
 PAUSE = _CollectorPause()
 
 
-def parse_geojson(body: str | bytes, source: str = "hotline") -> tuple[list[BulkRow], list[RowResult]]:
+def parse_geojson(body: str | bytes, source: str = "hotline", max_rows: int | None = None,
+                  ) -> tuple[list[BulkRow], list[RowResult]]:
     """Parse a FeatureCollection of Point features; return rows and the rows refused while parsing.
-    ``source``: that of a row which names none (the reporting account's, ``spatial.access.scope.row_source``)."""
+    ``source``: that of a row which names none (the reporting account's, ``spatial.access.scope.row_source``);
+    ``max_rows``: more features than this refuse the whole body (None: no limit here)."""
     with PAUSE:
-        return _parse_geojson(body, source)
+        return _parse_geojson(body, source, max_rows)
 
 
-def parse_csv(body: str, source: str = "hotline") -> tuple[list[BulkRow], list[RowResult]]:
+def parse_csv(body: str, source: str = "hotline", max_rows: int | None = None,
+              ) -> tuple[list[BulkRow], list[RowResult]]:
     """Parse CSV with a header (category, lon, lat, description, source, component_code, reported_at, …);
-    ``source`` as for ``parse_geojson``."""
+    ``source`` and ``max_rows`` as for ``parse_geojson``."""
     with PAUSE:
-        return _parse_csv(body, source)
+        return _parse_csv(body, source, max_rows)
 
 
-def _parse_geojson(body: str | bytes, source: str) -> tuple[list[BulkRow], list[RowResult]]:
+def too_many(max_rows: int) -> PayloadTooLargeError:
+    """The refusal of a batch of more than ``max_rows`` rows."""
+    return PayloadTooLargeError(f"a batch holds at most {max_rows:,} rows")
+
+
+def _parse_geojson(body: str | bytes, source: str, max_rows: int | None) -> tuple[list[BulkRow], list[RowResult]]:
     try:
         doc = json.loads(body)
     except ValueError as exc:
         raise InvalidParameterError(f"the body is not valid JSON: {exc}", parameter="body") from exc
     if not isinstance(doc, dict) or doc.get("type") != "FeatureCollection" or not isinstance(doc.get("features"), list):
         raise InvalidParameterError("the body must be a GeoJSON FeatureCollection", parameter="body")
+    if max_rows is not None and len(doc["features"]) > max_rows:
+        raise too_many(max_rows)
     rows, refused = [], []
     for n, feature in enumerate(doc["features"], start=1):
         try:
@@ -157,7 +168,7 @@ def _parse_geojson(body: str | bytes, source: str) -> tuple[list[BulkRow], list[
     return rows, refused
 
 
-def _parse_csv(body: str, source: str) -> tuple[list[BulkRow], list[RowResult]]:
+def _parse_csv(body: str, source: str, max_rows: int | None) -> tuple[list[BulkRow], list[RowResult]]:
     reader = csv.reader(io.StringIO(body.lstrip("\ufeff")))
     header = next(reader, [])
     missing = {"category", "lon", "lat"} - set(header)
@@ -167,6 +178,8 @@ def _parse_csv(body: str, source: str) -> tuple[list[BulkRow], list[RowResult]]:
     # csv.reader, not DictReader (a third of the time per line): blank lines are skipped and not counted,
     # a short line lacks its last fields, as DictReader has it.
     for n, record in enumerate((dict(zip(header, line, strict=False)) for line in reader if line), start=1):
+        if max_rows is not None and n > max_rows:
+            raise too_many(max_rows)
         try:
             rows.append(_row(n, record, record.get("lon"), record.get("lat"), source))
         except ValueError as exc:

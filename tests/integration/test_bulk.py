@@ -172,12 +172,13 @@ def test_fast_path_agrees_with_sql_on_the_demo(small_demo) -> None:
 
 # Issue 23, finding 4: who may date a row in the past, and whose source a row carries.
 BULK_ACCOUNTS = (("bulk.inspector", "inspector", "320506001"), ("bulk.partner", "partner", "*"),
-                 ("bulk.dispatcher", "dispatcher", "320506001"))
+                 ("bulk.dispatcher", "dispatcher", "320506001"), ("bulk.viewer", "viewer", "320506001"),
+                 ("bulk.inspector.east", "inspector", "320506002"))
 
 
 @pytest.fixture(scope="module")
 def bulk_tokens(world_engine) -> dict[str, str]:
-    """Bearer tokens of an inspector, a partner system and a dispatcher (all reporting in town 001)."""
+    """Bearer tokens of inspectors (town 001, town 002), a partner system, a dispatcher and a viewer."""
     from spatial.access.accounts import add_user, create_token
 
     with world_engine.begin() as conn:
@@ -251,3 +252,128 @@ def test_only_history_importers_date_a_row_in_the_past(client: TestClient, world
     assert min(at for _, at, _ in stored.values()) > datetime.now(UTC) - timedelta(days=30)
     assert all(no[:4] != "2020" for _, _, no in stored.values())  # no case number of a backdated year
     assert len(stored) == 2 + 3 + 3  # inspector 1, partner 1, dispatcher 3, admin 3
+
+
+
+# Issue 23, finding 8: who may report is decided before the body is read; the body is streamed against a cap
+# of bytes and one of rows (413); every refused batch leaves an audit row; rows outside the reporter's area
+# are refused before any of them is assigned.
+CAP_BYTES, CAP_ROWS = 20_000, 10
+
+
+@pytest.fixture(scope="module")
+def capped(world_engine, bulk_tokens):
+    """A client of an app whose bulk limits are small: CAP_BYTES bytes, CAP_ROWS rows."""
+    from api.app import create_app
+    from api.settings import ApiSettings
+
+    app = create_app(api_settings=ApiSettings(max_bulk_bytes=CAP_BYTES, max_bulk_rows=CAP_ROWS),
+                     url=world_engine.url.render_as_string(hide_password=False))
+    with TestClient(app) as capped_client:
+        yield capped_client
+
+
+def _post_streamed(client: TestClient, headers: dict[str, str], chunks, length: int | None) -> tuple[int, dict, int]:
+    """POST to the bulk route through the app's ASGI interface, offering the body chunk by chunk (lazily);
+    return the status, the reply and how many body bytes the app took."""
+    taken, sent = 0, []
+    source = iter(chunks)
+
+    async def call() -> None:
+        async def receive() -> dict:
+            nonlocal taken
+            chunk = next(source, None)
+            if chunk is None:
+                return {"type": "http.request", "body": b"", "more_body": False}
+            taken += len(chunk)
+            return {"type": "http.request", "body": chunk, "more_body": True}
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        head = {"content-type": "application/geo+json", **headers}
+        if length is not None:
+            head["content-length"] = str(length)
+        await client.app({"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+                          "scheme": "http", "path": "/api/v1/cases/bulk", "raw_path": b"/api/v1/cases/bulk",
+                          "query_string": b"", "root_path": "", "client": ("127.0.0.1", 40000),
+                          "server": ("testserver", 80),
+                          "headers": [(k.lower().encode(), v.encode()) for k, v in head.items()]}, receive, send)
+
+    client.portal.call(call)
+    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return status, json.loads(body), taken
+
+
+def _refusals(world_engine, login: str) -> list[dict]:
+    with world_engine.connect() as conn:
+        return [detail for (detail,) in conn.execute(text(
+            "SELECT detail FROM audit_log WHERE action = 'case.bulk.refused' AND actor = :a ORDER BY id"),
+            {"a": login})]
+
+
+def _megabytes(count: int):
+    return (b" " * 1_000_000 for _ in range(count))
+
+
+def test_a_caller_who_does_not_report_is_refused_before_the_body(capped, world_engine, bulk_tokens) -> None:
+    """A viewer posting 58 MB is refused (403) without one byte of it being read, and the refusal is
+    audited; so is an anonymous caller (401), who is not audited (there is no account to name)."""
+    before = len(_refusals(world_engine, "bulk.viewer"))
+    status, reply, taken = _post_streamed(capped, _as(bulk_tokens, "bulk.viewer"), _megabytes(58), 58_000_000)
+    assert (status, taken) == (403, 0), reply
+    refusals = _refusals(world_engine, "bulk.viewer")
+    assert len(refusals) == before + 1 and refusals[-1]["status"] == 403
+    status, reply, taken = _post_streamed(capped, {}, _megabytes(58), 58_000_000)
+    assert (status, taken) == (401, 0), reply
+
+
+def test_a_batch_is_streamed_against_a_cap_and_refusals_are_audited(capped, world_engine, bulk_tokens) -> None:
+    """Over the byte cap: by Content-Length before any byte is read, and a body without one is refused as
+    soon as it passes the cap; over the row cap: refused whole. Each is a 413 problem, stores nothing and
+    leaves an audit row."""
+    before, stored = len(_refusals(world_engine, "bulk.inspector")), len(_stored(world_engine))
+    inspector = _as(bulk_tokens, "bulk.inspector")
+    status, reply, taken = _post_streamed(capped, inspector, _megabytes(58), 58_000_000)
+    assert (status, taken, reply["status"]) == (413, 0, 413), reply
+    status, reply, taken = _post_streamed(capped, inspector, (b" " * 4096 for _ in range(100_000)), None)
+    assert status == 413 and CAP_BYTES < taken <= CAP_BYTES + 4096, (reply, taken)
+    many = json.dumps(_rows(*(_feature(120.01 + 0.001 * n, 31.11) for n in range(CAP_ROWS + 1)))).encode()
+    status, reply, _ = _post_streamed(capped, inspector, [many], len(many))
+    assert status == 413 and f"{CAP_ROWS}" in reply["detail"], reply
+    refusals = _refusals(world_engine, "bulk.inspector")[before:]
+    assert [r["status"] for r in refusals] == [413, 413, 413]
+    assert len(_stored(world_engine)) == stored
+
+
+def test_rows_outside_the_area_are_refused_before_assignment(client: TestClient, world_engine, bulk_tokens,
+                                                             monkeypatch) -> None:
+    """An inspector of town 001 sending rows of town 002: each is refused without being assigned (the
+    assignment sees none of them), nothing is stored, and the refused batch is audited. Rows on the town's
+    own edge still go through the assignment, whose shared-edge rule decides."""
+    import spatial.cases.bulk
+
+    assigned: list[int] = []
+    real = spatial.cases.bulk._assign_all
+
+    def counting(conn, ref, rows, *args, **kwargs):
+        assigned.append(len(rows))
+        return real(conn, ref, rows, *args, **kwargs)
+
+    monkeypatch.setattr(spatial.cases.bulk, "_assign_all", counting)
+    before = len(_refusals(world_engine, "bulk.inspector"))
+    far = [_feature(120.21 + 0.0005 * n, 31.01 + 0.0005 * n) for n in range(300)]
+    reply = client.post("/api/v1/cases/bulk", headers=_as(bulk_tokens, "bulk.inspector"), json=_rows(*far))
+    report = reply.json()
+    assert (reply.status_code, report["refused"], report["created"]) == (200, 300, 0), reply.text
+    assert all(r["reason"] == "this location lies outside your area 320506001" for r in report["results"])
+    assert assigned == [0] and _stored(world_engine) == []
+    refusals = _refusals(world_engine, "bulk.inspector")
+    assert len(refusals) == before + 1
+    assert (refusals[-1]["received"], refusals[-1]["refused"], refusals[-1]["outside_area"]) == (300, 300, 300)
+    # On the towns' shared edge the grid with the smaller code, town 001's, holds the point (README).
+    edge = client.post("/api/v1/cases/bulk", headers=_as(bulk_tokens, "bulk.inspector.east"),
+                       json=_rows(_feature(120.2, 31.15), _feature(120.21, 31.15))).json()
+    assert assigned[-1] == 2 and [r["status"] for r in edge["results"]] == ["refused", "created"]
+    assert edge["results"][0]["reason"] == "this location (grid 320506001001004) lies outside your area 320506002"
