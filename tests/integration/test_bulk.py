@@ -377,3 +377,22 @@ def test_rows_outside_the_area_are_refused_before_assignment(client: TestClient,
                        json=_rows(_feature(120.2, 31.15), _feature(120.21, 31.15))).json()
     assert assigned[-1] == 2 and [r["status"] for r in edge["results"]] == ["refused", "created"]
     assert edge["results"][0]["reason"] == "this location (grid 320506001001004) lies outside your area 320506002"
+
+
+def test_a_real_server_answers_a_viewer_without_waiting_for_the_body(world_engine, bulk_tokens) -> None:
+    """Through uvicorn: a viewer announcing 58 MB and sending none of it still gets its 403 (the server does
+    not wait for the body), as does an inspector announcing more than the 64 MiB cap, with 413."""
+    import socket
+
+    from tests.live import serving
+
+    def status(port: int, login: str, length: int) -> str:
+        with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+            head = ("POST /api/v1/cases/bulk HTTP/1.1", "Host: 127.0.0.1", "Content-Type: application/geo+json",
+                    f"Authorization: Bearer {bulk_tokens[login]}", f"Content-Length: {length}", "", "")
+            sock.sendall("\r\n".join(head).encode())
+            return sock.recv(65536).decode("latin-1").split(" ", 2)[1]
+
+    with serving(world_engine.url.render_as_string(hide_password=False)) as port:
+        assert status(port, "bulk.viewer", 58_000_000) == "403"
+        assert status(port, "bulk.inspector", 70_000_000) == "413"
