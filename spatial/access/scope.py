@@ -202,7 +202,7 @@ def check_row_source(principal: Principal | None, source: str) -> None:
         return
     allowed = ROW_SOURCES.get(principal.role)
     if allowed is not None and source not in allowed:
-        raise ForbiddenError(f"source: a {principal.role} account reports as {' or '.join(map(repr, allowed))},"
+        raise ForbiddenError(f"source: {principal.role} accounts report as {' or '.join(map(repr, allowed))},"
                              f" not {source!r}")
 
 
@@ -218,4 +218,4 @@ def check_report_time(principal: Principal | None, reported_at: datetime, now: d
             raise ForbiddenError(f"reported_at: a report may be dated at most {HISTORY_DAYS} days back")
     elif reported_at < now - CLOCK_SKEW:
         raise ForbiddenError(f"reported_at: only {' and '.join(HISTORY_ROLES)} accounts may date a report in the"
-                             f" past (a {principal.role} account's rows are dated when they arrive)")
+                             f" past ({principal.role} accounts' rows are dated when they arrive)")
