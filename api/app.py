@@ -63,7 +63,7 @@ def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSet
     app.include_router(tiles.router)
     app.add_middleware(FastIntake)  # inside BodySizeLimit: the limit applies to it too
     app.add_middleware(BodySizeLimit, limit=api_settings.max_body_bytes,
-                       larger={"/api/v1/cases/bulk": api_settings.max_bulk_bytes})
+                       larger={"/api/v1/cases/bulk": None})  # the bulk route streams against its own limits
     app.add_middleware(DatabaseUnavailable)  # outermost of ours: 503 for every path while the database is away
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.mount("/ogc", ogc.Mounted(), name="ogc")

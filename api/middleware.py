@@ -11,9 +11,11 @@ class BodyTooLarge(Exception):
 
 
 class BodySizeLimit:
-    """Refuse bodies over ``limit`` bytes, by Content-Length up front or by counting a streamed body."""
+    """Refuse bodies over ``limit`` bytes, by Content-Length up front or by counting a streamed body; paths in
+    ``larger`` have their own limit, or none here (None) where the route enforces its own after deciding who
+    calls (the bulk route, so that it can audit the refusal)."""
 
-    def __init__(self, app, limit: int, larger: dict[str, int] | None = None) -> None:
+    def __init__(self, app, limit: int, larger: dict[str, int | None] | None = None) -> None:
         self.app = app
         self.default = limit
         self.larger = larger or {}
@@ -23,6 +25,9 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         limit = self.larger.get(scope.get("path", ""), self.default)
+        if limit is None:
+            await self.app(scope, receive, send)
+            return
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             await self._refuse(scope, receive, send, limit)

@@ -13,7 +13,9 @@ class ApiSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     max_body_bytes: int = 1_048_576
+    # A bulk batch (api/routes/bulk.py streams the body against these; 413 beyond).
     max_bulk_bytes: int = 64 * 1_048_576
+    max_bulk_rows: int = 200_000
     # Where clients reach this server (links in OGC replies); default http://{host}:{port}.
     public_url: str | None = None
     # Anonymous Open311 submissions per client address (api/rate_limit.py).

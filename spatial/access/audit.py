@@ -3,9 +3,10 @@ target, when, and from which client address.
 
 Each row is written in the same transaction as the write it records, so a refused write leaves no row and
 a stored write always has one. Case intake writes its row inside its single statement (sql/intake.sql, the
-``audit`` CTE); a bulk batch writes one row for the batch; every other write calls ``record``.
+``audit`` CTE); a bulk batch writes one row for the batch; every other write calls ``record``. One refusal is
+recorded too: a bulk batch of an account that stores nothing (``case.bulk.refused``, spatial/cases/bulk.py).
 
-Actions are dotted names: ``case.create``, ``case.bulk``, ``component.create|replace|delete``,
+Actions are dotted names: ``case.create``, ``case.bulk``, ``case.bulk.refused``, ``component.create|replace|delete``,
 ``special_grid.create|replace|retire``, ``account.create``, ``token.create|revoke``, ``session.create``.
 """
 

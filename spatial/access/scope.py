@@ -27,6 +27,10 @@ Refusals are ``ForbiddenError`` (403); nothing is stored when a write is refused
 | handler    | department | no            | owned by its unit | no            | no                                    |
 | owner      | owner key  | no            | owned by it       | no            | components it owns (before and after) |
 
+An edit of a base grid is allowed only when the caller may edit every grid it changes: the edited one and
+each neighbour whose shape moves with it (grow, split, merge; issue 23, finding 2) — so a planner scoped to
+one base grid may rename it but not move a boundary it shares with a grid outside its scope.
+
 Edits are checked twice: the OGC write path asks ``may_edit_collection`` and the ``check_edit_*`` rule of the
 stored item before it looks at preconditions or the body (RFC 9110 §13.2.1), and the domain functions
 (spatial/components/edits.py, spatial/grids/edits.py, spatial/grids/special_edits.py) ask the same rules
@@ -36,6 +40,7 @@ again, in the transaction of the edit.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, any_, literal, true
 
@@ -46,6 +51,15 @@ from spatial.errors import ForbiddenError
 REPORTERS = ("admin", "dispatcher", "inspector", "grid_chief", "partner")
 KEY_ROLES = ("handler", "owner")
 CITY_WIDE = ("admin", "partner")
+# Bulk rows (issue 23, finding 4). Roles that import history may date a row up to HISTORY_DAYS back and name
+# any source; every other reporter's rows are dated now (a clock skew allowed) and carry the source of the
+# account: an inspector's (or grid chief's) rows are ``inspector``, a partner system relays the hotline and
+# citizens' apps (``hotline``, the default, or ``public``).
+HISTORY_ROLES = ("admin", "dispatcher")
+HISTORY_DAYS = 30
+CLOCK_SKEW = timedelta(minutes=5)
+ROW_SOURCES: dict[str, tuple[str, ...]] = {"inspector": ("inspector",), "grid_chief": ("inspector",),
+                                           "partner": ("hotline", "public")}
 # Who may write to each editable collection at all; which items, the ``check_edit_*`` rules below.
 EDITORS: dict[str, tuple[str, ...]] = {"components": ("admin", "owner"), "special-grids": ("admin", "planner"),
                                        "grids": ("admin", "planner")}
@@ -162,12 +176,46 @@ def check_edit_component(principal: Principal, owner_key: str) -> None:
     _check_edit(principal, "owner", principal.scope == owner_key, f"components owned by {owner_key}")
 
 
-def check_edit_base_grid(principal: Principal, code: str) -> None:
-    """ForbiddenError unless the caller may edit the base grid ``code`` (admins; planners whose area covers it)."""
-    _check_edit(principal, "planner", covers(principal.scope, code), f"base grid {code}")
+def check_edit_base_grid(principal: Principal, code: str, *, changed_by: str | None = None) -> None:
+    """ForbiddenError unless the caller may edit the base grid ``code`` (admins; planners whose area covers it).
+    ``changed_by``: the grid whose edit would change ``code`` (a neighbour that grows, shrinks or absorbs it)."""
+    what = f"base grid {code}" if changed_by is None else f"base grid {code}, which editing {changed_by} would change"
+    _check_edit(principal, "planner", covers(principal.scope, code), what)
 
 
 def check_edit_special_grid(principal: Principal, code: str) -> None:
     """ForbiddenError unless the caller may edit the special grid ``code`` (admins; planners of its district)."""
     _check_edit(principal, "planner", principal.scope == district_of(code),
                 f"special grids of district {district_of(code)}")
+
+
+def row_source(principal: Principal | None) -> str:
+    """The source of a bulk row that names none: the account's own (``ROW_SOURCES``), else ``hotline``."""
+    allowed = ROW_SOURCES.get(principal.role) if principal is not None else None
+    return allowed[0] if allowed else "hotline"
+
+
+def check_row_source(principal: Principal | None, source: str) -> None:
+    """ForbiddenError unless the caller's bulk rows may carry ``source`` (``ROW_SOURCES``; history importers
+    and the system itself name any)."""
+    if principal is None:
+        return
+    allowed = ROW_SOURCES.get(principal.role)
+    if allowed is not None and source not in allowed:
+        raise ForbiddenError(f"source: {principal.role} accounts report as {' or '.join(map(repr, allowed))},"
+                             f" not {source!r}")
+
+
+def check_report_time(principal: Principal | None, reported_at: datetime, now: datetime) -> None:
+    """ForbiddenError unless the caller may date a report at ``reported_at``: history importers
+    (``HISTORY_ROLES``) up to ``HISTORY_DAYS`` back, other accounts within ``CLOCK_SKEW`` of ``now``; the system
+    itself (``gridlink import cases``, principal None) at any past time. The future is refused by the caller
+    (spatial.cases.bulk) for everyone."""
+    if principal is None:
+        return
+    if principal.role in HISTORY_ROLES:
+        if reported_at < now - timedelta(days=HISTORY_DAYS):
+            raise ForbiddenError(f"reported_at: a report may be dated at most {HISTORY_DAYS} days back")
+    elif reported_at < now - CLOCK_SKEW:
+        raise ForbiddenError(f"reported_at: only {' and '.join(HISTORY_ROLES)} accounts may date a report in the"
+                             f" past ({principal.role} accounts' rows are dated when they arrive)")

@@ -11,7 +11,18 @@ caller's one transaction. Rules for the batch:
 - duplicates are linked as for single reports, also to an earlier row of the same batch;
 - a row whose place lies outside the reporting account's area is refused with that reason
   (spatial/access/scope.py); an account that does not report has the whole batch refused (403);
-- a stored batch writes one audit row (``case.bulk``: how many, the first and last case id).
+- a row's source and report time follow the account (``check_row_source``, ``check_report_time``): only
+  accounts that import history (admin, dispatcher) date a row in the past, at most 30 days back, or name
+  any source; an inspector's rows are ``inspector``, a partner's ``hotline`` or ``public``; a row that
+  disagrees is refused on its own (a row naming no source takes the account's: ``row_source``, given to
+  the parser by the caller); no row is dated in the future (beyond a 5-minute clock skew);
+- a stored batch writes one audit row (``case.bulk``: how many, the first and last case id); a batch of
+  which nothing is stored writes one too (``case.bulk.refused``: how many rows, how many outside the area),
+  as does a batch refused whole before its rows are read (``record_refusal``: wrong role, too large);
+- rows outside the reporting account's area are refused before any row is assigned: the area's current
+  grids are read once into an STRtree and a row that touches none of them cannot be assigned inside the
+  area (``_outside_area``), so a batch of rows elsewhere costs one vectorised query, not their assignment.
+  Rows that touch the area (on its edge, say) are assigned and then checked, as above.
 """
 
 from __future__ import annotations
@@ -21,22 +32,25 @@ import json
 from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+import shapely
 from sqlalchemy import Connection, Engine, text
 
 from spatial.access import audit
 from spatial.access.audit import Actor
 from spatial.access.principal import Principal
-from spatial.access.scope import covers, report_area
+from spatial.access.scope import CLOCK_SKEW, check_report_time, check_row_source, covers, report_area
 from spatial.cases.assignment.batch import assign_batch
 from spatial.cases.assignment.duplicates import Cases, within_batch
 from spatial.cases.assignment.index import Usable, prefetch_usable
 from spatial.cases.assignment.rules import Assignment, AssignmentInput, assign_rows, finish, trust_of
-from spatial.cases.bulk_files import RowResult
+from spatial.cases.bulk_files import RowResult, too_many
 from spatial.cases.schemas import LOCAL, BulkRow
-from spatial.errors import GridlinkError, InvalidParameterError
+from spatial.codes import SPECIAL_CODE, prefix_range
+from spatial.errors import GridlinkError
 from spatial.reference.cache import ReferenceCache
 from spatial.store.copy import copy_lines, copy_text, copy_value, raw_cursor
 from spatial.store.integrity import check_foreign_keys, restore_row_triggers, skip_row_triggers
@@ -56,10 +70,22 @@ CASE_COLUMNS = (
 EVENT_COLUMNS = ("case_id", "at", "kind", "state_after", "actor", "note", "data")
 
 
-def start_reading(engine: Engine, body_bytes: int) -> Future[Usable] | None:
+def start_reading(engine: Engine, body_bytes: int, by: Principal | None = None) -> Future[Usable] | None:
     """For a big body, start reading the components that the nearest-component rule needs (in a thread,
-    on a connection of its own) so that the read overlaps parsing; None for a small body."""
-    return prefetch_usable(engine) if body_bytes >= BIG_BODY_BYTES else None
+    on a connection of its own) so that the read overlaps parsing; None for a small body, and for an
+    account with an area (``by``): its rows outside the area are refused first, so the components are read
+    (in the batch's transaction) only if enough rows remain for the in-process path."""
+    if body_bytes < BIG_BODY_BYTES or (by is not None and report_area(by) is not None):
+        return None
+    return prefetch_usable(engine)
+
+
+def record_refusal(engine: Engine, by: Principal, client: str | None, refusal: GridlinkError) -> None:
+    """Audit a batch refused whole before its rows were stored (``case.bulk.refused``), in a transaction of
+    its own (the batch's, if any, was rolled back)."""
+    with engine.begin() as conn:
+        audit.record(conn, Actor.of(by, client), "case.bulk.refused", target=refusal.slug,
+                     detail={"status": refusal.status, "reason": refusal.detail})
 
 
 @dataclass
@@ -83,12 +109,19 @@ class BulkReport:
         return json.dumps(self.as_dict(), ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def _check(row: BulkRow, ref: ReferenceCache, now: datetime) -> str | None:
-    """Return why a validated row cannot be taken (what the model cannot know), or None."""
+def _check(row: BulkRow, ref: ReferenceCache, now: datetime, by: Principal | None) -> str | None:
+    """Return why a validated row cannot be taken (what the model cannot know, and what the reporting account
+    may not set: spatial/access/scope.py), or None."""
     if row.category not in ref.categories:
         return f"unknown event category {row.category!r}"
-    if row.reported_at is not None and row.reported_at > now + timedelta(minutes=5):
-        return "reported_at lies in the future"
+    try:
+        check_row_source(by, row.source)
+        if row.reported_at is not None:
+            if row.reported_at > now + CLOCK_SKEW:
+                return "reported_at lies in the future"
+            check_report_time(by, row.reported_at, now)
+    except GridlinkError as exc:
+        return exc.detail
     return None
 
 
@@ -119,6 +152,29 @@ def _assign_all(conn: Connection, ref: ReferenceCache, rows: list[BulkRow], now:
     return assigned
 
 
+def _outside_area(conn: Connection, area: str, rows: list[BulkRow],
+                  results: list[RowResult]) -> tuple[list[BulkRow], int]:
+    """The rows that touch one of the area's current grids (its base grids, or the special grid itself);
+    the others are refused without being assigned. Return the rows kept and how many were refused."""
+    if not rows:
+        return rows, 0
+    if SPECIAL_CODE.match(area):
+        where, params = "grid_code = :a", {"a": area}
+    else:
+        low, high = prefix_range(area)
+        where, params = "kind = 'base' AND grid_code BETWEEN :low AND :high", {"low": low, "high": high}
+    shapes = [bytes(g) for (g,) in conn.execute(text(
+        f"SELECT ST_AsBinary(geom) FROM grid_geometry WHERE valid_to IS NULL AND {where}"), params)]
+    points = shapely.points(np.array([[r.location.lon, r.location.lat] for r in rows]))
+    touching = np.zeros(len(rows), dtype=bool)
+    if shapes:
+        touching[shapely.STRtree(shapely.from_wkb(shapes)).query(points, predicate="intersects")[0]] = True
+    reason = f"this location lies outside your area {area}"
+    results.extend(RowResult(row.row, "refused", reason=reason) for row, ok in zip(rows, touching, strict=True)
+                   if not ok)
+    return [row for row, ok in zip(rows, touching, strict=True) if ok], int((~touching).sum())
+
+
 def _in_area(area: str | None, assigned: list[tuple[BulkRow, Assignment, datetime]],
              results: list[RowResult]) -> list[tuple[BulkRow, Assignment, datetime]]:
     """The assigned rows inside the reporter's area; the others are refused with the reason."""
@@ -145,24 +201,32 @@ def intake(conn: Connection, ref: ReferenceCache, rows: list[BulkRow], *, parse_
     area = report_area(by)
     now = now or datetime.now(UTC)
     if len(rows) + len(parse_refused) > MAX_ROWS:
-        raise InvalidParameterError(f"a batch holds at most {MAX_ROWS:,} rows", parameter="body")
+        raise too_many(MAX_ROWS)
     results = list(parse_refused)
     valid = []
     for row in rows:
-        reason = _check(row, ref, now)
+        reason = _check(row, ref, now, by)
         if reason:
             results.append(RowResult(row.row, "refused", reason=reason))
         else:
             valid.append(row)
+    outside = 0
+    if area is not None:
+        valid, outside = _outside_area(conn, area, valid, results)
     assigned = _in_area(area, _assign_all(conn, ref, valid, now, results, usable), results)
     report = BulkReport(received=len(rows) + len(parse_refused))
+    actor_of = Actor.of(by, client, channel=actor)
     if all_or_nothing and results:
         report.stored = False
     elif assigned:
         stored = _store(conn, ref, assigned, actor)
         results.extend(stored)
-        audit.record(conn, Actor.of(by, client, channel=actor), "case.bulk", target=f"{len(stored)} cases",
+        audit.record(conn, actor_of, "case.bulk", target=f"{len(stored)} cases",
                      detail={"first_id": stored[0].case_id, "last_id": stored[-1].case_id, "received": report.received})
+    if not assigned or not report.stored:
+        audit.record(conn, actor_of, "case.bulk.refused", target=f"{report.received} rows",
+                     detail={"received": report.received, "refused": len(results), "outside_area": outside,
+                             "all_or_nothing": all_or_nothing})
     report.results = sorted(results, key=lambda r: r.row)
     report.created = sum(r.status == "created" for r in report.results)
     report.duplicates = sum(r.status == "duplicate" for r in report.results)

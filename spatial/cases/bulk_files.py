@@ -2,7 +2,8 @@
 
 Each row becomes the report every channel makes (``spatial.cases.schemas.BulkRow``: a ``CaseCreate`` with its
 row number and report time) or a refusal with its reason (``RowResult``); a body that is not a collection of
-rows at all is refused whole (``InvalidParameterError``). Rules that need the database or the clock (is the
+rows at all is refused whole (``InvalidParameterError``), and so is one of more than ``max_rows`` rows
+(``PayloadTooLargeError``, before its rows are validated). Rules that need the database or the clock (is the
 category known, is the time in the future) are checked by ``spatial.cases.bulk``.
 """
 
@@ -21,7 +22,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from spatial.cases.schemas import BULK_ROW, LOCAL, BulkRow
-from spatial.errors import InvalidParameterError
+from spatial.errors import InvalidParameterError, PayloadTooLargeError
 
 TEXT_FIELDS = ("description", "source", "component_code", "reporter_name", "reporter_phone")
 
@@ -68,9 +69,10 @@ def _reason(exc: ValidationError) -> str:
     return f"{where}: {message}" if where else message
 
 
-def _row(n: int, fields: dict[str, Any], lon: Any, lat: Any) -> BulkRow:
+def _row(n: int, fields: dict[str, Any], lon: Any, lat: Any, default_source: str) -> BulkRow:
     """Validate one row as a report (``BulkRow``); ValueError saying why it is refused. Empty text is absent
-    (CSV has no null); other values are taken as text. (Written for speed: 200,000 rows a batch.)"""
+    (CSV has no null); other values are taken as text; a row without a source has ``default_source``.
+    (Written for speed: 200,000 rows a batch.)"""
     description, source, component, name, phone = [
         None if value is None or value == "" else value if type(value) is str else str(value)
         for value in map(fields.get, TEXT_FIELDS)]
@@ -79,7 +81,7 @@ def _row(n: int, fields: dict[str, Any], lon: Any, lat: Any) -> BulkRow:
         "row": n, "category": str(fields.get("category") or ""),
         "location": {"type": "Point", "coordinates": [  # JSON numbers are floats already (the model checks them)
             lon if type(lon) is float else _number(lon, "lon"), lat if type(lat) is float else _number(lat, "lat")]},
-        "description": description, "source": source or "hotline", "component_code": component,
+        "description": description, "source": source or default_source, "component_code": component,
         "reporter": {"name": name, "phone": phone} if name or phone else None,
         "reported_at": _time(reported_at) if reported_at else None,
     }
@@ -120,25 +122,37 @@ class _CollectorPause:
 PAUSE = _CollectorPause()
 
 
-def parse_geojson(body: str | bytes) -> tuple[list[BulkRow], list[RowResult]]:
-    """Parse a FeatureCollection of Point features; return rows and the rows refused while parsing."""
+def parse_geojson(body: str | bytes, source: str = "hotline", max_rows: int | None = None,
+                  ) -> tuple[list[BulkRow], list[RowResult]]:
+    """Parse a FeatureCollection of Point features; return rows and the rows refused while parsing.
+    ``source``: that of a row which names none (the reporting account's, ``spatial.access.scope.row_source``);
+    ``max_rows``: more features than this refuse the whole body (None: no limit here)."""
     with PAUSE:
-        return _parse_geojson(body)
+        return _parse_geojson(body, source, max_rows)
 
 
-def parse_csv(body: str) -> tuple[list[BulkRow], list[RowResult]]:
-    """Parse CSV with a header (category, lon, lat, description, source, component_code, reported_at, …)."""
+def parse_csv(body: str, source: str = "hotline", max_rows: int | None = None,
+              ) -> tuple[list[BulkRow], list[RowResult]]:
+    """Parse CSV with a header (category, lon, lat, description, source, component_code, reported_at, …);
+    ``source`` and ``max_rows`` as for ``parse_geojson``."""
     with PAUSE:
-        return _parse_csv(body)
+        return _parse_csv(body, source, max_rows)
 
 
-def _parse_geojson(body: str | bytes) -> tuple[list[BulkRow], list[RowResult]]:
+def too_many(max_rows: int) -> PayloadTooLargeError:
+    """The refusal of a batch of more than ``max_rows`` rows."""
+    return PayloadTooLargeError(f"a batch holds at most {max_rows:,} rows")
+
+
+def _parse_geojson(body: str | bytes, source: str, max_rows: int | None) -> tuple[list[BulkRow], list[RowResult]]:
     try:
         doc = json.loads(body)
     except ValueError as exc:
         raise InvalidParameterError(f"the body is not valid JSON: {exc}", parameter="body") from exc
     if not isinstance(doc, dict) or doc.get("type") != "FeatureCollection" or not isinstance(doc.get("features"), list):
         raise InvalidParameterError("the body must be a GeoJSON FeatureCollection", parameter="body")
+    if max_rows is not None and len(doc["features"]) > max_rows:
+        raise too_many(max_rows)
     rows, refused = [], []
     for n, feature in enumerate(doc["features"], start=1):
         try:
@@ -148,13 +162,13 @@ def _parse_geojson(body: str | bytes) -> tuple[list[BulkRow], list[RowResult]]:
             coords = geometry.get("coordinates") or []
             if len(coords) < 2:
                 raise ValueError("a Point needs two coordinates [lon, lat]")
-            rows.append(_row(n, feature.get("properties") or {}, coords[0], coords[1]))
+            rows.append(_row(n, feature.get("properties") or {}, coords[0], coords[1], source))
         except (ValueError, AttributeError, TypeError) as exc:
             refused.append(RowResult(n, "refused", reason=str(exc)))
     return rows, refused
 
 
-def _parse_csv(body: str) -> tuple[list[BulkRow], list[RowResult]]:
+def _parse_csv(body: str, source: str, max_rows: int | None) -> tuple[list[BulkRow], list[RowResult]]:
     reader = csv.reader(io.StringIO(body.lstrip("\ufeff")))
     header = next(reader, [])
     missing = {"category", "lon", "lat"} - set(header)
@@ -164,8 +178,10 @@ def _parse_csv(body: str) -> tuple[list[BulkRow], list[RowResult]]:
     # csv.reader, not DictReader (a third of the time per line): blank lines are skipped and not counted,
     # a short line lacks its last fields, as DictReader has it.
     for n, record in enumerate((dict(zip(header, line, strict=False)) for line in reader if line), start=1):
+        if max_rows is not None and n > max_rows:
+            raise too_many(max_rows)
         try:
-            rows.append(_row(n, record, record.get("lon"), record.get("lat")))
+            rows.append(_row(n, record, record.get("lon"), record.get("lat"), source))
         except ValueError as exc:
             refused.append(RowResult(n, "refused", reason=str(exc)))
     return rows, refused

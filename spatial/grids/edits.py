@@ -17,8 +17,9 @@ Every edit is one grid version (``grid_version``: author, time, note); closed ge
 (``valid_to``), so cases keep the version they were assigned under and "which grid held this point on date
 D" stays answerable. Components whose place moved to another grid are rebound to it. Who: admins, and
 planners whose area covers the grid (``spatial.access.scope.check_edit_base_grid``; ``check_editor`` asks
-it before a write is read). Concurrency: the ETag is the id of the grid's
-current version; a redraw or merge must name it (If-Match).
+it before a write is read) and every neighbour the edit changes (asked again for each of them in the edit's
+transaction: a planner of one base grid may rename it, but grows, splits and merges move a neighbour too).
+Concurrency: the ETag is the id of the grid's current version; a redraw or merge must name it (If-Match).
 """
 
 from __future__ import annotations
@@ -112,8 +113,10 @@ def _check_inside(conn: Connection, community: str, wkt: str) -> None:
         raise errors.InvalidGeometryError(f"the grid reaches {outside:,.0f} m² outside its community {community}")
 
 
-def _take_from_neighbours(conn: Connection, code: str, community: str, version: int, wkt: str) -> list[str]:
-    """Cut the new shape out of the community's other grids (each a new version); return those changed."""
+def _take_from_neighbours(conn: Connection, principal: Principal, code: str, community: str, version: int,
+                          wkt: str) -> list[str]:
+    """Cut the new shape out of the community's other grids (each a new version); return those changed.
+    ForbiddenError if the caller may not edit one of them (the transaction then stores nothing)."""
     rows = conn.execute(text(
         f"SELECT g.code, ST_AsText({CLEAN.format(g='ST_Difference(gg.geom, n)')}) AS rest,"
         f" {AREA.format(g='ST_Intersection(gg.geom, n)')} AS taken,"
@@ -128,6 +131,7 @@ def _take_from_neighbours(conn: Connection, code: str, community: str, version: 
             continue
         if left <= TOLERANCE_M2:
             raise errors.ConflictError(f"the new shape would swallow base grid {neighbour}: retire it (DELETE) instead")
+        check_edit_base_grid(principal, neighbour, changed_by=code)
         _redraw(conn, neighbour, version, rest)
         changed.append(neighbour)
     return changed
@@ -153,7 +157,7 @@ def create(conn: Connection, principal: Principal, *, code: str, name: str, mult
     conn.execute(text("INSERT INTO grid (code, level, kind, name, parent_code) VALUES (:c, 4, 'base', :n, :p)"),
                  {"c": code, "n": name, "p": community})
     version = new_version(conn, principal, f"base grid {code} split off (OGC)")
-    neighbours = _take_from_neighbours(conn, code, community, version, multi.wkt)
+    neighbours = _take_from_neighbours(conn, principal, code, community, version, multi.wkt)
     _redraw(conn, code, version, multi.wkt)
     _rebind_components(conn, code, neighbours)
     return version
@@ -175,7 +179,7 @@ def replace(conn: Connection, principal: Principal, *, code: str, name: str, mul
                                           "the grid on the other side of it")
     conn.execute(text("UPDATE grid SET name = :n WHERE code = :c"), {"c": code, "n": name})
     version = new_version(conn, principal, f"base grid {code} redrawn (OGC)")
-    neighbours = _take_from_neighbours(conn, code, community, version, multi.wkt)
+    neighbours = _take_from_neighbours(conn, principal, code, community, version, multi.wkt)
     _redraw(conn, code, version, multi.wkt)
     _rebind_components(conn, code, neighbours)
     return version
@@ -203,6 +207,7 @@ def merge(conn: Connection, principal: Principal, code: str, *, expected: int) -
     if found is None:
         raise errors.ConflictError(f"base grid {code} shares no border with another grid of its community")
     neighbour, union = found
+    check_edit_base_grid(principal, neighbour, changed_by=code)
     version = new_version(conn, principal, f"base grid {code} merged into {neighbour} (OGC)")
     _redraw(conn, neighbour, version, union)
     conn.execute(text("UPDATE grid_geometry SET valid_to = now() WHERE grid_code = :c AND valid_to IS NULL"),

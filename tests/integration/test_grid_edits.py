@@ -19,6 +19,12 @@ ITEMS = "/ogc/collections/grids/items"
 PASSWORD = "a long enough password"
 G1, G2, G3, G4 = (grid_code(1, 1, n) for n in (1, 2, 3, 4))  # community 320506001001: lon 120.00–120.20
 NEW = "320506001001005"
+H1, H2, H3, H4 = (grid_code(2, 1, n) for n in (1, 2, 3, 4))  # community 320506002001: lon 120.20–120.40
+# Planners at every scope level over H2 (and a planner of the neighbouring community), besides the admin.
+ACCOUNTS = (("admin", "admin", "*"), ("planner.town1", "planner", "320506001"),
+            ("planner.town2", "planner", "320506002"), ("planner.grid", "planner", H2),
+            ("planner.community", "planner", "320506002001"), ("planner.other", "planner", "320506002002"),
+            ("planner.district", "planner", "320506"), ("planner.h4", "planner", H4))
 
 
 @pytest.fixture(scope="module")
@@ -32,10 +38,9 @@ def grid_world() -> Iterator[tuple[Engine, TestClient, dict[str, str]]]:
     with engine.begin() as conn:
         load_reference(conn)
         build_world(conn)
-        for login, role, scope in (("admin", "admin", "*"), ("planner.town1", "planner", "320506001"),
-                                   ("planner.town2", "planner", "320506002")):
+        for login, role, scope in ACCOUNTS:
             add_user(conn, login, role=role, scope=scope, password=PASSWORD)
-        tokens = {login: create_token(conn, login)[0] for login in ("admin", "planner.town1", "planner.town2")}
+        tokens = {login: create_token(conn, login)[0] for login, _, _ in ACCOUNTS}
     with TestClient(create_app(url=engine.url.render_as_string(hide_password=False))) as client:
         yield engine, client, tokens
     engine.dispose()
@@ -178,4 +183,67 @@ def test_who_may_edit_is_decided_before_if_match(grid_world, method) -> None:
     assert send(G3, _auth(tokens["planner.town1"])) == 428
     assert send(G3, _auth(tokens["admin"])) == 428
     assert send(grid_code(1, 1, 9), _auth(tokens["admin"])) == 404
+    _partitioned(engine)
+
+
+def _shapes(engine: Engine) -> dict[str, tuple[int, str]]:
+    """Every current base grid geometry of community 320506002001: code → (version, WKB hex)."""
+    with engine.connect() as conn:
+        return {code: (version, geom) for code, version, geom in conn.execute(text(
+            "SELECT gg.grid_code, gg.version_id, encode(ST_AsBinary(gg.geom), 'hex') FROM grid_geometry gg"
+            " JOIN grid g ON g.code = gg.grid_code WHERE gg.valid_to IS NULL AND g.parent_code = '320506002001'"))}
+
+
+def _west_edge(engine: Engine, code: str) -> float:
+    with engine.connect() as conn:
+        return float(conn.execute(text("SELECT ST_XMin(geom) FROM grid_geometry WHERE grid_code = :c"
+                                       " AND valid_to IS NULL"), {"c": code}).scalar_one())
+
+
+# Issue 23, finding 2: an edit changes the edited grid and every neighbour whose shape it moves; the caller's
+# scope must cover all of them. A planner of one base grid may rename it, but neither grow it into a
+# neighbour, split a new grid off, nor merge it into a neighbour; planners of its community, town or district
+# (and admins) may do all three. Run in this order: each allowed edit leaves the community partitioned.
+@pytest.mark.parametrize(("login", "allowed", "serial"), [
+    ("planner.grid", False, 5), ("planner.other", False, 6), ("planner.community", True, 7),
+    ("planner.town2", True, 8), ("planner.district", True, 9), ("admin", True, 10)])
+def test_an_edit_needs_a_scope_that_covers_every_grid_it_changes(grid_world, login, allowed, serial) -> None:
+    engine, client, tokens = grid_world
+    before = _shapes(engine)
+    west = _west_edge(engine, H2)
+    grow = client.put(f"{ITEMS}/{H2}", json=_grid(H2, west - 0.002, 31.1, 120.30, 31.2),
+                      headers=_auth(tokens[login], _etag(client, H2)))
+    new = f"320506002001{serial:03d}"
+    split = client.post(ITEMS, json=_grid(new, 120.33, 31.18, 120.34, 31.2, "拆分"), headers=_auth(tokens[login]))
+    if not allowed:
+        merge = client.delete(f"{ITEMS}/{H2}", headers=_auth(tokens[login], _etag(client, H2)))
+        assert (grow.status_code, split.status_code, merge.status_code) == (403, 403, 403), (grow.text, merge.text)
+        assert _shapes(engine) == before  # nothing changed: not H2, not its neighbours
+        assert client.get(f"{ITEMS}/{new}").status_code == 404
+        _partitioned(engine)
+        return
+    assert (grow.status_code, split.status_code) == (204, 201), (grow.text, split.text)
+    assert _west_edge(engine, H2) == pytest.approx(west - 0.002) and _west_edge(engine, new) == pytest.approx(120.33)
+    merge = client.delete(f"{ITEMS}/{new}", headers=_auth(tokens[login], split.headers["etag"]))
+    assert merge.status_code == 204, merge.text
+    assert client.get(f"{ITEMS}/{new}").status_code == 404
+    _partitioned(engine)
+
+
+def test_a_planner_of_one_grid_may_still_rename_it(grid_world) -> None:
+    """The rule is about what changes: a PUT that keeps the shape changes no neighbour, so the planner of
+    that one grid may make it (and a PATCH of the name)."""
+    engine, client, tokens = grid_world
+    before = _shapes(engine)
+    feature = client.get(f"{ITEMS}/{H4}").json()
+    reply = client.put(f"{ITEMS}/{H4}", json={"type": "Feature", "geometry": feature["geometry"],
+                                               "properties": {"code": H4, "name": "只改名"}},
+                       headers=_auth(tokens["planner.h4"], _etag(client, H4)))
+    assert reply.status_code == 204, reply.text
+    patched = client.patch(f"{ITEMS}/{H4}", json={"properties": {"name": "再改名"}},
+                           headers=_auth(tokens["planner.h4"], reply.headers["etag"]))
+    assert patched.status_code == 204, patched.text
+    after = _shapes(engine)
+    assert {c: v for c, v in after.items() if c != H4} == {c: v for c, v in before.items() if c != H4}
+    assert client.get(f"{ITEMS}/{H4}").json()["properties"]["name"] == "再改名"
     _partitioned(engine)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from spatial.access.principal import Principal
@@ -13,10 +15,13 @@ from spatial.access.scope import (
     check_edit_component,
     check_edit_special_grid,
     check_report,
+    check_report_time,
+    check_row_source,
     covers,
     may_edit_collection,
     may_read,
     report_area,
+    row_source,
     scope_problem,
 )
 from spatial.errors import ForbiddenError
@@ -177,3 +182,48 @@ def test_edit_rules(login: str, answers: tuple[bool, ...]) -> None:
         with pytest.raises(ForbiddenError) as refused:
             check(principal, target)
         assert refused.value.detail == f"{login} ({role}, {scope}) may not edit {what}"
+
+
+def test_a_base_grid_changed_by_editing_another_is_named() -> None:
+    """Finding 2 of issue 23: the edit of one grid is checked against each neighbour it changes, and the
+    refusal says which grid's edit would change it."""
+    planner = Principal(1, "planner.grid", "planner", GRID)
+    check_edit_base_grid(planner, GRID)
+    neighbour = "320506001001001"
+    with pytest.raises(ForbiddenError) as refused:
+        check_edit_base_grid(planner, neighbour, changed_by=GRID)
+    assert refused.value.detail == (f"planner.grid (planner, {GRID}) may not edit base grid {neighbour},"
+                                    f" which editing {GRID} would change")
+    check_edit_base_grid(_as("planner.town"), neighbour, changed_by=GRID)
+
+
+@pytest.mark.parametrize(("login", "default", "allowed"), [
+    ("admin", "hotline", {"inspector", "hotline", "public", "video", "dispatcher"}),
+    ("dispatcher", "hotline", {"inspector", "hotline", "public", "video", "dispatcher"}),
+    ("inspector", "inspector", {"inspector"}), ("grid_chief", "inspector", {"inspector"}),
+    ("partner", "hotline", {"hotline", "public"}), ("partner.east", "hotline", {"hotline", "public"}),
+])
+def test_a_bulk_rows_source_follows_the_account(login: str, default: str, allowed: set[str]) -> None:
+    """Finding 4 of issue 23: the source a row names is the account's (history importers name any)."""
+    assert row_source(_as(login)) == default and row_source(None) == "hotline"
+    for source in ("inspector", "hotline", "public", "video", "dispatcher"):
+        check_row_source(None, source)  # the system itself (gridlink import cases)
+        if source in allowed:
+            check_row_source(_as(login), source)
+        else:
+            with pytest.raises(ForbiddenError, match=f"not '{source}'"):
+                check_row_source(_as(login), source)
+
+
+NOW = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("login", "earliest"), [
+    ("admin", timedelta(days=30)), ("dispatcher", timedelta(days=30)), ("inspector", timedelta(minutes=5)),
+    ("grid_chief", timedelta(minutes=5)), ("partner", timedelta(minutes=5)),
+])
+def test_only_history_importers_date_a_report_back(login: str, earliest: timedelta) -> None:
+    check_report_time(_as(login), NOW - earliest, NOW)
+    with pytest.raises(ForbiddenError, match="reported_at: "):
+        check_report_time(_as(login), NOW - earliest - timedelta(seconds=1), NOW)
+    check_report_time(None, datetime(2020, 3, 1, tzinfo=UTC), NOW)  # the system itself imports history
