@@ -69,7 +69,7 @@ class FastIntake:
             return
         client = scope.get("client")
         try:
-            reply = await create_plain_case(state.intake_pool, state.reference, report, actor=f"api:{report.source}",
+            reply = await create_plain_case(state.intake_pool, state.reference, report, actor=None,
                                             by=principal, client=client[0] if client else None)
         except GridlinkError as exc:
             await domain_problem(exc, PATH)(scope, receive, send)

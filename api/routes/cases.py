@@ -39,7 +39,7 @@ def create(body: CaseCreate, engine: EngineDep, ref: ReferenceDep, principal: Pr
     name a component, and refusals."""
     client = client_address(request)
     with engine.begin() as conn:
-        reply, created = create_case(conn, ref, body, actor=f"api:{body.source}", idempotency_key=idempotency_key,
+        reply, created = create_case(conn, ref, body, actor=None, idempotency_key=idempotency_key,
                                      by=principal, client=client)
     headers = {"Location": f"/api/v1/cases/{reply['id']}"}
     if not created:

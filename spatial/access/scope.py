@@ -195,6 +195,16 @@ def row_source(principal: Principal | None) -> str:
     return allowed[0] if allowed else "hotline"
 
 
+def own_source(principal: Principal | None, given: str | None) -> str:
+    """The source of a single report: ``given`` if the account may name it (``check_row_source``), the
+    account's own when it names none (``ROW_SOURCES``; ``inspector`` for accounts that may name any)."""
+    if given is None:
+        allowed = ROW_SOURCES.get(principal.role) if principal is not None else None
+        return allowed[0] if allowed else "inspector"
+    check_row_source(principal, given)
+    return given
+
+
 def check_row_source(principal: Principal | None, source: str) -> None:
     """ForbiddenError unless the caller's bulk rows may carry ``source`` (``ROW_SOURCES``; history importers
     and the system itself name any)."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from pydantic import TypeAdapter
 from sqlalchemy import Connection, text
@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from spatial.access.audit import Actor
 from spatial.access.audit import params as audit_params
 from spatial.access.principal import Principal
-from spatial.access.scope import check_read, check_report, report_area
+from spatial.access.scope import check_read, check_report, own_source, report_area
 from spatial.cases.assignment.rules import (
     AssignmentInput,
     category,
@@ -39,7 +39,7 @@ from spatial.cases.assignment.rules import (
 )
 from spatial.cases.public import case_public
 from spatial.cases.read import get_case
-from spatial.cases.schemas import CaseCreate, CasePublic
+from spatial.cases.schemas import CaseCreate, CasePublic, Source
 from spatial.errors import IdempotencyConflictError, InvalidParameterError
 from spatial.reference.cache import ReferenceCache
 from spatial.store.db import CONNECT_TIMEOUT_S
@@ -84,7 +84,7 @@ def _replay(conn: Connection, key: str, report: CaseCreate, by: Principal | None
     return int(row[0])
 
 
-def create_case(conn: Connection, ref: ReferenceCache, report: CaseCreate, *, actor: str,
+def create_case(conn: Connection, ref: ReferenceCache, report: CaseCreate, *, actor: str | None,
                 idempotency_key: str | None = None, now: datetime | None = None,
                 by: Principal | None = None, client: str | None = None) -> tuple[CasePublic, bool]:
     """Assign and store a report with its first events in one statement; return (case, created now).
@@ -102,6 +102,11 @@ def create_case(conn: Connection, ref: ReferenceCache, report: CaseCreate, *, ac
         client: the caller's address, for the audit row the statement writes with the case.
     """
     area = report_area(by)
+    # The source follows the account (an inspector reports as an inspector: issue 23, finding 4); settled here,
+    # on the report itself, before anything reads it.
+    source = own_source(by, report.source)
+    report.source = cast(Source, source)
+    actor = actor or f"api:{source}"
     if idempotency_key is not None:
         idempotency_key = stored_key(idempotency_key, report, by, client)
         replayed = _replay(conn, idempotency_key, report, by)
@@ -115,7 +120,7 @@ def create_case(conn: Connection, ref: ReferenceCache, report: CaseCreate, *, ac
                                         parameter="location")
         lon, lat = located
     work = AssignmentInput(category(ref, report.category), lon, lat, now or datetime.now(UTC), report.component_code,
-                           report.source)
+                           source)
     deadline = _deadline(ref, work)
     params = _intake_params(report, work, deadline, actor, idempotency_key, area, Actor.of(by, client))
     if idempotency_key is None:
@@ -136,7 +141,7 @@ def create_case(conn: Connection, ref: ReferenceCache, report: CaseCreate, *, ac
     return case_public(ref, _stored(row, report, work, deadline)), True
 
 
-async def create_plain_case(pool: Any, ref: ReferenceCache, report: CaseCreate, *, actor: str, by: Principal,
+async def create_plain_case(pool: Any, ref: ReferenceCache, report: CaseCreate, *, actor: str | None, by: Principal,
                             client: str | None = None) -> CasePublic | None:
     """``create_case`` for the common report — with a location, without an idempotency key — on an asyncpg
     pool (the lean intake path of api/fast_intake.py: no thread, no ORM, one round trip). The same prepared
@@ -145,11 +150,14 @@ async def create_plain_case(pool: Any, ref: ReferenceCache, report: CaseCreate, 
     (it may need more queries).
     """
     area = report_area(by)
+    source = own_source(by, report.source)
+    report.source = cast(Source, source)
+    actor = actor or f"api:{source}"
     cat = category(ref, report.category)
     lon, lat = report.lon, report.lat
     if lon is None or lat is None:
         return None
-    work = AssignmentInput(cat, lon, lat, datetime.now(UTC), report.component_code, report.source)
+    work = AssignmentInput(cat, lon, lat, datetime.now(UTC), report.component_code, source)
     deadline = _deadline(ref, work)
     sql, order = positional("intake")
     params = _intake_params(report, work, deadline, actor, None, area, Actor.of(by, client))

@@ -83,7 +83,9 @@ class CaseCreate:
     category: str = Field(pattern=CATEGORY_PATTERN, description="leaf event category code, e.g. E010101")
     location: PointGeometry | None = Field(default=None, description="required unless component_code is given")
     description: str | None = Field(default=None, max_length=MAX_DESCRIPTION)
-    source: Source = "inspector"
+    source: Source | None = Field(default=None, description="the channel; default and limits follow the account: "
+                                  "inspectors and grid chiefs report as inspector, partners as hotline "
+                                  "(default) or public, others name any (default inspector)")
     component_code: str | None = Field(default=None, pattern=COMPONENT_CODE_PATTERN)
     reporter: Reporter | None = None
 

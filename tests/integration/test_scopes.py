@@ -45,7 +45,7 @@ def _as(token: str | None) -> dict[str, str]:
 
 
 def _report(where: list[float], **extra) -> dict:
-    return {"category": "E010101", "location": {"type": "Point", "coordinates": where}, "source": "inspector",
+    return {"category": "E010101", "location": {"type": "Point", "coordinates": where},
             **extra}
 
 

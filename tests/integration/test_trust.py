@@ -270,3 +270,34 @@ def test_odd_keys_and_the_xml_view(client: TestClient, tokens) -> None:
     root = ET.fromstring(client.get(f"{BASE}/requests.xml", headers=_as(None)).content)
     assert {r.findtext("service_request_id") for r in root.findall("request")} == public
     assert all(len(r.findtext("lat", "").split(".")[-1]) <= 3 for r in root.findall("request"))
+
+
+# -- Finding 4 for single reports: the source follows the account --------------------------------------------
+
+@pytest.mark.parametrize("path", ["fast path", "keyed route"])
+def test_a_single_reports_source_follows_the_account(client: TestClient, tokens, world_engine, path) -> None:
+    """An inspector cannot file a report as the public (nor a partner as an inspector): such a report could
+    dodge the duplicate rule's trust order or the public view; a report naming no source takes the account's.
+    Both intake paths (api/fast_intake.py and the route, which an Idempotency-Key selects) hold the rule."""
+    def post(login: str, **body) -> dict:
+        headers = _as(tokens[login], **({"Idempotency-Key": f"src-{login}-{len(body)}-{path[:4]}"}
+                                        if path == "keyed route" else {}))
+        reply = client.post("/api/v1/cases", json={"category": "E010101", "location": {
+            "type": "Point", "coordinates": EAST if login == "trust.partner" else WEST}, **body}, headers=headers)
+        return {"status": reply.status_code, **reply.json()}
+
+    before = case_count(world_engine)
+    refused = post("trust.west2", source="public")
+    assert refused["status"] == 403 and "inspector" in refused["detail"]
+    assert post("trust.partner", source="inspector")["status"] == 403
+    assert case_count(world_engine) == before
+    own = post("trust.west2")
+    assert own["status"] == 201
+    partner = post("trust.partner")
+    assert partner["status"] == 201
+    with world_engine.connect() as conn:
+        sources = dict(conn.execute(text('SELECT id, source FROM "case" WHERE id = ANY(:ids)'),
+                                    {"ids": [own["id"], partner["id"]]}).all())
+    assert sources == {own["id"]: "inspector", partner["id"]: "hotline"}
+    # Accounts that may name any channel still do (a dispatcher entering a citizen's call).
+    assert post("trust.west", source="hotline")["status"] == 201

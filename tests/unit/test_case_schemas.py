@@ -18,4 +18,4 @@ def test_a_report_reads_its_place_and_reporter() -> None:
     assert (report.lon, report.lat, report.reporter_name, report.reporter_phone) == (120.06, 31.17, None,
                                                                                      "138 0000 0000")
     named = CaseCreate(category="E010402", component_code="3205060118000001")
-    assert (named.lon, named.lat, named.reporter_name, named.source) == (None, None, None, "inspector")
+    assert (named.lon, named.lat, named.reporter_name, named.source) == (None, None, None, None)
