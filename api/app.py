@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
@@ -16,7 +17,7 @@ from api.ogc import build as ogc
 from api.open311 import routes as open311
 from api.routes import areas, auth, bulk, cases, tiles
 from api.settings import ApiSettings
-from spatial.access.accounts import PrincipalCache, server_secret
+from spatial.access.accounts import PrincipalCache, server_secret, watch_principals
 from spatial.features import coverage_extent
 from spatial.reference.cache import ReferenceCache
 from spatial.settings import DatabaseSettings
@@ -42,12 +43,17 @@ def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSet
             bbox = coverage_extent(conn)
             app.state.secret = server_secret(conn)
         app.state.principals = PrincipalCache()
+        # Tokens ended elsewhere (the CLI, another worker) leave this process's cache at once.
+        watcher = asyncio.create_task(watch_principals(target, app.state.principals))
         app.state.tiles = TileCache()
         app.state.ogc = ogc.build(api_settings.base_url() + "/ogc", app.state.engine, bbox, app.state.tiles,
                                   app.state.principals, app.state.secret)
         try:
             yield
         finally:
+            watcher.cancel()
+            with suppress(asyncio.CancelledError):
+                await watcher
             app.state.engine.dispose()
             await app.state.intake_pool.close()
 
