@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api import problems
 from api.fast_intake import FastIntake
-from api.middleware import BodySizeLimit, DatabaseUnavailable
+from api.middleware import BodySizeLimit, DatabaseUnavailable, SecurityHeaders
 from api.ogc import build as ogc
 from api.open311 import routes as open311
 from api.routes import areas, auth, bulk, cases, tiles
@@ -23,7 +23,7 @@ from spatial.reference.cache import ReferenceCache
 from spatial.settings import DatabaseSettings
 from spatial.store.db import database_url, make_engine, make_intake_pool
 from tiles.cache import TileCache
-from web.pages import STATIC_DIR, render_index
+from web.pages import PAGE_CSP, STATIC_DIR, render_index
 
 
 def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSettings | None = None,
@@ -70,12 +70,13 @@ def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSet
     app.add_middleware(FastIntake)  # inside BodySizeLimit: the limit applies to it too
     app.add_middleware(BodySizeLimit, limit=api_settings.max_body_bytes,
                        larger={"/api/v1/cases/bulk": api_settings.max_bulk_bytes})
-    app.add_middleware(DatabaseUnavailable)  # outermost of ours: 503 for every path while the database is away
+    app.add_middleware(DatabaseUnavailable)  # 503 for every path while the database is away
+    app.add_middleware(SecurityHeaders, https=api_settings.base_url().startswith("https://"))  # on every reply
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.mount("/ogc", ogc.Mounted(), name="ogc")
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def index() -> str:
-        return render_index()
+    def index() -> HTMLResponse:
+        return HTMLResponse(render_index(), headers={"Content-Security-Policy": PAGE_CSP})
 
     return app
