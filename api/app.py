@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api import problems
 from api.fast_intake import FastIntake
-from api.middleware import BodySizeLimit, DatabaseUnavailable, SecurityHeaders
+from api.middleware import BodySizeLimit, DatabaseUnavailable, PublicRedirects, SecurityHeaders
 from api.ogc import build as ogc
 from api.open311 import routes as open311
 from api.routes import areas, auth, bulk, cases, tiles
@@ -71,6 +71,7 @@ def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSet
     app.add_middleware(BodySizeLimit, limit=api_settings.max_body_bytes,
                        larger={"/api/v1/cases/bulk": api_settings.max_bulk_bytes})
     app.add_middleware(DatabaseUnavailable)  # 503 for every path while the database is away
+    app.add_middleware(PublicRedirects, public_url=api_settings.base_url())  # never to the Host a client sent
     app.add_middleware(SecurityHeaders, https=api_settings.base_url().startswith("https://"))  # on every reply
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.mount("/ogc", ogc.Mounted(), name="ogc")

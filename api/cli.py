@@ -185,16 +185,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from api.settings import ApiSettings
 
     url = _url()
-    print(f"serving the gridlink map at http://{args.host}:{args.port}/  (Ctrl+C to stop)")
+    api = ApiSettings(host=args.host, port=args.port)
+    print(f"serving the gridlink map at {api.base_url()}/  (Ctrl+C to stop)")
     workers = getattr(args, "workers", 1)
+    # Forwarding headers only from the configured proxies: uvicorn by itself believes any loopback peer.
+    options: dict = {"host": args.host, "port": args.port, "log_level": getattr(args, "log_level", "info"),
+                     "proxy_headers": bool(api.trusted_proxies), "forwarded_allow_ips": api.trusted_proxies or None}
     if workers > 1:
         # Worker processes build their own app from the environment: hand them the resolved database.
         os.environ["GRIDLINK_DATABASE_URL"] = url
-        uvicorn.run("api.app:create_app", factory=True, host=args.host, port=args.port, workers=workers,
-                    log_level=getattr(args, "log_level", "info"))
+        uvicorn.run("api.app:create_app", factory=True, workers=workers, **options)
         return 0
-    app = create_app(_settings(), ApiSettings(host=args.host, port=args.port), url=url)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=getattr(args, "log_level", "info"))
+    uvicorn.run(create_app(_settings(), api, url=url), **options)
     return 0
 
 

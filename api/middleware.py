@@ -1,7 +1,9 @@
-"""ASGI middleware: a hard limit on request body size (problem+json 413), the database's absence (503), and
-security headers on every reply."""
+"""ASGI middleware: a hard limit on request body size (problem+json 413), the database's absence (503),
+security headers on every reply, and redirects to the configured public URL."""
 
 from __future__ import annotations
+
+from urllib.parse import urlsplit
 
 from api.problems import database_unavailable, domain_problem, unavailable_response
 from spatial.errors import PayloadTooLargeError
@@ -125,3 +127,35 @@ class SecurityHeaders:
         if self.https:
             wanted.append((b"strict-transport-security", b"max-age=31536000"))
         return headers + [(name, value) for name, value in wanted if name not in present]
+
+
+class PublicRedirects:
+    """Point redirects at the configured public URL. Starlette builds the ``Location`` of its own redirects
+    (a slash added or removed, a mount's root) from the request's ``Host`` header, which the client chooses:
+    an absolute ``Location`` on the request's own host is rewritten onto ``public_url``."""
+
+    def __init__(self, app, public_url: str) -> None:
+        self.app = app
+        self.public = public_url.rstrip("/").encode()
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        host = dict(scope.get("headers") or []).get(b"host", b"")
+
+        async def public_send(message) -> None:
+            if message["type"] == "http.response.start" and 300 <= message["status"] < 400:
+                message["headers"] = [(name, self._rewritten(value, host) if name.lower() == b"location" else value)
+                                      for name, value in message.get("headers") or []]
+            await send(message)
+
+        await self.app(scope, receive, public_send)
+
+    def _rewritten(self, location: bytes, host: bytes) -> bytes:
+        parts = urlsplit(location)
+        if not parts.netloc or parts.netloc != host:
+            return location  # relative, or elsewhere on purpose
+        rest = parts.path + (b"?" + parts.query if parts.query else b"") + (b"#" + parts.fragment if parts.fragment
+                                                                             else b"")
+        return self.public + rest

@@ -14,8 +14,12 @@ class ApiSettings(BaseSettings):
     port: int = 8000
     max_body_bytes: int = 1_048_576
     max_bulk_bytes: int = 64 * 1_048_576
-    # Where clients reach this server (links in OGC replies); default http://{host}:{port}.
+    # Where clients reach this server: every link, redirect and tile URL is built on it, never on the request's
+    # Host header (which any client can set); default http://{host}:{port}.
     public_url: str | None = None
+    # Addresses (or networks) of reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed, comma
+    # separated; by default none: the client address is the TCP peer's, whoever claims otherwise.
+    trusted_proxies: str = ""
     # Anonymous Open311 submissions per client address (api/rate_limit.py).
     public_per_minute: float = 30
     public_burst: int = 10
