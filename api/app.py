@@ -15,6 +15,7 @@ from api.fast_intake import FastIntake
 from api.middleware import BodySizeLimit, DatabaseUnavailable, PublicRedirects, SecurityHeaders
 from api.ogc import build as ogc
 from api.open311 import routes as open311
+from api.rate_limit import LoginGate, LoginThrottle
 from api.routes import areas, auth, bulk, cases, tiles
 from api.settings import ApiSettings
 from spatial.access.accounts import PrincipalCache, server_secret, watch_principals
@@ -60,6 +61,10 @@ def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSet
     app = FastAPI(title="gridlink", version="0.1.0", lifespan=lifespan,
                   description="Spatial server for grid-based city governance (网格化社会治理).")
     app.state.api_settings = api_settings
+    app.state.login_throttle = LoginThrottle(api_settings.login_free_failures,
+                                             api_settings.login_free_failures_per_client,
+                                             max_s=api_settings.login_backoff_max_s)
+    app.state.login_gate = LoginGate(api_settings.login_hash_concurrency, api_settings.login_hash_queue)
     problems.install(app)
     app.include_router(areas.router)
     app.include_router(auth.router)

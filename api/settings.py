@@ -23,6 +23,14 @@ class ApiSettings(BaseSettings):
     # Anonymous Open311 submissions per client address (api/rate_limit.py).
     public_per_minute: float = 30
     public_burst: int = 10
+    # Password logins (api/rate_limit.py): failures allowed in a row per login name and per client address
+    # before an exponential back-off (from 1 s, doubling, at most login_backoff_max_s), and password hashes
+    # verified at once (argon2id: 64 MiB each) with how many more waiting.
+    login_free_failures: int = 5
+    login_free_failures_per_client: int = 20
+    login_backoff_max_s: float = 900
+    login_hash_concurrency: int = 2
+    login_hash_queue: int = 8
 
     def base_url(self) -> str:
         """The server's public base URL, without a trailing slash."""

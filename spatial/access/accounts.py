@@ -30,6 +30,7 @@ import re
 import secrets
 import threading
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -199,20 +200,40 @@ def set_password(conn: Connection, login: str, password: str) -> None:
     revoke_all_tokens(conn, login)
 
 
-def check_password(conn: Connection, login: str, password: str) -> Principal:
-    """The account whose login and password these are; AuthenticationError otherwise (same for both). A login
-    that no account can have (``LOGIN``, as ``add_user`` requires) is not looked up: text PostgreSQL cannot
-    take (a NUL byte) would otherwise be a 500, found by schemathesis' stateful phase."""
+@dataclass(frozen=True)
+class StoredLogin:
+    """What a password is checked against: the account and its password hash, read with ``find_login``."""
+
+    principal: Principal
+    password_hash: str | None
+
+
+def find_login(conn: Connection, login: str) -> StoredLogin | None:
+    """The active account of ``login`` and its hash, or None. A login that no account can have (``LOGIN``, as
+    ``add_user`` requires) is not looked up: text PostgreSQL cannot take (a NUL byte) would otherwise be a
+    500, found by schemathesis' stateful phase."""
     row = conn.execute(text(
         "SELECT id, login, role, scope, password_hash FROM account WHERE login = :l AND disabled_at IS NULL"
     ), {"l": login}).first() if LOGIN.match(login) else None
+    return StoredLogin(Principal(row[0], row[1], row[2], row[3]), row[4]) if row else None
+
+
+def verify_password(stored: StoredLogin | None, password: str) -> Principal:
+    """The account if ``password`` is its password; AuthenticationError otherwise (the same for an unknown
+    login, which costs the same hash). CPU- and memory-bound (argon2id): call it with no database connection
+    held, so that slow or many checks never hold the pool."""
     try:
-        _HASHER.verify(row[4] if row and row[4] else _DUMMY, password)
+        _HASHER.verify(stored.password_hash if stored and stored.password_hash else _DUMMY, password)
     except (VerificationError, InvalidHashError):
-        row = None
-    if row is None:
+        stored = None
+    if stored is None:
         raise AuthenticationError("wrong login or password")
-    return Principal(row[0], row[1], row[2], row[3])
+    return stored.principal
+
+
+def check_password(conn: Connection, login: str, password: str) -> Principal:
+    """``verify_password`` of ``find_login`` (for callers that hold no pool: commands, tests)."""
+    return verify_password(find_login(conn, login), password)
 
 
 def _digest(token: str) -> str:
