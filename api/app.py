@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from api import problems
+from api import logs, problems
 from api.fast_intake import FastIntake
 from api.middleware import BodySizeLimit, DatabaseUnavailable, PublicRedirects, SecurityHeaders
 from api.ogc import build as ogc
@@ -61,6 +61,7 @@ def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSet
     app = FastAPI(title="gridlink", version="0.1.0", lifespan=lifespan,
                   description="Spatial server for grid-based city governance (网格化社会治理).")
     app.state.api_settings = api_settings
+    logs.install()  # no api_key or token from a query string in the access log
     app.state.login_throttle = LoginThrottle(api_settings.login_free_failures,
                                              api_settings.login_free_failures_per_client,
                                              max_s=api_settings.login_backoff_max_s)
