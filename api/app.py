@@ -2,27 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from api import problems
+from api import logs, problems
 from api.fast_intake import FastIntake
-from api.middleware import BodySizeLimit, DatabaseUnavailable
+from api.middleware import BodySizeLimit, DatabaseUnavailable, PublicRedirects, SecurityHeaders
 from api.ogc import build as ogc
 from api.open311 import routes as open311
+from api.rate_limit import LoginGate, LoginThrottle
 from api.routes import areas, auth, bulk, cases, tiles
 from api.settings import ApiSettings
-from spatial.access.accounts import PrincipalCache, server_secret
+from spatial.access.accounts import PrincipalCache, server_secret, watch_principals
 from spatial.features import coverage_extent
 from spatial.reference.cache import ReferenceCache
 from spatial.settings import DatabaseSettings
 from spatial.store.db import database_url, make_engine, make_intake_pool
 from tiles.cache import TileCache
-from web.pages import STATIC_DIR, render_index
+from web.pages import PAGE_CSP, STATIC_DIR, render_index
 
 
 def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSettings | None = None,
@@ -42,18 +44,28 @@ def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSet
             bbox = coverage_extent(conn)
             app.state.secret = server_secret(conn)
         app.state.principals = PrincipalCache()
+        # Tokens ended elsewhere (the CLI, another worker) leave this process's cache at once.
+        watcher = asyncio.create_task(watch_principals(target, app.state.principals))
         app.state.tiles = TileCache()
         app.state.ogc = ogc.build(api_settings.base_url() + "/ogc", app.state.engine, bbox, app.state.tiles,
                                   app.state.principals, app.state.secret)
         try:
             yield
         finally:
+            watcher.cancel()
+            with suppress(asyncio.CancelledError):
+                await watcher
             app.state.engine.dispose()
             await app.state.intake_pool.close()
 
     app = FastAPI(title="gridlink", version="0.1.0", lifespan=lifespan,
                   description="Spatial server for grid-based city governance (网格化社会治理).")
     app.state.api_settings = api_settings
+    logs.install()  # no api_key or token from a query string in the access log
+    app.state.login_throttle = LoginThrottle(api_settings.login_free_failures,
+                                             api_settings.login_free_failures_per_client,
+                                             max_s=api_settings.login_backoff_max_s)
+    app.state.login_gate = LoginGate(api_settings.login_hash_concurrency, api_settings.login_hash_queue)
     problems.install(app)
     app.include_router(areas.router)
     app.include_router(auth.router)
@@ -64,12 +76,14 @@ def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSet
     app.add_middleware(FastIntake)  # inside BodySizeLimit: the limit applies to it too
     app.add_middleware(BodySizeLimit, limit=api_settings.max_body_bytes,
                        larger={"/api/v1/cases/bulk": None})  # the bulk route streams against its own limits
-    app.add_middleware(DatabaseUnavailable)  # outermost of ours: 503 for every path while the database is away
+    app.add_middleware(DatabaseUnavailable)  # 503 for every path while the database is away
+    app.add_middleware(PublicRedirects, public_url=api_settings.base_url())  # never to the Host a client sent
+    app.add_middleware(SecurityHeaders, https=api_settings.base_url().startswith("https://"))  # on every reply
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.mount("/ogc", ogc.Mounted(), name="ogc")
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def index() -> str:
-        return render_index()
+    def index() -> HTMLResponse:
+        return HTMLResponse(render_index(), headers={"Content-Security-Policy": PAGE_CSP})
 
     return app

@@ -7,8 +7,11 @@
     gridlink import cases FILE [--all-or-nothing] [--report OUT.json]
     gridlink serve [--host H] [--port P]
     gridlink user add LOGIN --role ROLE --scope SCOPE [--name N]   (password on standard input)
-    gridlink token create LOGIN [--label L] [--days N | --no-expiry]
+    gridlink user disable|enable LOGIN  disabling revokes the account's tokens and stops its logins
+    gridlink user password LOGIN        reset the password (standard input); revokes the account's tokens
+    gridlink token create LOGIN [--label L] [--days N (1-366) | --no-expiry]
     gridlink token revoke TOKEN
+    gridlink token revoke-all LOGIN     sign an account out everywhere
     gridlink backup [FILE]              pg_dump (custom format); default .gridlink/backups/<time>.dump
     gridlink restore FILE [--database NAME] [--replace]
     gridlink up [--small]               all of the above, then serve the demo map
@@ -182,16 +185,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from api.settings import ApiSettings
 
     url = _url()
-    print(f"serving the gridlink map at http://{args.host}:{args.port}/  (Ctrl+C to stop)")
+    api = ApiSettings(host=args.host, port=args.port)
+    print(f"serving the gridlink map at {api.base_url()}/  (Ctrl+C to stop)")
     workers = getattr(args, "workers", 1)
+    # Forwarding headers only from the configured proxies: uvicorn by itself believes any loopback peer.
+    options: dict = {"host": args.host, "port": args.port, "log_level": getattr(args, "log_level", "info"),
+                     "proxy_headers": bool(api.trusted_proxies), "forwarded_allow_ips": api.trusted_proxies or None}
     if workers > 1:
         # Worker processes build their own app from the environment: hand them the resolved database.
         os.environ["GRIDLINK_DATABASE_URL"] = url
-        uvicorn.run("api.app:create_app", factory=True, host=args.host, port=args.port, workers=workers,
-                    log_level=getattr(args, "log_level", "info"))
+        uvicorn.run("api.app:create_app", factory=True, workers=workers, **options)
         return 0
-    app = create_app(_settings(), ApiSettings(host=args.host, port=args.port), url=url)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=getattr(args, "log_level", "info"))
+    uvicorn.run(create_app(_settings(), api, url=url), **options)
     return 0
 
 
@@ -238,18 +243,21 @@ def parser() -> argparse.ArgumentParser:
         imp.add_argument(f"--{option}", type=Path, default=None)
     imp.set_defaults(func=cmd_import)
     user = sub.add_parser("user", help="accounts")
-    user.add_argument("action", choices=("add",))
+    user.add_argument("action", choices=("add", "disable", "enable", "password"))
     user.add_argument("login")
-    user.add_argument("--role", required=True)
-    user.add_argument("--scope", required=True, help="an area code, a department key, or * (admins)")
+    user.add_argument("--role", help="add: the account's role")
+    user.add_argument("--scope", help="add: an area code, a department key, or * (admins)")
     user.add_argument("--name", default=None, help="display name")
     user.set_defaults(func=cmd_user)
     tok = sub.add_parser("token", help="bearer tokens (also Open311 api_key)")
-    tok.add_argument("action", choices=("create", "revoke"))
-    tok.add_argument("subject", help="create: the LOGIN; revoke: the TOKEN")
+    tok.add_argument("action", choices=("create", "revoke", "revoke-all"))
+    tok.add_argument("subject", help="create, revoke-all: the LOGIN; revoke: the TOKEN")
     tok.add_argument("--label", default=None)
-    tok.add_argument("--days", type=int, default=90, help="create: days until it expires (default 90)")
-    tok.add_argument("--no-expiry", action="store_true", help="create: a token that never expires (systems)")
+    expiry = tok.add_mutually_exclusive_group()
+    expiry.add_argument("--days", type=_token_days, default=90,
+                        help=f"create: days until it expires, 1-{MAX_TOKEN_DAYS} (default 90)")
+    expiry.add_argument("--no-expiry", action="store_true",
+                        help="create: a token that never expires (partner systems; revoke it when done)")
     tok.set_defaults(func=cmd_token)
     bak = sub.add_parser("backup", help="dump the database into one file (pg_dump custom format)")
     bak.add_argument("file", nargs="?", type=Path, default=None)
@@ -260,6 +268,18 @@ def parser() -> argparse.ArgumentParser:
     res.add_argument("--replace", action="store_true", help="drop and replace what the target holds")
     res.set_defaults(func=cmd_restore)
     return top
+
+
+MAX_TOKEN_DAYS = 366
+
+
+def _token_days(value: str) -> int:
+    """``--days``: a whole number of days from 1 to ``MAX_TOKEN_DAYS`` (0 once meant "never expires")."""
+    days = int(value) if value.strip().lstrip("-").isdigit() else 0
+    if not 1 <= days <= MAX_TOKEN_DAYS:
+        raise argparse.ArgumentTypeError(f"a token lives 1 to {MAX_TOKEN_DAYS} days (for ever only with"
+                                         " --no-expiry)")
+    return days
 
 
 def _cli_actor():
@@ -284,7 +304,13 @@ def _read_password() -> str:
 
 
 def cmd_user(args: argparse.Namespace) -> int:
-    """Create an account (the password is read from standard input; there is no default password)."""
+    """Create an account (the password is read from standard input; there is no default password), disable or
+    enable one, or reset its password."""
+    if args.action != "add":
+        return _change_user(args)
+    if not args.role or not args.scope:
+        _err("user add needs --role and --scope")
+        return 2
     from sqlalchemy import create_engine
 
     from spatial.access.accounts import add_user
@@ -312,19 +338,56 @@ def cmd_user(args: argparse.Namespace) -> int:
     return 0
 
 
+def _change_user(args: argparse.Namespace) -> int:
+    """Disable, enable, or reset the password of an account; audited, and heard by running servers at once."""
+    from sqlalchemy import create_engine
+
+    from spatial.access import accounts
+    from spatial.access.audit import record
+    from spatial.errors import GridlinkError
+
+    try:
+        password = _read_password() if args.action == "password" else ""
+    except ValueError as exc:
+        _err(str(exc))
+        return 2
+    engine = create_engine(_url())
+    try:
+        with engine.begin() as conn:
+            if args.action == "password":
+                accounts.set_password(conn, args.login, password)
+            else:
+                {"disable": accounts.disable_account, "enable": accounts.enable_account}[args.action](conn, args.login)
+            record(conn, _cli_actor(), f"account.{args.action}", target=args.login)
+    except GridlinkError as exc:
+        _err(f"nothing changed: {exc.detail}")
+        return 2
+    finally:
+        engine.dispose()
+    print({"disable": f"account {args.login} disabled; its tokens are revoked",
+           "enable": f"account {args.login} enabled (it needs new tokens)",
+           "password": f"password of {args.login} reset; its tokens are revoked"}[args.action])
+    return 0
+
+
 def cmd_token(args: argparse.Namespace) -> int:
     """Create (print once) or revoke a bearer token."""
     from datetime import timedelta
 
     from sqlalchemy import create_engine
 
-    from spatial.access.accounts import create_token, revoke_token
+    from spatial.access.accounts import create_token, revoke_all_tokens, revoke_token
     from spatial.access.audit import record
     from spatial.errors import GridlinkError
 
     engine = create_engine(_url())
     try:
         with engine.begin() as conn:
+            if args.action == "revoke-all":
+                count = revoke_all_tokens(conn, args.subject)
+                record(conn, _cli_actor(), "token.revoke_all", target=args.subject, detail={"revoked": count})
+                print(f"{count} tokens revoked")
+                return 0
             if args.action == "revoke":
                 if not revoke_token(conn, args.subject):
                     _err("no active token like that")

@@ -1,6 +1,9 @@
-"""ASGI middleware: a hard limit on request body size, answered with problem+json 413."""
+"""ASGI middleware: a hard limit on request body size (problem+json 413), the database's absence (503),
+security headers on every reply, and redirects to the configured public URL."""
 
 from __future__ import annotations
+
+from urllib.parse import urlsplit
 
 from api.problems import database_unavailable, domain_problem, unavailable_response
 from spatial.errors import PayloadTooLargeError
@@ -80,3 +83,84 @@ class DatabaseUnavailable:
             if started or not database_unavailable(exc):
                 raise
             await unavailable_response(scope.get("path", ""), exc)(scope, receive, send)
+
+
+# Replies that are not HTML load nothing and are never framed (OWASP's REST headers).
+API_CSP = "default-src 'none'; frame-ancestors 'none'"
+# HTML that gridlink does not write — pygeoapi's HTML views, the OpenAPI viewers — loads its scripts and styles
+# from public CDNs and has inline scripts: allowed there, but no plugins, no framing, no foreign form targets.
+VENDOR_HTML_CSP = "; ".join((
+    "default-src 'self'",
+    "script-src 'self' 'unsafe-inline' https://unpkg.com https://cdn.jsdelivr.net https://cdnjs.cloudflare.com",
+    "style-src 'self' 'unsafe-inline' https://unpkg.com https://cdn.jsdelivr.net",
+    "img-src 'self' data: https:",
+    "connect-src 'self'",
+    "object-src 'none'",
+    "base-uri 'self'",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
+))
+
+
+class SecurityHeaders:
+    """Add ``X-Content-Type-Options: nosniff``, ``X-Frame-Options: DENY``, a ``Referrer-Policy`` and a
+    ``Content-Security-Policy`` to every reply that does not set its own (gridlink's pages set theirs:
+    ``web.pages.PAGE_CSP``), and ``Strict-Transport-Security`` when the public URL is HTTPS."""
+
+    def __init__(self, app, https: bool = False) -> None:
+        self.app = app
+        self.https = https
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def secured_send(message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = self._secured(list(message.get("headers") or []))
+            await send(message)
+
+        await self.app(scope, receive, secured_send)
+
+    def _secured(self, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+        present = {name.lower() for name, _ in headers}
+        html = any(name.lower() == b"content-type" and value.startswith(b"text/html") for name, value in headers)
+        wanted = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
+                  (b"referrer-policy", b"strict-origin-when-cross-origin" if html else b"no-referrer"),
+                  (b"content-security-policy", (VENDOR_HTML_CSP if html else API_CSP).encode())]
+        if self.https:
+            wanted.append((b"strict-transport-security", b"max-age=31536000"))
+        return headers + [(name, value) for name, value in wanted if name not in present]
+
+
+class PublicRedirects:
+    """Point redirects at the configured public URL. Starlette builds the ``Location`` of its own redirects
+    (a slash added or removed, a mount's root) from the request's ``Host`` header, which the client chooses:
+    an absolute ``Location`` on the request's own host is rewritten onto ``public_url``."""
+
+    def __init__(self, app, public_url: str) -> None:
+        self.app = app
+        self.public = public_url.rstrip("/").encode()
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        host = dict(scope.get("headers") or []).get(b"host", b"")
+
+        async def public_send(message) -> None:
+            if message["type"] == "http.response.start" and 300 <= message["status"] < 400:
+                message["headers"] = [(name, self._rewritten(value, host) if name.lower() == b"location" else value)
+                                      for name, value in message.get("headers") or []]
+            await send(message)
+
+        await self.app(scope, receive, public_send)
+
+    def _rewritten(self, location: bytes, host: bytes) -> bytes:
+        parts = urlsplit(location)
+        if not parts.netloc or parts.netloc != host:
+            return location  # relative, or elsewhere on purpose
+        rest = parts.path + (b"?" + parts.query if parts.query else b"") + (b"#" + parts.fragment if parts.fragment
+                                                                             else b"")
+        return self.public + rest

@@ -16,11 +16,23 @@ class ApiSettings(BaseSettings):
     # A bulk batch (api/routes/bulk.py streams the body against these; 413 beyond).
     max_bulk_bytes: int = 64 * 1_048_576
     max_bulk_rows: int = 200_000
-    # Where clients reach this server (links in OGC replies); default http://{host}:{port}.
+    # Where clients reach this server: every link, redirect and tile URL is built on it, never on the request's
+    # Host header (which any client can set); default http://{host}:{port}.
     public_url: str | None = None
+    # Addresses (or networks) of reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed, comma
+    # separated; by default none: the client address is the TCP peer's, whoever claims otherwise.
+    trusted_proxies: str = ""
     # Anonymous Open311 submissions per client address (api/rate_limit.py).
     public_per_minute: float = 30
     public_burst: int = 10
+    # Password logins (api/rate_limit.py): failures allowed in a row per login name and per client address
+    # before an exponential back-off (from 1 s, doubling, at most login_backoff_max_s), and password hashes
+    # verified at once (argon2id: 64 MiB each) with how many more waiting.
+    login_free_failures: int = 5
+    login_free_failures_per_client: int = 20
+    login_backoff_max_s: float = 900
+    login_hash_concurrency: int = 2
+    login_hash_queue: int = 8
 
     def base_url(self) -> str:
         """The server's public base URL, without a trailing slash."""

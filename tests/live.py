@@ -16,14 +16,14 @@ from spatial.store.cluster import free_port
 
 
 @contextmanager
-def serving(url: str, log: Path | None = None) -> Iterator[int]:
+def serving(url: str, log: Path | None = None, level: str = "error") -> Iterator[int]:
     """Serve the database at ``url`` on a free loopback port until the block ends; yield the port. ``log``:
-    a file for the server's error output (for a failing test to show)."""
+    a file for the server's output at ``level`` (for a failing test to show; ``info`` adds the access log)."""
     port = free_port()
     errors = open(log or os.devnull, "a")  # noqa: SIM115 - closed when the server is gone
     server = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--log-level",
-                               "error"], env=dict(os.environ, GRIDLINK_DATABASE_URL=url),
-                              stdout=subprocess.DEVNULL, stderr=errors)
+                               level], env=dict(os.environ, GRIDLINK_DATABASE_URL=url),
+                              stdout=errors, stderr=errors)
     try:
         deadline = time.monotonic() + 60
         while True:

@@ -10,6 +10,23 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 STATIC_DIR: Path = Path(__file__).resolve().parent / "static"
 """Directory served at ``/static``: ``app.js``, ``app.css`` and the pinned ``vendor/`` assets."""
 
+BASE_MAP_TILES = "https://tile.openstreetmap.org"
+"""The one origin the page loads anything from besides gridlink: the OpenStreetMap base map's tile images."""
+
+PAGE_CSP = "; ".join((
+    "default-src 'self'",
+    "script-src 'self'",             # app.js and the pinned Leaflet; no inline script, no eval
+    "style-src 'self'",
+    f"img-src 'self' data: {BASE_MAP_TILES}",
+    "connect-src 'self'",            # the page's fetch() calls go to gridlink's own API
+    "object-src 'none'",
+    "base-uri 'none'",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
+))
+"""The Content-Security-Policy of the pages rendered here: everything from gridlink itself (vendor files are
+pinned under ``/static``), base-map tiles from ``BASE_MAP_TILES``, and no framing by other sites."""
+
 DEFAULT_API_BASE = "/api/v1"
 DEFAULT_CENTER: tuple[float, float] = (31.22, 120.55)
 DEFAULT_ZOOM = 10

@@ -153,7 +153,7 @@ def discovery_document(base_url: str) -> dict[str, Any]:
 @router.get("/discovery.{fmt}", summary="GeoReport discovery: where the API is and what it speaks")
 def discovery(fmt: FormatDep, request: Request) -> Response:
     """Return the discovery document."""
-    return render(fmt, "discovery", discovery_document(str(request.base_url)))
+    return render(fmt, "discovery", discovery_document(request.app.state.api_settings.base_url()))
 
 
 @router.get("/services.{fmt}", summary="Services: the leaf event categories")

@@ -1,39 +1,82 @@
 """Logging in: bearer tokens for API clients (``/api/v1/auth/token``) and cookie sessions for the web pages
-(``/api/v1/auth/session``, CSRF-protected: api/auth.py). Every token issued or revoked is audited."""
+(``/api/v1/auth/session``, CSRF-protected: api/auth.py). Every token issued or revoked is audited, and so is
+every failed login.
+
+A password login (issue 23, finding 7) is first admitted by the back-off of its login name and its client
+address (api/rate_limit.py: ``LoginThrottle``; 429 with Retry-After), and by the hashing gate (``LoginGate``;
+429 with Retry-After when every slot and the queue are taken). Then the account and its hash are read on a
+pooled connection that is given back at once, the hash is verified on the gate's own threads with no
+connection held, and only then is a connection taken again to issue the token and write the audit row.
+"""
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from api.auth import SESSION_COOKIE, PrincipalDep, bearer_token, client_address, csrf_token, request_token
 from api.deps import EngineDep
-from spatial.access.accounts import check_password, create_token, revoke_token
+from spatial.access.accounts import LOGIN, create_token, find_login, revoke_token, verify_password
 from spatial.access.audit import Actor, record
 from spatial.access.principal import Principal
+from spatial.errors import AuthenticationError, TooManyRequestsError
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 Login = Annotated[str, Form(max_length=64)]
 Password = Annotated[str, Form(max_length=1024)]
 
 
-def _login(request: Request, engine, username: str, password: str, label: str,
-           action: str) -> tuple[Principal, str, int | None]:
-    with engine.begin() as conn:
-        principal = check_password(conn, username, password)
-        issued, expires = create_token(conn, principal.login, label=label)
-        record(conn, Actor.of(principal, client_address(request)), action, target=principal.login,
-               detail={"label": label})
+async def _login(request: Request, engine, username: str, password: str, label: str,
+                 action: str) -> tuple[Principal, str, int | None]:
+    state, client = request.app.state, client_address(request) or "unknown"
+    wait = state.login_throttle.attempt(username, client)
+    if wait:
+        raise TooManyRequestsError(f"too many failed logins; retry in {math.ceil(wait)} s",
+                                   retry_after=math.ceil(wait))
+    if state.login_gate.full():
+        raise TooManyRequestsError("too many logins are being checked right now; retry in 1 s", retry_after=1)
+    stored = await run_in_threadpool(_stored_login, engine, username)  # the connection is back in the pool
+    try:
+        principal = await state.login_gate.run(verify_password, stored, password)
+    except AuthenticationError:
+        locked = state.login_throttle.locked(username, client)
+        await run_in_threadpool(_audit_failure, engine, username, client, label, locked)
+        raise
+    state.login_throttle.succeeded(username, client)
+    issued, expires = await run_in_threadpool(_issue, engine, principal, client, label, action)
     seconds = int((expires - datetime.now(UTC)).total_seconds()) if expires else None
     return principal, issued, seconds
 
 
+def _stored_login(engine, username: str):
+    with engine.connect() as conn:
+        return find_login(conn, username)
+
+
+def _issue(engine, principal: Principal, client: str, label: str, action: str) -> tuple[str, datetime | None]:
+    with engine.begin() as conn:
+        issued, expires = create_token(conn, principal.login, label=label)
+        record(conn, Actor.of(principal, client), action, target=principal.login, detail={"label": label})
+    return issued, expires
+
+
+def _audit_failure(engine, username: str, client: str, label: str, locked: bool) -> None:
+    """One audit row per failed login: the login tried (only if an account could have it: never a password
+    typed into the wrong field), the address, and whether that failure started a back-off."""
+    with engine.begin() as conn:
+        record(conn, Actor("anonymous", None, client), "login.fail",
+               target=username if LOGIN.match(username) else None, detail={"label": label, "locked": locked})
+
+
 @router.post("/token", summary="Exchange a login and password for a bearer token (OAuth2 password flow)")
-def token(request: Request, engine: EngineDep, username: Login, password: Password) -> dict[str, Any]:
-    """Return ``{"access_token", "token_type": "bearer", "expires_in"}``; 401 problem+json otherwise."""
-    _, issued, seconds = _login(request, engine, username, password, "password login", "token.create")
+async def token(request: Request, engine: EngineDep, username: Login, password: Password) -> dict[str, Any]:
+    """Return ``{"access_token", "token_type": "bearer", "expires_in"}``; 401 problem+json otherwise (429 after
+    repeated failures or while too many logins are being checked)."""
+    _, issued, seconds = await _login(request, engine, username, password, "password login", "token.create")
     return {"access_token": issued, "token_type": "bearer", "expires_in": seconds}
 
 
@@ -56,11 +99,11 @@ def _session_reply(request: Request, principal: Principal, session: str, seconds
 
 
 @router.post("/session", summary="Log in to the web pages: sets the session cookie, returns its CSRF token")
-def open_session(request: Request, response: Response, engine: EngineDep, username: Login,
-                 password: Password) -> dict[str, Any]:
+async def open_session(request: Request, response: Response, engine: EngineDep, username: Login,
+                       password: Password) -> dict[str, Any]:
     """Set the ``gridlink_session`` cookie (HttpOnly, SameSite=Strict, Secure off loopback) and return
     ``{"login", "role", "scope", "expires_in", "csrf_token"}``: send ``X-CSRF-Token`` with every write."""
-    principal, session, seconds = _login(request, engine, username, password, "web session", "session.create")
+    principal, session, seconds = await _login(request, engine, username, password, "web session", "session.create")
     loopback = request.url.hostname in ("127.0.0.1", "localhost", "::1")
     response.set_cookie(SESSION_COOKIE, session, max_age=seconds, httponly=True, samesite="strict", path="/",
                         secure=request.url.scheme == "https" or not loopback)

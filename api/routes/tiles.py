@@ -50,7 +50,7 @@ def tilejson(layer: str, request: Request, engine: EngineDep) -> dict[str, Any]:
         raise NotFoundError(f"no tile layer {layer!r}; layers: {', '.join(LAYERS)}")
     with engine.connect() as conn:
         bounds = coverage_extent(conn) or (-180.0, -85.0511, 180.0, 85.0511)
-    base = str(request.base_url).rstrip("/")
+    base = request.app.state.api_settings.base_url()  # the configured public URL, not the Host header
     return {
         "tilejson": "3.0.0", "name": layer, "scheme": "xyz", "minzoom": found.minzoom, "maxzoom": MAX_ZOOM,
         "bounds": list(bounds), "center": [(bounds[0] + bounds[2]) / 2, (bounds[1] + bounds[3]) / 2, 12],

@@ -2,7 +2,9 @@
 
 Each checkout gets its own cluster in ``<home>/pgdata`` listening only on 127.0.0.1 on a port chosen free at
 start (kept in ``<home>/cluster.json``), with no Unix socket, a generated password and scram-sha-256
-authentication. Two checkouts on one machine therefore never share files, ports or credentials.
+authentication. Two checkouts on one machine therefore never share files, ports or credentials. The folder
+and the server log are private to their owner (``keep_private``), and the server logs no statement text,
+parameters or client errors (``LOGGING``).
 
 PostgreSQL refuses to run as root: when we are root the cluster runs as the ``postgres`` system user and its
 folders belong to it; an ordinary user runs it as themselves.
@@ -38,6 +40,20 @@ TUNING = {
     # A private development cluster: no replication, so bulk loads into new tables skip the WAL.
     "wal_level": "minimal",
     "max_wal_senders": "0",
+}
+
+# What the server log may hold (issue 23, finding 12). psycopg2 sends values inside the statement text, so a
+# failing statement's text is personal data: never logged; nor the ERROR lines that clients cause (their
+# message may quote the bad value; the client and gridlink's own log already have them, without values), nor
+# a DETAIL (a unique violation's key values), nor bind parameters.
+LOGGING = {
+    "log_min_messages": "log",
+    "log_min_error_statement": "panic",
+    "log_error_verbosity": "terse",
+    "log_parameter_max_length": "0",
+    "log_parameter_max_length_on_error": "0",
+    "log_statement": "none",
+    "log_file_mode": "0600",
 }
 
 
@@ -186,6 +202,7 @@ class Cluster:
         bindir = find_bindir()
         ensure_postgis(server_major(bindir), self.log)
         self.home.mkdir(parents=True, exist_ok=True)
+        self.keep_private()
         if self.pgdata.exists():
             shutil.rmtree(self.pgdata)
         self.pgdata.mkdir(mode=0o700)
@@ -211,12 +228,21 @@ class Cluster:
         self._save(state)
         return state
 
+    def keep_private(self) -> None:
+        """Make the cluster's folder and its log readable by their owner only: the log is written by the
+        server (the ``postgres`` user when we are root, who then may only pass through the folder to reach
+        pgdata, itself 0700) and may hold what callers sent. Files made before this rule are fixed too."""
+        self.home.chmod(0o711 if self._runas is not None else 0o700)
+        self.logfile.touch(mode=0o600, exist_ok=True)
+        self.logfile.chmod(0o600)
+        self._chown(self.logfile)
+
     def _write_conf(self, port: int) -> None:
         lines = [
             f"port = {port}",
             "listen_addresses = '127.0.0.1'",
             "unix_socket_directories = ''",
-            *(f"{key} = '{value}'" for key, value in TUNING.items()),
+            *(f"{key} = '{value}'" for key, value in {**TUNING, **LOGGING}.items()),
         ]
         conf = self.pgdata / "gridlink.conf"
         conf.write_text("\n".join(lines) + "\n")
@@ -239,9 +265,7 @@ class Cluster:
             state = ClusterState(port=free_port(), password=state.password, bindir=state.bindir)
             self._save(state)
         self._write_conf(state.port)
-        if not self.logfile.exists():
-            self.logfile.touch()
-        self._chown(self.logfile)
+        self.keep_private()
         done = self._run([
             str(Path(state.bindir) / "pg_ctl"), "-D", str(self.pgdata), "-l", str(self.logfile),
             "-w", "-t", "120", "start",

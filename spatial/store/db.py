@@ -42,6 +42,9 @@ def make_engine(url: str, settings: DatabaseSettings, *, request_timeouts: bool 
         max_overflow=settings.max_overflow,
         connect_args={"options": options, "application_name": "gridlink", "connect_timeout": CONNECT_TIMEOUT_S},
         pool_timeout=CONNECT_TIMEOUT_S,
+        # An error's message (a 500's log line, a traceback) never carries the values sent: personal data, or
+        # the over-long value that made an insert fail (issue 23, finding 12).
+        hide_parameters=True,
     )
     event.listen(engine, "checkout", _ping_if_idle)
     event.listen(engine, "checkin", _note_use)

@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
+from api.settings import ApiSettings
 from tests.world import case_count, grid_code
 
 BASE = "/open311/v2"
@@ -140,7 +141,7 @@ def test_discovery(client: TestClient) -> None:
     assert {"changeset", "contact", "key_service", "endpoints"} <= set(document)
     [endpoint] = document["endpoints"]
     assert endpoint["specification"] == "http://wiki.open311.org/GeoReport_v2"
-    assert endpoint["url"] == "http://testserver/open311/v2"
+    assert endpoint["url"] == ApiSettings().base_url() + "/open311/v2"  # the public URL, not the Host header
     assert endpoint["formats"] == ["application/json", "text/xml"]
     root = xml_of(client.get(f"{BASE}/discovery.xml"))
     assert root.tag == "discovery"
