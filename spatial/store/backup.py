@@ -30,15 +30,19 @@ def _client_args(url: str) -> tuple[list[str], dict[str, str]]:
 
 
 def backup(url: str, target: Path) -> Path:
-    """Dump the database at ``url`` into ``target`` (custom format); return the file."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+    """Dump the database at ``url`` into ``target`` (custom format); return the file. A dump holds every
+    account's hash and every reporter's name and phone: it is readable by its owner only (0600), in a folder
+    made private (0700) when this creates it."""
+    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     args, env = _client_args(url)
     partial = target.with_suffix(target.suffix + ".partial")
     done = subprocess.run([str(find_bindir() / "pg_dump"), *args, "-d", make_url(url).database or "",
-                           "-Fc", "--no-owner", "-f", str(partial)], env=env, capture_output=True, text=True)
+                           "-Fc", "--no-owner", "-f", str(partial)], env=env, capture_output=True, text=True,
+                          umask=0o077)
     if done.returncode != 0:
         partial.unlink(missing_ok=True)
         raise BackupError(f"pg_dump failed: {done.stderr.strip()[-500:]}")
+    partial.chmod(0o600)
     partial.replace(target)  # a file named like a backup is always a whole one
     return target
 

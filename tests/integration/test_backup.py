@@ -69,3 +69,14 @@ def test_restore_into_a_fresh_cluster_gives_identical_counts(small_demo, fresh_c
     assert "already holds tables" in capsys.readouterr().err
     assert cli(["restore", str(tmp_path / "missing.dump")]) == 2
     dump.unlink()
+
+
+def test_a_backup_is_private(engine, tmp_path: Path) -> None:
+    """A dump holds password hashes and reporters' phone numbers: owner-only file in an owner-only folder
+    (issue 23, finding 12; before, both followed the umask, world-readable)."""
+    from spatial.store.backup import backup
+
+    dump = backup(engine.url.render_as_string(hide_password=False), tmp_path / "new" / "private.dump")
+    assert dump.stat().st_size > 0
+    assert dump.stat().st_mode & 0o777 == 0o600
+    assert dump.parent.stat().st_mode & 0o777 == 0o700
