@@ -52,6 +52,11 @@ PART4_UPDATE = "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/update"
 # own workflow.
 EDITABLE = ogc_edits.EDITABLE
 NOT_OFFERED: set[str] = set() if EDITABLE else {PART4, PART4_UPDATE}
+# The languages of /ogc, the first the default. Chinese is named without its territory: pygeoapi answers a
+# language it does not offer (``fr``, ``*``, an unparsable tag) with ``Locale(language, territory)`` of the
+# default, and Babel knows no ``zh_CN`` without its script (``zh_Hans_CN``), so ``zh-CN`` made every such
+# request a 500 (issue 23, finding 11). ``zh`` matches ``zh-CN``, ``zh-TW`` and ``zh`` alike.
+LANGUAGES = ["zh", "en-US"]
 
 
 def conformance_classes() -> list[str]:
@@ -93,7 +98,7 @@ def pygeoapi_config(base_url: str, engine_key: str, bbox: tuple[float, float, fl
     return {
         "server": {
             "bind": {"host": "127.0.0.1", "port": 0}, "url": base_url, "mimetype": "application/json; charset=UTF-8",
-            "encoding": "utf-8", "languages": ["zh-CN", "en-US"], "pretty_print": False,
+            "encoding": "utf-8", "languages": LANGUAGES, "pretty_print": False,
             "limits": {"default_items": 100, "max_items": features.MAX_LIMIT},
             "map": {"url": "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
                     "attribution": "© OpenStreetMap contributors"},
