@@ -146,6 +146,10 @@ class TooManyRequestsError(GridlinkError, status=429, slug="too-many-requests", 
 
 # -- OGC cost (CQL2 limits, time budget)
 
+class FilterTooCostlyError(InvalidParameterError, status=400, slug="filter-too-costly", title="Filter too costly"):
+    """A CQL2 filter beyond the cost bounds of /ogc (spatial/features/cql2.py): too many vertices, predicates
+    or terms, or a predicate no index can serve on a large collection."""
+
 # -- accounts & headers (login throttling, account lifecycle, passwords)
 
 # -- hostile input (NUL, control characters, calendar edges)

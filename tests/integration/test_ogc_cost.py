@@ -16,6 +16,7 @@ import urllib.parse
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
 
 
 def ring(vertices: int, lon: float = 120.06, lat: float = 31.17, radius: float = 0.005) -> str:
@@ -54,3 +55,77 @@ def test_any_language_falls_back_to_the_default(world_client: TestClient, value:
             assert reply.headers["content-language"] == ("en-US" if english else "zh"), (path, value)
             if "f=html" not in path:
                 assert isinstance(reply.json(), dict)
+
+
+# --- finding 6: bounded filters ------------------------------------------------------------------------------
+
+def test_filter_geometries_have_a_vertex_limit(world_client: TestClient) -> None:
+    from spatial.features import MAX_FILTER_VERTICES
+
+    def items(polygon: str):
+        return world_client.get("/ogc/collections/grids/items", params={"filter": f"S_INTERSECTS(geometry, {polygon})"},
+                                headers={"Accept": "application/json"})
+
+    fits = items(ring(MAX_FILTER_VERTICES - 1))  # a closed ring repeats its first vertex
+    assert fits.status_code == 200, fits.text
+    assert [f["id"] for f in fits.json()["features"]] == ["320506001001002"]
+    body = _ogc_exception(items(ring(MAX_FILTER_VERTICES + 10)), 400, "InvalidParameterValue")
+    assert "vertices" in body["description"] and f"{MAX_FILTER_VERTICES:,}" in body["description"]
+    # Several geometries count together.
+    half = ring(MAX_FILTER_VERTICES // 2 + 10)
+    both = world_client.get("/ogc/collections/grids/items", headers={"Accept": "application/json"},
+                            params={"filter": f"S_INTERSECTS(geometry, {half}) OR S_INTERSECTS(geometry, {half})"})
+    _ogc_exception(both, 400, "InvalidParameterValue")
+
+
+def test_filters_have_a_predicate_limit(world_client: TestClient) -> None:
+    from spatial.features import MAX_FILTER_PREDICATES
+
+    def items(count: int):
+        flt = " OR ".join(f"code = '3205060010010{i:02d}'" for i in range(count))
+        return world_client.get("/ogc/collections/grids/items", params={"filter": flt},
+                                headers={"Accept": "application/json"})
+
+    assert items(MAX_FILTER_PREDICATES).status_code == 200
+    body = _ogc_exception(items(MAX_FILTER_PREDICATES + 1), 400, "InvalidParameterValue")
+    assert "predicates" in body["description"]
+
+
+UNINDEXABLE = [
+    ("components", f"S_DISJOINT(geometry, {ring(200)})"),
+    ("components", "NOT S_INTERSECTS(geometry, POINT(120.06 31.17))"),
+    ("components", "status = 'intact' AND NOT S_WITHIN(geometry, POLYGON((120 31, 120.1 31, 120.1 31.1, 120 31)))"),
+    ("components", "name LIKE '%灯'"),
+    ("components", "code LIKE '_205%'"),
+    ("cases", f"S_DISJOINT(geometry, {ring(200)})"),
+    ("cases", "NOT S_INTERSECTS(geometry, POINT(120.06 31.17))"),
+]
+
+
+@pytest.mark.parametrize(("collection", "flt"), UNINDEXABLE)
+def test_predicates_no_index_serves_are_refused_on_large_collections(world_client: TestClient, collection: str,
+                                                                     flt: str) -> None:
+    reply = world_client.get(f"/ogc/collections/{collection}/items", params={"filter": flt},
+                             headers={"Accept": "application/json"})
+    body = _ogc_exception(reply, 400, "InvalidParameterValue")
+    assert "index" in body["description"]
+
+
+def test_the_same_predicates_are_served_on_small_collections_and_anchored_ones_everywhere(
+        world_client: TestClient, world_engine: Engine) -> None:
+    with world_engine.connect() as conn:
+        grids = conn.execute(text(
+            "SELECT count(*) FROM grid_geometry WHERE valid_to IS NULL AND kind = 'base'")).scalar()
+    for flt, expected in ((f"S_DISJOINT(geometry, {ring(200)})", grids - 1),
+                          ("NOT S_INTERSECTS(geometry, POINT(120.06 31.17))", grids - 1),
+                          ("name LIKE '%第2网格'", 4)):
+        reply = world_client.get("/ogc/collections/grids/items", params={"filter": flt, "limit": 100},
+                                 headers={"Accept": "application/json"})
+        assert reply.status_code == 200, (flt, reply.text)
+        assert reply.json()["numberMatched"] == expected, flt
+    for flt in ("code LIKE '3205060118%'", "S_INTERSECTS(geometry, POINT(120.01 31.15))",
+                "NOT (status = 'removed')"):
+        reply = world_client.get("/ogc/collections/components/items", params={"filter": flt},
+                                 headers={"Accept": "application/json"})
+        assert reply.status_code == 200, (flt, reply.text)
+        assert reply.json()["features"], flt
