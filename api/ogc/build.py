@@ -27,6 +27,7 @@ from pygeoapi.openapi import get_oas
 from pygeoapi.util import render_j2_template
 from sqlalchemy import Engine
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -34,10 +35,11 @@ from starlette.routing import Route
 from api.auth import request_token
 from api.ogc import edits as ogc_edits
 from api.ogc import provider as ogc_provider
+from api.ogc.limits import Failures, OgcSettings
 from api.ogc.openapi import self_contained
 from api.ogc.tiles import CONFORMANCE as TILES_CONFORMANCE
 from api.ogc.tiles import OgcTiles, collection_links
-from api.problems import ogc_errors
+from api.problems import RETRY_AFTER_SECONDS, ogc_errors
 from spatial import features
 from spatial.access.accounts import PrincipalCache, resolve_token
 from spatial.access.principal import Principal
@@ -76,8 +78,10 @@ def conformance_reply(api: API, request: APIRequest) -> tuple[dict, int, str]:
     return headers, 200, json.dumps(content)
 
 
-def pygeoapi_config(base_url: str, engine_key: str, bbox: tuple[float, float, float, float] | None) -> dict:
+def pygeoapi_config(base_url: str, engine_key: str, bbox: tuple[float, float, float, float] | None,
+                    limits: OgcSettings | None = None) -> dict:
     """pygeoapi's configuration for our collections, served at ``base_url`` (…/ogc)."""
+    limits = limits or OgcSettings()
     extent = {"spatial": {"bbox": list(bbox or (119.9, 30.7, 121.4, 32.1)), "crs": features.DEFAULT_CRS}}
     resources = {}
     for name, lay in features.layers().items():
@@ -85,6 +89,7 @@ def pygeoapi_config(base_url: str, engine_key: str, bbox: tuple[float, float, fl
             "type": "feature", "name": "api.ogc.provider.GridlinkProvider", "data": name, "engine": engine_key,
             "items_url": f"{base_url}/collections/{name}/items", "id_field": "id", "crs": CRS_LIST,
             "storage_crs": features.DEFAULT_CRS, "include_extra_query_parameters": True,
+            "statement_timeout_ms": limits.statement_timeout_ms,
         }
         if lay.time_column is not None:
             provider["time_field"] = lay.time_column.name
@@ -123,14 +128,17 @@ def pygeoapi_config(base_url: str, engine_key: str, bbox: tuple[float, float, fl
 
 
 def build(base_url: str, engine: Engine, bbox: tuple[float, float, float, float] | None,
-          tile_cache: TileCache, principals: PrincipalCache, secret: bytes) -> Starlette:
-    """The OGC sub-application for ``engine``, with links built on ``base_url``."""
+          tile_cache: TileCache, principals: PrincipalCache, secret: bytes,
+          limits: OgcSettings | None = None) -> Starlette:
+    """The OGC sub-application for ``engine``, with links built on ``base_url`` and the cost limits of
+    ``limits`` (api/ogc/limits.py; from the environment when None)."""
+    limits = limits or OgcSettings()
     key = f"ogc-{id(engine)}"
     ogc_provider.register_engine(key, engine)
-    config = pygeoapi_config(base_url.rstrip("/"), key, bbox)
+    config = pygeoapi_config(base_url.rstrip("/"), key, bbox, limits)
     reader = Reader(engine, principals)
     handlers = _Handlers(API(config, self_contained(get_oas(config))), engine, reader)
-    tiles = OgcTiles(base_url.rstrip("/"), engine, tile_cache, reader)
+    tiles = OgcTiles(base_url.rstrip("/"), engine, tile_cache, reader, limits.statement_timeout_ms)
     routes = [
         Route("/", handlers.landing), Route("/openapi", handlers.openapi), Route("/conformance", handlers.conformance),
         Route("/collections", handlers.collections), Route("/collections/{collection}", handlers.collections),
@@ -143,7 +151,7 @@ def build(base_url: str, engine: Engine, bbox: tuple[float, float, float, float]
         Route("/collections/{collection}/tiles/{tms}/{z:int}/{row:int}/{col:int}", tiles.tile),
         Route("/tileMatrixSets", tiles.matrix_sets), Route("/tileMatrixSets/{tms}", tiles.matrix_set),
     ]
-    sub = Starlette(routes=routes)
+    sub = Starlette(routes=routes, middleware=[Middleware(Failures)])
     # Requests inside the mount see this application as ``request.app``: give it what api/auth.py reads.
     sub.state.principals, sub.state.secret = principals, secret
     return sub
@@ -174,6 +182,8 @@ class _Handlers:
             headers, status, content = await asyncio.to_thread(context.run, function, api, api_request, *args)
         response = Response(content, status_code=status)
         response.headers.update(headers)
+        if status == 503:  # a provider's QueryBudgetError: pygeoapi's exception reply has no Retry-After
+            response.headers.setdefault("Retry-After", str(RETRY_AFTER_SECONDS))
         return response
 
     async def landing(self, request: Request) -> Response:

@@ -18,6 +18,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
+from tests.conftest import admin_headers
+
 
 def ring(vertices: int, lon: float = 120.06, lat: float = 31.17, radius: float = 0.005) -> str:
     """A closed polygon (WKT) with ``vertices`` distinct vertices around a point of grid 320506001001002."""
@@ -129,3 +131,44 @@ def test_the_same_predicates_are_served_on_small_collections_and_anchored_ones_e
                                  headers={"Accept": "application/json"})
         assert reply.status_code == 200, (flt, reply.text)
         assert reply.json()["features"], flt
+
+
+# --- finding 6: the time budget ------------------------------------------------------------------------------
+
+def _lock(engine: Engine, table: str):
+    """A connection holding an ACCESS EXCLUSIVE lock on ``table`` until it is rolled back and closed."""
+    conn = engine.connect()
+    conn.begin()
+    conn.execute(text(f'LOCK TABLE "{table}" IN ACCESS EXCLUSIVE MODE'))
+    return conn
+
+
+def test_a_statement_over_the_budget_is_a_503_ogc_exception(world_engine: Engine, monkeypatch) -> None:
+    from api.app import create_app
+
+    monkeypatch.setenv("GRIDLINK_OGC_STATEMENT_TIMEOUT_MS", "300")
+    url = world_engine.url.render_as_string(hide_password=False)
+    with TestClient(create_app(url=url), headers={**admin_headers(), "Accept": "application/json"}) as client:
+        locker = _lock(world_engine, "component")
+        try:
+            for path in ("/ogc/collections/components/items?limit=5",
+                         "/ogc/collections/components/items?filter=status%3D%27intact%27",
+                         "/ogc/collections/components/items/3205060118000001",
+                         "/ogc/collections/components/tiles/WebMercatorQuad/14/6698/13653"):
+                reply = client.get(path)
+                body = _ogc_exception(reply, 503, "ServiceUnavailable")
+                assert "budget" in body["description"], body
+                assert reply.headers["retry-after"].isdigit()
+        finally:
+            locker.rollback()
+            locker.close()
+        assert client.get("/ogc/collections/components/items?limit=5").status_code == 200
+
+
+def test_what_escapes_an_ogc_route_is_an_ogc_exception(world_client: TestClient) -> None:
+    # A NUL byte in an item id reached psycopg2 (issue 23, finding 9: its 4xx is the hostile-input work's);
+    # whatever the status, the reply is OGC exception JSON, never Starlette's text/plain 500.
+    reply = world_client.get("/ogc/collections/grids/items/abc%00")
+    assert reply.status_code >= 400 and reply.headers["content-type"].startswith("application/json")
+    body = reply.json()
+    assert body["code"] and "NUL" not in body["description"] and "psycopg2" not in body["description"]
