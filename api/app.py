@@ -48,6 +48,7 @@ def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSet
         try:
             yield
         finally:
+            ogc.close(app.state.ogc)
             app.state.engine.dispose()
             await app.state.intake_pool.close()
 

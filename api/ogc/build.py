@@ -35,7 +35,7 @@ from starlette.routing import Route
 from api.auth import request_token
 from api.ogc import edits as ogc_edits
 from api.ogc import provider as ogc_provider
-from api.ogc.limits import Failures, OgcSettings
+from api.ogc.limits import Failures, HeavyLane, OgcSettings, caller_key, is_heavy
 from api.ogc.openapi import self_contained
 from api.ogc.tiles import CONFORMANCE as TILES_CONFORMANCE
 from api.ogc.tiles import OgcTiles, collection_links
@@ -137,7 +137,8 @@ def build(base_url: str, engine: Engine, bbox: tuple[float, float, float, float]
     ogc_provider.register_engine(key, engine)
     config = pygeoapi_config(base_url.rstrip("/"), key, bbox, limits)
     reader = Reader(engine, principals)
-    handlers = _Handlers(API(config, self_contained(get_oas(config))), engine, reader)
+    lane = HeavyLane(limits)
+    handlers = _Handlers(API(config, self_contained(get_oas(config))), engine, reader, lane)
     tiles = OgcTiles(base_url.rstrip("/"), engine, tile_cache, reader, limits.statement_timeout_ms)
     routes = [
         Route("/", handlers.landing), Route("/openapi", handlers.openapi), Route("/conformance", handlers.conformance),
@@ -154,22 +155,30 @@ def build(base_url: str, engine: Engine, bbox: tuple[float, float, float, float]
     sub = Starlette(routes=routes, middleware=[Middleware(Failures)])
     # Requests inside the mount see this application as ``request.app``: give it what api/auth.py reads.
     sub.state.principals, sub.state.secret = principals, secret
+    sub.state.lane = lane
     return sub
+
+
+def close(sub: Starlette) -> None:
+    """Release what ``build`` made for the sub-application ``sub`` (the heavy lane's threads)."""
+    sub.state.lane.close()
 
 
 class _Handlers:
     """The OGC routes: each hands its request to one pygeoapi API function, off the event loop."""
 
-    def __init__(self, api: API, engine: Engine, reader: Reader) -> None:
+    def __init__(self, api: API, engine: Engine, reader: Reader, lane: HeavyLane) -> None:
         self.api = api
         self.engine = engine
         self.reader = reader
+        self.lane = lane
 
     async def call(self, request: Request, function: Any, *args: Any, query: tuple | None = None,
                    bbox: tuple[float, float, float, float] | None = None,
-                   principal: Principal | None = None) -> Response:
-        """Run ``function(api, request, *args)`` in a thread, with the request's query (for our ``next``
-        links) and a bbox our provider applies itself (``_own_bbox``) in its context."""
+                   principal: Principal | None = None, heavy_for: str | None = None) -> Response:
+        """Run ``function(api, request, *args)`` in a thread — of the heavy lane for caller ``heavy_for``
+        (api/ogc/limits.py), else the default pool — with the request's query (for our ``next`` links) and a
+        bbox our provider applies itself (``_own_bbox``) in its context."""
         api = self.api
         api_request = await APIRequest.from_starlette(request, api.locales)
         if not api_request.is_valid():
@@ -179,7 +188,11 @@ class _Handlers:
             context.run(ogc_provider.REQUEST_QUERY.set, query or tuple(request.query_params.multi_items()))
             context.run(ogc_provider.REQUEST_BBOX.set, bbox)
             context.run(ogc_provider.REQUEST_PRINCIPAL.set, principal)
-            headers, status, content = await asyncio.to_thread(context.run, function, api, api_request, *args)
+            if heavy_for is not None:
+                reply = await self.lane.run(heavy_for, context.run, function, api, api_request, *args)
+            else:
+                reply = await asyncio.to_thread(context.run, function, api, api_request, *args)
+            headers, status, content = reply
         response = Response(content, status_code=status)
         response.headers.update(headers)
         if status == 503:  # a provider's QueryBudgetError: pygeoapi's exception reply has no Retry-After
@@ -210,9 +223,10 @@ class _Handlers:
             return await ogc_edits.write(self.engine, request, "create")
         query = tuple(request.query_params.multi_items())
         principal = await self.reader.principal(request)
+        heavy_for = caller_key(request, principal) if is_heavy(request) else None
         request, bbox = _own_bbox(request)
         response = await self.call(request, itemtypes_api.get_collection_items, request.path_params["collection"],
-                                   query=query, bbox=bbox, principal=principal)
+                                   query=query, bbox=bbox, principal=principal, heavy_for=heavy_for)
         return _keyset_links_only(response)
 
     @ogc_errors

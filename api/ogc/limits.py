@@ -4,6 +4,12 @@
 - ``budgeted``: every read of a request runs in one transaction whose statements each stop after
   ``statement_timeout_ms`` (``SET LOCAL statement_timeout``; the pool's 30 s default holds elsewhere). A
   statement stopped there is a 503 OGC exception (``QueryBudgetError``) with ``Retry-After``, never a 500.
+- ``HeavyLane``: expensive requests — feature pages with a CQL2 ``filter`` — run on threads of their own
+  (``heavy_threads``, with ``heavy_queue`` more waiting), apart from the threads serving the rest of /ogc
+  (landing pages, collections, unfiltered pages, single items, tiles), and one caller (an account, or an
+  address for anonymous callers) may have at most ``per_caller`` of them in flight: more is a 429, a full
+  lane a 503, both OGC exceptions with ``Retry-After``. Six callers' filters at once once stalled every /ogc
+  request for half a minute; now they wait for each other, and nothing else waits for them.
 - ``Failures``: whatever still escapes a route of the OGC sub-application is answered as OGC exception JSON
   — 503 when the database is away or too slow, otherwise a logged 500 — instead of Starlette's text/plain
   ``Internal Server Error``.
@@ -13,18 +19,24 @@ The CQL2 bounds (vertices, predicates, predicates no index can serve) are spatia
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, suppress
+from typing import Any
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import OperationalError
+from starlette.requests import Request
 from starlette.responses import Response
 
 from api.problems import RETRY_AFTER_SECONDS, database_unavailable, ogc_exception
-from spatial.errors import QueryBudgetError, UnavailableError
+from spatial.access.principal import Principal
+from spatial.errors import QueryBudgetError, TooManyRequestsError, UnavailableError
 
 log = logging.getLogger("gridlink.api")
 
@@ -36,6 +48,71 @@ class OgcSettings(BaseSettings):
 
     # Each statement serving an /ogc request stops after this long (the whole API's default is 30 s).
     statement_timeout_ms: int = 5_000
+    # Threads serving expensive requests (feature pages with a CQL2 filter), and how many more may wait.
+    heavy_threads: int = 3
+    heavy_queue: int = 3
+    # Expensive requests one caller may have in flight (waiting or running).
+    per_caller: int = 2
+
+
+def is_heavy(request: Request) -> bool:
+    """Whether ``request`` (a GET of feature pages) takes the heavy lane: it carries a CQL2 filter."""
+    return "filter" in request.query_params
+
+
+def caller_key(request: Request, principal: Principal | None) -> str:
+    """Who is asking, for the per-caller limit: the account, or the client address of an anonymous caller (or
+    of any caller of a public collection, where the account is not looked up)."""
+    if principal is not None:
+        return f"account:{principal.login}"
+    return f"address:{request.client.host if request.client else '?'}"
+
+
+class HeavyLane:
+    """The threads of expensive /ogc requests and their admission (see the module docstring). Admission and
+    release run on the event loop, so the counters need no lock; a slot is held until the work is done in
+    its thread, even when the client has gone (a thread cannot be stopped; the time budget bounds it)."""
+
+    def __init__(self, settings: OgcSettings) -> None:
+        self.executor = ThreadPoolExecutor(max_workers=settings.heavy_threads, thread_name_prefix="ogc-heavy")
+        self.capacity = settings.heavy_threads + settings.heavy_queue
+        self.per_caller = settings.per_caller
+        self.in_flight: Counter[str] = Counter()
+
+    async def run(self, caller: str, function: Callable[..., Any], *args: Any) -> Any:
+        """``function(*args)`` on a heavy thread for ``caller``; TooManyRequestsError when the caller already
+        has ``per_caller`` requests in flight, UnavailableError when the lane is full."""
+        if self.in_flight[caller] >= self.per_caller:
+            raise TooManyRequestsError(f"at most {self.per_caller} filtered requests of one caller run at once on "
+                                       "/ogc; wait for one to finish", retry_after=RETRY_AFTER_SECONDS)
+        if self.in_flight.total() >= self.capacity:
+            raise UnavailableError("the server is busy with other filtered requests; retry shortly",
+                                   retry_after=RETRY_AFTER_SECONDS)
+        loop = asyncio.get_running_loop()
+        self.in_flight[caller] += 1
+        try:
+            future = self.executor.submit(function, *args)
+        except RuntimeError:  # shut down
+            self._release(caller)
+            raise
+        future.add_done_callback(lambda _: _soon(loop, self._release, caller))
+        return await asyncio.wrap_future(future)
+
+    def _release(self, caller: str) -> None:
+        self.in_flight[caller] -= 1
+        if self.in_flight[caller] <= 0:
+            del self.in_flight[caller]
+
+    def close(self) -> None:
+        """Stop taking work; work not yet started is dropped."""
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _soon(loop: asyncio.AbstractEventLoop, callback: Callable[[str], None], caller: str) -> None:
+    """Run ``callback(caller)`` on ``loop`` (from a worker thread); nothing when the loop has closed."""
+    with suppress(RuntimeError):
+        loop.call_soon_threadsafe(callback, caller)
+
 
 
 @contextmanager

@@ -11,14 +11,19 @@ hang the run.
 
 from __future__ import annotations
 
+import http.client
+import json
 import math
+import time
 import urllib.parse
+from concurrent.futures import ThreadPoolExecutor, as_completed
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from tests.conftest import admin_headers
+from tests.live import serving
 
 
 def ring(vertices: int, lon: float = 120.06, lat: float = 31.17, radius: float = 0.005) -> str:
@@ -172,3 +177,67 @@ def test_what_escapes_an_ogc_route_is_an_ogc_exception(world_client: TestClient)
     assert reply.status_code >= 400 and reply.headers["content-type"].startswith("application/json")
     body = reply.json()
     assert body["code"] and "NUL" not in body["description"] and "psycopg2" not in body["description"]
+
+
+# --- finding 6: one caller cannot take every thread ----------------------------------------------------------
+
+def _get(port: int, path: str, headers: dict[str, str] | None = None, timeout: float = 60) -> tuple[int, dict, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        connection.request("GET", path, headers={"Accept": "application/json", **(headers or {})})
+        reply = connection.getresponse()
+        return reply.status, {k.lower(): v for k, v in reply.getheaders()}, reply.read()
+    finally:
+        connection.close()
+
+
+def _waiting_on_locks(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(text(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            " AND application_name = 'gridlink'")).scalar())
+
+
+def test_one_caller_cannot_take_every_ogc_thread(world_engine: Engine, monkeypatch) -> None:
+    monkeypatch.setenv("GRIDLINK_OGC_PER_CALLER", "2")
+    monkeypatch.setenv("GRIDLINK_OGC_HEAVY_THREADS", "3")
+    monkeypatch.setenv("GRIDLINK_OGC_STATEMENT_TIMEOUT_MS", "120000")  # held by the lock, not by the budget
+    admin = admin_headers()
+    expensive = "/ogc/collections/components/items?" + urllib.parse.urlencode({"filter": "status = 'intact'"})
+    flood = 10
+    with serving(world_engine.url.render_as_string(hide_password=False)) as port:
+        locker = _lock(world_engine, "component")
+        pool = ThreadPoolExecutor(max_workers=flood)
+        try:
+            futures = [pool.submit(_get, port, expensive, admin, 120) for _ in range(flood)]
+            # All but the caller's two admitted requests are refused at once (on a server without the limit
+            # they would all wait for the lock, and time out here).
+            refused = []
+            for done in as_completed(futures, timeout=60):
+                refused.append(done.result())
+                if len(refused) == flood - 2:
+                    break
+            for status, headers, body in refused:
+                assert status == 429, body[:300]
+                assert json.loads(body)["code"] == "TooManyRequests" and headers["retry-after"].isdigit()
+            deadline = time.monotonic() + 60
+            while _waiting_on_locks(world_engine) < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert _waiting_on_locks(world_engine) == 2
+            # While they wait, everything else of /ogc is served: public pages, tiles, and another caller's
+            # expensive request (anonymous, on the grids).
+            for path in ("/ogc/collections/grids/items?limit=5", "/ogc/collections", "/ogc/",
+                         "/ogc/collections/grids/items/320506001001002",
+                         "/ogc/collections/grids/tiles/WebMercatorQuad/10/418/853",
+                         "/ogc/collections/grids/items?" + urllib.parse.urlencode({"filter": "level = 4"})):
+                status, _, body = _get(port, path, timeout=30)
+                assert status in (200, 204), (path, status, body[:300])
+            assert _get(port, "/api/v1/locate?lon=120.06&lat=31.17", timeout=30)[0] == 200
+        finally:
+            locker.rollback()
+            locker.close()
+            admitted = [f.result(timeout=120) for f in futures]
+            pool.shutdown()
+        assert sorted(status for status, _, _ in admitted) == [200, 200] + [429] * (flood - 2)
+        # The slots are given back: the caller is served again.
+        assert _get(port, expensive, admin)[0] == 200
