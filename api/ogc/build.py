@@ -180,6 +180,8 @@ class _Handlers:
         (api/ogc/limits.py), else the default pool — with the request's query (for our ``next`` links) and a
         bbox our provider applies itself (``_own_bbox``) in its context."""
         api = self.api
+        if heavy_for is not None:
+            await self.lane.screen(heavy_for)
         api_request = await APIRequest.from_starlette(request, api.locales)
         if not api_request.is_valid():
             headers, status, content = api.get_format_exception(api_request)

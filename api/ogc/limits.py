@@ -8,8 +8,9 @@
   (``heavy_threads``, with ``heavy_queue`` more waiting), apart from the threads serving the rest of /ogc
   (landing pages, collections, unfiltered pages, single items, tiles), and one caller (an account, or an
   address for anonymous callers) may have at most ``per_caller`` of them in flight: more is a 429, a full
-  lane a 503, both OGC exceptions with ``Retry-After``. Six callers' filters at once once stalled every /ogc
-  request for half a minute; now they wait for each other, and nothing else waits for them.
+  lane a 503, both OGC exceptions with ``Retry-After``, screened before the request is parsed and answered
+  after half a second. Six callers' filters at once once stalled every /ogc request for half a minute; now
+  they wait for each other, and nothing else waits for them.
 - ``Failures``: whatever still escapes a route of the OGC sub-application is answered as OGC exception JSON
   — 503 when the database is away or too slow, otherwise a logged 500 — instead of Starlette's text/plain
   ``Internal Server Error``.
@@ -36,9 +37,10 @@ from starlette.responses import Response
 
 from api.problems import RETRY_AFTER_SECONDS, database_unavailable, ogc_exception
 from spatial.access.principal import Principal
-from spatial.errors import QueryBudgetError, TooManyRequestsError, UnavailableError
+from spatial.errors import GridlinkError, QueryBudgetError, TooManyRequestsError, UnavailableError
 
 log = logging.getLogger("gridlink.api")
+REFUSAL_DELAY_S = 0.5  # a heavy-lane refusal is answered after this long (HeavyLane.screen)
 
 
 class OgcSettings(BaseSettings):
@@ -79,15 +81,28 @@ class HeavyLane:
         self.per_caller = settings.per_caller
         self.in_flight: Counter[str] = Counter()
 
-    async def run(self, caller: str, function: Callable[..., Any], *args: Any) -> Any:
-        """``function(*args)`` on a heavy thread for ``caller``; TooManyRequestsError when the caller already
-        has ``per_caller`` requests in flight, UnavailableError when the lane is full."""
+    async def screen(self, caller: str) -> None:
+        """Refuse ``caller`` now, before the request is parsed, if ``run`` would: a flood of refusals should
+        cost next to nothing. The refusal is answered after ``REFUSAL_DELAY_S`` (an idle wait on the event
+        loop), so that a client retrying at once cannot turn refusals into a flood of their own."""
+        try:
+            self._admissible(caller)
+        except GridlinkError:
+            await asyncio.sleep(REFUSAL_DELAY_S)
+            raise
+
+    def _admissible(self, caller: str) -> None:
         if self.in_flight[caller] >= self.per_caller:
             raise TooManyRequestsError(f"at most {self.per_caller} filtered requests of one caller run at once on "
                                        "/ogc; wait for one to finish", retry_after=RETRY_AFTER_SECONDS)
         if self.in_flight.total() >= self.capacity:
             raise UnavailableError("the server is busy with other filtered requests; retry shortly",
                                    retry_after=RETRY_AFTER_SECONDS)
+
+    async def run(self, caller: str, function: Callable[..., Any], *args: Any) -> Any:
+        """``function(*args)`` on a heavy thread for ``caller``; TooManyRequestsError when the caller already
+        has ``per_caller`` requests in flight, UnavailableError when the lane is full."""
+        self._admissible(caller)
         loop = asyncio.get_running_loop()
         self.in_flight[caller] += 1
         try:
