@@ -55,6 +55,7 @@ def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSet
             watcher.cancel()
             with suppress(asyncio.CancelledError):
                 await watcher
+            ogc.close(app.state.ogc)
             app.state.engine.dispose()
             await app.state.intake_pool.close()
 

@@ -146,6 +146,19 @@ class TooManyRequestsError(GridlinkError, status=429, slug="too-many-requests", 
 
 # -- OGC cost (CQL2 limits, time budget)
 
+class FilterTooCostlyError(InvalidParameterError, status=400, slug="filter-too-costly", title="Filter too costly"):
+    """A CQL2 filter beyond the cost bounds of /ogc (spatial/features/cql2.py): too many vertices, predicates
+    or terms, or a predicate no index can serve on a large collection."""
+
+
+class UnavailableError(GridlinkError, status=503, slug="unavailable", title="Service temporarily unavailable",
+                       ogc_code="ServiceUnavailable"):
+    """The server cannot take the request now (the database is away or too slow); ``extra["retry_after"]``."""
+
+
+class QueryBudgetError(UnavailableError, status=503, slug="query-budget", title="Query over its time budget"):
+    """A statement serving the request ran past the time budget of its path (api/ogc/limits.py)."""
+
 # -- accounts & headers (login throttling, account lifecycle, passwords)
 
 # -- hostile input (NUL, control characters, calendar edges)

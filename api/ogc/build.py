@@ -27,6 +27,7 @@ from pygeoapi.openapi import get_oas
 from pygeoapi.util import render_j2_template
 from sqlalchemy import Engine
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -34,10 +35,11 @@ from starlette.routing import Route
 from api.auth import request_token
 from api.ogc import edits as ogc_edits
 from api.ogc import provider as ogc_provider
+from api.ogc.limits import Failures, HeavyLane, OgcSettings, caller_key, is_heavy
 from api.ogc.openapi import self_contained
 from api.ogc.tiles import CONFORMANCE as TILES_CONFORMANCE
 from api.ogc.tiles import OgcTiles, collection_links
-from api.problems import ogc_errors
+from api.problems import RETRY_AFTER_SECONDS, ogc_errors
 from spatial import features
 from spatial.access.accounts import PrincipalCache, resolve_token
 from spatial.access.principal import Principal
@@ -52,6 +54,11 @@ PART4_UPDATE = "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/update"
 # own workflow.
 EDITABLE = ogc_edits.EDITABLE
 NOT_OFFERED: set[str] = set() if EDITABLE else {PART4, PART4_UPDATE}
+# The languages of /ogc, the first the default. Chinese is named without its territory: pygeoapi answers a
+# language it does not offer (``fr``, ``*``, an unparsable tag) with ``Locale(language, territory)`` of the
+# default, and Babel knows no ``zh_CN`` without its script (``zh_Hans_CN``), so ``zh-CN`` made every such
+# request a 500 (issue 23, finding 11). ``zh`` matches ``zh-CN``, ``zh-TW`` and ``zh`` alike.
+LANGUAGES = ["zh", "en-US"]
 
 
 def conformance_classes() -> list[str]:
@@ -71,8 +78,10 @@ def conformance_reply(api: API, request: APIRequest) -> tuple[dict, int, str]:
     return headers, 200, json.dumps(content)
 
 
-def pygeoapi_config(base_url: str, engine_key: str, bbox: tuple[float, float, float, float] | None) -> dict:
+def pygeoapi_config(base_url: str, engine_key: str, bbox: tuple[float, float, float, float] | None,
+                    limits: OgcSettings | None = None) -> dict:
     """pygeoapi's configuration for our collections, served at ``base_url`` (…/ogc)."""
+    limits = limits or OgcSettings()
     extent = {"spatial": {"bbox": list(bbox or (119.9, 30.7, 121.4, 32.1)), "crs": features.DEFAULT_CRS}}
     resources = {}
     for name, lay in features.layers().items():
@@ -80,6 +89,7 @@ def pygeoapi_config(base_url: str, engine_key: str, bbox: tuple[float, float, fl
             "type": "feature", "name": "api.ogc.provider.GridlinkProvider", "data": name, "engine": engine_key,
             "items_url": f"{base_url}/collections/{name}/items", "id_field": "id", "crs": CRS_LIST,
             "storage_crs": features.DEFAULT_CRS, "include_extra_query_parameters": True,
+            "statement_timeout_ms": limits.statement_timeout_ms,
         }
         if lay.time_column is not None:
             provider["time_field"] = lay.time_column.name
@@ -93,7 +103,7 @@ def pygeoapi_config(base_url: str, engine_key: str, bbox: tuple[float, float, fl
     return {
         "server": {
             "bind": {"host": "127.0.0.1", "port": 0}, "url": base_url, "mimetype": "application/json; charset=UTF-8",
-            "encoding": "utf-8", "languages": ["zh-CN", "en-US"], "pretty_print": False,
+            "encoding": "utf-8", "languages": LANGUAGES, "pretty_print": False,
             "limits": {"default_items": 100, "max_items": features.MAX_LIMIT},
             "map": {"url": "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
                     "attribution": "© OpenStreetMap contributors"},
@@ -118,14 +128,18 @@ def pygeoapi_config(base_url: str, engine_key: str, bbox: tuple[float, float, fl
 
 
 def build(base_url: str, engine: Engine, bbox: tuple[float, float, float, float] | None,
-          tile_cache: TileCache, principals: PrincipalCache, secret: bytes) -> Starlette:
-    """The OGC sub-application for ``engine``, with links built on ``base_url``."""
+          tile_cache: TileCache, principals: PrincipalCache, secret: bytes,
+          limits: OgcSettings | None = None) -> Starlette:
+    """The OGC sub-application for ``engine``, with links built on ``base_url`` and the cost limits of
+    ``limits`` (api/ogc/limits.py; from the environment when None)."""
+    limits = limits or OgcSettings()
     key = f"ogc-{id(engine)}"
     ogc_provider.register_engine(key, engine)
-    config = pygeoapi_config(base_url.rstrip("/"), key, bbox)
+    config = pygeoapi_config(base_url.rstrip("/"), key, bbox, limits)
     reader = Reader(engine, principals)
-    handlers = _Handlers(API(config, self_contained(get_oas(config))), engine, reader)
-    tiles = OgcTiles(base_url.rstrip("/"), engine, tile_cache, reader)
+    lane = HeavyLane(limits)
+    handlers = _Handlers(API(config, self_contained(get_oas(config))), engine, reader, lane)
+    tiles = OgcTiles(base_url.rstrip("/"), engine, tile_cache, reader, limits.statement_timeout_ms)
     routes = [
         Route("/", handlers.landing), Route("/openapi", handlers.openapi), Route("/conformance", handlers.conformance),
         Route("/collections", handlers.collections), Route("/collections/{collection}", handlers.collections),
@@ -138,26 +152,36 @@ def build(base_url: str, engine: Engine, bbox: tuple[float, float, float, float]
         Route("/collections/{collection}/tiles/{tms}/{z:int}/{row:int}/{col:int}", tiles.tile),
         Route("/tileMatrixSets", tiles.matrix_sets), Route("/tileMatrixSets/{tms}", tiles.matrix_set),
     ]
-    sub = Starlette(routes=routes)
+    sub = Starlette(routes=routes, middleware=[Middleware(Failures)])
     # Requests inside the mount see this application as ``request.app``: give it what api/auth.py reads.
     sub.state.principals, sub.state.secret = principals, secret
+    sub.state.lane = lane
     return sub
+
+
+def close(sub: Starlette) -> None:
+    """Release what ``build`` made for the sub-application ``sub`` (the heavy lane's threads)."""
+    sub.state.lane.close()
 
 
 class _Handlers:
     """The OGC routes: each hands its request to one pygeoapi API function, off the event loop."""
 
-    def __init__(self, api: API, engine: Engine, reader: Reader) -> None:
+    def __init__(self, api: API, engine: Engine, reader: Reader, lane: HeavyLane) -> None:
         self.api = api
         self.engine = engine
         self.reader = reader
+        self.lane = lane
 
     async def call(self, request: Request, function: Any, *args: Any, query: tuple | None = None,
                    bbox: tuple[float, float, float, float] | None = None,
-                   principal: Principal | None = None) -> Response:
-        """Run ``function(api, request, *args)`` in a thread, with the request's query (for our ``next``
-        links) and a bbox our provider applies itself (``_own_bbox``) in its context."""
+                   principal: Principal | None = None, heavy_for: str | None = None) -> Response:
+        """Run ``function(api, request, *args)`` in a thread — of the heavy lane for caller ``heavy_for``
+        (api/ogc/limits.py), else the default pool — with the request's query (for our ``next`` links) and a
+        bbox our provider applies itself (``_own_bbox``) in its context."""
         api = self.api
+        if heavy_for is not None:
+            await self.lane.screen(heavy_for)
         api_request = await APIRequest.from_starlette(request, api.locales)
         if not api_request.is_valid():
             headers, status, content = api.get_format_exception(api_request)
@@ -166,9 +190,15 @@ class _Handlers:
             context.run(ogc_provider.REQUEST_QUERY.set, query or tuple(request.query_params.multi_items()))
             context.run(ogc_provider.REQUEST_BBOX.set, bbox)
             context.run(ogc_provider.REQUEST_PRINCIPAL.set, principal)
-            headers, status, content = await asyncio.to_thread(context.run, function, api, api_request, *args)
+            if heavy_for is not None:
+                reply = await self.lane.run(heavy_for, context.run, function, api, api_request, *args)
+            else:
+                reply = await asyncio.to_thread(context.run, function, api, api_request, *args)
+            headers, status, content = reply
         response = Response(content, status_code=status)
         response.headers.update(headers)
+        if status == 503:  # a provider's QueryBudgetError: pygeoapi's exception reply has no Retry-After
+            response.headers.setdefault("Retry-After", str(RETRY_AFTER_SECONDS))
         return response
 
     async def landing(self, request: Request) -> Response:
@@ -195,9 +225,10 @@ class _Handlers:
             return await ogc_edits.write(self.engine, request, "create")
         query = tuple(request.query_params.multi_items())
         principal = await self.reader.principal(request)
+        heavy_for = caller_key(request, principal) if is_heavy(request) else None
         request, bbox = _own_bbox(request)
         response = await self.call(request, itemtypes_api.get_collection_items, request.path_params["collection"],
-                                   query=query, bbox=bbox, principal=principal)
+                                   query=query, bbox=bbox, principal=principal, heavy_for=heavy_for)
         return _keyset_links_only(response)
 
     @ogc_errors

@@ -23,6 +23,7 @@ from typing import Any
 from pygeoapi.provider.base import BaseProvider, ProviderGenericError, ProviderInvalidQueryError
 from sqlalchemy import Engine
 
+from api.ogc.limits import budgeted
 from api.problems import ogc_status
 from spatial import features
 from spatial.access.principal import Principal
@@ -63,6 +64,7 @@ class GridlinkProvider(BaseProvider):
         self.layer = features.layer(provider_def["data"])
         self.engine = _ENGINES[provider_def["engine"]]
         self.items_url = provider_def["items_url"]
+        self.budget_ms = int(provider_def["statement_timeout_ms"])  # api/ogc/limits.py
         self.get_fields()
 
     def get_fields(self) -> dict[str, dict[str, str]]:
@@ -97,7 +99,7 @@ class GridlinkProvider(BaseProvider):
         try:
             if filterq is not None:
                 query.condition = features.cql2_condition(self.layer, filterq)
-            with self.engine.connect() as conn:
+            with budgeted(self.engine, self.budget_ms) as conn:
                 page = features.page(conn, self.layer, query)
         except GridlinkError as exc:
             raise DomainProviderError(exc) from exc
@@ -118,7 +120,7 @@ class GridlinkProvider(BaseProvider):
         """One feature by its id."""
         spec = kwargs.get("crs_transform_spec")
         try:
-            with self.engine.connect() as conn:
+            with budgeted(self.engine, self.budget_ms) as conn:
                 return features.one(conn, self.layer, str(identifier),
                                     crs=spec.target_crs_uri if spec else features.DEFAULT_CRS,
                                     scope=features.scope_condition(self.layer, REQUEST_PRINCIPAL.get()))

@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from api.ogc.limits import budgeted
 from api.problems import ogc_errors
 from api.routes.tiles import tile_response
 from spatial.access.scope import case_filter
@@ -62,8 +63,9 @@ def _tileset(base_url: str, name: str) -> dict:
 class OgcTiles:
     """The OGC API - Tiles routes of /ogc."""
 
-    def __init__(self, base_url: str, engine: Engine, cache: TileCache, reader: Any) -> None:
+    def __init__(self, base_url: str, engine: Engine, cache: TileCache, reader: Any, budget_ms: int) -> None:
         self.base_url, self.engine, self.cache, self.reader = base_url, engine, cache, reader
+        self.budget_ms = budget_ms  # each statement's time budget (api/ogc/limits.py)
 
     def _name(self, request: Request, *, tileset: bool = True) -> str:
         """The collection of a tiles path (and, with ``tileset``, its tile matrix set); NotFoundError if it has
@@ -93,7 +95,7 @@ class OgcTiles:
         return tile_response(found, request.headers.get("if-none-match"))
 
     def _build(self, name: str, z: int, x: int, y: int, scope: tuple[str, str] | None):
-        with self.engine.connect() as conn:
+        with budgeted(self.engine, self.budget_ms) as conn:
             return self.cache.tile(conn, name, z, x, y, scope=scope)
 
     async def matrix_sets(self, request: Request) -> Response:

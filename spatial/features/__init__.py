@@ -5,7 +5,7 @@ items in PostGIS, ``cursors`` encodes page positions, ``cql2`` turns CQL2 filter
 public names are re-exported here: callers write ``features.page(...)``, ``features.layer(...)``.
 """
 
-from spatial.features.cql2 import cql2_condition
+from spatial.features.cql2 import MAX_FILTER_NODES, MAX_FILTER_PREDICATES, MAX_FILTER_VERTICES, cql2_condition
 from spatial.features.cursors import encode_cursor
 from spatial.features.pages import COUNT_CAP, MAX_LIMIT, MAX_OFFSET, Query, one, page
 from spatial.features.registry import (
@@ -19,5 +19,6 @@ from spatial.features.registry import (
     scope_condition,
 )
 
-__all__ = ["COUNT_CAP", "CRS_OUTPUT", "DEFAULT_CRS", "MAX_LIMIT", "MAX_OFFSET", "Layer", "Query", "coverage_extent",
+__all__ = ["COUNT_CAP", "CRS_OUTPUT", "DEFAULT_CRS", "MAX_FILTER_NODES", "MAX_FILTER_PREDICATES",
+           "MAX_FILTER_VERTICES", "MAX_LIMIT", "MAX_OFFSET", "Layer", "Query", "coverage_extent",
            "cql2_condition", "encode_cursor", "layer", "layers", "one", "page", "require_reader", "scope_condition"]

@@ -49,6 +49,7 @@ class Layer:
     sortable: frozenset[str] = field(default_factory=frozenset)
     counted: str | None = None  # a table whose exact size ``row_count`` keeps (migration 0008)
     public: bool = True  # anonymous callers may read it (SPEC "Accounts and access": the grid collections)
+    large: bool = False  # hundreds of thousands of rows: filters no index can serve are refused (cql2.py)
 
     def field_types(self) -> dict[str, dict[str, str]]:
         """Properties and their JSON types (pygeoapi's ``get_fields``)."""
@@ -91,6 +92,7 @@ def layers() -> dict[str, Layer]:
                         "grid_code": c.grid_code, "manager_key": c.manager_key, "owner_key": c.owner_key,
                         "maintainer_key": c.maintainer_key, "status": c.status, "revision": c.revision},
             base=true(), source=Component.__table__, geometry_type="Geometry", counted="component", public=False,
+            large=True,
             sortable=frozenset({"code", "class_code", "district_code", "owner_key", "status"}),
         ),
         "cases": Layer(
@@ -101,6 +103,7 @@ def layers() -> dict[str, Layer]:
                         "component_code": k.component_code, "duplicate_of": k.duplicate_of,
                         "deadline": k.deadline, "reported_at": k.reported_at, "closed_at": k.closed_at},
             base=true(), source=Case.__table__, geometry_type="Point", time_column=k.reported_at, public=False,
+            large=True,
             sortable=frozenset({"id", "case_no", "category_code", "state", "grid_code", "reported_at"}),
         ),
     }
