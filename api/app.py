@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api import problems
 from api.fast_intake import FastIntake
-from api.middleware import BodySizeLimit, DatabaseUnavailable
+from api.middleware import BodySizeLimit, DatabaseUnavailable, UnreadableText
 from api.ogc import build as ogc
 from api.open311 import routes as open311
 from api.routes import areas, auth, bulk, cases, tiles
@@ -64,6 +64,7 @@ def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSet
     app.add_middleware(FastIntake)  # inside BodySizeLimit: the limit applies to it too
     app.add_middleware(BodySizeLimit, limit=api_settings.max_body_bytes,
                        larger={"/api/v1/cases/bulk": api_settings.max_bulk_bytes})
+    app.add_middleware(UnreadableText)  # NUL and other characters outside XML 1.0 in a path or query: 400
     app.add_middleware(DatabaseUnavailable)  # outermost of ours: 503 for every path while the database is away
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.mount("/ogc", ogc.Mounted(), name="ogc")
