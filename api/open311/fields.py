@@ -16,8 +16,9 @@ from pydantic import ValidationError
 from spatial.cases.assignment.rules import unknown_category
 from spatial.cases.schemas import MAX_DESCRIPTION, CaseCreate, PointGeometry, Reporter
 from spatial.codes import COMPONENT_CODE
-from spatial.errors import InvalidParameterError, UnsupportedMediaTypeError
+from spatial.errors import InvalidParameterError, InvalidTextError, UnsupportedMediaTypeError
 from spatial.geo.coords import coordinate_problem
+from spatial.text import text_problem
 
 FORM_MEDIA = "application/x-www-form-urlencoded"
 COMPONENT_FIELD = "attribute[component_code]"
@@ -49,13 +50,17 @@ async def read_submission(request: Request) -> dict[str, Any]:
 
 
 def text_field(fields: dict[str, Any], name: str, max_length: int) -> str | None:
-    """Return field ``name`` as stripped text (None when absent or blank); refuse non-text and overlong."""
+    """Return field ``name`` as stripped text (None when absent or blank); refuse non-text, overlong and text
+    holding characters that cannot be stored or sent as XML (422, as the REST API refuses them)."""
     value = fields.get(name)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise InvalidParameterError(f"{name} must be text", parameter=name)
     value = str(value).strip()
+    problem = text_problem(value)
+    if problem:
+        raise InvalidTextError(f"{name} {problem}", parameter=name)
     if len(value) > max_length:
         raise InvalidParameterError(f"{name} is longer than {max_length} characters", parameter=name)
     return value or None

@@ -10,14 +10,24 @@ every parameter of every route the OpenAPI documents list (FastAPI's for REST an
 
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from tests.conftest import admin_headers
+from tests.world import case_count
+
+POINT = {"type": "Point", "coordinates": [120.01, 31.15]}
+CASES = "/api/v1/cases"
+COMPONENTS = "/ogc/collections/components/items"
+SPECIAL = "/ogc/collections/special-grids/items"
+# Characters XML 1.0 cannot hold (finding 10) and NUL, which PostgreSQL text cannot hold (finding 9).
+BAD_TEXT = ["a\x00b", "a\x01b", "bell\x07", "esc\x1b[31m", "a\ufffeb", "a\uffffb"]
+LONE_SURROGATE = b'"a\\ud800b"'  # only JSON can carry one (as an escape); UTF-8 cannot
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +38,13 @@ def hostile(world_engine: Engine) -> Iterator[TestClient]:
     app = create_app(url=world_engine.url.render_as_string(hide_password=False))
     with TestClient(app, headers=admin_headers(), raise_server_exceptions=False) as client:
         yield client
+
+
+@pytest.fixture
+def empty(world_engine: Engine) -> None:
+    """No cases before the test."""
+    with world_engine.begin() as conn:
+        conn.execute(text('TRUNCATE case_event, "case" RESTART IDENTITY'))
 
 
 def _refused(reply, *statuses: int) -> None:
@@ -64,3 +81,109 @@ def test_nul_in_parameters_and_path_ids_is_a_400(hostile: TestClient, method: st
             ET.fromstring(reply.content)
     else:
         assert reply.headers["content-type"] == "application/problem+json"
+
+
+def _report(**fields) -> dict:
+    return {"category": "E010101", "location": POINT, **fields}
+
+
+@pytest.mark.parametrize("bad", BAD_TEXT)
+@pytest.mark.parametrize("where", ["description", "reporter"])
+def test_rest_intake_refuses_text_that_cannot_be_stored(hostile: TestClient, world_engine, empty, bad: str,
+                                                        where: str) -> None:
+    body = _report(description=bad) if where == "description" else _report(reporter={"name": bad})
+    reply = hostile.post(CASES, json=body)
+    _refused(reply, 422)
+    assert reply.headers["content-type"] == "application/problem+json"
+    assert "U+" in json.dumps(reply.json()["errors"])
+    assert case_count(world_engine) == 0
+
+
+def test_rest_intake_refuses_a_lone_surrogate(hostile: TestClient, world_engine, empty) -> None:
+    body = b'{"category": "E010101", "location": {"type": "Point", "coordinates": [120.01, 31.15]},' \
+           b' "description": ' + LONE_SURROGATE + b"}"
+    reply = hostile.post(CASES, content=body, headers={"content-type": "application/json"})
+    _refused(reply, 422)
+    assert case_count(world_engine) == 0
+
+
+@pytest.mark.parametrize("bad", BAD_TEXT)
+@pytest.mark.parametrize("field", ["description", "first_name", "address_string", "service_code"])
+@pytest.mark.parametrize("encoding", ["form", "json"])
+def test_open311_intake_refuses_text_that_cannot_be_stored(hostile: TestClient, world_engine, empty, bad: str,
+                                                           field: str, encoding: str) -> None:
+    fields = {"service_code": "E010101", "lat": "31.15", "long": "120.01", field: bad}
+    sent = {"data": fields} if encoding == "form" else {"json": fields}
+    reply = hostile.post("/open311/v2/requests.json", **sent)
+    _refused(reply, 422)
+    assert reply.json()[0]["code"] == 422 and field in reply.json()[0]["description"]
+    xml = hostile.post("/open311/v2/requests.xml", **sent)
+    _refused(xml, 422)
+    ET.fromstring(xml.content)
+    assert case_count(world_engine) == 0
+
+
+@pytest.mark.parametrize("bad", ["a\x00b", "a\x02b", "a\uffffb"])
+def test_bulk_refuses_such_rows_one_by_one(hostile: TestClient, world_engine, empty, bad: str) -> None:
+    def feature(**props) -> dict:
+        return {"type": "Feature", "geometry": POINT, "properties": {"category": "E010101", **props}}
+
+    batch = {"type": "FeatureCollection", "features": [
+        feature(description="好的"), feature(description=bad), feature(reporter_name=bad)]}
+    reply = hostile.post("/api/v1/cases/bulk", json=batch)
+    _refused(reply, 200)
+    status = {r["row"]: r["status"] for r in reply.json()["results"]}
+    assert status == {1: "created", 2: "refused", 3: "refused"}
+    assert case_count(world_engine) == 1
+    csv = "category,lon,lat,description\nE010101,120.3,31.05,fine\nE010101,120.3,31.05,bad" + bad + "\n"
+    reply = hostile.post("/api/v1/cases/bulk", content=csv.encode(), headers={"content-type": "text/csv"})
+    assert [r["status"] for r in reply.json()["results"]] == ["created", "refused"]
+    assert case_count(world_engine) == 2
+
+
+@pytest.fixture
+def no_new_component(world_engine: Engine) -> Iterator[None]:
+    yield
+    with world_engine.begin() as conn:
+        conn.execute(text("DELETE FROM component WHERE code = '3205060118000888'"))
+        conn.execute(text("DELETE FROM grid_geometry WHERE grid_code = '320506P0888'"))
+        conn.execute(text("DELETE FROM grid WHERE code = '320506P0888'"))
+
+
+def _component(**props) -> dict:
+    return {"type": "Feature", "geometry": {"type": "Point", "coordinates": [120.02, 31.16]},
+            "properties": {"code": "3205060118000888", "name": "路灯", "owner_key": "LIGHTING", **props}}
+
+
+def _special(name: str) -> dict:
+    ring = [[120.02, 31.02], [120.05, 31.02], [120.05, 31.05], [120.02, 31.05], [120.02, 31.02]]
+    return {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [ring]},
+            "properties": {"code": "320506P0888", "name": name}}
+
+
+@pytest.mark.parametrize("bad", BAD_TEXT)
+def test_part4_creates_refuse_text_that_cannot_be_stored(hostile: TestClient, world_engine, no_new_component,
+                                                         bad: str) -> None:
+    for url, feature in ((COMPONENTS, _component(name=bad)), (COMPONENTS, _component(note=bad)),
+                         (SPECIAL, _special(bad))):
+        reply = hostile.post(url, json=feature)
+        _refused(reply, 400)
+        assert reply.json()["code"] == "InvalidParameterValue" and "U+" in reply.json()["description"]
+    with world_engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM grid WHERE code = '320506P0888'")).scalar_one() == 0
+        assert conn.execute(text("SELECT count(*) FROM component WHERE code = '3205060118000888'")).scalar_one() == 0
+
+
+# -- finding 10: requests.xml stays parseable, also for rows stored before the rule --------------------------
+
+def test_requests_xml_stays_parseable_with_legacy_rows(hostile: TestClient, world_engine, empty) -> None:
+    created = hostile.post("/open311/v2/requests.json", data={"service_code": "E010101", "lat": "31.15",
+                                                              "long": "120.01", "description": "路面\t破损\n"})
+    assert created.status_code == 201, created.text
+    with world_engine.begin() as conn:  # a row that came in before intake refused such text
+        conn.execute(text('UPDATE "case" SET description = :d'), {"d": "旧\x01数据\x1f\ufffe"})
+    for url in ("/open311/v2/requests.xml", f"/open311/v2/requests/{created.json()[0]['service_request_id']}.xml"):
+        reply = hostile.get(url)
+        assert reply.status_code == 200
+        request = ET.fromstring(reply.content).find("request")
+        assert request is not None and request.findtext("description") == "旧\ufffd数据\ufffd\ufffd"
