@@ -20,6 +20,7 @@ from spatial.cases.read import MAX_CASE_ID
 from spatial.cases.schemas import LOCAL, CasePublic
 from spatial.errors import InvalidParameterError, NotFoundError
 from spatial.reference.cache import ReferenceCache
+from spatial.reference.calendar import utc_moment
 from spatial.store.models import Case
 from spatial.store.sql import statement
 
@@ -197,7 +198,7 @@ def request_token(conn: Connection, token: str) -> list[dict[str, Any]]:
 
 
 def parse_datetime(value: str, parameter: str) -> datetime:
-    """Parse a W3C / ISO 8601 date-time; a time without offset is the city's local time."""
+    """Parse a W3C / ISO 8601 date-time (returned in UTC); a time without offset is the city's local time."""
     # A '+' left unescaped in a query string arrives as a space: "2024-05-01T08:00:00 08:00".
     cleaned = _OFFSET_AFTER_SPACE.sub(r"+\1", value.strip())
     try:
@@ -206,7 +207,7 @@ def parse_datetime(value: str, parameter: str) -> datetime:
         raise InvalidParameterError(
             f"{parameter} must be an ISO 8601 date-time such as 2024-05-01T08:00:00+08:00, not {value!r}",
             parameter=parameter) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=LOCAL)
+    return utc_moment(parsed, parameter, LOCAL)  # the calendar's edges are a 400 (a window is added to it)
 
 
 def _optional_datetime(value: str | None, parameter: str) -> datetime | None:

@@ -28,6 +28,7 @@ from pydantic.dataclasses import dataclass
 from spatial.codes import COMPONENT_CODE_PATTERN
 from spatial.geo.coords import coordinate_problem
 from spatial.grids.locate import AreaPublic
+from spatial.reference.calendar import moment_problem
 from spatial.text import text_problem
 
 # The city's time: a time without offset in a request or a file is this, and case numbers count its days.
@@ -45,6 +46,16 @@ def _storable(value: str) -> str:
     return value
 
 
+def _in_calendar(value: datetime) -> datetime:
+    """``value`` if it lies inside the calendar's years (spatial.reference.calendar); ValueError otherwise."""
+    problem = moment_problem(value, LOCAL)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+# When a row was reported: a case number, a deadline and a 24 h duplicate window are counted from it.
+ReportTime = Annotated[datetime, AfterValidator(_in_calendar)]
 # Free text of a report: no NUL (PostgreSQL refuses it) and nothing XML 1.0 cannot hold (GeoReport XML).
 Text = Annotated[str, AfterValidator(_storable)]
 
@@ -135,7 +146,7 @@ class BulkRow(CaseCreate):
     row: int = Field(ge=1)
     location: PointGeometry  # a row always has its place (the file's geometry or lon/lat columns)
     source: Source = "hotline"  # a batch comes from the hotline unless its rows say otherwise
-    reported_at: datetime | None = None
+    reported_at: ReportTime | None = None
 
 
 # Validators of the reports as a whole, for callers that validate raw input themselves (the lean intake path

@@ -28,6 +28,8 @@ SPECIAL = "/ogc/collections/special-grids/items"
 # Characters XML 1.0 cannot hold (finding 10) and NUL, which PostgreSQL text cannot hold (finding 9).
 BAD_TEXT = ["a\x00b", "a\x01b", "bell\x07", "esc\x1b[31m", "a\ufffeb", "a\uffffb"]
 LONE_SURROGATE = b'"a\\ud800b"'  # only JSON can carry one (as an escape); UTF-8 cannot
+CALENDAR_EDGES = ["0001-01-01T00:00:00+05:00", "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-05:00",
+                  "9999-12-31T23:59:59-14:00", "0001-01-01", "9999-12-31T23:59:59.999999-00:01"]
 
 
 @pytest.fixture(scope="module")
@@ -187,3 +189,25 @@ def test_requests_xml_stays_parseable_with_legacy_rows(hostile: TestClient, worl
         assert reply.status_code == 200
         request = ET.fromstring(reply.content).find("request")
         assert request is not None and request.findtext("description") == "旧\ufffd数据\ufffd\ufffd"
+
+
+# -- finding 9: timestamps at the edges of the calendar ---------------------------------------------------
+
+@pytest.mark.parametrize("edge", CALENDAR_EDGES)
+def test_calendar_edges_are_a_4xx_everywhere(hostile: TestClient, edge: str) -> None:
+    for url, params in ((CASES, {"since": edge}), (CASES, {"until": edge}),
+                        ("/open311/v2/requests.json", {"start_date": edge}),
+                        ("/open311/v2/requests.xml", {"end_date": edge}),
+                        ("/ogc/collections/cases/items", {"datetime": edge})):
+        reply = hostile.get(url, params=params)
+        assert reply.status_code in (200, 400, 422), (url, params, reply.status_code, reply.text[:300])
+
+
+def test_bulk_refuses_rows_at_the_calendar_edges_one_by_one(hostile: TestClient, world_engine, empty) -> None:
+    rows = [{"type": "Feature", "geometry": POINT, "properties": {"category": "E010101", "reported_at": at}}
+            for at in [None, *CALENDAR_EDGES]]
+    reply = hostile.post("/api/v1/cases/bulk", json={"type": "FeatureCollection", "features": rows})
+    _refused(reply, 200)
+    assert [r["status"] for r in reply.json()["results"]] == ["created"] + ["refused"] * len(CALENDAR_EDGES)
+    assert all("0002–9998" in r["reason"] for r in reply.json()["results"][1:])
+    assert case_count(world_engine) == 1
