@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from spatial.errors import InvalidParameterError
+from spatial.features.cursors import column_value, python_type_of
 from spatial.features.registry import Layer
 
 
@@ -18,6 +19,7 @@ def cql2_condition(lay: Layer, ast: Any) -> Any:
     if unknown:
         raise InvalidParameterError(f"filter names unknown properties: {', '.join(sorted(unknown))}; "
                                     f"see /collections/{lay.name}/queryables", parameter="filter")
+    _time_literals(ast, mapping)
     try:
         _in_storage_srid(ast)
         return to_filter(ast, mapping)
@@ -48,3 +50,20 @@ def _attributes(node: Any) -> set[str]:
     for item in node if isinstance(node, list) else []:
         found |= _attributes(item)
     return found
+
+
+def _time_literals(node: Any, mapping: dict[str, Any]) -> None:
+    """Refuse (400) a text literal compared with a date or time property that is no ISO 8601 date or time:
+    PostgreSQL would refuse it while running the query (a 500: ``reported_at > '2020-99-99'``)."""
+    from pygeofilter import ast
+
+    subs = list(getattr(node, "get_sub_nodes", lambda: [])() or [])
+    lhs = getattr(node, "lhs", None)
+    if isinstance(lhs, ast.Attribute) and lhs.name in mapping:
+        column = mapping[lhs.name]
+        for value in (v for sub in subs for v in (sub if isinstance(sub, list) else [sub])):
+            if isinstance(value, str) and python_type_of(column) not in (None, str):
+                column_value(column, value, "filter")
+    for sub in subs:
+        for item in sub if isinstance(sub, list) else [sub]:
+            _time_literals(item, mapping)

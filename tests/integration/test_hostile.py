@@ -211,3 +211,36 @@ def test_bulk_refuses_rows_at_the_calendar_edges_one_by_one(hostile: TestClient,
     assert [r["status"] for r in reply.json()["results"]] == ["created"] + ["refused"] * len(CALENDAR_EDGES)
     assert all("0002–9998" in r["reason"] for r in reply.json()["results"][1:])
     assert case_count(world_engine) == 1
+
+
+# -- finding 9: OGC dates that do not parse, forged cursors ----------------------------------------------
+
+@pytest.mark.parametrize("query", [
+    {"datetime": "nonsense"}, {"datetime": "2024-13-45T00:00:00Z"}, {"datetime": "2024-01-01/nonsense"},
+    {"reported_at": "nonsense"}, {"deadline": "2024-99-99"},
+    {"filter": "reported_at > '2020-99-99'"}, {"filter": "deadline BETWEEN '2020-01-01' AND 'soon'"},
+    {"filter": "reported_at IN ('2020-01-01T00:00:00Z', 'x')"},
+])
+def test_ogc_dates_that_do_not_parse_are_a_400(hostile: TestClient, query: dict) -> None:
+    reply = hostile.get("/ogc/collections/cases/items", params=query)
+    _refused(reply, 400)
+    assert reply.json()["code"] in ("InvalidParameterValue", "InvalidQuery")
+
+
+@pytest.mark.parametrize("edge", CALENDAR_EDGES)
+def test_ogc_dates_at_the_calendar_edges_are_answered(hostile: TestClient, edge: str) -> None:
+    for query in ({"datetime": edge}, {"datetime": f"{edge}/.."}, {"datetime": f"../{edge}"},
+                  {"reported_at": edge}, {"filter": f"reported_at < '{edge}'"}):
+        reply = hostile.get("/ogc/collections/cases/items", params=query)
+        assert reply.status_code in (200, 400), (query, reply.status_code, reply.text[:300])
+
+
+@pytest.mark.parametrize("cursor", [
+    "x", "WzEsMiwzXQ", "bnVsbA", "e30", "W1tdLDFd", "W3siYSI6MX0sMV0", "WzEuNWUzMDgsMV0", "WyJ4IiwieCJd",
+    "WzEsMV0", "WyIwMDAxLTAxLTAxVDAwOjAwOjAwKzA1OjAwIiwxXQ", "WyIyMDI0LTAxLTAxIiwiMSJd", "WyIyMDI0LTAxLTAxIixudWxsXQ",
+])
+@pytest.mark.parametrize("collection", ["cases", "grids", "components", "special-grids"])
+def test_forged_cursors_are_a_400(hostile: TestClient, collection: str, cursor: str) -> None:
+    reply = hostile.get(f"/ogc/collections/{collection}/items", params={"cursor": cursor})
+    _refused(reply, 400)
+    assert reply.json()["code"] == "InvalidParameterValue"
