@@ -185,7 +185,7 @@ def _created(request: Request, code: str, tag: int) -> Response:
 def _json(body: bytes) -> Any:
     try:
         return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: [[[…]]] nested 10,000 deep
         raise InvalidParameterError("the body must be a GeoJSON Feature (JSON)", parameter="body") from exc
 
 

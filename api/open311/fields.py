@@ -38,6 +38,9 @@ async def read_submission(request: Request) -> dict[str, Any]:
             data = json.loads(body)
         except ValueError as exc:
             raise InvalidParameterError(f"the body is not valid JSON: {exc}", parameter="body") from exc
+        except RecursionError:  # nested deeper than the parser's stack (issue 23: [[[…]]] 10,000 deep)
+            raise InvalidParameterError("the body is nested too deeply to be GeoReport fields",
+                                        parameter="body") from None
         if not isinstance(data, dict):
             raise InvalidParameterError("the JSON body must be an object of GeoReport fields", parameter="body")
         attributes = data.pop("attribute", None)  # {"attribute": {"component_code": …}} as well as the flat key

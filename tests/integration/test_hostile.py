@@ -28,6 +28,7 @@ SPECIAL = "/ogc/collections/special-grids/items"
 # Characters XML 1.0 cannot hold (finding 10) and NUL, which PostgreSQL text cannot hold (finding 9).
 BAD_TEXT = ["a\x00b", "a\x01b", "bell\x07", "esc\x1b[31m", "a\ufffeb", "a\uffffb"]
 LONE_SURROGATE = b'"a\\ud800b"'  # only JSON can carry one (as an escape); UTF-8 cannot
+DEEP = 10_000
 CALENDAR_EDGES = ["0001-01-01T00:00:00+05:00", "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-05:00",
                   "9999-12-31T23:59:59-14:00", "0001-01-01", "9999-12-31T23:59:59.999999-00:01"]
 
@@ -244,3 +245,20 @@ def test_forged_cursors_are_a_400(hostile: TestClient, collection: str, cursor: 
     reply = hostile.get(f"/ogc/collections/{collection}/items", params={"cursor": cursor})
     _refused(reply, 400)
     assert reply.json()["code"] == "InvalidParameterValue"
+
+
+# -- finding 9: deeply nested JSON ---------------------------------------------------------------------
+
+def test_deeply_nested_json_is_a_400(hostile: TestClient, world_engine, empty, no_new_component) -> None:
+    deep = b"[" * DEEP + b"]" * DEEP
+    as_field = b'{"service_code": ' + deep + b"}"
+    for url, body in (("/open311/v2/requests.json", deep), ("/open311/v2/requests.json", as_field),
+                      ("/open311/v2/requests.xml", as_field), (CASES, as_field),
+                      ("/api/v1/cases/bulk", deep), (COMPONENTS, deep), (SPECIAL, deep)):
+        reply = hostile.post(url, content=body, headers={"content-type": "application/json"})
+        assert 400 <= reply.status_code < 500, (url, reply.status_code, reply.text[:300])
+    for url in (f"{COMPONENTS}/3205060118000001", f"{SPECIAL}/320506S0001"):
+        reply = hostile.patch(url, content=deep, headers={"content-type": "application/merge-patch+json",
+                                                          "If-Match": '"1"'})
+        assert 400 <= reply.status_code < 500, (url, reply.status_code, reply.text[:300])
+    assert case_count(world_engine) == 0
