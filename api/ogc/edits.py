@@ -62,7 +62,7 @@ def _if_match(request: Request) -> int | None:
     if value.startswith("W/"):
         value = value[2:]
     value = value.strip('"')
-    return int(value) if value.isdigit() else None
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 18 else None
 
 
 @ogc_errors

@@ -172,7 +172,7 @@ def list_requests(conn: Connection, ref: ReferenceCache, f: RequestFilter) -> li
 def case_id_of(value: str) -> int | None:
     """Return the case id a ``service_request_id`` names, or None when it cannot name one."""
     value = value.strip()
-    if not value.isascii() or not value.isdigit() or not 0 < int(value) <= MAX_CASE_ID:
+    if not value.isascii() or not value.isdigit() or len(value) > 18 or not 0 < int(value) <= MAX_CASE_ID:
         return None
     return int(value)
 
@@ -256,7 +256,8 @@ def _closed(value: str | None) -> bool | None:
 def _limit(value: str | None) -> int:
     if value is None or not value.strip():
         return MAX_REQUESTS
-    if not value.strip().isdigit() or not 1 <= int(value) <= MAX_REQUESTS:
+    if not (value.strip().isascii() and value.strip().isdigit()) or len(value) > 9 \
+            or not 1 <= int(value) <= MAX_REQUESTS:  # int() refuses 4,300 digits and '²' (a 500)
         raise InvalidParameterError(f"limit must be a whole number from 1 to {MAX_REQUESTS}", parameter="limit")
     return int(value)
 

@@ -153,7 +153,7 @@ def one(conn: Connection, lay: Layer, identifier: str, *, crs: str = DEFAULT_CRS
     """One feature by id; NotFoundError if there is none (or none within ``scope``, the reader's)."""
     ident: Any = identifier
     if lay.id_column.type.python_type is int:
-        if not identifier.isdigit():
+        if not (identifier.isascii() and identifier.isdigit()) or len(identifier) > 18:  # int() of '²' fails
             raise NotFoundError(f"no item {identifier!r} in {lay.name}")
         ident = int(identifier)
     if scope is not None:

@@ -11,8 +11,10 @@ every parameter of every route the OpenAPI documents list (FastAPI's for REST an
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from urllib.parse import quote, urlencode
 
 import pytest
 from fastapi.testclient import TestClient
@@ -262,3 +264,103 @@ def test_deeply_nested_json_is_a_400(hostile: TestClient, world_engine, empty, n
                                                           "If-Match": '"1"'})
         assert 400 <= reply.status_code < 500, (url, reply.status_code, reply.text[:300])
     assert case_count(world_engine) == 0
+
+
+# -- the corpus: hostile values into every parameter of every route, through every interface -----------------
+#
+# Routes come from the OpenAPI documents (FastAPI's /openapi.json for REST, Open311 and tiles; pygeoapi's
+# /ogc/openapi for OGC API, whose tile routes it does not list and which are added here), so a new route or
+# parameter is covered without touching this table. ``lang`` and Accept-Language are finding 11's (their own
+# test, with the OGC cost work); everything else is driven here.
+
+VALUES = {  # as query or path text
+    "nul": "a\x00b", "controls": "\x01\x08\x0b\x1f", "xml-nonchars": "\ufffe\uffff", "oversized": "9" * 20_000,
+    "huge-number": "1" + "0" * 400, "overflow": "-1e309", "nan": "NaN", "infinity": "-Infinity",
+    "year-1": "0001-01-01T00:00:00+14:00", "year-9999": "9999-12-31T23:59:59-14:00", "empty": "",
+    "json": '{"a": [1, {"b": null}]}', "quotes": "' OR '1'='1' --", "dots": "../../etc/passwd",
+    "unicode": "网格🙂\u202e", "digits": "²٣", "bool": "true", "list": "1,2,3,4,5,6,7,8,9",
+}
+RAW_JSON = {  # as JSON values inside a body (raw text: some are not what json.dumps would write)
+    "nul": '"a\\u0000b"', "controls": '"\\u0001\\u001b"', "surrogate": '"\\ud800"', "nonchar": '"\\uffff"',
+    "oversized": '"' + "x" * 100_000 + '"', "deep": "[" * DEEP + "]" * DEEP, "deep-object": '{"a":' * 900 + "1" +
+    "}" * 900, "huge": "1e400", "nan": "NaN", "infinity": "-Infinity", "bigint": str(2**70), "negative": "-1",
+    "array": "[]", "object": "{}", "null": "null", "true": "true", "year-1": '"0001-01-01T00:00:00+14:00"',
+    "year-9999": '"9999-12-31T23:59:59-14:00"', "number-as-text": '"120.01"',
+}
+HOLE = "\u0000HOLE"  # where a raw value goes into a body (json.dumps writes it as "\u0000HOLE")
+COLLECTIONS = {"districts": "320506", "towns": "320506001", "communities": "320506001001",
+               "grids": "320506001001001", "special-grids": "320506S0001", "components": "3205060118000001",
+               "cases": "1"}
+PATH_DEFAULTS = {"case_id": "1", "service_code": "E010101", "service_request_id": "1", "token": "2026010100000001",
+                 "layer": "grids", "z": "12", "x": "3413", "y": "1677", "featureId": "1", "tms": "WebMercatorQuad",
+                 "row": "1677", "col": "3413"}
+OGC_EXTRA = {"items": ["filter", "filter-lang", "filter-crs", "cursor", "datetime", "q", "resulttype"],
+             "tiles": ["f"]}
+OGC_TILE_PATHS = ["/collections/{collectionId}/tiles", "/collections/{collectionId}/tiles/{tms}",
+                  "/collections/{collectionId}/tiles/{tms}/{z}/{row}/{col}", "/tileMatrixSets/{tms}"]
+SKIPPED = {"lang"}  # finding 11 (Accept-Language / lang fall back to the default language): tested with it
+
+
+def _operations(document: dict) -> Iterator[tuple[str, str, list[dict]]]:
+    """(method, path, parameters) of a document, its ``$ref`` parameters resolved."""
+    shared = document.get("components", {}).get("parameters", {})
+    for path, operations in document["paths"].items():
+        for method, op in operations.items():
+            if method in ("get", "post", "put", "patch", "delete"):
+                params = [shared[p["$ref"].rsplit("/", 1)[-1]] if "$ref" in p else p for p in op.get("parameters", [])]
+                yield method.upper(), path, [p for p in params if p.get("in") in ("path", "query")]
+
+
+def _fill(path: str, values: dict[str, str]) -> str:
+    """``path`` with its ``{name}`` holes filled, each value percent-encoded as one segment."""
+    for name in re.findall(r"{(\w+)}", path):
+        path = path.replace("{" + name + "}", quote(values.get(name, PATH_DEFAULTS.get(name, "1")), safe=""))
+    return path
+
+
+def _stored(world_engine: Engine) -> tuple[int, ...]:
+    """Counts of what a write stores: cases, components, grid versions, audit rows, accounts, tokens."""
+    with world_engine.connect() as conn:
+        return tuple(conn.execute(text(
+            'SELECT (SELECT count(*) FROM "case"), (SELECT count(*) FROM component),'
+            " (SELECT count(*) FROM grid_geometry), (SELECT count(*) FROM audit_log),"
+            " (SELECT count(*) FROM account), (SELECT count(*) FROM api_token)")).one())
+
+
+def _get_requests(hostile: TestClient) -> Iterator[tuple[str, str]]:
+    """(method, url) of every GET and DELETE with one hostile value in one parameter (the others left out, or
+    at their defaults when in the path)."""
+    rest = list(_operations(hostile.get("/openapi.json").json()))
+    ogc_doc = hostile.get("/ogc/openapi?f=json").json()
+    ogc = [(m, "/ogc" + p, params) for m, p, params in _operations(ogc_doc)]
+    ogc += [("GET", "/ogc" + p.replace("{collectionId}", c), [])
+            for p in OGC_TILE_PATHS for c in ("grids", "cases")]
+    for method, path, params in rest + ogc:
+        if method not in ("GET", "DELETE"):
+            continue
+        names = [p["name"] for p in params]
+        names += [n for n in re.findall(r"{(\w+)}", path) if n not in names]
+        names += OGC_EXTRA["items"] if path.endswith("/items") else OGC_EXTRA["tiles"] if "tiles" in path else []
+        formats = ["json", "xml"] if "{fmt}" in path else ["json"]
+        defaults = {"featureId": next((v for c, v in COLLECTIONS.items() if f"/collections/{c}/" in path), "1")}
+        for name in (n for n in dict.fromkeys(names) if n not in SKIPPED):
+            in_path = "{" + name + "}" in path
+            for value in VALUES.values():
+                if method == "DELETE" and not in_path:
+                    continue  # a DELETE is only aimed at hostile ids, never at a real item
+                for fmt in formats:
+                    filled = _fill(path, {**defaults, "fmt": fmt, **({name: value} if in_path else {})})
+                    yield method, filled + ("" if in_path else "?" + urlencode({name: value}))
+
+
+def test_the_corpus_of_parameters(hostile: TestClient, world_engine: Engine) -> None:
+    """Every parameter of every GET and DELETE: a 4xx or an answer, never a 5xx; nothing stored."""
+    before, failures, sent = _stored(world_engine), [], 0
+    for method, url in _get_requests(hostile):
+        reply = hostile.request(method, url)
+        sent += 1
+        if reply.status_code >= 500:
+            failures.append(f"{reply.status_code} {method} {url[:160]!r}: {reply.text[:200]!r}")
+    assert not failures, f"{len(failures)} of {sent} requests failed:\n" + "\n".join(failures[:40])
+    assert _stored(world_engine) == before
+    assert sent > 3000  # the documents were read: every route is in
