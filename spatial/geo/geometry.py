@@ -55,7 +55,7 @@ def checked_shape(value: object, allowed: tuple[str, ...], *, what: str, max_ver
 
     try:
         geom = shape(value)
-    except (AttributeError, KeyError, TypeError, ValueError, shapely.errors.GEOSException) as exc:
+    except (AttributeError, KeyError, TypeError, ValueError, shapely.errors.ShapelyError) as exc:  # an unknown type too
         raise InvalidGeometryError("geometry is not valid GeoJSON") from exc
     if geom.geom_type not in allowed:
         raise InvalidGeometryError(f"{what} is a {' or '.join(allowed)}, not a {geom.geom_type}")

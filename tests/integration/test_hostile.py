@@ -364,3 +364,93 @@ def test_the_corpus_of_parameters(hostile: TestClient, world_engine: Engine) -> 
     assert not failures, f"{len(failures)} of {sent} requests failed:\n" + "\n".join(failures[:40])
     assert _stored(world_engine) == before
     assert sent > 3000  # the documents were read: every route is in
+
+
+NEW_COMPONENT, NEW_SPECIAL = "3205060118000888", "320506P0888"
+CASE_BODY = {"category": "E010101", "location": {"type": "Point", "coordinates": [120.01, 31.15]},
+             "description": "井盖", "source": "public", "component_code": None,
+             "reporter": {"name": "张", "phone": "13800000000"}}
+BULK_BODY = {"type": "FeatureCollection", "features": [
+    {"type": "Feature", "geometry": {"type": "Point", "coordinates": [120.01, 31.15]},
+     "properties": {"category": "E010101", "description": "井盖", "reported_at": None, "reporter_name": "张"}}]}
+OPEN311_FIELDS = {"service_code": "E010101", "lat": "31.15", "long": "120.01", "description": "井盖",
+                  "address_string": "路口", "first_name": "三", "last_name": "张", "phone": "13800000000",
+                  "email": "a@example.org", "attribute[component_code]": "", "device_id": "d", "media_url": ""}
+WRITES = [  # (method, url, base JSON body) — each field of the body gets each raw hostile value in turn
+    ("POST", CASES, CASE_BODY), ("POST", "/api/v1/cases/bulk", BULK_BODY),
+    ("POST", "/open311/v2/requests.json", OPEN311_FIELDS), ("POST", "/open311/v2/requests.xml", OPEN311_FIELDS),
+    ("POST", COMPONENTS, _component(note="n", status="intact", manager_key="LIGHTING")),
+    ("PUT", f"{COMPONENTS}/{NEW_COMPONENT}", _component(note="n")),
+    ("PATCH", f"{COMPONENTS}/{NEW_COMPONENT}", {"properties": {"name": "n", "note": "n"}}),
+    ("POST", SPECIAL, _special("园区")), ("PUT", f"{SPECIAL}/{NEW_SPECIAL}", _special("园区")),
+    ("PATCH", f"{SPECIAL}/{NEW_SPECIAL}", {"properties": {"name": "园区"}}),
+    ("POST", "/ogc/collections/grids/items", {**_special("网格"), "properties": {"code": "320506001001005"}}),
+]
+
+
+def _holes(value: object, path: tuple = ()) -> Iterator[tuple]:
+    """The path of every value inside a JSON body (each a place for a hostile value), the body itself first."""
+    yield path
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else []
+    for key, item in items:
+        yield from _holes(item, (*path, key))
+
+
+def _with_hole(body: object, path: tuple) -> bytes:
+    """``body`` as JSON with ``HOLE`` at ``path``."""
+    if not path:
+        return json.dumps(HOLE).encode()
+    copy = json.loads(json.dumps(body))
+    target = copy
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = HOLE
+    return json.dumps(copy, ensure_ascii=False).encode()
+
+
+def _bodies() -> Iterator[tuple[str, str, str, bytes, str]]:
+    """(method, url, content type, body, label) of every hostile body of every write."""
+    for method, url, base in WRITES:
+        media = "application/merge-patch+json" if method == "PATCH" else "application/json"
+        for path in _holes(base):
+            template = _with_hole(base, path)
+            for label, raw in RAW_JSON.items():
+                yield method, url, media, template.replace(json.dumps(HOLE).encode(), raw.encode()), f"{path} {label}"
+        if url.startswith("/open311"):  # the same fields form-encoded, as GeoReport clients send them
+            yield from _forms(method, url, base, base)
+    for name in ("category", "lon", "lat", "description", "reported_at", "source", "component_code"):
+        for label, value in VALUES.items():  # bulk CSV: one hostile cell per column
+            row = {"category": "E010101", "lon": "120.01", "lat": "31.15", "description": "d", name: value}
+            csv = ",".join(row) + "\n" + ",".join('"' + v.replace('"', '""') + '"' for v in row.values()) + "\n"
+            yield "POST", "/api/v1/cases/bulk", "text/csv", csv.encode(), f"csv {name} {label}"
+    for url in ("/api/v1/auth/token", "/api/v1/auth/session"):
+        yield from _forms("POST", url, {"username": "test-admin", "password": "wrong"}, ("username", "password"))
+
+
+def _forms(method: str, url: str, base: dict, names) -> Iterator[tuple[str, str, str, bytes, str]]:
+    for name in names:
+        for label, value in VALUES.items():
+            form = urlencode({**base, name: value}).encode()
+            yield method, url, "application/x-www-form-urlencoded", form, f"form {name} {label}"
+
+
+def test_the_corpus_of_bodies(hostile: TestClient, world_engine: Engine, empty, no_new_component) -> None:
+    """Every field of every write's body (REST, bulk JSON and CSV, Open311 JSON and form, Part 4 creates,
+    replaces and merge patches, login forms): a 4xx or a stored write, never a 5xx; a refusal stores nothing."""
+    assert hostile.post(COMPONENTS, json=_component()).status_code == 201  # the items PUT and PATCH aim at
+    assert hostile.post(SPECIAL, json=_special("园区")).status_code == 201
+    failures, sent, before, etags = [], 0, _stored(world_engine), {}
+    for method, url, media, body, label in _bodies():
+        if method in ("PUT", "PATCH") and url not in etags:
+            etags[url] = hostile.get(url).headers["etag"]
+        headers = {"content-type": media, **({"If-Match": etags[url]} if method in ("PUT", "PATCH") else {})}
+        reply = hostile.request(method, url, content=body, headers=headers)
+        sent += 1
+        stored = _stored(world_engine)
+        if reply.status_code >= 500 or (reply.status_code >= 400 and stored != before):
+            failures.append(f"{reply.status_code} {method} {url} {label}: {reply.text[:200]!r}")
+        if reply.status_code < 300:
+            before = stored
+            etags.pop(url, None)  # a stored edit has a new revision
+    assert not failures, f"{len(failures)} of {sent} bodies failed:\n" + "\n".join(failures[:40])
+    assert sent > 2000
