@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api import logs, problems
 from api.fast_intake import FastIntake
-from api.middleware import BodySizeLimit, DatabaseUnavailable, PublicRedirects, SecurityHeaders
+from api.middleware import BodySizeLimit, DatabaseUnavailable, PublicRedirects, SecurityHeaders, UnreadableText
 from api.ogc import build as ogc
 from api.open311 import routes as open311
 from api.rate_limit import LoginGate, LoginThrottle
@@ -77,6 +77,7 @@ def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSet
     app.add_middleware(FastIntake)  # inside BodySizeLimit: the limit applies to it too
     app.add_middleware(BodySizeLimit, limit=api_settings.max_body_bytes,
                        larger={"/api/v1/cases/bulk": None})  # the bulk route streams against its own limits
+    app.add_middleware(UnreadableText)  # NUL and other characters outside XML 1.0 in a path or query: 400
     app.add_middleware(DatabaseUnavailable)  # 503 for every path while the database is away
     app.add_middleware(PublicRedirects, public_url=api_settings.base_url())  # never to the Host a client sent
     app.add_middleware(SecurityHeaders, https=api_settings.base_url().startswith("https://"))  # on every reply

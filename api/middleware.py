@@ -1,12 +1,14 @@
 """ASGI middleware: a hard limit on request body size (problem+json 413), the database's absence (503),
-security headers on every reply, and redirects to the configured public URL."""
+security headers on every reply, redirects to the configured public URL, and paths and query strings
+holding characters no store or reply can carry (400)."""
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, unquote_plus, urlsplit
 
-from api.problems import database_unavailable, domain_problem, unavailable_response
-from spatial.errors import PayloadTooLargeError
+from api.problems import database_unavailable, domain_problem, interface_error, unavailable_response
+from spatial.errors import InvalidParameterError, PayloadTooLargeError
+from spatial.text import NOT_XML, text_problem, xml_safe
 
 
 class BodyTooLarge(Exception):
@@ -164,3 +166,36 @@ class PublicRedirects:
         rest = parts.path + (b"?" + parts.query if parts.query else b"") + (b"#" + parts.fragment if parts.fragment
                                                                              else b"")
         return self.public + rest
+
+
+class UnreadableText:
+    """Refuse a request whose path or query string holds a character no store or reply can carry (NUL and
+    the other characters outside XML 1.0, ``spatial.text``), before any route runs: 400 naming the parameter,
+    in the error format of the interface (problem+json, an OGC exception under ``/ogc``, a GeoReport error
+    under ``/open311``). No parameter or path id of any route can legitimately hold one (finding 9 of issue 23:
+    each was a 500 somewhere — PostgreSQL refuses NUL in text)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http":
+            refusal = unreadable_text(scope.get("path", ""), scope.get("query_string", b""))
+            if refusal is not None:
+                await interface_error(refusal, scope.get("path", ""))(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def unreadable_text(path: str, query: bytes) -> InvalidParameterError | None:
+    """The refusal of a path or query string that holds a character outside XML 1.0, or None."""
+    problem = text_problem(path)
+    if problem:
+        return InvalidParameterError(f"the path {problem}", parameter="path")
+    if not NOT_XML.search(unquote_plus(query.decode("latin-1"), errors="replace")):
+        return None  # the common case: one search over the whole query string
+    for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True, errors="replace"):
+        problem = text_problem(name) or text_problem(value)
+        if problem:
+            return InvalidParameterError(f"query parameter {xml_safe(name)!r} {problem}", parameter=xml_safe(name))
+    return None

@@ -7,7 +7,8 @@ Every domain error carries its status, problem slug, title, OGC exception code a
 - ``ogc_exception``: the OGC API exception JSON of ``/ogc`` (the format pygeoapi answers its own errors in).
   One protocol translation: OGC API - Features Part 4 answers invalid content with 400, so a 422 is
   answered 400 ``InvalidParameterValue`` there (``ogc_status``);
-- ``georeport_error``: GeoReport v2's error list of ``/open311`` (JSON or XML, ``code`` = the status).
+- ``georeport_error``: GeoReport v2's error list of ``/open311`` (JSON or XML, ``code`` = the status);
+- ``interface_error``: whichever of the three the path's interface speaks (for refusals made in middleware).
 
 All three send ``WWW-Authenticate`` with a 401 and ``Retry-After`` when the error says when to retry. A 500
 never echoes exception text.
@@ -106,6 +107,18 @@ def georeport_error(exc: GridlinkError, fmt: str) -> Response:
     response = render_error(fmt, exc.georeport_code, exc.detail)
     response.headers.update(error_headers(exc))
     return response
+
+
+def interface_error(exc: GridlinkError, path: str) -> Response:
+    """A domain error in the format of the interface ``path`` belongs to, for refusals made before any route
+    runs (middleware): an OGC exception under ``/ogc``, a GeoReport error under ``/open311`` (in the format
+    of the path's extension), problem+json elsewhere."""
+    if path == "/ogc" or path.startswith("/ogc/"):
+        return ogc_exception(exc)
+    if path.startswith("/open311/"):
+        last = path.rsplit("/", 1)[-1]
+        return georeport_error(exc, last.rsplit(".", 1)[-1] if "." in last else "json")
+    return domain_problem(exc, path)
 
 
 def install(app: FastAPI) -> None:

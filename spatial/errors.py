@@ -22,6 +22,7 @@ here once and every interface answers it alike. ``detail`` is always safe to sho
 | UnknownCategoryError         | 422    | unknown-category         | InvalidParameterValue  |
 | ComponentError               | 422    | component                | InvalidParameterValue  |
 | InvalidGeometryError         | 422    | invalid-geometry         | InvalidParameterValue  |
+| InvalidTextError             | 422    | invalid-text             | InvalidParameterValue  |
 | PreconditionRequiredError    | 428    | precondition-required    | PreconditionRequired   |
 | TooManyRequestsError         | 429    | too-many-requests        | TooManyRequests        |
 
@@ -162,3 +163,7 @@ class QueryBudgetError(UnavailableError, status=503, slug="query-budget", title=
 # -- accounts & headers (login throttling, account lifecycle, passwords)
 
 # -- hostile input (NUL, control characters, calendar edges)
+
+class InvalidTextError(GridlinkError, status=422, slug="invalid-text", title="Text that cannot be stored"):
+    """A text field holds a character outside XML 1.0 (NUL, other C0 controls, U+FFFE/FFFF, surrogates:
+    ``spatial.text``), which PostgreSQL or a GeoReport XML reply cannot carry; ``parameter`` names the field."""

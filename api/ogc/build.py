@@ -27,6 +27,7 @@ from pygeoapi.openapi import get_oas
 from pygeoapi.util import render_j2_template
 from sqlalchemy import Engine
 from starlette.applications import Starlette
+from starlette.convertors import IntegerConvertor, register_url_convertor
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
@@ -46,6 +47,15 @@ from spatial.access.principal import Principal
 from spatial.geo.bbox import parse_bbox
 from tiles.cache import TileCache
 
+
+class TileNumberConvertor(IntegerConvertor):
+    """A tile's zoom, row or column in a path: at most nine digits (Starlette's ``int`` takes any number of
+    digits, and Python's int() refuses more than 4,300 with an error that was a 500; beyond it, a 404)."""
+
+    regex = "[0-9]{1,9}"
+
+
+register_url_convertor("tile", TileNumberConvertor())
 CRS_LIST = list(features.CRS_OUTPUT)
 PART4 = "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/create-replace-delete"
 PART4_UPDATE = "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/update"
@@ -149,7 +159,7 @@ def build(base_url: str, engine: Engine, bbox: tuple[float, float, float, float]
         Route("/collections/{collection}/items/{item}", handlers.item, methods=["GET", "PUT", "PATCH", "DELETE"]),
         Route("/collections/{collection}/tiles", tiles.tilesets),
         Route("/collections/{collection}/tiles/{tms}", tiles.tileset),
-        Route("/collections/{collection}/tiles/{tms}/{z:int}/{row:int}/{col:int}", tiles.tile),
+        Route("/collections/{collection}/tiles/{tms}/{z:tile}/{row:tile}/{col:tile}", tiles.tile),
         Route("/tileMatrixSets", tiles.matrix_sets), Route("/tileMatrixSets/{tms}", tiles.matrix_set),
     ]
     sub = Starlette(routes=routes, middleware=[Middleware(Failures)])

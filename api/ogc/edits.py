@@ -62,7 +62,7 @@ def _if_match(request: Request) -> int | None:
     if value.startswith("W/"):
         value = value[2:]
     value = value.strip('"')
-    return int(value) if value.isdigit() else None
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 18 else None
 
 
 @ogc_errors
@@ -185,7 +185,7 @@ def _created(request: Request, code: str, tag: int) -> Response:
 def _json(body: bytes) -> Any:
     try:
         return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: [[[…]]] nested 10,000 deep
         raise InvalidParameterError("the body must be a GeoJSON Feature (JSON)", parameter="body") from exc
 
 

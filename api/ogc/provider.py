@@ -27,7 +27,7 @@ from api.ogc.limits import budgeted
 from api.problems import ogc_status
 from spatial import features
 from spatial.access.principal import Principal
-from spatial.errors import GridlinkError
+from spatial.errors import GridlinkError, InvalidParameterError
 
 _ENGINES: dict[str, Engine] = {}
 # The query parameters of the request being served (set by api/ogc/build.py around each pygeoapi call).
@@ -133,9 +133,15 @@ def _interval(value: str | None) -> tuple[datetime | None, datetime | None] | No
     if not value:
         return None
     start, _, end = value.partition("/")
-    if not _:
-        moment = datetime.fromisoformat(start.replace("Z", "+00:00"))
-        return moment, moment
+
     def edge(text: str) -> datetime | None:
-        return None if text in ("", "..") else datetime.fromisoformat(text.replace("Z", "+00:00"))
+        try:
+            return None if text in ("", "..") else datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:  # pygeoapi passes what it cannot parse on as it came
+            raise DomainProviderError(InvalidParameterError(
+                f"datetime must be an ISO 8601 instant or interval (start/end, '..' open), not {value!r}",
+                parameter="datetime")) from None
+    if not _:
+        moment = edge(start)
+        return moment, moment
     return edge(start), edge(end)

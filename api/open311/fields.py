@@ -16,8 +16,9 @@ from pydantic import ValidationError
 from spatial.cases.assignment.rules import unknown_category
 from spatial.cases.schemas import MAX_DESCRIPTION, CaseCreate, PointGeometry, Reporter
 from spatial.codes import COMPONENT_CODE
-from spatial.errors import InvalidParameterError, UnsupportedMediaTypeError
+from spatial.errors import InvalidParameterError, InvalidTextError, UnsupportedMediaTypeError
 from spatial.geo.coords import coordinate_problem
+from spatial.text import text_problem
 
 FORM_MEDIA = "application/x-www-form-urlencoded"
 COMPONENT_FIELD = "attribute[component_code]"
@@ -37,6 +38,9 @@ async def read_submission(request: Request) -> dict[str, Any]:
             data = json.loads(body)
         except ValueError as exc:
             raise InvalidParameterError(f"the body is not valid JSON: {exc}", parameter="body") from exc
+        except RecursionError:  # nested deeper than the parser's stack (issue 23: [[[…]]] 10,000 deep)
+            raise InvalidParameterError("the body is nested too deeply to be GeoReport fields",
+                                        parameter="body") from None
         if not isinstance(data, dict):
             raise InvalidParameterError("the JSON body must be an object of GeoReport fields", parameter="body")
         attributes = data.pop("attribute", None)  # {"attribute": {"component_code": …}} as well as the flat key
@@ -49,13 +53,17 @@ async def read_submission(request: Request) -> dict[str, Any]:
 
 
 def text_field(fields: dict[str, Any], name: str, max_length: int) -> str | None:
-    """Return field ``name`` as stripped text (None when absent or blank); refuse non-text and overlong."""
+    """Return field ``name`` as stripped text (None when absent or blank); refuse non-text, overlong and text
+    holding characters that cannot be stored or sent as XML (422, as the REST API refuses them)."""
     value = fields.get(name)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise InvalidParameterError(f"{name} must be text", parameter=name)
     value = str(value).strip()
+    problem = text_problem(value)
+    if problem:
+        raise InvalidTextError(f"{name} {problem}", parameter=name)
     if len(value) > max_length:
         raise InvalidParameterError(f"{name} is longer than {max_length} characters", parameter=name)
     return value or None

@@ -14,6 +14,7 @@ from typing import Any
 from fastapi.responses import Response
 
 from spatial.errors import NotFoundError
+from spatial.text import xml_safe
 
 JSON_MEDIA = "application/json"
 XML_MEDIA = "text/xml; charset=utf-8"
@@ -37,7 +38,9 @@ def _text(value: Any) -> str | None:
         return None
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value)
+    # Intake refuses what XML 1.0 cannot hold (spatial.text); a value stored before that rule is normalised
+    # here, or one such row would make the whole document unparseable for every client.
+    return xml_safe(str(value))
 
 
 def _fill(element: ET.Element, value: Any) -> None:

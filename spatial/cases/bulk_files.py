@@ -149,6 +149,9 @@ def _parse_geojson(body: str | bytes, source: str, max_rows: int | None) -> tupl
         doc = json.loads(body)
     except ValueError as exc:
         raise InvalidParameterError(f"the body is not valid JSON: {exc}", parameter="body") from exc
+    except RecursionError:  # nested deeper than the parser's stack: no FeatureCollection is
+        raise InvalidParameterError("the body is nested too deeply to be a FeatureCollection",
+                                    parameter="body") from None
     if not isinstance(doc, dict) or doc.get("type") != "FeatureCollection" or not isinstance(doc.get("features"), list):
         raise InvalidParameterError("the body must be a GeoJSON FeatureCollection", parameter="body")
     if max_rows is not None and len(doc["features"]) > max_rows:

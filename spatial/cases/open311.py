@@ -35,6 +35,7 @@ from spatial.cases.read import MAX_CASE_ID
 from spatial.cases.schemas import LOCAL, CasePublic
 from spatial.errors import InvalidParameterError, NotFoundError
 from spatial.reference.cache import ReferenceCache
+from spatial.reference.calendar import utc_moment
 from spatial.store.models import Case
 from spatial.store.sql import statement
 
@@ -223,7 +224,7 @@ def list_requests(conn: Connection, ref: ReferenceCache, f: RequestFilter, *,
 def case_id_of(value: str) -> int | None:
     """Return the case id a ``service_request_id`` names, or None when it cannot name one."""
     value = value.strip()
-    if not value.isascii() or not value.isdigit() or not 0 < int(value) <= MAX_CASE_ID:
+    if not value.isascii() or not value.isdigit() or len(value) > 18 or not 0 < int(value) <= MAX_CASE_ID:
         return None
     return int(value)
 
@@ -256,7 +257,7 @@ def request_token(conn: Connection, token: str, *, by: Principal | None) -> list
 
 
 def parse_datetime(value: str, parameter: str) -> datetime:
-    """Parse a W3C / ISO 8601 date-time; a time without offset is the city's local time."""
+    """Parse a W3C / ISO 8601 date-time (returned in UTC); a time without offset is the city's local time."""
     # A '+' left unescaped in a query string arrives as a space: "2024-05-01T08:00:00 08:00".
     cleaned = _OFFSET_AFTER_SPACE.sub(r"+\1", value.strip())
     try:
@@ -265,7 +266,7 @@ def parse_datetime(value: str, parameter: str) -> datetime:
         raise InvalidParameterError(
             f"{parameter} must be an ISO 8601 date-time such as 2024-05-01T08:00:00+08:00, not {value!r}",
             parameter=parameter) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=LOCAL)
+    return utc_moment(parsed, parameter, LOCAL)  # the calendar's edges are a 400 (a window is added to it)
 
 
 def _optional_datetime(value: str | None, parameter: str) -> datetime | None:
@@ -314,7 +315,8 @@ def _closed(value: str | None) -> bool | None:
 def _limit(value: str | None) -> int:
     if value is None or not value.strip():
         return MAX_REQUESTS
-    if not value.strip().isdigit() or not 1 <= int(value) <= MAX_REQUESTS:
+    if not (value.strip().isascii() and value.strip().isdigit()) or len(value) > 9 \
+            or not 1 <= int(value) <= MAX_REQUESTS:  # int() refuses 4,300 digits and '²' (a 500)
         raise InvalidParameterError(f"limit must be a whole number from 1 to {MAX_REQUESTS}", parameter="limit")
     return int(value)
 

@@ -4,7 +4,7 @@ keyset pagination, newest first), always within the reader's scope (spatial/acce
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from geoalchemy2 import functions as gf
 from sqlalchemy import Connection, any_, literal, select, text
@@ -17,6 +17,7 @@ from spatial.codes import SPECIAL_CODE, prefix_range
 from spatial.errors import InvalidParameterError, NotFoundError
 from spatial.geo.srid import WGS84
 from spatial.reference.cache import ReferenceCache
+from spatial.reference.calendar import utc_moment
 from spatial.store.models import Case
 from spatial.store.sql import statement
 
@@ -77,10 +78,11 @@ def _area_clause(area: str):
     return (column == area) & Case.grid_code.between(*prefix_range(area))
 
 
-def _utc(moment: datetime) -> datetime:
+def _utc(moment: datetime, parameter: str) -> datetime:
     """A filter time in UTC: a time without offset is Suzhou time; any offset Python accepts is normalised
-    (PostgreSQL refuses offsets beyond ±15:59, which ISO 8601 allows — found by schemathesis)."""
-    return (moment if moment.tzinfo else moment.replace(tzinfo=LOCAL)).astimezone(UTC)
+    (PostgreSQL refuses offsets beyond ±15:59, which ISO 8601 allows — found by schemathesis); a time at the
+    calendar's edges (year 1 with a positive offset) is a 400, not an overflow."""
+    return utc_moment(moment, parameter, LOCAL)
 
 
 def list_cases(conn: Connection, ref: ReferenceCache, f: CaseFilter, *, by: Principal) -> CasesPublic:
@@ -101,9 +103,9 @@ def list_cases(conn: Connection, ref: ReferenceCache, f: CaseFilter, *, by: Prin
     if f.bbox:
         query = query.where(Case.location.intersects(gf.ST_MakeEnvelope(*f.bbox, WGS84)))
     if f.since:
-        query = query.where(Case.reported_at >= _utc(f.since))
+        query = query.where(Case.reported_at >= _utc(f.since, "since"))
     if f.until:
-        query = query.where(Case.reported_at < _utc(f.until))
+        query = query.where(Case.reported_at < _utc(f.until, "until"))
     if f.after_id:
         query = query.where(Case.id < f.after_id)
     ids = list(conn.execute(query).scalars())

@@ -22,18 +22,42 @@ from datetime import datetime
 from typing import Annotated, Any, Literal, NotRequired, TypedDict
 from zoneinfo import ZoneInfo
 
-from pydantic import ConfigDict, Field, PlainSerializer, TypeAdapter, WithJsonSchema, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, PlainSerializer, TypeAdapter, WithJsonSchema, model_validator
 from pydantic.dataclasses import dataclass
 
 from spatial.codes import COMPONENT_CODE_PATTERN
 from spatial.geo.coords import coordinate_problem
 from spatial.grids.locate import AreaPublic
+from spatial.reference.calendar import moment_problem
+from spatial.text import text_problem
 
 # The city's time: a time without offset in a request or a file is this, and case numbers count its days.
 LOCAL = ZoneInfo("Asia/Shanghai")
 Source = Literal["inspector", "hotline", "public", "video", "dispatcher"]
 CATEGORY_PATTERN = r"^E[0-9]{2,14}$"
 MAX_DESCRIPTION = 2000
+
+
+def _storable(value: str) -> str:
+    """``value`` if every character can be stored and sent as XML (spatial.text); ValueError otherwise."""
+    problem = text_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+def _in_calendar(value: datetime) -> datetime:
+    """``value`` if it lies inside the calendar's years (spatial.reference.calendar); ValueError otherwise."""
+    problem = moment_problem(value, LOCAL)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+# When a row was reported: a case number, a deadline and a 24 h duplicate window are counted from it.
+ReportTime = Annotated[datetime, AfterValidator(_in_calendar)]
+# Free text of a report: no NUL (PostgreSQL refuses it) and nothing XML 1.0 cannot hold (GeoReport XML).
+Text = Annotated[str, AfterValidator(_storable)]
 
 
 @dataclass(config=ConfigDict(extra="forbid"), slots=True)
@@ -72,7 +96,7 @@ class PointGeometry:
 class Reporter:
     """Who reported (shown only to admins and dispatchers)."""
 
-    name: str | None = Field(default=None, max_length=64)
+    name: Text | None = Field(default=None, max_length=64)
     phone: str | None = Field(default=None, max_length=32, pattern=r"^\+?[0-9][0-9 -]{2,30}$")
 
 
@@ -82,7 +106,7 @@ class CaseCreate:
 
     category: str = Field(pattern=CATEGORY_PATTERN, description="leaf event category code, e.g. E010101")
     location: PointGeometry | None = Field(default=None, description="required unless component_code is given")
-    description: str | None = Field(default=None, max_length=MAX_DESCRIPTION)
+    description: Text | None = Field(default=None, max_length=MAX_DESCRIPTION)
     source: Source | None = Field(default=None, description="the channel; default and limits follow the account: "
                                   "inspectors and grid chiefs report as inspector, partners as hotline "
                                   "(default) or public, others name any (default inspector)")
@@ -124,7 +148,7 @@ class BulkRow(CaseCreate):
     row: int = Field(ge=1)
     location: PointGeometry  # a row always has its place (the file's geometry or lon/lat columns)
     source: Source = "hotline"  # a batch comes from the hotline unless its rows say otherwise
-    reported_at: datetime | None = None
+    reported_at: ReportTime | None = None
 
 
 # Validators of the reports as a whole, for callers that validate raw input themselves (the lean intake path

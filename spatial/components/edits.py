@@ -26,6 +26,7 @@ from spatial.access.scope import check_edit_component
 from spatial.codes import COMPONENT_CODE, component_class_of, district_of
 from spatial.geo.geometry import checked_shape
 from spatial.store.models.components import STATUSES
+from spatial.text import text_problem
 
 MAX_VERTICES = 5_000
 MAX_AREA_M2 = 1_000_000
@@ -68,10 +69,11 @@ def parse_feature(conn: Connection, feature: Any, code: str | None = None) -> Co
                         {"c": given[6:10]}).first()
     if kind is None:
         raise errors.InvalidParameterError(f"unknown component class {given[6:10]}", parameter="code")
-    owner = props.get("owner_key") or kind[1]
+    owner = _text(props, "owner_key", 64) or kind[1]
     item = ComponentInput(
         code=given, name=_text(props, "name", 200), owner_key=owner,
-        manager_key=props.get("manager_key") or owner, maintainer_key=props.get("maintainer_key") or owner,
+        manager_key=_text(props, "manager_key", 64) or owner,
+        maintainer_key=_text(props, "maintainer_key", 64) or owner,
         status=props.get("status") or "intact", note=_text(props, "note", 2000),
         geometry=_geometry(feature.get("geometry"), kind[0]),
     )
@@ -85,6 +87,9 @@ def _text(props: dict, name: str, limit: int) -> str | None:
     value = props.get(name)
     if value is not None and (not isinstance(value, str) or len(value) > limit):
         raise errors.InvalidParameterError(f"{name} must be text of at most {limit} characters", parameter=name)
+    problem = text_problem(value) if value else None
+    if problem:
+        raise errors.InvalidTextError(f"{name} {problem}", parameter=name)
     return value
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from spatial.errors import FilterTooCostlyError, InvalidParameterError
+from spatial.features.cursors import column_value, python_type_of
 from spatial.features.registry import Layer
 
 MAX_FILTER_VERTICES = 500
@@ -40,6 +41,7 @@ def cql2_condition(lay: Layer, ast: Any) -> Any:
     if unknown:
         raise InvalidParameterError(f"filter names unknown properties: {', '.join(sorted(unknown))}; "
                                     f"see /collections/{lay.name}/queryables", parameter="filter")
+    _time_literals(nodes, mapping)
     try:
         _in_storage_srid(nodes)
         return to_filter(ast, mapping)
@@ -136,3 +138,19 @@ def _in_storage_srid(nodes: list[tuple[Any, bool]]) -> None:
     for node, _ in nodes:
         if _is(node, "Geometry"):
             node.geometry = {key: value for key, value in node.geometry.items() if key != "crs"}
+def _time_literals(nodes: list[tuple[Any, bool]], mapping: dict[str, Any]) -> None:
+    """Refuse (400) a text literal compared with a date or time property that is no ISO 8601 date or time:
+    PostgreSQL would refuse it while running the query (a 500: ``reported_at > '2020-99-99'``)."""
+    from pygeofilter import ast
+
+    for node, _ in nodes:
+        lhs = getattr(node, "lhs", None)
+        if not (isinstance(node, ast.Node) and isinstance(lhs, ast.Attribute) and lhs.name in mapping):
+            continue
+        column = mapping[lhs.name]
+        if python_type_of(column) in (None, str):
+            continue
+        for sub in node.get_sub_nodes() or []:
+            for value in sub if isinstance(sub, list) else [sub]:
+                if isinstance(value, str):
+                    column_value(column, value, "filter")

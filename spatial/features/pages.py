@@ -27,7 +27,7 @@ from sqlalchemy import Connection, Select, cast, func, literal, select
 from sqlalchemy.dialects.postgresql import JSON
 
 from spatial.errors import InvalidParameterError, NotFoundError
-from spatial.features.cursors import after, decode_cursor, encode_cursor
+from spatial.features.cursors import after, column_value, decode_cursor, encode_cursor
 from spatial.features.registry import CRS_OUTPUT, DEFAULT_CRS, Layer, layers
 from spatial.geo.srid import WGS84
 from spatial.store.models import RowCount
@@ -100,13 +100,7 @@ def _where(lay: Layer, q: Query) -> list[Any]:
 
 
 def _typed(column: Any, name: str, value: str) -> Any:
-    python = column.type.python_type
-    if python in (int, float):
-        try:
-            return python(value)
-        except ValueError as exc:
-            raise InvalidParameterError(f"{name} must be a number", parameter=name) from exc
-    return value
+    return column_value(column, value, name)  # a date that does not parse is a 400, not PostgreSQL's 500
 
 
 def _order(lay: Layer, q: Query) -> list[tuple[Any, bool]]:
@@ -159,7 +153,7 @@ def one(conn: Connection, lay: Layer, identifier: str, *, crs: str = DEFAULT_CRS
     """One feature by id; NotFoundError if there is none (or none within ``scope``, the reader's)."""
     ident: Any = identifier
     if lay.id_column.type.python_type is int:
-        if not identifier.isdigit():
+        if not (identifier.isascii() and identifier.isdigit()) or len(identifier) > 18:  # int() of '²' fails
             raise NotFoundError(f"no item {identifier!r} in {lay.name}")
         ident = int(identifier)
     if scope is not None:

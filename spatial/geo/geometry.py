@@ -11,7 +11,8 @@ from shapely.geometry import MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
 from shapely.validation import explain_validity
 
-from spatial.errors import InvalidGeometryError, InvalidParameterError
+from spatial.errors import InvalidGeometryError, InvalidParameterError, InvalidTextError
+from spatial.text import text_problem
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ def checked_shape(value: object, allowed: tuple[str, ...], *, what: str, max_ver
 
     try:
         geom = shape(value)
-    except (AttributeError, KeyError, TypeError, ValueError, shapely.errors.GEOSException) as exc:
+    except (AttributeError, KeyError, TypeError, ValueError, shapely.errors.ShapelyError) as exc:  # an unknown type too
         raise InvalidGeometryError("geometry is not valid GeoJSON") from exc
     if geom.geom_type not in allowed:
         raise InvalidGeometryError(f"{what} is a {' or '.join(allowed)}, not a {geom.geom_type}")
@@ -86,4 +87,7 @@ def coded_feature(feature: Any, code: str | None, *, pattern: re.Pattern[str],
     name = props.get("name")
     if not isinstance(name, str) or not 1 <= len(name) <= 100:
         raise InvalidParameterError("name must be text of 1–100 characters", parameter="name")
+    problem = text_problem(name)
+    if problem:
+        raise InvalidTextError(f"name {problem}", parameter="name")
     return given, name, props

@@ -29,10 +29,12 @@ import csv
 import io
 from bisect import bisect_left, bisect_right
 from collections.abc import Mapping
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from importlib import resources
 from pathlib import Path
 from zoneinfo import ZoneInfo
+
+from spatial.errors import InvalidParameterError
 
 TIME_UNITS = ("working_hours", "working_days", "clock_hours")
 
@@ -221,6 +223,32 @@ class WorkingCalendar:
         # 0001-01-01 (ordinal 1) is a Monday, so ordinal % 7 is 6 on Saturdays and 0 on Sundays.
         work = [o for o in range(new_lo, new_hi) if flags.get(o, 0 < o % 7 < 6)]
         self._index = (new_lo, new_hi, work)
+
+
+# Moments a request may name: a year inside Python's years 1–9999 on either side, so that converting it to
+# UTC or local time, and the 90-day windows and deadlines counted from it, stay inside the calendar.
+EARLIEST = datetime(2, 1, 1, tzinfo=UTC)
+LATEST = datetime(9998, 12, 31, tzinfo=UTC)
+
+
+def moment_problem(moment: datetime, local: tzinfo) -> str | None:
+    """Why ``moment`` (no offset: ``local`` time) lies outside the moments a request may name
+    (``EARLIEST`` – ``LATEST``; ISO 8601 allows year 1 with +14:00, which no UTC datetime can hold), or None."""
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=local)
+    try:
+        inside = EARLIEST <= aware.astimezone(UTC) <= LATEST
+    except OverflowError:
+        inside = False
+    return None if inside else f"{moment.isoformat()} lies outside the years 0002–9998"
+
+
+def utc_moment(moment: datetime, parameter: str, local: tzinfo) -> datetime:
+    """``moment`` in UTC (a time without offset is ``local`` time); InvalidParameterError naming
+    ``parameter`` for a moment at the edges of the calendar (``moment_problem``)."""
+    problem = moment_problem(moment, local)
+    if problem:
+        raise InvalidParameterError(f"{parameter}: {problem}", parameter=parameter)
+    return (moment if moment.tzinfo else moment.replace(tzinfo=local)).astimezone(UTC)
 
 
 def _naive(moment: datetime) -> ValueError:

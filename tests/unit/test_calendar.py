@@ -12,7 +12,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from spatial.reference.calendar import TIME_UNITS, WorkingCalendar
+from spatial.errors import InvalidParameterError
+from spatial.reference.calendar import TIME_UNITS, WorkingCalendar, moment_problem, utc_moment
 
 SH = ZoneInfo("Asia/Shanghai")
 NEW_YORK = ZoneInfo("America/New_York")
@@ -275,3 +276,23 @@ def test_from_csv_refuses_bad_rows(tmp_path: Path, row: str, problem: str) -> No
     path.write_text(f"day,is_workday,name\n2025-03-05,false,ok\n{row}\n", encoding="utf-8")
     with pytest.raises(ValueError, match=f"line 3: .*{problem}"):
         WorkingCalendar.from_csv(path)
+
+
+@pytest.mark.parametrize(("moment", "inside"), [
+    ("0001-01-01T00:00:00+05:00", False),  # before year 1 in UTC: no datetime can hold it
+    ("0001-01-01T00:00:00", False),  # local (+08:00) time, the same
+    ("0001-12-31T00:00:00-05:00", False),  # convertible, but a window or deadline from it is not
+    ("0002-01-01T00:00:00+00:00", True),
+    ("2025-05-01T08:30:00+08:00", True),
+    ("9998-12-31T00:00:00+00:00", True),
+    ("9999-12-31T23:59:59-05:00", False),  # after year 9999 in UTC
+])
+def test_moments_at_the_calendar_edges(moment: str, inside: bool) -> None:
+    shanghai = ZoneInfo("Asia/Shanghai")
+    parsed = datetime.fromisoformat(moment)
+    assert (moment_problem(parsed, shanghai) is None) is inside
+    if inside:
+        assert utc_moment(parsed, "since", shanghai) == parsed.astimezone(UTC)
+    else:
+        with pytest.raises(InvalidParameterError, match="since"):
+            utc_moment(parsed, "since", shanghai)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime
 
 import pytest
@@ -37,6 +38,18 @@ TWO_KEYS = [(K.reported_at, False), (K.id, False)]
     (encode_cursor([1, 2]), [(K.id, True)]),          # another query's cursor (more keys)
     (encode_cursor([5]), TWO_KEYS),                   # another query's cursor (fewer keys)
     (encode_cursor(["yesterday", 3]), TWO_KEYS),      # a time that is not one
+    # Forged values of the wrong shape (issue 23, finding 9): each would reach PostgreSQL as a value it
+    # cannot compare with the key's column.
+    (encode_cursor([[], 1]), [(C.class_code, True), (C.code, True)]),          # a list for text
+    (encode_cursor([{"a": 1}, 1]), [(K.case_no, True), (K.id, True)]),         # an object for text
+    (encode_cursor(["2026-03-01T08:30:00+00:00", "7"]), TWO_KEYS),              # text for a number
+    (encode_cursor(["2026-03-01T08:30:00+00:00", None]), TWO_KEYS),             # null for a number
+    (encode_cursor(["2026-03-01T08:30:00+00:00", True]), TWO_KEYS),             # a boolean for a number
+    (encode_cursor(["2026-03-01T08:30:00+00:00", 2**70]), TWO_KEYS),           # beyond bigint
+    (encode_cursor(["2026-03-01T08:30:00+00:00", 1.5e308 * 10]), TWO_KEYS),    # Infinity
+    (encode_cursor([20260301, 7]), TWO_KEYS),                                  # a number for a time
+    (encode_cursor([7, 7]), [(K.case_no, True), (K.id, True)]),                # a number for text
+    (base64.urlsafe_b64encode(b"[" * 10_000 + b"]" * 10_000).decode(), TWO_KEYS),  # deeply nested JSON
 ])
 def test_foreign_cursors_are_refused(cursor: str, keys) -> None:
     with pytest.raises(InvalidParameterError) as refused:
