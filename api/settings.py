@@ -33,6 +33,10 @@ class ApiSettings(BaseSettings):
     login_backoff_max_s: float = 900
     login_hash_concurrency: int = 2
     login_hash_queue: int = 8
+    # A refused login (429) is answered after this long, an idle wait that costs the server nothing: a flood
+    # of refused logins then runs at (clients / delay) per second instead of as fast as the CPU answers 429s,
+    # which would slow every other request of the process (bench/flood.py).
+    login_refusal_delay_s: float = 0.5
 
     def base_url(self) -> str:
         """The server's public base URL, without a trailing slash."""

@@ -4,13 +4,16 @@ every failed login.
 
 A password login (issue 23, finding 7) is first admitted by the back-off of its login name and its client
 address (api/rate_limit.py: ``LoginThrottle``; 429 with Retry-After), and by the hashing gate (``LoginGate``;
-429 with Retry-After when every slot and the queue are taken). Then the account and its hash are read on a
-pooled connection that is given back at once, the hash is verified on the gate's own threads with no
-connection held, and only then is a connection taken again to issue the token and write the audit row.
+429 with Retry-After when every slot and the queue are taken); a refusal is answered after a short idle wait
+(``login_refusal_delay_s``), so that a flood of refused logins cannot keep the process busy. Then the account
+and its hash are read on a pooled connection that is given back at once, the hash is verified on the gate's
+own threads with no connection held, and only then is a connection taken again to issue the token and write
+the audit row.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -34,6 +37,8 @@ async def _login(request: Request, engine, username: str, password: str, label: 
                  action: str) -> tuple[Principal, str, int | None]:
     state, client = request.app.state, client_address(request) or "unknown"
     wait = state.login_throttle.attempt(username, client)
+    if wait or state.login_gate.full():
+        await asyncio.sleep(state.api_settings.login_refusal_delay_s)  # a flood of refusals runs slowly
     if wait:
         raise TooManyRequestsError(f"too many failed logins; retry in {math.ceil(wait)} s",
                                    retry_after=math.ceil(wait))
