@@ -9,6 +9,7 @@ here once and every interface answers it alike. ``detail`` is always safe to sho
 | error                        | status | slug                     | OGC code               |
 |------------------------------|--------|--------------------------|------------------------|
 | InvalidParameterError        | 400    | invalid-parameter        | InvalidParameterValue  |
+| FilterTooCostlyError         | 400    | filter-too-costly        | InvalidParameterValue  |
 | AuthenticationError          | 401    | unauthorized             | Unauthorized           |
 | ForbiddenError               | 403    | forbidden                | Forbidden              |
 | NotFoundError                | 404    | not-found                | NotFound               |
@@ -25,8 +26,11 @@ here once and every interface answers it alike. ``detail`` is always safe to sho
 | InvalidTextError             | 422    | invalid-text             | InvalidParameterValue  |
 | PreconditionRequiredError    | 428    | precondition-required    | PreconditionRequired   |
 | TooManyRequestsError         | 429    | too-many-requests        | TooManyRequests        |
+| UnavailableError             | 503    | unavailable              | ServiceUnavailable     |
+| QueryBudgetError             | 503    | query-budget             | ServiceUnavailable     |
 
-A ``GridlinkError`` that no subclass describes is a 400 ``bad-request``. One translation is made on the way
+Every error is the caller's to fix (4xx) except the two 503s, which say "not now, retry after"
+(``extra["retry_after"]``). A ``GridlinkError`` that no subclass describes is a 400 ``bad-request``. One translation is made on the way
 out, documented in api/problems.py: ``/ogc`` answers a 422 as 400 ``InvalidParameterValue``, as OGC API -
 Features Part 4 answers invalid content.
 """
