@@ -30,9 +30,9 @@ here once and every interface answers it alike. ``detail`` is always safe to sho
 | QueryBudgetError             | 503    | query-budget             | ServiceUnavailable     |
 
 Every error is the caller's to fix (4xx) except the two 503s, which say "not now, retry after"
-(``extra["retry_after"]``). A ``GridlinkError`` that no subclass describes is a 400 ``bad-request``. One translation is made on the way
-out, documented in api/problems.py: ``/ogc`` answers a 422 as 400 ``InvalidParameterValue``, as OGC API -
-Features Part 4 answers invalid content.
+(``extra["retry_after"]``). A ``GridlinkError`` that no subclass describes is a 400 ``bad-request``. One
+translation is made on the way out, documented in api/problems.py: ``/ogc`` answers a 422 as 400
+``InvalidParameterValue``, as OGC API - Features Part 4 answers invalid content.
 """
 
 from __future__ import annotations
