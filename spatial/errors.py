@@ -167,3 +167,15 @@ class QueryBudgetError(UnavailableError, status=503, slug="query-budget", title=
 class InvalidTextError(GridlinkError, status=422, slug="invalid-text", title="Text that cannot be stored"):
     """A text field holds a character outside XML 1.0 (NUL, other C0 controls, U+FFFE/FFFF, surrogates:
     ``spatial.text``), which PostgreSQL or a GeoReport XML reply cannot carry; ``parameter`` names the field."""
+
+# -- Issue 17 (the workflow core: transition table, actions, approvals, inbox)
+
+class IllegalTransitionError(ConflictError, status=409, slug="illegal-transition",
+                             title="Action not allowed in the case's state"):
+    """The action is not allowed in the case's state (spatial/cases/workflow.py ``TABLE``); ``extra["allowed"]``
+    lists the actions the caller may take now."""
+
+
+class ActionDataError(GridlinkError, status=422, slug="invalid-action-data", title="What the action needs is wrong"):
+    """An action's body lacks what the action needs (a reason, a check result, an extension's amount) or names
+    an unknown unit; ``parameter`` names the field."""
