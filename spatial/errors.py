@@ -15,6 +15,7 @@ here once and every interface answers it alike. ``detail`` is always safe to sho
 | MethodNotAllowedError        | 405    | method-not-allowed       | MethodNotAllowed       |
 | ConflictError                | 409    | conflict                 | Conflict               |
 | IdempotencyConflictError     | 409    | idempotency-conflict     | Conflict               |
+| IllegalTransitionError       | 409    | illegal-transition       | Conflict               |
 | RevisionMismatchError        | 412    | precondition-failed      | PreconditionFailed     |
 | PayloadTooLargeError         | 413    | too-large                | PayloadTooLarge        |
 | UnsupportedMediaTypeError    | 415    | unsupported-media-type   | UnsupportedMediaType   |
@@ -23,6 +24,7 @@ here once and every interface answers it alike. ``detail`` is always safe to sho
 | ComponentError               | 422    | component                | InvalidParameterValue  |
 | InvalidGeometryError         | 422    | invalid-geometry         | InvalidParameterValue  |
 | InvalidTextError             | 422    | invalid-text             | InvalidParameterValue  |
+| ActionDataError              | 422    | invalid-action-data      | InvalidParameterValue  |
 | PreconditionRequiredError    | 428    | precondition-required    | PreconditionRequired   |
 | TooManyRequestsError         | 429    | too-many-requests        | TooManyRequests        |
 

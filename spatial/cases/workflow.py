@@ -211,6 +211,18 @@ def decide(trail: Trail, action: str, *, role: str, login: str, acts_for_unit: b
         ForbiddenError: the caller's role (or unit) may not take the action at all.
         IllegalTransitionError: the action is not allowed in the case's state (``allowed`` lists what is).
     """
+    permit(trail, action, role=role, acts_for_unit=acts_for_unit)
+    transition = BY_ACTION[action]
+    payload = dict(data or {})
+    if action in ("approve", "refuse"):
+        return _decide_request(trail, action, login, payload)
+    if transition.approval:
+        return [NewEvent("request", None, {**payload, "action": action})]
+    return [NewEvent(action, transition.target, payload)]
+
+
+def permit(trail: Trail, action: str, *, role: str, acts_for_unit: bool) -> None:
+    """Refuse ``action`` by this caller now (ForbiddenError, IllegalTransitionError), as ``decide`` would."""
     transition = BY_ACTION[action]
     if not may_take(transition, role, acts_for_unit):
         who = f"{role} accounts" + (" of the case's unit" if transition.unit and role in transition.roles else "")
@@ -219,12 +231,6 @@ def decide(trail: Trail, action: str, *, role: str, login: str, acts_for_unit: b
     if not legal(trail, transition):
         raise IllegalTransitionError(_why(trail, transition), state=trail.state, pending=trail.pending,
                                      allowed=allowed(trail, role, acts_for_unit))
-    payload = dict(data or {})
-    if action in ("approve", "refuse"):
-        return _decide_request(trail, action, login, payload)
-    if transition.approval:
-        return [NewEvent("request", None, {**payload, "action": action})]
-    return [NewEvent(action, transition.target, payload)]
 
 
 def _decide_request(trail: Trail, action: str, login: str, payload: dict[str, Any]) -> list[NewEvent]:
