@@ -14,6 +14,7 @@
     gridlink token revoke-all LOGIN     sign an account out everywhere
     gridlink backup [FILE]              pg_dump (custom format); default .gridlink/backups/<time>.dump
     gridlink restore FILE [--database NAME] [--replace]
+    gridlink cases act ID ACTION --as LOGIN [--note N] [--reason R] [--data JSON] [--target KEY[:AREA]] [--if-match REV]
     gridlink up [--small]               all of the above, then serve the demo map
 
 ``GRIDLINK_DATABASE_URL`` points every command at an existing server instead of the embedded cluster.
@@ -27,6 +28,7 @@ import sys
 import time
 from pathlib import Path
 
+from api import cli_cases
 from spatial.settings import DatabaseSettings
 from spatial.store.cluster import Cluster, ClusterError
 
@@ -267,6 +269,7 @@ def parser() -> argparse.ArgumentParser:
     res.add_argument("--database", default=None, help="target database (default: the configured one)")
     res.add_argument("--replace", action="store_true", help="drop and replace what the target holds")
     res.set_defaults(func=cmd_restore)
+    cli_cases.add_parser(sub)
     return top
 
 

@@ -16,6 +16,7 @@ here once and every interface answers it alike. ``detail`` is always safe to sho
 | MethodNotAllowedError        | 405    | method-not-allowed       | MethodNotAllowed       |
 | ConflictError                | 409    | conflict                 | Conflict               |
 | IdempotencyConflictError     | 409    | idempotency-conflict     | Conflict               |
+| IllegalTransitionError       | 409    | illegal-transition       | Conflict               |
 | RevisionMismatchError        | 412    | precondition-failed      | PreconditionFailed     |
 | PayloadTooLargeError         | 413    | too-large                | PayloadTooLarge        |
 | UnsupportedMediaTypeError    | 415    | unsupported-media-type   | UnsupportedMediaType   |
@@ -24,6 +25,7 @@ here once and every interface answers it alike. ``detail`` is always safe to sho
 | ComponentError               | 422    | component                | InvalidParameterValue  |
 | InvalidGeometryError         | 422    | invalid-geometry         | InvalidParameterValue  |
 | InvalidTextError             | 422    | invalid-text             | InvalidParameterValue  |
+| ActionDataError              | 422    | invalid-action-data      | InvalidParameterValue  |
 | PreconditionRequiredError    | 428    | precondition-required    | PreconditionRequired   |
 | TooManyRequestsError         | 429    | too-many-requests        | TooManyRequests        |
 | UnavailableError             | 503    | unavailable              | ServiceUnavailable     |
@@ -171,3 +173,15 @@ class QueryBudgetError(UnavailableError, status=503, slug="query-budget", title=
 class InvalidTextError(GridlinkError, status=422, slug="invalid-text", title="Text that cannot be stored"):
     """A text field holds a character outside XML 1.0 (NUL, other C0 controls, U+FFFE/FFFF, surrogates:
     ``spatial.text``), which PostgreSQL or a GeoReport XML reply cannot carry; ``parameter`` names the field."""
+
+# -- Issue 17 (the workflow core: transition table, actions, approvals, inbox)
+
+class IllegalTransitionError(ConflictError, status=409, slug="illegal-transition",
+                             title="Action not allowed in the case's state"):
+    """The action is not allowed in the case's state (spatial/cases/workflow.py ``TABLE``); ``extra["allowed"]``
+    lists the actions the caller may take now."""
+
+
+class ActionDataError(GridlinkError, status=422, slug="invalid-action-data", title="What the action needs is wrong"):
+    """An action's body lacks what the action needs (a reason, a check result, an extension's amount) or names
+    an unknown unit; ``parameter`` names the field."""

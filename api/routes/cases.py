@@ -51,8 +51,11 @@ def create(body: CaseCreate, engine: EngineDep, ref: ReferenceDep, principal: Pr
 
 @router.get("/cases/{case_id}", summary="One case with its event history", response_model=CasePublic)
 def read(case_id: int, conn: ConnectionDep, ref: ReferenceDep, principal: PrincipalDep) -> Response:
-    """Return the case and its history (403 outside the caller's scope; reporter only for admin/dispatcher)."""
-    return Response(case_json(get_case(conn, ref, case_id, by=principal)), media_type="application/json")
+    """Return the case and its history (403 outside the caller's scope; reporter only for admin/dispatcher),
+    with its revision as ``ETag`` (what a workflow action sends back in ``If-Match``)."""
+    case = get_case(conn, ref, case_id, by=principal)
+    return Response(case_json(case), media_type="application/json",
+                    headers={"ETag": f'"{case["workflow"]["revision"]}"'})
 
 
 @router.get("/cases", summary="Cases, newest first, with filters and keyset pagination",

@@ -229,3 +229,23 @@ def check_report_time(principal: Principal | None, reported_at: datetime, now: d
     elif reported_at < now - CLOCK_SKEW:
         raise ForbiddenError(f"reported_at: only {' and '.join(HISTORY_ROLES)} accounts may date a report in the"
                              f" past ({principal.role} accounts' rows are dated when they arrive)")
+
+
+# -- Issue 17 (the workflow): who acts for the unit a case is dispatched to. Which role may take which
+# action is the transition table's (spatial/cases/workflow.py); the unit is the case's owner (owner_key,
+# owner_area_code), which dispatch sets.
+
+GRID_CHIEF_UNIT = "GRID_CHIEF"  # spatial.cases.assignment.owner.GRID_CHIEF (a lower room may not import it)
+
+
+def acts_for_unit(principal: Principal, owner_key: str, owner_area: str | None,
+                  special_codes: Iterable[str] | None = ()) -> bool:
+    """Whether the caller acts for the unit that owns a case: a handler or owner account of that key, a grid
+    chief whose area covers the grid of a grid-chief case (admins act for every unit)."""
+    if principal.role == "admin":
+        return True
+    if principal.role in KEY_ROLES:
+        return principal.scope == owner_key
+    if principal.role == "grid_chief":
+        return owner_key == GRID_CHIEF_UNIT and covers(principal.scope, owner_area, special_codes)
+    return False

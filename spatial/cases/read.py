@@ -10,9 +10,10 @@ from geoalchemy2 import functions as gf
 from sqlalchemy import Connection, any_, literal, select, text
 
 from spatial.access.principal import Principal
-from spatial.access.scope import case_clause, check_read
+from spatial.access.scope import acts_for_unit, case_clause, check_read
 from spatial.cases.public import case_public
-from spatial.cases.schemas import LOCAL, CaseEvent, CasePublic, CasesPublic
+from spatial.cases.schemas import LOCAL, CaseEvent, CasePublic, CasesPublic, WorkflowPublic
+from spatial.cases.workflow import Event, allowed, replay
 from spatial.codes import SPECIAL_CODE, prefix_range
 from spatial.errors import InvalidParameterError, NotFoundError
 from spatial.geo.srid import WGS84
@@ -57,11 +58,22 @@ def get_case(conn: Connection, ref: ReferenceCache, case_id: int, *, with_histor
     history: list[CaseEvent] | None = None
     if with_history:
         events = conn.execute(text(
-            "SELECT at, kind, state_after, actor, note, data FROM case_event WHERE case_id = :id ORDER BY at, id"
-        ), {"id": case_id}).mappings()
+            "SELECT id, at, kind, state_after, actor, role, note, data FROM case_event WHERE case_id = :id"
+            " ORDER BY at, id"), {"id": case_id}).mappings()
         history = [{"at": e["at"], "kind": e["kind"], "state": e["state_after"], "actor": e["actor"],
-                    "note": e["note"], "data": e["data"]} for e in events]
-    return case_public(ref, dict(row), with_reporter=with_reporter, history=history)
+                    "note": e["note"], "data": e["data"], "id": e["id"], "role": e["role"]} for e in events]
+    case = case_public(ref, dict(row), with_reporter=with_reporter, history=history)
+    if by is not None and history is not None:
+        case["workflow"] = _workflow(dict(row), history, by)
+    return case
+
+
+def _workflow(row: dict, history: list[CaseEvent], by: Principal) -> WorkflowPublic:
+    """Where the case stands in the workflow, and what ``by`` may do with it now."""
+    trail = replay(Event(e["kind"], e["state"], e["actor"], e.get("role"), e["data"], e.get("id")) for e in history)
+    unit = acts_for_unit(by, row["owner_key"], row["owner_area_code"], row["special_grid_codes"])
+    return {"revision": row["revision"], "step_deadline": row["step_deadline"],
+            "pending_action": row["pending_action"], "allowed_actions": allowed(trail, by.role, unit)}
 
 
 def _area_clause(area: str):

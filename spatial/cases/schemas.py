@@ -201,6 +201,18 @@ class CaseEvent(TypedDict):
     actor: str
     note: str | None
     data: dict[str, Any] | None
+    id: NotRequired[int]  # the event's id (a request's id is what ``approve`` decides on)
+    role: NotRequired[str | None]  # the role the actor acted in (None before the workflow, migration 0014)
+
+
+class WorkflowPublic(TypedDict):
+    """Where a case stands in the workflow (spatial/cases/workflow.py): the revision its ETag names, the step
+    deadline, the action waiting for approval, and the actions the reader may take now."""
+
+    revision: int
+    step_deadline: Timestamp | None
+    pending_action: str | None
+    allowed_actions: list[str]
 
 
 class CasePublic(TypedDict):
@@ -226,6 +238,7 @@ class CasePublic(TypedDict):
     closed_at: Timestamp | None
     reporter: NotRequired[ReporterPublic]  # only for the roles that see personal data
     history: NotRequired[list[CaseEvent]]  # one case read by id
+    workflow: NotRequired[WorkflowPublic]  # one case read by id, by an account
 
 
 class CasesPublic(TypedDict):

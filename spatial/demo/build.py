@@ -246,9 +246,9 @@ class Builder:
             "community_code", "town_code", "district_code", "special_grid_codes", "grid_version_id",
             "component_code", "component_distance_m", "owner_key", "owner_area_code", "deadline", "duplicate_of",
             "reporter_name", "reporter_phone", "idempotency_key", "reported_at", "created_at", "closed_at",
-            "revision",
+            "revision", "pending_action",
         )
-        event_columns = ("id", "case_id", "at", "kind", "state_after", "actor", "note", "data")
+        event_columns = ("id", "case_id", "at", "kind", "state_after", "actor", "role", "note", "data")
         cases = events = 0
         batch_cases: list[str] = []
         batch_events: list[str] = []

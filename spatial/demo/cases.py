@@ -2,7 +2,9 @@
 
 Each case runs the closed loop as far as the demo's end time allows, so old cases are mostly closed and
 recent ones are spread over the open states. About 4 % of reports are refused at verification (void), 2 %
-are duplicates linked to an open case, 3 % fail the check and are reworked, 0.5 % are suspended.
+are duplicates linked to an open case, 3 % fail the check and are reworked, 0.5 % are suspended. Void and
+suspension are requested and approved by a second dispatcher, as the workflow's table has them
+(spatial/cases/workflow.py; tests/integration/test_workflow_demo.py replays the history through it).
 """
 
 from __future__ import annotations
@@ -59,6 +61,9 @@ class CaseContext:
 
 
 _DAYS: dict[int, str] = {}
+# The role an actor of the generated history acted in (``role:unit`` names; the reporting channels and
+# ``system`` as they are): case_event.role, which the workflow writes for every live action (migration 0014).
+ROLES = ("dispatcher", "handler", "grid_chief", "inspector", "system")
 
 
 def _ts(seconds: float) -> str:
@@ -70,6 +75,11 @@ def _ts(seconds: float) -> str:
         prefix = _DAYS[day] = datetime.fromtimestamp(day * 86400, UTC).strftime("%Y-%m-%d")
     hours, rest = divmod(rest, 3600)
     return f"{prefix} {hours:02d}:{rest // 60:02d}:{rest % 60:02d}+00"
+
+
+def _role(actor: str) -> str:
+    role = actor.partition(":")[0]
+    return role if role in ROLES else NULL
 
 
 class CaseWriter:
@@ -86,8 +96,8 @@ class CaseWriter:
         """Append one event line; ``data`` is JSON text already (the generator writes only plain values)."""
         self.event_id += 1
         self.events.append(
-            f"{self.event_id}\t{case_id}\t{_ts(at)}\t{kind}\t{state or NULL}\t{actor}\t{note or NULL}\t"
-            f"{data or NULL}\n"
+            f"{self.event_id}\t{case_id}\t{_ts(at)}\t{kind}\t{state or NULL}\t{actor}\t{_role(actor)}\t"
+            f"{note or NULL}\t{data or NULL}\n"
         )
 
     def take(self) -> tuple[list[str], list[str]]:
@@ -174,7 +184,7 @@ class CaseGenerator:
         reported = datetime.fromtimestamp(at, UTC)
         deadline = ctx.calendar.deadline(reported, cat.time_limit, cat.time_unit).timestamp()
         duplicate_of = self._duplicate(cat, point, at)
-        state, closed = self._trail(case_id, at, deadline, cat, grid_code, owner_key, source, duplicate_of)
+        state, closed, pending = self._trail(case_id, at, deadline, cat, grid_code, owner_key, source, duplicate_of)
         reporter_name, reporter_phone = r"\N", r"\N"
         if source in ("hotline", "public"):
             reporter_name, reporter_phone = ctx.names.person(), ctx.names.phone()
@@ -183,7 +193,7 @@ class CaseGenerator:
             community_of(grid_code), town_of(grid_code), district_of(grid_code), "{" + ",".join(specials) + "}",
             str(ctx.version_id), comp_code, distance, owner_key, owner_area, _ts(deadline),
             str(duplicate_of) if duplicate_of else r"\N", reporter_name, reporter_phone, r"\N", _ts(at), _ts(at),
-            _ts(closed) if closed else r"\N", "1",
+            _ts(closed) if closed else r"\N", "1", pending or NULL,
         )) + "\n")
         if state != "voided":
             self.open_recent.setdefault(cat.code, deque()).append((case_id, at, closed or float("inf"), point))
@@ -211,22 +221,23 @@ class CaseGenerator:
         return None
 
     def _trail(self, case_id: int, at: float, deadline: float, cat: Category, grid_code: str, owner: str,
-               source: str, duplicate_of: int | None) -> tuple[str, float | None]:
-        """Write the events of one case; return its state at the demo's end and its close time."""
+               source: str, duplicate_of: int | None) -> tuple[str, float | None, str | None]:
+        """Write the events of one case; return its state at the demo's end, its close time and the action
+        waiting for approval then (if any)."""
         rng, w, end = self.rng, self.writer, self.end_ts
         reporter = f"{source}:{grid_code}" if source == "inspector" else f"{source}:12345"
         w.event(case_id, at, "report", "reported", reporter, None, f'{{"category": "{cat.code}"}}')
         if duplicate_of:
             w.event(case_id, at + 60, "link", "voided", "system", "重复上报，已关联原案件",
                     f'{{"duplicate_of": {duplicate_of}}}')
-            return "voided", None
+            return "voided", None, None
         steps: list[tuple[float, str, str | None, str, str | None, str | None]] = []
         t = at + rng.uniform(5, 40) * 60
         if rng.random() < 0.04:
-            steps.append((t, "void", "voided", "dispatcher:center", "核实不属实，作废", None))
+            steps += _approved(t, "void", "voided", "核实不属实，作废")
         else:
             steps += self._loop(t, at, deadline, owner, grid_code)
-        state, closed = "reported", None
+        state, closed, pending = "reported", None, None
         for when, kind, after, actor, note, data in steps:
             if when > end:
                 break
@@ -234,7 +245,11 @@ class CaseGenerator:
             state = after or state
             if kind == "close":
                 closed = when
-        return state, closed
+            if kind == "request":
+                pending = "void" if '"void"' in str(data) else "suspend"
+            elif kind == "approve":
+                pending = None
+        return state, closed, pending
 
     def _loop(self, t: float, at: float, deadline: float, owner: str, grid_code: str) -> list[tuple]:
         rng = self.rng
@@ -243,7 +258,7 @@ class CaseGenerator:
         t += rng.uniform(5, 60) * 60
         steps.append((t, "dispatch", "dispatched", "dispatcher:center", None, f'{{"to": "{owner}"}}'))
         if rng.random() < 0.005:
-            steps.append((t + 2 * 86400, "suspend", "suspended", "dispatcher:center", "需长期整改，挂账", None))
+            steps += _approved(t + 2 * 86400, "suspend", "suspended", "需长期整改，挂账")
             return steps
         rounds = 2 if rng.random() < 0.03 else 1
         for round_no in range(rounds):
@@ -261,3 +276,12 @@ class CaseGenerator:
         steps.append((t + rng.uniform(1, 48) * HOUR, "evaluate", None, "system", None,
                       '{"on_time": true}' if on_time else '{"on_time": false}'))
         return steps
+
+
+def _approved(t: float, kind: str, state: str, note: str) -> list[tuple]:
+    """An action that needs a second person's approval (spatial/cases/workflow.py): the duty dispatcher
+    requests it, the shift leader (值班长) approves it two minutes later, and it takes effect."""
+    data = f'{{"reason": "{note}"}}'
+    return [(t, "request", None, "dispatcher:center", note, f'{{"action": "{kind}", "reason": "{note}"}}'),
+            (t + 120, "approve", None, "dispatcher:chief", None, f'{{"action": "{kind}"}}'),
+            (t + 120, kind, state, "dispatcher:chief", note, data)]

@@ -152,6 +152,18 @@ class WorkingCalendar:
             return (start.astimezone(UTC) + timedelta(hours=amount)).astimezone(self._tz)
         else:
             raise ValueError(f"unknown time unit {unit!r}, expected one of {TIME_UNITS}")
+        return self._after(start, need)
+
+    def after_working_seconds(self, start: datetime, seconds: float) -> datetime:
+        """The moment ``seconds`` of working time after ``start`` (``start`` itself, in the calendar's zone, for
+        none): how a deadline moves by the working time a case spent suspended (spatial/cases/actions.py)."""
+        need = round(seconds * _US)
+        if need <= 0:
+            return start.astimezone(self._tz)
+        return self._after(start, need)
+
+    def _after(self, start: datetime, need: int) -> datetime:
+        """The moment ``need`` (> 0) working microseconds after ``start``."""
         ordinal, us, weekday = self._local(start)
         used = _worked(us) if self._flags.get(ordinal, weekday < 5) else _DAY_LEN
         if used + need <= _DAY_LEN:

@@ -34,6 +34,7 @@ STATES = ("reported", "registered", "dispatched", "handled", "closed", "voided",
 EVENT_KINDS = (
     "report", "register", "dispatch", "handle", "check", "close", "evaluate",
     "void", "return", "extend", "suspend", "resume", "rework", "assist", "remind", "supervise", "link",
+    "verify", "accept", "request", "approve", "refuse", "reopen",  # migration 0014 (issue 17 workflow)
 )
 
 
@@ -53,6 +54,7 @@ class Case(Base):
         Index("ix_case_open_component_code", "component_code", postgresql_where=text(OPEN_ORIGINAL)),
         Index("ix_case_duplicate_of", "duplicate_of", postgresql_where=text("duplicate_of IS NOT NULL")),
         Index("ix_case_component_code", "component_code", postgresql_where=text("component_code IS NOT NULL")),
+        Index("ix_case_pending_action", "pending_action", postgresql_where=text("pending_action IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -84,6 +86,10 @@ class Case(Base):
     created_at: Mapped[datetime] = created_at_column()
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revision: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # The workflow (spatial/cases/workflow.py, migration 0014): when the current step runs out, and the action
+    # waiting for a second person's approval; both kept in step with the event trail, like ``state``.
+    step_deadline: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    pending_action: Mapped[str | None] = mapped_column(String(12))
 
 
 class CaseEvent(Base):
@@ -102,5 +108,6 @@ class CaseEvent(Base):
     kind: Mapped[str] = mapped_column(String(12))
     state_after: Mapped[str | None] = mapped_column(String(12))
     actor: Mapped[str] = mapped_column(Text)
+    role: Mapped[str | None] = mapped_column(String(16))  # NULL before the workflow (migration 0014)
     note: Mapped[str | None] = mapped_column(Text)
     data: Mapped[dict | None] = mapped_column(JSONB)
