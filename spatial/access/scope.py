@@ -42,7 +42,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, any_, literal, true
+from sqlalchemy import ColumnElement, and_, any_, false, literal, true
 
 from spatial.access.principal import Principal
 from spatial.codes import AREA_CODE, SPECIAL_CODE, district_of, prefix_range
@@ -249,3 +249,18 @@ def acts_for_unit(principal: Principal, owner_key: str, owner_area: str | None,
     if principal.role == "grid_chief":
         return owner_key == GRID_CHIEF_UNIT and covers(principal.scope, owner_area, special_codes)
     return False
+
+
+def unit_clause(principal: Principal, *, owner_key, owner_area, special_codes) -> ColumnElement[bool]:
+    """A SQL condition on case columns that holds exactly where ``acts_for_unit`` does (the inbox, issue 17)."""
+    if principal.role == "admin":
+        return true()
+    if principal.role in KEY_ROLES:
+        return owner_key == principal.scope
+    if principal.role != "grid_chief":
+        return false()
+    if SPECIAL_CODE.match(principal.scope):
+        area = literal(principal.scope) == any_(special_codes)
+    else:
+        area = owner_area.between(*prefix_range(principal.scope))
+    return and_(owner_key == GRID_CHIEF_UNIT, area)

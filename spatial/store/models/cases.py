@@ -31,6 +31,7 @@ from spatial.store.models.base import Base, created_at_column, in_list
 OPEN_ORIGINAL = "state NOT IN ('closed', 'voided') AND duplicate_of IS NULL"
 SOURCES = ("inspector", "hotline", "public", "video", "dispatcher")
 STATES = ("reported", "registered", "dispatched", "handled", "closed", "voided", "suspended")
+OPEN = "state IN ('reported', 'registered', 'dispatched', 'handled', 'suspended')"
 EVENT_KINDS = (
     "report", "register", "dispatch", "handle", "check", "close", "evaluate",
     "void", "return", "extend", "suspend", "resume", "rework", "assist", "remind", "supervise", "link",
@@ -55,6 +56,8 @@ class Case(Base):
         Index("ix_case_duplicate_of", "duplicate_of", postgresql_where=text("duplicate_of IS NOT NULL")),
         Index("ix_case_component_code", "component_code", postgresql_where=text("component_code IS NOT NULL")),
         Index("ix_case_pending_action", "pending_action", postgresql_where=text("pending_action IS NOT NULL")),
+        # The inbox's order (GET /api/v1/inbox, migration 0015): open cases by when their step runs out.
+        Index("ix_case_open_due", text("coalesce(step_deadline, deadline)"), "id", postgresql_where=text(OPEN)),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)

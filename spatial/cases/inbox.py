@@ -1,0 +1,194 @@
+"""The inbox (``GET /api/v1/inbox``, issue 17 item 4): the cases the caller must act on now.
+
+Derived from the transition table (spatial/cases/workflow.py), not kept as a second list: a case is in a
+caller's inbox when the table lets the caller take one of the actions that move a case on (``DUTIES``) on it
+now — the case's state is one of the action's sources, its trail check holds, the caller's role may take it
+and acts for the case's unit where the action needs that, an approval is not of the caller's own request —
+and the case lies in the caller's scope (``case_clause``, as every read). The other actions of the table
+(void, return, extend, suspend, resume, reopen, evaluate) are taken when someone chooses to, never waited for,
+so they put no case in an inbox.
+
+The table's trail checks are Python over a replayed trail (``workflow.CHECKS``); here they have a SQL form
+built from the same marks (``workflow._MARKS``: which event kinds set and which clear each mark): "the latest
+event among those that set or clear the mark is one that sets it". tests/integration/test_inbox.py holds the
+two forms together: on every case of its world, for every account, the SQL inbox holds exactly the cases on
+which ``workflow.allowed`` lists a duty.
+
+Pages are in due order — the step deadline, else the overall deadline (the demo's history has none), oldest
+first, cases without either last — walked with a keyset cursor on ``ix_case_open_due`` (migration 0015);
+``counts`` gives the whole inbox by state for the console's badges.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, and_, exists, false, func, literal, or_, select, text, tuple_
+from sqlalchemy.orm import aliased
+
+from spatial.access.principal import Principal
+from spatial.access.scope import acts_for_unit, case_clause, unit_clause
+from spatial.cases.public import case_public
+from spatial.cases.workflow import _MARKS, BY_ACTION, OPEN_STATES, Event, Trail, Transition, allowed, replay
+from spatial.errors import InvalidParameterError
+from spatial.reference.cache import ReferenceCache
+from spatial.store.models import Case, CaseEvent
+from spatial.store.sql import statement
+
+# The actions a case waits for (each a row of workflow.TABLE); the table says who may take each, and when.
+DUTIES = ("verify", "register", "dispatch", "accept", "handle", "check", "rework", "close", "approve", "refuse")
+MAX_PAGE = 200
+# Each trail check as the mark it reads (workflow.Trail), whether the mark must be set, and the value it needs.
+CHECK_MARKS: dict[str, tuple[str, bool, str | None]] = {
+    "not_verified": ("verified", False, None), "not_accepted": ("accepted", False, None),
+    "not_checked": ("check", False, None), "check_passed": ("check", True, "pass"),
+    "check_failed": ("check", True, "fail"), "not_evaluated": ("evaluated", False, None),
+}
+_CURSOR = re.compile(r"^(-|[0-9]{1,16})\.([0-9]{1,19})$")
+DUE = func.coalesce(Case.step_deadline, Case.deadline)
+
+
+@dataclass
+class InboxQuery:
+    """One page of an inbox: at most ``limit`` cases after the ``after`` cursor, optionally of one state."""
+
+    limit: int = 50
+    after: str | None = None
+    state: str | None = None
+
+
+def _kinds(mark: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The event kinds that set ``mark`` and those that clear it (workflow._MARKS; a check sets its result)."""
+    setters = tuple(k for k, marks in _MARKS.items() if marks.get(mark))
+    clearers = tuple(k for k, marks in _MARKS.items() if mark in marks and not marks[mark])
+    return (("check",) if mark == "check" else setters), clearers
+
+
+def check_sql(check: str) -> ColumnElement[bool]:
+    """The SQL form of the trail check ``check`` (``workflow.CHECKS``) on the ``case`` row."""
+    if check == "pending":
+        return Case.pending_action.is_not(None)
+    mark, must_be_set, value = CHECK_MARKS[check]
+    setters, clearers = _kinds(mark)
+    event, later = aliased(CaseEvent), aliased(CaseEvent)
+    superseded = exists().where(later.case_id == Case.id, later.kind.in_(setters + clearers),
+                                tuple_(later.at, later.id) > tuple_(event.at, event.id)).correlate(Case, event)
+    conditions = [event.case_id == Case.id, event.kind.in_(setters), ~superseded]
+    if value is not None:
+        conditions.append(event.data["result"].astext == value)
+    is_set = exists().where(*conditions).correlate(Case)
+    return is_set if must_be_set else ~is_set
+
+
+def _not_own_request(login: str) -> ColumnElement[bool]:
+    """The pending request was not made by ``login`` (a second person approves, workflow._decide_request)."""
+    event = aliased(CaseEvent)
+    requester = (select(event.actor).where(event.case_id == Case.id, event.kind == "request")
+                 .order_by(event.at.desc(), event.id.desc()).limit(1).correlate(Case).scalar_subquery())
+    return func.coalesce(requester, "") != login
+
+
+def duty_clause(transition: Transition, by: Principal) -> ColumnElement[bool]:
+    """Where ``by`` may take ``transition`` now (``workflow.legal`` and ``may_take`` as SQL)."""
+    if by.role not in transition.roles:
+        return false()
+    parts: list[ColumnElement[bool]] = [Case.state.in_(transition.sources)]
+    if transition.unit:
+        parts.append(unit_clause(by, owner_key=Case.owner_key, owner_area=Case.owner_area_code,
+                                 special_codes=Case.special_grid_codes))
+    if transition.check:
+        parts.append(check_sql(transition.check))
+    if transition.action in ("approve", "refuse"):
+        parts.append(_not_own_request(by.login))
+    return and_(*parts)
+
+
+def inbox_clause(by: Principal) -> ColumnElement[bool]:
+    """The cases in ``by``'s inbox: open, in its scope, and waiting for a duty it may take."""
+    duties = [duty_clause(BY_ACTION[action], by) for action in DUTIES]
+    return and_(Case.state.in_(OPEN_STATES),
+                case_clause(by, grid_code=Case.grid_code, special_codes=Case.special_grid_codes,
+                            owner_key=Case.owner_key),
+                or_(*duties))
+
+
+def duties_now(trail: Trail, by: Principal, unit: bool) -> list[str]:
+    """The duties ``by`` may take on a case with this trail now (Python's form of ``inbox_clause``)."""
+    own = trail.requested_by == by.login
+    return [a for a in allowed(trail, by.role, unit) if a in DUTIES and not (own and a in ("approve", "refuse"))]
+
+
+def _cursor(value: str) -> tuple[datetime | None, int]:
+    match = _CURSOR.match(value)
+    if match is None:
+        raise InvalidParameterError("after must be the cursor of a previous page (its 'next')", parameter="after")
+    due = None if match[1] == "-" else datetime.fromtimestamp(int(match[1]) / 1_000_000, UTC)
+    return due, int(match[2])
+
+
+def _next(due: datetime | None, case_id: int) -> str:
+    micros = "-" if due is None else str(round(due.timestamp() * 1_000_000))
+    return f"{micros}.{case_id}"
+
+
+def page_query(by: Principal, q: InboxQuery):
+    """The ids and due times of one page of ``by``'s inbox, in due order (one extra row: is there more)."""
+    if not 1 <= q.limit <= MAX_PAGE:
+        raise InvalidParameterError(f"limit must be between 1 and {MAX_PAGE}", parameter="limit")
+    query = select(Case.id, DUE.label("due")).where(inbox_clause(by))
+    if q.state is not None:
+        query = query.where(Case.state == q.state)
+    if q.after is not None:
+        due, case_id = _cursor(q.after)
+        if due is None:
+            query = query.where(DUE.is_(None), Case.id > case_id)
+        else:
+            query = query.where(or_(tuple_(DUE, Case.id) > tuple_(literal(due), literal(case_id)), DUE.is_(None)))
+    return query.order_by(DUE, Case.id).limit(q.limit + 1)
+
+
+def counts(conn: Connection, by: Principal) -> dict[str, int]:
+    """The whole inbox of ``by`` by state (the console's badges)."""
+    rows = conn.execute(select(Case.state, func.count()).where(inbox_clause(by)).group_by(Case.state))
+    return {state: n for state, n in rows}
+
+
+def inbox(conn: Connection, ref: ReferenceCache, q: InboxQuery, *, by: Principal) -> dict[str, Any]:
+    """One page of ``by``'s inbox: each case with its due time and the actions ``by`` may take on it now,
+    the cursor of the next page (None at the end), and the counts by state."""
+    if q.state is not None and q.state not in OPEN_STATES:
+        raise InvalidParameterError(f"state must be an open state: {', '.join(OPEN_STATES)}", parameter="state")
+    rows = conn.execute(page_query(by, q)).all()
+    more = len(rows) > q.limit
+    rows = rows[: q.limit]
+    ids = [r.id for r in rows]
+    cases = {r["id"]: dict(r) for r in conn.execute(statement("case_get"), {"ids": ids}).mappings()} if ids else {}
+    trails = _trails(conn, ids)
+    personal = by.sees_personal_data()
+    items = []
+    for row in rows:
+        case = cases[row.id]
+        unit = acts_for_unit(by, case["owner_key"], case["owner_area_code"], case["special_grid_codes"])
+        item: dict[str, Any] = dict(case_public(ref, case, with_reporter=personal))
+        item["due"] = row.due
+        item["workflow"] = {"revision": case["revision"], "step_deadline": case["step_deadline"],
+                            "pending_action": case["pending_action"],
+                            "allowed_actions": allowed(trails[row.id], by.role, unit)}
+        item["duties"] = duties_now(trails[row.id], by, unit)
+        items.append(item)
+    total = counts(conn, by)
+    return {"cases": items, "next": _next(rows[-1].due, rows[-1].id) if more else None,
+            "counts": total, "total": sum(total.values())}
+
+
+def _trails(conn: Connection, ids: list[int]):
+    """The replayed trail of each case of ``ids`` (one query)."""
+    events: dict[int, list[Event]] = {i: [] for i in ids}
+    if ids:
+        for r in conn.execute(text("SELECT case_id, id, kind, state_after, actor, role, data FROM case_event"
+                                   " WHERE case_id = ANY(:ids) ORDER BY case_id, at, id"), {"ids": ids}).mappings():
+            events[r["case_id"]].append(Event(r["kind"], r["state_after"], r["actor"], r["role"], r["data"], r["id"]))
+    return {i: replay(e) for i, e in events.items()}
