@@ -19,6 +19,7 @@ from api.rate_limit import LoginGate, LoginThrottle
 from api.routes import areas, auth, bulk, cases, inbox, kpi, tiles, workflow
 from api.settings import ApiSettings
 from spatial.access.accounts import PrincipalCache, server_secret, watch_principals
+from spatial.cases import jobs
 from spatial.features import coverage_extent
 from spatial.reference.cache import ReferenceCache
 from spatial.settings import DatabaseSettings
@@ -49,9 +50,16 @@ def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSet
         app.state.tiles = TileCache()
         app.state.ogc = ogc.build(api_settings.base_url() + "/ogc", app.state.engine, bbox, app.state.tiles,
                                   app.state.principals, app.state.secret)
+        # Reminders and supervision orders (issue 17 item 3): safe in every process at once (spatial/cases/jobs.py).
+        scheduler = asyncio.create_task(jobs.run(target, app.state.engine, every_s=api_settings.scheduler_every_s,
+                                                 install_signal_handlers=False)) if api_settings.scheduler else None
         try:
             yield
         finally:
+            if scheduler is not None:
+                scheduler.cancel()
+                with suppress(asyncio.CancelledError):
+                    await scheduler
             watcher.cancel()
             with suppress(asyncio.CancelledError):
                 await watcher

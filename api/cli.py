@@ -5,7 +5,7 @@
     gridlink demo [--small] [--seed N] [--force]
     gridlink import reference [--departments F] [--component-classes F] [--event-categories F] ...
     gridlink import cases FILE [--all-or-nothing] [--report OUT.json]
-    gridlink serve [--host H] [--port P]
+    gridlink serve [--host H] [--port P] [--workers N] [--scheduler]
     gridlink user add LOGIN --role ROLE --scope SCOPE [--name N]   (password on standard input)
     gridlink user disable|enable LOGIN  disabling revokes the account's tokens and stops its logins
     gridlink user password LOGIN        reset the password (standard input); revokes the account's tokens
@@ -15,6 +15,7 @@
     gridlink backup [FILE]              pg_dump (custom format); default .gridlink/backups/<time>.dump
     gridlink restore FILE [--database NAME] [--replace]
     gridlink cases act ID ACTION --as LOGIN [--note N] [--reason R] [--data JSON] [--target KEY[:AREA]] [--if-match REV]
+    gridlink worker [--every S]         the reminder / supervision scheduler (any number of them may run)
     gridlink up [--small]               all of the above, then serve the demo map
 
 ``GRIDLINK_DATABASE_URL`` points every command at an existing server instead of the embedded cluster.
@@ -187,7 +188,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from api.settings import ApiSettings
 
     url = _url()
-    api = ApiSettings(host=args.host, port=args.port)
+    api = ApiSettings(host=args.host, port=args.port, scheduler=getattr(args, "scheduler", False))
+    if api.scheduler:
+        os.environ["GRIDLINK_API_SCHEDULER"] = "1"  # worker processes build their settings from the environment
     print(f"serving the gridlink map at {api.base_url()}/  (Ctrl+C to stop)")
     workers = getattr(args, "workers", 1)
     # Forwarding headers only from the configured proxies: uvicorn by itself believes any loopback peer.
@@ -199,6 +202,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
         uvicorn.run("api.app:create_app", factory=True, workers=workers, **options)
         return 0
     uvicorn.run(create_app(_settings(), api, url=url), **options)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run the reminder / supervision scheduler until SIGINT or SIGTERM (spatial/cases/jobs.py)."""
+    import asyncio
+    import logging
+
+    from spatial.cases import jobs
+    from spatial.store.db import make_engine
+
+    if args.every not in jobs.EVERY_S:
+        _err(f"--every must divide a minute: one of {', '.join(map(str, jobs.EVERY_S))}")
+        return 2
+    url = _url()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    engine = make_engine(url, _settings(), request_timeouts=False)
+    print(f"gridlink worker: reminders and supervision orders every {args.every} s (Ctrl+C to stop)", flush=True)
+    try:
+        asyncio.run(jobs.run(url, engine, every_s=args.every))
+    finally:
+        engine.dispose()
     return 0
 
 
@@ -235,7 +260,13 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=api.port)
     serve.add_argument("--workers", type=int, default=1, help="worker processes (one per core is a good start)")
     serve.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
+    serve.add_argument("--scheduler", action="store_true", default=api.scheduler,
+                       help="run the reminder / supervision scheduler in each server process")
     serve.set_defaults(func=cmd_serve)
+    worker = sub.add_parser("worker", help="the reminder / supervision scheduler (procrastinate)")
+    worker.add_argument("--every", type=int, default=api.scheduler_every_s,
+                        help="seconds between sweeps (divides a minute)")
+    worker.set_defaults(func=cmd_worker)
     imp = sub.add_parser("import", help="load data from files")
     imp.add_argument("what", choices=("reference", "cases"))
     imp.add_argument("file", nargs="?", type=Path, help="for cases: a GeoJSON FeatureCollection or CSV file")

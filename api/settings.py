@@ -37,6 +37,10 @@ class ApiSettings(BaseSettings):
     # of refused logins then runs at (clients / delay) per second instead of as fast as the CPU answers 429s,
     # which would slow every other request of the process (bench/flood.py).
     login_refusal_delay_s: float = 0.5
+    # The reminder / supervision scheduler (spatial/cases/jobs.py) inside each server process
+    # (GRIDLINK_API_SCHEDULER=1 or `gridlink serve --scheduler`), sweeping every this many seconds (divides 60).
+    scheduler: bool = False
+    scheduler_every_s: int = 30
 
     def base_url(self) -> str:
         """The server's public base URL, without a trailing slash."""

@@ -11,14 +11,14 @@ from spatial.store.models import Base
 config = context.config
 target_metadata = Base.metadata
 
-# PostGIS/topology/tiger own these tables; they are not ours to compare.
+# PostGIS/topology/tiger own these tables, procrastinate the procrastinate_* ones; not ours to compare.
 FOREIGN_TABLES = {"spatial_ref_sys", "topology", "layer"}
 
 
 def include_object(obj, name, type_, reflected, compare_to):
     """Skip PostGIS's own tables, then defer to GeoAlchemy2 (it handles spatial indexes)."""
-    if type_ == "table" and name in FOREIGN_TABLES:
-        return False
+    if type_ == "table" and (name in FOREIGN_TABLES or name.startswith("procrastinate_")):
+        return False  # procrastinate's job tables come from its own schema (migration 0016_scheduler)
     return alembic_helpers.include_object(obj, name, type_, reflected, compare_to)
 
 

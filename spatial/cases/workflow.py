@@ -160,6 +160,8 @@ def apply(trail: Trail, event: Event) -> Trail:
         setattr(trail, name, value)
     if kind == "check":
         trail.check = str(data.get("result"))
+    elif kind == "supervise" and data.get("escalated_to"):
+        trail.accepted = False  # escalated by the scheduler: the town's unit accepts anew
     return trail
 
 

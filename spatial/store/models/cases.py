@@ -95,6 +95,10 @@ class Case(Base):
     pending_action: Mapped[str | None] = mapped_column(String(12))
 
 
+ORDER_KINDS = "kind IN ('remind', 'supervise')"
+ORDER_KEYS = f"NOT ({ORDER_KINDS}) OR ((data ->> 'step') IS NOT NULL AND (data ->> 'deadline') IS NOT NULL)"
+
+
 class CaseEvent(Base):
     """One immutable, timestamped transition of a case, with its actor and note (a trigger refuses edits)."""
 
@@ -103,6 +107,11 @@ class CaseEvent(Base):
         CheckConstraint(in_list("kind", EVENT_KINDS), name="kind"),
         CheckConstraint("state_after IS NULL OR " + in_list("state_after", STATES), name="state_after"),
         Index("ix_case_event_case_id_at", "case_id", "at"),
+        # The scheduler's reminders and supervision orders (issue 17 item 3, spatial/cases/scheduler.py): at most
+        # one per (case, kind, step, deadline), whatever number of workers run, so none can ever be doubled.
+        CheckConstraint(ORDER_KEYS, name="order_keys"),
+        Index("uq_case_event_order", "case_id", "kind", text("(data ->> 'step')"), text("(data ->> 'deadline')"),
+              unique=True, postgresql_where=text(ORDER_KINDS)),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)

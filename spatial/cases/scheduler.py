@@ -1,0 +1,156 @@
+"""Reminders (提醒), supervision orders (督办) and the escalation of overdue grid-first cases (issue 17 items 2, 3).
+
+``sweep`` looks at every open case with a step deadline and appends what is due through the transition table's
+system rows (spatial/cases/workflow.py): ``remind`` once 80 % of the step's working time is used, ``supervise``
+once the step deadline has passed. A supervision order of a ``dispatched`` case still with its grid chief
+(``GRID_CHIEF``) escalates it to the town sub-centre (``TOWN`` + town, 属地兜底): the owner moves and the order's
+data says so (``escalated_to``), as a grid chief's approved return does.
+
+The sweep is level-triggered, so no order is ever lost: whatever is due and not yet written is written by the
+next sweep, whether the last one finished, crashed or never ran. It never doubles one either: each order is
+keyed by (case, kind, step = the state, deadline = the step deadline, in UTC), and the unique index
+``uq_case_event_order`` (migration 0016_scheduler) refuses a second row with that key whatever number of
+workers or server processes sweep at once; the insert is ``ON CONFLICT DO NOTHING``. A moved deadline (an
+extension, a resumption, a reopen) is a new key, so it gets its own reminder and order.
+
+Each case's orders are one transaction, like an action (spatial/cases/actions.py): the case row is locked
+(``FOR UPDATE SKIP LOCKED``: a case someone is acting on is left to the next sweep), the trail is replayed and
+the table asked whether the system may take the action now, the events are appended (actor ``scheduler``, role
+``system``, note, data: step, deadline, when it was due), the case's revision moves (a client holding the old
+ETag reads again) and an audit row ``case.remind`` / ``case.supervise`` is written.
+
+When a reminder is due: 80 % of the working time (the calendar's) between the start of the limit and the step
+deadline. For a step whose limit is the overall deadline (``STEP_LIMITS`` None: ``dispatched``) the limit
+starts when the case was reported or last reopened; for a step with its own limit, when the case entered the
+state. A reminder is written even when the sweep comes after the deadline (it was due, and the trail shows
+when: ``data.due``); the supervision order then follows it.
+
+spatial/cases/jobs.py runs ``sweep`` periodically with procrastinate (``gridlink worker``, or inside each
+server process); tests call it directly with the ``now`` they choose.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, text
+
+from spatial.access.audit import Actor, record
+from spatial.cases.actions import load_trail
+from spatial.cases.assignment.owner import GRID_CHIEF, TOWN
+from spatial.cases.workflow import BY_ACTION, STEP_LIMITS, SYSTEM, legal
+from spatial.codes import town_of
+from spatial.reference.calendar import WorkingCalendar
+
+ACTOR = "scheduler"
+REMIND_SHARE = 0.8
+REMIND, SUPERVISE = BY_ACTION["remind"], BY_ACTION["supervise"]
+STATES = tuple(sorted({*REMIND.sources, *SUPERVISE.sources}))
+NOTES = {"remind": "提醒：本环节时限已用去 80 %", "supervise": "督办：本环节已超过时限"}
+# The step deadline as the orders' key: UTC, microseconds, the same text whoever computes it.
+_KEY = """to_char(c.step_deadline AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
+_CANDIDATES = text(
+    f"SELECT c.id, c.state, c.step_deadline, {_KEY} AS deadline_key, c.reported_at, c.owner_key, c.grid_code,"
+    " (SELECT max(e.at) FROM case_event e WHERE e.case_id = c.id AND e.kind = 'reopen') AS reopened_at,"
+    " (SELECT max(e.at) FROM case_event e WHERE e.case_id = c.id AND e.state_after IS NOT NULL) AS entered_at"
+    ' FROM "case" c WHERE c.state = ANY(:states) AND c.step_deadline IS NOT NULL AND NOT EXISTS ('
+    "  SELECT 1 FROM case_event s WHERE s.case_id = c.id AND s.kind = 'supervise'"
+    f"  AND s.data ->> 'step' = c.state AND s.data ->> 'deadline' = {_KEY}) ORDER BY c.step_deadline, c.id")
+_LOCK = text(f'SELECT c.id, c.state, c.owner_key, c.revision, {_KEY} AS deadline_key FROM "case" c'
+             " WHERE c.id = :id FOR UPDATE SKIP LOCKED")
+_INSERT = text(
+    "INSERT INTO case_event (case_id, at, kind, state_after, actor, role, note, data)"
+    " VALUES (:case, :at, :kind, NULL, :actor, :role, :note, CAST(:data AS jsonb))"
+    " ON CONFLICT (case_id, kind, (data ->> 'step'), (data ->> 'deadline'))"
+    " WHERE kind IN ('remind', 'supervise') DO NOTHING RETURNING id")
+
+
+@dataclass(frozen=True)
+class Order:
+    """A reminder or supervision order due on one case: its key (case, kind, step, deadline) and when it fell due."""
+
+    case_id: int
+    kind: str
+    step: str
+    deadline: str
+    due: datetime
+    escalate_to: tuple[str, str] | None = None
+
+
+def reminder_due(calendar: WorkingCalendar, start: datetime, deadline: datetime) -> datetime:
+    """When 80 % of the working time between ``start`` and ``deadline`` is used."""
+    work = calendar.working_seconds_between(start, deadline)
+    return deadline if work <= 0 else min(calendar.after_working_seconds(start, work * REMIND_SHARE), deadline)
+
+
+def due(case: dict[str, Any], calendar: WorkingCalendar, now: datetime) -> list[Order]:
+    """The orders due on ``case`` (a row of the sweep's candidates) at ``now``, reminder first."""
+    state, deadline, key = case["state"], case["step_deadline"], case["deadline_key"]
+    orders = []
+    if state in REMIND.sources:
+        if STEP_LIMITS.get(state) is None:
+            start = max(case["reported_at"], case["reopened_at"] or case["reported_at"])
+        else:
+            start = case["entered_at"] or case["reported_at"]
+        at = reminder_due(calendar, start, deadline)
+        if now >= at:
+            orders.append(Order(case["id"], "remind", state, key, at))
+    if state in SUPERVISE.sources and now >= deadline:
+        escalate = (TOWN, town_of(case["grid_code"])) if state == "dispatched" and \
+            case["owner_key"] == GRID_CHIEF else None
+        orders.append(Order(case["id"], "supervise", state, key, deadline, escalate))
+    return orders
+
+
+def sweep(engine: Engine, calendar: WorkingCalendar, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Append every order due at ``now`` (default: the clock) that is not written yet; return the events written.
+
+    One transaction per case; a case locked by someone else is skipped (the next sweep takes it).
+    """
+    now = now or datetime.now(UTC)
+    with engine.connect() as conn:
+        cases = [dict(r) for r in conn.execute(_CANDIDATES, {"states": list(STATES)}).mappings()]
+    written: list[dict[str, Any]] = []
+    for case in cases:
+        orders = due(case, calendar, now)
+        if orders:
+            with engine.begin() as conn:
+                written.extend(write(conn, orders, now))
+    return written
+
+
+def write(conn: Connection, orders: list[Order], now: datetime) -> list[dict[str, Any]]:
+    """Append the orders of one case in ``conn``'s transaction (the case as it stands decides); the events written."""
+    case_id = orders[0].case_id
+    row = conn.execute(_LOCK, {"id": case_id}).mappings().first()
+    if row is None:
+        return []  # locked by an action or another worker: the next sweep sees it as it will be then
+    _, trail = load_trail(conn, case_id)
+    written = []
+    for order in orders:
+        if (row["state"], row["deadline_key"]) != (order.step, order.deadline) or \
+                not legal(trail, BY_ACTION[order.kind]):
+            continue  # the case moved since it was read
+        data: dict[str, Any] = {"step": order.step, "deadline": order.deadline,
+                                "due": order.due.astimezone(UTC).isoformat()}
+        escalate = order.escalate_to if row["owner_key"] == GRID_CHIEF else None
+        if escalate:
+            data["escalated_to"] = {"key": escalate[0], "area": escalate[1]}
+        event_id = conn.execute(_INSERT, {"case": case_id, "at": now, "kind": order.kind, "actor": ACTOR,
+                                          "role": SYSTEM, "note": NOTES[order.kind],
+                                          "data": json.dumps(data, ensure_ascii=False)}).scalar()
+        if event_id is None:
+            continue  # written already (by another worker, or before a crash)
+        changes = "revision = revision + 1"
+        if escalate:
+            changes += ", owner_key = :key, owner_area_code = :area"
+        conn.execute(text(f'UPDATE "case" SET {changes} WHERE id = :id'),
+                     {"id": case_id, "key": escalate and escalate[0], "area": escalate and escalate[1]})
+        record(conn, Actor(ACTOR, SYSTEM), f"case.{order.kind}", target=str(case_id),
+               detail={"event": event_id, **data})
+        written.append({"id": event_id, "case_id": case_id, "at": now, "kind": order.kind, "state": None,
+                        "actor": ACTOR, "role": SYSTEM, "data": data})
+    return written

@@ -1,0 +1,248 @@
+"""The reminder / supervision scheduler (issue 17 items 2, 3), on the known-answer world's real PostGIS.
+
+Known answers on a clock the test sets (``now`` injected, never the wall clock's): a reminder at 80 % of the
+working time, a supervision order once overdue that escalates a grid-first case to the town, each once. The
+database refuses a doubled order by itself. Two sweeps at once write each order once. And the acceptance test:
+a ``gridlink worker`` killed with SIGKILL in the middle of a run, then two workers started at once: each due
+reminder and order exists exactly once, none lost.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+
+from spatial.access.principal import Principal
+from spatial.cases import scheduler
+from spatial.cases.actions import ActionInput, act, load_trail
+from spatial.cases.workflow import conformance
+from tests.world import DISTRICT
+
+WEST = [120.06, 31.17]  # town 001, grid 001001002: exposed garbage there is grid-first (its grid chief)
+TOWN_CODE = f"{DISTRICT}001"
+ADMIN = Principal(0, "test-admin", "admin", "*")
+# Tuesday 3 March 2099, a working day, on the clock the test sets (after the report the test makes, so the
+# trail stays in order): reported at 08:30 Suzhou time with 4 working hours, the deadline is 14:00
+# (08:30–12:00, 13:30–14:00) = 06:00 UTC; 80 % of it (3 h 12 min) is used at 11:42 = 03:42 UTC.
+T_REPORTED = datetime(2099, 3, 3, 0, 30, tzinfo=UTC)
+T_DEADLINE = datetime(2099, 3, 3, 6, 0, tzinfo=UTC)
+T_REMIND = datetime(2099, 3, 3, 3, 42, tzinfo=UTC)
+# Cases made now over HTTP and moved onto that day: reported 08:30, the step runs out at 17:30 (09:30 UTC).
+DEADLINE = datetime(2025, 3, 4, 9, 30, tzinfo=UTC)
+KEY = "2025-03-04T09:30:00.000000Z"
+
+
+def _act(engine, reference, case_id: int, action: str, now: datetime) -> None:
+    """An action by an admin at ``now`` (the clock the test sets), through the workflow's own ``act``."""
+    with engine.begin() as conn:
+        revision = conn.execute(text('SELECT revision FROM "case" WHERE id = :id'), {"id": case_id}).scalar_one()
+        act(conn, reference, case_id, action, ActionInput(), by=ADMIN, expected_revision=revision, now=now)
+
+
+def _reported_on_the_known_day(client, engine) -> int:
+    """A grid-first case reported over HTTP, its limit then moved onto the known day (reported ``T_REPORTED``,
+    deadline ``T_DEADLINE``)."""
+    reply = client.post("/api/v1/cases", json={"category": "E010101", "source": "inspector",
+                                               "location": {"type": "Point", "coordinates": WEST}})
+    assert reply.status_code == 201, reply.text
+    case_id = reply.json()["id"]
+    with engine.begin() as conn:
+        conn.execute(text('UPDATE "case" SET reported_at = :r, deadline = :d WHERE id = :id'),
+                     {"r": T_REPORTED, "d": T_DEADLINE, "id": case_id})
+    return case_id
+
+
+def _last_audit(engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT coalesce(max(id), 0) FROM audit_log")).scalar_one()
+
+
+def _orders(engine, case_ids: list[int]) -> list[tuple]:
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(text(
+            "SELECT case_id, kind, data ->> 'step', data ->> 'deadline' FROM case_event"
+            " WHERE kind IN ('remind', 'supervise') AND case_id = ANY(:ids) ORDER BY case_id, id"), {"ids": case_ids})]
+
+
+def test_reminder_at_80_percent_then_supervision_escalates_to_the_town(client, world_engine, reference) -> None:
+    audit_from = _last_audit(world_engine)
+    case_id = _reported_on_the_known_day(client, world_engine)
+    for minutes, action in ((5, "register"), (10, "dispatch"), (20, "accept")):  # the grid chief's unit took it
+        _act(world_engine, reference, case_id, action, T_REPORTED + timedelta(minutes=minutes))
+    calendar = reference.calendar
+
+    assert scheduler.sweep(world_engine, calendar, T_REMIND - timedelta(microseconds=1)) == []
+    written = scheduler.sweep(world_engine, calendar, T_REMIND)
+    assert [(e["case_id"], e["kind"], e["data"]) for e in written] == [
+        (case_id, "remind", {"step": "dispatched", "deadline": "2099-03-03T06:00:00.000000Z",
+                             "due": "2099-03-03T03:42:00+00:00"})]
+    assert scheduler.sweep(world_engine, calendar, T_DEADLINE - timedelta(microseconds=1)) == []  # once
+
+    written = scheduler.sweep(world_engine, calendar, T_DEADLINE)
+    assert [(e["kind"], e["data"]) for e in written] == [
+        ("supervise", {"step": "dispatched", "deadline": "2099-03-03T06:00:00.000000Z",
+                       "due": "2099-03-03T06:00:00+00:00", "escalated_to": {"key": "TOWN", "area": TOWN_CODE}})]
+    assert scheduler.sweep(world_engine, calendar, T_DEADLINE + timedelta(days=30)) == []  # once, however late
+
+    case = client.get(f"/api/v1/cases/{case_id}").json()
+    assert case["state"] == "dispatched" and case["owner"]["key"] == "TOWN" and case["owner"]["area"] == TOWN_CODE
+    assert [(e["kind"], e["state"], e["actor"], e["role"], e["at"]) for e in case["history"][1:]] == [
+        ("register", "registered", "test-admin", "admin", "2099-03-03T00:35:00+00:00"),
+        ("dispatch", "dispatched", "test-admin", "admin", "2099-03-03T00:40:00+00:00"),
+        ("accept", None, "test-admin", "admin", "2099-03-03T00:50:00+00:00"),
+        ("remind", None, "scheduler", "system", "2099-03-03T03:42:00+00:00"),
+        ("supervise", None, "scheduler", "system", "2099-03-03T06:00:00+00:00")]
+    assert case["workflow"]["revision"] == 6  # report, register, dispatch, accept, remind, supervise
+    assert "accept" in case["workflow"]["allowed_actions"]  # the town's unit accepts anew
+    with world_engine.connect() as conn:
+        audit = conn.execute(text("SELECT actor, role, action, detail ->> 'step' FROM audit_log"
+                                  " WHERE target = :t AND actor = 'scheduler' AND id > :a ORDER BY id"),
+                             {"t": str(case_id), "a": audit_from}).all()
+        events, _ = load_trail(conn, case_id)
+    assert [tuple(r) for r in audit] == [("scheduler", "system", "case.remind", "dispatched"),
+                                         ("scheduler", "system", "case.supervise", "dispatched")]
+    assert conformance(e for _, e in events) is None  # the trail reads as made through the table
+
+
+def test_an_overdue_registered_case_is_supervised_without_reminder_or_escalation(client, world_engine,
+                                                                                  reference) -> None:
+    case_id = _reported_on_the_known_day(client, world_engine)
+    _act(world_engine, reference, case_id, "register", T_REPORTED + timedelta(minutes=5))
+    step = datetime(2099, 3, 3, 1, 35, tzinfo=UTC)  # registered → 1 working hour to dispatch: 09:35 Suzhou time
+    assert scheduler.sweep(world_engine, reference.calendar, step - timedelta(microseconds=1)) == []  # no reminder
+    written = scheduler.sweep(world_engine, reference.calendar, step)
+    assert [(e["kind"], e["data"]["step"], e["data"]["deadline"], "escalated_to" in e["data"]) for e in written] == [
+        ("supervise", "registered", "2099-03-03T01:35:00.000000Z", False)]
+    assert client.get(f"/api/v1/cases/{case_id}").json()["owner"]["key"] == "GRID_CHIEF"
+
+
+def _dispatched_case(client) -> int:
+    """A grid-first case reported, registered and dispatched over HTTP now (to its grid chief)."""
+    reply = client.post("/api/v1/cases", json={"category": "E010101", "source": "inspector",
+                                               "location": {"type": "Point", "coordinates": WEST}})
+    assert reply.status_code == 201, reply.text
+    case_id = reply.json()["id"]
+    for action in ("register", "dispatch"):
+        etag = client.get(f"/api/v1/cases/{case_id}").headers["etag"]
+        answer = client.post(f"/api/v1/cases/{case_id}/actions/{action}", json={}, headers={"If-Match": etag})
+        assert answer.status_code == 200, answer.text
+    return case_id
+
+
+def _copies(client, engine, n: int) -> list[int]:
+    """``n`` dispatched grid-first cases long overdue: one made over HTTP, its limit moved onto the known day,
+    copied with its trail in SQL."""
+    first = _dispatched_case(client)
+    with engine.begin() as conn:
+        conn.execute(text('UPDATE "case" SET reported_at = :r, deadline = :d, step_deadline = :d WHERE id = :id'),
+                     {"r": T_REPORTED, "d": DEADLINE, "id": first})
+        columns = list(conn.execute(text(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'case' AND column_name <> 'id'"
+            " ORDER BY ordinal_position")).scalars())
+        names = ", ".join(f'"{c}"' for c in columns)
+        values = names.replace('"case_no"', "left(case_no, 8) || lpad(CAST(90000000 + g AS text), 8, '0')")
+        ids = list(conn.execute(text(
+            f'INSERT INTO "case" ({names}) SELECT {values} FROM "case", generate_series(2, :n) AS g WHERE id = :id'
+            " RETURNING id"), {"n": n, "id": first}).scalars())
+        conn.execute(text(
+            "INSERT INTO case_event (case_id, at, kind, state_after, actor, role, note, data)"
+            " SELECT c.id, e.at, e.kind, e.state_after, e.actor, e.role, e.note, e.data"
+            " FROM case_event e, unnest(CAST(:ids AS bigint[])) AS c(id) WHERE e.case_id = :id ORDER BY c.id, e.id"),
+            {"ids": ids, "id": first})
+    return [first, *ids]
+
+
+def test_the_database_refuses_a_doubled_order(client, world_engine, reference) -> None:
+    (case_id,) = _copies(client, world_engine, 1)
+    assert len(scheduler.sweep(world_engine, reference.calendar, DEADLINE)) == 2
+    row = {"c": case_id, "d": json.dumps({"step": "dispatched", "deadline": KEY})}
+    with pytest.raises(IntegrityError, match="uq_case_event_order"), world_engine.begin() as conn:
+        conn.execute(text("INSERT INTO case_event (case_id, at, kind, actor, role, data)"
+                          " VALUES (:c, now(), 'remind', 'someone', 'system', CAST(:d AS jsonb))"), row)
+    with pytest.raises(IntegrityError, match="order_keys"), world_engine.begin() as conn:  # no key: no order
+        conn.execute(text("INSERT INTO case_event (case_id, at, kind, actor, role, data)"
+                          " VALUES (:c, now(), 'remind', 'someone', 'system', NULL)"), row)
+
+
+def test_two_sweeps_at_once_write_each_order_once(client, world_engine, reference) -> None:
+    cases = _copies(client, world_engine, 60)
+    results: list[list] = []
+
+    def run() -> None:
+        results.append(scheduler.sweep(world_engine, reference.calendar, DEADLINE))
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    run()  # whatever a sweep skipped (a case the other one held) the next one writes
+    written = sorted((e["case_id"], e["kind"]) for batch in results for e in batch)
+    assert written == sorted((c, k) for c in cases for k in ("remind", "supervise"))
+    assert len(_orders(world_engine, cases)) == 2 * len(cases)
+
+
+def _worker(url: str) -> subprocess.Popen:
+    env = {**os.environ, "GRIDLINK_DATABASE_URL": url}
+    return subprocess.Popen([sys.executable, "-m", "api.cli", "worker", "--every", "1"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+
+
+def _wait(engine, cases: list[int], until, processes: list[subprocess.Popen], bound_s: float = 180) -> int:
+    """Poll the number of orders on ``cases`` until ``until(count)``; fail if a worker died, or after bound_s
+    (a bound on a broken run, not a speed threshold)."""
+    stop = time.monotonic() + bound_s
+    while True:
+        count = len(_orders(engine, cases))
+        if until(count):
+            return count
+        for process in processes:
+            assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
+        assert time.monotonic() < stop, f"{count} orders after {bound_s} s"
+        time.sleep(0.02)
+
+
+def test_a_killed_worker_and_two_restarted_ones_write_each_order_exactly_once(client, world_engine) -> None:
+    audit_from = _last_audit(world_engine)
+    cases = _copies(client, world_engine, 600)  # each overdue: a reminder and an escalating order, 1,200 in all
+    expected = sorted((c, k, "dispatched", KEY) for c in cases for k in ("remind", "supervise"))
+    url = world_engine.url.render_as_string(hide_password=False)
+    first = _worker(url)
+    try:
+        seen = _wait(world_engine, cases, lambda n: n > 0, [first])
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)  # in the middle of its run: no clean shutdown
+        first.wait()
+    partial = len(_orders(world_engine, cases))
+    assert 0 < seen <= partial < len(expected), "the kill did not land in the middle of a run"
+
+    workers = [_worker(url), _worker(url)]
+    try:
+        _wait(world_engine, cases, lambda n: n >= len(expected), workers)
+        time.sleep(2.5)  # more ticks of both workers, which find nothing left to write
+        for process in workers:
+            assert process.poll() is None
+    finally:
+        for process in workers:
+            process.send_signal(signal.SIGTERM)
+        for process in workers:
+            process.wait(timeout=30)
+    assert sorted(_orders(world_engine, cases)) == expected  # each exactly once: none lost, none doubled
+    with world_engine.connect() as conn:
+        owners = conn.execute(text('SELECT DISTINCT owner_key, owner_area_code FROM "case" WHERE id = ANY(:ids)'),
+                              {"ids": cases}).all()
+        audits = conn.execute(text("SELECT count(*) FROM audit_log WHERE actor = 'scheduler' AND id > :a"
+                                   " AND CAST(target AS bigint) = ANY(:ids)"), {"ids": cases, "a": audit_from}
+                              ).scalar_one()
+    assert [tuple(o) for o in owners] == [("TOWN", TOWN_CODE)]  # every one escalated
+    assert audits == len(expected)  # the killed transaction left no audit row without its event
