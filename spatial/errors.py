@@ -167,3 +167,14 @@ class QueryBudgetError(UnavailableError, status=503, slug="query-budget", title=
 class InvalidTextError(GridlinkError, status=422, slug="invalid-text", title="Text that cannot be stored"):
     """A text field holds a character outside XML 1.0 (NUL, other C0 controls, U+FFFE/FFFF, surrogates:
     ``spatial.text``), which PostgreSQL or a GeoReport XML reply cannot carry; ``parameter`` names the field."""
+
+
+# -- issue 19 (grid planning: imports, plans, time travel)
+
+class GridImportRefusedError(GridlinkError, status=422, slug="grid-import-refused", title="Grid file refused"):
+    """An imported file of grids has problems no documented repair resolves; ``extra["report"]`` lists them
+    (overlaps, gaps, children outside their parent, bad or duplicate codes) with their polygons."""
+
+
+class PlanRefusedError(GridlinkError, status=422, slug="plan-refused", title="Plan would break the grids"):
+    """A plan would leave a gap or an overlap, or a grid outside its parent; ``extra`` says where."""
