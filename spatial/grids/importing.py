@@ -19,8 +19,9 @@ from spatial import errors
 from spatial.access.audit import Actor, record
 from spatial.access.principal import Principal
 from spatial.access.scope import check_edit_grid
+from spatial.grids import planning
 from spatial.grids.imports import DEFAULT_MAPPING, Mapping, read_grids
-from spatial.grids.plans import commit, current, open_plan, put_edit
+from spatial.grids.plans import current, open_plan, put_edit
 from spatial.grids.repair import Checked, check_grids
 
 
@@ -86,7 +87,7 @@ def import_grids(conn: Connection, principal: Principal, actor: Actor, path: str
                  name=name, parent=parent, wkt=shape.wkt, based_on=None if now is None else now["version_id"])
     state = "draft"
     if store == "commit":
-        commit(conn, principal, plan, effective_at=effective_at)
+        planning.commit(conn, principal, actor, plan, effective_at=effective_at)
         state = "committed"
     record(conn, actor, "grid.import", target=f"plan {plan}",
            detail={"file": Path(path).name, "level": level, "grids": len(checked.grids),

@@ -109,8 +109,9 @@ def _draw(conn: Connection, code: str, kind: str, version: int, wkt: str, at: da
 def _apply(conn: Connection, edit: dict[str, Any], version: int, at: datetime) -> None:
     code, op = edit["code"], edit["op"]
     if op == "create":
+        # A code the plan's _check_fresh let through exists only when a rollback revives a retired grid.
         conn.execute(text("INSERT INTO grid (code, level, kind, name, parent_code, created_at)"
-                          " VALUES (:c, :l, :k, :n, :p, :at)"),
+                          " VALUES (:c, :l, :k, :n, :p, :at) ON CONFLICT (code) DO UPDATE SET retired_at = NULL"),
                      {"c": code, "l": edit["level"], "k": edit["kind"], "n": edit["name"] or code,
                       "p": edit["parent_code"], "at": at})
         _draw(conn, code, edit["kind"], version, edit["wkt"], at)
@@ -129,11 +130,15 @@ def _apply(conn: Connection, edit: dict[str, Any], version: int, at: datetime) -
                           "wkt": edit["wkt"] or before["wkt"]}, version, at)
 
 
-def _check_fresh(conn: Connection, edits: list[dict[str, Any]]) -> None:
+def _check_fresh(conn: Connection, edits: list[dict[str, Any]], *, revive: bool) -> None:
+    """ConflictError if a grid changed since the plan read it, or a new code exists (a rollback, ``revive``,
+    may bring back a grid its plan retired)."""
     for edit in edits:
         now = current(conn, edit["code"])
         if edit["op"] == "create":
-            if conn.execute(text("SELECT 1 FROM grid WHERE code = :c"), {"c": edit["code"]}).first():
+            exists = conn.execute(text("SELECT retired_at IS NULL FROM grid WHERE code = :c"),
+                                  {"c": edit["code"]}).first()
+            if exists is not None and (exists[0] or not revive):
                 raise errors.ConflictError(f"grid {edit['code']} exists (codes are never reused)")
         elif now is None or (edit["based_on"] is not None and now["version_id"] != edit["based_on"]):
             raise errors.ConflictError(f"grid {edit['code']} changed since the plan read it: edit it again",
@@ -150,7 +155,7 @@ def commit(conn: Connection, principal: Principal, plan_id: int, *, effective_at
     for edit in edits:
         check_edit_grid(principal, edit["code"])
     conn.execute(text("LOCK TABLE grid_geometry IN SHARE ROW EXCLUSIVE MODE"))
-    _check_fresh(conn, edits)
+    _check_fresh(conn, edits, revive=plan["source"] == "rollback")
     at = effective_at or conn.execute(text("SELECT now()")).scalar_one()
     version = int(conn.execute(text(
         "INSERT INTO grid_version (effective_at, author, note) VALUES (:at, :a, :n) RETURNING id"),
@@ -173,3 +178,14 @@ def plan_public(conn: Connection, principal: Principal, plan_id: int) -> dict[st
                                     "effective_at", "committed_at", "version_id", "rollback_of")},
             "edits": [dict(e) for e in edits]}
 
+
+
+def list_plans(conn: Connection, principal: Principal, state: str | None = None) -> list[dict[str, Any]]:
+    """The caller's plans (admins: everyone's), newest first, without their edits (at most 500)."""
+    rows = conn.execute(text(
+        "SELECT p.id, p.title, p.owner, p.state, p.source, p.created_at, p.effective_at, p.version_id,"
+        " p.rollback_of, (SELECT count(*) FROM grid_plan_edit e WHERE e.plan_id = p.id) AS edits"
+        " FROM grid_plan p WHERE (CAST(:o AS text) IS NULL OR p.owner = :o)"
+        " AND (CAST(:s AS text) IS NULL OR p.state = :s) ORDER BY p.id DESC LIMIT 500"),
+        {"o": None if principal.role == "admin" else principal.login, "s": state}).mappings()
+    return [dict(r) for r in rows]
