@@ -38,10 +38,11 @@ def _effective(conn: Connection, at: datetime | None) -> datetime:
     return at
 
 
-def commit(conn: Connection, principal: Principal, actor: Actor, plan_id: int, *,
+def commit(conn: Connection, principal: Principal, actor: Actor | None, plan_id: int, *,
            effective_at: datetime | None = None) -> dict[str, Any]:
     """Commit a draft: refuse it (PlanRefusedError, saying where) if it breaks a partition; otherwise store
-    its shapes as one grid version and reassign the components and open cases in the changed area."""
+    its shapes as one grid version and reassign the components and open cases in the changed area. ``actor``
+    None: the caller audits the write itself (the OGC Part 4 edits)."""
     plans.draft(conn, principal, plan_id)
     problems = check_plan(conn, plan_id)
     if problems:
@@ -52,7 +53,8 @@ def commit(conn: Connection, principal: Principal, actor: Actor, plan_id: int, *
     comps, cases = moved_components(conn, plan_id), moved_cases(conn, plan_id)
     version = plans.commit(conn, principal, plan_id, effective_at=at)
     moved = reassign(conn, comps, cases, version)
-    record(conn, actor, "plan.commit", target=f"plan {plan_id}", detail={"version": version, **moved})
+    if actor is not None:
+        record(conn, actor, "plan.commit", target=f"plan {plan_id}", detail={"version": version, **moved})
     return {"plan": plan_id, "state": "committed", "version": version, "effective_at": at, "reassigned": moved}
 
 
