@@ -7,6 +7,7 @@
     gridlink import cases FILE [--all-or-nothing] [--report OUT.json]
     gridlink import grids FILE --level N [--code-field F] [--name-field F] [--parent-field F] [--crs EPSG]
                                          [--layer L] [--sliver-m2 A] [--draft | --dry-run] [--report OUT.json]
+    gridlink plan list | new TITLE | show ID | preview ID | edit ID EDIT.json | commit ID [--at T] | rollback ID
     gridlink serve [--host H] [--port P]
     gridlink user add LOGIN --role ROLE --scope SCOPE [--name N]   (password on standard input)
     gridlink user disable|enable LOGIN  disabling revokes the account's tokens and stops its logins
@@ -332,6 +333,12 @@ def parser() -> argparse.ArgumentParser:
     expiry.add_argument("--no-expiry", action="store_true",
                         help="create: a token that never expires (partner systems; revoke it when done)")
     tok.set_defaults(func=cmd_token)
+    plan = sub.add_parser("plan", help="grid plans: list, new, show, preview, edit, commit, rollback")
+    plan.add_argument("action", choices=("list", "new", "show", "preview", "edit", "commit", "rollback"))
+    plan.add_argument("target", nargs="?", default="", help="new: the TITLE; otherwise the plan's ID")
+    plan.add_argument("file", nargs="?", default="-", help="edit: a JSON edit as POST …/edits takes (- stdin)")
+    plan.add_argument("--at", default=None, help="commit: the effective time (ISO 8601; default now)")
+    plan.set_defaults(func=cmd_plan)
     bak = sub.add_parser("backup", help="dump the database into one file (pg_dump custom format)")
     bak.add_argument("file", nargs="?", type=Path, default=None)
     bak.set_defaults(func=cmd_backup)
@@ -480,6 +487,61 @@ def cmd_token(args: argparse.Namespace) -> int:
     print(f"expires {expires.isoformat() if expires else 'never'}; shown once, stored only as a digest",
           file=sys.stderr)
     return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    """Grid plans from the command line (issue 19), as the operator (an admin): the REST calls' twins, JSON
+    out. ``edit`` reads one edit as the body of ``POST /api/v1/plans/{id}/edits`` from a file (``-``: stdin)."""
+    import json
+
+    from sqlalchemy import create_engine
+
+    from spatial.errors import GridlinkError
+
+    engine = create_engine(_url())
+    try:
+        with engine.begin() as conn:
+            result = _plan_action(conn, args)
+    except GridlinkError as exc:
+        _err(exc.detail)
+        problems: list = exc.extra.get("problems", [])  # type: ignore[assignment]
+        for problem in problems:
+            print(f"  {problem['kind']} {' '.join(problem['codes'])} at {problem['location']}: {problem['action']}",
+                  file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    print(json.dumps(result, ensure_ascii=False, indent=1, default=str))
+    return 0
+
+
+def _plan_action(conn, args: argparse.Namespace):
+    import json
+    from datetime import datetime
+
+    from spatial.grids import plan_edits, planning, plans
+    from spatial.grids.history import as_utc
+
+    who, actor, target = _cli_principal(), _cli_actor(), args.target
+    if args.action == "list":
+        return plans.list_plans(conn, who)
+    if args.action == "new":
+        plan_id = plans.open_plan(conn, who, target)
+        return plans.plan_public(conn, who, plan_id)
+    plan_id = int(target)
+    if args.action == "edit":
+        text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8")
+        body = json.loads(text)
+        plan_edits.gesture(conn, who, plan_id, body.pop("op"), body)
+        return plans.plan_public(conn, who, plan_id)
+    if args.action == "preview":
+        return planning.impact(conn, who, plan_id)
+    if args.action == "commit":
+        at = as_utc(datetime.fromisoformat(args.at)) if args.at else None
+        return planning.commit(conn, who, actor, plan_id, effective_at=at)
+    if args.action == "rollback":
+        return planning.rollback(conn, who, actor, plan_id)
+    return plans.plan_public(conn, who, plan_id)
 
 
 def cmd_backup(args: argparse.Namespace) -> int:

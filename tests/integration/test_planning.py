@@ -241,3 +241,46 @@ def test_a_part4_base_grid_edit_is_a_one_edit_plan_committed_at_once(town) -> No
     assert _counts(engine) == before
     history = client.get(f"/api/v1/grids/{G1[:12]}004/history").json()
     assert [v["version_id"] for v in history["versions"]][-1] == version
+
+
+def test_the_plan_command(town, monkeypatch, tmp_path, capsys) -> None:
+    import json
+
+    from api.cli import main
+
+    _, engine, _, _ = town
+    monkeypatch.setenv("GRIDLINK_DATABASE_URL", engine.url.render_as_string(hide_password=False))
+    east1, east2 = grid_code(2, 1, 1), grid_code(2, 1, 2)
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        code = main(["plan", *argv])
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    code, out, _ = run("new", "town 2: move 001/002")
+    assert code == 0
+    plan = json.loads(out)["id"]
+    edit = tmp_path / "move.json"
+    edit.write_text(json.dumps({"op": "move", "level": 4, "line": {
+        "type": "LineString", "coordinates": [[120.24, 31.2], [120.24, 31.1]]}}), encoding="utf-8")
+    code, out, _ = run("edit", str(plan), str(edit))
+    assert code == 0 and sorted(e["code"] for e in json.loads(out)["edits"]) == [east1, east2]
+    code, out, _ = run("preview", str(plan))
+    assert code == 0 and json.loads(out)["problems"] == []
+    code, out, _ = run("commit", str(plan))
+    assert code == 0 and json.loads(out)["state"] == "committed"
+    with engine.connect() as conn:
+        east = conn.execute(text("SELECT ST_XMax(geom) FROM grid_geometry WHERE grid_code = :c AND valid_to IS NULL"),
+                            {"c": east1}).scalar()
+        assert east == pytest.approx(120.24)
+        assert conn.execute(text("SELECT count(*) FROM audit_log WHERE target = :t AND actor LIKE 'cli:%'"),
+                            {"t": f"plan {plan}"}).scalar() == 1
+    code, _, _ = run("rollback", str(plan))
+    assert code == 0
+    code, out, _ = run("new", "grow 001 alone")
+    bad = json.loads(out)["id"]
+    edit.write_text(json.dumps({"op": "reshape", "code": east1, "polygon": {"type": "Polygon", "coordinates": [[
+        [120.2, 31.1], [120.26, 31.1], [120.26, 31.2], [120.2, 31.2], [120.2, 31.1]]]}}), encoding="utf-8")
+    assert run("edit", str(bad), str(edit))[0] == 0
+    code, _, err = run("commit", str(bad))
+    assert code == 1 and f"overlap {east1} {east2}" in err
