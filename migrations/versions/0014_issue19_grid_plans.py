@@ -4,7 +4,7 @@
 rolls back, an import's repair and topology report); ``grid_plan_edit`` one planned grid per row (its shape,
 name, code and the version it was based on).
 
-Revision ID: 0014
+Revision ID: 0014_issue19 (named for its issue, so that revisions written in parallel do not share an id)
 Revises: 0013
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from geoalchemy2 import Geometry
 from sqlalchemy.dialects.postgresql import JSONB
 
-revision = "0014"
+revision = "0014_issue19"
 down_revision = "0013"
 branch_labels = None
 depends_on = None
