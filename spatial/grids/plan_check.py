@@ -33,8 +33,27 @@ def _touched(conn: Connection, plan_id: int) -> tuple[set[str], set[str]]:
 
 
 def check_plan(conn: Connection, plan_id: int) -> list[Finding]:
-    """The problems the plan would leave; empty when it keeps every partition."""
+    """The problems the plan would make — those of its grids as planned, less what the live grids already
+    have at the same place (a seam the data came with is not the plan's doing); empty when it keeps every
+    partition."""
     edited, parents = _touched(conn, plan_id)
+    planned = _problems(conn, plan_id, edited, parents)
+    if not planned:
+        return []
+    already = _problems(conn, 0, edited, parents)  # plan 0 has no edits: the live grids
+    out = []
+    for problem in planned:
+        same = [p.geometry for p in already if p.kind == problem.kind and p.geometry is not None]
+        if problem.geometry is None or not same:
+            out.append(problem)
+            continue
+        rest = polygonal(problem.geometry.difference(shapely.union_all(same)))
+        if area_m2(rest) > TOLERANCE_M2:
+            out.append(_problem(problem.kind, problem.codes, rest, problem.action))
+    return out
+
+
+def _problems(conn: Connection, plan_id: int, edited: set[str], parents: set[str]) -> list[Finding]:
     problems: list[Finding] = []
     holders = planned_grids(conn, plan_id, codes=sorted(parents))
     for parent, holder in sorted(holders.items()):

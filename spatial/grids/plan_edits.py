@@ -6,8 +6,8 @@ cannot open a gap or an overlap; a drawn shape is snapped to the neighbours' bou
 is found by ``spatial.grids.plan_check`` and refuses the commit, saying where.
 
 - **move**: a line drawn across grids of one level; each grid it cuts keeps its largest piece and hands
-  every other piece that touches a neighbour to the neighbour sharing the longest border with it (the
-  swept area changes hands, nothing else);
+  every other piece that touches a sibling (same parent) to the sibling sharing the longest border with it
+  (the swept area changes hands, nothing else; a piece touching no sibling stays);
 - **split**: a line cuts a grid; the largest piece keeps the code, the rest becomes a new grid ``new_code``;
 - **merge**: a grid's area goes to a neighbour (``into``, or the one with the longest shared border), and the
   grid is retired;
@@ -115,7 +115,8 @@ def move_boundary(conn: Connection, principal: Principal, plan_id: int, line_val
     for code in sorted(cut):
         pieces = _pieces(shapes[code], line)
         for piece in pieces[1:]:
-            border = {other: shared_border(piece, shapes[other]) for other in grids if other != code}
+            border = {other: shared_border(piece, shapes[other]) for other in grids
+                      if other != code and grids[other]["parent"] == grids[code]["parent"]}
             heir = max(sorted(border), key=lambda c: border[c]) if border else None
             if heir is None or border[heir] == 0:
                 continue
