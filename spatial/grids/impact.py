@@ -26,39 +26,47 @@ PLANNED = """
 WITH ed AS (SELECT * FROM grid_plan_edit WHERE plan_id = :p AND level = 4),
 old AS (SELECT gg.grid_code AS code, gg.geom FROM grid_geometry gg JOIN ed ON ed.code = gg.grid_code
         WHERE gg.valid_to IS NULL),
-region AS (
-    SELECT ST_Union(CASE WHEN ed.op = 'reshape' AND ed.geom IS NOT NULL THEN ST_SymDifference(old.geom, ed.geom)
-                         WHEN ed.op = 'reshape' THEN NULL
-                         ELSE ST_Union(COALESCE(old.geom, ed.geom), COALESCE(ed.geom, old.geom)) END) AS geom
-    FROM ed LEFT JOIN old ON old.code = ed.code
+-- the changed region as its small polygon parts (not one union), so that each part's bounding box finds
+-- the few components and cases under it through the GiST indexes
+region AS MATERIALIZED (
+    SELECT (ST_Dump(CASE WHEN ed.op = 'reshape' THEN ST_SymDifference(old.geom, ed.geom)
+                         ELSE ST_Union(COALESCE(old.geom, ed.geom), COALESCE(ed.geom, old.geom)) END)).geom AS geom
+    FROM ed LEFT JOIN old ON old.code = ed.code WHERE ed.op <> 'reshape' OR ed.geom IS NOT NULL
 ),
-planned AS (
+planned AS MATERIALIZED (
     SELECT COALESCE(ed.new_code, ed.code) AS code, COALESCE(ed.geom, old.geom) AS geom
     FROM ed LEFT JOIN old ON old.code = ed.code WHERE ed.op <> 'retire'
     UNION ALL
-    SELECT gg.grid_code, gg.geom FROM grid_geometry gg, region
-    WHERE gg.valid_to IS NULL AND gg.kind = 'base' AND gg.geom && region.geom
-      AND gg.grid_code NOT IN (SELECT code FROM ed)
+    SELECT gg.grid_code, gg.geom FROM grid_geometry gg
+    WHERE gg.valid_to IS NULL AND gg.kind = 'base' AND gg.grid_code NOT IN (SELECT code FROM ed)
+      AND EXISTS (SELECT 1 FROM region r WHERE gg.geom && r.geom)
 )
 """
 
 COMPONENTS = PLANNED + """
-, moved AS (
+, inside AS (
+    SELECT DISTINCT c.code, c.class_code, c.grid_code, c.geom
+    FROM region r JOIN component c ON c.geom && r.geom AND ST_Covers(r.geom, ST_PointOnSurface(c.geom))
+), moved AS (
     SELECT c.code, c.class_code, c.grid_code AS before,
-           (SELECT p.code FROM planned p WHERE ST_Covers(p.geom, ST_PointOnSurface(c.geom)) ORDER BY p.code
-            LIMIT 1) AS after, ST_AsGeoJSON(ST_PointOnSurface(c.geom), 7) AS point
-    FROM component c, region WHERE c.geom && region.geom AND ST_Covers(region.geom, ST_PointOnSurface(c.geom))
+           (SELECT p.code FROM planned p WHERE p.geom && ST_PointOnSurface(c.geom)
+            AND ST_Covers(p.geom, ST_PointOnSurface(c.geom)) ORDER BY p.code LIMIT 1) AS after,
+           ST_AsGeoJSON(ST_PointOnSurface(c.geom), 7) AS point
+    FROM inside c
 )
 SELECT * FROM moved WHERE after IS DISTINCT FROM before ORDER BY code
 """
 
 CASES = PLANNED + """
-, moved AS (
+, inside AS (
+    SELECT DISTINCT k.id, k.case_no, k.state, k.owner_key, k.owner_area_code, k.grid_code, k.location
+    FROM region r JOIN "case" k ON k.location && r.geom AND ST_Covers(r.geom, k.location)
+    WHERE k.state NOT IN ('closed', 'voided')
+), moved AS (
     SELECT k.id, k.case_no, k.state, k.owner_key, k.owner_area_code, k.grid_code AS before,
-           (SELECT p.code FROM planned p WHERE ST_Covers(p.geom, k.location) ORDER BY p.code LIMIT 1) AS after,
-           ST_AsGeoJSON(k.location, 7) AS point
-    FROM "case" k, region
-    WHERE k.location && region.geom AND ST_Covers(region.geom, k.location) AND k.state NOT IN ('closed', 'voided')
+           (SELECT p.code FROM planned p WHERE p.geom && k.location AND ST_Covers(p.geom, k.location)
+            ORDER BY p.code LIMIT 1) AS after, ST_AsGeoJSON(k.location, 7) AS point
+    FROM inside k
 )
 SELECT * FROM moved WHERE after IS DISTINCT FROM before ORDER BY id
 """
