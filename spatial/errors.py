@@ -23,6 +23,8 @@ here once and every interface answers it alike. ``detail`` is always safe to sho
 | ComponentError               | 422    | component                | InvalidParameterValue  |
 | InvalidGeometryError         | 422    | invalid-geometry         | InvalidParameterValue  |
 | InvalidTextError             | 422    | invalid-text             | InvalidParameterValue  |
+| GridImportRefusedError       | 422    | grid-import-refused      | InvalidParameterValue  |
+| PlanRefusedError             | 422    | plan-refused             | InvalidParameterValue  |
 | PreconditionRequiredError    | 428    | precondition-required    | PreconditionRequired   |
 | TooManyRequestsError         | 429    | too-many-requests        | TooManyRequests        |
 
