@@ -16,7 +16,7 @@ from api.middleware import BodySizeLimit, DatabaseUnavailable, PublicRedirects, 
 from api.ogc import build as ogc
 from api.open311 import routes as open311
 from api.rate_limit import LoginGate, LoginThrottle
-from api.routes import areas, auth, bulk, cases, inbox, kpi, tiles, workflow
+from api.routes import areas, auth, bulk, cases, inbox, kpi, plans, tiles, workflow
 from api.settings import ApiSettings
 from spatial.access.accounts import PrincipalCache, server_secret, watch_principals
 from spatial.cases import jobs
@@ -77,6 +77,7 @@ def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSet
     app.state.login_gate = LoginGate(api_settings.login_hash_concurrency, api_settings.login_hash_queue)
     problems.install(app)
     app.include_router(areas.router)
+    app.include_router(plans.router)
     app.include_router(auth.router)
     app.include_router(bulk.router)
     app.include_router(cases.router)

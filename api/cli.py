@@ -5,6 +5,9 @@
     gridlink demo [--small] [--seed N] [--force]
     gridlink import reference [--departments F] [--component-classes F] [--event-categories F] ...
     gridlink import cases FILE [--all-or-nothing] [--report OUT.json]
+    gridlink import grids FILE --level N [--code-field F] [--name-field F] [--parent-field F] [--crs EPSG]
+                                         [--layer L] [--sliver-m2 A] [--draft | --dry-run] [--report OUT.json]
+    gridlink plan list | new TITLE | show ID | preview ID | edit ID EDIT.json | commit ID [--at T] | rollback ID
     gridlink serve [--host H] [--port P] [--workers N] [--scheduler]
     gridlink user add LOGIN --role ROLE --scope SCOPE [--name N]   (password on standard input)
     gridlink user disable|enable LOGIN  disabling revokes the account's tokens and stops its logins
@@ -118,6 +121,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     """Load reference tables, or a batch of case reports, from files."""
     if args.what == "cases":
         return _import_cases(args)
+    if args.what == "grids":
+        return _import_grids(args)
     return _import_reference(args)
 
 
@@ -155,6 +160,63 @@ def _import_cases(args: argparse.Namespace) -> int:
     if args.report:
         args.report.write_text(json.dumps(report.as_dict(), ensure_ascii=False, indent=1), encoding="utf-8")
     return 0 if report.refused == 0 else 1
+
+
+def _cli_principal():
+    """The account a command typed on this machine acts as: the operator, an admin of the whole city."""
+    import getpass
+
+    from spatial.access.principal import Principal
+
+    return Principal(0, f"cli:{getpass.getuser()}", "admin", "*")
+
+
+def _print_findings(title: str, findings: list[dict], out) -> None:
+    if findings:
+        print(f"{title} ({len(findings)}):", file=out)
+    for f in findings:
+        where = f"at {f['location'][0]:.6f},{f['location'][1]:.6f}" if f["location"] else ""
+        print(f"  {f['kind']:<14} {' '.join(f['codes']):<32} {f['area_m2']:>14,.1f} m² {where}  {f['action']}",
+              file=out)
+
+
+def _import_grids(args: argparse.Namespace) -> int:
+    """Repair and check a file of grids, print the report, and store it as a plan (or refuse it)."""
+    import json
+
+    from sqlalchemy import create_engine
+
+    from spatial.errors import GridImportRefusedError, GridlinkError
+    from spatial.grids.importing import import_grids
+    from spatial.grids.imports import Mapping
+
+    if args.file is None or args.level is None:
+        _err("import grids needs a FILE and --level 1|2|3|4")
+        return 2
+    mapping = Mapping(args.code_field, args.name_field, args.parent_field)
+    store = "none" if args.dry_run else "draft" if args.draft else "commit"
+    engine = create_engine(_url())
+    try:
+        with engine.begin() as conn:
+            result = import_grids(conn, _cli_principal(), _cli_actor(), args.file, args.level, mapping,
+                                  crs=args.crs, layer=args.layer, sliver_m2=args.sliver_m2, store=store)
+        report, code = result.as_dict(), 0
+    except GridImportRefusedError as exc:
+        report, code = exc.extra["report"], 1  # type: ignore[assignment]
+        _err(exc.detail)
+    except GridlinkError as exc:
+        _err(f"nothing was imported: {exc.detail}")
+        return 2
+    finally:
+        engine.dispose()
+    _print_findings("repairs", report["repairs"], sys.stdout)
+    _print_findings("problems", report["problems"], sys.stderr)
+    if code == 0:
+        print(f"{report['grids']} grids of level {args.level}: {report['state']}"
+              + (f" as plan {report['plan']}" if report["plan"] else ""))
+    if args.report:
+        args.report.write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
+    return code
 
 
 def _import_reference(args: argparse.Namespace) -> int:
@@ -268,10 +330,22 @@ def parser() -> argparse.ArgumentParser:
                         help="seconds between sweeps (divides a minute)")
     worker.set_defaults(func=cmd_worker)
     imp = sub.add_parser("import", help="load data from files")
-    imp.add_argument("what", choices=("reference", "cases"))
-    imp.add_argument("file", nargs="?", type=Path, help="for cases: a GeoJSON FeatureCollection or CSV file")
+    imp.add_argument("what", choices=("reference", "cases", "grids"))
+    imp.add_argument("file", nargs="?", type=Path, help="cases: a GeoJSON FeatureCollection or CSV file; grids:"
+                     " a GeoPackage, Shapefile, GeoJSON or FlatGeobuf file")
     imp.add_argument("--all-or-nothing", action="store_true", help="cases: refuse the batch if any row fails")
-    imp.add_argument("--report", type=Path, help="cases: write the per-row report as JSON here")
+    imp.add_argument("--report", type=Path, help="cases, grids: write the report as JSON here")
+    imp.add_argument("--level", type=int, choices=(1, 2, 3, 4), help="grids: 1 district … 4 base grid")
+    imp.add_argument("--code-field", default="code", help="grids: the column holding the code")
+    imp.add_argument("--name-field", default="name", help="grids: the column holding the name")
+    imp.add_argument("--parent-field", default=None, help="grids: the column holding the parent's code")
+    imp.add_argument("--crs", default=None, help="grids: the file's CRS when it names none (EPSG:4549)")
+    imp.add_argument("--layer", default=None, help="grids: the layer of a GeoPackage")
+    imp.add_argument("--sliver-m2", type=float, default=None, help="grids: gaps and overlaps up to this are"
+                     " repaired (default per level: 1 km², 0.1 km², 10,000 m², 1,000 m²)")
+    how = imp.add_mutually_exclusive_group()
+    how.add_argument("--draft", action="store_true", help="grids: store as a draft plan, commit later")
+    how.add_argument("--dry-run", action="store_true", help="grids: report only, store nothing")
     for option in ("departments", "component-classes", "event-categories", "category-classes", "holidays"):
         imp.add_argument(f"--{option}", type=Path, default=None)
     imp.set_defaults(func=cmd_import)
@@ -292,6 +366,12 @@ def parser() -> argparse.ArgumentParser:
     expiry.add_argument("--no-expiry", action="store_true",
                         help="create: a token that never expires (partner systems; revoke it when done)")
     tok.set_defaults(func=cmd_token)
+    plan = sub.add_parser("plan", help="grid plans: list, new, show, preview, edit, commit, rollback")
+    plan.add_argument("action", choices=("list", "new", "show", "preview", "edit", "commit", "rollback"))
+    plan.add_argument("target", nargs="?", default="", help="new: the TITLE; otherwise the plan's ID")
+    plan.add_argument("file", nargs="?", default="-", help="edit: a JSON edit as POST …/edits takes (- stdin)")
+    plan.add_argument("--at", default=None, help="commit: the effective time (ISO 8601; default now)")
+    plan.set_defaults(func=cmd_plan)
     bak = sub.add_parser("backup", help="dump the database into one file (pg_dump custom format)")
     bak.add_argument("file", nargs="?", type=Path, default=None)
     bak.set_defaults(func=cmd_backup)
@@ -441,6 +521,61 @@ def cmd_token(args: argparse.Namespace) -> int:
     print(f"expires {expires.isoformat() if expires else 'never'}; shown once, stored only as a digest",
           file=sys.stderr)
     return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    """Grid plans from the command line (issue 19), as the operator (an admin): the REST calls' twins, JSON
+    out. ``edit`` reads one edit as the body of ``POST /api/v1/plans/{id}/edits`` from a file (``-``: stdin)."""
+    import json
+
+    from sqlalchemy import create_engine
+
+    from spatial.errors import GridlinkError
+
+    engine = create_engine(_url())
+    try:
+        with engine.begin() as conn:
+            result = _plan_action(conn, args)
+    except GridlinkError as exc:
+        _err(exc.detail)
+        problems: list = exc.extra.get("problems", [])  # type: ignore[assignment]
+        for problem in problems:
+            print(f"  {problem['kind']} {' '.join(problem['codes'])} at {problem['location']}: {problem['action']}",
+                  file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    print(json.dumps(result, ensure_ascii=False, indent=1, default=str))
+    return 0
+
+
+def _plan_action(conn, args: argparse.Namespace):
+    import json
+    from datetime import datetime
+
+    from spatial.grids import plan_edits, planning, plans
+    from spatial.grids.history import as_utc
+
+    who, actor, target = _cli_principal(), _cli_actor(), args.target
+    if args.action == "list":
+        return plans.list_plans(conn, who)
+    if args.action == "new":
+        plan_id = plans.open_plan(conn, who, target)
+        return plans.plan_public(conn, who, plan_id)
+    plan_id = int(target)
+    if args.action == "edit":
+        text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8")
+        body = json.loads(text)
+        plan_edits.gesture(conn, who, plan_id, body.pop("op"), body)
+        return plans.plan_public(conn, who, plan_id)
+    if args.action == "preview":
+        return planning.impact(conn, who, plan_id)
+    if args.action == "commit":
+        at = as_utc(datetime.fromisoformat(args.at)) if args.at else None
+        return planning.commit(conn, who, actor, plan_id, effective_at=at)
+    if args.action == "rollback":
+        return planning.rollback(conn, who, actor, plan_id)
+    return plans.plan_public(conn, who, plan_id)
 
 
 def cmd_backup(args: argparse.Namespace) -> int:

@@ -26,6 +26,8 @@ here once and every interface answers it alike. ``detail`` is always safe to sho
 | InvalidGeometryError         | 422    | invalid-geometry         | InvalidParameterValue  |
 | InvalidTextError             | 422    | invalid-text             | InvalidParameterValue  |
 | ActionDataError              | 422    | invalid-action-data      | InvalidParameterValue  |
+| GridImportRefusedError       | 422    | grid-import-refused      | InvalidParameterValue  |
+| PlanRefusedError             | 422    | plan-refused             | InvalidParameterValue  |
 | PreconditionRequiredError    | 428    | precondition-required    | PreconditionRequired   |
 | TooManyRequestsError         | 429    | too-many-requests        | TooManyRequests        |
 | UnavailableError             | 503    | unavailable              | ServiceUnavailable     |
@@ -185,3 +187,14 @@ class IllegalTransitionError(ConflictError, status=409, slug="illegal-transition
 class ActionDataError(GridlinkError, status=422, slug="invalid-action-data", title="What the action needs is wrong"):
     """An action's body lacks what the action needs (a reason, a check result, an extension's amount) or names
     an unknown unit; ``parameter`` names the field."""
+
+
+# -- issue 19 (grid planning: imports, plans, time travel)
+
+class GridImportRefusedError(GridlinkError, status=422, slug="grid-import-refused", title="Grid file refused"):
+    """An imported file of grids has problems no documented repair resolves; ``extra["report"]`` lists them
+    (overlaps, gaps, children outside their parent, bad or duplicate codes) with their polygons."""
+
+
+class PlanRefusedError(GridlinkError, status=422, slug="plan-refused", title="Plan would break the grids"):
+    """A plan would leave a gap or an overlap, or a grid outside its parent; ``extra`` says where."""

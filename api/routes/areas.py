@@ -1,14 +1,41 @@
-"""Grids of every level as GeoJSON for the map, and dataset counts."""
+"""Grids of every level: where a point lies (now or at a past instant), GeoJSON for the map, one grid's
+history, and dataset counts."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Response
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Response
 
 from api.deps import ConnectionDep
+from spatial.errors import InvalidParameterError
 from spatial.geo.bbox import parse_bbox
+from spatial.geo.coords import coordinate_problem
 from spatial.grids.areas import areas_geojson, dataset_stats, parse_level
+from spatial.grids.history import as_utc, grid_history
+from spatial.grids.locate import locate
 
 router = APIRouter(prefix="/api/v1", tags=["areas"])
+AtQuery = Annotated[datetime | None, Query(description="as of this instant (ISO 8601; without an offset: UTC)")]
+GRID_CODE = r"^[0-9]{6}([0-9]{3}){0,3}$|^[0-9]{6}[EPSC][0-9]{4}$"
+
+
+@router.get("/locate", summary="The grids of every level covering a point, now or at a past instant")
+def locate_point(conn: ConnectionDep, lon: float = Query(allow_inf_nan=False),
+                 lat: float = Query(allow_inf_nan=False),
+                 at: AtQuery = None) -> dict[str, Any]:
+    """Return district, town, community, base grid and special grids at (lon, lat), now or as of ``at``."""
+    problem = coordinate_problem(lon, lat)
+    if problem:
+        raise InvalidParameterError(problem, parameter="lon,lat")
+    return locate(conn, lon, lat, as_utc(at) if at is not None else None)
+
+
+@router.get("/grids/{code}/history", summary="Every shape one grid had, with when and by whom")
+def history(conn: ConnectionDep, code: str = Path(pattern=GRID_CODE, max_length=15)) -> dict[str, Any]:
+    """Return the grid and its versions (valid_from, valid_to, author, note, plan, GeoJSON geometry)."""
+    return grid_history(conn, code)
 
 
 @router.get("/areas", summary="Current grids of one level as a GeoJSON FeatureCollection")

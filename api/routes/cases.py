@@ -1,9 +1,8 @@
-"""Case intake and reading: ``/api/v1/cases`` and ``/api/v1/locate``."""
+"""Case intake and reading: ``/api/v1/cases``."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
@@ -16,8 +15,6 @@ from spatial.cases.read import CaseFilter, get_case, list_cases
 from spatial.cases.schemas import CaseCreate, CasePublic, CasesPublic, case_json, cases_json
 from spatial.errors import InvalidParameterError
 from spatial.geo.bbox import parse_bbox
-from spatial.geo.coords import coordinate_problem
-from spatial.grids.locate import locate
 
 router = APIRouter(prefix="/api/v1", tags=["cases"])
 # Intake decides who is calling before the body is read (api/routes/reporting.py); included below.
@@ -74,16 +71,6 @@ def index(
     filters = CaseFilter(state=state, category=category, area=area, bbox=parse_bbox(bbox), since=since,
                          until=until, after_id=cursor, limit=limit)
     return Response(cases_json(list_cases(conn, ref, filters, by=principal)), media_type="application/json")
-
-
-@router.get("/locate", summary="The grids of every level covering a point")
-def locate_point(conn: ConnectionDep, lon: float = Query(allow_inf_nan=False),
-                 lat: float = Query(allow_inf_nan=False)) -> dict[str, Any]:
-    """Return district, town, community, base grid and special grids at (lon, lat)."""
-    problem = coordinate_problem(lon, lat)
-    if problem:
-        raise InvalidParameterError(problem, parameter="lon,lat")
-    return locate(conn, lon, lat)
 
 
 router.include_router(reports)

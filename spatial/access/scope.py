@@ -183,6 +183,13 @@ def check_edit_base_grid(principal: Principal, code: str, *, changed_by: str | N
     _check_edit(principal, "planner", covers(principal.scope, code), what)
 
 
+def check_edit_grid(principal: Principal, code: str) -> None:
+    """ForbiddenError unless the caller may plan grid ``code`` of any level (issue 19): admins anywhere,
+    planners whose area covers it (a district's planner plans its towns, communities and base grids). Every
+    grid a plan changes is asked, neighbours included, as for base grid edits."""
+    _check_edit(principal, "planner", covers(principal.scope, code), f"grid {code}")
+
+
 def check_edit_special_grid(principal: Principal, code: str) -> None:
     """ForbiddenError unless the caller may edit the special grid ``code`` (admins; planners of its district)."""
     _check_edit(principal, "planner", principal.scope == district_of(code),

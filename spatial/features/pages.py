@@ -23,7 +23,7 @@ from functools import cache
 from typing import Any
 
 from geoalchemy2 import functions as gf
-from sqlalchemy import Connection, Select, cast, func, literal, select
+from sqlalchemy import Connection, Select, and_, cast, func, literal, or_, select
 from sqlalchemy.dialects.postgresql import JSON
 
 from spatial.errors import InvalidParameterError, NotFoundError
@@ -74,8 +74,19 @@ def _feature(lay: Layer, q: Query) -> Any:
                                   "properties", func.json_build_object(*props))
 
 
+def _valid_at(lay: Layer, interval: tuple[datetime | None, datetime | None]) -> Any:
+    """A versioned layer's rows valid at an instant (issue 19): ``valid_from <= t < valid_to``."""
+    start, end = interval
+    if start is None or start != end:
+        raise InvalidParameterError(f"collection {lay.name!r} takes an instant as datetime: the shapes valid then",
+                                    parameter="datetime")
+    valid_from, valid_to, condition = lay.versions  # type: ignore[misc]
+    return and_(condition, valid_from <= start, or_(valid_to.is_(None), valid_to > start))
+
+
 def _where(lay: Layer, q: Query) -> list[Any]:
-    conditions = [lay.base]
+    versioned = bool(q.interval) and lay.versions is not None
+    conditions = [_valid_at(lay, q.interval) if versioned and q.interval else lay.base]
     if q.bbox:
         conditions.append(lay.geometry.op("&&")(gf.ST_MakeEnvelope(*q.bbox, WGS84)))
         conditions.append(gf.ST_Intersects(lay.geometry, gf.ST_MakeEnvelope(*q.bbox, WGS84)))
@@ -88,7 +99,7 @@ def _where(lay: Layer, q: Query) -> list[Any]:
         conditions.append(q.condition)
     if q.scope is not None:
         conditions.append(q.scope)
-    if q.interval:
+    if q.interval and not versioned:
         if lay.time_column is None:
             raise InvalidParameterError(f"collection {lay.name!r} has no time", parameter="datetime")
         start, end = q.interval

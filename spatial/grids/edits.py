@@ -13,9 +13,11 @@ takes over:
 - **merge** (DELETE): the grid is retired and its area goes to the neighbour sharing its longest border.
   Refused while it has open cases (dispatch them first: they would point at a retired grid).
 
-Every edit is one grid version (``grid_version``: author, time, note); closed geometries are kept
-(``valid_to``), so cases keep the version they were assigned under and "which grid held this point on date
-D" stays answerable. Components whose place moved to another grid are rebound to it. Who: admins, and
+Every edit is a one-edit plan committed at once (issue 19: ``grid_plan`` with source ``ogc``, one path with
+the planner's plans, spatial/grids/planning.py): one grid version (author, time, note); closed geometries
+are kept (``valid_to``), so closed cases keep the version they were handled under and "which grid held this
+point on date D" stays answerable. Components and open cases whose place moved to another grid are
+reassigned to it. Who: admins, and
 planners whose area covers the grid (``spatial.access.scope.check_edit_base_grid``; ``check_editor`` asks
 it before a write is read) and every neighbour the edit changes (asked again for each of them in the edit's
 transaction: a planner of one base grid may rename it, but grows, splits and merges move a neighbour too).
@@ -34,6 +36,7 @@ from spatial.access.principal import Principal
 from spatial.access.scope import check_edit_base_grid
 from spatial.codes import BASE_CODE, community_of
 from spatial.geo.geometry import checked_shape, coded_feature
+from spatial.grids import plan_edits, planning, plans
 
 CODE = BASE_CODE
 MAX_VERTICES = 10_000
@@ -95,13 +98,14 @@ def new_version(conn: Connection, principal: Principal, note: str) -> int:
         {"a": principal.login, "n": note}).scalar_one())
 
 
-def _redraw(conn: Connection, code: str, version: int, wkt: str) -> None:
-    conn.execute(text("UPDATE grid_geometry SET valid_to = now() WHERE grid_code = :c AND valid_to IS NULL"),
-                 {"c": code})
-    conn.execute(text(
-        "INSERT INTO grid_geometry (grid_code, version_id, kind, geom, valid_from)"
-        f" VALUES (:c, :v, 'base', {CLEAN.format(g='ST_GeomFromText(:wkt, 4326)')}, now())"),
-        {"c": code, "v": version, "wkt": wkt})
+def _one_edit_plan(conn: Connection, principal: Principal, note: str) -> int:
+    """Open the one-edit plan an OGC edit is stored as."""
+    return plans.open_plan(conn, principal, note, source="ogc")
+
+
+def _commit(conn: Connection, principal: Principal, plan: int) -> int:
+    """Commit the one-edit plan at once; return its grid version (the new ETag)."""
+    return int(planning.commit(conn, principal, None, plan)["version"])
 
 
 def _check_inside(conn: Connection, community: str, wkt: str) -> None:
@@ -113,12 +117,12 @@ def _check_inside(conn: Connection, community: str, wkt: str) -> None:
         raise errors.InvalidGeometryError(f"the grid reaches {outside:,.0f} m² outside its community {community}")
 
 
-def _take_from_neighbours(conn: Connection, principal: Principal, code: str, community: str, version: int,
+def _take_from_neighbours(conn: Connection, principal: Principal, code: str, community: str, plan: int,
                           wkt: str) -> list[str]:
-    """Cut the new shape out of the community's other grids (each a new version); return those changed.
-    ForbiddenError if the caller may not edit one of them (the transaction then stores nothing)."""
+    """Plan the new shape cut out of the community's other grids; return those changed. ForbiddenError if the
+    caller may not edit one of them (the transaction then stores nothing)."""
     rows = conn.execute(text(
-        f"SELECT g.code, ST_AsText({CLEAN.format(g='ST_Difference(gg.geom, n)')}) AS rest,"
+        f"SELECT g.code, g.name, gg.version_id, ST_AsText({CLEAN.format(g='ST_Difference(gg.geom, n)')}) AS rest,"
         f" {AREA.format(g='ST_Intersection(gg.geom, n)')} AS taken,"
         f" {AREA.format(g='ST_Difference(gg.geom, n)')} AS left_m2"
         " FROM grid g JOIN grid_geometry gg ON gg.grid_code = g.code AND gg.valid_to IS NULL,"
@@ -126,24 +130,16 @@ def _take_from_neighbours(conn: Connection, principal: Principal, code: str, com
         " WHERE g.parent_code = :p AND g.level = 4 AND g.retired_at IS NULL AND g.code <> :c"
         " AND gg.geom && n AND ST_Intersects(gg.geom, n)"), {"wkt": wkt, "p": community, "c": code}).all()
     changed = []
-    for neighbour, rest, taken, left in rows:
+    for neighbour, name, version, rest, taken, left in rows:
         if taken <= TOLERANCE_M2:
             continue
         if left <= TOLERANCE_M2:
             raise errors.ConflictError(f"the new shape would swallow base grid {neighbour}: retire it (DELETE) instead")
         check_edit_base_grid(principal, neighbour, changed_by=code)
-        _redraw(conn, neighbour, version, rest)
+        plans.put_edit(conn, principal, plan, op="reshape", code=neighbour, level=4, name=name, parent=community,
+                       wkt=rest, based_on=version, note=f"gave area to {code} (OGC)")
         changed.append(neighbour)
     return changed
-
-
-def _rebind_components(conn: Connection, code: str, neighbours: list[str]) -> None:
-    """Components of the neighbours that now lie in ``code`` follow it."""
-    if neighbours:
-        conn.execute(text(
-            "UPDATE component c SET grid_code = :c FROM grid_geometry gg"
-            " WHERE gg.grid_code = :c AND gg.valid_to IS NULL AND c.grid_code = ANY(:n)"
-            " AND ST_Covers(gg.geom, ST_PointOnSurface(c.geom))"), {"c": code, "n": neighbours})
 
 
 def create(conn: Connection, principal: Principal, *, code: str, name: str, multi: Any) -> int:
@@ -154,13 +150,11 @@ def create(conn: Connection, principal: Principal, *, code: str, name: str, mult
     if conn.execute(text("SELECT 1 FROM grid WHERE code = :c"), {"c": code}).first():
         raise errors.ConflictError(f"grid {code} exists (codes are never reused): redraw it (PUT) or pick another code")
     _check_inside(conn, community, multi.wkt)
-    conn.execute(text("INSERT INTO grid (code, level, kind, name, parent_code) VALUES (:c, 4, 'base', :n, :p)"),
-                 {"c": code, "n": name, "p": community})
-    version = new_version(conn, principal, f"base grid {code} split off (OGC)")
-    neighbours = _take_from_neighbours(conn, principal, code, community, version, multi.wkt)
-    _redraw(conn, code, version, multi.wkt)
-    _rebind_components(conn, code, neighbours)
-    return version
+    plan = _one_edit_plan(conn, principal, f"base grid {code} split off (OGC)")
+    _take_from_neighbours(conn, principal, code, community, plan, multi.wkt)
+    plans.put_edit(conn, principal, plan, op="create", code=code, level=4, name=name, parent=community,
+                   wkt=multi.wkt, based_on=None, note="split off (OGC)")
+    return _commit(conn, principal, plan)
 
 
 def replace(conn: Connection, principal: Principal, *, code: str, name: str, multi: Any, expected: int) -> int:
@@ -177,12 +171,11 @@ def replace(conn: Connection, principal: Principal, *, code: str, name: str, mul
         raise errors.InvalidGeometryError(f"the new shape gives up {given_up:,.0f} m² that no grid would cover: "
                                           "base grids partition their community, so move a boundary by growing "
                                           "the grid on the other side of it")
-    conn.execute(text("UPDATE grid SET name = :n WHERE code = :c"), {"c": code, "n": name})
-    version = new_version(conn, principal, f"base grid {code} redrawn (OGC)")
-    neighbours = _take_from_neighbours(conn, principal, code, community, version, multi.wkt)
-    _redraw(conn, code, version, multi.wkt)
-    _rebind_components(conn, code, neighbours)
-    return version
+    plan = _one_edit_plan(conn, principal, f"base grid {code} redrawn (OGC)")
+    _take_from_neighbours(conn, principal, code, community, plan, multi.wkt)
+    plans.put_edit(conn, principal, plan, op="reshape", code=code, level=4, name=name, parent=community,
+                   wkt=multi.wkt, based_on=expected, note="redrawn (OGC)")
+    return _commit(conn, principal, plan)
 
 
 def merge(conn: Connection, principal: Principal, code: str, *, expected: int) -> str:
@@ -198,7 +191,7 @@ def merge(conn: Connection, principal: Principal, code: str, *, expected: int) -
     if open_cases:
         raise errors.ConflictError(f"base grid {code} has {open_cases} open cases: dispatch or close them first")
     found = conn.execute(text(
-        "SELECT g.code, ST_AsText(" + CLEAN.format(g="ST_Union(gg.geom, t.geom)") + ")"
+        "SELECT g.code"
         " FROM grid g JOIN grid_geometry gg ON gg.grid_code = g.code AND gg.valid_to IS NULL,"
         " grid_geometry t WHERE t.grid_code = :c AND t.valid_to IS NULL"
         " AND g.parent_code = :p AND g.level = 4 AND g.retired_at IS NULL AND g.code <> :c AND gg.geom && t.geom"
@@ -206,12 +199,9 @@ def merge(conn: Connection, principal: Principal, code: str, *, expected: int) -
         {"c": code, "p": community}).first()
     if found is None:
         raise errors.ConflictError(f"base grid {code} shares no border with another grid of its community")
-    neighbour, union = found
+    neighbour = found[0]
     check_edit_base_grid(principal, neighbour, changed_by=code)
-    version = new_version(conn, principal, f"base grid {code} merged into {neighbour} (OGC)")
-    _redraw(conn, neighbour, version, union)
-    conn.execute(text("UPDATE grid_geometry SET valid_to = now() WHERE grid_code = :c AND valid_to IS NULL"),
-                 {"c": code})
-    conn.execute(text("UPDATE grid SET retired_at = now() WHERE code = :c"), {"c": code})
-    conn.execute(text("UPDATE component SET grid_code = :n WHERE grid_code = :c"), {"n": neighbour, "c": code})
+    plan = _one_edit_plan(conn, principal, f"base grid {code} merged into {neighbour} (OGC)")
+    plan_edits.merge(conn, principal, plan, code, into=neighbour)
+    _commit(conn, principal, plan)
     return neighbour

@@ -8,6 +8,7 @@ deepest grid's code, so that a point on an edge cannot mix branches of the tree.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TypedDict
 
 from sqlalchemy import Connection
@@ -61,9 +62,13 @@ def outside_coverage(conn: Connection, lon: float, lat: float) -> OutsideCoverag
     return OutsideCoverageError(detail, nearest_grid=nearest)
 
 
-def locate(conn: Connection, lon: float, lat: float) -> dict[str, object]:
-    """Return the grids of every level covering a point (the ``/locate`` contract) or refuse it."""
-    rows = conn.execute(statement("locate"), {"lon": lon, "lat": lat}).mappings().all()
+def locate(conn: Connection, lon: float, lat: float, at: datetime | None = None) -> dict[str, object]:
+    """Return the grids of every level covering a point (the ``/locate`` contract) or refuse it; with ``at``,
+    the grids that covered it at that instant (issue 19: shapes valid then, names as they are now)."""
+    if at is None:
+        rows = conn.execute(statement("locate"), {"lon": lon, "lat": lat}).mappings().all()
+    else:
+        rows = conn.execute(statement("locate_at"), {"lon": lon, "lat": lat, "at": at}).mappings().all()
     by_code = {row["code"]: Area(row["code"], row["name"], row["level"]) for row in rows if row["level"]}
     specials = [Area(row["code"], row["name"], row["kind"]) for row in rows if row["level"] is None]
     if not by_code:

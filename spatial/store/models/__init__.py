@@ -10,7 +10,7 @@ from spatial.store.models.accounts import Account, ApiToken, AuditEntry
 from spatial.store.models.base import Base
 from spatial.store.models.cases import Case, CaseEvent
 from spatial.store.models.components import Component, ComponentHistory
-from spatial.store.models.grids import Grid, GridGeometry, GridVersion, TeamMember
+from spatial.store.models.grids import Grid, GridGeometry, GridPlan, GridPlanEdit, GridVersion, TeamMember
 from spatial.store.models.reference import (
     ComponentClass,
     Department,
@@ -24,6 +24,6 @@ from spatial.store.models.reference import (
 
 __all__ = [
     "Account", "ApiToken", "AuditEntry", "Base", "Case", "CaseEvent", "Component", "ComponentClass", "ComponentHistory",
-    "Department", "EventCategory", "Grid", "GridGeometry", "GridVersion", "Holiday", "Meta", "RowCount",
-    "TeamMember", "TileCaseShard", "TileGeneration",
+    "Department", "EventCategory", "Grid", "GridGeometry", "GridPlan", "GridPlanEdit", "GridVersion", "Holiday",
+    "Meta", "RowCount", "TeamMember", "TileCaseShard", "TileGeneration",
 ]

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from spatial.codes import GRID_KINDS, SPECIAL_CODE_SQL, SPECIAL_KINDS, SPECIAL_KINDS_SQL
@@ -124,3 +125,69 @@ class TeamMember(Base):
     name: Mapped[str] = mapped_column(Text)
     phone: Mapped[str | None] = mapped_column(String(20))
     account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id"))
+
+
+PLAN_STATES = ("draft", "committed", "discarded")
+PLAN_SOURCES = ("plan", "import", "ogc", "rollback")
+PLAN_OPS = ("create", "reshape", "retire", "recode")
+
+
+class GridPlan(Base):
+    """A planner's set of grid changes (issue 19), held apart from the live grids until it is committed.
+
+    A draft belongs to its ``owner`` and stays inside the ``scope`` the owner had when it was opened. A
+    commit stores the edits as one ``grid_version`` effective from ``effective_at``; a rollback is a new plan
+    (``rollback_of``). Imports are plans too (``source = 'import'``, ``report``: the repairs and the topology
+    report), and so are the OGC Part 4 edits of base grids (``source = 'ogc'``, committed at once).
+    """
+
+    __tablename__ = "grid_plan"
+    __table_args__ = (
+        CheckConstraint(in_list("state", PLAN_STATES), name="state"),
+        CheckConstraint(in_list("source", PLAN_SOURCES), name="source"),
+        CheckConstraint("(state = 'committed') = (version_id IS NOT NULL)", name="committed_version"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(Text)
+    owner: Mapped[str] = mapped_column(String(80), index=True)
+    scope: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(12))
+    source: Mapped[str] = mapped_column(String(12))
+    created_at: Mapped[datetime] = created_at_column()
+    effective_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    committed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    version_id: Mapped[int | None] = mapped_column(ForeignKey("grid_version.id"))
+    rollback_of: Mapped[int | None] = mapped_column(ForeignKey("grid_plan.id"))
+    report = mapped_column(JSONB)
+
+
+class GridPlanEdit(Base):
+    """What a plan does to one grid: its planned shape, name and code (one row per grid per plan).
+
+    ``op``: ``create`` a new grid, ``reshape`` an existing one (new shape and/or name), ``retire`` it, or
+    ``recode`` it (the grid is retired and ``new_code`` created with its shape: codes are never reused).
+    ``based_on``: the grid's version when the edit was made — a commit refuses a plan whose grids changed since.
+    """
+
+    __tablename__ = "grid_plan_edit"
+    __table_args__ = (
+        CheckConstraint(in_list("op", PLAN_OPS), name="op"),
+        CheckConstraint("geom IS NULL OR (ST_IsValid(geom) AND NOT ST_IsEmpty(geom))", name="geom_valid"),
+        Index("uq_grid_plan_edit_plan_id_code", "plan_id", "code", unique=True),
+        Index("ix_grid_plan_edit_geom", "geom", postgresql_using="gist"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("grid_plan.id", ondelete="CASCADE"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    op: Mapped[str] = mapped_column(String(12))
+    code: Mapped[str] = mapped_column(String(15))
+    new_code: Mapped[str | None] = mapped_column(String(15))
+    level: Mapped[int | None] = mapped_column(SmallInteger)
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str | None] = mapped_column(Text)
+    parent_code: Mapped[str | None] = mapped_column(String(15))
+    geom = mapped_column(Geometry("MULTIPOLYGON", srid=WGS84, spatial_index=False))
+    based_on: Mapped[int | None] = mapped_column(Integer)
+    note: Mapped[str | None] = mapped_column(Text)

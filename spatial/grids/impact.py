@@ -1,0 +1,173 @@
+"""What a plan changes (issue 19, items 3 and 4): the components and open cases whose base grid (and so
+community, town, district or place-bound owner) would change, and the workload of every grid it touches,
+before and after — read-only for the preview; the same rows reassigned at commit.
+
+Work is proportional to the changed area, not the city: only points in the *changed region* (per edited base
+grid, the symmetric difference of its old and new shapes; its whole shape when it is created, retired or
+recoded) are looked at, through the GiST indexes of components and cases. A point in the region goes to the
+planned base grid covering it, the smallest code on a shared edge (the assignment rule). Closed and voided
+cases keep the grid they were handled under.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+
+from shapely import wkt as shapely_wkt
+from sqlalchemy import Connection, text
+
+from spatial.grids.plan_edits import planned_grids
+from spatial.grids.repair import area_m2
+
+# The planned base grids and the changed region of a plan, shared by the preview and the reassignment.
+PLANNED = """
+WITH ed AS (SELECT * FROM grid_plan_edit WHERE plan_id = :p AND level = 4),
+old AS (SELECT gg.grid_code AS code, gg.geom FROM grid_geometry gg JOIN ed ON ed.code = gg.grid_code
+        WHERE gg.valid_to IS NULL),
+-- the changed region as its small polygon parts (not one union), so that each part's bounding box finds
+-- the few components and cases under it through the GiST indexes
+region AS MATERIALIZED (
+    SELECT (ST_Dump(CASE WHEN ed.op = 'reshape' THEN ST_SymDifference(old.geom, ed.geom)
+                         ELSE ST_Union(COALESCE(old.geom, ed.geom), COALESCE(ed.geom, old.geom)) END)).geom AS geom
+    FROM ed LEFT JOIN old ON old.code = ed.code WHERE ed.op <> 'reshape' OR ed.geom IS NOT NULL
+),
+planned AS MATERIALIZED (
+    SELECT COALESCE(ed.new_code, ed.code) AS code, COALESCE(ed.geom, old.geom) AS geom
+    FROM ed LEFT JOIN old ON old.code = ed.code WHERE ed.op <> 'retire'
+    UNION ALL
+    SELECT gg.grid_code, gg.geom FROM grid_geometry gg
+    WHERE gg.valid_to IS NULL AND gg.kind = 'base' AND gg.grid_code NOT IN (SELECT code FROM ed)
+      AND EXISTS (SELECT 1 FROM region r WHERE gg.geom && r.geom)
+)
+"""
+
+COMPONENTS = PLANNED + """
+, inside AS (
+    SELECT DISTINCT c.code, c.class_code, c.grid_code, c.geom
+    FROM region r JOIN component c ON c.geom && r.geom AND ST_Covers(r.geom, ST_PointOnSurface(c.geom))
+), moved AS (
+    SELECT c.code, c.class_code, c.grid_code AS before,
+           (SELECT p.code FROM planned p WHERE p.geom && ST_PointOnSurface(c.geom)
+            AND ST_Covers(p.geom, ST_PointOnSurface(c.geom)) ORDER BY p.code LIMIT 1) AS after,
+           ST_AsGeoJSON(ST_PointOnSurface(c.geom), 7) AS point
+    FROM inside c
+)
+SELECT * FROM moved WHERE after IS DISTINCT FROM before ORDER BY code
+"""
+
+CASES = PLANNED + """
+, inside AS (
+    SELECT DISTINCT k.id, k.case_no, k.state, k.owner_key, k.owner_area_code, k.grid_code, k.location
+    FROM region r JOIN "case" k ON k.location && r.geom AND ST_Covers(r.geom, k.location)
+    WHERE k.state NOT IN ('closed', 'voided')
+), moved AS (
+    SELECT k.id, k.case_no, k.state, k.owner_key, k.owner_area_code, k.grid_code AS before,
+           (SELECT p.code FROM planned p WHERE p.geom && k.location AND ST_Covers(p.geom, k.location)
+            ORDER BY p.code LIMIT 1) AS after, ST_AsGeoJSON(k.location, 7) AS point
+    FROM inside k
+)
+SELECT * FROM moved WHERE after IS DISTINCT FROM before ORDER BY id
+"""
+
+
+def moved_components(conn: Connection, plan_id: int) -> list[dict[str, Any]]:
+    """Components whose base grid the plan changes: code, class, before, after, point (GeoJSON text)."""
+    return [dict(r) for r in conn.execute(text(COMPONENTS), {"p": plan_id}).mappings()]
+
+
+def moved_cases(conn: Connection, plan_id: int) -> list[dict[str, Any]]:
+    """Open cases whose base grid the plan changes: id, case_no, state, owner, before, after, point."""
+    return [dict(r) for r in conn.execute(text(CASES), {"p": plan_id}).mappings()]
+
+
+def _changes(before: str | None, after: str | None) -> list[str]:
+    if before is None or after is None:
+        return ["grid"]
+    return [name for name, width in (("grid", 15), ("community", 12), ("town", 9), ("district", 6))
+            if before[:width] != after[:width]]
+
+
+def _workload(conn: Connection, plan_id: int, comps: list[dict[str, Any]],
+              cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    codes = sorted({r[k] for r in comps + cases for k in ("before", "after") if r[k]} | set(
+        conn.execute(text("SELECT COALESCE(new_code, code) FROM grid_plan_edit WHERE plan_id = :p AND level = 4"
+                          " UNION SELECT code FROM grid_plan_edit WHERE plan_id = :p AND level = 4"),
+                     {"p": plan_id}).scalars()))
+    rows = conn.execute(text(
+        "SELECT g.code, (SELECT ST_AsText(geom) FROM grid_geometry WHERE grid_code = g.code AND valid_to IS NULL),"
+        " (SELECT count(*) FROM component WHERE grid_code = g.code),"
+        " (SELECT count(*) FROM \"case\" WHERE grid_code = g.code AND state NOT IN ('closed', 'voided')),"
+        " (SELECT count(*) FROM \"case\" WHERE grid_code = g.code AND reported_at > now() - interval '1 year')"
+        " FROM unnest(CAST(:codes AS text[])) AS g(code)"), {"codes": codes}).all()
+    planned = planned_grids(conn, plan_id, level=4, codes=codes)
+    yearly_after = _yearly_after(conn, planned)
+    out = []
+    for code, wkt, n_comp, n_open, n_year in rows:
+        comp_delta = sum(r["after"] == code for r in comps) - sum(r["before"] == code for r in comps)
+        case_delta = sum(r["after"] == code for r in cases) - sum(r["before"] == code for r in cases)
+        out.append({
+            "code": code,
+            "area_m2": {"before": round(area_m2(shapely_wkt.loads(wkt)), 1) if wkt else 0.0,
+                        "after": round(area_m2(planned[code]["geom"]), 1) if code in planned else 0.0},
+            "components": {"before": n_comp, "after": n_comp + comp_delta},
+            "open_cases": {"before": n_open, "after": n_open + case_delta},
+            "cases_per_month": {"before": round(n_year / 12, 2), "after": round(yearly_after.get(code, 0) / 12, 2)},
+        })
+    return out
+
+
+def _yearly_after(conn: Connection, planned: dict[str, dict[str, Any]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for code, grid in planned.items():
+        out[code] = int(conn.execute(text(
+            "SELECT count(*) FROM \"case\" k, ST_GeomFromText(:w, 4326) g WHERE k.location && g"
+            " AND ST_Covers(g, k.location) AND k.reported_at > now() - interval '1 year'"),
+            {"w": grid["geom"].wkt}).scalar_one())
+    return out
+
+
+def preview(conn: Connection, plan_id: int) -> dict[str, Any]:
+    """The impact of a plan as numbers, lists and GeoJSON (read-only)."""
+    comps, cases = moved_components(conn, plan_id), moved_cases(conn, plan_id)
+    by_class = Counter(r["class_code"] for r in comps)
+    features = [{"type": "Feature", "geometry": json.loads(r["point"]),
+                 "properties": {"kind": "component", "code": r["code"], "before": r["before"], "after": r["after"]}}
+                for r in comps]
+    features += [{"type": "Feature", "geometry": json.loads(r["point"]),
+                  "properties": {"kind": "case", "id": r["id"], "before": r["before"], "after": r["after"]}}
+                 for r in cases]
+    return {
+        "plan": plan_id,
+        "numbers": {"components": len(comps), "open_cases": len(cases),
+                    "components_by_class": dict(sorted(by_class.items()))},
+        "components": [{"code": r["code"], "class_code": r["class_code"], "before": r["before"],
+                        "after": r["after"], "changes": _changes(r["before"], r["after"])} for r in comps],
+        "open_cases": [{"id": r["id"], "case_no": r["case_no"], "before": r["before"], "after": r["after"],
+                        "changes": _changes(r["before"], r["after"]) + (["owner"] if r["owner_area_code"] else [])}
+                       for r in cases],
+        "workload": _workload(conn, plan_id, comps, cases),
+        "geojson": {"type": "FeatureCollection", "features": features},
+    }
+
+
+def reassign(conn: Connection, comps: list[dict[str, Any]], cases: list[dict[str, Any]],
+             version: int) -> dict[str, int]:
+    """Rebind the components and open cases found by ``moved_components`` / ``moved_cases`` before the plan's
+    shapes were written (the new grids must exist by now); return how many."""
+    stay = [r for r in comps if r["after"] is not None]
+    if stay:
+        conn.execute(text("UPDATE component c SET grid_code = m.after FROM unnest(CAST(:codes AS text[]),"
+                          " CAST(:after AS text[])) AS m(code, after) WHERE c.code = m.code"),
+                     {"codes": [r["code"] for r in stay], "after": [r["after"] for r in stay]})
+    moving = [r for r in cases if r["after"] is not None]
+    if moving:
+        conn.execute(text(
+            "UPDATE \"case\" k SET grid_code = m.after, community_code = left(m.after, 12),"
+            " town_code = left(m.after, 9), district_code = left(m.after, 6), grid_version_id = :v,"
+            " owner_area_code = CASE length(k.owner_area_code) WHEN 15 THEN m.after"
+            " WHEN 9 THEN left(m.after, 9) ELSE k.owner_area_code END"
+            " FROM unnest(CAST(:ids AS bigint[]), CAST(:after AS text[])) AS m(id, after) WHERE k.id = m.id"),
+            {"ids": [r["id"] for r in moving], "after": [r["after"] for r in moving], "v": version})
+    return {"components": len(stay), "open_cases": len(moving)}

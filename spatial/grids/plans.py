@@ -1,0 +1,191 @@
+"""Grid plans (issue 19): drafts of grid changes held apart from the live grids, committed as one version.
+
+A plan holds one row per grid it changes (``grid_plan_edit``): the grid's planned shape, name and code —
+``create``, ``reshape``, ``retire`` or ``recode``. The planner's gestures (move a shared boundary, split,
+merge; spatial/grids/plan_edits.py) and an import (spatial/grids/importing.py) are all written as such rows,
+so that one commit path applies every kind of change:
+
+- a draft belongs to its owner (admins may act on any) and every grid it changes must lie in the owner's
+  scope (``spatial.access.scope.check_edit_grid``), asked again at commit;
+- a commit opens one ``grid_version`` effective from the plan's time, closes the changed grids' current
+  shapes at that time and stores the new ones (``valid_from``); a grid that changed since the plan read it
+  (``based_on``) makes the commit a conflict: read it again;
+- a committed plan is rolled back by a new plan that restores the shapes the commit closed.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from spatial import errors
+from spatial.access.principal import Principal
+from spatial.access.scope import check_edit_grid
+from spatial.codes import LEVEL_KINDS
+
+CLEAN = "ST_Multi(ST_CollectionExtract(ST_MakeValid(ST_GeomFromText(:wkt, 4326)), 3))"
+
+
+def open_plan(conn: Connection, principal: Principal, title: str, *, source: str = "plan",
+              report: dict[str, Any] | None = None, rollback_of: int | None = None) -> int:
+    """Open a draft plan owned by the caller; return its id."""
+    if principal.role not in ("admin", "planner"):
+        raise errors.ForbiddenError(f"a {principal.role} account may not plan grids (needs admin or planner)")
+    return int(conn.execute(text(
+        "INSERT INTO grid_plan (title, owner, scope, state, source, report, rollback_of)"
+        " VALUES (:t, :o, :s, 'draft', :src, CAST(:r AS jsonb), :rb) RETURNING id"),
+        {"t": title, "o": principal.login, "s": principal.scope, "src": source,
+         "r": json.dumps(report, ensure_ascii=False) if report is not None else None, "rb": rollback_of}).scalar_one())
+
+
+def load_plan(conn: Connection, principal: Principal, plan_id: int, *, lock: bool = False) -> dict[str, Any]:
+    """The plan row; NotFoundError if unknown, ForbiddenError unless the caller owns it (admins: any)."""
+    row = conn.execute(text("SELECT * FROM grid_plan WHERE id = :id" + (" FOR UPDATE" if lock else "")),
+                       {"id": plan_id}).mappings().first()
+    if row is None:
+        raise errors.NotFoundError(f"no plan {plan_id}")
+    if principal.role != "admin" and row["owner"] != principal.login:
+        raise errors.ForbiddenError(f"plan {plan_id} belongs to {row['owner']}")
+    return dict(row)
+
+
+def draft(conn: Connection, principal: Principal, plan_id: int) -> dict[str, Any]:
+    """The plan, locked, if it is still a draft the caller may edit; ConflictError otherwise."""
+    plan = load_plan(conn, principal, plan_id, lock=True)
+    if plan["state"] != "draft":
+        raise errors.ConflictError(f"plan {plan_id} is {plan['state']}: only a draft can change")
+    return plan
+
+
+def current(conn: Connection, code: str) -> dict[str, Any] | None:
+    """A grid's identity and current shape (WKT) and version, None if it has none."""
+    row = conn.execute(text(
+        "SELECT g.code, g.level, g.kind, g.name, g.parent_code, gg.version_id, ST_AsText(gg.geom) AS wkt"
+        " FROM grid g JOIN grid_geometry gg ON gg.grid_code = g.code AND gg.valid_to IS NULL"
+        " WHERE g.code = :c AND g.retired_at IS NULL"), {"c": code}).mappings().first()
+    return dict(row) if row else None
+
+
+def put_edit(conn: Connection, principal: Principal, plan_id: int, *, op: str, code: str, level: int | None,
+             name: str | None, parent: str | None, wkt: str | None, based_on: int | None,
+             new_code: str | None = None, note: str | None = None) -> None:
+    """Write the planned state of one grid into the plan (replacing an earlier edit of the same grid)."""
+    check_edit_grid(principal, code)
+    if new_code is not None:
+        check_edit_grid(principal, new_code)
+    kind = LEVEL_KINDS[level] if level is not None else "special"
+    conn.execute(text(
+        "INSERT INTO grid_plan_edit (plan_id, seq, op, code, new_code, level, kind, name, parent_code, geom,"
+        " based_on, note) VALUES (:p, (SELECT count(*) FROM grid_plan_edit WHERE plan_id = :p), :op, :c, :nc,"
+        " :l, :k, :n, :pc, " + ("NULL" if wkt is None else CLEAN) + ", :b, :note)"
+        " ON CONFLICT (plan_id, code) DO UPDATE SET op = CASE WHEN grid_plan_edit.op = 'create'"
+        " AND EXCLUDED.op = 'reshape' THEN 'create' ELSE EXCLUDED.op END, new_code = EXCLUDED.new_code,"
+        " name = EXCLUDED.name, geom = EXCLUDED.geom, note = EXCLUDED.note"),
+        {"p": plan_id, "op": op, "c": code, "nc": new_code, "l": level, "k": kind, "n": name, "pc": parent,
+         "wkt": wkt, "b": based_on, "note": note})
+
+
+def planned(conn: Connection, plan_id: int) -> list[dict[str, Any]]:
+    """The plan's edits in order, shapes as WKT."""
+    return [dict(r) for r in conn.execute(text(
+        "SELECT op, code, new_code, level, kind, name, parent_code, based_on, note, ST_AsText(geom) AS wkt"
+        " FROM grid_plan_edit WHERE plan_id = :p ORDER BY level NULLS LAST, seq"), {"p": plan_id}).mappings()]
+
+
+def _close(conn: Connection, code: str, at: datetime) -> None:
+    conn.execute(text("UPDATE grid_geometry SET valid_to = :at WHERE grid_code = :c AND valid_to IS NULL"),
+                 {"c": code, "at": at})
+
+
+def _draw(conn: Connection, code: str, kind: str, version: int, wkt: str, at: datetime) -> None:
+    conn.execute(text(
+        f"INSERT INTO grid_geometry (grid_code, version_id, kind, geom, valid_from) VALUES (:c, :v, :k, {CLEAN}, :at)"),
+        {"c": code, "v": version, "k": kind, "wkt": wkt, "at": at})
+
+
+def _apply(conn: Connection, edit: dict[str, Any], version: int, at: datetime) -> None:
+    code, op = edit["code"], edit["op"]
+    if op == "create":
+        # A code the plan's _check_fresh let through exists only when a rollback revives a retired grid.
+        conn.execute(text("INSERT INTO grid (code, level, kind, name, parent_code, created_at)"
+                          " VALUES (:c, :l, :k, :n, :p, :at) ON CONFLICT (code) DO UPDATE SET retired_at = NULL"),
+                     {"c": code, "l": edit["level"], "k": edit["kind"], "n": edit["name"] or code,
+                      "p": edit["parent_code"], "at": at})
+        _draw(conn, code, edit["kind"], version, edit["wkt"], at)
+    elif op == "reshape":
+        if edit["name"]:
+            conn.execute(text("UPDATE grid SET name = :n WHERE code = :c"), {"c": code, "n": edit["name"]})
+        if edit["wkt"]:
+            _close(conn, code, at)
+            _draw(conn, code, edit["kind"], version, edit["wkt"], at)
+    else:  # retire, recode: the old code's shape is closed and the grid retired (codes are never reused)
+        before = current(conn, code)
+        _close(conn, code, at)
+        conn.execute(text("UPDATE grid SET retired_at = :at WHERE code = :c"), {"c": code, "at": at})
+        if op == "recode" and before is not None:
+            _apply(conn, {**edit, "op": "create", "code": edit["new_code"], "name": edit["name"] or before["name"],
+                          "wkt": edit["wkt"] or before["wkt"]}, version, at)
+
+
+def _check_fresh(conn: Connection, edits: list[dict[str, Any]], *, revive: bool) -> None:
+    """ConflictError if a grid changed since the plan read it, or a new code exists (a rollback, ``revive``,
+    may bring back a grid its plan retired)."""
+    for edit in edits:
+        now = current(conn, edit["code"])
+        if edit["op"] == "create":
+            exists = conn.execute(text("SELECT retired_at IS NULL FROM grid WHERE code = :c"),
+                                  {"c": edit["code"]}).first()
+            if exists is not None and (exists[0] or not revive):
+                raise errors.ConflictError(f"grid {edit['code']} exists (codes are never reused)")
+        elif now is None or (edit["based_on"] is not None and now["version_id"] != edit["based_on"]):
+            raise errors.ConflictError(f"grid {edit['code']} changed since the plan read it: edit it again",
+                                       grid=edit["code"])
+
+
+def commit(conn: Connection, principal: Principal, plan_id: int, *, effective_at: datetime | None = None,
+           note: str | None = None) -> int:
+    """Commit a draft: one grid version effective from ``effective_at`` (default now); return its id."""
+    plan = draft(conn, principal, plan_id)
+    edits = planned(conn, plan_id)
+    if not edits:
+        raise errors.ConflictError(f"plan {plan_id} has no edits")
+    for edit in edits:
+        check_edit_grid(principal, edit["code"])
+    conn.execute(text("LOCK TABLE grid_geometry IN SHARE ROW EXCLUSIVE MODE"))
+    _check_fresh(conn, edits, revive=plan["source"] == "rollback")
+    at = effective_at or conn.execute(text("SELECT now()")).scalar_one()
+    version = int(conn.execute(text(
+        "INSERT INTO grid_version (effective_at, author, note) VALUES (:at, :a, :n) RETURNING id"),
+        {"at": at, "a": principal.login, "n": note or f"plan {plan_id}: {plan['title']}"}).scalar_one())
+    for edit in edits:
+        _apply(conn, edit, version, at)
+    conn.execute(text("UPDATE grid_plan SET state = 'committed', version_id = :v, effective_at = :at,"
+                      " committed_at = now() WHERE id = :id"), {"v": version, "at": at, "id": plan_id})
+    return version
+
+
+def plan_public(conn: Connection, principal: Principal, plan_id: int) -> dict[str, Any]:
+    """The plan as the API shows it: its fields and its edits (shapes as GeoJSON)."""
+    plan = load_plan(conn, principal, plan_id)
+    edits = conn.execute(text(
+        "SELECT seq, op, code, new_code, level, name, parent_code, based_on, note,"
+        " ST_AsGeoJSON(geom, 7)::json AS geometry FROM grid_plan_edit WHERE plan_id = :p ORDER BY seq"),
+        {"p": plan_id}).mappings().all()
+    return {**{k: plan[k] for k in ("id", "title", "owner", "scope", "state", "source", "created_at",
+                                    "effective_at", "committed_at", "version_id", "rollback_of")},
+            "edits": [dict(e) for e in edits]}
+
+
+
+def list_plans(conn: Connection, principal: Principal, state: str | None = None) -> list[dict[str, Any]]:
+    """The caller's plans (admins: everyone's), newest first, without their edits (at most 500)."""
+    rows = conn.execute(text(
+        "SELECT p.id, p.title, p.owner, p.state, p.source, p.created_at, p.effective_at, p.version_id,"
+        " p.rollback_of, (SELECT count(*) FROM grid_plan_edit e WHERE e.plan_id = p.id) AS edits"
+        " FROM grid_plan p WHERE (CAST(:o AS text) IS NULL OR p.owner = :o)"
+        " AND (CAST(:s AS text) IS NULL OR p.state = :s) ORDER BY p.id DESC LIMIT 500"),
+        {"o": None if principal.role == "admin" else principal.login, "s": state}).mappings()
+    return [dict(r) for r in rows]

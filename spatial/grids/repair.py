@@ -1,0 +1,247 @@
+"""Repairs and the topology report of imported grids (issue 19, item 1), before anything is stored.
+
+The rules, in order (every repair is reported with the codes, a location and its area in m²):
+
+1. **codes**: a code has the level's width (6, 9, 12, 15 digits) and, when the file names a parent, extends
+   the parent's code by three digits; a code given twice is a duplicate. These are problems, never repaired.
+2. **make valid**: an invalid shape is repaired with ``make_valid``; only its polygonal parts are kept (lines
+   and points left by the repair are dropped and counted). A feature without area is a problem.
+3. **parent**: a child (levels 2–4) must lie inside its parent's current shape. What reaches outside by at
+   most the sliver threshold is clipped; more is a problem (``outside_parent``, with its polygon).
+4. **overlaps**: two grids overlapping by at most the sliver threshold — the grid with the lower code keeps
+   the shared area (deterministic); a larger overlap is a problem with its polygon.
+5. **gaps**: the area of the parent (for districts: the holes of their union) that no grid covers; a piece
+   of at most the sliver threshold goes to the grid sharing the longest border with it, a larger one is a
+   problem (``gap``) with its polygon.
+6. **not in the file**: a current grid of the same level under a parent the file covers, but missing from
+   the file, is a problem: the file gives every child of each parent it touches (retire grids in a plan).
+
+Sliver thresholds per level (m², ``SLIVER_M2``): districts 1 km², towns 0.1 km², communities 10,000 m²,
+base grids 1,000 m². Areas are geodesic (pyproj's ``Geod`` on WGS 84).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import shapely
+from pyproj import Geod
+from shapely.geometry import MultiPolygon, Polygon, mapping
+from shapely.geometry.base import BaseGeometry
+from shapely.validation import explain_validity
+
+from spatial.codes import LEVEL_WIDTHS
+from spatial.geo.geometry import polygonal
+from spatial.grids.imports import SourceRow
+from spatial.text import text_problem
+
+SLIVER_M2: dict[int, float] = {1: 1_000_000.0, 2: 100_000.0, 3: 10_000.0, 4: 1_000.0}
+GEOD = Geod(ellps="WGS84")
+
+
+def area_m2(geom: BaseGeometry) -> float:
+    """The geodesic area of a lon/lat shape in m²."""
+    return abs(GEOD.geometry_area_perimeter(geom)[0]) if not geom.is_empty else 0.0
+
+
+@dataclass
+class Finding:
+    """One repair made or one problem found: what, which grids, where, how large, and what was (or is to be)
+    done; problems carry their polygon."""
+
+    kind: str
+    codes: list[str]
+    area_m2: float
+    location: tuple[float, float] | None
+    action: str
+    geometry: BaseGeometry | None = None
+
+    def as_dict(self, with_geometry: bool = False) -> dict[str, Any]:
+        """The finding as JSON (the polygon as GeoJSON when asked and known)."""
+        out: dict[str, Any] = {"kind": self.kind, "codes": self.codes, "area_m2": round(self.area_m2, 1),
+                               "location": [round(v, 6) for v in self.location] if self.location else None,
+                               "action": self.action}
+        if with_geometry and self.geometry is not None:
+            out["geometry"] = mapping(self.geometry)
+        return out
+
+
+def _finding(kind: str, codes: list[str], geom: BaseGeometry | None, action: str) -> Finding:
+    at = geom.representative_point() if geom is not None and not geom.is_empty else None
+    return Finding(kind, codes, area_m2(geom) if geom is not None else 0.0,
+                   (at.x, at.y) if at is not None else None, action, geom)
+
+
+@dataclass
+class Checked:
+    """The grids as they would be stored, with the repairs made and the problems that block storing."""
+
+    level: int
+    grids: dict[str, tuple[str, str | None, MultiPolygon]] = field(default_factory=dict)
+    repairs: list[Finding] = field(default_factory=list)
+    problems: list[Finding] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Whether the grids may be stored (no problem left)."""
+        return not self.problems
+
+    def report(self) -> dict[str, Any]:
+        """The topology report as JSON: counts, repairs, and problems with their polygons."""
+        return {"level": self.level, "grids": len(self.grids), "ok": self.ok,
+                "repairs": [f.as_dict() for f in self.repairs],
+                "problems": [f.as_dict(with_geometry=True) for f in self.problems]}
+
+
+def _parent_code(code: str, level: int) -> str | None:
+    return code[:LEVEL_WIDTHS[level - 1]] if level > 1 else None
+
+
+def _check_code(row: SourceRow, level: int, seen: set[str]) -> str | None:
+    width = LEVEL_WIDTHS[level]
+    if not (len(row.code) == width and row.code.isdigit()):
+        return f"code {row.code!r} (feature {row.index}) is not {width} digits"
+    if row.parent is not None and row.parent != _parent_code(row.code, level):
+        return f"code {row.code} does not extend its parent's code {row.parent}"
+    if row.code in seen:
+        return f"code {row.code} is given twice"
+    return text_problem(row.name) and f"name of {row.code}: {text_problem(row.name)}"
+
+
+def _where(problem: str, geom: BaseGeometry) -> tuple[float, float]:
+    """The point GEOS names in its reason (``Self-intersection[120.6 31.2]``), else a point of ``geom``."""
+    found = re.search(r"\[(-?[0-9.eE+-]+) (-?[0-9.eE+-]+)\]", problem)
+    if found:
+        return float(found.group(1)), float(found.group(2))
+    at = geom.representative_point()
+    return at.x, at.y
+
+
+def _make_valid(out: Checked, code: str, geom: BaseGeometry) -> MultiPolygon | None:
+    fixed = geom
+    if not geom.is_valid:
+        problem = explain_validity(geom)
+        fixed = shapely.make_valid(geom)
+        before, after = area_m2(geom), area_m2(polygonal(fixed))
+        out.repairs.append(Finding("invalid", [code], abs(after - before), _where(problem, geom),
+                                   f"{problem}: make_valid, {before:,.0f} m² -> {after:,.0f} m²"))
+    dropped = [p for p in shapely.get_parts(fixed) if p.geom_type not in ("Polygon", "MultiPolygon")]
+    kept = polygonal(fixed)
+    if dropped:
+        at = dropped[0].representative_point()
+        out.repairs.append(Finding("non_polygonal", [code], 0.0, (at.x, at.y),
+                                   f"{len(dropped)} line or point part(s) left by the repair dropped (no area)"))
+    if kept.is_empty or area_m2(kept) == 0:
+        out.problems.append(_finding("empty", [code], None, "the feature has no polygonal area"))
+        return None
+    return kept
+
+
+def check_grids(rows: list[SourceRow], level: int, parents: dict[str, BaseGeometry],
+                existing: dict[str, str | None], *, sliver_m2: float | None = None) -> Checked:
+    """Repair the rows and report their topology against ``parents`` (current shapes of level − 1, by code)
+    and ``existing`` (current grids of ``level``: code → parent code)."""
+    sliver = SLIVER_M2[level] if sliver_m2 is None else sliver_m2
+    out = Checked(level)
+    seen: set[str] = set()
+    for row in rows:
+        problem = _check_code(row, level, seen)
+        seen.add(row.code)
+        if problem:
+            out.problems.append(_finding("bad_code" if "twice" not in problem else "duplicate", [row.code],
+                                         row.geom, problem))
+            continue
+        if row.geom is None:
+            out.problems.append(_finding("empty", [row.code], None, "the feature has no geometry"))
+            continue
+        shape = _make_valid(out, row.code, row.geom)
+        if shape is not None:
+            out.grids[row.code] = (row.name or row.code, _parent_code(row.code, level), shape)
+    if level > 1:
+        _inside_parents(out, parents, sliver)
+    _overlaps(out, sliver)
+    _gaps(out, parents, sliver)
+    _not_in_file(out, existing)
+    return out
+
+
+def _set(out: Checked, code: str, geom: BaseGeometry) -> None:
+    name, parent, _ = out.grids[code]
+    shape = polygonal(geom if geom.is_valid else shapely.make_valid(geom))
+    out.grids[code] = (name, parent, shape)
+
+
+def _inside_parents(out: Checked, parents: dict[str, BaseGeometry], sliver: float) -> None:
+    for code, (_, parent, shape) in list(out.grids.items()):
+        if parent not in parents:
+            out.problems.append(_finding("no_parent", [code], shape, f"no current grid {parent} to hold {code}"))
+            del out.grids[code]
+            continue
+        outside = polygonal(shape.difference(parents[parent]))
+        size = area_m2(outside)
+        if size == 0:
+            continue
+        if size <= sliver:
+            _set(out, code, shape.intersection(parents[parent]))
+            out.repairs.append(_finding("clipped", [code, parent], outside, f"clipped to its parent {parent}"))
+        else:
+            out.problems.append(_finding("outside_parent", [code, parent], outside,
+                                         f"{size:,.0f} m² of {code} lie outside its parent {parent}"))
+
+
+def _overlaps(out: Checked, sliver: float) -> None:
+    codes = sorted(out.grids)
+    tree = shapely.STRtree([out.grids[c][2] for c in codes])
+    for i, j in zip(*tree.query([out.grids[c][2] for c in codes], predicate="intersects"), strict=True):
+        if i >= j:
+            continue
+        low, high = codes[i], codes[j]
+        overlap = polygonal(out.grids[low][2].intersection(out.grids[high][2]))
+        size = area_m2(overlap)
+        if size == 0:
+            continue
+        if size <= sliver:
+            _set(out, high, out.grids[high][2].difference(out.grids[low][2]))
+            out.repairs.append(_finding("overlap", [low, high], overlap,
+                                        f"the overlap stays with {low} (lower code)"))
+        else:
+            out.problems.append(_finding("overlap", [low, high], overlap,
+                                         f"{low} and {high} overlap by {size:,.0f} m²"))
+
+
+def _holes(region: BaseGeometry | None, union: BaseGeometry) -> list[Polygon]:
+    if region is not None:
+        return list(polygonal(region.difference(union)).geoms)
+    return [Polygon(ring) for part in polygonal(union).geoms for ring in part.interiors]
+
+
+def _gaps(out: Checked, parents: dict[str, BaseGeometry], sliver: float) -> None:
+    groups: dict[str | None, list[str]] = defaultdict(list)
+    for code, (_, parent, _) in out.grids.items():
+        groups[parent].append(code)
+    for parent, codes in sorted(groups.items(), key=lambda kv: kv[0] or ""):
+        union = shapely.union_all([out.grids[c][2] for c in codes])
+        for hole in _holes(parents.get(parent) if parent else None, union):
+            size = area_m2(hole)
+            if size > sliver:
+                where = f"of {parent} " if parent else ""
+                out.problems.append(_finding("gap", [parent] if parent else [], hole,
+                                             f"{size:,.0f} m² {where}covered by no grid"))
+                continue
+            border = {c: out.grids[c][2].boundary.intersection(hole.boundary).length for c in codes}
+            winner = max(sorted(border), key=lambda c: border[c])
+            _set(out, winner, out.grids[winner][2].union(hole))
+            out.repairs.append(_finding("sliver", [winner], hole,
+                                        f"gap given to {winner}, the grid with the longest border on it"))
+
+
+def _not_in_file(out: Checked, existing: dict[str, str | None]) -> None:
+    touched = {parent for _, parent, _ in out.grids.values() if parent is not None}
+    for code, parent in sorted(existing.items()):
+        if parent in touched and code not in out.grids:
+            out.problems.append(_finding("not_in_file", [code], None,
+                                         f"current grid {code} of {parent} is not in the file: the file gives every "
+                                         "child of the parents it covers (retire it in a plan first)"))
