@@ -16,9 +16,10 @@ from api.middleware import BodySizeLimit, DatabaseUnavailable, PublicRedirects, 
 from api.ogc import build as ogc
 from api.open311 import routes as open311
 from api.rate_limit import LoginGate, LoginThrottle
-from api.routes import areas, auth, bulk, cases, kpi, tiles, workflow
+from api.routes import areas, auth, bulk, cases, events, kpi, tiles, workflow
 from api.settings import ApiSettings
 from spatial.access.accounts import PrincipalCache, server_secret, watch_principals
+from spatial.cases.feed import Feed
 from spatial.features import coverage_extent
 from spatial.reference.cache import ReferenceCache
 from spatial.settings import DatabaseSettings
@@ -49,9 +50,12 @@ def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSet
         app.state.tiles = TileCache()
         app.state.ogc = ogc.build(api_settings.base_url() + "/ogc", app.state.engine, bbox, app.state.tiles,
                                   app.state.principals, app.state.secret)
+        app.state.feed = Feed(app.state.engine, app.state.reference, interval=api_settings.feed_interval_s,
+                              per_caller=api_settings.feed_per_caller, max_subscribers=api_settings.feed_max)
         try:
             yield
         finally:
+            await app.state.feed.close()
             watcher.cancel()
             with suppress(asyncio.CancelledError):
                 await watcher
@@ -72,6 +76,7 @@ def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSet
     app.include_router(auth.router)
     app.include_router(bulk.router)
     app.include_router(cases.router)
+    app.include_router(events.router)
     app.include_router(kpi.router)
     app.include_router(open311.router)
     app.include_router(tiles.router)

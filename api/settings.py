@@ -37,6 +37,12 @@ class ApiSettings(BaseSettings):
     # of refused logins then runs at (clients / delay) per second instead of as fast as the CPU answers 429s,
     # which would slow every other request of the process (bench/flood.py).
     login_refusal_delay_s: float = 0.5
+    # The live feed (api/routes/events.py, spatial/cases/feed.py): streams per account and per process, how long
+    # one stream lasts before the client resumes with Last-Event-ID, and how often the process polls new events.
+    feed_per_caller: int = 4
+    feed_max: int = 500
+    feed_max_seconds: float = 300
+    feed_interval_s: float = 0.2
 
     def base_url(self) -> str:
         """The server's public base URL, without a trailing slash."""

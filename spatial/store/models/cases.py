@@ -100,6 +100,9 @@ class CaseEvent(Base):
         CheckConstraint(in_list("kind", EVENT_KINDS), name="kind"),
         CheckConstraint("state_after IS NULL OR " + in_list("state_after", STATES), name="state_after"),
         Index("ix_case_event_case_id_at", "case_id", "at"),
+        # The live feed's commit order (migration 0015, spatial/cases/feed.py).
+        Index("ix_case_event_xid", "xid", postgresql_using="brin",
+              postgresql_with={"autosummarize": "on", "pages_per_range": 16}),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -111,3 +114,5 @@ class CaseEvent(Base):
     role: Mapped[str | None] = mapped_column(String(16))  # NULL before the workflow (migration 0014)
     note: Mapped[str | None] = mapped_column(Text)
     data: Mapped[dict | None] = mapped_column(JSONB)
+    # The writing transaction's id (pg_current_xact_id()): the feed's commit-safe order; NULL before 0015.
+    xid: Mapped[int | None] = mapped_column(BigInteger, server_default=text("(pg_current_xact_id())::text::bigint"))
