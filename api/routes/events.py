@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator
+from functools import lru_cache
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
@@ -26,6 +27,7 @@ router = APIRouter(prefix="/api/v1", tags=["workflow"], route_class=Authenticate
 RETRY_MS = 1000  # how long EventSource waits before it reconnects
 
 
+@lru_cache(maxsize=4096)  # an event goes to many consoles: encoded once
 def sse_message(event: FeedEvent) -> bytes:
     """One SSE message: ``id`` and a one-line JSON ``data`` (json.dumps escapes every line break)."""
     data = json.dumps(event.public(), ensure_ascii=False, separators=(",", ":"))

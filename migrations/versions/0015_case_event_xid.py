@@ -23,8 +23,10 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.add_column("case_event", sa.Column("xid", sa.BigInteger(), nullable=True,
-                                          server_default=sa.text("(pg_current_xact_id())::text::bigint")))
+    # The default is set after the column exists, so that the rows already stored keep NULL: a volatile
+    # default given with ADD COLUMN would rewrite the whole table (millions of events) under one xid.
+    op.add_column("case_event", sa.Column("xid", sa.BigInteger(), nullable=True))
+    op.alter_column("case_event", "xid", server_default=sa.text("(pg_current_xact_id())::text::bigint"))
     op.create_index("ix_case_event_xid", "case_event", ["xid"], postgresql_using="brin",
                     postgresql_with={"autosummarize": "on", "pages_per_range": 16})
 
