@@ -16,10 +16,11 @@ from api.middleware import BodySizeLimit, DatabaseUnavailable, PublicRedirects, 
 from api.ogc import build as ogc
 from api.open311 import routes as open311
 from api.rate_limit import LoginGate, LoginThrottle
-from api.routes import areas, auth, bulk, cases, inbox, kpi, plans, tiles, workflow
+from api.routes import areas, auth, bulk, cases, events, inbox, kpi, plans, tiles, workflow
 from api.settings import ApiSettings
 from spatial.access.accounts import PrincipalCache, server_secret, watch_principals
 from spatial.cases import jobs
+from spatial.cases.feed import Feed
 from spatial.features import coverage_extent
 from spatial.reference.cache import ReferenceCache
 from spatial.settings import DatabaseSettings
@@ -50,12 +51,15 @@ def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSet
         app.state.tiles = TileCache()
         app.state.ogc = ogc.build(api_settings.base_url() + "/ogc", app.state.engine, bbox, app.state.tiles,
                                   app.state.principals, app.state.secret)
+        app.state.feed = Feed(app.state.engine, app.state.reference, interval=api_settings.feed_interval_s,
+                              per_caller=api_settings.feed_per_caller, max_subscribers=api_settings.feed_max)
         # Reminders and supervision orders (issue 17 item 3): safe in every process at once (spatial/cases/jobs.py).
         scheduler = asyncio.create_task(jobs.run(target, app.state.engine, every_s=api_settings.scheduler_every_s,
                                                  install_signal_handlers=False)) if api_settings.scheduler else None
         try:
             yield
         finally:
+            await app.state.feed.close()
             if scheduler is not None:
                 scheduler.cancel()
                 with suppress(asyncio.CancelledError):
@@ -82,6 +86,7 @@ def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSet
     app.include_router(bulk.router)
     app.include_router(cases.router)
     app.include_router(inbox.router)
+    app.include_router(events.router)
     app.include_router(kpi.router)
     app.include_router(open311.router)
     app.include_router(tiles.router)

@@ -41,6 +41,12 @@ class ApiSettings(BaseSettings):
     # (GRIDLINK_API_SCHEDULER=1 or `gridlink serve --scheduler`), sweeping every this many seconds (divides 60).
     scheduler: bool = False
     scheduler_every_s: int = 30
+    # The live feed (api/routes/events.py, spatial/cases/feed.py): streams per account and per process, how long
+    # one stream lasts before the client resumes with Last-Event-ID, and how often the process polls new events.
+    feed_per_caller: int = 4
+    feed_max: int = 500
+    feed_max_seconds: float = 300
+    feed_interval_s: float = 0.2
 
     def base_url(self) -> str:
         """The server's public base URL, without a trailing slash."""

@@ -112,6 +112,9 @@ class CaseEvent(Base):
         CheckConstraint(ORDER_KEYS, name="order_keys"),
         Index("uq_case_event_order", "case_id", "kind", text("(data ->> 'step')"), text("(data ->> 'deadline')"),
               unique=True, postgresql_where=text(ORDER_KINDS)),
+        # The live feed's commit order (migration 0018_case_event_xid, spatial/cases/feed.py).
+        Index("ix_case_event_xid", "xid", postgresql_using="brin",
+              postgresql_with={"autosummarize": "on", "pages_per_range": 16}),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -123,3 +126,5 @@ class CaseEvent(Base):
     role: Mapped[str | None] = mapped_column(String(16))  # NULL before the workflow (migration 0014)
     note: Mapped[str | None] = mapped_column(Text)
     data: Mapped[dict | None] = mapped_column(JSONB)
+    # The writing transaction's id (pg_current_xact_id()): the feed's commit-safe order; NULL before 0015.
+    xid: Mapped[int | None] = mapped_column(BigInteger, server_default=text("(pg_current_xact_id())::text::bigint"))
