@@ -141,3 +141,27 @@ def test_who_may_import_and_how_much(town_city, tmp_path) -> None:
                             headers={**auth["admin"], **GEOJSON})
         assert reply.status_code == status, reply.text
     assert _count(engine, "SELECT count(*) FROM grid_plan") == plans
+
+
+def test_hostile_query_values_are_a_4xx_and_store_nothing(town_city, tmp_path) -> None:
+    """Every query parameter of the import with each value of the hostile corpus (tests/integration/test_hostile.py):
+    a 4xx or a dry run's answer, never a 5xx, nothing stored; a time before the towns' shapes is a 409."""
+    from tests.integration.test_hostile import VALUES
+
+    client, engine, auth = town_city
+    body = _write(tmp_path / "towns.geojson", _towns(), driver="GeoJSON", epsg=4326).read_bytes()
+    plans = _count(engine, "SELECT count(*) FROM grid_plan")
+    failures = []
+    for name in ("level", "code_field", "name_field", "parent_field", "crs", "layer", "sliver_m2", "store",
+                 "effective_at", "filename"):
+        for label, value in VALUES.items():
+            params = {"level": 2, "store": "none", name: value}
+            reply = client.post("/api/v1/grids/imports", params=params, content=body,
+                                headers={**auth["admin"], **GEOJSON})
+            if reply.status_code >= 500 or (reply.status_code not in (200, 400, 413, 422)):
+                failures.append(f"{name} {label}: {reply.status_code} {reply.text[:200]}")
+    assert not failures, "\n".join(failures)
+    assert _count(engine, "SELECT count(*) FROM grid_plan") == plans
+    early = client.post("/api/v1/grids/imports", params={"level": 2, "effective_at": "2001-01-01T00:00:00Z"},
+                        content=body, headers={**auth["admin"], **GEOJSON})
+    assert early.status_code == 409 and _count(engine, "SELECT count(*) FROM grid_plan") == plans
