@@ -7,7 +7,8 @@
     gridlink import cases FILE [--all-or-nothing] [--report OUT.json]
     gridlink import grids FILE --level N [--code-field F] [--name-field F] [--parent-field F] [--crs EPSG]
                                          [--layer L] [--sliver-m2 A] [--draft | --dry-run] [--report OUT.json]
-    gridlink plan list | new TITLE | show ID | preview ID | edit ID EDIT.json | commit ID [--at T] | rollback ID
+    gridlink plan list | new TITLE | show ID | preview ID | edit ID EDIT.json | commit ID [--at T] | cancel ID
+                  | rollback ID
     gridlink serve [--host H] [--port P] [--workers N] [--scheduler]
     gridlink user add LOGIN --role ROLE --scope SCOPE [--name N]   (password on standard input)
     gridlink user disable|enable LOGIN  disabling revokes the account's tokens and stops its logins
@@ -367,10 +368,11 @@ def parser() -> argparse.ArgumentParser:
                         help="create: a token that never expires (partner systems; revoke it when done)")
     tok.set_defaults(func=cmd_token)
     plan = sub.add_parser("plan", help="grid plans: list, new, show, preview, edit, commit, rollback")
-    plan.add_argument("action", choices=("list", "new", "show", "preview", "edit", "commit", "rollback"))
+    plan.add_argument("action", choices=("list", "new", "show", "preview", "edit", "commit", "cancel", "rollback"))
     plan.add_argument("target", nargs="?", default="", help="new: the TITLE; otherwise the plan's ID")
     plan.add_argument("file", nargs="?", default="-", help="edit: a JSON edit as POST …/edits takes (- stdin)")
-    plan.add_argument("--at", default=None, help="commit: the effective time (ISO 8601; default now)")
+    plan.add_argument("--at", default=None, help="commit: the effective time (ISO 8601; default now;"
+                      " a future time schedules the plan)")
     plan.set_defaults(func=cmd_plan)
     bak = sub.add_parser("backup", help="dump the database into one file (pg_dump custom format)")
     bak.add_argument("file", nargs="?", type=Path, default=None)
@@ -573,8 +575,8 @@ def _plan_action(conn, args: argparse.Namespace):
     if args.action == "commit":
         at = as_utc(datetime.fromisoformat(args.at)) if args.at else None
         return planning.commit(conn, who, actor, plan_id, effective_at=at)
-    if args.action == "rollback":
-        return planning.rollback(conn, who, actor, plan_id)
+    if args.action in ("rollback", "cancel"):
+        return getattr(planning, args.action)(conn, who, actor, plan_id)
     return plans.plan_public(conn, who, plan_id)
 
 

@@ -16,6 +16,8 @@ class ApiSettings(BaseSettings):
     # A bulk batch (api/routes/bulk.py streams the body against these; 413 beyond).
     max_bulk_bytes: int = 64 * 1_048_576
     max_bulk_rows: int = 200_000
+    # A file of grids (api/routes/grid_imports.py streams the body against it; 413 beyond).
+    max_grid_file_bytes: int = 16 * 1_048_576
     # Where clients reach this server: every link, redirect and tile URL is built on it, never on the request's
     # Host header (which any client can set); default http://{host}:{port}.
     public_url: str | None = None

@@ -1,7 +1,8 @@
-"""Grid plans (issue 19): ``/api/v1/plans`` — open a draft, add edits, check and preview it, commit it,
-roll it back. Admins and planners only (403 for every other account before a body is read, 401 without
-one); a planner acts on its own plans, inside its scope (spatial/access/scope.py: ``check_edit_grid``).
-Every write is audited (``plan.create``, ``plan.edit``, ``plan.commit``, ``plan.rollback``)."""
+"""Grid plans (issue 19): ``/api/v1/plans`` — open a draft, add edits, check and preview it, commit it (now,
+or scheduled for a future time and cancellable until then), roll it back. Admins and planners only (403 for
+every other account before a body is read, 401 without one); a planner acts on its own plans, inside its
+scope (spatial/access/scope.py: ``check_edit_grid``). Every write is audited (``plan.create``, ``plan.edit``,
+``plan.schedule``, ``plan.cancel``, ``plan.commit``, ``plan.rollback``)."""
 
 from __future__ import annotations
 
@@ -71,7 +72,7 @@ class PlanEdit(BaseModel):
 
 
 class PlanCommit(BaseModel):
-    """When the plan takes effect (default: now)."""
+    """When the plan takes effect (default: now; a future instant schedules the plan for then)."""
 
     model_config = ConfigDict(extra="forbid")
     effective_at: datetime | None = None
@@ -92,7 +93,8 @@ def create_plan(body: PlanCreate, principal: PrincipalDep, engine: EngineDep, re
 
 @router.get("", summary="The caller's plans (admins: all), newest first")
 def list_plans(principal: PrincipalDep, conn: ConnectionDep,
-               state: Literal["draft", "committed", "discarded"] | None = Query(default=None)) -> list[dict[str, Any]]:
+               state: Literal["draft", "scheduled", "committed", "discarded"] | None = Query(default=None),
+               ) -> list[dict[str, Any]]:
     """List plans."""
     return plans.list_plans(conn, principal, state)
 
@@ -123,10 +125,17 @@ def preview(plan_id: PlanId, principal: PrincipalDep, conn: ConnectionDep) -> di
 @router.post("/{plan_id}/commit", summary="Commit a draft (refused, saying where, if it breaks a partition)")
 def commit(plan_id: PlanId, principal: PrincipalDep, engine: EngineDep, request: Request,
            body: PlanCommit | None = None) -> dict[str, Any]:
-    """Store the plan as one grid version and reassign what moves."""
+    """Store the plan as one grid version and reassign what moves; a future ``effective_at`` schedules it."""
     at = as_utc(body.effective_at) if body is not None and body.effective_at is not None else None
     with engine.begin() as conn:
         return planning.commit(conn, principal, _actor(principal, request), plan_id, effective_at=at)
+
+
+@router.post("/{plan_id}/cancel", summary="Cancel a scheduled plan: a draft again, nothing happens at its time")
+def cancel(plan_id: PlanId, principal: PrincipalDep, engine: EngineDep, request: Request) -> dict[str, Any]:
+    """Take a scheduled plan back to a draft."""
+    with engine.begin() as conn:
+        return planning.cancel(conn, principal, _actor(principal, request), plan_id)
 
 
 @router.post("/{plan_id}/rollback", summary="Undo a committed plan with a new plan, committed at once")

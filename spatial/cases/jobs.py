@@ -7,7 +7,9 @@ One periodic task, ``gridlink.scheduler.sweep``, every ``every_s`` seconds (``GR
 that: a sweep is idempotent and level-triggered (spatial/cases/scheduler.py), so a job lost with a killed
 worker, or two sweeps at once, can neither lose nor double an order. A second periodic task,
 ``gridlink.scheduler.tidy``, fails the jobs of workers that stopped sending heartbeats (killed, crashed) and
-deletes finished jobs older than a day, so the job table stays small.
+deletes finished jobs older than a day, so the job table stays small. A third, ``gridlink.grids.apply_plans``,
+on the sweep's cadence, applies the grid plans scheduled for a time that has come (issue 19:
+``spatial.grids.planning.apply_due``, exactly once however many workers run).
 
 ``run`` is what ``gridlink worker`` and the in-server scheduler (api/app.py lifespan) call: it opens the
 queue's own psycopg pool, loads the working calendar and works until cancelled.
@@ -24,10 +26,12 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
 from spatial.cases import scheduler
+from spatial.grids import planning
 from spatial.reference.cache import ReferenceCache
 
 SWEEP = "gridlink.scheduler.sweep"
 TIDY = "gridlink.scheduler.tidy"
+PLANS = "gridlink.grids.apply_plans"
 EVERY_S = (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60)  # divisors of a minute: the cron's seconds column
 log = logging.getLogger("gridlink.scheduler")
 
@@ -53,6 +57,14 @@ def build(url: str, every_s: int = 30) -> procrastinate.App:
             log.info("scheduler: %d reminders / orders written", len(written))
         return len(written)
 
+    @app.periodic(cron=f"* * * * * {seconds}", periodic_id="plans")
+    @app.task(name=PLANS, queueing_lock=PLANS, pass_context=True)
+    def apply_plans(context: procrastinate.JobContext, timestamp: int) -> int:
+        applied = planning.apply_due(context.additional_context["engine"])
+        if applied:
+            log.info("scheduler: %d scheduled grid plan(s) applied", len(applied))
+        return len(applied)
+
     @app.periodic(cron="*/5 * * * *", periodic_id="tidy")
     @app.task(name=TIDY, queueing_lock=TIDY)
     async def tidy(timestamp: int) -> None:
@@ -60,7 +72,7 @@ def build(url: str, every_s: int = 30) -> procrastinate.App:
             await app.job_manager.finish_job(job, status=Status.FAILED, delete_job=False)
         await app.job_manager.delete_old_jobs(nb_hours=24, include_failed=True)
 
-    del sweep, tidy  # registered on the app
+    del sweep, apply_plans, tidy  # registered on the app
     return app
 
 

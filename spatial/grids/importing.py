@@ -87,8 +87,7 @@ def import_grids(conn: Connection, principal: Principal, actor: Actor, path: str
                  name=name, parent=parent, wkt=shape.wkt, based_on=None if now is None else now["version_id"])
     state = "draft"
     if store == "commit":
-        planning.commit(conn, principal, actor, plan, effective_at=effective_at)
-        state = "committed"
+        state = planning.commit(conn, principal, actor, plan, effective_at=effective_at)["state"]
     record(conn, actor, "grid.import", target=f"plan {plan}",
            detail={"file": Path(path).name, "level": level, "grids": len(checked.grids),
                    "repairs": len(checked.repairs), "state": state})

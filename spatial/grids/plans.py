@@ -10,6 +10,9 @@ so that one commit path applies every kind of change:
 - a commit opens one ``grid_version`` effective from the plan's time, closes the changed grids' current
   shapes at that time and stores the new ones (``valid_from``); a grid that changed since the plan read it
   (``based_on``) makes the commit a conflict: read it again;
+- a commit with a future time only *schedules* the plan (``scheduled``: checked now, nothing written to the
+  grids); the scheduler commits it at that time (spatial/grids/planning.py ``apply_due``), and until then
+  it can be cancelled back to a draft;
 - a committed plan is rolled back by a new plan that restores the shapes the commit closed.
 """
 
@@ -52,11 +55,11 @@ def load_plan(conn: Connection, principal: Principal, plan_id: int, *, lock: boo
     return dict(row)
 
 
-def draft(conn: Connection, principal: Principal, plan_id: int) -> dict[str, Any]:
-    """The plan, locked, if it is still a draft the caller may edit; ConflictError otherwise."""
+def draft(conn: Connection, principal: Principal, plan_id: int, state: str = "draft") -> dict[str, Any]:
+    """The plan, locked, if it is still a draft (or in ``state``) the caller may act on; ConflictError otherwise."""
     plan = load_plan(conn, principal, plan_id, lock=True)
-    if plan["state"] != "draft":
-        raise errors.ConflictError(f"plan {plan_id} is {plan['state']}: only a draft can change")
+    if plan["state"] != state:
+        raise errors.ConflictError(f"plan {plan_id} is {plan['state']}: only a {state} plan can change")
     return plan
 
 
@@ -145,18 +148,50 @@ def _check_fresh(conn: Connection, edits: list[dict[str, Any]], *, revive: bool)
                                        grid=edit["code"])
 
 
-def commit(conn: Connection, principal: Principal, plan_id: int, *, effective_at: datetime | None = None,
-           note: str | None = None) -> int:
-    """Commit a draft: one grid version effective from ``effective_at`` (default now); return its id."""
-    plan = draft(conn, principal, plan_id)
-    edits = planned(conn, plan_id)
+def _checked_edits(conn: Connection, principal: Principal, plan: dict[str, Any]) -> list[dict[str, Any]]:
+    """The plan's edits, once each grid is known to be in the caller's scope and unchanged since it was read."""
+    edits = planned(conn, plan["id"])
     if not edits:
-        raise errors.ConflictError(f"plan {plan_id} has no edits")
+        raise errors.ConflictError(f"plan {plan['id']} has no edits")
     for edit in edits:
         check_edit_grid(principal, edit["code"])
-    conn.execute(text("LOCK TABLE grid_geometry IN SHARE ROW EXCLUSIVE MODE"))
     _check_fresh(conn, edits, revive=plan["source"] == "rollback")
+    return edits
+
+
+def schedule(conn: Connection, principal: Principal, plan_id: int, at: datetime) -> None:
+    """Schedule a draft for ``at`` (a future instant): nothing changes until the scheduler applies it then."""
+    plan = draft(conn, principal, plan_id)
+    _checked_edits(conn, principal, plan)
+    conn.execute(text("UPDATE grid_plan SET state = 'scheduled', effective_at = :at WHERE id = :id"),
+                 {"at": at, "id": plan_id})
+
+
+def cancel(conn: Connection, principal: Principal, plan_id: int) -> None:
+    """Take a scheduled plan back to a draft (to edit, schedule again or leave); ConflictError if it is not
+    scheduled (any more: the scheduler may have applied it)."""
+    draft(conn, principal, plan_id, state="scheduled")
+    conn.execute(text("UPDATE grid_plan SET state = 'draft', effective_at = NULL WHERE id = :id"), {"id": plan_id})
+
+
+def _check_after_current(conn: Connection, plan_id: int, edits: list[dict[str, Any]], at: datetime) -> None:
+    """ConflictError if ``at`` is before a changed grid's current shape took effect (history stays ordered)."""
+    latest = conn.execute(text("SELECT max(valid_from) FROM grid_geometry WHERE valid_to IS NULL"
+                               " AND grid_code = ANY(:codes)"), {"codes": [e["code"] for e in edits]}).scalar()
+    if latest is not None and at < latest:
+        raise errors.ConflictError(f"plan {plan_id} would take effect at {at.isoformat()}, before the current"
+                                   f" shapes of its grids (valid from {latest.isoformat()})")
+
+
+def commit(conn: Connection, principal: Principal, plan_id: int, *, effective_at: datetime | None = None,
+           note: str | None = None, state: str = "draft") -> int:
+    """Commit a draft (or a plan in ``state``: the scheduler's ``scheduled``): one grid version effective from
+    ``effective_at`` (default now); return its id."""
+    plan = draft(conn, principal, plan_id, state)
+    conn.execute(text("LOCK TABLE grid_geometry IN SHARE ROW EXCLUSIVE MODE"))
+    edits = _checked_edits(conn, principal, plan)
     at = effective_at or conn.execute(text("SELECT now()")).scalar_one()
+    _check_after_current(conn, plan_id, edits, at)
     version = int(conn.execute(text(
         "INSERT INTO grid_version (effective_at, author, note) VALUES (:at, :a, :n) RETURNING id"),
         {"at": at, "a": principal.login, "n": note or f"plan {plan_id}: {plan['title']}"}).scalar_one())

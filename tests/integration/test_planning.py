@@ -216,8 +216,13 @@ def test_who_may_plan(town) -> None:
     assert [p["id"] for p in client.get("/api/v1/plans", headers=auth["planner1"]).json()] == [mine]
     future = (datetime.now(UTC) + timedelta(days=1)).isoformat()
     assert _edit(client, auth, mine, who="planner1", op="move", line=LINE, level=4).status_code == 200
-    refused = client.post(f"/api/v1/plans/{mine}/commit", headers=auth["planner1"], json={"effective_at": future})
-    assert refused.status_code == 400  # future-dated plans are not offered yet
+    scheduled = client.post(f"/api/v1/plans/{mine}/commit", headers=auth["planner1"], json={"effective_at": future})
+    assert scheduled.status_code == 200 and scheduled.json()["state"] == "scheduled", scheduled.text
+    assert client.post(f"/api/v1/plans/{mine}/cancel", headers=auth["planner2"]).status_code == 403
+    assert client.post(f"/api/v1/plans/{mine}/cancel", headers=auth["viewer"]).status_code == 403
+    cancelled = client.post(f"/api/v1/plans/{mine}/cancel", headers=auth["planner1"])
+    assert cancelled.status_code == 200 and cancelled.json()["state"] == "draft"
+    assert client.post(f"/api/v1/plans/{mine}/cancel", headers=auth["planner1"]).status_code == 409  # a draft
     bad = _edit(client, auth, mine, who="planner1", op="rename", code=G1, name="a\x00b")
     assert bad.status_code == 422
 
@@ -284,3 +289,173 @@ def test_the_plan_command(town, monkeypatch, tmp_path, capsys) -> None:
     assert run("edit", str(bad), str(edit))[0] == 0
     code, _, err = run("commit", str(bad))
     assert code == 1 and f"overlap {east1} {east2}" in err
+
+
+# Future-dated plans: a line down lon 120.09 cuts the strip 120.09–120.10 off grid 002 and hands it to 003.
+G4 = grid_code(1, 1, 4)
+STRIP_LINE = {"type": "LineString", "coordinates": [[120.09, 31.2], [120.09, 31.1]]}
+
+
+def _in_strip(client, engine, auth, label: str, lat: float) -> tuple[str, int]:
+    """A component and an open case in the strip 120.09–120.10 (grid 002 today)."""
+    code = f"32050601180002{label}"
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO component (code, class_code, district_code, manager_key, owner_key, maintainer_key,"
+            " status, geom, grid_code) VALUES (:c, '0118', '320506', 'LIGHTING', 'LIGHTING', 'LIGHTING', 'intact',"
+            " ST_SetSRID(ST_MakePoint(120.095, :y), 4326), :g)"), {"c": code, "y": lat, "g": G2})
+    reply = client.post("/api/v1/cases", headers=auth["admin"], json={
+        "category": "E010101", "location": {"type": "Point", "coordinates": [120.095, lat + 0.01]},
+        "description": f"case in the strip {label}", "source": "inspector"})
+    assert reply.status_code == 201, reply.text
+    return code, int(reply.json()["id"])
+
+
+def _db_now(engine) -> datetime:
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT now()")).scalar_one()
+
+
+def _down(lon: float) -> dict:
+    return {"type": "LineString", "coordinates": [[lon, 31.2], [lon, 31.1]]}
+
+
+def _scheduled(client, auth, at: datetime, title: str, line: dict = STRIP_LINE) -> int:
+    plan = _plan(client, auth, title)
+    assert _edit(client, auth, plan, op="move", line=line, level=4).status_code == 200
+    reply = client.post(f"/api/v1/plans/{plan}/commit", headers=auth["admin"], json={"effective_at": at.isoformat()})
+    assert reply.status_code == 200, reply.text
+    assert (reply.json()["state"], reply.json()["version"]) == ("scheduled", None)
+    return plan
+
+
+def test_a_future_dated_plan_changes_nothing_until_its_time_then_everything_at_once(town) -> None:
+    import threading
+
+    from spatial.grids.planning import apply_due
+
+    client, engine, auth, _ = town
+    component, case = _in_strip(client, engine, auth, "01", 31.15)
+    scheduled_at = _db_now(engine)
+    at = scheduled_at + timedelta(days=1)
+    plan = _scheduled(client, auth, at, "move 002/003 to 120.09 tomorrow")
+    assert client.get(f"/api/v1/plans/{plan}", headers=auth["admin"]).json()["state"] == "scheduled"
+    assert _edit(client, auth, plan, op="rename", code=G2, name="x").status_code == 409  # scheduled: not editable
+    assert [p["id"] for p in client.get("/api/v1/plans", params={"state": "scheduled"},
+                                        headers=auth["admin"]).json()] == [plan]
+
+    def state() -> tuple:
+        located = client.get("/api/v1/locate", params={"lon": 120.095, "lat": 31.15}).json()["grid"]["code"]
+        items = client.get("/ogc/collections/grids/items", params={"code": G2, "f": "json"}).json()["features"]
+        return (_grid_of(engine, component=component), _grid_of(engine, case=case), located,
+                round(shape(items[0]["geometry"]).bounds[2], 6))
+
+    assert state() == (G2, G2, G2, 120.1)
+    assert apply_due(engine, now=at - timedelta(seconds=1)) == []  # a second before its time: nothing
+    assert state() == (G2, G2, G2, 120.1)
+
+    results: list[list] = []
+    barrier = threading.Barrier(2)
+
+    def sweep() -> None:
+        barrier.wait()
+        results.append(apply_due(engine, now=at))
+
+    threads = [threading.Thread(target=sweep) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    applied = [r for batch in results for r in batch]
+    assert [(r["plan"], r["state"], r["reassigned"]) for r in applied] == [
+        (plan, "committed", {"components": 1, "open_cases": 1})]  # two sweeps at once: applied once
+    assert apply_due(engine, now=at + timedelta(days=1)) == []  # and never again
+    assert state() == (G3, G3, G3, 120.09)  # everything at once
+
+    with engine.connect() as conn:
+        versions = conn.execute(text("SELECT v.effective_at, (SELECT array_agg(DISTINCT gg.valid_from) FROM"
+                                     " grid_geometry gg WHERE gg.version_id = v.id) FROM grid_version v JOIN"
+                                     " grid_plan p ON p.version_id = v.id WHERE p.id = :p"), {"p": plan}).all()
+        actions = conn.execute(text("SELECT action, actor FROM audit_log WHERE target = :t ORDER BY id"),
+                               {"t": f"plan {plan}"}).all()
+    assert [tuple(v) for v in versions] == [(at, [at])]  # valid from the plan's time, not the sweep's
+    assert [tuple(a) for a in actions] == [("plan.create", "admin"), ("plan.edit", "admin"),
+                                           ("plan.schedule", "admin"), ("plan.commit", "scheduler")]
+    with engine.connect() as conn:
+        assert check_partition(conn, 3, COMMUNITY).ok
+    # Time travel between the scheduling and the effective time answers the old grid.
+    between = (scheduled_at + timedelta(hours=12)).isoformat()
+    then = client.get("/api/v1/locate", params={"lon": 120.095, "lat": 31.15, "at": between})
+    assert then.json()["grid"]["code"] == G2
+    # The clock was moved a day ahead for the sweep: a commit now would end shapes before they began.
+    refused = client.post(f"/api/v1/plans/{plan}/rollback", headers=auth["admin"])
+    assert refused.status_code == 409 and "before the current shapes" in refused.json()["detail"]
+
+
+def test_a_cancelled_plan_never_happens_and_a_stale_one_goes_back_to_draft(town) -> None:
+    from spatial.grids.planning import apply_due
+
+    client, engine, auth, _ = town
+    east2, east3 = grid_code(2, 1, 2), grid_code(2, 1, 3)
+    at = _db_now(engine) + timedelta(days=2)
+    cancelled = _scheduled(client, auth, at, "cancelled", _down(120.29))
+    reply = client.post(f"/api/v1/plans/{cancelled}/cancel", headers=auth["admin"])
+    assert reply.status_code == 200 and (reply.json()["state"], reply.json()["effective_at"]) == ("draft", None)
+
+    stale = _scheduled(client, auth, at, "overtaken", _down(120.29))
+    # Another plan moves the same boundary now: the scheduled one was based on shapes that no longer hold.
+    now_plan = _plan(client, auth, "move 002/003 now")
+    assert _edit(client, auth, now_plan, op="move", level=4, line=_down(120.298)).status_code == 200
+    assert client.post(f"/api/v1/plans/{now_plan}/commit", headers=auth["admin"]).status_code == 200
+    with engine.connect() as conn:
+        edge = conn.execute(text("SELECT ST_XMax(geom) FROM grid_geometry WHERE grid_code = :c AND valid_to IS NULL"),
+                            {"c": east2}).scalar()
+    assert apply_due(engine, now=at) == [{"plan": stale, "state": "draft", "refused": f"grid {east2} changed since"
+                                          " the plan read it: edit it again"}]
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT ST_XMax(geom) FROM grid_geometry WHERE grid_code = :c AND valid_to IS NULL"),
+                            {"c": east2}).scalar() == edge  # untouched
+        states = conn.execute(text("SELECT id, state FROM grid_plan WHERE id = ANY(:ids) ORDER BY id"),
+                              {"ids": [cancelled, stale]}).all()
+        refusal = conn.execute(text("SELECT actor FROM audit_log WHERE target = :t AND action = 'plan.apply_refused'"),
+                               {"t": f"plan {stale}"}).scalars().all()
+    assert [tuple(s) for s in states] == [(cancelled, "draft"), (stale, "draft")]
+    assert refusal == ["scheduler"]
+    assert east3 in {e["code"] for e in client.get(f"/api/v1/plans/{stale}", headers=auth["admin"]).json()["edits"]}
+    assert client.post(f"/api/v1/plans/{now_plan}/rollback", headers=auth["admin"]).status_code == 200
+
+
+def test_the_worker_applies_a_plan_when_its_time_comes(town) -> None:
+    """The real ``gridlink worker`` (procrastinate) applies a plan scheduled two seconds ahead."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    client, engine, auth, _ = town
+    at = _db_now(engine) + timedelta(seconds=2)
+    plan = _scheduled(client, auth, at, "move town 2's 003/004 in two seconds", _down(120.34))
+    env = {**os.environ, "GRIDLINK_DATABASE_URL": engine.url.render_as_string(hide_password=False)}
+    worker = subprocess.Popen([sys.executable, "-m", "api.cli", "worker", "--every", "1"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    stop = time.monotonic() + 120  # a bound on a broken run, not a speed threshold
+    try:
+        while True:
+            with engine.connect() as conn:
+                state = conn.execute(text("SELECT state FROM grid_plan WHERE id = :p"), {"p": plan}).scalar()
+            if state != "scheduled":
+                break
+            assert worker.poll() is None, worker.stderr.read().decode() if worker.stderr else ""
+            assert time.monotonic() < stop, "the worker did not apply the plan"
+            time.sleep(0.05)
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(timeout=30)
+    assert state == "committed"
+    with engine.connect() as conn:
+        valid_from = conn.execute(text(
+            "SELECT valid_from FROM grid_geometry WHERE grid_code = :c AND valid_to IS NULL"),
+            {"c": grid_code(2, 1, 3)}).scalar()
+    assert valid_from == at
+    assert client.post(f"/api/v1/plans/{plan}/rollback", headers=auth["admin"]).status_code == 200

@@ -127,7 +127,7 @@ class TeamMember(Base):
     account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id"))
 
 
-PLAN_STATES = ("draft", "committed", "discarded")
+PLAN_STATES = ("draft", "scheduled", "committed", "discarded")
 PLAN_SOURCES = ("plan", "import", "ogc", "rollback")
 PLAN_OPS = ("create", "reshape", "retire", "recode")
 
@@ -136,7 +136,8 @@ class GridPlan(Base):
     """A planner's set of grid changes (issue 19), held apart from the live grids until it is committed.
 
     A draft belongs to its ``owner`` and stays inside the ``scope`` the owner had when it was opened. A
-    commit stores the edits as one ``grid_version`` effective from ``effective_at``; a rollback is a new plan
+    commit stores the edits as one ``grid_version`` effective from ``effective_at`` (a future time makes the
+    plan ``scheduled`` until the scheduler applies it then, migration 0019); a rollback is a new plan
     (``rollback_of``). Imports are plans too (``source = 'import'``, ``report``: the repairs and the topology
     report), and so are the OGC Part 4 edits of base grids (``source = 'ogc'``, committed at once).
     """
@@ -146,6 +147,8 @@ class GridPlan(Base):
         CheckConstraint(in_list("state", PLAN_STATES), name="state"),
         CheckConstraint(in_list("source", PLAN_SOURCES), name="source"),
         CheckConstraint("(state = 'committed') = (version_id IS NOT NULL)", name="committed_version"),
+        CheckConstraint("state <> 'scheduled' OR effective_at IS NOT NULL", name="scheduled_time"),
+        Index("ix_grid_plan_scheduled", "effective_at", postgresql_where=text("state = 'scheduled'")),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
