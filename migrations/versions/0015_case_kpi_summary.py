@@ -11,9 +11,9 @@ The trigger ``case_event_kpi`` keeps them in the transaction that appends the ev
 workflow, intake's ``link`` rows, bulk import, the scheduler); intake's ``report`` rows and events the
 evaluation does not read (accept, check, evaluate, remind, …) do not fire it. It fires ALWAYS (bulk import
 and the demo load run as ``session_replication_role = replica``). A loader that writes millions of events
-sets ``gridlink.case_kpi = 'deferred'`` for its transaction and calls ``gridlink_case_kpi_rebuild()`` at the
-end, as the demo builder does; the rebuild is also this migration's backfill and repairs any drift (it only
-rewrites rows whose summary differs from their trail).
+sets ``gridlink.case_kpi = 'deferred'`` for its transaction and writes the columns itself (the demo
+generator) or calls ``gridlink_case_kpi_rebuild()`` at the end; the rebuild is also this migration's backfill
+and repairs any drift (it only rewrites rows whose summary differs from their trail).
 
 A case's ``report`` event is not part of the summary: it is the case's first event, at ``reported_at``, and
 the evaluation reads nothing else from it.
