@@ -181,8 +181,9 @@ def statement(group: str, *, trail: bool = False) -> str:
 def evaluate(conn: Connection, query: KpiQuery, *, by: Principal, trail: bool = False) -> dict[str, Any]:
     """Evaluate the cases ``by`` may read (module docstring): rows per group, ranked, and the totals.
 
-    ``trail``: read every case's facts from its event trail (the definition, 3–5 × slower over a year), not
-    from its summary columns; both give the same answer (tests/integration/test_kpi_summary.py).
+    ``trail``: read every case's facts from its event trail (the definition; over a year 5–7 × the work,
+    BENCHMARKS.md "Evaluation"), not from its summary columns; both give the same answer
+    (tests/integration/test_kpi_summary.py).
     """
     params = _params(query, by)
     _settle(conn)
