@@ -1,20 +1,20 @@
 """Benchmark: evaluation (GET /api/v1/kpi) for every base grid and every department over the demo's full year,
 against the same aggregation as one hand-written SQL query in the same run (issue 17, "Measure").
 
-    .venv/bin/python -m bench.kpi [--rounds 3]
+    .venv/bin/python -m bench.kpi [--rounds 3] [--intake 30] [--reuse] [--intake-only]
 
 1. The full demo (a year of cases: ~580,000 cases, ~3.9 million events): a private copy of the benchmark's
    template database (bench/intake.py; built first if missing), ``gridlink_bench_kpi``, upgraded to head —
    the template is never migrated here (other branches' revisions meet it). The upgrade's time is printed:
    on a template made before migration 0015 it is that migration's backfill of the per-case summary, which
    rewrites every case row; ``VACUUM FULL`` then gives the table the shape a fresh demo build has.
+   ``--reuse`` keeps the copy of an earlier run (the period stays the demo's year: section 4 adds cases).
 2. Floor: one hand-written statement computing the same per-group counts (all of them, the 721 split
-   included) over the same data the product
-   reads — each case's summary columns (``case.kpi_*``), or its trail when it has an event at or after the
-   period's end — without scope parameters, names, scores or ranks, on a raw psycopg2 cursor with the
-   product's two planner settings (spatial/cases/kpi.py ``_settle``). For the record, once per group: the
-   same with the server's default settings, and the trail-only statement (what the evaluation read before
-   the summary: every event of the year).
+   included) over the same data the product reads — each case's summary columns (``case.kpi_*``), or its
+   trail when it has an event at or after the period's end — without scope parameters, names, scores or
+   ranks, on a raw psycopg2 cursor with the product's two planner settings (spatial/cases/kpi.py
+   ``_settle``). For the record, once per group: the same with the server's default settings, and the
+   trail-only statement (what the evaluation read before the summary: every event of the year).
 3. Domain: ``spatial.cases.kpi.evaluate`` as a city-wide account; HTTP: ``GET /api/v1/kpi`` through the app in
    process (FastAPI's TestClient: routing, auth, JSON), with a city-wide partner's token.
    Floor, domain and HTTP alternate in R rounds per group; the table shows medians and the ratio to the floor.
