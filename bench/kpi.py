@@ -1,17 +1,28 @@
 """Benchmark: evaluation (GET /api/v1/kpi) for every base grid and every department over the demo's full year,
 against the same aggregation as one hand-written SQL query in the same run (issue 17, "Measure").
 
-    .venv/bin/python -m bench.kpi [--rounds 3]
+    .venv/bin/python -m bench.kpi [--rounds 3] [--intake 30] [--reuse] [--intake-only]
 
-1. The full demo (a year of cases: ~580,000 cases, ~3.9 million events) in the benchmark's template database
-   (shared with bench/intake.py and bench/ogc.py), read, never written (but for bench/intake.py's token).
-2. Floor: one hand-written statement computing the same per-group counts (no scope parameters, no names, no
-   scores or ranks), run on a raw psycopg2 cursor with the same two planner settings as the product
-   (spatial/cases/kpi.py ``_settle``); once more with the server's default settings, for the record.
+1. The full demo (a year of cases: ~580,000 cases, ~3.9 million events): a private copy of the benchmark's
+   template database (bench/intake.py; built first if missing), ``gridlink_bench_kpi``, upgraded to head —
+   the template is never migrated here (other branches' revisions meet it). The upgrade's time is printed:
+   on a template made before migration 0020 it is that migration's backfill of the per-case summary, which
+   rewrites every case row; ``VACUUM FULL`` then gives the table the shape a fresh demo build has.
+   ``--reuse`` keeps the copy of an earlier run (the period stays the demo's year: section 4 adds cases).
+2. Floor: one hand-written statement computing the same per-group counts (all of them, the 721 split
+   included) over the same data the product reads — each case's summary columns (``case.kpi_*``), or its
+   trail when it has an event at or after the period's end — without scope parameters, names, scores or
+   ranks, on a raw psycopg2 cursor with the product's two planner settings (spatial/cases/kpi.py
+   ``_settle``). For the record, once per group: the same with the server's default settings, and the
+   trail-only statement (what the evaluation read before the summary: every event of the year).
 3. Domain: ``spatial.cases.kpi.evaluate`` as a city-wide account; HTTP: ``GET /api/v1/kpi`` through the app in
    process (FastAPI's TestClient: routing, auth, JSON), with a city-wide partner's token.
    Floor, domain and HTTP alternate in R rounds per group; the table shows medians and the ratio to the floor.
-   The floor's counts must equal the product's, group by group.
+   The product's counts must equal both floors', group by group (the summary's parity at full scale).
+4. Intake's cost of the trigger that keeps the summary (``--intake`` seconds, after the evaluations): the
+   intake floor of bench/intake.py (the intake statement per report, each committed, 8 connections) in
+   alternating rounds with the trigger ``case_event_kpi`` enabled and disabled, each side first in half of
+   the rounds; cases/s (mean of rounds) and the ratio on / off.
 Writes bench/results/kpi.json.
 """
 
@@ -26,26 +37,42 @@ from typing import Any
 from sqlalchemy import create_engine, text
 
 from bench import machine, save
-from bench.intake import bench_token, template
+from bench.intake import TEMPLATE, Floor, bench_token, fresh_copy, interleaved, sample_reports, template
 from spatial.access.principal import Principal
-from spatial.cases.kpi import KpiQuery, evaluate
+from spatial.cases.kpi import COUNTS, KpiQuery, evaluate
+from spatial.demo.build import DEMO_END
 from spatial.settings import DatabaseSettings
+from spatial.store.db import database_url
 
-FLOOR = """
+COPY = "gridlink_bench_kpi"
+JUDGE = """
 SELECT key, count(*) AS reported,
+       count(*) FILTER (WHERE registered) AS registered,
+       count(*) FILTER (WHERE voided) AS voided,
+       count(*) FILTER (WHERE suspended) AS suspended,
        count(*) FILTER (WHERE due) AS due,
        count(*) FILTER (WHERE due AND closed) AS closed,
        count(*) FILTER (WHERE due AND closed AND close_at <= deadline) AS closed_on_time,
        count(*) FILTER (WHERE due AND handled) AS handled,
        count(*) FILTER (WHERE due AND handled AND handle_at <= deadline) AS handled_on_time,
-       count(*) FILTER (WHERE due AND reworks > 0) AS reworked
+       count(*) FILTER (WHERE due AND reworks > 0) AS reworked,
+       count(*) FILTER (WHERE due AND closed AND owner_key = 'GRID_CHIEF') AS solved_grid,
+       count(*) FILTER (WHERE due AND closed AND owner_key <> 'GRID_CHIEF' AND NOT enforcement) AS solved_department,
+       count(*) FILTER (WHERE due AND closed AND enforcement) AS solved_enforcement
 FROM (
-  SELECT key, deadline, close_at, handle_at, reworks, last_at = close_at AS closed,
+  SELECT key, deadline, owner_key, close_at, handle_at, reworks, register_at IS NOT NULL AS registered,
+         last_at = void_at AS voided, last_at = suspend_at AS suspended, last_at = close_at AS closed,
          last_at IN (close_at, handled_state_at) AS handled,
          register_at IS NOT NULL AND last_at IS DISTINCT FROM void_at AND last_at IS DISTINCT FROM suspend_at
-           AND (deadline < %(end)s OR last_at = close_at) AS due
-  FROM (
-    SELECT {key} AS key, c.deadline,
+           AND (deadline < %(end)s OR last_at = close_at) AS due,
+         owner_key IN (SELECT key FROM department WHERE kind = 'enforcement') AS enforcement
+  FROM ({facts}) per_case
+  OFFSET 0
+) judged
+GROUP BY key
+"""
+TRAIL = """
+    SELECT {key} AS key, c.deadline, c.owner_key,
            max(e.at) FILTER (WHERE e.kind = 'register') AS register_at,
            max(e.at) FILTER (WHERE e.state_after IS NOT NULL) AS last_at,
            max(e.at) FILTER (WHERE e.state_after = 'closed') AS close_at,
@@ -55,14 +82,22 @@ FROM (
            max(e.at) FILTER (WHERE e.kind = 'handle') AS handle_at,
            count(*) FILTER (WHERE e.kind = 'rework') AS reworks
     FROM "case" c JOIN case_event e ON e.case_id = c.id AND e.at < %(end)s
-    WHERE c.reported_at >= %(start)s AND c.reported_at < %(end)s
+    WHERE c.reported_at >= %(start)s AND c.reported_at < %(end)s {moved_on}
     GROUP BY c.id
-  ) per_case
-) judged
-GROUP BY key
 """
+SUMMARY = """
+    SELECT {key} AS key, c.deadline, c.owner_key, c.kpi_registered_at AS register_at, c.kpi_state_at AS last_at,
+           c.kpi_closed_at AS close_at, c.kpi_handled_state_at AS handled_state_at, c.kpi_voided_at AS void_at,
+           c.kpi_suspended_at AS suspend_at, c.kpi_handled_at AS handle_at, c.kpi_reworks AS reworks
+    FROM "case" c
+    WHERE c.reported_at >= %(start)s AND c.reported_at < %(end)s
+      AND (c.kpi_through IS NULL OR c.kpi_through < %(end)s)
+    UNION ALL
+""" + TRAIL.replace("{moved_on}", "AND c.kpi_through >= %(end)s")
+FLOORS = {"summary": JUDGE.replace("{facts}", SUMMARY),
+          "trail": JUDGE.replace("{facts}", TRAIL.replace("{moved_on}", ""))}
 KEYS = {"grid": "c.grid_code", "department": "c.owner_key"}
-COMPARED = ("reported", "due", "closed", "closed_on_time", "handled", "handled_on_time", "reworked")
+COMPARED = COUNTS
 CITY = Principal(0, "bench", "admin", "*")
 
 
@@ -73,21 +108,48 @@ def timed(fn) -> tuple[float, Any]:
     return time.perf_counter() - t0, result
 
 
-def floor(engine, group: str, period: dict, settled: bool = True) -> dict[str, dict[str, int]]:
-    """The hand-written aggregation on a raw cursor: counts by group key."""
+def floor(engine, group: str, period: dict, settled: bool = True, kind: str = "summary") -> dict[str, dict[str, int]]:
+    """A hand-written aggregation (``FLOORS[kind]``) on a raw cursor: counts by group key."""
     raw = engine.raw_connection()
     try:
         cur = raw.cursor()
         if settled:
             cur.execute("SET LOCAL max_parallel_workers_per_gather = 0")
             cur.execute("SET LOCAL work_mem = '128MB'")
-        cur.execute(FLOOR.format(key=KEYS[group]), period)
+        cur.execute(FLOORS[kind].format(key=KEYS[group]), period)
         names = [d[0] for d in cur.description]
         rows = {r[0]: dict(zip(names, r, strict=True)) for r in cur.fetchall()}
         raw.rollback()
         return rows
     finally:
         raw.close()
+
+
+def prepare(settings: DatabaseSettings, reuse: bool = False) -> tuple[str, float | None, float | None]:
+    """The benchmark's private copy of the demo template, at head: its URL, the upgrade's and VACUUM FULL's
+    seconds (None: ``reuse`` kept the copy of an earlier run)."""
+    from alembic import command
+
+    from migrations import alembic_config
+
+    admin = create_engine(database_url(settings, "postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        names = set(conn.execute(text("SELECT datname FROM pg_database WHERE datname IN (:t, :c)"),
+                                 {"t": TEMPLATE, "c": COPY}).scalars())
+    admin.dispose()
+    if reuse and COPY in names:
+        url = database_url(settings, COPY)
+        command.upgrade(alembic_config(url), "head")
+        return url, None, None
+    if TEMPLATE not in names:
+        template(settings)
+    url = fresh_copy(settings, COPY)
+    t_upgrade, _ = timed(lambda: command.upgrade(alembic_config(url), "head"))
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        t_vacuum, _ = timed(lambda: conn.execute(text('VACUUM FULL ANALYZE "case"')))
+    engine.dispose()
+    return url, t_upgrade, t_vacuum
 
 
 def domain(engine, group: str, period: dict) -> dict[str, dict[str, int]]:
@@ -97,26 +159,84 @@ def domain(engine, group: str, period: dict) -> dict[str, dict[str, int]]:
     return {g["key"]: g for g in report["groups"]}
 
 
+class Switched:
+    """The intake floor with the summary's trigger switched on or off before each of its rounds."""
+
+    def __init__(self, floor: Floor, on: bool) -> None:
+        self.floor, self.on = floor, on
+
+    def work(self, i: int, body: dict) -> None:
+        """The floor's statement, committed (Floor.work's ``commit`` finds no SQLAlchemy transaction to end:
+        the statement runs on the raw DBAPI connection)."""
+        self.floor.work(i, body)
+        dbapi = self.floor.conns[i].connection.dbapi_connection
+        assert dbapi is not None
+        dbapi.commit()
+
+    def begin(self) -> None:
+        with self.floor.engine.begin() as conn:
+            conn.execute(text(f"ALTER TABLE case_event {'ENABLE ALWAYS' if self.on else 'DISABLE'}"
+                              " TRIGGER case_event_kpi"))
+
+
+def intake_cost(url: str, seconds: float, clients: int = 8, rounds: int = 6) -> dict[str, Any]:
+    """Intake floor cases/s with the trigger on and off, alternating (section 4 of the docstring)."""
+    # Fresh places for every run and no report sent twice: a report repeated within a day is a duplicate, and
+    # duplicates (whose ``link`` row fires the trigger) would then be half the load instead of ~2 %.
+    reports = sample_reports(url, 40_000, seed=int(time.time()) % 1_000_000)
+    floor = Floor(url, clients)
+    try:
+        on, off = Switched(floor, True), Switched(floor, False)
+        warm = interleaved(reports, clients, 4, 2, {"on": on, "off": off})
+        offset = sum(side["requests"] for side in warm.values())
+        rates: dict[str, list[float]] = {"on": [], "off": []}
+        for r in range(rounds):  # each side goes first in half of the rounds
+            order = {"on": on, "off": off} if r % 2 == 0 else {"off": off, "on": on}
+            run = interleaved(reports[offset:], clients, seconds / rounds, 1, order)
+            offset += sum(side["requests"] for side in run.values())
+            for name in rates:
+                rates[name] += run[name]["per_round"]
+        on.begin()
+    finally:
+        floor.close()
+    ratios = [a / b for a, b in zip(rates["on"], rates["off"], strict=True)]
+    mean = {name: round(statistics.mean(values), 1) for name, values in rates.items()}
+    return {"on_per_s": mean["on"], "off_per_s": mean["off"], "ratio": round(mean["on"] / mean["off"], 3),
+            "ratio_median_of_rounds": round(statistics.median(ratios), 3),
+            "rounds_on": rates["on"], "rounds_off": rates["off"]}
+
+
 def main() -> None:
     """Run the benchmark and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--reuse", action="store_true", help="keep the copy of an earlier run (no upgrade timing)")
+    parser.add_argument("--intake-only", action="store_true", help="only section 4 (on the kept copy)")
+    parser.add_argument("--intake", type=float, default=30, help="seconds of intake with the trigger on and off")
     args = parser.parse_args()
     from fastapi.testclient import TestClient
 
     from api.app import create_app
 
-    url = template(DatabaseSettings())
+    url, t_upgrade, t_vacuum = prepare(DatabaseSettings(), reuse=args.reuse or args.intake_only)
+    if args.intake_only:
+        print(intake_cost(url, args.intake))
+        return
+    if t_upgrade is not None and t_vacuum is not None:
+        print(f"upgrade of the copy to head: {t_upgrade:.1f} s; VACUUM FULL ANALYZE case: {t_vacuum:.1f} s")
     token = bench_token(url)
     engine = create_engine(url)
     with engine.connect() as conn:
-        first, last = conn.execute(text('SELECT min(reported_at), max(reported_at) FROM "case"')).one()
+        # The demo's year (section 4 adds cases after it to the kept copy).
+        first, last = conn.execute(text('SELECT min(reported_at), max(reported_at) FROM "case"'
+                                        " WHERE reported_at < :end"), {"end": DEMO_END}).one()
     period = {"start": first, "end": last + timedelta(seconds=1)}
     params = {"from": period["start"].isoformat(), "to": period["end"].isoformat()}
     rows: list[dict[str, Any]] = []
     with TestClient(create_app(url=url), headers={"Authorization": f"Bearer {token}"}) as client:
         for group in KEYS:
             t_default, _ = timed(lambda g=group: floor(engine, g, period, settled=False))
+            t_trail, by_trail = timed(lambda g=group: floor(engine, g, period, kind="trail"))
             times: dict[str, list[float]] = {"floor": [], "domain": [], "http": []}
             for _ in range(args.rounds):
                 t, expected = timed(lambda g=group: floor(engine, g, period))
@@ -127,22 +247,32 @@ def main() -> None:
                 times["http"].append(t)
                 assert reply.status_code == 200, reply.text
                 assert len(reply.json()["groups"]) == len(expected)
+                assert set(by_trail) == set(expected)
                 for key, counts in expected.items():
                     assert {k: got[key][k] for k in COMPARED} == {k: counts[k] for k in COMPARED}, key
+                    assert {k: by_trail[key][k] for k in COMPARED} == {k: counts[k] for k in COMPARED}, key
             medians = {k: statistics.median(v) for k, v in times.items()}
             rows.append({"group": group, "groups": len(expected), "floor_default_s": round(t_default, 3),
+                         "trail_floor_s": round(t_trail, 3),
                          **{f"{k}_s": round(v, 3) for k, v in medians.items()},
                          "domain_ratio": round(medians["domain"] / medians["floor"], 2),
                          "http_ratio": round(medians["http"] / medians["floor"], 2)})
     engine.dispose()
     print(f"machine: {machine()}; period {period['start']:%Y-%m-%d} – {period['end']:%Y-%m-%d}, "
           f"{args.rounds} rounds, medians")
-    print(f"{'group':<11} {'groups':>6} {'floor (default)':>15} {'floor':>7} {'domain':>7} {'HTTP':>7} "
-          f"{'domain/floor':>12} {'HTTP/floor':>10}")
+    print(f"{'group':<11} {'groups':>6} {'trail floor':>11} {'floor (default)':>15} {'floor':>7} {'domain':>7} "
+          f"{'HTTP':>7} {'domain/floor':>12} {'HTTP/floor':>10}")
     for r in rows:
-        print(f"{r['group']:<11} {r['groups']:>6} {r['floor_default_s']:>14.3f}s {r['floor_s']:>6.3f}s "
-              f"{r['domain_s']:>6.3f}s {r['http_s']:>6.3f}s {r['domain_ratio']:>12.2f} {r['http_ratio']:>10.2f}")
-    save("kpi.json", {"machine": machine(), "rounds": args.rounds, "rows": rows})
+        print(f"{r['group']:<11} {r['groups']:>6} {r['trail_floor_s']:>10.3f}s {r['floor_default_s']:>14.3f}s "
+              f"{r['floor_s']:>6.3f}s {r['domain_s']:>6.3f}s {r['http_s']:>6.3f}s {r['domain_ratio']:>12.2f} "
+              f"{r['http_ratio']:>10.2f}")
+    intake = intake_cost(url, args.intake) if args.intake > 0 else None
+    if intake:
+        print(f"intake floor with the summary trigger: {intake['on_per_s']} cases/s, without: "
+              f"{intake['off_per_s']} cases/s, ratio {intake['ratio']} (median of rounds "
+              f"{intake['ratio_median_of_rounds']}; on {intake['rounds_on']}, off {intake['rounds_off']})")
+    save("kpi.json", {"machine": machine(), "rounds": args.rounds, "upgrade_s": t_upgrade and round(t_upgrade, 1),
+                      "vacuum_full_s": t_vacuum and round(t_vacuum, 1), "rows": rows, "intake": intake})
 
 
 if __name__ == "__main__":

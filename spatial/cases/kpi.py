@@ -1,5 +1,6 @@
 """Evaluation (考核评价, SPEC "Events and cases", GB/T 30428.4 style): rates, scores, grades, the 721 split and
-rankings by grid, community, town, district or department over any period, read from the event trail.
+rankings by grid, community, town, district or department over any period, read from the event trail through
+a per-case summary kept on write.
 
 The definitions, once (README "Evaluation" repeats them for the people who read the numbers):
 
@@ -27,6 +28,14 @@ A group is the case's base grid, community, town, district or owner unit (``owne
 owner are the case's current ones). Only the cases the caller may read count (spatial/access/scope.py); an
 area-scoped caller cannot ask for a group coarser than its area (the row would name an area it does not
 cover); ``area`` narrows the cases to an area inside the scope.
+
+Where the facts come from: every judgment above needs, per case, the latest time of a few kinds of event before
+``end`` and the number of reworks. The trail holds them (``TRAIL_FACTS``, the definition), but a year is 3.9
+million events. The ``kpi_*`` columns of ``case`` (migration 0020, kept by the trigger ``case_event_kpi`` in
+the transaction that appends each event) hold the same facts over the whole trail, up to ``kpi_through``,
+the latest event they include. A case whose ``kpi_through`` is before ``end`` is judged from its row; a case
+with an event at or after ``end`` (a past period's cases that moved on since) from its trail, so a past
+period's figures stay what the trail says (``SUMMARY_FACTS``; parity: tests/integration/test_kpi_summary.py).
 """
 
 from __future__ import annotations
@@ -59,11 +68,16 @@ RATES = {"closure_rate": "closed", "on_time_closure_rate": "closed_on_time", "ha
          "on_time_handling_rate": "handled_on_time", "rework_rate": "reworked"}
 QUERY_CANCELED = "57014"
 
-# Per case (``facts``): its state at :end from its last state-changing event, then the group's sums. The
-# events are read once, joined to the period's cases; the planner reads them through ix_case_event_case_id_at
-# for a short period and in one pass for a long one.
-SQL = """
-WITH facts AS (
+# Who may count: the period's cases inside the caller's scope and the asked area (bound values: ``_params``).
+CASES = """c.reported_at >= :start AND c.reported_at < :end
+    AND (CAST(:lo AS text) IS NULL OR c.grid_code BETWEEN :lo AND :hi)
+    AND (CAST(:special AS text) IS NULL OR CAST(:special AS text) = ANY(c.special_grid_codes))
+    AND (CAST(:owner AS text) IS NULL OR c.owner_key = :owner)
+    AND (CAST(:area_lo AS text) IS NULL OR c.grid_code BETWEEN :area_lo AND :area_hi)
+    AND (CAST(:area_special AS text) IS NULL OR CAST(:area_special AS text) = ANY(c.special_grid_codes))"""
+# The facts of a case as of :end, read from its trail (the definition): the events before :end, once, joined
+# to the period's cases; ix_case_event_case_id_at serves a few cases, one pass serves a year.
+TRAIL_FACTS = """
   SELECT {key} AS key, c.deadline, c.owner_key,
          max(e.at) FILTER (WHERE e.kind = 'register') AS registered_at,
          max(e.at) FILTER (WHERE e.state_after IS NOT NULL) AS last_at,
@@ -74,13 +88,24 @@ WITH facts AS (
          max(e.at) FILTER (WHERE e.kind = 'handle') AS handled_at,
          count(*) FILTER (WHERE e.kind = 'rework') AS reworks
   FROM "case" c JOIN case_event e ON e.case_id = c.id AND e.at < :end
-  WHERE c.reported_at >= :start AND c.reported_at < :end
-    AND (CAST(:lo AS text) IS NULL OR c.grid_code BETWEEN :lo AND :hi)
-    AND (CAST(:special AS text) IS NULL OR CAST(:special AS text) = ANY(c.special_grid_codes))
-    AND (CAST(:owner AS text) IS NULL OR c.owner_key = :owner)
-    AND (CAST(:area_lo AS text) IS NULL OR c.grid_code BETWEEN :area_lo AND :area_hi)
-    AND (CAST(:area_special AS text) IS NULL OR CAST(:area_special AS text) = ANY(c.special_grid_codes))
-  GROUP BY c.id
+  WHERE {cases}
+  GROUP BY c.id"""
+# The same facts from the case's summary columns (migration 0020) when every event they hold is before :end
+# (``kpi_through``); the few cases with an event at or after :end read their trail as above. A case's report
+# event is not in the summary: it is its first event, at ``reported_at``, and none of the judgments below
+# depend on it (it sets ``last_at`` only while nothing else happened, when the case is merely reported).
+SUMMARY_FACTS = """
+  SELECT {key} AS key, c.deadline, c.owner_key, c.kpi_registered_at AS registered_at, c.kpi_state_at AS last_at,
+         c.kpi_closed_at AS closed_at, c.kpi_handled_state_at AS handled_state_at, c.kpi_voided_at AS voided_at,
+         c.kpi_suspended_at AS suspended_at, c.kpi_handled_at AS handled_at, c.kpi_reworks AS reworks
+  FROM "case" c
+  WHERE {cases} AND (c.kpi_through IS NULL OR c.kpi_through < :end)
+  UNION ALL""" + TRAIL_FACTS.replace("WHERE {cases}", "WHERE {cases} AND c.kpi_through >= :end")
+# Per case its state at :end (``judged``: from its last state-changing event), whether it is due, then the
+# group's sums. OFFSET 0 computes ``due`` once per case: inlined, the planner copied these expressions into
+# each of the aggregates' filters, which cost a third of the statement over a year (bench/kpi.py).
+SQL = """
+WITH facts AS ({facts}
 ), judged AS (
   SELECT key, owner_key, deadline, registered_at, closed_at, handled_at, reworks,
          registered_at IS NOT NULL AS registered,
@@ -92,6 +117,7 @@ WITH facts AS (
   SELECT *, registered AND NOT coalesce(voided, false) AND NOT coalesce(suspended, false)
             AND (deadline < :end OR coalesce(closed, false)) AS due
   FROM judged
+  OFFSET 0
 )
 SELECT key,
        count(*) AS reported,
@@ -146,12 +172,23 @@ def score(counts: dict[str, int], busiest: int) -> float | None:
             + WEIGHTS["rework"] * 100.0 * (1 - counts["reworked"] / due))
 
 
-def evaluate(conn: Connection, query: KpiQuery, *, by: Principal) -> dict[str, Any]:
-    """Evaluate the cases ``by`` may read (module docstring): rows per group, ranked, and the totals."""
+def statement(group: str, *, trail: bool = False) -> str:
+    """The evaluation's SQL for ``group`` (a key of ``GROUP_COLUMNS``), from the summary or the trail alone."""
+    facts = (TRAIL_FACTS if trail else SUMMARY_FACTS).format(key=GROUP_COLUMNS[group], cases=CASES)
+    return SQL.format(facts=facts)
+
+
+def evaluate(conn: Connection, query: KpiQuery, *, by: Principal, trail: bool = False) -> dict[str, Any]:
+    """Evaluate the cases ``by`` may read (module docstring): rows per group, ranked, and the totals.
+
+    ``trail``: read every case's facts from its event trail (the definition; over a year 5–7 × the work,
+    BENCHMARKS.md "Evaluation"), not from its summary columns; both give the same answer
+    (tests/integration/test_kpi_summary.py).
+    """
     params = _params(query, by)
     _settle(conn)
     try:
-        rows = [dict(r) for r in conn.execute(text(SQL.format(key=GROUP_COLUMNS[query.group])), params).mappings()]
+        rows = [dict(r) for r in conn.execute(text(statement(query.group, trail=trail)), params).mappings()]
     except OperationalError as exc:
         if getattr(exc.orig, "pgcode", None) == QUERY_CANCELED:
             raise QueryBudgetError("the evaluation ran over its time budget; ask for a shorter period or a "

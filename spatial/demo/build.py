@@ -22,7 +22,7 @@ import shapely
 from sqlalchemy import Engine, text
 from tqdm import tqdm
 
-from spatial.demo.cases import CaseContext, CaseGenerator, Category
+from spatial.demo.cases import KPI_COLUMNS, CaseContext, CaseGenerator, Category
 from spatial.demo.components import MAINTAINERS, ClassInfo, PointSampler, generate_components, survey_date
 from spatial.demo.districts import load_districts
 from spatial.demo.grids import GridBuilder, GridSet, urban_density
@@ -84,7 +84,11 @@ def build_demo(engine: Engine, *, seed: int = 20261116, small: bool = False, for
             raise DemoError("the database already holds grids that no demo made; use --force to replace them")
         conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in DATA_TABLES) + " RESTART IDENTITY CASCADE"))
         fast = skip_row_triggers(conn)
+        # The generator writes each case's evaluation summary (case.kpi_*, migration 0020) with its row: the
+        # trigger that keeps it for live writes would cost a case update per event here.
+        conn.execute(text("SET LOCAL gridlink.case_kpi = 'deferred'"))
         Builder(conn, seed, scale, report, progress).run()
+        conn.execute(text("SET LOCAL gridlink.case_kpi = 'on'"))
         if fast:
             started = time.perf_counter()
             try:
@@ -246,7 +250,7 @@ class Builder:
             "community_code", "town_code", "district_code", "special_grid_codes", "grid_version_id",
             "component_code", "component_distance_m", "owner_key", "owner_area_code", "deadline", "duplicate_of",
             "reporter_name", "reporter_phone", "idempotency_key", "reported_at", "created_at", "closed_at",
-            "revision", "pending_action",
+            "revision", "pending_action", *KPI_COLUMNS,
         )
         event_columns = ("id", "case_id", "at", "kind", "state_after", "actor", "role", "note", "data")
         cases = events = 0

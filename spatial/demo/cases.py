@@ -82,14 +82,28 @@ def _role(actor: str) -> str:
     return role if role in ROLES else NULL
 
 
+# The evaluation's summary of a trail (case.kpi_*, migration 0020), in COPY column order: the latest time of a
+# register, of any state change, of becoming closed, handled, voided, suspended, of a ``handle`` event, then
+# the rework count and the latest of them all (``kpi_through``); the report event is not part of it.
+KPI_COLUMNS = ("kpi_registered_at", "kpi_state_at", "kpi_closed_at", "kpi_handled_state_at", "kpi_voided_at",
+               "kpi_suspended_at", "kpi_handled_at", "kpi_reworks", "kpi_through")
+_KPI_STATES = {"closed": 2, "handled": 3, "voided": 4, "suspended": 5}
+
+
 class CaseWriter:
-    """Turns generated cases into COPY lines for ``case`` and ``case_event``."""
+    """Turns generated cases into COPY lines for ``case`` and ``case_event``, summing up each case's trail as
+    the trigger case_event_kpi would (the build defers the trigger; the small-demo parity test checks that
+    ``gridlink_case_kpi_rebuild()`` finds nothing to change)."""
 
     def __init__(self) -> None:
         self.case_id = 0
         self.event_id = 0
         self.cases: list[str] = []
         self.events: list[str] = []
+        self._kpi_case = 0
+        self._kpi: list[float | None] = [None] * 7
+        self._reworks = 0
+        self._through: float | None = None
 
     def event(self, case_id: int, at: float, kind: str, state: str | None, actor: str,
               note: str | None = None, data: str | None = None) -> None:
@@ -99,6 +113,29 @@ class CaseWriter:
             f"{self.event_id}\t{case_id}\t{_ts(at)}\t{kind}\t{state or NULL}\t{actor}\t{_role(actor)}\t"
             f"{note or NULL}\t{data or NULL}\n"
         )
+        if case_id != self._kpi_case:
+            self._kpi_case, self._kpi, self._reworks, self._through = case_id, [None] * 7, 0, None
+        if kind == "report" or (state is None and kind not in ("register", "handle", "rework")):
+            return
+        slots = [0] if kind == "register" else []
+        if state is not None:
+            slots.append(1)
+            if state in _KPI_STATES:
+                slots.append(_KPI_STATES[state])
+        if kind == "handle":
+            slots.append(6)
+        for slot in slots:
+            current = self._kpi[slot]
+            self._kpi[slot] = at if current is None or at > current else current
+        self._reworks += kind == "rework"
+        self._through = at if self._through is None or at > self._through else self._through
+
+    def kpi_fields(self, case_id: int) -> list[str]:
+        """The COPY fields of ``KPI_COLUMNS`` for ``case_id``, whose events were written last."""
+        if case_id != self._kpi_case:
+            return [NULL] * 7 + ["0", NULL]
+        return [_ts(t) if t is not None else NULL for t in self._kpi] + [
+            str(self._reworks), _ts(self._through) if self._through is not None else NULL]
 
     def take(self) -> tuple[list[str], list[str]]:
         """Return and forget the lines gathered so far."""
@@ -193,7 +230,7 @@ class CaseGenerator:
             community_of(grid_code), town_of(grid_code), district_of(grid_code), "{" + ",".join(specials) + "}",
             str(ctx.version_id), comp_code, distance, owner_key, owner_area, _ts(deadline),
             str(duplicate_of) if duplicate_of else r"\N", reporter_name, reporter_phone, r"\N", _ts(at), _ts(at),
-            _ts(closed) if closed else r"\N", "1", pending or NULL,
+            _ts(closed) if closed else r"\N", "1", pending or NULL, *w.kpi_fields(case_id),
         )) + "\n")
         if state != "voided":
             self.open_recent.setdefault(cat.code, deque()).append((case_id, at, closed or float("inf"), point))

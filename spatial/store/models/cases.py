@@ -58,6 +58,7 @@ class Case(Base):
         Index("ix_case_pending_action", "pending_action", postgresql_where=text("pending_action IS NOT NULL")),
         # The inbox's order (GET /api/v1/inbox, migration 0015): open cases by when their step runs out.
         Index("ix_case_open_due", text("coalesce(step_deadline, deadline)"), "id", postgresql_where=text(OPEN)),
+        Index("ix_case_kpi_through", "kpi_through", postgresql_where=text("kpi_through IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -93,6 +94,17 @@ class Case(Base):
     # waiting for a second person's approval; both kept in step with the event trail, like ``state``.
     step_deadline: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     pending_action: Mapped[str | None] = mapped_column(String(12))
+    # The evaluation's summary of the trail (spatial/cases/kpi.py, migration 0015): the latest time of each
+    # event it reads and the rework count, up to ``kpi_through``; kept by the trigger case_event_kpi.
+    kpi_registered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    kpi_state_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    kpi_closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    kpi_handled_state_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    kpi_voided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    kpi_suspended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    kpi_handled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    kpi_reworks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    kpi_through: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 ORDER_KINDS = "kind IN ('remind', 'supervise')"
