@@ -219,3 +219,18 @@ def test_the_sql_inbox_agrees_with_the_table_on_joint_cases(desk: Joint, world_e
             if login in ("jt.san", "jt.lights"):
                 assert duties == (["assist_handle"] if login == "jt.san" else ["assist_accept"])
 
+
+def test_cli_dispatches_with_assisting_units(desk: Joint, world_engine, capsys, monkeypatch) -> None:
+    from api.cli import main
+
+    monkeypatch.setenv("GRIDLINK_DATABASE_URL", world_engine.url.render_as_string(hide_password=False))
+    assert main(["cases", "act", str(desk.id), "dispatch", "--as", "jt.disp.a", "--assist", "TOWN"]) == 1
+    assert "422 assist[0]: TOWN acts for a place" in capsys.readouterr().err
+    assert main(["cases", "act", str(desk.id), "dispatch", "--as", "jt.disp.a", "--assist", "SANITATION",
+                 "--assist", f"TOWN:{TOWN_CODE}"]) == 0
+    assert desk.units() == [("SANITATION", None, "assist", "dispatched", False, False),
+                            ("TOWN", TOWN_CODE, "assist", "dispatched", False, False)]
+    assert main(["cases", "act", str(desk.id), "assist_accept", "--as", "jt.town"]) == 0
+    assert "dispatched (revision 4; events assist_accept)" in capsys.readouterr().out
+    assert desk.units()[1][3] == "accepted"
+    assert [a for *_, a in desk.audit()] == ["case.register", "case.dispatch", "case.assist_accept"]
