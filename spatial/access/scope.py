@@ -42,7 +42,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, any_, false, literal, or_, true
+from sqlalchemy import ARRAY, ColumnElement, String, and_, any_, cast, false, literal, or_, text, true
+from sqlalchemy.dialects.postgresql import array
 
 from spatial.access.principal import Principal
 from spatial.codes import AREA_CODE, SPECIAL_CODE, district_of, prefix_range
@@ -135,7 +136,11 @@ def case_clause(principal: Principal, *, grid_code, special_codes, owner_key, as
         return true()
     if principal.role in KEY_ROLES:
         own = owner_key == scope
-        return own if assist_keys is None else or_(own, literal(scope) == any_(assist_keys))
+        if assist_keys is None:
+            return own
+        # The form ix_case_assist_keys serves (GIN, partial on the predicate written out here).
+        assisted = and_(assist_keys.op("<>")(text("'{}'")), assist_keys.op("@>")(cast(array([scope]), ARRAY(String))))
+        return or_(own, assisted)
     if SPECIAL_CODE.match(scope):
         return literal(scope) == any_(special_codes)
     # A prefix range the grid-code index can use (codes are fixed-width digits).

@@ -190,7 +190,8 @@ def _assist(trail: Trail, event: Event) -> None:
     data = event.data or {}
     if event.kind == "dispatch":
         for unit in data.get("assist") or ():
-            trail.assists.setdefault(str(unit["key"]), {"area": unit.get("area"), "state": "dispatched"})
+            if isinstance(unit, dict) and "key" in unit:
+                trail.assists.setdefault(str(unit["key"]), {"area": unit.get("area"), "state": "dispatched"})
     elif event.kind in ASSIST_STEPS and str(data.get("unit")) in trail.assists:
         trail.assists[str(data["unit"])]["state"] = ASSIST_STEPS[event.kind]
     elif event.state_after == "voided":

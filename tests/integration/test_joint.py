@@ -234,3 +234,22 @@ def test_cli_dispatches_with_assisting_units(desk: Joint, world_engine, capsys, 
     assert "dispatched (revision 4; events assist_accept)" in capsys.readouterr().out
     assert desk.units()[1][3] == "accepted"
     assert [a for *_, a in desk.audit()] == ["case.register", "case.dispatch", "case.assist_accept"]
+
+
+def test_a_departments_case_list_can_use_the_owner_and_assist_indexes(world_engine) -> None:
+    """The handlers' scope (``owner_key = KEY OR KEY assists``) is a BitmapOr of ix_case_owner_key and the
+    partial GIN ix_case_assist_keys — the clause repeats the index's predicate so the planner may use it (the
+    world is too small for a cost-based choice, so scans other than bitmap ones are switched off)."""
+    from sqlalchemy import select
+
+    from spatial.access.scope import case_clause
+
+    by = Principal(1, "jt.san", "handler", "SANITATION")
+    query = select(Case.id).where(case_clause(by, grid_code=Case.grid_code, special_codes=Case.special_grid_codes,
+                                              owner_key=Case.owner_key, assist_keys=Case.assist_keys))
+    with world_engine.connect() as conn:
+        conn.execute(text("SET LOCAL enable_seqscan = off"))
+        conn.execute(text("SET LOCAL enable_indexscan = off"))
+        sql = str(query.compile(world_engine, compile_kwargs={"literal_binds": True}))
+        plan = "\n".join(r[0] for r in conn.execute(text("EXPLAIN " + sql)))
+    assert "BitmapOr" in plan and "ix_case_owner_key" in plan and "ix_case_assist_keys" in plan, plan

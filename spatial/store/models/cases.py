@@ -38,6 +38,7 @@ EVENT_KINDS = (
     "verify", "accept", "request", "approve", "refuse", "reopen",  # migration 0014 (issue 17 workflow)
     "assist_accept", "assist_handle",  # migration 0016 (issue 17 joint handling)
 )
+ASSISTED = "assist_keys <> '{}'"
 UNIT_ROLES = ("assist",)
 UNIT_STATES = ("dispatched", "accepted", "handled", "withdrawn")
 UNIT_OPEN = "state IN ('dispatched', 'accepted')"
@@ -62,6 +63,8 @@ class Case(Base):
         Index("ix_case_pending_action", "pending_action", postgresql_where=text("pending_action IS NOT NULL")),
         # The inbox's order (GET /api/v1/inbox, migration 0015): open cases by when their step runs out.
         Index("ix_case_open_due", text("coalesce(step_deadline, deadline)"), "id", postgresql_where=text(OPEN)),
+        # Joint handling (migration 0016): the cases a department assists on (its handlers' scope).
+        Index("ix_case_assist_keys", "assist_keys", postgresql_using="gin", postgresql_where=text(ASSISTED)),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
