@@ -18,7 +18,8 @@
     gridlink token revoke-all LOGIN     sign an account out everywhere
     gridlink backup [FILE]              pg_dump (custom format); default .gridlink/backups/<time>.dump
     gridlink restore FILE [--database NAME] [--replace]
-    gridlink cases act ID ACTION --as LOGIN [--note N] [--reason R] [--data JSON] [--target KEY[:AREA]] [--if-match REV]
+    gridlink cases act ID ACTION --as LOGIN [--note N] [--reason R] [--data JSON] [--target KEY[:AREA]]
+        [--assist KEY[:AREA] …] [--if-match REV]
     gridlink worker [--every S]         the reminder / supervision scheduler (any number of them may run)
     gridlink up [--small]               all of the above, then serve the demo map
 

@@ -23,8 +23,16 @@ def add_parser(sub) -> None:
     cases.add_argument("--reason", default=None)
     cases.add_argument("--data", default=None, help="a JSON object, e.g. '{\"result\": \"pass\"}'")
     cases.add_argument("--target", default=None, help="dispatch: KEY or KEY:AREA (another unit needs --reason)")
+    cases.add_argument("--assist", action="append", default=None, metavar="KEY[:AREA]",
+                       help="dispatch: an assisting unit (协办), once per unit")
     cases.add_argument("--if-match", type=int, default=None, help="the revision you read (default: the current one)")
     cases.set_defaults(func=cmd_cases)
+
+
+def _unit(value: str) -> dict[str, str | None]:
+    """``KEY`` or ``KEY:AREA`` as a unit of an action's body."""
+    key, _, area = value.partition(":")
+    return {"key": key, "area": area or None}
 
 
 def cmd_cases(args: argparse.Namespace) -> int:
@@ -44,7 +52,8 @@ def cmd_cases(args: argparse.Namespace) -> int:
         key, _, area = (args.target or "").partition(":")
         body = ActionInput.model_validate({
             "note": args.note, "reason": args.reason, "data": json.loads(args.data) if args.data else {},
-            "target": {"key": key, "area": area or None} if key else None})
+            "target": {"key": key, "area": area or None} if key else None,
+            "assist": [_unit(unit) for unit in args.assist] if args.assist else None})
     except (ValueError, ValidationError) as exc:
         print(f"gridlink: the action's options are not valid: {exc}", file=sys.stderr)
         return 2

@@ -42,7 +42,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, any_, false, literal, true
+from sqlalchemy import ARRAY, ColumnElement, String, and_, any_, cast, false, literal, or_, text, true
+from sqlalchemy.dialects.postgresql import array
 
 from spatial.access.principal import Principal
 from spatial.codes import AREA_CODE, SPECIAL_CODE, district_of, prefix_range
@@ -111,29 +112,35 @@ def check_report(principal: Principal | None, grid_code: str, special_codes: Ite
 
 
 def may_read(principal: Principal, *, grid_code: str, special_codes: Iterable[str] | None,
-             owner_key: str | None) -> bool:
-    """Whether the caller may read a case with this place and owner."""
+             owner_key: str | None, assist_keys: Iterable[str] | None = ()) -> bool:
+    """Whether the caller may read a case with this place, owner and assisting units (协办, issue 17)."""
     if principal.scope == "*":
         return True
     if principal.role in KEY_ROLES:
-        return owner_key == principal.scope
+        return owner_key == principal.scope or principal.scope in (assist_keys or ())
     return covers(principal.scope, grid_code, special_codes)
 
 
 def check_read(principal: Principal, row: dict) -> None:
     """ForbiddenError unless the caller may read this case (a ``case_get`` row)."""
     if not may_read(principal, grid_code=row["grid_code"], special_codes=row["special_grid_codes"],
-                    owner_key=row["owner_key"]):
+                    owner_key=row["owner_key"], assist_keys=row.get("assist_keys")):
         raise ForbiddenError(f"case {row['id']} lies outside your scope {principal.scope}", case_id=row["id"])
 
 
-def case_clause(principal: Principal, *, grid_code, special_codes, owner_key) -> ColumnElement[bool]:
-    """A SQL condition on case columns that holds exactly for the cases the caller may read."""
+def case_clause(principal: Principal, *, grid_code, special_codes, owner_key, assist_keys=None) -> ColumnElement[bool]:
+    """A SQL condition on case columns that holds exactly for the cases the caller may read (``assist_keys``:
+    the case's assisting units, whose handlers read it too; None where a reader does not list them)."""
     scope = principal.scope
     if scope == "*":
         return true()
     if principal.role in KEY_ROLES:
-        return owner_key == scope
+        own = owner_key == scope
+        if assist_keys is None:
+            return own
+        # The form ix_case_assist_keys serves (GIN, partial on the predicate written out here).
+        assisted = and_(assist_keys.op("<>")(text("'{}'")), assist_keys.op("@>")(cast(array([scope]), ARRAY(String))))
+        return or_(own, assisted)
     if SPECIAL_CODE.match(scope):
         return literal(scope) == any_(special_codes)
     # A prefix range the grid-code index can use (codes are fixed-width digits).

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from spatial.cases import joint
 from spatial.cases.assignment.owner import GRID_CHIEF, TOWN
 from spatial.cases.workflow import CHECK_RESULTS, Event, NewEvent
 from spatial.codes import town_of
@@ -25,7 +26,7 @@ SATISFACTION = ("satisfied", "basically_satisfied", "dissatisfied")
 MAX_EXTENSION = {"working_hours": 120, "working_days": 30, "clock_hours": 240}
 # Written by the workflow itself: a caller's data may not set them.
 RESERVED = ("action", "request", "requested_by", "approved_by", "to", "area", "reason", "escalated_to",
-            "deadline_before", "deadline_after", "suspended_s")
+            "deadline_before", "deadline_after", "suspended_s", "assist")
 AREA_LENGTH = {GRID_CHIEF: 15, TOWN: 9}  # a unit that is a place: the level of its area code
 
 
@@ -44,12 +45,22 @@ def payload(ref: ReferenceCache, case: dict[str, Any], action: str, given: Actio
     if action == "evaluate" and data.get("satisfaction") not in SATISFACTION:
         raise ActionDataError(f"evaluate needs data.satisfaction: {', '.join(SATISFACTION)}",
                               parameter="data.satisfaction")
-    if action == "handle" and not given.note:
+    if action in ("handle", "assist_handle") and not given.note:
         raise ActionDataError("handle needs a note: what was done (the feedback)", parameter="note")
     if action == "extend":
         _extension(data)
     if action == "dispatch":
-        data.update(_target(ref, case, given))
+        data.update(_dispatch(ref, case, given))
+    elif given.assist:
+        raise ActionDataError("assisting units (assist) are named by a dispatch", parameter="assist")
+    return data
+
+
+def _dispatch(ref: ReferenceCache, case: dict[str, Any], given: ActionInput) -> dict[str, Any]:
+    """A dispatch's data: the lead unit (``_target``) and the assisting units it names (joint handling)."""
+    data = _target(ref, case, given)
+    if given.assist:
+        data["assist"] = joint.assist_data(ref, case, data["to"], given)
     return data
 
 
@@ -87,6 +98,8 @@ def apply(ref: ReferenceCache, case: dict[str, Any], changes: dict[str, Any], ev
     kind, data, calendar = event.kind, event.data, ref.calendar
     if kind == "dispatch":
         changes["owner_key"], changes["owner_area_code"] = data["to"], data["area"]
+        if data.get("assist"):
+            joint.deadlines(ref, data["assist"], changes["deadline"], now)
     elif kind == "return" and changes["owner_key"] == GRID_CHIEF:
         # grid_first escalates to the town's sub-centre when the grid chief cannot solve it (SPEC "Routing").
         changes["owner_key"], changes["owner_area_code"] = TOWN, town_of(case["grid_code"])

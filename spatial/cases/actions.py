@@ -29,7 +29,7 @@ from sqlalchemy import Connection, text
 from spatial.access.audit import Actor, record
 from spatial.access.principal import Principal
 from spatial.access.scope import acts_for_unit, check_read
-from spatial.cases import action_rules
+from spatial.cases import action_rules, joint
 from spatial.cases.read import MAX_CASE_ID
 from spatial.cases.schemas import Text
 from spatial.cases.workflow import BY_ACTION, HTTP_ACTIONS, STEP_LIMITS, Event, NewEvent, Trail, decide, permit, replay
@@ -60,6 +60,7 @@ class ActionInput(BaseModel):
     data: dict[Annotated[str, Field(pattern=r"^[a-z_]{1,40}$")], DataValue] = Field(default_factory=dict,
                                                                                      max_length=20)
     target: Target | None = None
+    assist: list[joint.AssistTarget] | None = Field(default=None, max_length=joint.MAX_ASSIST)
 
 
 @dataclass
@@ -74,7 +75,7 @@ class Outcome:
 
 _CASE = text(
     'SELECT id, state, category_code, grid_code, town_code, special_grid_codes, owner_key, owner_area_code,'
-    ' deadline, step_deadline, closed_at, revision, pending_action FROM "case" WHERE id = :id FOR UPDATE')
+    ' deadline, step_deadline, closed_at, revision, pending_action, assist_keys FROM "case" WHERE id = :id FOR UPDATE')
 _EVENTS = text("SELECT id, at, kind, state_after, actor, role, data FROM case_event WHERE case_id = :id"
                " ORDER BY at, id")
 
@@ -118,11 +119,17 @@ def act(conn: Connection, ref: ReferenceCache, case_id: int, action: str, given:
                                     f"{expected_revision}): read it again", etag=f'"{case["revision"]}"')
     events, trail = load_trail(conn, case_id)
     unit = acts_for_unit(by, case["owner_key"], case["owner_area_code"], case["special_grid_codes"])
-    permit(trail, action, role=by.role, acts_for_unit=unit)  # who and when before what (403, 409, then 422)
+    assisting = joint.assisting(by, trail, case["special_grid_codes"])
+    for_unit = joint.chosen_unit(trail, action, assisting, given) if BY_ACTION[action].assist else None
+    # who and when before what (403, 409, then 422)
+    permit(trail, action, role=by.role, acts_for_unit=unit, assisting=assisting, unit=for_unit)
     data = action_rules.payload(ref, case, action, given) if action not in ("approve", "refuse") else {}
-    new = decide(trail, action, role=by.role, login=by.login, acts_for_unit=unit, data=data)
+    if for_unit is not None:
+        data["unit"] = for_unit
+    new = decide(trail, action, role=by.role, login=by.login, acts_for_unit=unit, data=data, assisting=assisting)
     changes = _effects(ref, case, new, events, now)
     written = _write(conn, case, new, changes, by, given.note, now)
+    joint.store(conn, case_id, new, now)
     record(conn, Actor.of(by, client), f"case.{action}", target=str(case_id),
            detail={"events": [e["kind"] for e in written], "revision": changes["revision"],
                    "if_match": expected_revision, "state": changes["state"]})

@@ -31,15 +31,27 @@ from sqlalchemy.orm import aliased
 
 from spatial.access.principal import Principal
 from spatial.access.scope import acts_for_unit, case_clause, unit_clause
+from spatial.cases import joint
 from spatial.cases.public import case_public
-from spatial.cases.workflow import _MARKS, BY_ACTION, OPEN_STATES, Event, Trail, Transition, allowed, replay
+from spatial.cases.workflow import (
+    _MARKS,
+    ASSIST_CHECKS,
+    BY_ACTION,
+    OPEN_STATES,
+    Event,
+    Trail,
+    Transition,
+    allowed,
+    replay,
+)
 from spatial.errors import InvalidParameterError
 from spatial.reference.cache import ReferenceCache
-from spatial.store.models import Case, CaseEvent
+from spatial.store.models import Case, CaseEvent, CaseUnit
 from spatial.store.sql import statement
 
 # The actions a case waits for (each a row of workflow.TABLE); the table says who may take each, and when.
-DUTIES = ("verify", "register", "dispatch", "accept", "handle", "check", "rework", "close", "approve", "refuse")
+DUTIES = ("verify", "register", "dispatch", "accept", "handle", "check", "rework", "close", "approve", "refuse",
+          "assist_accept", "assist_handle")
 MAX_PAGE = 200
 # Each trail check as the mark it reads (workflow.Trail), whether the mark must be set, and the value it needs.
 CHECK_MARKS: dict[str, tuple[str, bool, str | None]] = {
@@ -96,6 +108,13 @@ def duty_clause(transition: Transition, by: Principal) -> ColumnElement[bool]:
     if by.role not in transition.roles:
         return false()
     parts: list[ColumnElement[bool]] = [Case.state.in_(transition.sources)]
+    if transition.assist:  # joint handling: an assisting unit the caller acts for waits for this step
+        unit = aliased(CaseUnit)
+        parts.append(exists().where(
+            unit.case_id == Case.id, unit.state == ASSIST_CHECKS[str(transition.check)],
+            unit_clause(by, owner_key=unit.unit_key, owner_area=unit.unit_area, special_codes=Case.special_grid_codes),
+        ).correlate(Case))
+        return and_(*parts)
     if transition.unit:
         parts.append(unit_clause(by, owner_key=Case.owner_key, owner_area=Case.owner_area_code,
                                  special_codes=Case.special_grid_codes))
@@ -111,14 +130,16 @@ def inbox_clause(by: Principal) -> ColumnElement[bool]:
     duties = [duty_clause(BY_ACTION[action], by) for action in DUTIES]
     return and_(Case.state.in_(OPEN_STATES),
                 case_clause(by, grid_code=Case.grid_code, special_codes=Case.special_grid_codes,
-                            owner_key=Case.owner_key),
+                            owner_key=Case.owner_key, assist_keys=Case.assist_keys),
                 or_(*duties))
 
 
-def duties_now(trail: Trail, by: Principal, unit: bool) -> list[str]:
-    """The duties ``by`` may take on a case with this trail now (Python's form of ``inbox_clause``)."""
+def duties_now(trail: Trail, by: Principal, unit: bool, assisting: list[str] | None = None) -> list[str]:
+    """The duties ``by`` may take on a case with this trail now (Python's form of ``inbox_clause``;
+    ``assisting``: the case's assisting units ``by`` acts for)."""
     own = trail.requested_by == by.login
-    return [a for a in allowed(trail, by.role, unit) if a in DUTIES and not (own and a in ("approve", "refuse"))]
+    return [a for a in allowed(trail, by.role, unit, assisting or ())
+            if a in DUTIES and not (own and a in ("approve", "refuse"))]
 
 
 def _cursor(value: str) -> tuple[datetime | None, int]:
@@ -172,12 +193,13 @@ def inbox(conn: Connection, ref: ReferenceCache, q: InboxQuery, *, by: Principal
     for row in rows:
         case = cases[row.id]
         unit = acts_for_unit(by, case["owner_key"], case["owner_area_code"], case["special_grid_codes"])
+        assisting = joint.assisting(by, trails[row.id], case["special_grid_codes"])
         item: dict[str, Any] = dict(case_public(ref, case, with_reporter=personal))
         item["due"] = row.due
         item["workflow"] = {"revision": case["revision"], "step_deadline": case["step_deadline"],
                             "pending_action": case["pending_action"],
-                            "allowed_actions": allowed(trails[row.id], by.role, unit)}
-        item["duties"] = duties_now(trails[row.id], by, unit)
+                            "allowed_actions": allowed(trails[row.id], by.role, unit, assisting)}
+        item["duties"] = duties_now(trails[row.id], by, unit, assisting)
         items.append(item)
     total = counts(conn, by)
     return {"cases": items, "next": _next(rows[-1].due, rows[-1].id) if more else None,

@@ -198,7 +198,8 @@ def _who_clause(by: Principal | None):
     """A SQL condition holding for the cases ``by`` may read (None: the public's requests)."""
     if by is None:
         return Case.source.in_(PUBLIC_SOURCES)
-    return case_clause(by, grid_code=Case.grid_code, special_codes=Case.special_grid_codes, owner_key=Case.owner_key)
+    return case_clause(by, grid_code=Case.grid_code, special_codes=Case.special_grid_codes, owner_key=Case.owner_key,
+                       assist_keys=Case.assist_keys)
 
 
 def list_requests(conn: Connection, ref: ReferenceCache, f: RequestFilter, *,

@@ -11,6 +11,7 @@ from sqlalchemy import Connection, any_, literal, select, text
 
 from spatial.access.principal import Principal
 from spatial.access.scope import acts_for_unit, case_clause, check_read
+from spatial.cases import joint
 from spatial.cases.public import case_public
 from spatial.cases.schemas import LOCAL, CaseEvent, CasePublic, CasesPublic, WorkflowPublic
 from spatial.cases.workflow import Event, allowed, replay
@@ -65,6 +66,8 @@ def get_case(conn: Connection, ref: ReferenceCache, case_id: int, *, with_histor
     case = case_public(ref, dict(row), with_reporter=with_reporter, history=history)
     if by is not None and history is not None:
         case["workflow"] = _workflow(dict(row), history, by)
+        if row["assist_keys"]:
+            case["workflow"]["assist"] = joint.units(conn, case_id)
     return case
 
 
@@ -72,8 +75,9 @@ def _workflow(row: dict, history: list[CaseEvent], by: Principal) -> WorkflowPub
     """Where the case stands in the workflow, and what ``by`` may do with it now."""
     trail = replay(Event(e["kind"], e["state"], e["actor"], e.get("role"), e["data"], e.get("id")) for e in history)
     unit = acts_for_unit(by, row["owner_key"], row["owner_area_code"], row["special_grid_codes"])
+    assisting = joint.assisting(by, trail, row["special_grid_codes"])
     return {"revision": row["revision"], "step_deadline": row["step_deadline"],
-            "pending_action": row["pending_action"], "allowed_actions": allowed(trail, by.role, unit)}
+            "pending_action": row["pending_action"], "allowed_actions": allowed(trail, by.role, unit, assisting)}
 
 
 def _area_clause(area: str):
@@ -103,7 +107,7 @@ def list_cases(conn: Connection, ref: ReferenceCache, f: CaseFilter, *, by: Prin
     if not 1 <= f.limit <= MAX_PAGE:
         raise InvalidParameterError(f"limit must be between 1 and {MAX_PAGE}", parameter="limit")
     query = (select(Case.id).where(case_clause(by, grid_code=Case.grid_code, special_codes=Case.special_grid_codes,
-                                        owner_key=Case.owner_key))
+                                        owner_key=Case.owner_key, assist_keys=Case.assist_keys))
              .order_by(Case.id.desc()).limit(f.limit + 1))
     if f.state:
         query = query.where(Case.state == f.state)

@@ -205,6 +205,19 @@ class CaseEvent(TypedDict):
     role: NotRequired[str | None]  # the role the actor acted in (None before the workflow, migration 0014)
 
 
+class AssistUnitPublic(TypedDict):
+    """An assisting unit of a joint case (协办, spatial/cases/joint.py) as stored in ``case_unit``."""
+
+    key: str
+    area: str | None
+    role: str
+    state: str  # dispatched, accepted, handled, withdrawn
+    deadline: Timestamp | None
+    dispatched_at: Timestamp
+    accepted_at: Timestamp | None
+    handled_at: Timestamp | None
+
+
 class WorkflowPublic(TypedDict):
     """Where a case stands in the workflow (spatial/cases/workflow.py): the revision its ETag names, the step
     deadline, the action waiting for approval, and the actions the reader may take now."""
@@ -213,6 +226,7 @@ class WorkflowPublic(TypedDict):
     step_deadline: Timestamp | None
     pending_action: str | None
     allowed_actions: list[str]
+    assist: NotRequired[list[AssistUnitPublic]]  # a joint case's assisting units (协办)
 
 
 class CasePublic(TypedDict):

@@ -11,6 +11,12 @@ This module is pure (no database): ``replay`` derives what the trail of a case s
 approval, whether the handling was accepted and checked), ``decide`` turns one action of one caller into the
 events to append, or refuses it. spatial/cases/actions.py runs ``decide`` inside the case's transaction.
 
+Joint handling (协办, spatial/cases/joint.py): ``dispatch`` may name assisting units beside the lead unit (the
+case's owner); each takes ``assist_accept`` and ``assist_handle`` for itself (``assist`` rows: the caller acts
+for an assisting unit of the case, ``data.unit`` names which when it acts for several). The trail keeps each
+assisting unit's state (``Trail.assists``); the case's own state never waits for them: it closes when the
+lead's work passes the check.
+
 Approvals: an action marked ``approval`` (void, return, extend, suspend) first appends a ``request`` event and
 leaves the state as it is; a second account (an ``APPROVERS`` role, never the requester) then ``approve``s —
 appending ``approve`` and the action's own event — or ``refuse``s. A request lapses when the state changes
@@ -19,7 +25,7 @@ before it is decided; one request is pending at a time (``case.pending_action``)
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +44,9 @@ class Transition:
     """One row of the table: ``action`` from any of ``sources`` leads to ``target`` (None: the state stays).
 
     ``roles`` may take it; with ``unit`` only an account acting for the unit the case is dispatched to (and
-    admins); ``approval``: a second person must approve it; ``check``: a condition on the trail
+    admins); with ``assist`` only an account acting for an assisting unit of the case (and admins), for that
+    unit, whose state must be the check's (``ASSIST_CHECKS``);
+    ``approval``: a second person must approve it; ``check``: a condition on the trail
     (``CHECKS``); ``http``: False for actions only the system takes (intake, the scheduler).
     """
 
@@ -51,6 +59,7 @@ class Transition:
     check: str | None = None
     http: bool = True
     summary: str = ""
+    assist: bool = False
 
 
 TABLE: tuple[Transition, ...] = (
@@ -74,6 +83,10 @@ TABLE: tuple[Transition, ...] = (
                summary="the deadline moves by the working time suspended"),
     Transition("handle", ("dispatched",), "handled", (*UNIT_ROLES, "admin"), unit=True,
                summary="处置反馈: note, data.photos"),
+    Transition("assist_accept", ("dispatched", "handled"), None, (*UNIT_ROLES, "admin"), assist=True,
+               check="assist_dispatched", summary="协办: an assisting unit takes its part (data.unit)"),
+    Transition("assist_handle", ("dispatched", "handled"), None, (*UNIT_ROLES, "admin"), assist=True,
+               check="assist_accepted", summary="协办 feedback of an assisting unit: note, data.photos"),
     Transition("check", ("handled",), None, ("inspector", "dispatcher", "admin"), check="not_checked",
                summary="核查 on site: data.result pass/fail"),
     Transition("rework", ("handled",), "dispatched", DISPATCH_ROLES, check="check_failed",
@@ -114,6 +127,8 @@ class Trail:
     check: str | None = None  # the check's result since the last handling
     evaluated: bool = False
     events: int = 0
+    # Joint handling: each assisting unit's key → {"area", "state"} (dispatched, accepted, handled, withdrawn).
+    assists: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -162,7 +177,29 @@ def apply(trail: Trail, event: Event) -> Trail:
         trail.check = str(data.get("result"))
     elif kind == "supervise" and data.get("escalated_to"):
         trail.accepted = False  # escalated by the scheduler: the town's unit accepts anew
+    _assist(trail, event)
     return trail
+
+
+ASSIST_STEPS = {"assist_accept": "accepted", "assist_handle": "handled"}
+# The state an assisting unit must be in for each assist action (the ``check`` of its row).
+ASSIST_CHECKS = {"assist_dispatched": "dispatched", "assist_accepted": "accepted"}
+
+
+def _assist(trail: Trail, event: Event) -> None:
+    """The assisting units' states after ``event``: a dispatch adds those it names, their own actions move
+    them, a void withdraws those still at work."""
+    data = event.data or {}
+    if event.kind == "dispatch":
+        for unit in data.get("assist") or ():
+            if isinstance(unit, dict) and "key" in unit:
+                trail.assists.setdefault(str(unit["key"]), {"area": unit.get("area"), "state": "dispatched"})
+    elif event.kind in ASSIST_STEPS and str(data.get("unit")) in trail.assists:
+        trail.assists[str(data["unit"])]["state"] = ASSIST_STEPS[event.kind]
+    elif event.state_after == "voided":
+        for unit in trail.assists.values():
+            if unit["state"] in ("dispatched", "accepted"):
+                unit["state"] = "withdrawn"
 
 
 def replay(events: Iterable[Event]) -> Trail:
@@ -181,41 +218,52 @@ CHECKS = {
     "check_failed": lambda t: t.check == "fail",
     "not_evaluated": lambda t: not t.evaluated,
     "pending": lambda t: t.pending is not None,
+    # Joint handling: some assisting unit is in the state (``legal`` asks it of the unit acted for).
+    "assist_dispatched": lambda t: any(u["state"] == "dispatched" for u in t.assists.values()),
+    "assist_accepted": lambda t: any(u["state"] == "accepted" for u in t.assists.values()),
 }
 
 
-def legal(trail: Trail, transition: Transition) -> bool:
-    """Whether the trail's state and checks allow ``transition`` (whoever asks)."""
+def legal(trail: Trail, transition: Transition, unit: str | None = None) -> bool:
+    """Whether the trail's state and checks allow ``transition`` (whoever asks; for an assist action, for the
+    assisting unit ``unit``)."""
     if trail.state not in transition.sources:
         return False
+    if transition.assist:
+        return unit in trail.assists and trail.assists[unit]["state"] == ASSIST_CHECKS[str(transition.check)]
     if transition.approval and trail.pending is not None:
         return False  # one request at a time
     return transition.check is None or CHECKS[transition.check](trail)
 
 
-def may_take(transition: Transition, role: str, acts_for_unit: bool) -> bool:
-    """Whether an account of ``role`` (acting for the case's unit or not) may take ``transition``."""
+def may_take(transition: Transition, role: str, acts_for_unit: bool, assisting: Collection[str] = ()) -> bool:
+    """Whether an account of ``role`` (acting for the case's unit or not, for these assisting units) may take
+    ``transition``."""
     if role not in transition.roles:
         return False
+    if transition.assist:
+        return bool(assisting) or role == "admin"
     return not transition.unit or acts_for_unit or role == "admin"
 
 
-def allowed(trail: Trail, role: str, acts_for_unit: bool) -> list[str]:
-    """The HTTP actions this caller may take on the case now."""
-    return [t.action for t in TABLE if t.http and legal(trail, t) and may_take(t, role, acts_for_unit)]
+def allowed(trail: Trail, role: str, acts_for_unit: bool, assisting: Collection[str] = ()) -> list[str]:
+    """The HTTP actions this caller (acting for the case's unit or not, for these assisting units) may take
+    on the case now."""
+    return [t.action for t in TABLE if t.http and may_take(t, role, acts_for_unit, assisting)
+            and (any(legal(trail, t, u) for u in assisting) if t.assist else legal(trail, t))]
 
 
 def decide(trail: Trail, action: str, *, role: str, login: str, acts_for_unit: bool,
-           data: Mapping[str, Any] | None = None) -> list[NewEvent]:
+           data: Mapping[str, Any] | None = None, assisting: Collection[str] = ()) -> list[NewEvent]:
     """The events that ``action`` by this caller appends, or the refusal.
 
     Raises:
         ForbiddenError: the caller's role (or unit) may not take the action at all.
         IllegalTransitionError: the action is not allowed in the case's state (``allowed`` lists what is).
     """
-    permit(trail, action, role=role, acts_for_unit=acts_for_unit)
-    transition = BY_ACTION[action]
     payload = dict(data or {})
+    permit(trail, action, role=role, acts_for_unit=acts_for_unit, assisting=assisting, unit=payload.get("unit"))
+    transition = BY_ACTION[action]
     if action in ("approve", "refuse"):
         return _decide_request(trail, action, login, payload)
     if transition.approval:
@@ -223,16 +271,23 @@ def decide(trail: Trail, action: str, *, role: str, login: str, acts_for_unit: b
     return [NewEvent(action, transition.target, payload)]
 
 
-def permit(trail: Trail, action: str, *, role: str, acts_for_unit: bool) -> None:
-    """Refuse ``action`` by this caller now (ForbiddenError, IllegalTransitionError), as ``decide`` would."""
+def permit(trail: Trail, action: str, *, role: str, acts_for_unit: bool, assisting: Collection[str] = (),
+           unit: str | None = None) -> None:
+    """Refuse ``action`` by this caller now (ForbiddenError, IllegalTransitionError), as ``decide`` would;
+    an assist action is for the assisting unit ``unit``, which must be one of ``assisting``."""
     transition = BY_ACTION[action]
-    if not may_take(transition, role, acts_for_unit):
+    if not may_take(transition, role, acts_for_unit, assisting):
+        if transition.assist:
+            raise ForbiddenError(f"{action}: you act for no assisting unit of this case", action=action)
         who = f"{role} accounts" + (" of the case's unit" if transition.unit and role in transition.roles else "")
         raise ForbiddenError(f"{who} may not {action} a case (needs {', '.join(transition.roles)}"
                              f"{' acting for its unit' if transition.unit else ''})", action=action)
-    if not legal(trail, transition):
-        raise IllegalTransitionError(_why(trail, transition), state=trail.state, pending=trail.pending,
-                                     allowed=allowed(trail, role, acts_for_unit))
+    if transition.assist and unit is not None and unit not in assisting:
+        raise ForbiddenError(f"you do not act for {unit}, or it does not assist on this case", action=action,
+                             unit=unit)
+    if not legal(trail, transition, unit):
+        raise IllegalTransitionError(_why(trail, transition, unit), state=trail.state, pending=trail.pending,
+                                     allowed=allowed(trail, role, acts_for_unit, assisting))
 
 
 def _decide_request(trail: Trail, action: str, login: str, payload: dict[str, Any]) -> list[NewEvent]:
@@ -248,9 +303,13 @@ def _decide_request(trail: Trail, action: str, login: str, payload: dict[str, An
                                 "request": trail.request_id})]
 
 
-def _why(trail: Trail, transition: Transition) -> str:
+def _why(trail: Trail, transition: Transition, unit: str | None = None) -> str:
     if trail.state not in transition.sources:
         return f"a {trail.state} case cannot take {transition.action} (only {', '.join(transition.sources)})"
+    if transition.assist:
+        state = trail.assists.get(unit or "", {}).get("state")
+        return (f"{transition.action} needs an assisting unit that is {ASSIST_CHECKS[str(transition.check)]}"
+                f" ({unit or 'none named'}: {state or 'not assisting'})")
     if transition.approval and trail.pending is not None:
         return f"{trail.pending} is waiting for approval: approve or refuse it first"
     return f"{transition.action} needs {transition.check} (a {trail.state} case)"
@@ -261,8 +320,9 @@ def markdown_table() -> str:
     lines = ["| action | from | to | roles | unit only | approval | check | what |",
              "|---|---|---|---|---|---|---|---|"]
     for t in TABLE:
+        unit = "yes" if t.unit else "assisting" if t.assist else ""
         lines.append(f"| `{t.action}`{'' if t.http else ' (system)'} | {', '.join(t.sources) or '—'} | "
-                     f"{t.target or '(same)'} | {', '.join(t.roles)} | {'yes' if t.unit else ''} | "
+                     f"{t.target or '(same)'} | {', '.join(t.roles)} | {unit} | "
                      f"{'yes' if t.approval else ''} | {t.check or ''} | {t.summary} |")
     return "\n".join(lines) + "\n"
 
@@ -295,8 +355,9 @@ def _event_problem(trail: Trail, event: Event, effect: str | None) -> str | None
         return "no such action" if transition is None else "approval skipped or misplaced"
     if event.role not in transition.roles:
         return f"role not allowed (needs {', '.join(transition.roles)})"
-    if not legal(trail, transition):
-        return _why(trail, transition)
+    unit = str((event.data or {}).get("unit")) if transition.assist else None
+    if not legal(trail, transition, unit):
+        return _why(trail, transition, unit)
     if event.kind in ("approve", "refuse") and event.actor == trail.requested_by:
         return "approved by its own requester"
     expected = transition.target if event.kind != "request" else None

@@ -135,7 +135,8 @@ def scope_condition(lay: Layer, principal: Principal | None) -> Any:
     if lay.name != "cases" or principal is None or principal.scope == "*":
         return None
     k = Case.__table__.c
-    return case_clause(principal, grid_code=k.grid_code, special_codes=k.special_grid_codes, owner_key=k.owner_key)
+    return case_clause(principal, grid_code=k.grid_code, special_codes=k.special_grid_codes, owner_key=k.owner_key,
+                       assist_keys=k.assist_keys)
 
 
 def coverage_extent(conn: Connection) -> tuple[float, float, float, float] | None:

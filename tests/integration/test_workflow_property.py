@@ -1,7 +1,8 @@
 """Property (hypothesis): random sequences of workflow actions by random accounts, on a real case in PostGIS,
 never reach a state the table does not allow, never lose or add an event beyond what an accepted action wrote
 (a refused one writes nothing), and the state and pending approval derived from the trail always equal the
-stored ones (spatial/cases/workflow.py, spatial/cases/actions.py)."""
+stored ones (spatial/cases/workflow.py, spatial/cases/actions.py) — the assisting units of joint handling (协办,
+spatial/cases/joint.py) included: their states derived from the trail equal the stored ``case_unit`` rows."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from sqlalchemy import text
 from spatial.access.principal import Principal
 from spatial.cases.actions import ActionInput, act, load_trail
 from spatial.cases.intake import create_case
+from spatial.cases.joint import AssistTarget
 from spatial.cases.read import get_case
 from spatial.cases.schemas import CASE_CREATE
 from spatial.cases.workflow import HTTP_ACTIONS, conformance
@@ -22,7 +24,7 @@ from tests.world import DISTRICT, grid_code
 PEOPLE = [Principal(1, "p.disp.a", "dispatcher", DISTRICT), Principal(2, "p.disp.b", "dispatcher", DISTRICT),
           Principal(3, "p.insp", "inspector", DISTRICT), Principal(4, "p.chief", "grid_chief", grid_code(1, 1, 2)),
           Principal(5, "p.town", "handler", "TOWN"), Principal(6, "p.admin", "admin", "*"),
-          Principal(7, "p.viewer", "viewer", DISTRICT)]
+          Principal(7, "p.viewer", "viewer", DISTRICT), Principal(8, "p.san", "handler", "SANITATION")]
 STEPS = st.lists(st.tuples(st.sampled_from(PEOPLE), st.sampled_from(HTTP_ACTIONS), st.integers(0, 20),
                            st.sampled_from([True, True, True, False]), st.sampled_from([True, True, True, False]),
                            st.booleans()), min_size=10, max_size=40)
@@ -33,7 +35,8 @@ def _body(action: str, passed: bool) -> ActionInput:
     data: dict = {"verify": {"result": passed}, "check": {"result": "pass" if passed else "fail"},
                   "extend": {"amount": 1, "unit": "working_days"}, "evaluate": {"satisfaction": "satisfied"}
                   }.get(action, {})
-    return ActionInput(note="n", reason="r", data=data)
+    assist = [AssistTarget(key="SANITATION")] if action == "dispatch" and passed else None  # joint handling
+    return ActionInput(note="n", reason="r", data=data, assist=assist)
 
 
 def _offered(conn, reference, case_id: int, person: Principal) -> list[str]:
@@ -74,4 +77,9 @@ def test_random_actions_keep_the_trail_and_the_state_in_step(world_engine, no_ca
             assert stored.state in STATES
             assert (trail.state, trail.pending) == (stored.state, stored.pending_action)
             assert stored.revision == revision + (outcome is not None)
+            units = dict(conn.execute(text("SELECT unit_key, state FROM case_unit WHERE case_id = :i"),
+                                      {"i": case_id}).all())
+            assert units == {key: unit["state"] for key, unit in trail.assists.items()}
+            if outcome is not None and action.startswith("assist"):
+                event(f"took {action}")
             event(f"reached {stored.state}")  # --hypothesis-show-statistics: how far the examples went

@@ -36,7 +36,12 @@ EVENT_KINDS = (
     "report", "register", "dispatch", "handle", "check", "close", "evaluate",
     "void", "return", "extend", "suspend", "resume", "rework", "assist", "remind", "supervise", "link",
     "verify", "accept", "request", "approve", "refuse", "reopen",  # migration 0014 (issue 17 workflow)
+    "assist_accept", "assist_handle",  # migration 0021 (issue 17 joint handling)
 )
+ASSISTED = "assist_keys <> '{}'"
+UNIT_ROLES = ("assist",)
+UNIT_STATES = ("dispatched", "accepted", "handled", "withdrawn")
+UNIT_OPEN = "state IN ('dispatched', 'accepted')"
 
 
 class Case(Base):
@@ -59,6 +64,8 @@ class Case(Base):
         # The inbox's order (GET /api/v1/inbox, migration 0015): open cases by when their step runs out.
         Index("ix_case_open_due", text("coalesce(step_deadline, deadline)"), "id", postgresql_where=text(OPEN)),
         Index("ix_case_kpi_through", "kpi_through", postgresql_where=text("kpi_through IS NOT NULL")),
+        # Joint handling (migration 0021): the cases a department assists on (its handlers' scope).
+        Index("ix_case_assist_keys", "assist_keys", postgresql_using="gin", postgresql_where=text(ASSISTED)),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -105,6 +112,8 @@ class Case(Base):
     kpi_handled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     kpi_reworks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     kpi_through: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Joint handling (migration 0021): the keys of the case's assisting units (``case_unit``), kept in step.
+    assist_keys: Mapped[list[str]] = mapped_column(ARRAY(String(32)), default=list, server_default="{}")
 
 
 ORDER_KINDS = "kind IN ('remind', 'supervise')"
@@ -132,7 +141,7 @@ class CaseEvent(Base):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("case.id"))
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    kind: Mapped[str] = mapped_column(String(12))
+    kind: Mapped[str] = mapped_column(String(16))  # 16 since migration 0021 (assist_accept)
     state_after: Mapped[str | None] = mapped_column(String(12))
     actor: Mapped[str] = mapped_column(Text)
     role: Mapped[str | None] = mapped_column(String(16))  # NULL before the workflow (migration 0014)
@@ -140,3 +149,28 @@ class CaseEvent(Base):
     data: Mapped[dict | None] = mapped_column(JSONB)
     # The writing transaction's id (pg_current_xact_id()): the feed's commit-safe order; NULL before 0015.
     xid: Mapped[int | None] = mapped_column(BigInteger, server_default=text("(pg_current_xact_id())::text::bigint"))
+
+
+class CaseUnit(Base):
+    """An assisting unit of a joint case (协办, spatial/cases/joint.py): its own state, deadline and times.
+
+    The lead unit is the case's owner and is not a row here. ``state`` is kept in step with the case's event
+    trail (``dispatch`` data ``assist``, ``assist_accept``, ``assist_handle``), like ``case.state``.
+    """
+
+    __tablename__ = "case_unit"
+    __table_args__ = (
+        CheckConstraint(in_list("role", UNIT_ROLES), name="role"),
+        CheckConstraint(in_list("state", UNIT_STATES), name="state"),
+        Index("ix_case_unit_open", "unit_key", "deadline", postgresql_where=text(UNIT_OPEN)),
+    )
+
+    case_id: Mapped[int] = mapped_column(ForeignKey("case.id"), primary_key=True)
+    unit_key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    unit_area: Mapped[str | None] = mapped_column(String(15))
+    role: Mapped[str] = mapped_column(String(8), server_default="assist")
+    state: Mapped[str] = mapped_column(String(12))
+    deadline: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    dispatched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    handled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -4,7 +4,8 @@ SELECT k.id, k.case_no, k.state, k.category_code, k.source, k.description,
        k.grid_code, k.community_code, k.town_code, k.district_code, k.special_grid_codes,
        k.component_code, c.class_code AS component_class, k.component_distance_m,
        k.owner_key, k.owner_area_code, k.deadline, k.duplicate_of, k.reported_at, k.closed_at,
-       k.reporter_name, k.reporter_phone, k.idempotency_key, k.revision, k.step_deadline, k.pending_action
+       k.reporter_name, k.reporter_phone, k.idempotency_key, k.revision, k.step_deadline, k.pending_action,
+       k.assist_keys
 FROM "case" k
 LEFT JOIN component c ON c.code = k.component_code
 WHERE k.id = ANY(CAST(:ids AS bigint[]))
