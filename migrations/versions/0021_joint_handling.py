@@ -57,7 +57,7 @@ def upgrade() -> None:
     # An assisting unit's open work by deadline (its inbox, its evaluation).
     op.create_index("ix_case_unit_open", "case_unit", ["unit_key", "deadline"],
                     postgresql_where=sa.text("state IN ('dispatched', 'accepted')"))
-    op.alter_column("case_event", "kind", type_=sa.String(16), existing_type=sa.String(12), existing_nullable=False)
+    _retype_kind(16, was=12)
     op.drop_constraint(op.f("ck_case_event_kind"), "case_event", type_="check")
     op.create_check_constraint(op.f("ck_case_event_kind"), "case_event", _kinds(NEW_KINDS))
 
@@ -65,8 +65,30 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_constraint(op.f("ck_case_event_kind"), "case_event", type_="check")
     op.create_check_constraint(op.f("ck_case_event_kind"), "case_event", _kinds(OLD_KINDS))
-    op.alter_column("case_event", "kind", type_=sa.String(12), existing_type=sa.String(16), existing_nullable=False)
+    _retype_kind(12, was=16)
     op.drop_index("ix_case_unit_open", table_name="case_unit")
     op.drop_index("ix_case_assist_keys", table_name="case")
     op.drop_table("case_unit")
     op.drop_column("case", "assist_keys")
+
+
+def _retype_kind(length: int, was: int) -> None:
+    """Retype ``case_event.kind``. PostgreSQL refuses while a trigger's WHEN clause reads the column (the
+    evaluation summary's ``case_event_kpi``, migration 0020): such triggers are dropped and made again from
+    their own definitions, with their firing mode (``ENABLE ALWAYS``)."""
+    bind = op.get_bind()
+    triggers = bind.execute(sa.text(
+        "SELECT t.tgname, pg_get_triggerdef(t.oid), t.tgenabled FROM pg_trigger t"
+        " WHERE t.tgrelid = 'case_event'::regclass AND NOT t.tgisinternal")).all()
+    for name, _, _ in triggers:
+        op.execute(f'DROP TRIGGER "{name}" ON case_event')
+    op.alter_column("case_event", "kind", type_=sa.String(length), existing_type=sa.String(was),
+                    existing_nullable=False)
+    for name, definition, enabled in triggers:
+        op.execute(definition)
+        if enabled == "A":
+            op.execute(f'ALTER TABLE case_event ENABLE ALWAYS TRIGGER "{name}"')
+        elif enabled == "R":
+            op.execute(f'ALTER TABLE case_event ENABLE REPLICA TRIGGER "{name}"')
+        elif enabled == "D":
+            op.execute(f'ALTER TABLE case_event DISABLE TRIGGER "{name}"')
