@@ -5,6 +5,8 @@
     gridlink demo [--small] [--seed N] [--force]
     gridlink import reference [--departments F] [--component-classes F] [--event-categories F] ...
     gridlink import cases FILE [--all-or-nothing] [--report OUT.json]
+    gridlink import components FILE --owner KEY [--mapping M] [--crs EPSG] [--encoding E] [--dry-run]
+                                    [--all-or-nothing] [--rejects OUT] [--retire-missing] [--report OUT.json]
     gridlink serve [--host H] [--port P]
     gridlink user add LOGIN --role ROLE --scope SCOPE [--name N]   (password on standard input)
     gridlink user disable|enable LOGIN  disabling revokes the account's tokens and stops its logins
@@ -115,6 +117,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     """Load reference tables, or a batch of case reports, from files."""
     if args.what == "cases":
         return _import_cases(args)
+    if args.what == "components":
+        return _import_components(args)
     return _import_reference(args)
 
 
@@ -152,6 +156,62 @@ def _import_cases(args: argparse.Namespace) -> int:
     if args.report:
         args.report.write_text(json.dumps(report.as_dict(), ensure_ascii=False, indent=1), encoding="utf-8")
     return 0 if report.refused == 0 else 1
+
+
+def _import_components(args: argparse.Namespace) -> int:
+    """Import an owner's survey into the component registry with a progress bar; print the report."""
+    import json
+
+    from sqlalchemy import create_engine
+    from tqdm import tqdm
+
+    from spatial.access.principal import Principal
+    from spatial.components.importer import ImportOptions, import_survey
+    from spatial.components.survey import read_mapping
+    from spatial.errors import GridlinkError
+
+    if args.file is None or not args.owner:
+        _err("import components needs a FILE and --owner KEY")
+        return 2
+    actor = _cli_actor()
+    engine = create_engine(_url())
+    try:
+        options = ImportOptions(owner=args.owner, mapping=read_mapping(args.mapping) if args.mapping else None,
+                                crs=args.crs, encoding=args.encoding, layer=args.layer, dry_run=args.dry_run,
+                                all_or_nothing=args.all_or_nothing, retire_missing=args.retire_missing,
+                                rejects=args.rejects)
+        with tqdm(unit=" rows", desc=args.file.name, disable=args.quiet) as bar:
+            def progress(rows: int, total: int) -> None:
+                bar.total = total if total > 0 else None
+                bar.update(rows)
+
+            report = import_survey(engine, Principal(0, actor.who, "admin", "*"), actor, args.file, options,
+                                   progress)
+    except GridlinkError as exc:
+        _err(f"nothing was imported: {exc.detail}")
+        return 2
+    finally:
+        engine.dispose()
+    _print_import(report)
+    if args.report:
+        args.report.write_text(json.dumps(report.as_dict(), ensure_ascii=False, indent=1, default=str),
+                               encoding="utf-8")
+    return 0 if report.refused == 0 else 1
+
+
+def _print_import(report) -> None:
+    """The final report of a survey import."""
+    fields = ", ".join(f"{k} {v:,}" for k, v in report.changed_fields.items())
+    print(f"{report.file} ({report.crs}) for {report.owner}: {report.rows:,} rows — {report.new:,} new"
+          f" ({report.allocated:,} codes allocated), {report.changed:,} changed" + (f" ({fields})" if fields else "")
+          + f", {report.unchanged:,} unchanged, {report.refused:,} refused; {report.missing:,} registered"
+          f" component(s) missing from the survey" + (f", {report.retired:,} retired" if report.retired else ""))
+    if report.dry_run:
+        print("dry run: nothing was stored")
+    elif not report.stored:
+        print("nothing was stored (--all-or-nothing and refused rows)")
+    for refusal in report.refusals:
+        print(f"  row {refusal['row']}: {refusal['reason']}", file=sys.stderr)
 
 
 def _import_reference(args: argparse.Namespace) -> int:
@@ -235,10 +295,21 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
     serve.set_defaults(func=cmd_serve)
     imp = sub.add_parser("import", help="load data from files")
-    imp.add_argument("what", choices=("reference", "cases"))
-    imp.add_argument("file", nargs="?", type=Path, help="for cases: a GeoJSON FeatureCollection or CSV file")
-    imp.add_argument("--all-or-nothing", action="store_true", help="cases: refuse the batch if any row fails")
-    imp.add_argument("--report", type=Path, help="cases: write the per-row report as JSON here")
+    imp.add_argument("what", choices=("reference", "cases", "components"))
+    imp.add_argument("file", nargs="?", type=Path, help="cases: a GeoJSON FeatureCollection or CSV file;"
+                     " components: a GeoPackage, Shapefile, GeoJSON, FlatGeobuf or CSV survey")
+    imp.add_argument("--all-or-nothing", action="store_true", help="refuse the whole file if any row fails")
+    imp.add_argument("--report", type=Path, help="write the report as JSON here")
+    imp.add_argument("--owner", help="components: the owner (department key) the survey belongs to")
+    imp.add_argument("--mapping", type=Path, help="components: JSON object column → field (null: leave out)")
+    imp.add_argument("--crs", help="components: the survey's CRS when the file names none or a wrong one")
+    imp.add_argument("--encoding", help="components: the text encoding of a Shapefile without .cpg (e.g. GBK)")
+    imp.add_argument("--layer", help="components: the layer of a multi-layer file")
+    imp.add_argument("--dry-run", action="store_true", help="components: report without storing")
+    imp.add_argument("--rejects", type=Path, help="components: write refused rows here (input format + reason)")
+    imp.add_argument("--retire-missing", action="store_true",
+                     help="components: retire (status removed) registered components the survey lacks")
+    imp.add_argument("--quiet", action="store_true", help="no progress bar")
     for option in ("departments", "component-classes", "event-categories", "category-classes", "holidays"):
         imp.add_argument(f"--{option}", type=Path, default=None)
     imp.set_defaults(func=cmd_import)

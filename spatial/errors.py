@@ -167,3 +167,10 @@ class QueryBudgetError(UnavailableError, status=503, slug="query-budget", title=
 class InvalidTextError(GridlinkError, status=422, slug="invalid-text", title="Text that cannot be stored"):
     """A text field holds a character outside XML 1.0 (NUL, other C0 controls, U+FFFE/FFFF, surrogates:
     ``spatial.text``), which PostgreSQL or a GeoReport XML reply cannot carry; ``parameter`` names the field."""
+
+# -- Issue 18 (component registry: survey import, search, export)
+
+class SurveyFileError(GridlinkError, status=422, slug="survey-file", title="Survey file cannot be imported"):
+    """A survey file as a whole cannot be imported (unreadable or truncated, no CRS, a projected survey read as
+    degrees, an encoding it does not name, columns that map to nothing); nothing was stored. ``extra`` may name
+    the likely CRS or encoding, or the unmapped columns."""

@@ -1,0 +1,242 @@
+"""Importing an owner's survey into the registry: one transaction, streamed, idempotent.
+
+The survey is read in batches (spatial/components/survey.py), every row decided by the registry's rules
+(spatial/components/survey_rows.py), and the rows that pass are staged with COPY in a temporary table. Then,
+unless it is a dry run or an all-or-nothing import with refused rows, the stage is merged in a few set-based
+statements: codes allocated for new rows without one (spatial/components/serials.py), new rows inserted and
+changed rows updated with the base grid assigned spatially (the grid covering the point on surface, the
+smallest code on shared edges), one ``component_history`` row each, the owner's registered components the
+survey lacks counted (and retired when asked), and one audit row. A refused file or a failure at any point
+rolls everything back: nothing partial is left.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import shapely
+from pyogrio.raw import write_arrow
+from sqlalchemy import Connection, Engine, text
+
+from spatial.access.audit import Actor, record
+from spatial.access.principal import Principal
+from spatial.access.scope import check_edit_component
+from spatial.components.rules import RuleBook
+from spatial.components.serials import allocate, lock_series
+from spatial.components.survey import Survey, open_survey
+from spatial.components.survey_rows import Decided, Decider, Names
+from spatial.errors import ConflictError, InvalidParameterError
+from spatial.store.copy import copy_lines, raw_cursor, row_line
+
+BATCH = 20_000
+SHOWN = 20  # refused rows and missing codes listed in the report
+STAGE_COLUMNS = ("row_no", "code", "series", "action", "fields", "name", "owner_key", "manager_key",
+                 "maintainer_key", "status", "note", "surveyed_on", "geom")
+
+
+@dataclass
+class ImportOptions:
+    """What the importer was asked to do."""
+
+    owner: str
+    mapping: dict[str, str | None] | None = None
+    crs: str | None = None
+    encoding: str | None = None
+    layer: str | None = None
+    dry_run: bool = False
+    all_or_nothing: bool = False
+    retire_missing: bool = False
+    rejects: Path | None = None
+    batch: int = BATCH
+
+
+@dataclass
+class ImportReport:
+    """What an import found and did."""
+
+    file: str
+    owner: str
+    crs: str = ""
+    mapping: dict[str, str] = field(default_factory=dict)
+    rows: int = 0
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    refused: int = 0
+    missing: int = 0
+    retired: int = 0
+    allocated: int = 0
+    stored: bool = False
+    dry_run: bool = False
+    changed_fields: dict[str, int] = field(default_factory=dict)
+    refusals: list[dict[str, Any]] = field(default_factory=list)
+    missing_codes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready data."""
+        return asdict(self)
+
+
+def import_survey(engine: Engine, principal: Principal, actor: Actor, path: Path, options: ImportOptions,
+                  progress: Callable[[int, int], None] | None = None) -> ImportReport:
+    """Import the survey at ``path`` for ``options.owner`` as ``principal``; return the report. A file that
+    cannot be imported raises SurveyFileError and stores nothing."""
+    check_edit_component(principal, options.owner)
+    with engine.connect() as conn, conn.begin() as transaction:
+        report = _run(conn, actor, path, options, progress)
+        if report.stored:
+            transaction.commit()
+        else:
+            transaction.rollback()
+    return report
+
+
+def _run(conn: Connection, actor: Actor, path: Path, options: ImportOptions,
+         progress: Callable[[int, int], None] | None) -> ImportReport:
+    book = RuleBook.load(conn)
+    if options.owner not in book.departments:
+        raise InvalidParameterError(f"unknown owner {options.owner}", parameter="owner")
+    survey = open_survey(path, book, mapping=options.mapping, crs=options.crs, encoding=options.encoding,
+                         layer=options.layer)
+    report = ImportReport(file=path.name, owner=options.owner, crs=survey.crs, mapping=survey.mapping,
+                          dry_run=options.dry_run)
+    conn.execute(text("CREATE TEMP TABLE survey_stage (row_no int PRIMARY KEY, code text, series text,"
+                      " action text, fields text, name text, owner_key text, manager_key text, maintainer_key text,"
+                      " status text, note text, surveyed_on date, geom geometry) ON COMMIT DROP"))
+    decider = Decider(conn, book, Names.load(conn), options.owner, set(survey.mapping.values()))
+    fields: Counter[str] = Counter()
+    rejects = _Rejects(survey, options.rejects)
+    for batch, rows, geoms in survey.batches(options.batch):
+        decided = decider.batch(report.rows + 1, rows, geoms)
+        _stage(conn, [d for d in decided if isinstance(d, Decided)], report, fields)
+        refused = [(i, reason) for i, reason in enumerate(decided) if isinstance(reason, str)]
+        for i, reason in refused[:max(0, SHOWN - len(report.refusals))]:
+            report.refusals.append({"row": report.rows + 1 + i, "reason": reason})
+        report.refused += len(refused)
+        rejects.add(batch, report.rows, refused)
+        report.rows += len(rows)
+        if progress:
+            progress(len(rows), survey.total)
+    report.changed_fields = dict(fields.most_common())
+    _missing(conn, options, report)
+    if options.dry_run or (options.all_or_nothing and report.refused):
+        report.allocated = int(conn.execute(text("SELECT count(*) FROM survey_stage WHERE code IS NULL")).scalar_one())
+        return report
+    _merge(conn, actor, options, report)
+    return report
+
+
+def _stage(conn: Connection, decided: list[Decided], report: ImportReport, fields: Counter[str]) -> None:
+    lines = []
+    for d in decided:
+        setattr(report, d.action, getattr(report, d.action) + 1)
+        fields.update(d.fields)
+        item = d.item
+        geom = None if d.action == "unchanged" else shapely.to_wkb(item.geometry, hex=True)
+        lines.append(row_line((d.row, None if d.series else item.code, d.series, d.action, json.dumps(d.fields),
+                               item.name, item.owner_key, item.manager_key, item.maintainer_key, item.status,
+                               item.note, item.surveyed_on, geom)))
+    if lines:
+        copy_lines(raw_cursor(conn), "survey_stage", STAGE_COLUMNS, lines)
+
+
+def _missing(conn: Connection, options: ImportOptions, report: ImportReport) -> None:
+    """The owner's components in service that the survey does not list."""
+    missing = [c for (c,) in conn.execute(text(
+        "SELECT code FROM component c WHERE owner_key = :o AND status NOT IN ('removed', 'abandoned')"
+        " AND NOT EXISTS (SELECT 1 FROM survey_stage s WHERE s.code = c.code) ORDER BY code"),
+        {"o": options.owner})]
+    report.missing, report.missing_codes = len(missing), missing[:SHOWN]
+
+
+_GRID = ("(SELECT min(g.grid_code) FROM grid_geometry g WHERE g.valid_to IS NULL AND g.kind = 'base'"
+         " AND ST_Covers(g.geom, ST_PointOnSurface(s.geom)))")
+
+
+def _merge(conn: Connection, actor: Actor, options: ImportOptions, report: ImportReport) -> None:
+    """Store the staged rows: codes, inserts, updates, history, retirements and the audit row."""
+    conn.execute(text("UPDATE survey_stage SET geom = ST_SetSRID(geom, 4326)"
+                      " WHERE geom IS NOT NULL AND ST_SRID(geom) = 0"))
+    _allocate(conn, report)
+    inserted = conn.execute(text(
+        "INSERT INTO component (code, class_code, district_code, grid_code, name, manager_key, owner_key,"
+        " maintainer_key, status, surveyed_on, changed_at, source, note, revision, geom)"
+        f" SELECT code, substr(code, 7, 4), left(code, 6), {_GRID}, name, manager_key, owner_key, maintainer_key,"
+        " status, surveyed_on, now(), 'survey', note, 1, geom FROM survey_stage s WHERE action = 'new'"
+        " ON CONFLICT (code) DO NOTHING")).rowcount
+    if inserted != report.new:
+        raise ConflictError(f"{report.new - inserted} component(s) of the survey were created by someone else while"
+                            " it was read: import it again")
+    conn.execute(text(
+        f"UPDATE component c SET grid_code = {_GRID}, name = s.name, manager_key = s.manager_key,"
+        " maintainer_key = s.maintainer_key, status = s.status, note = s.note, surveyed_on = s.surveyed_on,"
+        " geom = s.geom, changed_at = now(), source = 'survey', revision = c.revision + 1"
+        " FROM survey_stage s WHERE s.action = 'changed' AND c.code = s.code"))
+    conn.execute(text(
+        "INSERT INTO component_history (component_code, at, actor, action, status_to, changes)"
+        " SELECT s.code, now(), :who, CASE WHEN s.action = 'new' THEN 'create' WHEN s.fields LIKE '%\"status\"%'"
+        " THEN 'status' ELSE 'update' END, s.status, jsonb_build_object('source', 'survey', 'file', CAST(:file AS"
+        " text), 'fields', CAST(s.fields AS jsonb), 'revision', c.revision, 'owner_key', s.owner_key)"
+        " FROM survey_stage s JOIN component c ON c.code = s.code WHERE s.action IN ('new', 'changed')"),
+        {"who": actor.who, "file": report.file})
+    if options.retire_missing and report.missing:
+        report.retired = _retire_missing(conn, actor, options.owner)
+    record(conn, actor, "component.import", target=options.owner,
+           detail={k: v for k, v in report.as_dict().items() if k not in ("refusals", "missing_codes", "mapping")})
+    report.stored = True
+
+
+def _allocate(conn: Connection, report: ImportReport) -> None:
+    """Give each new row without a code the next free serial of its series, the series locked."""
+    new_series = [r[0] for r in conn.execute(text(
+        "SELECT DISTINCT coalesce(series, left(code, 10)) FROM survey_stage WHERE action = 'new'"))]
+    lock_series(conn, new_series)
+    for series, rows in conn.execute(text(
+            "SELECT series, array_agg(row_no ORDER BY row_no) FROM survey_stage WHERE code IS NULL"
+            " GROUP BY series ORDER BY series")).all():
+        codes = allocate(conn, series, len(rows))
+        conn.execute(text("UPDATE survey_stage s SET code = u.code FROM unnest(CAST(:r AS int[]),"
+                          " CAST(:c AS text[])) u(row_no, code) WHERE s.row_no = u.row_no"), {"r": rows, "c": codes})
+        report.allocated += len(codes)
+
+
+def _retire_missing(conn: Connection, actor: Actor, owner: str) -> int:
+    retired = conn.execute(text(
+        "UPDATE component c SET status = 'removed', changed_at = now(), revision = revision + 1"
+        " WHERE owner_key = :o AND status NOT IN ('removed', 'abandoned')"
+        " AND NOT EXISTS (SELECT 1 FROM survey_stage s WHERE s.code = c.code) RETURNING code, revision"),
+        {"o": owner}).all()
+    if retired:
+        conn.execute(text(
+            "INSERT INTO component_history (component_code, at, actor, action, status_to, changes)"
+            " SELECT code, now(), :who, 'status', 'removed', jsonb_build_object('source', 'survey', 'reason',"
+            " 'missing from the survey', 'revision', revision) FROM unnest(CAST(:c AS text[]), CAST(:r AS int[]))"
+            " u(code, revision)"), {"who": actor.who, "c": [r[0] for r in retired], "r": [r[1] for r in retired]})
+    return len(retired)
+
+
+class _Rejects:
+    """The refused rows written as the survey came (its format and columns) plus ``row`` and ``reason``."""
+
+    def __init__(self, survey: Survey, path: Path | None) -> None:
+        self.survey, self.path, self.started = survey, path, False
+        if path is not None and path.exists():
+            path.unlink()
+
+    def add(self, batch: Any, before: int, refused: list[tuple[int, str]]) -> None:
+        if self.path is None or not refused:
+            return
+        rows = batch.take(pa.array([i for i, _ in refused]))
+        rows = rows.append_column("row", pa.array([before + 1 + i for i, _ in refused], pa.int64()))
+        rows = rows.append_column("reason", pa.array([reason for _, reason in refused], pa.string()))
+        options = {"GEOMETRY": "AS_WKT"} if self.survey.driver == "CSV" else {}
+        write_arrow(rows, self.path, driver=self.survey.driver, geometry_name=self.survey.geometry_name,
+                    geometry_type=self.survey.geometry_type, crs=self.survey.crs, append=self.started,
+                    encoding="UTF-8", layer_options=options)
+        self.started = True
