@@ -16,7 +16,7 @@ from api.middleware import BodySizeLimit, DatabaseUnavailable, PublicRedirects, 
 from api.ogc import build as ogc
 from api.open311 import routes as open311
 from api.rate_limit import LoginGate, LoginThrottle
-from api.routes import areas, auth, bulk, cases, tiles
+from api.routes import areas, auth, bulk, cases, components, tiles
 from api.settings import ApiSettings
 from spatial.access.accounts import PrincipalCache, server_secret, watch_principals
 from spatial.features import coverage_extent
@@ -72,6 +72,7 @@ def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSet
     app.include_router(auth.router)
     app.include_router(bulk.router)
     app.include_router(cases.router)
+    app.include_router(components.router)
     app.include_router(open311.router)
     app.include_router(tiles.router)
     app.add_middleware(FastIntake)  # inside BodySizeLimit: the limit applies to it too

@@ -119,16 +119,18 @@ def _locked(conn: Connection, principal: Principal, code: str, expected_revision
     return revision, status
 
 
-def replace(conn: Connection, principal: Principal, item: ComponentInput, *, expected_revision: int) -> int:
-    """Replace a component read at ``expected_revision``; return its new revision."""
+def replace(conn: Connection, principal: Principal, item: ComponentInput, *, expected_revision: int,
+            reason: str | None = None) -> int:
+    """Replace a component read at ``expected_revision``; return its new revision (``reason``: why, kept in
+    its history — a status change through the registry API gives one)."""
     revision, status = _locked(conn, principal, item.code, expected_revision, item.owner_key)
     conn.execute(text(
         f"UPDATE component SET grid_code = {_GRID}, name = :name, manager_key = :manager, owner_key = :owner,"
         " maintainer_key = :maintainer, status = :status, note = :note, changed_at = now(),"
         " revision = revision + 1, geom = ST_GeomFromText(:wkt, 4326) WHERE code = :code"), _values(item))
     action = "status" if status != item.status else "update"
-    _history(conn, item.code, principal.login, action, {"revision": revision + 1, "status": item.status,
-                                                        "owner_key": item.owner_key})
+    changes = {"revision": revision + 1, "status": item.status, "owner_key": item.owner_key}
+    _history(conn, item.code, principal.login, action, changes | ({"reason": reason} if reason else {}))
     return revision + 1
 
 

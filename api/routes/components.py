@@ -1,0 +1,122 @@
+"""The component registry: ``/api/v1/components`` (search, one component with its history, edits).
+
+Reads need an account (as on /ogc). Writes follow the Part 4 order (README "Editing"): 401 → 403 (role, then
+the stored component: admins, or its owner) → 404 → 428 without ``If-Match`` → 413 / 400 (body) → the edit,
+412 when ``If-Match`` is stale; each stored edit has its ``component_history`` and audit rows.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+
+from api.auth import AuthenticatedRoute, PrincipalDep, client_address
+from api.deps import ConnectionDep
+from spatial.access.audit import Actor, record
+from spatial.access.principal import Principal
+from spatial.access.scope import check_edit_collection
+from spatial.components import edits, registry
+from spatial.errors import (
+    InvalidParameterError,
+    PayloadTooLargeError,
+    PreconditionRequiredError,
+)
+from spatial.geo.bbox import parse_bbox
+
+router = APIRouter(prefix="/api/v1", tags=["components"], route_class=AuthenticatedRoute)
+MAX_BODY = 2_000_000
+
+
+@router.get("/components", summary="Search the component registry (keyset pages)")
+def search(conn: ConnectionDep, principal: PrincipalDep, owner: str | None = Query(None, max_length=64),
+           class_code: str | None = Query(None, alias="class", pattern=r"^[0-9]{4}$"),
+           status: str | None = None, area: str | None = None, bbox: str | None = None,
+           text: str | None = Query(None, max_length=200), changed_since: datetime | None = None,
+           sort: str = "code", cursor: str | None = Query(None, max_length=400),
+           limit: int = Query(100, ge=1, le=registry.MAX_LIMIT)) -> Response:
+    """Components as GeoJSON, filtered by owner, class, status, area (grid code of any level), bbox, text in
+    name or note and change time, sorted by ``code``, ``changed_at`` or ``name`` (``-`` first: descending);
+    ``next`` is the cursor of the following page."""
+    page = registry.search(conn, registry.ComponentFilter(
+        owner=owner, class_code=class_code, status=status, area=area, bbox=parse_bbox(bbox), text=text,
+        changed_since=changed_since, sort=sort, cursor=cursor, limit=limit))
+    return JSONResponse(page, media_type="application/geo+json")
+
+
+@router.get("/components/{code}", summary="One component (with its history for admins and its owner)")
+def read(conn: ConnectionDep, principal: PrincipalDep, code: str) -> Response:
+    """The component as a GeoJSON Feature with its revision as ``ETag``."""
+    feature = registry.get(conn, principal, code)
+    return JSONResponse(feature, media_type="application/geo+json",
+                        headers={"ETag": f'"{feature["properties"]["revision"]}"'})
+
+
+def _if_match(request: Request) -> int:
+    value = request.headers.get("if-match", "").strip().removeprefix("W/").strip('"')
+    if not (value.isascii() and value.isdigit() and len(value) <= 18):
+        raise PreconditionRequiredError("send If-Match with the ETag of the component you read (GET)")
+    return int(value)
+
+
+async def _body(request: Request) -> Any:
+    raw = await request.body()
+    if len(raw) > MAX_BODY:
+        raise PayloadTooLargeError(f"a body may not exceed {MAX_BODY:,} bytes")
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidParameterError("the body is not JSON", parameter="body") from exc
+
+
+async def _edit(request: Request, principal: Principal, code: str, action: str) -> Response:
+    """Who (role, then the stored component) → If-Match → body → the edit, its history and audit row."""
+    engine = request.app.state.engine
+
+    def authorise() -> None:
+        check_edit_collection(principal, "components")
+        with engine.connect() as conn:
+            edits.check_editor(conn, principal, code)
+
+    await run_in_threadpool(authorise)
+    expected = _if_match(request)
+    body = await _body(request)
+
+    def apply() -> int:
+        with engine.begin() as conn:
+            if action == "patch":
+                revision = registry.patch(conn, principal, code, body, expected_revision=expected)
+            else:
+                if not isinstance(body, dict):
+                    raise InvalidParameterError("the body is {\"status\": …, \"reason\": …}", parameter="body")
+                status = "removed" if action == "retire" else body.get("status")
+                revision = registry.set_status(conn, principal, code, status, body.get("reason"),
+                                               expected_revision=expected)
+            record(conn, Actor.of(principal, client_address(request)), f"component.{action}", target=code,
+                   detail={"if_match": expected, "revision": revision})
+            return revision
+
+    revision = await run_in_threadpool(apply)
+    return Response(status_code=204, headers={"ETag": f'"{revision}"'})
+
+
+@router.patch("/components/{code}", status_code=204, summary="Edit a component (JSON merge patch, If-Match)")
+async def patch(request: Request, principal: PrincipalDep, code: str) -> Response:
+    """``{"properties": {…}, "geometry": …}``: what it does not name stays; the Part 4 rules apply."""
+    return await _edit(request, principal, code, "patch")
+
+
+@router.post("/components/{code}/status", status_code=204, summary="Change a component's status, with a reason")
+async def change_status(request: Request, principal: PrincipalDep, code: str) -> Response:
+    """``{"status": "damaged", "reason": "…"}`` with ``If-Match``."""
+    return await _edit(request, principal, code, "status")
+
+
+@router.post("/components/{code}/retire", status_code=204, summary="Retire a component (status removed)")
+async def retire(request: Request, principal: PrincipalDep, code: str) -> Response:
+    """``{"reason": "…"}`` with ``If-Match``; the component and its history stay."""
+    return await _edit(request, principal, code, "retire")

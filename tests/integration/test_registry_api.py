@@ -1,0 +1,100 @@
+"""REST registry ``/api/v1/components`` (issue 18, item 4) over HTTP against real PostGIS: search filters and
+keyset pages, one component with its history (admins and its owner only), PATCH with If-Match under the Part
+4 rules, status changes with a reason, retirement, and the order of refusals."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from tests.conftest import migrated_engine
+from tests.world import build_world
+
+WATER_COVER = "3205060101000001"
+
+
+@pytest.fixture(scope="module")
+def api():
+    """An app on a database of its own (the world), and tokens of an admin, WATER and LIGHTING owners, a viewer."""
+    from api.app import create_app
+    from spatial.access.accounts import add_user, create_token
+    from spatial.reference.load import load_reference
+
+    eng = migrated_engine("gridlink_test_registry_api")
+    tokens = {}
+    with eng.begin() as conn:
+        load_reference(conn)
+        build_world(conn)
+        conn.execute(text("UPDATE component c SET grid_code = (SELECT min(grid_code) FROM grid_geometry g WHERE"
+                          " g.kind = 'base' AND ST_Covers(g.geom, c.geom))"))  # the world leaves them unassigned
+        for login, role, scope in (("boss", "admin", "*"), ("water", "owner", "WATER"),
+                                   ("lamps", "owner", "LIGHTING"), ("eyes", "viewer", "320506")):
+            add_user(conn, login, role=role, scope=scope, password="correct horse battery staple")
+            tokens[login] = {"Authorization": f"Bearer {create_token(conn, login, ttl=None)[0]}"}
+    with TestClient(create_app(url=eng.url.render_as_string(hide_password=False))) as client:
+        yield client, tokens, eng
+    eng.dispose()
+
+
+def test_search_filters_and_keyset_pages(api) -> None:
+    client, tokens, _ = api
+    assert client.get("/api/v1/components").status_code == 401
+    everything = client.get("/api/v1/components", headers=tokens["eyes"]).json()
+    assert [f["id"] for f in everything["features"]] == sorted(f["id"] for f in everything["features"])
+    assert len(everything["features"]) == 5 and everything["next"] is None
+    water = client.get("/api/v1/components?owner=WATER&status=intact", headers=tokens["eyes"]).json()
+    assert [f["id"] for f in water["features"]] == [WATER_COVER]
+    assert [f["id"] for f in client.get("/api/v1/components?area=320506002&class=0136",
+                                        headers=tokens["eyes"]).json()["features"]] == ["3205060136000001"]
+    boxed = client.get("/api/v1/components?bbox=120.0,31.1,120.02,31.2", headers=tokens["eyes"]).json()
+    assert [f["id"] for f in boxed["features"]] == ["3205060118000001"]
+    pages, cursor = [], None
+    while True:
+        page = client.get("/api/v1/components", params={"limit": 2, "sort": "-code", **({"cursor": cursor} if cursor
+                          else {})}, headers=tokens["eyes"]).json()
+        pages.append([f["id"] for f in page["features"]])
+        cursor = page["next"]
+        if cursor is None:
+            break
+    assert [c for p in pages for c in p] == sorted((f["id"] for f in everything["features"]), reverse=True)
+    assert [len(p) for p in pages] == [2, 2, 1]
+    for bad in ("sort=geom", "area=12", "status=broken", "cursor=xyz", "text=a%00b"):
+        reply = client.get(f"/api/v1/components?{bad}", headers=tokens["eyes"])
+        assert reply.status_code in (400, 422) and reply.headers["content-type"] == "application/problem+json"
+
+
+def test_item_history_patch_status_and_retire(api) -> None:
+    client, tokens, eng = api
+    item = client.get(f"/api/v1/components/{WATER_COVER}", headers=tokens["water"])
+    assert item.status_code == 200 and item.headers["etag"] == '"1"' and item.json()["history"] == []
+    assert "history" not in client.get(f"/api/v1/components/{WATER_COVER}", headers=tokens["eyes"]).json()
+    url = f"/api/v1/components/{WATER_COVER}"
+    assert client.patch(url, json={"properties": {"name": "x"}}, headers=tokens["eyes"]).status_code == 403
+    assert client.patch(url, json={"properties": {"name": "x"}}, headers=tokens["lamps"]).status_code == 403
+    assert client.patch("/api/v1/components/3205060101999999", json={},
+                        headers={**tokens["water"], "If-Match": '"1"'}).status_code == 404
+    assert client.patch(url, json={"properties": {"name": "x"}}, headers=tokens["water"]).status_code == 428
+    outside = {"properties": {}, "geometry": {"type": "Point", "coordinates": [120.5, 31.1]}}
+    refused = client.patch(url, json=outside, headers={**tokens["water"], "If-Match": '"1"'})
+    assert refused.status_code == 422 and "outside district 320506" in refused.json()["detail"]
+    done = client.patch(url, json={"properties": {"name": "东门井盖", "note": "复测"}},
+                        headers={**tokens["water"], "If-Match": '"1"'})
+    assert done.status_code == 204 and done.headers["etag"] == '"2"'
+    assert client.patch(url, json={"properties": {"name": "y"}},
+                        headers={**tokens["water"], "If-Match": '"1"'}).status_code == 412
+    no_reason = client.post(f"{url}/status", json={"status": "damaged"}, headers={**tokens["water"], "If-Match": '"2"'})
+    assert no_reason.status_code == 400
+    changed = client.post(f"{url}/status", json={"status": "damaged", "reason": "盖板破裂"},
+                          headers={**tokens["water"], "If-Match": '"2"'})
+    assert changed.status_code == 204
+    retired = client.post(f"{url}/retire", json={"reason": "道路改造"}, headers={**tokens["boss"], "If-Match": '"3"'})
+    assert retired.status_code == 204
+    feature = client.get(url, headers=tokens["water"]).json()
+    assert feature["properties"]["name"] == "东门井盖" and feature["properties"]["status"] == "removed"
+    assert [(h["action"], h["actor"], (h["changes"] or {}).get("reason")) for h in feature["history"]] == [
+        ("update", "water", None), ("status", "water", "盖板破裂"), ("status", "boss", "道路改造")]
+    with eng.connect() as conn:
+        audit = conn.execute(text("SELECT action FROM audit_log WHERE target = :c ORDER BY id"),
+                             {"c": WATER_COVER}).scalars().all()
+    assert audit == ["component.patch", "component.status", "component.retire"]
