@@ -35,6 +35,7 @@ from spatial.errors import ConflictError, InvalidParameterError
 from spatial.store.copy import copy_lines, raw_cursor, row_line
 
 BATCH = 20_000
+MAPPING_KEY = "component_mapping:"  # + owner key: the owner's saved column mapping, in ``meta``
 SHOWN = 20  # refused rows and missing codes listed in the report
 STAGE_COLUMNS = ("row_no", "code", "series", "action", "fields", "name", "owner_key", "manager_key",
                  "maintainer_key", "status", "note", "surveyed_on", "geom")
@@ -102,8 +103,9 @@ def _run(conn: Connection, actor: Actor, path: Path, options: ImportOptions,
     book = RuleBook.load(conn)
     if options.owner not in book.departments:
         raise InvalidParameterError(f"unknown owner {options.owner}", parameter="owner")
-    survey = open_survey(path, book, mapping=options.mapping, crs=options.crs, encoding=options.encoding,
-                         layer=options.layer)
+    saved = saved_mapping(conn, options.owner)
+    survey = open_survey(path, book, mapping=options.mapping, saved=saved, crs=options.crs,
+                         encoding=options.encoding, layer=options.layer)
     report = ImportReport(file=path.name, owner=options.owner, crs=survey.crs, mapping=survey.mapping,
                           dry_run=options.dry_run)
     conn.execute(text("CREATE TEMP TABLE survey_stage (row_no int PRIMARY KEY, code text, series text,"
@@ -129,7 +131,18 @@ def _run(conn: Connection, actor: Actor, path: Path, options: ImportOptions,
         report.allocated = int(conn.execute(text("SELECT count(*) FROM survey_stage WHERE code IS NULL")).scalar_one())
         return report
     _merge(conn, actor, options, report)
+    if options.mapping:
+        conn.execute(text("INSERT INTO meta (key, value) VALUES (:k, CAST(:v AS jsonb)) ON CONFLICT (key)"
+                          " DO UPDATE SET value = EXCLUDED.value"),
+                     {"k": MAPPING_KEY + options.owner,
+                      "v": json.dumps({**saved, **options.mapping}, ensure_ascii=False)})
     return report
+
+
+def saved_mapping(conn: Connection, owner: str) -> dict[str, str | None]:
+    """The column mapping the owner's earlier imports were given (``--mapping``), kept for the next survey."""
+    value = conn.execute(text("SELECT value FROM meta WHERE key = :k"), {"k": MAPPING_KEY + owner}).scalar()
+    return dict(value) if isinstance(value, dict) else {}
 
 
 def _stage(conn: Connection, decided: list[Decided], report: ImportReport, fields: Counter[str]) -> None:

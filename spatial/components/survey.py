@@ -72,10 +72,12 @@ def read_mapping(path: Path) -> dict[str, str | None]:
     return mapping
 
 
-def settle_mapping(columns: list[str], given: dict[str, str | None] | None) -> dict[str, str]:
-    """Column → field for the survey's ``columns``: ``given`` first, then guessed; refused when a column maps
-    to nothing, a field twice, an unknown field, or neither code nor class is mapped."""
-    given = given or {}
+def settle_mapping(columns: list[str], given: dict[str, str | None] | None,
+                   saved: dict[str, str | None] | None = None) -> dict[str, str]:
+    """Column → field for the survey's ``columns``: ``given`` first, then the owner's ``saved`` mapping (for
+    the columns it names that the survey has), then guessed; refused when a column maps to nothing, a field
+    twice, an unknown field, or neither code nor class is mapped."""
+    given = {**{c: f for c, f in (saved or {}).items() if c in columns}, **(given or {})}
     unknown = sorted({f for f in given.values() if f is not None} - set(FIELDS))
     if unknown:
         raise SurveyFileError(f"the mapping names unknown fields: {', '.join(unknown)}; fields: {', '.join(FIELDS)}")
@@ -141,7 +143,8 @@ def _to_wgs84(wkbs: Sequence[bytes | None], transformer: Transformer) -> np.ndar
 
 
 def open_survey(path: Path, book: RuleBook, *, mapping: dict[str, str | None] | None = None,
-                crs: str | None = None, encoding: str | None = None, layer: str | None = None) -> Survey:
+                saved: dict[str, str | None] | None = None, crs: str | None = None, encoding: str | None = None,
+                layer: str | None = None) -> Survey:
     """Open ``path`` and settle its mapping, encoding and CRS (SurveyFileError when one cannot be)."""
     options = CSV_OPTIONS if path.suffix.lower() in (".csv", ".txt") else {}
     try:
@@ -151,7 +154,7 @@ def open_survey(path: Path, book: RuleBook, *, mapping: dict[str, str | None] | 
     columns = [str(c) for c in info["fields"]]
     if encoding is None and info.get("encoding") == "ISO-8859-1":
         encoding = _check_encoding(path, columns, layer)
-    survey = Survey(path, info["driver"], layer, columns, settle_mapping(columns, mapping), "EPSG:4326",
+    survey = Survey(path, info["driver"], layer, columns, settle_mapping(columns, mapping, saved), "EPSG:4326",
                     encoding, int(info["features"]), dict(options), info.get("geometry_type") or "Unknown")
     survey.crs = _settle_crs(survey, book, info.get("crs"), crs)
     return survey

@@ -52,6 +52,7 @@ def engine_(registry_engine: Engine) -> Engine:
     with registry_engine.begin() as conn:
         conn.execute(text("TRUNCATE component_history, component, case_event, \"case\""))
         conn.execute(text("INSERT INTO component SELECT * FROM world_components"))
+        conn.execute(text("DELETE FROM meta WHERE key LIKE 'component_mapping:%'"))
     return registry_engine
 
 
@@ -279,6 +280,11 @@ def test_columns_that_map_to_nothing_are_refused(engine_: Engine, tmp_path: Path
     assert refused.value.extra["columns"] == ["管径", "材质"]
     report = run(engine_, path, mapping={"管径": None, "材质": "note"})
     assert report.new == 1 and stored(engine_, "3205060101003000")["note"] == "铸铁"
+    # the mapping is kept for the owner: the next survey with those columns needs none
+    later = survey(tmp_path / "d.gpkg", [{"编码": "3205060101003001", "管径": "300", "材质": "水泥"}], points(1))
+    assert run(engine_, later).mapping == {"编码": "code", "材质": "note"}
+    with pytest.raises(SurveyFileError, match="map to nothing: 管径"):
+        run(engine_, later, owner="LIGHTING")  # another owner's mapping is its own
 
 
 def test_dry_run_reports_without_storing(engine_: Engine, tmp_path: Path) -> None:
