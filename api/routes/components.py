@@ -8,12 +8,18 @@ the stored component: admins, or its owner) → 404 → 428 without ``If-Match``
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
+import threading
+import zipfile
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
+from starlette.background import BackgroundTask
 
 from api.auth import AuthenticatedRoute, PrincipalDep, client_address
 from api.deps import ConnectionDep
@@ -21,10 +27,13 @@ from spatial.access.audit import Actor, record
 from spatial.access.principal import Principal
 from spatial.access.scope import check_edit_collection
 from spatial.components import edits, registry
+from spatial.components.export import export, format_of
 from spatial.errors import (
+    ForbiddenError,
     InvalidParameterError,
     PayloadTooLargeError,
     PreconditionRequiredError,
+    TooManyRequestsError,
 )
 from spatial.geo.bbox import parse_bbox
 
@@ -46,6 +55,63 @@ def search(conn: ConnectionDep, principal: PrincipalDep, owner: str | None = Que
         owner=owner, class_code=class_code, status=status, area=area, bbox=parse_bbox(bbox), text=text,
         changed_since=changed_since, sort=sort, cursor=cursor, limit=limit))
     return JSONResponse(page, media_type="application/geo+json")
+
+
+EXPORTS = threading.BoundedSemaphore(1)  # one export at a time per process: each one reads a whole slice
+MEDIA = {"gpkg": "application/geopackage+sqlite3", "geojson": "application/geo+json", "csv": "text/csv",
+         "fgb": "application/octet-stream", "shp": "application/zip"}
+
+
+@router.get("/components/export", summary="Export a slice of the registry as a file (streamed)")
+def export_slice(principal: PrincipalDep, request: Request, format: str = Query("gpkg"),
+                 owner: str | None = Query(None, max_length=64),
+                 class_code: str | None = Query(None, alias="class", pattern=r"^[0-9]{4}$"),
+                 status: str | None = None, area: str | None = None, bbox: str | None = None,
+                 text: str | None = Query(None, max_length=200),
+                 changed_since: datetime | None = None) -> Response:
+    """GeoPackage, GeoJSON, CSV (WKT), FlatGeobuf, or Shapefile (a zip of one file per geometry kind) of the
+    components matching the filters, in code order. Admins export anything, an owner its own components
+    (``owner`` is then its key); one export runs at a time (429 with ``Retry-After`` while one does)."""
+    owner = export_owner(principal, owner)
+    fmt = format_of(Path(f"export.{format}"), format)
+    slice_ = registry.ComponentFilter(owner=owner, class_code=class_code, status=status, area=area,
+                                      bbox=parse_bbox(bbox), text=text, changed_since=changed_since)
+    if not EXPORTS.acquire(blocking=False):
+        raise TooManyRequestsError("an export is running: try again shortly", retry_after=10)
+    folder = Path(tempfile.mkdtemp(prefix="gridlink-export-"))
+    try:
+        with request.app.state.engine.connect() as conn:
+            done = export(conn, slice_, folder / f"components.{fmt}", fmt)
+        target = _bundle(folder, done.files, fmt)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    finally:
+        EXPORTS.release()
+    return FileResponse(target, media_type=MEDIA[fmt], filename=target.name,
+                        background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True))
+
+
+def export_owner(principal: Principal, owner: str | None) -> str | None:
+    """The owner filter of an export: anything for admins, the caller's own key for owners; 403 otherwise."""
+    if principal.role == "admin":
+        return owner
+    if principal.role == "owner" and owner in (None, principal.scope):
+        return principal.scope
+    raise ForbiddenError(f"{principal.login} ({principal.role}, {principal.scope}) may not export"
+                         + (f" {owner}'s components" if owner else " the registry"))
+
+
+def _bundle(folder: Path, files: list[Path], fmt: str) -> Path:
+    """The file to send: the export itself, or a zip of the Shapefiles and their sidecars."""
+    if fmt != "shp":
+        return files[0]
+    target = folder / "components.zip"
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as bundle:
+        for shp in files:
+            for part in sorted(folder.glob(f"{shp.stem}.*")):
+                bundle.write(part, part.name)
+    return target
 
 
 @router.get("/components/{code}", summary="One component (with its history for admins and its owner)")

@@ -46,7 +46,7 @@ class ComponentFilter:
     limit: int = 100
 
 
-def _where(f: ComponentFilter) -> list[Any]:
+def where_clauses(f: ComponentFilter) -> list[Any]:
     c = Component
     where: list[Any] = []
     if f.owner:
@@ -98,7 +98,7 @@ def search(conn: Connection, f: ComponentFilter) -> dict[str, Any]:
     if not 1 <= f.limit <= MAX_LIMIT:
         raise errors.InvalidParameterError(f"limit must be 1 to {MAX_LIMIT}", parameter="limit")
     keys = _keys(f.sort)
-    where = _where(f)
+    where = where_clauses(f)
     if f.cursor:
         where.append(after(keys, decode_cursor(f.cursor, keys)))
     order = [k.asc() if up else k.desc() for k, up in keys]

@@ -41,6 +41,8 @@ HEADERS: dict[str, tuple[str, ...]] = {
     "note": ("备注", "note", "notes", "remark", "remarks", "bz"),
     "surveyed_on": ("初始日期", "普查日期", "调查日期", "surveyedon", "surveydate", "date"),
 }
+# Columns of the registry's own exports that it computes itself: left out of an import without a word.
+COMPUTED = ("districtcode", "gridcode", "changedat", "source", "revision")
 _GUESS = {header: name for name, headers in HEADERS.items() for header in headers}
 # CSV coordinates: GDAL reads these columns as the geometry (open options), they are not attributes.
 CSV_OPTIONS = {"X_POSSIBLE_NAMES": "lon,lng,longitude,经度,x", "Y_POSSIBLE_NAMES": "lat,latitude,纬度,y",
@@ -86,7 +88,7 @@ def settle_mapping(columns: list[str], given: dict[str, str | None] | None,
         raise SurveyFileError(f"the mapping names columns the survey lacks: {', '.join(absent)}")
     guessed = guess_mapping(columns)
     mapping = {c: (given[c] if c in given else guessed[c]) for c in columns}
-    nothing = [c for c in columns if mapping[c] is None and c not in given]
+    nothing = [c for c in columns if mapping[c] is None and c not in given and _norm(c) not in COMPUTED]
     if nothing:
         raise SurveyFileError(f"columns that map to nothing: {', '.join(nothing)}; name their fields in a mapping"
                               f" file (or null to leave a column out); fields: {', '.join(FIELDS)}",
