@@ -77,7 +77,8 @@ def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSet
     app.include_router(tiles.router)
     app.add_middleware(FastIntake)  # inside BodySizeLimit: the limit applies to it too
     app.add_middleware(BodySizeLimit, limit=api_settings.max_body_bytes,
-                       larger={"/api/v1/cases/bulk": None})  # the bulk route streams against its own limits
+                       # the bulk and survey upload routes stream against their own limits
+                       larger={"/api/v1/cases/bulk": None, "/api/v1/components/imports": None})
     app.add_middleware(UnreadableText)  # NUL and other characters outside XML 1.0 in a path or query: 400
     app.add_middleware(DatabaseUnavailable)  # 503 for every path while the database is away
     app.add_middleware(PublicRedirects, public_url=api_settings.base_url())  # never to the Host a client sent

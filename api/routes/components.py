@@ -25,12 +25,15 @@ from api.auth import AuthenticatedRoute, PrincipalDep, client_address
 from api.deps import ConnectionDep
 from spatial.access.audit import Actor, record
 from spatial.access.principal import Principal
-from spatial.access.scope import check_edit_collection
+from spatial.access.scope import check_edit_collection, check_edit_component
 from spatial.components import edits, registry
 from spatial.components.export import export, format_of
+from spatial.components.importer import ImportOptions
+from spatial.components.jobs import Jobs
 from spatial.errors import (
     ForbiddenError,
     InvalidParameterError,
+    NotFoundError,
     PayloadTooLargeError,
     PreconditionRequiredError,
     TooManyRequestsError,
@@ -102,11 +105,11 @@ def export_owner(principal: Principal, owner: str | None) -> str | None:
                          + (f" {owner}'s components" if owner else " the registry"))
 
 
-def _bundle(folder: Path, files: list[Path], fmt: str) -> Path:
+def _bundle(folder: Path, files: list[Path], fmt: str, name: str = "components") -> Path:
     """The file to send: the export itself, or a zip of the Shapefiles and their sidecars."""
     if fmt != "shp":
         return files[0]
-    target = folder / "components.zip"
+    target = folder / f"{name}.zip"
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as bundle:
         for shp in files:
             for part in sorted(folder.glob(f"{shp.stem}.*")):
@@ -186,3 +189,77 @@ async def change_status(request: Request, principal: PrincipalDep, code: str) ->
 async def retire(request: Request, principal: PrincipalDep, code: str) -> Response:
     """``{"reason": "…"}`` with ``If-Match``; the component and its history stay."""
     return await _edit(request, principal, code, "retire")
+
+
+# -- survey upload: the import of `gridlink import components`, run in the background with progress
+
+MAX_SURVEY_BYTES = 2 * 1024**3  # a 2 GiB survey is streamed to disk, never held in memory
+SURVEY_SUFFIXES = (".gpkg", ".geojson", ".json", ".fgb", ".csv", ".zip")
+_JOBS_LOCK = threading.Lock()
+
+
+def _jobs(request: Request) -> Jobs:
+    with _JOBS_LOCK:
+        if not hasattr(request.app.state, "component_jobs"):
+            request.app.state.component_jobs = Jobs()
+        return request.app.state.component_jobs
+
+
+@router.post("/components/imports", status_code=202, summary="Upload a survey; it is imported in the background")
+async def upload_survey(request: Request, principal: PrincipalDep, owner: str = Query(max_length=64),
+                        filename: str = Query(max_length=200, pattern=r"^[^/\\\x00-\x1f]+$"),
+                        dry_run: bool = False, all_or_nothing: bool = False, retire_missing: bool = False,
+                        crs: str | None = Query(None, max_length=40), encoding: str | None = Query(None, max_length=20),
+                        layer: str | None = Query(None, max_length=100)) -> Response:
+    """The body is the survey file as it is (a Shapefile zipped with its sidecars); ``filename``'s suffix names
+    its format. Admins import for any owner, an owner for itself — decided before the body is read. The
+    reply (202) is the job; ``Location`` is where its progress and report are."""
+    check_edit_collection(principal, "components")
+    check_edit_component(principal, owner)
+    suffix = Path(filename).suffix.lower()
+    if suffix not in SURVEY_SUFFIXES:
+        raise InvalidParameterError(f"filename must end in one of {', '.join(SURVEY_SUFFIXES)} (a Shapefile zipped)",
+                                    parameter="filename")
+    folder = Path(tempfile.mkdtemp(prefix="gridlink-survey-"))
+    path = folder / f"survey{suffix}"
+    try:
+        await _receive(request, path)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    options = ImportOptions(owner=owner, crs=crs, encoding=encoding, layer=layer, dry_run=dry_run,
+                            all_or_nothing=all_or_nothing, retire_missing=retire_missing,
+                            rejects=folder / f"rejects{'.shp' if suffix == '.zip' else suffix}")
+    job = _jobs(request).start(request.app.state.engine, principal, Actor.of(principal, client_address(request)),
+                               path, options)
+    return JSONResponse(job.as_dict(), status_code=202, headers={"Location": f"/api/v1/components/imports/{job.id}"})
+
+
+async def _receive(request: Request, path: Path) -> None:
+    """Stream the body to ``path``, refusing it (413) past ``MAX_SURVEY_BYTES``."""
+    size = 0
+    with path.open("wb") as out:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_SURVEY_BYTES:
+                raise PayloadTooLargeError(f"a survey may not exceed {MAX_SURVEY_BYTES:,} bytes")
+            out.write(chunk)
+    if size == 0:
+        raise InvalidParameterError("the body is empty: send the survey file", parameter="body")
+
+
+@router.get("/components/imports/{job_id}", summary="The progress and report of a survey upload")
+def import_status(request: Request, principal: PrincipalDep, job_id: str) -> Response:
+    """``state`` running, done or failed; ``rows_read`` of ``rows_total``; the ``report`` once done (as the
+    CLI prints it) or the ``problem`` that refused the file."""
+    return JSONResponse(_jobs(request).get(principal, job_id).as_dict())
+
+
+@router.get("/components/imports/{job_id}/rejects", summary="The refused rows of a survey upload")
+def import_rejects(request: Request, principal: PrincipalDep, job_id: str) -> Response:
+    """The refused rows in the survey's format with ``row`` and ``reason`` (a Shapefile zipped)."""
+    job = _jobs(request).get(principal, job_id)
+    if job.state == "running" or job.rejects is None or not job.rejects.exists():
+        raise NotFoundError(f"import {job_id} has no rejects file" + (" yet" if job.state == "running" else ""))
+    target = _bundle(job.folder, [job.rejects], "shp" if job.rejects.suffix == ".shp" else "other", "rejects")
+    return FileResponse(target, filename=f"rejects{target.suffix}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
@@ -142,3 +143,59 @@ def test_export_then_reimport_is_unchanged(api, tmp_path, monkeypatch, capsys) -
     # an export's own columns map back by themselves (those the registry computes are left out)
     assert main(["import", "components", str(out), "--owner", "WATER", "--dry-run", "--quiet"]) == 0
     assert "2 rows — 0 new (0 codes allocated), 0 changed, 2 unchanged, 0 refused" in capsys.readouterr().out
+
+
+def _finished(client, location: str, headers: dict) -> dict:
+    """The job at ``location`` once it has ended (polled; the import runs in a thread of the server)."""
+    import time
+
+    for _ in range(600):
+        job = client.get(location, headers=headers).json()
+        if job["state"] != "running":
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"import still running: {job}")
+
+
+def test_survey_upload_runs_in_the_background(api, tmp_path, monkeypatch) -> None:
+    import io
+    import zipfile
+
+    import shapely
+    from pyogrio.raw import write
+
+    client, tokens, eng = api
+    geoms = shapely.to_wkb(shapely.points([[120.051, 31.111], [120.052, 31.111], [120.053, 31.111]]))
+    codes = np.array(["3205060118000500", "3205060118000501", "3205060118000501"], dtype=object)
+    names = np.array(["路灯一", "路灯二", "路灯三"], dtype=object)
+    write(tmp_path / "lamps.shp", geoms, [codes, names], ["编码", "名称"], driver="ESRI Shapefile",
+          crs="EPSG:4490", geometry_type="Point", encoding="GBK")
+    bundle = io.BytesIO()
+    with zipfile.ZipFile(bundle, "w") as z:
+        for part in tmp_path.glob("lamps.*"):
+            z.write(part, part.name)
+    url = "/api/v1/components/imports?owner=LIGHTING&filename=lamps.zip"
+    # who first: a water owner may not import the lighting office's survey, whatever the body
+    assert client.post(url, content=b"\x00garbage", headers=tokens["water"]).status_code == 403
+    assert client.post(url, content=b"", headers=tokens["eyes"]).status_code == 403
+    started = client.post(url, content=bundle.getvalue(), headers=tokens["lamps"])
+    assert started.status_code == 202, started.text
+    location = started.headers["location"]
+    assert client.get(location, headers=tokens["water"]).status_code == 403
+    job = _finished(client, location, tokens["lamps"])
+    assert job["state"] == "done" and job["rows_read"] == 3
+    assert (job["report"]["new"], job["report"]["refused"], job["report"]["stored"]) == (2, 1, True)
+    rejects = client.get(f"{location}/rejects", headers=tokens["lamps"])
+    assert rejects.status_code == 200
+    assert "rejects.shp" in zipfile.ZipFile(io.BytesIO(rejects.content)).namelist()
+    with eng.connect() as conn:
+        assert conn.execute(text("SELECT name FROM component WHERE code = '3205060118000500'")).scalar() == "路灯一"
+    bad = client.post("/api/v1/components/imports?owner=LIGHTING&filename=cut.gpkg", content=b"SQLite format 3\x00",
+                      headers=tokens["lamps"])
+    failed = _finished(client, bad.headers["location"], tokens["lamps"])
+    assert failed["state"] == "failed" and failed["problem"]["status"] == 422
+    import api.routes.components as routes
+
+    monkeypatch.setattr(routes, "MAX_SURVEY_BYTES", 100)
+    too_big = client.post(url, content=bundle.getvalue(), headers=tokens["lamps"])
+    assert too_big.status_code == 413 and too_big.headers["content-type"] == "application/problem+json"
