@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import shapely
 from pyogrio.raw import write_arrow
@@ -110,7 +111,7 @@ def _run(conn: Connection, actor: Actor, path: Path, options: ImportOptions,
                           dry_run=options.dry_run)
     conn.execute(text("CREATE TEMP TABLE survey_stage (row_no int PRIMARY KEY, code text, series text,"
                       " action text, fields text, name text, owner_key text, manager_key text, maintainer_key text,"
-                      " status text, note text, surveyed_on date, geom geometry) ON COMMIT DROP"))
+                      " status text, note text, surveyed_on date, geom geometry(Geometry, 4326)) ON COMMIT DROP"))
     decider = Decider(conn, book, Names.load(conn), options.owner, set(survey.mapping.values()))
     fields: Counter[str] = Counter()
     rejects = _Rejects(survey, options.rejects)
@@ -146,15 +147,19 @@ def saved_mapping(conn: Connection, owner: str) -> dict[str, str | None]:
 
 
 def _stage(conn: Connection, decided: list[Decided], report: ImportReport, fields: Counter[str]) -> None:
+    stored = [d for d in decided if d.action != "unchanged"]
+    # EWKB with its SRID, converted in one call per batch (the stage's geometry column takes it as it is)
+    ewkb = shapely.to_wkb(shapely.set_srid(np.array([d.item.geometry for d in stored], dtype=object), 4326),
+                          hex=True, include_srid=True) if stored else []
+    geoms = {d.row: g for d, g in zip(stored, ewkb, strict=True)}
     lines = []
     for d in decided:
         setattr(report, d.action, getattr(report, d.action) + 1)
         fields.update(d.fields)
         item = d.item
-        geom = None if d.action == "unchanged" else shapely.to_wkb(item.geometry, hex=True)
         lines.append(row_line((d.row, None if d.series else item.code, d.series, d.action, json.dumps(d.fields),
                                item.name, item.owner_key, item.manager_key, item.maintainer_key, item.status,
-                               item.note, item.surveyed_on, geom)))
+                               item.note, item.surveyed_on, geoms.get(d.row))))
     if lines:
         copy_lines(raw_cursor(conn), "survey_stage", STAGE_COLUMNS, lines)
 
@@ -174,8 +179,6 @@ _GRID = ("(SELECT min(g.grid_code) FROM grid_geometry g WHERE g.valid_to IS NULL
 
 def _merge(conn: Connection, actor: Actor, options: ImportOptions, report: ImportReport) -> None:
     """Store the staged rows: codes, inserts, updates, history, retirements and the audit row."""
-    conn.execute(text("UPDATE survey_stage SET geom = ST_SetSRID(geom, 4326)"
-                      " WHERE geom IS NOT NULL AND ST_SRID(geom) = 0"))
     _allocate(conn, report)
     inserted = conn.execute(text(
         "INSERT INTO component (code, class_code, district_code, grid_code, name, manager_key, owner_key,"
