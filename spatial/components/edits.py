@@ -27,6 +27,7 @@ from spatial.access.scope import check_edit_component
 from spatial.codes import component_class_of, district_of
 from spatial.components.rules import EDITABLE, ComponentInput, RuleBook, check_component
 from spatial.components.serials import lock_series
+from spatial.errors import ConflictError
 
 __all__ = ["ComponentInput", "check_editor", "create", "delete", "parse_feature", "replace", "revision_of"]
 
@@ -79,13 +80,18 @@ def create(conn: Connection, principal: Principal, item: ComponentInput) -> int:
     """Store a new component; return its revision (1)."""
     check_edit_component(principal, item.owner_key)
     lock_series(conn, [item.code[:10]])  # an import allocating serials of this series waits, or we wait for it
+    exists = ConflictError(f"component {item.code} exists: replace it (PUT) instead")
     if conn.execute(text("SELECT 1 FROM component WHERE code = :c"), {"c": item.code}).first():
-        raise errors.ConflictError(f"component {item.code} exists: replace it (PUT) instead")
-    conn.execute(text(
+        raise exists
+    # ON CONFLICT: a survey import or another editor storing this code at the same moment makes this a 409
+    # (after waiting for it to commit), never a unique-violation 500.
+    stored = conn.execute(text(
         "INSERT INTO component (code, class_code, district_code, grid_code, name, manager_key, owner_key,"
         " maintainer_key, status, note, changed_at, source, revision, geom) VALUES (:code, :cls, :district,"
         f" {_GRID}, :name, :manager, :owner, :maintainer, :status, :note, now(), 'ogc', 1,"
-        " ST_GeomFromText(:wkt, 4326))"), _values(item))
+        " ST_GeomFromText(:wkt, 4326)) ON CONFLICT (code) DO NOTHING"), _values(item)).rowcount
+    if not stored:
+        raise exists
     _history(conn, item.code, principal.login, "create", {"status": item.status, "owner_key": item.owner_key})
     return 1
 

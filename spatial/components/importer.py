@@ -12,9 +12,12 @@ rolls everything back: nothing partial is left.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import queue
+import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,8 +93,8 @@ def import_survey(engine: Engine, principal: Principal, actor: Actor, path: Path
     """Import the survey at ``path`` for ``options.owner`` as ``principal``; return the report. A file that
     cannot be imported raises SurveyFileError and stores nothing."""
     check_edit_component(principal, options.owner)
-    with engine.connect() as conn, conn.begin() as transaction:
-        report = _run(conn, actor, path, options, progress)
+    with engine.connect() as conn, engine.connect() as lookups, conn.begin() as transaction:
+        report = _run(conn, lookups, actor, path, options, progress)
         if report.stored:
             transaction.commit()
         else:
@@ -99,8 +102,9 @@ def import_survey(engine: Engine, principal: Principal, actor: Actor, path: Path
     return report
 
 
-def _run(conn: Connection, actor: Actor, path: Path, options: ImportOptions,
+def _run(conn: Connection, lookups: Connection, actor: Actor, path: Path, options: ImportOptions,
          progress: Callable[[int, int], None] | None) -> ImportReport:
+    """Read, decide and stage every row; store them (batch by batch when nothing may refuse the whole file)."""
     book = RuleBook.load(conn)
     if options.owner not in book.departments:
         raise InvalidParameterError(f"unknown owner {options.owner}", parameter="owner")
@@ -112,32 +116,74 @@ def _run(conn: Connection, actor: Actor, path: Path, options: ImportOptions,
     conn.execute(text("CREATE TEMP TABLE survey_stage (row_no int PRIMARY KEY, code text, series text,"
                       " action text, fields text, name text, owner_key text, manager_key text, maintainer_key text,"
                       " status text, note text, surveyed_on date, geom geometry(Geometry, 4326)) ON COMMIT DROP"))
-    decider = Decider(conn, book, Names.load(conn), options.owner, set(survey.mapping.values()))
+    conn.execute(text("CREATE INDEX ON survey_stage (code)"))
+    decider = Decider(lookups, book, Names.load(conn), options.owner, set(survey.mapping.values()))
     fields: Counter[str] = Counter()
     rejects = _Rejects(survey, options.rejects)
-    for batch, rows, geoms in survey.batches(options.batch):
-        decided = decider.batch(report.rows + 1, rows, geoms)
+    incremental = not options.dry_run and not options.all_or_nothing
+    for batch, rows, decided in _pipelined(survey, decider, options.batch):
         _stage(conn, [d for d in decided if isinstance(d, Decided)], report, fields)
+        if incremental:  # the database stores this batch while the next one is being decided
+            _store(conn, actor.who, report, "s.row_no BETWEEN :lo AND :hi AND s.series IS NULL",
+                   {"lo": report.rows + 1, "hi": report.rows + rows},
+                   [d.item.code for d in decided if isinstance(d, Decided) and d.action == "changed"])
         refused = [(i, reason) for i, reason in enumerate(decided) if isinstance(reason, str)]
         for i, reason in refused[:max(0, SHOWN - len(report.refusals))]:
             report.refusals.append({"row": report.rows + 1 + i, "reason": reason})
         report.refused += len(refused)
         rejects.add(batch, report.rows, refused)
-        report.rows += len(rows)
+        report.rows += rows
         if progress:
-            progress(len(rows), survey.total)
+            progress(rows, survey.total)
     report.changed_fields = dict(fields.most_common())
+    conn.execute(text("ANALYZE survey_stage"))  # the statements over the whole stage know its size (no autovacuum)
     _missing(conn, options, report)
     if options.dry_run or (options.all_or_nothing and report.refused):
         report.allocated = int(conn.execute(text("SELECT count(*) FROM survey_stage WHERE code IS NULL")).scalar_one())
         return report
-    _merge(conn, actor, options, report)
+    _merge(conn, actor, options, report, incremental)
     if options.mapping:
         conn.execute(text("INSERT INTO meta (key, value) VALUES (:k, CAST(:v AS jsonb)) ON CONFLICT (key)"
                           " DO UPDATE SET value = EXCLUDED.value"),
                      {"k": MAPPING_KEY + options.owner,
                       "v": json.dumps({**saved, **options.mapping}, ensure_ascii=False)})
     return report
+
+
+def _pipelined(survey: Survey, decider: Decider, size: int) -> Iterator[tuple[Any, int, list[Decided | str]]]:
+    """The survey's batches with their decisions, read and decided in a thread of their own (on the lookup
+    connection) one or two batches ahead, so that Python deciding and PostgreSQL storing overlap."""
+    ahead: queue.Queue[Any] = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            first = 1
+            for batch, rows, geoms in survey.batches(size):
+                if stop.is_set():
+                    return
+                ahead.put((batch, len(rows), decider.batch(first, rows, geoms)))
+                first += len(rows)
+            ahead.put(_END)
+        except BaseException as exc:  # handed to the reader, which raises it
+            ahead.put(exc)
+
+    worker = threading.Thread(target=produce, name="survey-reader", daemon=True)
+    worker.start()
+    try:
+        while (item := ahead.get()) is not _END:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():  # unblock a reader waiting to hand over a batch nobody will take
+            with contextlib.suppress(queue.Empty):
+                ahead.get(timeout=0.1)
+        worker.join()
+
+
+_END = object()
 
 
 def saved_mapping(conn: Connection, owner: str) -> dict[str, str | None]:
@@ -177,30 +223,52 @@ _GRID = ("(SELECT min(g.grid_code) FROM grid_geometry g WHERE g.valid_to IS NULL
          " AND ST_Covers(g.geom, ST_PointOnSurface(s.geom)))")
 
 
-def _merge(conn: Connection, actor: Actor, options: ImportOptions, report: ImportReport) -> None:
-    """Store the staged rows: codes, inserts, updates, history, retirements and the audit row."""
-    _allocate(conn, report)
+def _store(conn: Connection, who: str, report: ImportReport, where: str, params: dict[str, Any],
+           changed: list[str]) -> None:
+    """Insert the staged new rows that ``where`` selects (on ``s``, the stage) and update the ``changed``
+    codes, with the grid assigned spatially and one history row each."""
+    expected = conn.execute(text(f"SELECT count(*) FROM survey_stage s WHERE s.action = 'new' AND {where}"),
+                            params).scalar_one()
     inserted = conn.execute(text(
         "INSERT INTO component (code, class_code, district_code, grid_code, name, manager_key, owner_key,"
         " maintainer_key, status, surveyed_on, changed_at, source, note, revision, geom)"
         f" SELECT code, substr(code, 7, 4), left(code, 6), {_GRID}, name, manager_key, owner_key, maintainer_key,"
-        " status, surveyed_on, now(), 'survey', note, 1, geom FROM survey_stage s WHERE action = 'new'"
-        " ON CONFLICT (code) DO NOTHING")).rowcount
-    if inserted != report.new:
-        raise ConflictError(f"{report.new - inserted} component(s) of the survey were created by someone else while"
+        f" status, surveyed_on, now(), 'survey', note, 1, geom FROM survey_stage s WHERE action = 'new' AND {where}"
+        " ON CONFLICT (code) DO NOTHING"), params).rowcount
+    if inserted != expected:
+        raise ConflictError(f"{expected - inserted} component(s) of the survey were created by someone else while"
                             " it was read: import it again")
-    conn.execute(text(
-        f"UPDATE component c SET grid_code = {_GRID}, name = s.name, manager_key = s.manager_key,"
-        " maintainer_key = s.maintainer_key, status = s.status, note = s.note, surveyed_on = s.surveyed_on,"
-        " geom = s.geom, changed_at = now(), source = 'survey', revision = c.revision + 1"
-        " FROM survey_stage s WHERE s.action = 'changed' AND c.code = s.code"))
+    # History from what the statements return, never a join with ``component``: right after a registry was
+    # emptied its statistics say it is empty, and such a join was planned as a scan per row (minutes).
     conn.execute(text(
         "INSERT INTO component_history (component_code, at, actor, action, status_to, changes)"
-        " SELECT s.code, now(), :who, CASE WHEN s.action = 'new' THEN 'create' WHEN s.fields LIKE '%\"status\"%'"
-        " THEN 'status' ELSE 'update' END, s.status, jsonb_build_object('source', 'survey', 'file', CAST(:file AS"
-        " text), 'fields', CAST(s.fields AS jsonb), 'revision', c.revision, 'owner_key', s.owner_key)"
-        " FROM survey_stage s JOIN component c ON c.code = s.code WHERE s.action IN ('new', 'changed')"),
-        {"who": actor.who, "file": report.file})
+        " SELECT s.code, now(), :who, 'create', s.status, jsonb_build_object('source', 'survey', 'file',"
+        " CAST(:file AS text), 'revision', 1, 'owner_key', s.owner_key)"
+        f" FROM survey_stage s WHERE s.action = 'new' AND {where}"), {**params, "who": who, "file": report.file})
+    if not changed:
+        return
+    # Driven by the codes, each row's values read from the stage by its code index: no join for the planner to
+    # get wrong (stale statistics of a just-emptied registry made one a nested loop over both tables).
+    conn.execute(text(
+        "WITH changed AS (UPDATE component c SET (grid_code, name, manager_key, maintainer_key, status, note,"
+        f" surveyed_on, geom) = (SELECT {_GRID}, s.name, s.manager_key, s.maintainer_key, s.status, s.note,"
+        " s.surveyed_on, s.geom FROM survey_stage s WHERE s.code = c.code), changed_at = now(), source = 'survey',"
+        " revision = c.revision + 1 WHERE c.code = ANY(:codes) RETURNING c.code, c.revision, c.status, c.owner_key)"
+        " INSERT INTO component_history (component_code, at, actor, action, status_to, changes)"
+        " SELECT ch.code, now(), :who, CASE WHEN s.fields LIKE '%\"status\"%' THEN 'status' ELSE 'update' END,"
+        " ch.status, jsonb_build_object('source', 'survey', 'file', CAST(:file AS text), 'fields',"
+        " CAST(s.fields AS jsonb), 'revision', ch.revision, 'owner_key', ch.owner_key)"
+        " FROM changed ch CROSS JOIN LATERAL (SELECT fields FROM survey_stage s WHERE s.code = ch.code) s"),
+        {"codes": changed, "who": who, "file": report.file})
+
+
+def _merge(conn: Connection, actor: Actor, options: ImportOptions, report: ImportReport, stored: bool) -> None:
+    """Store what is left once the file is read (all of it, or the new rows without a code when the rest was
+    ``stored`` batch by batch): codes allocated, those rows, retirements and the audit row."""
+    _allocate(conn, report)
+    changed = [] if stored else list(conn.execute(text(
+        "SELECT code FROM survey_stage WHERE action = 'changed'")).scalars())
+    _store(conn, actor.who, report, "s.series IS NOT NULL" if stored else "true", {}, changed)
     if options.retire_missing and report.missing:
         report.retired = _retire_missing(conn, actor, options.owner)
     record(conn, actor, "component.import", target=options.owner,

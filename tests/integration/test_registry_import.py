@@ -318,3 +318,23 @@ def test_cli_import_with_rejects_and_report(engine_: Engine, tmp_path: Path, mon
 
     assert list(read_info(rejects)["fields"]) == ["code", "row", "reason"]
     assert main(["import", "components", str(tmp_path / "none.gpkg"), "--owner", WATER, "--quiet"]) == 2
+
+
+def test_an_editor_and_an_import_never_share_a_code(engine_: Engine, tmp_path: Path) -> None:
+    from spatial.components import edits
+    from spatial.components.rules import RuleBook, check_component
+
+    path = survey(tmp_path / "e.gpkg", [{"class": "0101"}] * 5, points(5))
+    with engine_.connect() as editor, editor.begin():
+        item = check_component(RuleBook.load(editor), {"code": "3205060101000003", "owner_key": WATER},
+                               shapely.Point(120.2, 31.15))
+        edits.create(editor, ADMIN, item)  # holds the series 3205060101 until it commits
+        worker = threading.Thread(target=lambda: reports.append(run(engine_, path)))
+        reports: list = []
+        worker.start()
+    worker.join()
+    assert reports[0].allocated == 5
+    with engine_.connect() as conn:
+        codes = conn.execute(text("SELECT code FROM component WHERE class_code = '0101' AND district_code ="
+                                  " '320506' ORDER BY code")).scalars().all()
+    assert codes == [f"32050601010000{n:02d}" for n in range(1, 9)]
