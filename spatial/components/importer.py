@@ -17,7 +17,7 @@ import json
 import queue
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -121,20 +121,22 @@ def _run(conn: Connection, lookups: Connection, actor: Actor, path: Path, option
     fields: Counter[str] = Counter()
     rejects = _Rejects(survey, options.rejects)
     incremental = not options.dry_run and not options.all_or_nothing
-    for batch, rows, decided in _pipelined(survey, decider, options.batch):
-        _stage(conn, [d for d in decided if isinstance(d, Decided)], report, fields)
-        if incremental:  # the database stores this batch while the next one is being decided
-            _store(conn, actor.who, report, "s.row_no BETWEEN :lo AND :hi AND s.series IS NULL",
-                   {"lo": report.rows + 1, "hi": report.rows + rows},
-                   [d.item.code for d in decided if isinstance(d, Decided) and d.action == "changed"])
-        refused = [(i, reason) for i, reason in enumerate(decided) if isinstance(reason, str)]
-        for i, reason in refused[:max(0, SHOWN - len(report.refusals))]:
-            report.refusals.append({"row": report.rows + 1 + i, "reason": reason})
-        report.refused += len(refused)
-        rejects.add(batch, report.rows, refused)
-        report.rows += rows
-        if progress:
-            progress(rows, survey.total)
+    # closed here, on any exit: the reader thread is stopped before the connections it uses are returned
+    with contextlib.closing(_pipelined(survey, decider, options.batch)) as batches:
+        for batch, rows, decided in batches:
+            _stage(conn, [d for d in decided if isinstance(d, Decided)], report, fields)
+            if incremental:  # the database stores this batch while the next one is being decided
+                _store(conn, actor.who, report, "s.row_no BETWEEN :lo AND :hi AND s.series IS NULL",
+                       {"lo": report.rows + 1, "hi": report.rows + rows},
+                       [d.item.code for d in decided if isinstance(d, Decided) and d.action == "changed"])
+            refused = [(i, reason) for i, reason in enumerate(decided) if isinstance(reason, str)]
+            for i, reason in refused[:max(0, SHOWN - len(report.refusals))]:
+                report.refusals.append({"row": report.rows + 1 + i, "reason": reason})
+            report.refused += len(refused)
+            rejects.add(batch, report.rows, refused)
+            report.rows += rows
+            if progress:
+                progress(rows, survey.total)
     report.changed_fields = dict(fields.most_common())
     conn.execute(text("ANALYZE survey_stage"))  # the statements over the whole stage know its size (no autovacuum)
     _missing(conn, options, report)
@@ -150,7 +152,7 @@ def _run(conn: Connection, lookups: Connection, actor: Actor, path: Path, option
     return report
 
 
-def _pipelined(survey: Survey, decider: Decider, size: int) -> Iterator[tuple[Any, int, list[Decided | str]]]:
+def _pipelined(survey: Survey, decider: Decider, size: int) -> Generator[tuple[Any, int, list[Decided | str]]]:
     """The survey's batches with their decisions, read and decided in a thread of their own (on the lookup
     connection) one or two batches ahead, so that Python deciding and PostgreSQL storing overlap."""
     ahead: queue.Queue[Any] = queue.Queue(maxsize=2)

@@ -128,8 +128,7 @@ class Survey:
                 self.geometry_name = meta["geometry_name"] or "wkb_geometry"
                 for batch in reader:
                     yield batch, self._rows(batch), _to_wgs84(batch.column(self.geometry_name).to_pylist(), to_wgs84)
-        except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, pyogrio.errors.FieldError,
-                OSError) as exc:
+        except _READ_ERRORS as exc:
             raise SurveyFileError(f"{self.path.name} cannot be read to its end: {exc}") from exc
 
     def _rows(self, batch: Any) -> list[dict[str, Any]]:
@@ -155,7 +154,10 @@ def open_survey(path: Path, book: RuleBook, *, mapping: dict[str, str | None] | 
         raise SurveyFileError(f"{path.name} is not a survey GDAL can read: {exc}") from exc
     columns = [str(c) for c in info["fields"]]
     if encoding is None and info.get("encoding") == "ISO-8859-1":
-        encoding = _check_encoding(path, columns, layer)
+        try:
+            encoding = _check_encoding(path, columns, layer)
+        except _READ_ERRORS as exc:
+            raise SurveyFileError(f"{path.name} cannot be read: {exc}") from exc
     survey = Survey(path, info["driver"], layer, columns, settle_mapping(columns, mapping, saved), "EPSG:4326",
                     encoding, int(info["features"]), dict(options), info.get("geometry_type") or "Unknown")
     survey.crs = _settle_crs(survey, book, info.get("crs"), crs)
@@ -203,7 +205,17 @@ def _settle_crs(survey: Survey, book: RuleBook, declared: str | None, given: str
     return name
 
 
+_READ_ERRORS = (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, pyogrio.errors.FieldError, OSError)
+
+
 def _sample(survey: Survey) -> list[bytes]:
+    try:
+        return _first_geometries(survey)
+    except _READ_ERRORS as exc:
+        raise SurveyFileError(f"{survey.path.name} cannot be read: {exc}") from exc
+
+
+def _first_geometries(survey: Survey) -> list[bytes]:
     with open_arrow(survey.path, layer=survey.layer, batch_size=SAMPLE, use_pyarrow=True, encoding=survey.encoding,
                     columns=[], **survey.options) as (meta, reader):
         for batch in reader:

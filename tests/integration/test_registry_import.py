@@ -244,6 +244,21 @@ def test_mixed_geometry_rows_are_refused_into_a_rejects_file(engine_: Engine, tm
     assert back["features"][0]["geometry"]["type"] == "LineString"
 
 
+def test_survey_damaged_mid_way_leaves_nothing(engine_: Engine, tmp_path: Path) -> None:
+    # a FlatGeobuf opens from its header and first features, then fails where it was cut: batches already
+    # stored are rolled back with the rest, and the reader thread ends
+    whole = survey(tmp_path / "t.fgb", [{"code": f"320506010100{i:04d}"} for i in range(3000)],
+                   points(3000, step=0.0001), driver="FlatGeobuf")
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.fgb"
+    cut.write_bytes(data[: len(data) * 3 // 4])
+    before = checksum(engine_)
+    with pytest.raises(SurveyFileError, match="cannot be read to its end"):
+        run(engine_, cut, batch=100)
+    assert checksum(engine_) == before
+    assert not [t for t in threading.enumerate() if t.name == "survey-reader"]
+
+
 def test_truncated_geopackage_leaves_nothing(engine_: Engine, tmp_path: Path) -> None:
     whole = survey(tmp_path / "t.gpkg", [{"code": f"3205060101001{i:03d}"} for i in range(500)], points(500))
     data = whole.read_bytes()
@@ -251,8 +266,9 @@ def test_truncated_geopackage_leaves_nothing(engine_: Engine, tmp_path: Path) ->
     cut.write_bytes(data[: len(data) * 2 // 3])
     before = checksum(engine_)
     with pytest.raises(SurveyFileError):
-        run(engine_, cut)
+        run(engine_, cut, batch=50)  # batches stored before the damage are rolled back with the rest
     assert checksum(engine_) == before
+    assert not [t for t in threading.enumerate() if t.name == "survey-reader"]  # the reader thread ended
 
 
 def test_bad_rows_other_district_duplicates_and_all_or_nothing(engine_: Engine, tmp_path: Path) -> None:
