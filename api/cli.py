@@ -9,6 +9,10 @@
                                          [--layer L] [--sliver-m2 A] [--draft | --dry-run] [--report OUT.json]
     gridlink plan list | new TITLE | show ID | preview ID | edit ID EDIT.json | commit ID [--at T] | cancel ID
                   | rollback ID
+    gridlink import components FILE --owner KEY [--mapping M] [--crs EPSG] [--encoding E] [--dry-run]
+                                    [--all-or-nothing] [--rejects OUT] [--retire-missing] [--report OUT.json]
+    gridlink export components OUT [--format gpkg|geojson|csv|fgb|shp] [--owner KEY] [--class C] [--status S]
+                                   [--area CODE] [--changed-since TIME]
     gridlink serve [--host H] [--port P] [--workers N] [--scheduler]
     gridlink user add LOGIN --role ROLE --scope SCOPE [--name N]   (password on standard input)
     gridlink user disable|enable LOGIN  disabling revokes the account's tokens and stops its logins
@@ -125,6 +129,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         return _import_cases(args)
     if args.what == "grids":
         return _import_grids(args)
+    if args.what == "components":
+        return _import_components(args)
     return _import_reference(args)
 
 
@@ -221,6 +227,62 @@ def _import_grids(args: argparse.Namespace) -> int:
     return code
 
 
+def _import_components(args: argparse.Namespace) -> int:
+    """Import an owner's survey into the component registry with a progress bar; print the report."""
+    import json
+
+    from sqlalchemy import create_engine
+    from tqdm import tqdm
+
+    from spatial.access.principal import Principal
+    from spatial.components.importer import ImportOptions, import_survey
+    from spatial.components.survey import read_mapping
+    from spatial.errors import GridlinkError
+
+    if args.file is None or not args.owner:
+        _err("import components needs a FILE and --owner KEY")
+        return 2
+    actor = _cli_actor()
+    engine = create_engine(_url())
+    try:
+        options = ImportOptions(owner=args.owner, mapping=read_mapping(args.mapping) if args.mapping else None,
+                                crs=args.crs, encoding=args.encoding, layer=args.layer, dry_run=args.dry_run,
+                                all_or_nothing=args.all_or_nothing, retire_missing=args.retire_missing,
+                                rejects=args.rejects)
+        with tqdm(unit=" rows", desc=args.file.name, disable=args.quiet) as bar:
+            def progress(rows: int, total: int) -> None:
+                bar.total = total if total > 0 else None
+                bar.update(rows)
+
+            report = import_survey(engine, Principal(0, actor.who, "admin", "*"), actor, args.file, options,
+                                   progress)
+    except GridlinkError as exc:
+        _err(f"nothing was imported: {exc.detail}")
+        return 2
+    finally:
+        engine.dispose()
+    _print_import(report)
+    if args.report:
+        args.report.write_text(json.dumps(report.as_dict(), ensure_ascii=False, indent=1, default=str),
+                               encoding="utf-8")
+    return 0 if report.refused == 0 else 1
+
+
+def _print_import(report) -> None:
+    """The final report of a survey import."""
+    fields = ", ".join(f"{k} {v:,}" for k, v in report.changed_fields.items())
+    print(f"{report.file} ({report.crs}) for {report.owner}: {report.rows:,} rows — {report.new:,} new"
+          f" ({report.allocated:,} codes allocated), {report.changed:,} changed" + (f" ({fields})" if fields else "")
+          + f", {report.unchanged:,} unchanged, {report.refused:,} refused; {report.missing:,} registered"
+          f" component(s) missing from the survey" + (f", {report.retired:,} retired" if report.retired else ""))
+    if report.dry_run:
+        print("dry run: nothing was stored")
+    elif not report.stored:
+        print("nothing was stored (--all-or-nothing and refused rows)")
+    for refusal in report.refusals:
+        print(f"  row {refusal['row']}: {refusal['reason']}", file=sys.stderr)
+
+
 def _import_reference(args: argparse.Namespace) -> int:
     """Load reference tables from the user's own CSV files."""
     from sqlalchemy import create_engine
@@ -241,6 +303,34 @@ def _import_reference(args: argparse.Namespace) -> int:
     finally:
         engine.dispose()
     print("loaded: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Export a slice of the component registry to a file, streamed, with a progress bar."""
+    from datetime import datetime
+
+    from sqlalchemy import create_engine
+    from tqdm import tqdm
+
+    from spatial.components.export import export, format_of
+    from spatial.components.registry import ComponentFilter
+    from spatial.errors import GridlinkError
+
+    engine = create_engine(_url())
+    try:
+        fmt = format_of(args.out, args.format)
+        since = datetime.fromisoformat(args.changed_since) if args.changed_since else None
+        slice_ = ComponentFilter(owner=args.owner, class_code=args.class_code, status=args.status, area=args.area,
+                                 changed_since=since)
+        with engine.connect() as conn, tqdm(unit=" rows", desc=args.out.name, disable=args.quiet) as bar:
+            done = export(conn, slice_, args.out, fmt, progress=bar.update)
+    except (GridlinkError, ValueError) as exc:
+        _err(f"nothing was exported: {getattr(exc, 'detail', exc)}")
+        return 2
+    finally:
+        engine.dispose()
+    print(f"{done.rows:,} components exported to {', '.join(str(p) for p in done.files) or 'no file (none matched)'}")
     return 0
 
 
@@ -332,25 +422,45 @@ def parser() -> argparse.ArgumentParser:
                         help="seconds between sweeps (divides a minute)")
     worker.set_defaults(func=cmd_worker)
     imp = sub.add_parser("import", help="load data from files")
-    imp.add_argument("what", choices=("reference", "cases", "grids"))
+    imp.add_argument("what", choices=("reference", "cases", "grids", "components"))
     imp.add_argument("file", nargs="?", type=Path, help="cases: a GeoJSON FeatureCollection or CSV file; grids:"
-                     " a GeoPackage, Shapefile, GeoJSON or FlatGeobuf file")
-    imp.add_argument("--all-or-nothing", action="store_true", help="cases: refuse the batch if any row fails")
-    imp.add_argument("--report", type=Path, help="cases, grids: write the report as JSON here")
+                     " a GeoPackage, Shapefile, GeoJSON or FlatGeobuf file; components: the same or a CSV survey")
+    imp.add_argument("--all-or-nothing", action="store_true", help="cases, components: refuse the whole file if"
+                     " any row fails")
+    imp.add_argument("--report", type=Path, help="cases, grids, components: write the report as JSON here")
     imp.add_argument("--level", type=int, choices=(1, 2, 3, 4), help="grids: 1 district … 4 base grid")
     imp.add_argument("--code-field", default="code", help="grids: the column holding the code")
     imp.add_argument("--name-field", default="name", help="grids: the column holding the name")
     imp.add_argument("--parent-field", default=None, help="grids: the column holding the parent's code")
-    imp.add_argument("--crs", default=None, help="grids: the file's CRS when it names none (EPSG:4549)")
-    imp.add_argument("--layer", default=None, help="grids: the layer of a GeoPackage")
+    imp.add_argument("--crs", default=None, help="grids, components: the file's CRS when it names none or a wrong"
+                     " one (EPSG:4549)")
+    imp.add_argument("--layer", default=None, help="grids, components: the layer of a multi-layer file")
     imp.add_argument("--sliver-m2", type=float, default=None, help="grids: gaps and overlaps up to this are"
                      " repaired (default per level: 1 km², 0.1 km², 10,000 m², 1,000 m²)")
     how = imp.add_mutually_exclusive_group()
     how.add_argument("--draft", action="store_true", help="grids: store as a draft plan, commit later")
-    how.add_argument("--dry-run", action="store_true", help="grids: report only, store nothing")
+    how.add_argument("--dry-run", action="store_true", help="grids, components: report only, store nothing")
+    imp.add_argument("--owner", help="components: the owner (department key) the survey belongs to")
+    imp.add_argument("--mapping", type=Path, help="components: JSON object column → field (null: leave out)")
+    imp.add_argument("--encoding", help="components: the text encoding of a Shapefile without .cpg (e.g. GBK)")
+    imp.add_argument("--rejects", type=Path, help="components: write refused rows here (input format + reason)")
+    imp.add_argument("--retire-missing", action="store_true",
+                     help="components: retire (status removed) registered components the survey lacks")
+    imp.add_argument("--quiet", action="store_true", help="components: no progress bar")
     for option in ("departments", "component-classes", "event-categories", "category-classes", "holidays"):
         imp.add_argument(f"--{option}", type=Path, default=None)
     imp.set_defaults(func=cmd_import)
+    exp = sub.add_parser("export", help="write data to files")
+    exp.add_argument("what", choices=("components",))
+    exp.add_argument("out", type=Path, help="the file to write (its suffix names the format unless --format)")
+    exp.add_argument("--format", choices=("gpkg", "geojson", "csv", "fgb", "shp"))
+    exp.add_argument("--owner", help="only this owner's components")
+    exp.add_argument("--class", dest="class_code", help="only this class (4 digits)")
+    exp.add_argument("--status", help="only this status")
+    exp.add_argument("--area", help="only in this area (grid code of any level)")
+    exp.add_argument("--changed-since", help="only those changed since (ISO 8601 time)")
+    exp.add_argument("--quiet", action="store_true", help="no progress bar")
+    exp.set_defaults(func=cmd_export)
     user = sub.add_parser("user", help="accounts")
     user.add_argument("action", choices=("add", "disable", "enable", "password"))
     user.add_argument("login")

@@ -28,6 +28,7 @@ here once and every interface answers it alike. ``detail`` is always safe to sho
 | ActionDataError              | 422    | invalid-action-data      | InvalidParameterValue  |
 | GridImportRefusedError       | 422    | grid-import-refused      | InvalidParameterValue  |
 | PlanRefusedError             | 422    | plan-refused             | InvalidParameterValue  |
+| SurveyFileError              | 422    | survey-file              | InvalidParameterValue  |
 | PreconditionRequiredError    | 428    | precondition-required    | PreconditionRequired   |
 | TooManyRequestsError         | 429    | too-many-requests        | TooManyRequests        |
 | UnavailableError             | 503    | unavailable              | ServiceUnavailable     |
@@ -198,3 +199,11 @@ class GridImportRefusedError(GridlinkError, status=422, slug="grid-import-refuse
 
 class PlanRefusedError(GridlinkError, status=422, slug="plan-refused", title="Plan would break the grids"):
     """A plan would leave a gap or an overlap, or a grid outside its parent; ``extra`` says where."""
+
+
+# -- Issue 18 (component registry: survey import, search, export)
+
+class SurveyFileError(GridlinkError, status=422, slug="survey-file", title="Survey file cannot be imported"):
+    """A survey file as a whole cannot be imported (unreadable or truncated, no CRS, a projected survey read as
+    degrees, an encoding it does not name, columns that map to nothing); nothing was stored. ``extra`` may name
+    the likely CRS or encoding, or the unmapped columns."""

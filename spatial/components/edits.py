@@ -8,6 +8,7 @@ every entry point): a 16-digit code (district + class + serial) of a known class
 valid, non-empty geometry of the class's kind (point, line or polygon), at most ``MAX_VERTICES`` vertices and
 ``MAX_AREA_M2`` square metres, lying in its district; known departments; a known status. The base grid is
 assigned spatially (the grid covering the component's point on surface, smallest code on shared edges).
+The rules are those of spatial/components/rules.py, shared with the survey import.
 Every edit appends to ``component_history``, which outlives a deleted component (migration 0009). A
 component that cases refer to is not deleted: set its status to ``removed``.
 """
@@ -15,41 +16,25 @@ component that cases refer to is not deleted: set its status to ``removed``.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
+from shapely.geometry import shape
 from sqlalchemy import Connection, text
 
 from spatial import errors
 from spatial.access.principal import Principal
 from spatial.access.scope import check_edit_component
-from spatial.codes import COMPONENT_CODE, component_class_of, district_of
-from spatial.geo.geometry import checked_shape
-from spatial.store.models.components import STATUSES
-from spatial.text import text_problem
+from spatial.codes import component_class_of, district_of
+from spatial.components.rules import EDITABLE, ComponentInput, RuleBook, check_component
+from spatial.components.serials import lock_series
+from spatial.errors import ConflictError
 
-MAX_VERTICES = 5_000
-MAX_AREA_M2 = 1_000_000
-KINDS = {"point": ("Point",), "line": ("LineString", "MultiLineString"), "polygon": ("Polygon", "MultiPolygon")}
-EDITABLE = ("code", "name", "owner_key", "manager_key", "maintainer_key", "status", "note")
-
-
-@dataclass(frozen=True)
-class ComponentInput:
-    """A validated component as a feature describes it."""
-
-    code: str
-    name: str | None
-    owner_key: str
-    manager_key: str
-    maintainer_key: str
-    status: str
-    note: str | None
-    geometry: Any  # shapely geometry in EPSG:4326
+__all__ = ["ComponentInput", "check_editor", "create", "delete", "parse_feature", "replace", "revision_of"]
 
 
 def parse_feature(conn: Connection, feature: Any, code: str | None = None) -> ComponentInput:
-    """Validate a GeoJSON Feature as a component (``code``: the one the URL names, for a replace)."""
+    """Validate a GeoJSON Feature as a component (``code``: the one the URL names, for a replace) by the
+    registry's rules (spatial/components/rules.py)."""
     if not isinstance(feature, dict) or feature.get("type") != "Feature":
         raise errors.InvalidParameterError("the body must be a GeoJSON Feature", parameter="body")
     props = feature.get("properties") or {}
@@ -62,58 +47,17 @@ def parse_feature(conn: Connection, feature: Any, code: str | None = None) -> Co
     given = props.get("code", code)
     if code is not None and given != code:
         raise errors.InvalidParameterError("the feature's code differs from the one in the URL", parameter="code")
-    if not isinstance(given, str) or not COMPONENT_CODE.fullmatch(given):
-        raise errors.InvalidParameterError("code must be 16 digits: district (6) + class (4) + serial (6)",
-                                    parameter="code")
-    kind = conn.execute(text("SELECT geometry_kind, default_owner FROM component_class WHERE code = :c"),
-                        {"c": given[6:10]}).first()
-    if kind is None:
-        raise errors.InvalidParameterError(f"unknown component class {given[6:10]}", parameter="code")
-    owner = _text(props, "owner_key", 64) or kind[1]
-    item = ComponentInput(
-        code=given, name=_text(props, "name", 200), owner_key=owner,
-        manager_key=_text(props, "manager_key", 64) or owner,
-        maintainer_key=_text(props, "maintainer_key", 64) or owner,
-        status=props.get("status") or "intact", note=_text(props, "note", 2000),
-        geometry=_geometry(feature.get("geometry"), kind[0]),
-    )
-    if item.status not in STATUSES:
-        raise errors.InvalidParameterError(f"status must be one of {', '.join(STATUSES)}", parameter="status")
-    _check_places_and_keys(conn, item)
-    return item
+    return check_component(RuleBook.load(conn), {**props, "code": given}, geojson_shape(feature.get("geometry")))
 
 
-def _text(props: dict, name: str, limit: int) -> str | None:
-    value = props.get(name)
-    if value is not None and (not isinstance(value, str) or len(value) > limit):
-        raise errors.InvalidParameterError(f"{name} must be text of at most {limit} characters", parameter=name)
-    problem = text_problem(value) if value else None
-    if problem:
-        raise errors.InvalidTextError(f"{name} {problem}", parameter=name)
-    return value
+def geojson_shape(value: Any) -> Any:
+    """A GeoJSON geometry as shapely; InvalidGeometryError when it does not parse (an unknown type too)."""
+    import shapely
 
-
-def _geometry(value: Any, kind: str) -> Any:
-    return checked_shape(value, KINDS[kind], what=f"a component of this class ({kind})", max_vertices=MAX_VERTICES)
-
-
-def _check_places_and_keys(conn: Connection, item: ComponentInput) -> None:
-    row = conn.execute(text(
-        "SELECT ST_Covers(gg.geom, ST_PointOnSurface(g)), ST_Area(g::geography)"
-        " FROM ST_GeomFromText(:wkt, 4326) g LEFT JOIN grid_geometry gg"
-        " ON gg.grid_code = :d AND gg.valid_to IS NULL AND gg.kind = 'district'"), {
-        "wkt": item.geometry.wkt, "d": district_of(item.code)}).first()
-    if row is None or row[0] is None:
-        raise errors.InvalidParameterError(f"unknown district {district_of(item.code)}", parameter="code")
-    if not row[0]:
-        raise errors.InvalidGeometryError(f"the component lies outside district {district_of(item.code)}")
-    if row[1] and row[1] > MAX_AREA_M2:
-        raise errors.InvalidGeometryError(f"the component covers more than {MAX_AREA_M2:,} m²")
-    keys = {item.owner_key, item.manager_key, item.maintainer_key}
-    known = {k for (k,) in conn.execute(text("SELECT key FROM department WHERE key = ANY(:k)"), {"k": list(keys)})}
-    if keys - known:
-        raise errors.InvalidParameterError(f"unknown department(s): {', '.join(sorted(keys - known))}",
-                                    parameter="owner_key")
+    try:
+        return shape(value)
+    except (AttributeError, KeyError, TypeError, ValueError, shapely.errors.ShapelyError) as exc:
+        raise errors.InvalidGeometryError("geometry is not valid GeoJSON") from exc
 
 
 _GRID = ("(SELECT min(grid_code) FROM grid_geometry WHERE valid_to IS NULL AND kind = 'base'"
@@ -135,13 +79,19 @@ def _history(conn: Connection, code: str, actor: str, action: str, changes: dict
 def create(conn: Connection, principal: Principal, item: ComponentInput) -> int:
     """Store a new component; return its revision (1)."""
     check_edit_component(principal, item.owner_key)
+    lock_series(conn, [item.code[:10]])  # an import allocating serials of this series waits, or we wait for it
+    exists = ConflictError(f"component {item.code} exists: replace it (PUT) instead")
     if conn.execute(text("SELECT 1 FROM component WHERE code = :c"), {"c": item.code}).first():
-        raise errors.ConflictError(f"component {item.code} exists: replace it (PUT) instead")
-    conn.execute(text(
+        raise exists
+    # ON CONFLICT: a survey import or another editor storing this code at the same moment makes this a 409
+    # (after waiting for it to commit), never a unique-violation 500.
+    stored = conn.execute(text(
         "INSERT INTO component (code, class_code, district_code, grid_code, name, manager_key, owner_key,"
         " maintainer_key, status, note, changed_at, source, revision, geom) VALUES (:code, :cls, :district,"
         f" {_GRID}, :name, :manager, :owner, :maintainer, :status, :note, now(), 'ogc', 1,"
-        " ST_GeomFromText(:wkt, 4326))"), _values(item))
+        " ST_GeomFromText(:wkt, 4326)) ON CONFLICT (code) DO NOTHING"), _values(item)).rowcount
+    if not stored:
+        raise exists
     _history(conn, item.code, principal.login, "create", {"status": item.status, "owner_key": item.owner_key})
     return 1
 
@@ -175,16 +125,18 @@ def _locked(conn: Connection, principal: Principal, code: str, expected_revision
     return revision, status
 
 
-def replace(conn: Connection, principal: Principal, item: ComponentInput, *, expected_revision: int) -> int:
-    """Replace a component read at ``expected_revision``; return its new revision."""
+def replace(conn: Connection, principal: Principal, item: ComponentInput, *, expected_revision: int,
+            reason: str | None = None) -> int:
+    """Replace a component read at ``expected_revision``; return its new revision (``reason``: why, kept in
+    its history — a status change through the registry API gives one)."""
     revision, status = _locked(conn, principal, item.code, expected_revision, item.owner_key)
     conn.execute(text(
         f"UPDATE component SET grid_code = {_GRID}, name = :name, manager_key = :manager, owner_key = :owner,"
         " maintainer_key = :maintainer, status = :status, note = :note, changed_at = now(),"
         " revision = revision + 1, geom = ST_GeomFromText(:wkt, 4326) WHERE code = :code"), _values(item))
     action = "status" if status != item.status else "update"
-    _history(conn, item.code, principal.login, action, {"revision": revision + 1, "status": item.status,
-                                                        "owner_key": item.owner_key})
+    changes = {"revision": revision + 1, "status": item.status, "owner_key": item.owner_key}
+    _history(conn, item.code, principal.login, action, changes | ({"reason": reason} if reason else {}))
     return revision + 1
 
 

@@ -1,0 +1,328 @@
+"""Importing an owner's survey into the registry: one transaction, streamed, idempotent.
+
+The survey is read in batches (spatial/components/survey.py), every row decided by the registry's rules
+(spatial/components/survey_rows.py), and the rows that pass are staged with COPY in a temporary table. Then,
+unless it is a dry run or an all-or-nothing import with refused rows, the stage is merged in a few set-based
+statements: codes allocated for new rows without one (spatial/components/serials.py), new rows inserted and
+changed rows updated with the base grid assigned spatially (the grid covering the point on surface, the
+smallest code on shared edges), one ``component_history`` row each, the owner's registered components the
+survey lacks counted (and retired when asked), and one audit row. A refused file or a failure at any point
+rolls everything back: nothing partial is left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import queue
+import threading
+from collections import Counter
+from collections.abc import Callable, Generator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import shapely
+from pyogrio.raw import write_arrow
+from sqlalchemy import Connection, Engine, text
+
+from spatial.access.audit import Actor, record
+from spatial.access.principal import Principal
+from spatial.access.scope import check_edit_component
+from spatial.components.rules import RuleBook
+from spatial.components.serials import allocate, lock_series
+from spatial.components.survey import Survey, open_survey
+from spatial.components.survey_rows import Decided, Decider, Names
+from spatial.errors import ConflictError, InvalidParameterError
+from spatial.store.copy import copy_lines, raw_cursor, row_line
+
+BATCH = 20_000
+MAPPING_KEY = "component_mapping:"  # + owner key: the owner's saved column mapping, in ``meta``
+SHOWN = 20  # refused rows and missing codes listed in the report
+STAGE_COLUMNS = ("row_no", "code", "series", "action", "fields", "name", "owner_key", "manager_key",
+                 "maintainer_key", "status", "note", "surveyed_on", "geom")
+
+
+@dataclass
+class ImportOptions:
+    """What the importer was asked to do."""
+
+    owner: str
+    mapping: dict[str, str | None] | None = None
+    crs: str | None = None
+    encoding: str | None = None
+    layer: str | None = None
+    dry_run: bool = False
+    all_or_nothing: bool = False
+    retire_missing: bool = False
+    rejects: Path | None = None
+    batch: int = BATCH
+
+
+@dataclass
+class ImportReport:
+    """What an import found and did."""
+
+    file: str
+    owner: str
+    crs: str = ""
+    mapping: dict[str, str] = field(default_factory=dict)
+    rows: int = 0
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    refused: int = 0
+    missing: int = 0
+    retired: int = 0
+    allocated: int = 0
+    stored: bool = False
+    dry_run: bool = False
+    changed_fields: dict[str, int] = field(default_factory=dict)
+    refusals: list[dict[str, Any]] = field(default_factory=list)
+    missing_codes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready data."""
+        return asdict(self)
+
+
+def import_survey(engine: Engine, principal: Principal, actor: Actor, path: Path, options: ImportOptions,
+                  progress: Callable[[int, int], None] | None = None) -> ImportReport:
+    """Import the survey at ``path`` for ``options.owner`` as ``principal``; return the report. A file that
+    cannot be imported raises SurveyFileError and stores nothing."""
+    check_edit_component(principal, options.owner)
+    with engine.connect() as conn, engine.connect() as lookups, conn.begin() as transaction:
+        report = _run(conn, lookups, actor, path, options, progress)
+        if report.stored:
+            transaction.commit()
+        else:
+            transaction.rollback()
+    return report
+
+
+def _run(conn: Connection, lookups: Connection, actor: Actor, path: Path, options: ImportOptions,
+         progress: Callable[[int, int], None] | None) -> ImportReport:
+    """Read, decide and stage every row; store them (batch by batch when nothing may refuse the whole file)."""
+    book = RuleBook.load(conn)
+    if options.owner not in book.departments:
+        raise InvalidParameterError(f"unknown owner {options.owner}", parameter="owner")
+    saved = saved_mapping(conn, options.owner)
+    survey = open_survey(path, book, mapping=options.mapping, saved=saved, crs=options.crs,
+                         encoding=options.encoding, layer=options.layer)
+    report = ImportReport(file=path.name, owner=options.owner, crs=survey.crs, mapping=survey.mapping,
+                          dry_run=options.dry_run)
+    conn.execute(text("CREATE TEMP TABLE survey_stage (row_no int PRIMARY KEY, code text, series text,"
+                      " action text, fields text, name text, owner_key text, manager_key text, maintainer_key text,"
+                      " status text, note text, surveyed_on date, geom geometry(Geometry, 4326)) ON COMMIT DROP"))
+    conn.execute(text("CREATE INDEX ON survey_stage (code)"))
+    decider = Decider(lookups, book, Names.load(conn), options.owner, set(survey.mapping.values()))
+    fields: Counter[str] = Counter()
+    rejects = _Rejects(survey, options.rejects)
+    incremental = not options.dry_run and not options.all_or_nothing
+    # closed here, on any exit: the reader thread is stopped before the connections it uses are returned
+    with contextlib.closing(_pipelined(survey, decider, options.batch)) as batches:
+        for batch, rows, decided in batches:
+            _stage(conn, [d for d in decided if isinstance(d, Decided)], report, fields)
+            if incremental:  # the database stores this batch while the next one is being decided
+                _store(conn, actor.who, report, "s.row_no BETWEEN :lo AND :hi AND s.series IS NULL",
+                       {"lo": report.rows + 1, "hi": report.rows + rows},
+                       [d.item.code for d in decided if isinstance(d, Decided) and d.action == "changed"])
+            refused = [(i, reason) for i, reason in enumerate(decided) if isinstance(reason, str)]
+            for i, reason in refused[:max(0, SHOWN - len(report.refusals))]:
+                report.refusals.append({"row": report.rows + 1 + i, "reason": reason})
+            report.refused += len(refused)
+            rejects.add(batch, report.rows, refused)
+            report.rows += rows
+            if progress:
+                progress(rows, survey.total)
+    report.changed_fields = dict(fields.most_common())
+    conn.execute(text("ANALYZE survey_stage"))  # the statements over the whole stage know its size (no autovacuum)
+    _missing(conn, options, report)
+    if options.dry_run or (options.all_or_nothing and report.refused):
+        report.allocated = int(conn.execute(text("SELECT count(*) FROM survey_stage WHERE code IS NULL")).scalar_one())
+        return report
+    _merge(conn, actor, options, report, incremental)
+    if options.mapping:
+        conn.execute(text("INSERT INTO meta (key, value) VALUES (:k, CAST(:v AS jsonb)) ON CONFLICT (key)"
+                          " DO UPDATE SET value = EXCLUDED.value"),
+                     {"k": MAPPING_KEY + options.owner,
+                      "v": json.dumps({**saved, **options.mapping}, ensure_ascii=False)})
+    return report
+
+
+def _pipelined(survey: Survey, decider: Decider, size: int) -> Generator[tuple[Any, int, list[Decided | str]]]:
+    """The survey's batches with their decisions, read and decided in a thread of their own (on the lookup
+    connection) one or two batches ahead, so that Python deciding and PostgreSQL storing overlap."""
+    ahead: queue.Queue[Any] = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            first = 1
+            for batch, rows, geoms in survey.batches(size):
+                if stop.is_set():
+                    return
+                ahead.put((batch, len(rows), decider.batch(first, rows, geoms)))
+                first += len(rows)
+            ahead.put(_END)
+        except BaseException as exc:  # handed to the reader, which raises it
+            ahead.put(exc)
+
+    worker = threading.Thread(target=produce, name="survey-reader", daemon=True)
+    worker.start()
+    try:
+        while (item := ahead.get()) is not _END:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():  # unblock a reader waiting to hand over a batch nobody will take
+            with contextlib.suppress(queue.Empty):
+                ahead.get(timeout=0.1)
+        worker.join()
+
+
+_END = object()
+
+
+def saved_mapping(conn: Connection, owner: str) -> dict[str, str | None]:
+    """The column mapping the owner's earlier imports were given (``--mapping``), kept for the next survey."""
+    value = conn.execute(text("SELECT value FROM meta WHERE key = :k"), {"k": MAPPING_KEY + owner}).scalar()
+    return dict(value) if isinstance(value, dict) else {}
+
+
+def _stage(conn: Connection, decided: list[Decided], report: ImportReport, fields: Counter[str]) -> None:
+    stored = [d for d in decided if d.action != "unchanged"]
+    # EWKB with its SRID, converted in one call per batch (the stage's geometry column takes it as it is)
+    ewkb = shapely.to_wkb(shapely.set_srid(np.array([d.item.geometry for d in stored], dtype=object), 4326),
+                          hex=True, include_srid=True) if stored else []
+    geoms = {d.row: g for d, g in zip(stored, ewkb, strict=True)}
+    lines = []
+    for d in decided:
+        setattr(report, d.action, getattr(report, d.action) + 1)
+        fields.update(d.fields)
+        item = d.item
+        lines.append(row_line((d.row, None if d.series else item.code, d.series, d.action, json.dumps(d.fields),
+                               item.name, item.owner_key, item.manager_key, item.maintainer_key, item.status,
+                               item.note, item.surveyed_on, geoms.get(d.row))))
+    if lines:
+        copy_lines(raw_cursor(conn), "survey_stage", STAGE_COLUMNS, lines)
+
+
+def _missing(conn: Connection, options: ImportOptions, report: ImportReport) -> None:
+    """The owner's components in service that the survey does not list."""
+    missing = [c for (c,) in conn.execute(text(
+        "SELECT code FROM component c WHERE owner_key = :o AND status NOT IN ('removed', 'abandoned')"
+        " AND NOT EXISTS (SELECT 1 FROM survey_stage s WHERE s.code = c.code) ORDER BY code"),
+        {"o": options.owner})]
+    report.missing, report.missing_codes = len(missing), missing[:SHOWN]
+
+
+_GRID = ("(SELECT min(g.grid_code) FROM grid_geometry g WHERE g.valid_to IS NULL AND g.kind = 'base'"
+         " AND ST_Covers(g.geom, ST_PointOnSurface(s.geom)))")
+
+
+def _store(conn: Connection, who: str, report: ImportReport, where: str, params: dict[str, Any],
+           changed: list[str]) -> None:
+    """Insert the staged new rows that ``where`` selects (on ``s``, the stage) and update the ``changed``
+    codes, with the grid assigned spatially and one history row each."""
+    expected = conn.execute(text(f"SELECT count(*) FROM survey_stage s WHERE s.action = 'new' AND {where}"),
+                            params).scalar_one()
+    inserted = conn.execute(text(
+        "INSERT INTO component (code, class_code, district_code, grid_code, name, manager_key, owner_key,"
+        " maintainer_key, status, surveyed_on, changed_at, source, note, revision, geom)"
+        f" SELECT code, substr(code, 7, 4), left(code, 6), {_GRID}, name, manager_key, owner_key, maintainer_key,"
+        f" status, surveyed_on, now(), 'survey', note, 1, geom FROM survey_stage s WHERE action = 'new' AND {where}"
+        " ON CONFLICT (code) DO NOTHING"), params).rowcount
+    if inserted != expected:
+        raise ConflictError(f"{expected - inserted} component(s) of the survey were created by someone else while"
+                            " it was read: import it again")
+    # History from what the statements return, never a join with ``component``: right after a registry was
+    # emptied its statistics say it is empty, and such a join was planned as a scan per row (minutes).
+    conn.execute(text(
+        "INSERT INTO component_history (component_code, at, actor, action, status_to, changes)"
+        " SELECT s.code, now(), :who, 'create', s.status, jsonb_build_object('source', 'survey', 'file',"
+        " CAST(:file AS text), 'revision', 1, 'owner_key', s.owner_key)"
+        f" FROM survey_stage s WHERE s.action = 'new' AND {where}"), {**params, "who": who, "file": report.file})
+    if not changed:
+        return
+    # Driven by the codes, each row's values read from the stage by its code index: no join for the planner to
+    # get wrong (stale statistics of a just-emptied registry made one a nested loop over both tables).
+    conn.execute(text(
+        "WITH changed AS (UPDATE component c SET (grid_code, name, manager_key, maintainer_key, status, note,"
+        f" surveyed_on, geom) = (SELECT {_GRID}, s.name, s.manager_key, s.maintainer_key, s.status, s.note,"
+        " s.surveyed_on, s.geom FROM survey_stage s WHERE s.code = c.code), changed_at = now(), source = 'survey',"
+        " revision = c.revision + 1 WHERE c.code = ANY(:codes) RETURNING c.code, c.revision, c.status, c.owner_key)"
+        " INSERT INTO component_history (component_code, at, actor, action, status_to, changes)"
+        " SELECT ch.code, now(), :who, CASE WHEN s.fields LIKE '%\"status\"%' THEN 'status' ELSE 'update' END,"
+        " ch.status, jsonb_build_object('source', 'survey', 'file', CAST(:file AS text), 'fields',"
+        " CAST(s.fields AS jsonb), 'revision', ch.revision, 'owner_key', ch.owner_key)"
+        " FROM changed ch CROSS JOIN LATERAL (SELECT fields FROM survey_stage s WHERE s.code = ch.code) s"),
+        {"codes": changed, "who": who, "file": report.file})
+
+
+def _merge(conn: Connection, actor: Actor, options: ImportOptions, report: ImportReport, stored: bool) -> None:
+    """Store what is left once the file is read (all of it, or the new rows without a code when the rest was
+    ``stored`` batch by batch): codes allocated, those rows, retirements and the audit row."""
+    _allocate(conn, report)
+    changed = [] if stored else list(conn.execute(text(
+        "SELECT code FROM survey_stage WHERE action = 'changed'")).scalars())
+    _store(conn, actor.who, report, "s.series IS NOT NULL" if stored else "true", {}, changed)
+    if options.retire_missing and report.missing:
+        report.retired = _retire_missing(conn, actor, options.owner)
+    record(conn, actor, "component.import", target=options.owner,
+           detail={k: v for k, v in report.as_dict().items() if k not in ("refusals", "missing_codes", "mapping")})
+    report.stored = True
+
+
+def _allocate(conn: Connection, report: ImportReport) -> None:
+    """Give each new row without a code the next free serial of its series, the series locked."""
+    new_series = [r[0] for r in conn.execute(text(
+        "SELECT DISTINCT coalesce(series, left(code, 10)) FROM survey_stage WHERE action = 'new'"))]
+    lock_series(conn, new_series)
+    for series, rows in conn.execute(text(
+            "SELECT series, array_agg(row_no ORDER BY row_no) FROM survey_stage WHERE code IS NULL"
+            " GROUP BY series ORDER BY series")).all():
+        codes = allocate(conn, series, len(rows))
+        conn.execute(text("UPDATE survey_stage s SET code = u.code FROM unnest(CAST(:r AS int[]),"
+                          " CAST(:c AS text[])) u(row_no, code) WHERE s.row_no = u.row_no"), {"r": rows, "c": codes})
+        report.allocated += len(codes)
+
+
+def _retire_missing(conn: Connection, actor: Actor, owner: str) -> int:
+    retired = conn.execute(text(
+        "UPDATE component c SET status = 'removed', changed_at = now(), revision = revision + 1"
+        " WHERE owner_key = :o AND status NOT IN ('removed', 'abandoned')"
+        " AND NOT EXISTS (SELECT 1 FROM survey_stage s WHERE s.code = c.code) RETURNING code, revision"),
+        {"o": owner}).all()
+    if retired:
+        conn.execute(text(
+            "INSERT INTO component_history (component_code, at, actor, action, status_to, changes)"
+            " SELECT code, now(), :who, 'status', 'removed', jsonb_build_object('source', 'survey', 'reason',"
+            " 'missing from the survey', 'revision', revision) FROM unnest(CAST(:c AS text[]), CAST(:r AS int[]))"
+            " u(code, revision)"), {"who": actor.who, "c": [r[0] for r in retired], "r": [r[1] for r in retired]})
+    return len(retired)
+
+
+class _Rejects:
+    """The refused rows written as the survey came (its format and columns) plus ``row`` and ``reason``."""
+
+    def __init__(self, survey: Survey, path: Path | None) -> None:
+        self.survey, self.path, self.started = survey, path, False
+        if path is not None and path.exists():
+            path.unlink()
+
+    def add(self, batch: Any, before: int, refused: list[tuple[int, str]]) -> None:
+        if self.path is None or not refused:
+            return
+        rows = batch.take(pa.array([i for i, _ in refused]))
+        rows = rows.append_column("row", pa.array([before + 1 + i for i, _ in refused], pa.int64()))
+        rows = rows.append_column("reason", pa.array([reason for _, reason in refused], pa.string()))
+        options = {"GEOMETRY": "AS_WKT"} if self.survey.driver == "CSV" else {}
+        write_arrow(rows, self.path, driver=self.survey.driver, geometry_name=self.survey.geometry_name,
+                    geometry_type=self.survey.geometry_type, crs=self.survey.crs, append=self.started,
+                    encoding="UTF-8", layer_options=options)
+        self.started = True

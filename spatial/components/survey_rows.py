@@ -1,0 +1,202 @@
+"""Deciding each row of a survey: its values read as the registry names them, checked by the registry's rules
+(spatial/components/rules.py, the rules of OGC Part 4 edits), and compared with what the registry holds.
+
+A row is refused (with its reason) when it has no geometry, neither code nor class, a class other than its
+code's, another owner than the importing one, a code or (without a code) a class and place already seen in
+the file, a code the registry holds for another owner, or breaks a rule. Otherwise it is new, changed (which
+fields) or unchanged. A row without a code that matches a registered component of the same class at the same
+place (within ``SAME_PLACE_DEG``) is that component; any other row without a code is new and gets the next
+free serial of its district and class when it is stored (spatial/components/serials.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+import shapely
+from sqlalchemy import Connection, text
+
+from spatial.codes import district_of
+from spatial.components.rules import ComponentInput, RuleBook, check_component
+from spatial.errors import GridlinkError
+
+STATUS_NAMES = {"完好": "intact", "破损": "damaged", "丢失": "missing", "废弃": "abandoned", "移除": "removed"}
+COMPARED = ("name", "owner_key", "manager_key", "maintainer_key", "status", "note", "surveyed_on")
+SAME_PLACE_DEG = 1e-7  # about a centimetre: a coordinate transformed back and forth still matches
+KEY_FIELDS = ("owner_key", "manager_key", "maintainer_key")
+
+
+class RowRefused(Exception):
+    """One row cannot be imported; the message is its reason."""
+
+
+@dataclass(frozen=True)
+class Names:
+    """Class and department names as surveys write them → their codes and keys."""
+
+    classes: dict[str, str]
+    departments: dict[str, str]
+
+    @classmethod
+    def load(cls, conn: Connection) -> Names:
+        """Read the names from the reference tables."""
+        classes = {}
+        for code, zh, en in conn.execute(text("SELECT code, name_zh, name_en FROM component_class")):
+            classes.update({code: code, zh: code, en.lower(): code})
+        departments = {}
+        for key, zh, en in conn.execute(text("SELECT key, name_zh, name_en FROM department")):
+            departments.update({key: key, zh: key, en.lower(): key})
+        return cls(classes, departments)
+
+
+@dataclass
+class Decided:
+    """A row that passed: what to store, how it differs from the registry (``action``: new, changed,
+    unchanged), and whether it still needs a code (``series``: district + class)."""
+
+    row: int
+    item: ComponentInput
+    action: str
+    fields: list[str] = field(default_factory=list)
+    series: str | None = None
+
+
+def _code(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def _date(value: Any) -> date | None:
+    if value is None or value == "" or isinstance(value, date):
+        return value.date() if isinstance(value, datetime) else value or None
+    try:
+        return date.fromisoformat(str(value).strip().replace("/", "-")[:10])
+    except ValueError as exc:
+        raise RowRefused(f"surveyed_on {value!r} is not a date (YYYY-MM-DD)") from exc
+
+
+def normalise(props: dict[str, Any], names: Names) -> dict[str, Any]:
+    """The row's values as the registry names them (codes as text, class and department names as codes and
+    keys, Chinese status names in English); unknown names are left for the rules to refuse."""
+    out = {k: (v.strip() if isinstance(v, str) else v) for k, v in props.items()}
+    out = {k: (None if v == "" else v) for k, v in out.items()}
+    out["code"] = _code(props.get("code"))
+    if out.get("class_code") is not None:
+        value = _code(out["class_code"]) or ""
+        out["class_code"] = names.classes.get(value) or names.classes.get(value.lower()) or value.zfill(4)
+    for key in KEY_FIELDS:
+        if isinstance(out.get(key), str):
+            out[key] = names.departments.get(out[key]) or names.departments.get(out[key].lower()) or out[key]
+    if isinstance(out.get("status"), str):
+        out["status"] = STATUS_NAMES.get(out["status"], out["status"].lower())
+    out["surveyed_on"] = _date(out.get("surveyed_on"))
+    return out
+
+
+class Decider:
+    """Decides the rows of one survey in order, remembering what it saw (duplicates inside the file)."""
+
+    def __init__(self, conn: Connection, book: RuleBook, names: Names, owner: str, mapped: set[str]) -> None:
+        self.conn, self.book, self.names, self.owner, self.mapped = conn, book, names, owner, mapped
+        self.codes: dict[str, int] = {}
+        self.places: dict[tuple[str, bytes], int] = {}
+
+    def batch(self, first_row: int, rows: list[dict[str, Any]], geoms: Any) -> list[Decided | str]:
+        """Each row's decision, or its reason for refusal; ``first_row`` is the first one's 1-based number."""
+        prepared: list[tuple[dict[str, Any], Any] | str] = []
+        for props, geom in zip(rows, geoms, strict=True):
+            try:
+                prepared.append(self._prepare(props, geom))
+            except RowRefused as exc:
+                prepared.append(str(exc))
+        stored = self._stored([p for p in prepared if not isinstance(p, str)])
+        out: list[Decided | str] = []
+        for i, entry in enumerate(prepared):
+            if isinstance(entry, str):
+                out.append(entry)
+                continue
+            try:
+                out.append(self._decide(first_row + i, entry[0], entry[1], stored))
+            except RowRefused as exc:
+                out.append(str(exc))
+            except GridlinkError as exc:
+                out.append(exc.detail)
+        return out
+
+    def _prepare(self, props: dict[str, Any], geom: Any) -> tuple[dict[str, Any], Any]:
+        if geom is None or shapely.is_empty(geom):
+            raise RowRefused("the row has no geometry")
+        props = normalise(props, self.names)
+        code, cls = props.get("code"), props.get("class_code")
+        if code is None and cls is None:
+            raise RowRefused("the row has neither a code nor a class")
+        if code is not None and cls is not None and len(code) == 16 and code[6:10] != cls:
+            raise RowRefused(f"class {cls} differs from the class of code {code} ({code[6:10]})")
+        if props.get("owner_key") not in (None, self.owner):
+            raise RowRefused(f"owner {props['owner_key']} is not the importing owner {self.owner}")
+        if code is None:
+            district = self.book.district_at(geom.point_on_surface())
+            if district is None:
+                raise RowRefused("the component lies outside every district")
+            props["series"] = district + str(cls)
+        return props, geom
+
+    def _stored(self, prepared: list[tuple[dict[str, Any], Any]]) -> dict[Any, dict[str, Any]]:
+        """The registry's rows for the batch: by code, and by (row index) for rows without a code that match a
+        registered component of their class at their place."""
+        codes = [p["code"] for p, _ in prepared if p.get("code")]
+        found: dict[Any, dict[str, Any]] = {}
+        for stored in self.conn.execute(text(
+                "SELECT code, name, owner_key, manager_key, maintainer_key, status, note, surveyed_on,"
+                " ST_AsBinary(geom) AS wkb FROM component WHERE code = ANY(:codes)"), {"codes": codes}).mappings():
+            found[stored["code"]] = dict(stored)
+        placeless = [(i, p["class_code"], shapely.to_wkb(g)) for i, (p, g) in enumerate(prepared) if not p.get("code")]
+        if placeless:
+            for row in self.conn.execute(text(
+                    "SELECT u.i, c.code FROM unnest(CAST(:i AS int[]), CAST(:c AS text[]), CAST(:w AS bytea[]))"
+                    " u(i, cls, wkb) JOIN LATERAL (SELECT code FROM component c WHERE c.class_code = u.cls"
+                    " AND ST_DWithin(c.geom, ST_GeomFromWKB(u.wkb, 4326), :d) ORDER BY code LIMIT 1) c ON true"),
+                    {"i": [i for i, _, _ in placeless], "c": [c for _, c, _ in placeless],
+                     "w": [w for _, _, w in placeless], "d": SAME_PLACE_DEG}):
+                prepared[row[0]][0]["code"] = row[1]
+                prepared[row[0]][0].pop("series", None)
+                codes.append(row[1])
+            for stored in self.conn.execute(text(
+                    "SELECT code, name, owner_key, manager_key, maintainer_key, status, note, surveyed_on,"
+                    " ST_AsBinary(geom) AS wkb FROM component WHERE code = ANY(:codes)"),
+                    {"codes": [c for c in codes if c not in found]}).mappings():
+                found[stored["code"]] = dict(stored)
+        return found
+
+    def _decide(self, row: int, props: dict[str, Any], geom: Any, stored: dict[Any, dict[str, Any]]) -> Decided:
+        code = props.get("code")
+        key: Any = code if code else (props["class_code"], shapely.to_wkb(geom))
+        seen = self.codes if code else self.places
+        if key in seen:
+            raise RowRefused(f"a duplicate of row {seen[key]}" + (f" (code {code})" if code else " (class and place)"))
+        seen[key] = row
+        old = stored.get(code) if code else None
+        if old is not None and old["owner_key"] != self.owner:
+            raise RowRefused(f"component {code} belongs to {old['owner_key']}, not to {self.owner}")
+        values = {f: old[f] for f in COMPARED if f not in self.mapped} if old else {}
+        values.update({f: props.get(f) for f in COMPARED if f in self.mapped})
+        values["owner_key"] = self.owner
+        series = props.get("series")
+        values["code"] = code or f"{series}000000"
+        item = check_component(self.book, values, geom, surveyed_on=values.get("surveyed_on"))
+        if old is None:
+            return Decided(row, item, "new", series=series)
+        changed = [f for f in COMPARED if getattr(item, f) != old[f]]
+        if not shapely.equals_exact(shapely.from_wkb(bytes(old["wkb"])), geom, tolerance=SAME_PLACE_DEG):
+            changed.append("geometry")
+        return Decided(row, item, "changed" if changed else "unchanged", changed)
+
+
+def series_of(code: str) -> str:
+    """A component code's series: district + class (the part the serial counts within)."""
+    return district_of(code) + code[6:10]

@@ -1,0 +1,201 @@
+"""REST registry ``/api/v1/components`` (issue 18, item 4) over HTTP against real PostGIS: search filters and
+keyset pages, one component with its history (admins and its owner only), PATCH with If-Match under the Part
+4 rules, status changes with a reason, retirement, and the order of refusals."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from tests.conftest import migrated_engine
+from tests.world import build_world
+
+WATER_COVER = "3205060101000001"
+
+
+@pytest.fixture(scope="module")
+def api():
+    """An app on a database of its own (the world), and tokens of an admin, WATER and LIGHTING owners, a viewer."""
+    from api.app import create_app
+    from spatial.access.accounts import add_user, create_token
+    from spatial.reference.load import load_reference
+
+    eng = migrated_engine("gridlink_test_registry_api")
+    tokens = {}
+    with eng.begin() as conn:
+        load_reference(conn)
+        build_world(conn)
+        conn.execute(text("UPDATE component c SET grid_code = (SELECT min(grid_code) FROM grid_geometry g WHERE"
+                          " g.kind = 'base' AND ST_Covers(g.geom, c.geom))"))  # the world leaves them unassigned
+        for login, role, scope in (("boss", "admin", "*"), ("water", "owner", "WATER"),
+                                   ("lamps", "owner", "LIGHTING"), ("eyes", "viewer", "320506")):
+            add_user(conn, login, role=role, scope=scope, password="correct horse battery staple")
+            tokens[login] = {"Authorization": f"Bearer {create_token(conn, login, ttl=None)[0]}"}
+    with TestClient(create_app(url=eng.url.render_as_string(hide_password=False))) as client:
+        yield client, tokens, eng
+    eng.dispose()
+
+
+def test_search_filters_and_keyset_pages(api) -> None:
+    client, tokens, _ = api
+    assert client.get("/api/v1/components").status_code == 401
+    everything = client.get("/api/v1/components", headers=tokens["eyes"]).json()
+    assert [f["id"] for f in everything["features"]] == sorted(f["id"] for f in everything["features"])
+    assert len(everything["features"]) == 5 and everything["next"] is None
+    water = client.get("/api/v1/components?owner=WATER&status=intact", headers=tokens["eyes"]).json()
+    assert [f["id"] for f in water["features"]] == [WATER_COVER]
+    assert [f["id"] for f in client.get("/api/v1/components?area=320506002&class=0136",
+                                        headers=tokens["eyes"]).json()["features"]] == ["3205060136000001"]
+    boxed = client.get("/api/v1/components?bbox=120.0,31.1,120.02,31.2", headers=tokens["eyes"]).json()
+    assert [f["id"] for f in boxed["features"]] == ["3205060118000001"]
+    pages, cursor = [], None
+    while True:
+        page = client.get("/api/v1/components", params={"limit": 2, "sort": "-code", **({"cursor": cursor} if cursor
+                          else {})}, headers=tokens["eyes"]).json()
+        pages.append([f["id"] for f in page["features"]])
+        cursor = page["next"]
+        if cursor is None:
+            break
+    assert [c for p in pages for c in p] == sorted((f["id"] for f in everything["features"]), reverse=True)
+    assert [len(p) for p in pages] == [2, 2, 1]
+    for bad in ("sort=geom", "area=12", "status=broken", "cursor=xyz", "text=a%00b"):
+        reply = client.get(f"/api/v1/components?{bad}", headers=tokens["eyes"])
+        assert reply.status_code in (400, 422) and reply.headers["content-type"] == "application/problem+json"
+
+
+def test_item_history_patch_status_and_retire(api) -> None:
+    client, tokens, eng = api
+    item = client.get(f"/api/v1/components/{WATER_COVER}", headers=tokens["water"])
+    assert item.status_code == 200 and item.headers["etag"] == '"1"' and item.json()["history"] == []
+    assert "history" not in client.get(f"/api/v1/components/{WATER_COVER}", headers=tokens["eyes"]).json()
+    url = f"/api/v1/components/{WATER_COVER}"
+    assert client.patch(url, json={"properties": {"name": "x"}}, headers=tokens["eyes"]).status_code == 403
+    assert client.patch(url, json={"properties": {"name": "x"}}, headers=tokens["lamps"]).status_code == 403
+    assert client.patch("/api/v1/components/3205060101999999", json={},
+                        headers={**tokens["water"], "If-Match": '"1"'}).status_code == 404
+    assert client.patch(url, json={"properties": {"name": "x"}}, headers=tokens["water"]).status_code == 428
+    outside = {"properties": {}, "geometry": {"type": "Point", "coordinates": [120.5, 31.1]}}
+    refused = client.patch(url, json=outside, headers={**tokens["water"], "If-Match": '"1"'})
+    assert refused.status_code == 422 and "outside district 320506" in refused.json()["detail"]
+    done = client.patch(url, json={"properties": {"name": "东门井盖", "note": "复测"}},
+                        headers={**tokens["water"], "If-Match": '"1"'})
+    assert done.status_code == 204 and done.headers["etag"] == '"2"'
+    assert client.patch(url, json={"properties": {"name": "y"}},
+                        headers={**tokens["water"], "If-Match": '"1"'}).status_code == 412
+    no_reason = client.post(f"{url}/status", json={"status": "damaged"}, headers={**tokens["water"], "If-Match": '"2"'})
+    assert no_reason.status_code == 400
+    changed = client.post(f"{url}/status", json={"status": "damaged", "reason": "盖板破裂"},
+                          headers={**tokens["water"], "If-Match": '"2"'})
+    assert changed.status_code == 204
+    retired = client.post(f"{url}/retire", json={"reason": "道路改造"}, headers={**tokens["boss"], "If-Match": '"3"'})
+    assert retired.status_code == 204
+    feature = client.get(url, headers=tokens["water"]).json()
+    assert feature["properties"]["name"] == "东门井盖" and feature["properties"]["status"] == "removed"
+    assert [(h["action"], h["actor"], (h["changes"] or {}).get("reason")) for h in feature["history"]] == [
+        ("update", "water", None), ("status", "water", "盖板破裂"), ("status", "boss", "道路改造")]
+    with eng.connect() as conn:
+        audit = conn.execute(text("SELECT action FROM audit_log WHERE target = :c ORDER BY id"),
+                             {"c": WATER_COVER}).scalars().all()
+    assert audit == ["component.patch", "component.status", "component.retire"]
+
+
+def test_export_over_http_in_every_format(api, tmp_path) -> None:
+    import io
+    import zipfile
+
+    from pyogrio import read_info
+    from pyogrio.raw import read
+
+    client, tokens, _ = api
+    assert client.get("/api/v1/components/export", headers=tokens["eyes"]).status_code == 403
+    assert client.get("/api/v1/components/export?owner=WATER", headers=tokens["lamps"]).status_code == 403
+    gpkg = client.get("/api/v1/components/export?format=gpkg", headers=tokens["lamps"])
+    assert gpkg.status_code == 200 and gpkg.headers["content-type"] == "application/geopackage+sqlite3"
+    (tmp_path / "l.gpkg").write_bytes(gpkg.content)
+    _, _, _, fields = read(tmp_path / "l.gpkg")
+    info = read_info(tmp_path / "l.gpkg")
+    codes = list(fields[list(info["fields"]).index("code")])
+    assert codes == ["3205060118000001", "3205070118000001"]  # LIGHTING's own, in code order
+    geojson = client.get("/api/v1/components/export?format=geojson&class=0136", headers=tokens["boss"]).json()
+    assert [f["properties"]["code"] for f in geojson["features"]] == ["3205060136000001"]
+    assert geojson["features"][0]["geometry"] == {"type": "Point", "coordinates": [120.3, 31.05]}
+    csv = client.get("/api/v1/components/export?format=csv&area=320506001", headers=tokens["boss"]).text
+    assert csv.splitlines()[0].startswith("WKT,code,class_code") and len(csv.splitlines()) == 4
+    shp = client.get("/api/v1/components/export?format=shp&status=removed", headers=tokens["boss"])
+    names = zipfile.ZipFile(io.BytesIO(shp.content)).namelist()
+    assert "components_point.shp" in names and "components_point.prj" in names
+    bad = client.get("/api/v1/components/export?format=kml", headers=tokens["boss"])
+    assert bad.status_code == 400 and json.loads(bad.text)["title"] == "Invalid parameter"
+
+
+def test_export_then_reimport_is_unchanged(api, tmp_path, monkeypatch, capsys) -> None:
+    from api.cli import main
+
+    _, _, eng = api
+    monkeypatch.setenv("GRIDLINK_DATABASE_URL", eng.url.render_as_string(hide_password=False))
+    out = tmp_path / "water.gpkg"
+    assert main(["export", "components", str(out), "--owner", "WATER", "--quiet"]) == 0
+    assert "2 components exported" in capsys.readouterr().out
+    # an export's own columns map back by themselves (those the registry computes are left out)
+    assert main(["import", "components", str(out), "--owner", "WATER", "--dry-run", "--quiet"]) == 0
+    assert "2 rows — 0 new (0 codes allocated), 0 changed, 2 unchanged, 0 refused" in capsys.readouterr().out
+
+
+def _finished(client, location: str, headers: dict) -> dict:
+    """The job at ``location`` once it has ended (polled; the import runs in a thread of the server)."""
+    import time
+
+    for _ in range(600):
+        job = client.get(location, headers=headers).json()
+        if job["state"] != "running":
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"import still running: {job}")
+
+
+def test_survey_upload_runs_in_the_background(api, tmp_path, monkeypatch) -> None:
+    import io
+    import zipfile
+
+    import shapely
+    from pyogrio.raw import write
+
+    client, tokens, eng = api
+    geoms = shapely.to_wkb(shapely.points([[120.051, 31.111], [120.052, 31.111], [120.053, 31.111]]))
+    codes = np.array(["3205060118000500", "3205060118000501", "3205060118000501"], dtype=object)
+    names = np.array(["路灯一", "路灯二", "路灯三"], dtype=object)
+    write(tmp_path / "lamps.shp", geoms, [codes, names], ["编码", "名称"], driver="ESRI Shapefile",
+          crs="EPSG:4490", geometry_type="Point", encoding="GBK")
+    bundle = io.BytesIO()
+    with zipfile.ZipFile(bundle, "w") as z:
+        for part in tmp_path.glob("lamps.*"):
+            z.write(part, part.name)
+    url = "/api/v1/components/imports?owner=LIGHTING&filename=lamps.zip"
+    # who first: a water owner may not import the lighting office's survey, whatever the body
+    assert client.post(url, content=b"\x00garbage", headers=tokens["water"]).status_code == 403
+    assert client.post(url, content=b"", headers=tokens["eyes"]).status_code == 403
+    started = client.post(url, content=bundle.getvalue(), headers=tokens["lamps"])
+    assert started.status_code == 202, started.text
+    location = started.headers["location"]
+    assert client.get(location, headers=tokens["water"]).status_code == 403
+    job = _finished(client, location, tokens["lamps"])
+    assert job["state"] == "done" and job["rows_read"] == 3
+    assert (job["report"]["new"], job["report"]["refused"], job["report"]["stored"]) == (2, 1, True)
+    rejects = client.get(f"{location}/rejects", headers=tokens["lamps"])
+    assert rejects.status_code == 200
+    assert "rejects.shp" in zipfile.ZipFile(io.BytesIO(rejects.content)).namelist()
+    with eng.connect() as conn:
+        assert conn.execute(text("SELECT name FROM component WHERE code = '3205060118000500'")).scalar() == "路灯一"
+    bad = client.post("/api/v1/components/imports?owner=LIGHTING&filename=cut.gpkg", content=b"SQLite format 3\x00",
+                      headers=tokens["lamps"])
+    failed = _finished(client, bad.headers["location"], tokens["lamps"])
+    assert failed["state"] == "failed" and failed["problem"]["status"] == 422
+    import api.routes.components as routes
+
+    monkeypatch.setattr(routes, "MAX_SURVEY_BYTES", 100)
+    too_big = client.post(url, content=bundle.getvalue(), headers=tokens["lamps"])
+    assert too_big.status_code == 413 and too_big.headers["content-type"] == "application/problem+json"
