@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 from sqlalchemy import Connection, Engine
 
-from spatial.errors import UnsupportedMediaTypeError
+from spatial.errors import PayloadTooLargeError, UnsupportedMediaTypeError
 from spatial.reference.cache import ReferenceCache
 
 
@@ -45,3 +45,18 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_lengt
 ConnectionDep = Annotated[Connection, Depends(get_connection)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 ReferenceDep = Annotated[ReferenceCache, Depends(get_reference)]
+
+
+async def read_capped(request: Request, limit: int, what: str, setting: str) -> bytes:
+    """The body, streamed: PayloadTooLargeError ("``what`` may not exceed …", naming the ``setting`` that sets
+    ``limit``) as soon as it is declared or found larger than ``limit`` bytes — never read whole first."""
+    refusal = PayloadTooLargeError(f"{what} may not exceed {limit:,} bytes ({setting})")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise refusal
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise refusal
+    return bytes(body)

@@ -58,14 +58,17 @@ class BodySizeLimit:
         await domain_problem(refusal, scope.get("path", ""))(scope, receive, send)
 
 
-class DatabaseUnavailable:
-    """Answer 503 problem+json with Retry-After when the database is away or too slow (see
-    ``api.problems.database_unavailable``), for every route and the lean intake layer alike, and log one
-    line instead of a traceback per request while it lasts. Errors after the reply has started, and any
-    other error, go on to the server's error handling (a 500 that never echoes the exception)."""
+class BeforeReply:
+    """ASGI middleware base: an exception that escapes the application before the reply has started is given
+    to ``answer``, which returns the ASGI response to send instead, or None to let it go on (as do errors
+    after the reply has started: the client already has a status line)."""
 
     def __init__(self, app) -> None:
         self.app = app
+
+    def answer(self, path: str, exc: Exception):
+        """The response for ``exc`` raised while serving ``path``, or None to re-raise it."""
+        raise NotImplementedError
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -82,9 +85,21 @@ class DatabaseUnavailable:
         try:
             await self.app(scope, receive, tracking_send)
         except Exception as exc:
-            if started or not database_unavailable(exc):
+            response = None if started else self.answer(scope.get("path", ""), exc)
+            if response is None:
                 raise
-            await unavailable_response(scope.get("path", ""), exc)(scope, receive, send)
+            await response(scope, receive, send)
+
+
+class DatabaseUnavailable(BeforeReply):
+    """Answer 503 problem+json with Retry-After when the database is away or too slow (see
+    ``api.problems.database_unavailable``), for every route and the lean intake layer alike, and log one
+    line instead of a traceback per request while it lasts. Errors after the reply has started, and any
+    other error, go on to the server's error handling (a 500 that never echoes the exception)."""
+
+    def answer(self, path: str, exc: Exception):
+        """503 problem+json while the database is away; None for any other error."""
+        return unavailable_response(path, exc) if database_unavailable(exc) else None
 
 
 # Replies that are not HTML load nothing and are never framed (OWASP's REST headers).

@@ -77,3 +77,17 @@ def case_count(engine) -> int:
     """Return how many cases the database holds."""
     with engine.connect() as conn:
         return int(conn.execute(text('SELECT count(*) FROM "case"')).scalar_one())
+
+
+def fresh_accounts(engine, accounts: dict[str, tuple[str, str]], password: str) -> dict[str, str]:
+    """Make the accounts ``{login: (role, scope)}`` anew (dropping earlier ones of those logins and their
+    tokens) and return a bearer token for each."""
+    from spatial.access.accounts import add_user, create_token
+
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM api_token WHERE account_id IN (SELECT id FROM account WHERE login = ANY(:l))"),
+                     {"l": list(accounts)})
+        conn.execute(text("DELETE FROM account WHERE login = ANY(:l)"), {"l": list(accounts)})
+        for login, (role, scope) in accounts.items():
+            add_user(conn, login, role=role, scope=scope, password=password)
+        return {login: create_token(conn, login)[0] for login in accounts}

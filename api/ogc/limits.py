@@ -35,6 +35,7 @@ from sqlalchemy.exc import OperationalError
 from starlette.requests import Request
 from starlette.responses import Response
 
+from api.middleware import BeforeReply
 from api.problems import RETRY_AFTER_SECONDS, database_unavailable, ogc_exception
 from spatial.access.principal import Principal
 from spatial.errors import GridlinkError, QueryBudgetError, TooManyRequestsError, UnavailableError
@@ -149,31 +150,13 @@ def budgeted(engine: Engine, budget_ms: int) -> Iterator[Connection]:
 QUERY_CANCELED = "57014"  # SQLSTATE of a statement stopped by statement_timeout
 
 
-class Failures:
+class Failures(BeforeReply):
     """ASGI middleware of the OGC sub-application: an error escaping its routes becomes OGC exception JSON
     (see the module docstring). Errors after the reply has started go on to the server."""
 
-    def __init__(self, app) -> None:
-        self.app = app
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def tracking_send(message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, receive, tracking_send)
-        except Exception as exc:
-            if started:
-                raise
-            await failure_response(scope.get("path", ""), exc)(scope, receive, send)
+    def answer(self, path: str, exc: Exception):
+        """OGC exception JSON for any error."""
+        return failure_response(path, exc)
 
 
 def failure_response(path: str, exc: Exception) -> Response:

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import PrincipalDep, caller, client_address
-from api.deps import EngineDep, ReferenceDep
+from api.deps import EngineDep, ReferenceDep, read_capped
 from api.routes.reporting import ReportingRoute
 from spatial.access.principal import Principal
 from spatial.access.scope import row_source
@@ -27,7 +27,7 @@ from spatial.cases.assignment.index import Usable
 from spatial.cases.bulk import BulkReport, intake, record_refusal, start_reading
 from spatial.cases.bulk_files import RowResult, parse_csv, parse_geojson
 from spatial.cases.schemas import BulkRow
-from spatial.errors import AuthenticationError, GridlinkError, PayloadTooLargeError, UnsupportedMediaTypeError
+from spatial.errors import AuthenticationError, GridlinkError, UnsupportedMediaTypeError
 from spatial.reference.cache import ReferenceCache
 
 
@@ -76,20 +76,6 @@ def _parse(media: str, body: bytes, source: str, max_rows: int) -> tuple[list[Bu
     return parse_csv(text, source, max_rows)
 
 
-async def _read(request: Request, limit: int) -> bytes:
-    """The body, streamed: PayloadTooLargeError as soon as it is declared or found larger than ``limit``."""
-    refusal = PayloadTooLargeError(f"a batch may not exceed {limit:,} bytes (GRIDLINK_API_MAX_BULK_BYTES)")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise refusal
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise refusal
-    return bytes(body)
-
-
 @router.post("/cases/bulk", summary="A batch of reports: every row assigned or refused, one transaction",
              response_model=None, responses={200: {"model": BulkReport, "description": "the batch's report"}})
 async def bulk(request: Request, engine: EngineDep, ref: ReferenceDep, principal: PrincipalDep,
@@ -102,7 +88,7 @@ async def bulk(request: Request, engine: EngineDep, ref: ReferenceDep, principal
             f"send a GeoJSON FeatureCollection (application/geo+json) or text/csv, not {media or 'nothing'!r}",
             media_type=media)
     limits = request.app.state.api_settings
-    body = await _read(request, limits.max_bulk_bytes)
+    body = await read_capped(request, limits.max_bulk_bytes, "a batch", "GRIDLINK_API_MAX_BULK_BYTES")
 
     def work() -> bytes:
         # Parsing, assignment and the reply's JSON all run off the event loop: a big batch takes seconds.

@@ -23,11 +23,11 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 
 from api.auth import PrincipalDep, client_address
-from api.deps import EngineDep
+from api.deps import EngineDep, read_capped
 from api.routes.plans import PlannerRoute
 from spatial.access.audit import Actor, record
 from spatial.access.principal import Principal
-from spatial.errors import GridImportRefusedError, PayloadTooLargeError, UnsupportedMediaTypeError
+from spatial.errors import GridImportRefusedError, UnsupportedMediaTypeError
 from spatial.grids.history import as_utc
 from spatial.grids.importing import import_grids
 from spatial.grids.imports import Mapping
@@ -38,20 +38,6 @@ SUFFIXES = {"application/geo+json": ".geojson", "application/json": ".geojson",
             "application/zip": ".zip"}
 Field = Annotated[str, Query(min_length=1, max_length=63, pattern=r"^[\w\- ]+$")]
 Name = Annotated[str, Query(min_length=1, max_length=100, pattern=r"^[\w\-. ]+$")]
-
-
-async def _read(request: Request, limit: int) -> bytes:
-    """The body, streamed: PayloadTooLargeError as soon as it is declared or found larger than ``limit``."""
-    refusal = PayloadTooLargeError(f"a grid file may not exceed {limit:,} bytes (GRIDLINK_API_MAX_GRID_FILE_BYTES)")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise refusal
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise refusal
-    return bytes(body)
 
 
 def _import(engine: Engine, principal: Principal, actor: Actor, body: bytes, name: str, level: int,
@@ -84,7 +70,8 @@ async def import_file(request: Request, engine: EngineDep, principal: PrincipalD
     if media not in SUFFIXES:  # refused before the body is read
         raise UnsupportedMediaTypeError(f"send a grid file as one of {', '.join(SUFFIXES)}, not {media or 'nothing'!r}",
                                         media_type=media)
-    body = await _read(request, request.app.state.api_settings.max_grid_file_bytes)
+    body = await read_capped(request, request.app.state.api_settings.max_grid_file_bytes, "a grid file",
+                             "GRIDLINK_API_MAX_GRID_FILE_BYTES")
     name = Path(filename).stem[:90] + SUFFIXES[media]
     options = {"crs": crs, "layer": layer, "sliver_m2": sliver_m2, "store": store,
                "effective_at": as_utc(effective_at) if effective_at else None}

@@ -12,7 +12,6 @@ from datetime import datetime
 import pytest
 from sqlalchemy import text
 
-from spatial.access.accounts import add_user, create_token
 from spatial.access.principal import Principal
 from spatial.access.scope import acts_for_unit
 from spatial.cases.inbox import duties_now, inbox_clause
@@ -20,7 +19,7 @@ from spatial.cases.joint import assisting
 from spatial.cases.workflow import Event, replay
 from spatial.store.models import Case
 from tests.integration.test_workflow import Desk
-from tests.world import DISTRICT, grid_code
+from tests.world import DISTRICT, fresh_accounts, grid_code
 
 PASSWORD = "a long enough password"
 GRID = grid_code(1, 1, 2)
@@ -35,13 +34,7 @@ ACCOUNTS = {
 @pytest.fixture(scope="module")
 def tokens(world_engine) -> dict[str, str]:
     """A bearer token for each account of ``ACCOUNTS``."""
-    with world_engine.begin() as conn:
-        conn.execute(text("DELETE FROM api_token WHERE account_id IN (SELECT id FROM account WHERE login = ANY(:l))"),
-                     {"l": list(ACCOUNTS)})
-        conn.execute(text("DELETE FROM account WHERE login = ANY(:l)"), {"l": list(ACCOUNTS)})
-        for login, (role, scope) in ACCOUNTS.items():
-            add_user(conn, login, role=role, scope=scope, password=PASSWORD)
-        return {login: create_token(conn, login)[0] for login in ACCOUNTS}
+    return fresh_accounts(world_engine, ACCOUNTS, PASSWORD)
 
 
 class Joint(Desk):

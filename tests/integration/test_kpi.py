@@ -34,13 +34,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Connection, text
 
-from spatial.access.accounts import add_user, create_token
 from spatial.access.principal import Principal
 from spatial.cases.kpi import KpiQuery, evaluate, grade, score
 from spatial.cases.schemas import LOCAL
 from spatial.errors import ForbiddenError, InvalidParameterError
 from spatial.store.models.cases import EVENT_KINDS
-from tests.world import DISTRICT, grid_code
+from tests.world import DISTRICT, fresh_accounts, grid_code
 
 START = datetime(2026, 3, 1, tzinfo=LOCAL)
 END = datetime(2026, 4, 1, tzinfo=LOCAL)
@@ -221,13 +220,7 @@ def test_area_scopes_cannot_reach_out(world: Connection) -> None:
 @pytest.fixture(scope="module")
 def tokens(world_engine) -> dict[str, str]:
     """A bearer token for each account of ``ACCOUNTS``."""
-    with world_engine.begin() as conn:
-        conn.execute(text("DELETE FROM api_token WHERE account_id IN (SELECT id FROM account WHERE login = ANY(:l))"),
-                     {"l": list(ACCOUNTS)})
-        conn.execute(text("DELETE FROM account WHERE login = ANY(:l)"), {"l": list(ACCOUNTS)})
-        for login, (role, scope) in ACCOUNTS.items():
-            add_user(conn, login, role=role, scope=scope, password=PASSWORD)
-        return {login: create_token(conn, login)[0] for login in ACCOUNTS}
+    return fresh_accounts(world_engine, ACCOUNTS, PASSWORD)
 
 
 @pytest.fixture

@@ -10,9 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from spatial.access.accounts import add_user, create_token
 from tests.conftest import admin_headers
-from tests.world import DISTRICT, case_count
+from tests.world import DISTRICT, case_count, fresh_accounts
 
 PASSWORD = "a long enough password"
 WEST = [120.06, 31.17]    # town 001, community 001, grid 002
@@ -36,13 +35,7 @@ ACCOUNTS = {
 @pytest.fixture(scope="module")
 def tokens(world_engine) -> dict[str, str]:
     """A bearer token for each account of ``ACCOUNTS``."""
-    with world_engine.begin() as conn:
-        conn.execute(text("DELETE FROM api_token WHERE account_id IN (SELECT id FROM account WHERE login = ANY(:l))"),
-                     {"l": list(ACCOUNTS)})
-        conn.execute(text("DELETE FROM account WHERE login = ANY(:l)"), {"l": list(ACCOUNTS)})
-        for login, (role, scope) in ACCOUNTS.items():
-            add_user(conn, login, role=role, scope=scope, password=PASSWORD)
-        return {login: create_token(conn, login)[0] for login in ACCOUNTS}
+    return fresh_accounts(world_engine, ACCOUNTS, PASSWORD)
 
 
 def _as(token: str | None, **headers: str) -> dict[str, str]:
