@@ -19,6 +19,7 @@ from shapely import wkt as shapely_wkt
 from sqlalchemy import Connection, text
 
 from spatial.grids.plan_edits import planned_grids
+from spatial.grids.plans import planned_teams, team_of
 from spatial.grids.repair import area_m2
 
 # The planned base grids and the changed region of a plan, shared by the preview and the reassignment.
@@ -148,6 +149,8 @@ def preview(conn: Connection, plan_id: int) -> dict[str, Any]:
                         "changes": _changes(r["before"], r["after"]) + (["owner"] if r["owner_area_code"] else [])}
                        for r in cases],
         "workload": _workload(conn, plan_id, comps, cases),
+        "teams": [{"code": code, "before": team_of(conn, code), "after": members}
+                  for code, members in planned_teams(conn, plan_id).items()],
         "geojson": {"type": "FeatureCollection", "features": features},
     }
 
