@@ -134,3 +134,24 @@ def test_a_team_change_is_refused_unless_it_is_a_whole_team_of_a_live_grid_in_sc
     with engine.connect() as conn:
         assert conn.execute(text("SELECT report FROM grid_plan WHERE id = :p"), {"p": plan}).scalar() is None
     assert _team(engine, G1) == OLD_TEAM
+
+
+def test_the_preview_gives_the_population_of_components_by_class_per_grid_before_and_after(world) -> None:
+    client, engine, auth = world
+    plan = _plan(client, auth)
+    assert _edit(client, auth, plan, op="move", line=LINE, level=4).status_code == 200
+    reply = client.get(f"/api/v1/plans/{plan}/preview", headers=auth["admin"])
+    assert reply.status_code == 200, reply.text
+    workload = {w["code"]: w for w in reply.json()["workload"]}
+    assert set(workload) == {G1, G2}
+    # grid 001: two street lights, two manhole covers (one retired, still its own), the camera; the strip
+    # takes street light A and the camera to grid 002, which held no component
+    assert workload[G1]["components_by_class"] == {
+        "0101": {"before": 2, "after": 2}, "0118": {"before": 2, "after": 1}, "0136": {"before": 1, "after": 0}}
+    assert workload[G2]["components_by_class"] == {
+        "0118": {"before": 0, "after": 1}, "0136": {"before": 0, "after": 1}}
+    for w in workload.values():  # the classes add up to the grid's components, before and after
+        for when in ("before", "after"):
+            assert sum(n[when] for n in w["components_by_class"].values()) == w["components"][when]
+    with engine.connect() as conn:  # read-only: nothing moved yet
+        assert conn.execute(text("SELECT count(*) FROM component WHERE grid_code = :g"), {"g": G2}).scalar() == 0
