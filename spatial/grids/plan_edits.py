@@ -273,6 +273,8 @@ def team(conn: Connection, principal: Principal, plan_id: int, code: str, member
         raise errors.InvalidParameterError(f"members must be a list of at most {MAX_TEAM}", parameter="members")
     clean = []
     for i, m in enumerate(members):
+        if not isinstance(m, dict):
+            raise errors.InvalidParameterError(f"member {i} is not an object", parameter="members")
         role, name, phone = m.get("role"), m.get("name"), m.get("phone")
         if role not in TEAM_ROLES:
             raise errors.InvalidParameterError(f"member {i}: role must be one of {', '.join(TEAM_ROLES)}",

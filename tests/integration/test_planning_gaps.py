@@ -155,3 +155,20 @@ def test_the_preview_gives_the_population_of_components_by_class_per_grid_before
             assert sum(n[when] for n in w["components_by_class"].values()) == w["components"][when]
     with engine.connect() as conn:  # read-only: nothing moved yet
         assert conn.execute(text("SELECT count(*) FROM component WHERE grid_code = :g"), {"g": G2}).scalar() == 0
+
+
+def test_the_plan_command_refuses_a_malformed_team_without_a_crash(world) -> None:
+    """The CLI hands the edit's JSON to the gesture as it is (no request model in between)."""
+    from spatial import errors
+    from spatial.access.principal import Principal
+    from spatial.grids import plan_edits, plans
+
+    _, engine, _ = world
+    admin = Principal(0, "cli:test", "admin", "*")
+    with engine.connect() as conn:
+        plan = plans.open_plan(conn, admin, "cli team")
+        for members in (["chief"], [{"role": "chief", "name": 7}], "everyone",
+                        [{**m, "phone": "1" * 21} for m in NEW_TEAM]):
+            with pytest.raises(errors.InvalidParameterError):
+                plan_edits.gesture(conn, admin, plan, "team", {"code": G1, "members": members})
+        conn.rollback()
