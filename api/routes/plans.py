@@ -53,22 +53,33 @@ class PlanCreate(BaseModel):
     title: Text
 
 
+class TeamMemberIn(BaseModel):
+    """One member of a grid's "4+N" team."""
+
+    model_config = ConfigDict(extra="forbid")
+    role: Literal["chief", "inspector", "police", "supervisor", "volunteer", "mediator"]
+    name: Text
+    phone: Annotated[str, Field(pattern=r"^\+?[0-9][0-9 -]{2,18}$")] | None = None
+
+
 class PlanEdit(BaseModel):
     """One gesture: ``move`` (``line``, ``level``), ``split`` (``code``, ``new_code``, ``line``), ``merge``
     (``code``, ``into``), ``create`` (``code``, ``name``, ``level``, ``polygon``), ``reshape`` (``code``,
     ``polygon``: drawn alone, neighbours untouched), ``retire`` (``code``),
-    ``recode`` (``code``, ``new_code``), ``rename`` (``code``, ``name``). Lines and polygons are GeoJSON in
-    EPSG:4326."""
+    ``recode`` (``code``, ``new_code``), ``rename`` (``code``, ``name``), ``team`` (``code``, ``members``: the
+    grid's whole team as committed, chief, inspector, police and supervisor at least once each). Lines and
+    polygons are GeoJSON in EPSG:4326."""
 
     model_config = ConfigDict(extra="forbid")
-    op: Literal["move", "split", "merge", "create", "reshape", "retire", "recode", "rename"]
-    code: Code | None = None
+    op: Literal["move", "split", "merge", "create", "reshape", "retire", "recode", "rename", "team"]
+    code: Annotated[str, Field(pattern=r"^[0-9]{6}([0-9]{3}){0,3}$|^[0-9]{6}[EPSC][0-9]{4}$")] | None = None
     new_code: Code | None = None
     into: Code | None = None
     name: Text | None = None
     level: int | None = Field(default=None, ge=1, le=4)
     line: dict[str, Any] | None = None
     polygon: dict[str, Any] | None = None
+    members: list[TeamMemberIn] | None = Field(default=None, max_length=50)
 
 
 class PlanCommit(BaseModel):
@@ -112,7 +123,8 @@ def add_edit(plan_id: PlanId, body: PlanEdit, principal: PrincipalDep, engine: E
     with engine.begin() as conn:
         plan_edits.gesture(conn, principal, plan_id, body.op, body.model_dump(exclude={"op"}))
         record(conn, _actor(principal, request), "plan.edit", target=f"plan {plan_id}",
-               detail=body.model_dump(exclude_none=True, exclude={"line", "polygon"}))
+               detail=body.model_dump(exclude_none=True, exclude={"line", "polygon", "members"})
+               | ({"team": len(body.members)} if body.members is not None else {}))
         return plans.plan_public(conn, principal, plan_id)
 
 

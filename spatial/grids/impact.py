@@ -1,6 +1,7 @@
 """What a plan changes (issue 19, items 3 and 4): the components and open cases whose base grid (and so
 community, town, district or place-bound owner) would change, and the workload of every grid it touches,
-before and after — read-only for the preview; the same rows reassigned at commit.
+before and after (area, components and their population by class, open cases, cases per month) — read-only
+for the preview; the same rows reassigned at commit.
 
 Work is proportional to the changed area, not the city: only points in the *changed region* (per edited base
 grid, the symmetric difference of its old and new shapes; its whole shape when it is created, retired or
@@ -19,6 +20,7 @@ from shapely import wkt as shapely_wkt
 from sqlalchemy import Connection, text
 
 from spatial.grids.plan_edits import planned_grids
+from spatial.grids.plans import planned_teams, team_of
 from spatial.grids.repair import area_m2
 
 # The planned base grids and the changed region of a plan, shared by the preview and the reassignment.
@@ -103,6 +105,7 @@ def _workload(conn: Connection, plan_id: int, comps: list[dict[str, Any]],
         " FROM unnest(CAST(:codes AS text[])) AS g(code)"), {"codes": codes}).all()
     planned = planned_grids(conn, plan_id, level=4, codes=codes)
     yearly_after = _yearly_after(conn, planned)
+    by_class = _by_class(conn, codes, comps)
     out = []
     for code, wkt, n_comp, n_open, n_year in rows:
         comp_delta = sum(r["after"] == code for r in comps) - sum(r["before"] == code for r in comps)
@@ -114,7 +117,28 @@ def _workload(conn: Connection, plan_id: int, comps: list[dict[str, Any]],
             "components": {"before": n_comp, "after": n_comp + comp_delta},
             "open_cases": {"before": n_open, "after": n_open + case_delta},
             "cases_per_month": {"before": round(n_year / 12, 2), "after": round(yearly_after.get(code, 0) / 12, 2)},
+            "components_by_class": by_class.get(code, {}),
         })
+    return out
+
+
+def _by_class(conn: Connection, codes: list[str], comps: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, int]]]:
+    """Per grid, per component class: how many components it holds now and as the plan would leave it (the
+    moved components added and taken away): code → class → {before, after}; classes with none either way
+    left out. One grouped query over the grids' components (read-only)."""
+    before: Counter[tuple[str, str]] = Counter({(g, c): n for g, c, n in conn.execute(text(
+        "SELECT grid_code, class_code, count(*) FROM component WHERE grid_code = ANY(CAST(:codes AS text[]))"
+        " GROUP BY grid_code, class_code"), {"codes": codes})})
+    after = before.copy()
+    for r in comps:
+        if r["before"] is not None:
+            after[(r["before"], r["class_code"])] -= 1
+        if r["after"] is not None:
+            after[(r["after"], r["class_code"])] += 1
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    for grid, cls in sorted(set(before) | set(after)):
+        if before[(grid, cls)] or after[(grid, cls)]:
+            out.setdefault(grid, {})[cls] = {"before": before[(grid, cls)], "after": after[(grid, cls)]}
     return out
 
 
@@ -148,6 +172,8 @@ def preview(conn: Connection, plan_id: int) -> dict[str, Any]:
                         "changes": _changes(r["before"], r["after"]) + (["owner"] if r["owner_area_code"] else [])}
                        for r in cases],
         "workload": _workload(conn, plan_id, comps, cases),
+        "teams": [{"code": code, "before": team_of(conn, code), "after": members}
+                  for code, members in planned_teams(conn, plan_id).items()],
         "geojson": {"type": "FeatureCollection", "features": features},
     }
 

@@ -15,7 +15,10 @@ is found by ``spatial.grids.plan_check`` and refuses the commit, saying where.
 - **reshape**: a grid's shape redrawn alone (snapped); neighbours untouched, so an overlap or a gap it makes
   refuses the commit, saying where;
 - **retire**: as merge into the neighbour with the longest shared border;
-- **recode** and **rename**: a new code (the old one is retired: codes are never reused) or a new name.
+- **recode** and **rename**: a new code (the old one is retired: codes are never reused) or a new name;
+- **team**: the members of a base or special grid's "4+N" team, replaced by the plan's list at commit (the
+  four core roles — chief, inspector, police, supervisor — at least once each, then any volunteers and
+  mediators).
 """
 
 from __future__ import annotations
@@ -33,11 +36,15 @@ from spatial import errors
 from spatial.access.principal import Principal
 from spatial.codes import LEVEL_WIDTHS
 from spatial.geo.geometry import checked_shape, polygonal
-from spatial.grids.plans import draft, put_edit
+from spatial.grids.plans import draft, put_edit, put_team
+from spatial.text import text_problem
 
 SNAP_DEG = 0.00001  # ~1 m: a drawn vertex this close to a neighbour's boundary lands on it
 MIN_PIECE_DEG2 = 1e-12  # pieces below this are noise of the cut, not land
 MAX_VERTICES = 10_000
+TEAM_ROLES = ("chief", "inspector", "police", "supervisor", "volunteer", "mediator")
+TEAM_CORE = TEAM_ROLES[:4]  # the "4" of a "4+N" team: every team has them
+MAX_TEAM = 50
 
 
 def planned_grids(conn: Connection, plan_id: int, *, level: int | None = None,
@@ -252,10 +259,43 @@ def rename(conn: Connection, principal: Principal, plan_id: int, code: str, name
              wkt=grid["geom"].wkt, based_on=grid["version"], note="renamed")
 
 
+def team(conn: Connection, principal: Principal, plan_id: int, code: str, members: list[dict[str, Any]]) -> None:
+    """Plan grid ``code``'s team as ``members`` (``role``, ``name``, optional ``phone``): a base or special
+    grid that is live or created by the plan (not retired by it); every core role at least once."""
+    draft(conn, principal, plan_id)
+    grid = planned_grids(conn, plan_id, codes=[code]).get(code)
+    if grid is None:
+        raise errors.NotFoundError(f"no grid {code} in the plan or the live grids (a retired grid has no team)")
+    if grid["level"] not in (4, None):
+        raise errors.InvalidParameterError(f"grid {code} is of level {grid['level']}: only base and special"
+                                           " grids have teams", parameter="code")
+    if not isinstance(members, list) or len(members) > MAX_TEAM:
+        raise errors.InvalidParameterError(f"members must be a list of at most {MAX_TEAM}", parameter="members")
+    clean = []
+    for i, m in enumerate(members):
+        if not isinstance(m, dict):
+            raise errors.InvalidParameterError(f"member {i} is not an object", parameter="members")
+        role, name, phone = m.get("role"), m.get("name"), m.get("phone")
+        if role not in TEAM_ROLES:
+            raise errors.InvalidParameterError(f"member {i}: role must be one of {', '.join(TEAM_ROLES)}",
+                                               parameter="members")
+        if not isinstance(name, str) or not name.strip() or len(name) > 200 or text_problem(name):
+            raise errors.InvalidParameterError(f"member {i}: a name of 1–200 characters of text is needed",
+                                               parameter="members")
+        if phone is not None and (not isinstance(phone, str) or len(phone) > 20 or text_problem(phone)):
+            raise errors.InvalidParameterError(f"member {i}: a phone of at most 20 characters", parameter="members")
+        clean.append({"role": role, "name": name.strip(), "phone": phone})
+    lacking = [r for r in TEAM_CORE if r not in {m["role"] for m in clean}]
+    if lacking:
+        raise errors.InvalidParameterError(f"a team needs a {', a '.join(lacking)} (4+N: {', '.join(TEAM_CORE)})",
+                                           parameter="members")
+    put_team(conn, principal, plan_id, code, clean)
+
+
 NEEDS: dict[str, tuple[str, ...]] = {
     "move": ("line", "level"), "split": ("code", "new_code", "line"), "merge": ("code",),
     "create": ("code", "name", "level", "polygon"), "reshape": ("code", "polygon"), "retire": ("code",),
-    "recode": ("code", "new_code"), "rename": ("code", "name")}
+    "recode": ("code", "new_code"), "rename": ("code", "name"), "team": ("code", "members")}
 
 
 def gesture(conn: Connection, principal: Principal, plan_id: int, op: str, fields: dict[str, Any]) -> None:
@@ -273,5 +313,6 @@ def gesture(conn: Connection, principal: Principal, plan_id: int, op: str, field
         "retire": lambda: retire(conn, principal, plan_id, f["code"]),
         "recode": lambda: recode(conn, principal, plan_id, f["code"], f["new_code"], f.get("name")),
         "rename": lambda: rename(conn, principal, plan_id, f["code"], f["name"]),
+        "team": lambda: team(conn, principal, plan_id, f["code"], f["members"]),
     }
     calls[op]()

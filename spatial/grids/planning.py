@@ -61,9 +61,12 @@ def _store(conn: Connection, principal: Principal, actor: Actor | None, plan_id:
     comps, cases = moved_components(conn, plan_id), moved_cases(conn, plan_id)
     version = plans.commit(conn, principal, plan_id, effective_at=at, state=state)
     moved = reassign(conn, comps, cases, version)
+    teams = list(plans.planned_teams(conn, plan_id))
     if actor is not None:
-        record(conn, actor, "plan.commit", target=f"plan {plan_id}", detail={"version": version, **moved})
-    return {"plan": plan_id, "state": "committed", "version": version, "effective_at": at, "reassigned": moved}
+        record(conn, actor, "plan.commit", target=f"plan {plan_id}",
+               detail={"version": version, **moved, **({"teams": teams} if teams else {})})
+    return {"plan": plan_id, "state": "committed", "version": version, "effective_at": at, "reassigned": moved,
+            "teams": teams}
 
 
 def cancel(conn: Connection, principal: Principal, actor: Actor, plan_id: int) -> dict[str, Any]:
@@ -123,6 +126,8 @@ def rollback(conn: Connection, principal: Principal, actor: Actor, plan_id: int)
     undo = plans.open_plan(conn, principal, f"rollback of plan {plan_id}", source="rollback", rollback_of=plan_id)
     for edit in plans.planned(conn, plan_id):
         _undo_edit(conn, principal, undo, edit, plan["version_id"], plan["effective_at"])
+    for code, members in ((plan["report"] or {}).get("teams_replaced") or {}).items():
+        plans.put_team(conn, principal, undo, code, members)
     result = commit(conn, principal, actor, undo)
     record(conn, actor, "plan.rollback", target=f"plan {plan_id}", detail={"rollback": undo})
     return result

@@ -14,6 +14,11 @@ so that one commit path applies every kind of change:
   grids); the scheduler commits it at that time (spatial/grids/planning.py ``apply_due``), and until then
   it can be cancelled back to a draft;
 - a committed plan is rolled back by a new plan that restores the shapes the commit closed.
+
+A plan may also *change a team* (the "4+N" members of a base or special grid, ``team_member``): the planned
+list is kept in the plan (``report["teams"]``: code → members) and replaces the grid's members at commit; the
+members it replaced are kept in the plan too (``report["teams_replaced"]``, as ``team_member`` keeps no
+history), so a rollback restores them.
 """
 
 from __future__ import annotations
@@ -91,6 +96,49 @@ def put_edit(conn: Connection, principal: Principal, plan_id: int, *, op: str, c
          "wkt": wkt, "b": based_on, "note": note})
 
 
+def put_team(conn: Connection, principal: Principal, plan_id: int, code: str,
+             members: list[dict[str, Any]]) -> None:
+    """Write the planned members of grid ``code``'s team into the plan (replacing an earlier list)."""
+    check_edit_grid(principal, code)
+    conn.execute(text(
+        "UPDATE grid_plan SET report = COALESCE(report, '{}'::jsonb) || jsonb_build_object('teams',"
+        " COALESCE(report->'teams', '{}'::jsonb) || jsonb_build_object(CAST(:c AS text), CAST(:m AS jsonb)))"
+        " WHERE id = :p"), {"p": plan_id, "c": code, "m": json.dumps(members, ensure_ascii=False)})
+
+
+def planned_teams(conn: Connection, plan_id: int) -> dict[str, list[dict[str, Any]]]:
+    """The plan's planned teams: grid code → members (role, name, phone), in code order."""
+    teams: dict[str, list[dict[str, Any]]] = conn.execute(text(
+        "SELECT report->'teams' FROM grid_plan WHERE id = :p"), {"p": plan_id}).scalar() or {}
+    return {code: teams[code] for code in sorted(teams)}
+
+
+def team_of(conn: Connection, code: str) -> list[dict[str, Any]]:
+    """Grid ``code``'s current team members (role, name, phone), in the order they were stored."""
+    return [dict(r) for r in conn.execute(text(
+        "SELECT role, name, phone FROM team_member WHERE grid_code = :c ORDER BY id"), {"c": code}).mappings()]
+
+
+def _apply_teams(conn: Connection, plan_id: int, teams: dict[str, list[dict[str, Any]]]) -> None:
+    """Replace each planned team's members, keeping the members replaced in the plan (for a rollback)."""
+    replaced = {}
+    for code, members in teams.items():
+        live = conn.execute(text("SELECT 1 FROM grid WHERE code = :c AND retired_at IS NULL"), {"c": code}).first()
+        if members and not live:  # an empty list only clears (a rollback of a grid it retires)
+            raise errors.ConflictError(f"grid {code} whose team the plan changes is retired or unknown", grid=code)
+        replaced[code] = team_of(conn, code)
+        conn.execute(text("DELETE FROM team_member WHERE grid_code = :c"), {"c": code})
+        if members:
+            conn.execute(text(
+                "INSERT INTO team_member (grid_code, role, name, phone)"
+                " SELECT :c, m.e->>'role', m.e->>'name', m.e->>'phone' FROM jsonb_array_elements(CAST(:m AS jsonb))"
+                " WITH ORDINALITY AS m(e, n) ORDER BY m.n"),
+                {"c": code, "m": json.dumps(members, ensure_ascii=False)})
+    conn.execute(text("UPDATE grid_plan SET report = report || jsonb_build_object('teams_replaced',"
+                      " CAST(:r AS jsonb)) WHERE id = :p"),
+                 {"p": plan_id, "r": json.dumps(replaced, ensure_ascii=False)})
+
+
 def planned(conn: Connection, plan_id: int) -> list[dict[str, Any]]:
     """The plan's edits in order, shapes as WKT."""
     return [dict(r) for r in conn.execute(text(
@@ -151,10 +199,11 @@ def _check_fresh(conn: Connection, edits: list[dict[str, Any]], *, revive: bool)
 def _checked_edits(conn: Connection, principal: Principal, plan: dict[str, Any]) -> list[dict[str, Any]]:
     """The plan's edits, once each grid is known to be in the caller's scope and unchanged since it was read."""
     edits = planned(conn, plan["id"])
-    if not edits:
+    teams = planned_teams(conn, plan["id"])
+    if not edits and not teams:
         raise errors.ConflictError(f"plan {plan['id']} has no edits")
-    for edit in edits:
-        check_edit_grid(principal, edit["code"])
+    for code in [e["code"] for e in edits] + list(teams):
+        check_edit_grid(principal, code)
     _check_fresh(conn, edits, revive=plan["source"] == "rollback")
     return edits
 
@@ -197,6 +246,9 @@ def commit(conn: Connection, principal: Principal, plan_id: int, *, effective_at
         {"at": at, "a": principal.login, "n": note or f"plan {plan_id}: {plan['title']}"}).scalar_one())
     for edit in edits:
         _apply(conn, edit, version, at)
+    teams = planned_teams(conn, plan_id)
+    if teams:
+        _apply_teams(conn, plan_id, teams)
     conn.execute(text("UPDATE grid_plan SET state = 'committed', version_id = :v, effective_at = :at,"
                       " committed_at = now() WHERE id = :id"), {"v": version, "at": at, "id": plan_id})
     return version
@@ -211,7 +263,7 @@ def plan_public(conn: Connection, principal: Principal, plan_id: int) -> dict[st
         {"p": plan_id}).mappings().all()
     return {**{k: plan[k] for k in ("id", "title", "owner", "scope", "state", "source", "created_at",
                                     "effective_at", "committed_at", "version_id", "rollback_of")},
-            "edits": [dict(e) for e in edits]}
+            "edits": [dict(e) for e in edits], "teams": planned_teams(conn, plan_id)}
 
 
 
