@@ -240,7 +240,11 @@ def test_the_public_sees_only_public_requests_coarsely(client: TestClient, token
         # The location rounded to 0.001° (about 100 m); the address names the town and community only.
         assert (item["long"], item["lat"]) == (round(lon, 3), round(lat, 3))
         assert abs(item["long"] - lon) <= 0.0005 and abs(item["lat"] - lat) <= 0.0005
-        assert case["grid"]["name"] not in reply.text and case["grid"]["code"] not in reply.text
+        assert case["grid"]["code"] not in reply.text
+        # (The grid's name is looked for only where it differs from its community's: other modules' edits of the
+        # shared test world can leave a community named like one of its grids — seen once in a full run.)
+        if case["grid"]["name"] != case["community"]["name"]:
+            assert case["grid"]["name"] not in reply.text
         assert item["address"] == f"{case['town']['name']} {case['community']['name']}"
         for internal in (case["owner"]["key"], "reporter"):
             assert internal not in reply.text
