@@ -187,7 +187,9 @@ def test_an_earlier_id_that_commits_later_is_not_skipped(world_engine, no_cases,
     _wait_until(follower, expected)
     thread.join(40)
     assert follower.errors == []
-    assert [e["id"] for e in follower.received] == expected  # both, once, n first
+    # Both registrations, once, n first (the reports written before the follower connected may reach it too:
+    # the server's poller can still stand before them, ids restarting with each test's empty world).
+    assert [e["id"] for e in follower.received if e["kind"] == "register"] == expected
 
 
 def test_refusals_are_problems(server, town_token) -> None:
