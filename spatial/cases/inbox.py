@@ -16,7 +16,9 @@ which ``workflow.allowed`` lists a duty.
 
 Pages are in due order — the step deadline, else the overall deadline (the demo's history has none), oldest
 first, cases without either last — walked with a keyset cursor on ``ix_case_open_due`` (migration 0015);
-``counts`` gives the whole inbox by state for the console's badges.
+``counts`` gives the whole inbox by state for the console's badges. Each case carries the reminders and
+supervision orders standing for the caller (``orders``): the lead's current step's to an account acting for
+the case's unit, an assisting unit's own ones to an account acting for that unit.
 """
 
 from __future__ import annotations
@@ -111,7 +113,7 @@ def duty_clause(transition: Transition, by: Principal) -> ColumnElement[bool]:
     if transition.assist:  # joint handling: an assisting unit the caller acts for waits for this step
         unit = aliased(CaseUnit)
         parts.append(exists().where(
-            unit.case_id == Case.id, unit.state == ASSIST_CHECKS[str(transition.check)],
+            unit.case_id == Case.id, unit.state.in_(ASSIST_CHECKS[str(transition.check)]),
             unit_clause(by, owner_key=unit.unit_key, owner_area=unit.unit_area, special_codes=Case.special_grid_codes),
         ).correlate(Case))
         return and_(*parts)
@@ -188,6 +190,7 @@ def inbox(conn: Connection, ref: ReferenceCache, q: InboxQuery, *, by: Principal
     ids = [r.id for r in rows]
     cases = {r["id"]: dict(r) for r in conn.execute(statement("case_get"), {"ids": ids}).mappings()} if ids else {}
     trails = _trails(conn, ids)
+    orders = _orders(conn, ids)
     personal = by.sees_personal_data()
     items = []
     for row in rows:
@@ -200,10 +203,37 @@ def inbox(conn: Connection, ref: ReferenceCache, q: InboxQuery, *, by: Principal
                             "pending_action": case["pending_action"],
                             "allowed_actions": allowed(trails[row.id], by.role, unit, assisting)}
         item["duties"] = duties_now(trails[row.id], by, unit, assisting)
+        item["orders"] = [o for o in orders.get(row.id, ()) if (unit and o["unit"] is None) or o["unit"] in assisting]
         items.append(item)
     total = counts(conn, by)
     return {"cases": items, "next": _next(rows[-1].due, rows[-1].id) if more else None,
             "counts": total, "total": sum(total.values())}
+
+
+_ORDERS = text("""
+SELECT e.case_id, e.kind, e.at, e.data ->> 'deadline' AS deadline, e.data ->> 'due' AS due,
+       e.data ->> 'unit' AS unit
+FROM case_event e JOIN "case" c ON c.id = e.case_id
+LEFT JOIN case_unit u ON u.case_id = e.case_id AND u.unit_key = e.data ->> 'unit'
+WHERE e.case_id = ANY(:ids) AND (
+  (e.kind IN ('remind', 'supervise') AND e.data ->> 'step' = c.state
+   AND e.data ->> 'deadline' = to_char(c.step_deadline AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))
+  OR (e.kind IN ('assist_remind', 'assist_supervise') AND u.state IN ('dispatched', 'accepted')
+   AND e.data ->> 'deadline' = to_char(u.deadline AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')))
+ORDER BY e.case_id, e.at, e.id
+""")
+
+
+def _orders(conn: Connection, ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """The reminders and supervision orders standing on each case of ``ids``: the lead's for its current step
+    and deadline (``unit`` None), each assisting unit's for its own deadline while its part is open (the
+    scheduler's keys, spatial/cases/scheduler.py)."""
+    orders: dict[int, list[dict[str, Any]]] = {}
+    if ids:
+        for r in conn.execute(_ORDERS, {"ids": ids}).mappings():
+            orders.setdefault(r["case_id"], []).append(
+                {"kind": r["kind"], "at": r["at"], "due": r["due"], "deadline": r["deadline"], "unit": r["unit"]})
+    return orders
 
 
 def _trails(conn: Connection, ids: list[int]):

@@ -41,15 +41,19 @@ from sqlalchemy import Connection, Engine, text
 from spatial.access.audit import Actor, record
 from spatial.cases.actions import load_trail
 from spatial.cases.assignment.owner import GRID_CHIEF, TOWN
-from spatial.cases.workflow import BY_ACTION, STEP_LIMITS, SYSTEM, legal
+from spatial.cases.workflow import ASSIST_CHECKS, BY_ACTION, STEP_LIMITS, SYSTEM, legal
 from spatial.codes import town_of
 from spatial.reference.calendar import WorkingCalendar
 
 ACTOR = "scheduler"
 REMIND_SHARE = 0.8
 REMIND, SUPERVISE = BY_ACTION["remind"], BY_ACTION["supervise"]
+ASSIST_REMIND, ASSIST_SUPERVISE = BY_ACTION["assist_remind"], BY_ACTION["assist_supervise"]
 STATES = tuple(sorted({*REMIND.sources, *SUPERVISE.sources}))
-NOTES = {"remind": "提醒：本环节时限已用去 80 %", "supervise": "督办：本环节已超过时限"}
+ASSIST_STATES = tuple(sorted({*ASSIST_REMIND.sources, *ASSIST_SUPERVISE.sources}))
+ASSIST_OPEN = ASSIST_CHECKS[str(ASSIST_SUPERVISE.check)]
+NOTES = {"remind": "提醒：本环节时限已用去 80 %", "supervise": "督办：本环节已超过时限",
+         "assist_remind": "提醒：协办时限已用去 80 %", "assist_supervise": "督办：协办已超过时限"}
 # The step deadline as the orders' key: UTC, microseconds, the same text whoever computes it.
 _KEY = """to_char(c.step_deadline AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
 _CANDIDATES = text(
@@ -59,6 +63,18 @@ _CANDIDATES = text(
     ' FROM "case" c WHERE c.state = ANY(:states) AND c.step_deadline IS NOT NULL AND NOT EXISTS ('
     "  SELECT 1 FROM case_event s WHERE s.case_id = c.id AND s.kind = 'supervise'"
     f"  AND s.data ->> 'step' = c.state AND s.data ->> 'deadline' = {_KEY}) ORDER BY c.step_deadline, c.id")
+# An assisting unit's own deadline (joint handling, spatial/cases/joint.py): its open part on an open case,
+# not yet supervised for that deadline.
+_UNIT_KEY = _KEY.replace("c.step_deadline", "u.deadline")
+_ASSIST_CANDIDATES = text(
+    f"SELECT u.case_id AS id, c.state, u.unit_key, u.state AS unit_state, u.deadline, {_UNIT_KEY} AS deadline_key,"
+    " u.dispatched_at FROM case_unit u JOIN \"case\" c ON c.id = u.case_id"
+    " WHERE u.state = ANY(:unit_states) AND u.deadline IS NOT NULL AND c.state = ANY(:states) AND NOT EXISTS ("
+    "  SELECT 1 FROM case_event s WHERE s.case_id = u.case_id AND s.kind = 'assist_supervise'"
+    f"  AND s.data ->> 'unit' = u.unit_key AND s.data ->> 'deadline' = {_UNIT_KEY})"
+    " ORDER BY u.deadline, u.case_id, u.unit_key")
+_UNIT = text(f"SELECT u.state, {_UNIT_KEY} AS deadline_key FROM case_unit u"
+             " WHERE u.case_id = :case AND u.unit_key = :unit")
 _LOCK = text(f'SELECT c.id, c.state, c.owner_key, c.revision, {_KEY} AS deadline_key FROM "case" c'
              " WHERE c.id = :id FOR UPDATE SKIP LOCKED")
 _INSERT = text(
@@ -66,11 +82,18 @@ _INSERT = text(
     " VALUES (:case, :at, :kind, NULL, :actor, :role, :note, CAST(:data AS jsonb))"
     " ON CONFLICT (case_id, kind, (data ->> 'step'), (data ->> 'deadline'))"
     " WHERE kind IN ('remind', 'supervise') DO NOTHING RETURNING id")
+_INSERT_ASSIST = text(
+    "INSERT INTO case_event (case_id, at, kind, state_after, actor, role, note, data)"
+    " VALUES (:case, :at, :kind, NULL, :actor, :role, :note, CAST(:data AS jsonb))"
+    " ON CONFLICT (case_id, kind, (data ->> 'unit'), (data ->> 'deadline'))"
+    " WHERE kind IN ('assist_remind', 'assist_supervise') DO NOTHING RETURNING id")
 
 
 @dataclass(frozen=True)
 class Order:
-    """A reminder or supervision order due on one case: its key (case, kind, step, deadline) and when it fell due."""
+    """A reminder or supervision order due on one case: its key (case, kind, step, deadline) and when it fell due;
+    for an assisting unit's own deadline (``assist_remind``, ``assist_supervise``) ``unit`` names it and
+    ``step`` is the case's state when the order was found."""
 
     case_id: int
     kind: str
@@ -78,6 +101,7 @@ class Order:
     deadline: str
     due: datetime
     escalate_to: tuple[str, str] | None = None
+    unit: str | None = None
 
 
 def reminder_due(calendar: WorkingCalendar, start: datetime, deadline: datetime) -> datetime:
@@ -105,17 +129,33 @@ def due(case: dict[str, Any], calendar: WorkingCalendar, now: datetime) -> list[
     return orders
 
 
+def unit_due(part: dict[str, Any], calendar: WorkingCalendar, now: datetime) -> list[Order]:
+    """The orders due at ``now`` on an assisting unit's own deadline (a row of the sweep's assist candidates):
+    the reminder at 80 % of the working time from its dispatch to its deadline, the order once it has passed."""
+    deadline, key, unit = part["deadline"], part["deadline_key"], part["unit_key"]
+    orders = []
+    at = reminder_due(calendar, part["dispatched_at"], deadline)
+    if now >= at:
+        orders.append(Order(part["id"], "assist_remind", part["state"], key, at, unit=unit))
+    if now >= deadline:
+        orders.append(Order(part["id"], "assist_supervise", part["state"], key, deadline, unit=unit))
+    return orders
+
+
 def sweep(engine: Engine, calendar: WorkingCalendar, now: datetime | None = None) -> list[dict[str, Any]]:
     """Append every order due at ``now`` (default: the clock) that is not written yet; return the events written.
 
-    One transaction per case; a case locked by someone else is skipped (the next sweep takes it).
+    One transaction per case (and per assisting unit); a case locked by someone else is skipped (the next
+    sweep takes it).
     """
     now = now or datetime.now(UTC)
     with engine.connect() as conn:
         cases = [dict(r) for r in conn.execute(_CANDIDATES, {"states": list(STATES)}).mappings()]
+        parts = [dict(r) for r in conn.execute(_ASSIST_CANDIDATES, {"states": list(ASSIST_STATES),
+                                                                     "unit_states": list(ASSIST_OPEN)}).mappings()]
     written: list[dict[str, Any]] = []
-    for case in cases:
-        orders = due(case, calendar, now)
+    batches = [due(case, calendar, now) for case in cases] + [unit_due(part, calendar, now) for part in parts]
+    for orders in batches:
         if orders:
             with engine.begin() as conn:
                 written.extend(write(conn, orders, now))
@@ -131,17 +171,26 @@ def write(conn: Connection, orders: list[Order], now: datetime) -> list[dict[str
     _, trail = load_trail(conn, case_id)
     written = []
     for order in orders:
-        if (row["state"], row["deadline_key"]) != (order.step, order.deadline) or \
-                not legal(trail, BY_ACTION[order.kind]):
-            continue  # the case moved since it was read
-        data: dict[str, Any] = {"step": order.step, "deadline": order.deadline,
-                                "due": order.due.astimezone(UTC).isoformat()}
-        escalate = order.escalate_to if row["owner_key"] == GRID_CHIEF else None
-        if escalate:
-            data["escalated_to"] = {"key": escalate[0], "area": escalate[1]}
-        event_id = conn.execute(_INSERT, {"case": case_id, "at": now, "kind": order.kind, "actor": ACTOR,
-                                          "role": SYSTEM, "note": NOTES[order.kind],
-                                          "data": json.dumps(data, ensure_ascii=False)}).scalar()
+        if order.unit is not None:
+            part = conn.execute(_UNIT, {"case": case_id, "unit": order.unit}).mappings().first()
+            if part is None or (part["state"] not in ASSIST_OPEN or part["deadline_key"] != order.deadline
+                                or not legal(trail, BY_ACTION[order.kind], order.unit)):
+                continue  # the unit's part (or the case) moved since it was read
+            data: dict[str, Any] = {"unit": order.unit, "deadline": order.deadline,
+                                    "due": order.due.astimezone(UTC).isoformat()}
+            insert, escalate = _INSERT_ASSIST, None
+        else:
+            if (row["state"], row["deadline_key"]) != (order.step, order.deadline) or \
+                    not legal(trail, BY_ACTION[order.kind]):
+                continue  # the case moved since it was read
+            data = {"step": order.step, "deadline": order.deadline, "due": order.due.astimezone(UTC).isoformat()}
+            escalate = order.escalate_to if row["owner_key"] == GRID_CHIEF else None
+            if escalate:
+                data["escalated_to"] = {"key": escalate[0], "area": escalate[1]}
+            insert = _INSERT
+        event_id = conn.execute(insert, {"case": case_id, "at": now, "kind": order.kind, "actor": ACTOR,
+                                         "role": SYSTEM, "note": NOTES[order.kind],
+                                         "data": json.dumps(data, ensure_ascii=False)}).scalar()
         if event_id is None:
             continue  # written already (by another worker, or before a crash)
         changes = "revision = revision + 1"

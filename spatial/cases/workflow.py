@@ -45,7 +45,7 @@ class Transition:
 
     ``roles`` may take it; with ``unit`` only an account acting for the unit the case is dispatched to (and
     admins); with ``assist`` only an account acting for an assisting unit of the case (and admins), for that
-    unit, whose state must be the check's (``ASSIST_CHECKS``);
+    unit, whose state must be one of the check's (``ASSIST_CHECKS``);
     ``approval``: a second person must approve it; ``check``: a condition on the trail
     (``CHECKS``); ``http``: False for actions only the system takes (intake, the scheduler).
     """
@@ -103,6 +103,11 @@ TABLE: tuple[Transition, ...] = (
     Transition("remind", ("dispatched",), None, (SYSTEM,), http=False, summary="提醒 at 80 % of a time limit"),
     Transition("supervise", ("registered", "dispatched", "handled"), None, (SYSTEM,), http=False,
                summary="督办 once overdue"),
+    # ... and these for an assisting unit's own deadline (joint handling: ``data.unit`` names it).
+    Transition("assist_remind", ("dispatched", "handled"), None, (SYSTEM,), http=False, assist=True,
+               check="assist_open", summary="提醒 to an assisting unit at 80 % of its own time limit"),
+    Transition("assist_supervise", ("dispatched", "handled"), None, (SYSTEM,), http=False, assist=True,
+               check="assist_open", summary="督办 of an assisting unit past its own deadline"),
 )
 BY_ACTION: dict[str, Transition] = {t.action: t for t in TABLE}
 HTTP_ACTIONS = tuple(t.action for t in TABLE if t.http)
@@ -182,8 +187,9 @@ def apply(trail: Trail, event: Event) -> Trail:
 
 
 ASSIST_STEPS = {"assist_accept": "accepted", "assist_handle": "handled"}
-# The state an assisting unit must be in for each assist action (the ``check`` of its row).
-ASSIST_CHECKS = {"assist_dispatched": "dispatched", "assist_accepted": "accepted"}
+# The states an assisting unit must be in for each assist action (the ``check`` of its row).
+ASSIST_CHECKS: dict[str, tuple[str, ...]] = {
+    "assist_dispatched": ("dispatched",), "assist_accepted": ("accepted",), "assist_open": ("dispatched", "accepted")}
 
 
 def _assist(trail: Trail, event: Event) -> None:
@@ -221,6 +227,7 @@ CHECKS = {
     # Joint handling: some assisting unit is in the state (``legal`` asks it of the unit acted for).
     "assist_dispatched": lambda t: any(u["state"] == "dispatched" for u in t.assists.values()),
     "assist_accepted": lambda t: any(u["state"] == "accepted" for u in t.assists.values()),
+    "assist_open": lambda t: any(u["state"] in ("dispatched", "accepted") for u in t.assists.values()),
 }
 
 
@@ -230,7 +237,7 @@ def legal(trail: Trail, transition: Transition, unit: str | None = None) -> bool
     if trail.state not in transition.sources:
         return False
     if transition.assist:
-        return unit in trail.assists and trail.assists[unit]["state"] == ASSIST_CHECKS[str(transition.check)]
+        return unit in trail.assists and trail.assists[unit]["state"] in ASSIST_CHECKS[str(transition.check)]
     if transition.approval and trail.pending is not None:
         return False  # one request at a time
     return transition.check is None or CHECKS[transition.check](trail)
@@ -308,7 +315,8 @@ def _why(trail: Trail, transition: Transition, unit: str | None = None) -> str:
         return f"a {trail.state} case cannot take {transition.action} (only {', '.join(transition.sources)})"
     if transition.assist:
         state = trail.assists.get(unit or "", {}).get("state")
-        return (f"{transition.action} needs an assisting unit that is {ASSIST_CHECKS[str(transition.check)]}"
+        wanted = " or ".join(ASSIST_CHECKS[str(transition.check)])
+        return (f"{transition.action} needs an assisting unit that is {wanted}"
                 f" ({unit or 'none named'}: {state or 'not assisting'})")
     if transition.approval and trail.pending is not None:
         return f"{trail.pending} is waiting for approval: approve or refuse it first"

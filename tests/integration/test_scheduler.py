@@ -25,8 +25,9 @@ from sqlalchemy.exc import IntegrityError
 from spatial.access.principal import Principal
 from spatial.cases import scheduler
 from spatial.cases.actions import ActionInput, act, load_trail
+from spatial.cases.joint import AssistTarget
 from spatial.cases.workflow import conformance
-from tests.world import DISTRICT
+from tests.world import DISTRICT, fresh_accounts
 
 WEST = [120.06, 31.17]  # town 001, grid 001001002: exposed garbage there is grid-first (its grid chief)
 TOWN_CODE = f"{DISTRICT}001"
@@ -42,11 +43,11 @@ DEADLINE = datetime(2025, 3, 4, 9, 30, tzinfo=UTC)
 KEY = "2025-03-04T09:30:00.000000Z"
 
 
-def _act(engine, reference, case_id: int, action: str, now: datetime) -> None:
+def _act(engine, reference, case_id: int, action: str, now: datetime, given: ActionInput | None = None) -> None:
     """An action by an admin at ``now`` (the clock the test sets), through the workflow's own ``act``."""
     with engine.begin() as conn:
         revision = conn.execute(text('SELECT revision FROM "case" WHERE id = :id'), {"id": case_id}).scalar_one()
-        act(conn, reference, case_id, action, ActionInput(), by=ADMIN, expected_revision=revision, now=now)
+        act(conn, reference, case_id, action, given or ActionInput(), by=ADMIN, expected_revision=revision, now=now)
 
 
 def _reported_on_the_known_day(client, engine) -> int:
@@ -246,3 +247,95 @@ def test_a_killed_worker_and_two_restarted_ones_write_each_order_exactly_once(cl
                               ).scalar_one()
     assert [tuple(o) for o in owners] == [("TOWN", TOWN_CODE)]  # every one escalated
     assert audits == len(expected)  # the killed transaction left no audit row without its event
+
+
+# Joint handling: dispatched at 08:40 Suzhou time (00:40 UTC) with two assisting units. SANITATION has 2 working
+# hours of its own: deadline 10:40 (02:40 UTC), 80 % (96 min) used at 10:16 (02:16 UTC). LIGHTING has the case's
+# deadline, 14:00 (06:00 UTC): 230 working minutes from its dispatch (08:40–12:00, 13:30–14:00), 80 % (184 min)
+# used at 11:44 (03:44 UTC) — two minutes after the lead's own reminder, which counts from the report.
+T_DISPATCH = T_REPORTED + timedelta(minutes=10)
+SAN_REMIND, SAN_DEADLINE = datetime(2099, 3, 3, 2, 16, tzinfo=UTC), datetime(2099, 3, 3, 2, 40, tzinfo=UTC)
+LIGHTS_REMIND = datetime(2099, 3, 3, 3, 44, tzinfo=UTC)
+SAN_KEY, CASE_KEY = "2099-03-03T02:40:00.000000Z", "2099-03-03T06:00:00.000000Z"
+SCHED_ACCOUNTS = {"sc.chief": ("grid_chief", f"{TOWN_CODE}001002"), "sc.san": ("handler", "SANITATION"),
+                  "sc.lights": ("handler", "LIGHTING"), "sc.parks": ("handler", "PARKS")}
+
+
+def _orders_in_inbox(client, token: str) -> dict[int, list[tuple]]:
+    reply = client.get("/api/v1/inbox", headers={"Authorization": f"Bearer {token}"})
+    assert reply.status_code == 200, reply.text
+    return {c["id"]: [(o["kind"], o["unit"], o["deadline"], o["due"]) for o in c["orders"]]
+            for c in reply.json()["cases"]}
+
+
+def test_assisting_units_get_their_own_reminders_and_orders_once_in_their_inbox(client, world_engine,
+                                                                                 reference) -> None:
+    tokens = fresh_accounts(world_engine, SCHED_ACCOUNTS, "a long enough password")
+    audit_from = _last_audit(world_engine)
+    case_id = _reported_on_the_known_day(client, world_engine)
+    _act(world_engine, reference, case_id, "register", T_REPORTED + timedelta(minutes=5))
+    _act(world_engine, reference, case_id, "dispatch", T_DISPATCH, ActionInput(assist=[
+        AssistTarget(key="SANITATION", amount=2, unit="working_hours"), AssistTarget(key="LIGHTING")]))
+    _act(world_engine, reference, case_id, "assist_accept", T_DISPATCH + timedelta(minutes=20),
+         ActionInput(data={"unit": "SANITATION"}))  # accepted, still open: its deadline still runs
+    calendar = reference.calendar
+
+    assert scheduler.sweep(world_engine, calendar, SAN_REMIND - timedelta(microseconds=1)) == []
+    written = scheduler.sweep(world_engine, calendar, SAN_REMIND)
+    assert [(e["case_id"], e["kind"], e["data"]) for e in written] == [
+        (case_id, "assist_remind", {"unit": "SANITATION", "deadline": SAN_KEY, "due": "2099-03-03T02:16:00+00:00"})]
+    assert scheduler.sweep(world_engine, calendar, SAN_DEADLINE - timedelta(microseconds=1)) == []  # once
+    written = scheduler.sweep(world_engine, calendar, SAN_DEADLINE)
+    assert [(e["kind"], e["data"]) for e in written] == [
+        ("assist_supervise", {"unit": "SANITATION", "deadline": SAN_KEY, "due": "2099-03-03T02:40:00+00:00"})]
+    written = scheduler.sweep(world_engine, calendar, LIGHTS_REMIND - timedelta(microseconds=1))
+    assert [(e["kind"], e["data"].get("unit")) for e in written] == [("remind", None)]  # the lead's, at 03:42
+    written = scheduler.sweep(world_engine, calendar, LIGHTS_REMIND)
+    assert [(e["kind"], e["data"].get("unit")) for e in written] == [("assist_remind", "LIGHTING")]
+
+    # Each unit finds its own orders in its inbox, the lead its own; another department neither case nor order.
+    assert _orders_in_inbox(client, tokens["sc.san"]) == {case_id: [
+        ("assist_remind", "SANITATION", SAN_KEY, "2099-03-03T02:16:00+00:00"),
+        ("assist_supervise", "SANITATION", SAN_KEY, "2099-03-03T02:40:00+00:00")]}
+    assert _orders_in_inbox(client, tokens["sc.lights"]) == {case_id: [
+        ("assist_remind", "LIGHTING", CASE_KEY, "2099-03-03T03:44:00+00:00")]}
+    assert _orders_in_inbox(client, tokens["sc.chief"]) == {case_id: [
+        ("remind", None, CASE_KEY, "2099-03-03T03:42:00+00:00")]}
+    assert _orders_in_inbox(client, tokens["sc.parks"]) == {}
+
+    # The lead hands in; the case is handled (assisting units still act then): LIGHTING's order follows.
+    _act(world_engine, reference, case_id, "accept", T_DEADLINE - timedelta(minutes=30))
+    _act(world_engine, reference, case_id, "handle", T_DEADLINE - timedelta(minutes=20), ActionInput(note="已清理"))
+    written = scheduler.sweep(world_engine, calendar, T_DEADLINE)
+    assert [(e["kind"], e["data"].get("unit"), e["data"]["deadline"]) for e in written] == [
+        ("assist_supervise", "LIGHTING", CASE_KEY)]
+    written = scheduler.sweep(world_engine, calendar, T_DEADLINE + timedelta(days=30))
+    assert [(e["kind"], e["data"].get("unit")) for e in written] == [("supervise", None)]  # the lead's check step
+    assert scheduler.sweep(world_engine, calendar, T_DEADLINE + timedelta(days=60)) == []
+
+    with world_engine.connect() as conn:
+        events, _ = load_trail(conn, case_id)
+        orders = conn.execute(text(
+            "SELECT kind, data ->> 'unit', data ->> 'deadline' FROM case_event WHERE case_id = :c"
+            " AND kind LIKE 'assist_%' AND kind NOT IN ('assist_accept', 'assist_handle') ORDER BY id"),
+            {"c": case_id}).all()
+        audit = conn.execute(text("SELECT action, detail ->> 'unit' FROM audit_log WHERE target = :t"
+                                  " AND actor = 'scheduler' AND id > :a ORDER BY id"),
+                             {"t": str(case_id), "a": audit_from}).all()
+    assert [tuple(r) for r in orders] == [("assist_remind", "SANITATION", SAN_KEY),
+                                          ("assist_supervise", "SANITATION", SAN_KEY),
+                                          ("assist_remind", "LIGHTING", CASE_KEY),
+                                          ("assist_supervise", "LIGHTING", CASE_KEY)]
+    assert [tuple(r) for r in audit] == [
+        ("case.assist_remind", "SANITATION"), ("case.assist_supervise", "SANITATION"), ("case.remind", None),
+        ("case.assist_remind", "LIGHTING"), ("case.assist_supervise", "LIGHTING"), ("case.supervise", None)]
+    assert conformance(e for _, e in events) is None  # the trail reads as made through the table
+
+    # The database refuses a doubled order of an assisting unit, and one without its key.
+    row = {"c": case_id, "d": json.dumps({"unit": "SANITATION", "deadline": SAN_KEY})}
+    with pytest.raises(IntegrityError, match="uq_case_event_assist_order"), world_engine.begin() as conn:
+        conn.execute(text("INSERT INTO case_event (case_id, at, kind, actor, role, data)"
+                          " VALUES (:c, now(), 'assist_remind', 'someone', 'system', CAST(:d AS jsonb))"), row)
+    with pytest.raises(IntegrityError, match="assist_order_keys"), world_engine.begin() as conn:
+        conn.execute(text("INSERT INTO case_event (case_id, at, kind, actor, role, data)"
+                          " VALUES (:c, now(), 'assist_supervise', 'someone', 'system', '{}')"), row)

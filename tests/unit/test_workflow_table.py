@@ -82,5 +82,6 @@ def test_roles_and_units_the_table_does_not_name_are_refused(role, unit, action)
 
 
 def test_system_actions_are_not_offered_over_http() -> None:
-    assert {t.action for t in TABLE if not t.http} == {"report", "link", "remind", "supervise"}
+    assert {t.action for t in TABLE if not t.http} == {"report", "link", "remind", "supervise",
+                                                           "assist_remind", "assist_supervise"}
     assert BY_ACTION["remind"].target is None and BY_ACTION["supervise"].target is None

@@ -37,6 +37,7 @@ EVENT_KINDS = (
     "void", "return", "extend", "suspend", "resume", "rework", "assist", "remind", "supervise", "link",
     "verify", "accept", "request", "approve", "refuse", "reopen",  # migration 0014 (issue 17 workflow)
     "assist_accept", "assist_handle",  # migration 0021 (issue 17 joint handling)
+    "assist_remind", "assist_supervise",  # migration 0022 (an assisting unit's own reminders and orders)
 )
 ASSISTED = "assist_keys <> '{}'"
 UNIT_ROLES = ("assist",)
@@ -118,6 +119,9 @@ class Case(Base):
 
 ORDER_KINDS = "kind IN ('remind', 'supervise')"
 ORDER_KEYS = f"NOT ({ORDER_KINDS}) OR ((data ->> 'step') IS NOT NULL AND (data ->> 'deadline') IS NOT NULL)"
+ASSIST_ORDER_KINDS = "kind IN ('assist_remind', 'assist_supervise')"
+ASSIST_ORDER_KEYS = (f"NOT ({ASSIST_ORDER_KINDS}) OR ((data ->> 'unit') IS NOT NULL"
+                     " AND (data ->> 'deadline') IS NOT NULL)")
 
 
 class CaseEvent(Base):
@@ -133,6 +137,10 @@ class CaseEvent(Base):
         CheckConstraint(ORDER_KEYS, name="order_keys"),
         Index("uq_case_event_order", "case_id", "kind", text("(data ->> 'step')"), text("(data ->> 'deadline')"),
               unique=True, postgresql_where=text(ORDER_KINDS)),
+        # ... and an assisting unit's (migration 0022): one per (case, kind, unit, the unit's deadline).
+        CheckConstraint(ASSIST_ORDER_KEYS, name="assist_order_keys"),
+        Index("uq_case_event_assist_order", "case_id", "kind", text("(data ->> 'unit')"),
+              text("(data ->> 'deadline')"), unique=True, postgresql_where=text(ASSIST_ORDER_KINDS)),
         # The live feed's commit order (migration 0018_case_event_xid, spatial/cases/feed.py).
         Index("ix_case_event_xid", "xid", postgresql_using="brin",
               postgresql_with={"autosummarize": "on", "pages_per_range": 16}),
