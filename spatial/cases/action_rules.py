@@ -7,7 +7,8 @@ field) and returns the event's data; ``apply`` works an appended event's effect 
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from spatial.cases import joint
@@ -16,7 +17,7 @@ from spatial.cases.workflow import CHECK_RESULTS, Event, NewEvent
 from spatial.codes import town_of
 from spatial.errors import ActionDataError
 from spatial.reference.cache import ReferenceCache
-from spatial.reference.calendar import TIME_UNITS
+from spatial.reference.calendar import TIME_UNITS, WorkingCalendar
 
 if TYPE_CHECKING:
     from spatial.cases.actions import ActionInput
@@ -26,7 +27,8 @@ SATISFACTION = ("satisfied", "basically_satisfied", "dissatisfied")
 MAX_EXTENSION = {"working_hours": 120, "working_days": 30, "clock_hours": 240}
 # Written by the workflow itself: a caller's data may not set them.
 RESERVED = ("action", "request", "requested_by", "approved_by", "to", "area", "reason", "escalated_to",
-            "deadline_before", "deadline_after", "suspended_s", "assist")
+            "deadline_before", "deadline_after", "suspended_s", "assist", "step_deadline_before",
+            "step_deadline_after", "overall_deadline")
 AREA_LENGTH = {GRID_CHIEF: 15, TOWN: 9}  # a unit that is a place: the level of its area code
 
 
@@ -104,6 +106,10 @@ def apply(ref: ReferenceCache, case: dict[str, Any], changes: dict[str, Any], ev
         # grid_first escalates to the town's sub-centre when the grid chief cannot solve it (SPEC "Routing").
         changes["owner_key"], changes["owner_area_code"] = TOWN, town_of(case["grid_code"])
         data["escalated_to"] = {"key": TOWN, "area": changes["owner_area_code"]}
+        category = ref.categories.get(case["category_code"])
+        limit = (category.time_limit, category.time_unit) if category and category.time_limit else None
+        data["step_deadline_before"], data["overall_deadline"] = changes["step_deadline"], changes["deadline"]
+        data["step_deadline_after"] = escalated_step(calendar, limit, changes["deadline"], now)
     elif kind == "extend":
         _move(changes, data, calendar.deadline(changes["deadline"] or now, data["amount"], data["unit"]))
     elif kind == "resume":
@@ -119,6 +125,30 @@ def apply(ref: ReferenceCache, case: dict[str, Any], changes: dict[str, Any], ev
         changes["closed_at"] = None
     elif kind == "close":
         changes["closed_at"] = now
+
+
+def escalated_step(calendar: WorkingCalendar, limit: tuple[int, str] | None, deadline: datetime | None,
+                   now: datetime) -> datetime | None:
+    """The step deadline of a grid-first case escalated to the town at ``now`` (a grid chief's approved return,
+    or the scheduler's supervision order): a fresh time limit — the category's — on the working calendar from
+    ``now``, never earlier than the overall deadline (which stays as it is). The town's unit does not inherit
+    a step deadline that has already passed."""
+    fresh = calendar.deadline(now, *limit) if limit else None
+    moments = [d for d in (fresh, deadline) if d is not None]
+    return max(moments).astimezone(UTC) if moments else None
+
+
+def escalated_deadline(events: Iterable[Event | NewEvent]) -> datetime | None:
+    """The step deadline the last escalation since the last reopen gave (``step_deadline_after`` of its
+    event), None when there is none: a ``dispatched`` step of an escalated case runs to it."""
+    found: Any = None
+    for event in events:
+        data = event.data or {}
+        if event.kind == "reopen":
+            found = None
+        elif data.get("escalated_to") and data.get("step_deadline_after"):
+            found = data["step_deadline_after"]
+    return datetime.fromisoformat(found) if isinstance(found, str) else found
 
 
 def _move(changes: dict[str, Any], data: dict[str, Any], deadline: datetime) -> None:

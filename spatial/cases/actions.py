@@ -158,6 +158,10 @@ def _effects(ref: ReferenceCache, case: dict[str, Any], new: list[NewEvent], eve
             changes["step_deadline"] = _step_deadline(ref, event.state_after, changes["deadline"], now)
         elif changes["state"] == "dispatched":
             changes["step_deadline"] = changes["deadline"]
+        if changes["state"] == "dispatched":  # an escalated case runs to the fresh step deadline it was given
+            escalated = action_rules.escalated_deadline([*(e for _, e in events), *new])
+            if escalated is not None and (changes["step_deadline"] is None or escalated > changes["step_deadline"]):
+                changes["step_deadline"] = escalated
     return changes
 
 

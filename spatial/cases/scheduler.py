@@ -39,6 +39,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, text
 
 from spatial.access.audit import Actor, record
+from spatial.cases.action_rules import escalated_step
 from spatial.cases.actions import load_trail
 from spatial.cases.assignment.owner import GRID_CHIEF, TOWN
 from spatial.cases.workflow import ASSIST_CHECKS, BY_ACTION, STEP_LIMITS, SYSTEM, legal
@@ -58,9 +59,13 @@ NOTES = {"remind": "提醒：本环节时限已用去 80 %", "supervise": "督�
 _KEY = """to_char(c.step_deadline AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
 _CANDIDATES = text(
     f"SELECT c.id, c.state, c.step_deadline, {_KEY} AS deadline_key, c.reported_at, c.owner_key, c.grid_code,"
+    " c.deadline, k.time_limit, k.time_unit,"
     " (SELECT max(e.at) FROM case_event e WHERE e.case_id = c.id AND e.kind = 'reopen') AS reopened_at,"
+    " (SELECT max(e.at) FROM case_event e WHERE e.case_id = c.id AND e.data ->> 'escalated_to' IS NOT NULL)"
+    "  AS escalated_at,"
     " (SELECT max(e.at) FROM case_event e WHERE e.case_id = c.id AND e.state_after IS NOT NULL) AS entered_at"
-    ' FROM "case" c WHERE c.state = ANY(:states) AND c.step_deadline IS NOT NULL AND NOT EXISTS ('
+    ' FROM "case" c LEFT JOIN event_category k ON k.code = c.category_code'
+    " WHERE c.state = ANY(:states) AND c.step_deadline IS NOT NULL AND NOT EXISTS ("
     "  SELECT 1 FROM case_event s WHERE s.case_id = c.id AND s.kind = 'supervise'"
     f"  AND s.data ->> 'step' = c.state AND s.data ->> 'deadline' = {_KEY}) ORDER BY c.step_deadline, c.id")
 # An assisting unit's own deadline (joint handling, spatial/cases/joint.py): its open part on an open case,
@@ -75,7 +80,7 @@ _ASSIST_CANDIDATES = text(
     " ORDER BY u.deadline, u.case_id, u.unit_key")
 _UNIT = text(f"SELECT u.state, {_UNIT_KEY} AS deadline_key FROM case_unit u"
              " WHERE u.case_id = :case AND u.unit_key = :unit")
-_LOCK = text(f'SELECT c.id, c.state, c.owner_key, c.revision, {_KEY} AS deadline_key FROM "case" c'
+_LOCK = text(f'SELECT c.id, c.state, c.owner_key, c.revision, c.deadline, {_KEY} AS deadline_key FROM "case" c'
              " WHERE c.id = :id FOR UPDATE SKIP LOCKED")
 _INSERT = text(
     "INSERT INTO case_event (case_id, at, kind, state_after, actor, role, note, data)"
@@ -102,6 +107,11 @@ class Order:
     due: datetime
     escalate_to: tuple[str, str] | None = None
     unit: str | None = None
+    step_deadline: datetime | None = None  # an escalation's fresh step deadline (``action_rules.escalated_step``)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(UTC).isoformat()
 
 
 def reminder_due(calendar: WorkingCalendar, start: datetime, deadline: datetime) -> datetime:
@@ -115,8 +125,8 @@ def due(case: dict[str, Any], calendar: WorkingCalendar, now: datetime) -> list[
     state, deadline, key = case["state"], case["step_deadline"], case["deadline_key"]
     orders = []
     if state in REMIND.sources:
-        if STEP_LIMITS.get(state) is None:
-            start = max(case["reported_at"], case["reopened_at"] or case["reported_at"])
+        if STEP_LIMITS.get(state) is None:  # from the report, the last reopen or the last escalation
+            start = max(m for m in (case["reported_at"], case["reopened_at"], case["escalated_at"]) if m)
         else:
             start = case["entered_at"] or case["reported_at"]
         at = reminder_due(calendar, start, deadline)
@@ -125,7 +135,9 @@ def due(case: dict[str, Any], calendar: WorkingCalendar, now: datetime) -> list[
     if state in SUPERVISE.sources and now >= deadline:
         escalate = (TOWN, town_of(case["grid_code"])) if state == "dispatched" and \
             case["owner_key"] == GRID_CHIEF else None
-        orders.append(Order(case["id"], "supervise", state, key, deadline, escalate))
+        limit = (case["time_limit"], case["time_unit"]) if case["time_limit"] else None
+        step = escalated_step(calendar, limit, case["deadline"], now) if escalate else None
+        orders.append(Order(case["id"], "supervise", state, key, deadline, escalate, step_deadline=step))
     return orders
 
 
@@ -187,6 +199,8 @@ def write(conn: Connection, orders: list[Order], now: datetime) -> list[dict[str
             escalate = order.escalate_to if row["owner_key"] == GRID_CHIEF else None
             if escalate:
                 data["escalated_to"] = {"key": escalate[0], "area": escalate[1]}
+                data["step_deadline_after"] = _iso(order.step_deadline)
+                data["overall_deadline"] = _iso(row["deadline"])
             insert = _INSERT
         event_id = conn.execute(insert, {"case": case_id, "at": now, "kind": order.kind, "actor": ACTOR,
                                          "role": SYSTEM, "note": NOTES[order.kind],
@@ -195,9 +209,10 @@ def write(conn: Connection, orders: list[Order], now: datetime) -> list[dict[str
             continue  # written already (by another worker, or before a crash)
         changes = "revision = revision + 1"
         if escalate:
-            changes += ", owner_key = :key, owner_area_code = :area"
+            changes += ", owner_key = :key, owner_area_code = :area, step_deadline = :step"
         conn.execute(text(f'UPDATE "case" SET {changes} WHERE id = :id'),
-                     {"id": case_id, "key": escalate and escalate[0], "area": escalate and escalate[1]})
+                     {"id": case_id, "key": escalate and escalate[0], "area": escalate and escalate[1],
+                      "step": order.step_deadline})
         record(conn, Actor(ACTOR, SYSTEM), f"case.{order.kind}", target=str(case_id),
                detail={"event": event_id, **data})
         written.append({"id": event_id, "case_id": case_id, "at": now, "kind": order.kind, "state": None,

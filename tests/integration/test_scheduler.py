@@ -90,28 +90,57 @@ def test_reminder_at_80_percent_then_supervision_escalates_to_the_town(client, w
     assert scheduler.sweep(world_engine, calendar, T_DEADLINE - timedelta(microseconds=1)) == []  # once
 
     written = scheduler.sweep(world_engine, calendar, T_DEADLINE)
+    # Escalated to the town with a fresh step deadline: the category's 4 working hours from 14:00 Suzhou time
+    # (14:00–17:30, then 08:30–09:00 the next day) = Wednesday 09:00 = 01:00 UTC; the overall deadline stays.
     assert [(e["kind"], e["data"]) for e in written] == [
         ("supervise", {"step": "dispatched", "deadline": "2099-03-03T06:00:00.000000Z",
-                       "due": "2099-03-03T06:00:00+00:00", "escalated_to": {"key": "TOWN", "area": TOWN_CODE}})]
-    assert scheduler.sweep(world_engine, calendar, T_DEADLINE + timedelta(days=30)) == []  # once, however late
+                       "due": "2099-03-03T06:00:00+00:00", "escalated_to": {"key": "TOWN", "area": TOWN_CODE},
+                       "step_deadline_after": "2099-03-04T01:00:00+00:00",
+                       "overall_deadline": "2099-03-03T06:00:00+00:00"})]
+    assert scheduler.sweep(world_engine, calendar, T_DEADLINE + timedelta(microseconds=1)) == []  # once
 
     case = client.get(f"/api/v1/cases/{case_id}").json()
     assert case["state"] == "dispatched" and case["owner"]["key"] == "TOWN" and case["owner"]["area"] == TOWN_CODE
+    assert case["workflow"]["step_deadline"] == "2099-03-04T01:00:00+00:00"
+    assert case["deadline"] == "2099-03-03T06:00:00+00:00"
+    assert case["workflow"]["revision"] == 6  # report, register, dispatch, accept, remind, supervise
+    assert "accept" in case["workflow"]["allowed_actions"]  # the town's unit accepts anew
+    _act(world_engine, reference, case_id, "accept", T_DEADLINE + timedelta(minutes=10))
+    case = client.get(f"/api/v1/cases/{case_id}").json()
+    assert case["workflow"]["step_deadline"] == "2099-03-04T01:00:00+00:00"  # acting keeps the fresh step
+
+    # The town's step has its own reminder (80 % of its 4 working hours from the escalation: 17:12 Suzhou time,
+    # 09:12 UTC) and its own order once past, which escalates nothing further (the town is no grid chief).
+    town_remind, town_deadline = datetime(2099, 3, 3, 9, 12, tzinfo=UTC), datetime(2099, 3, 4, 1, 0, tzinfo=UTC)
+    assert scheduler.sweep(world_engine, calendar, town_remind - timedelta(microseconds=1)) == []
+    written = scheduler.sweep(world_engine, calendar, town_remind)
+    assert [(e["kind"], e["data"]) for e in written] == [
+        ("remind", {"step": "dispatched", "deadline": "2099-03-04T01:00:00.000000Z",
+                    "due": "2099-03-03T09:12:00+00:00"})]
+    written = scheduler.sweep(world_engine, calendar, town_deadline)
+    assert [(e["kind"], e["data"]) for e in written] == [
+        ("supervise", {"step": "dispatched", "deadline": "2099-03-04T01:00:00.000000Z",
+                       "due": "2099-03-04T01:00:00+00:00"})]
+    assert scheduler.sweep(world_engine, calendar, T_DEADLINE + timedelta(days=30)) == []  # once, however late
+
+    case = client.get(f"/api/v1/cases/{case_id}").json()
+    assert case["owner"]["key"] == "TOWN" and case["workflow"]["step_deadline"] == "2099-03-04T01:00:00+00:00"
     assert [(e["kind"], e["state"], e["actor"], e["role"], e["at"]) for e in case["history"][1:]] == [
         ("register", "registered", "test-admin", "admin", "2099-03-03T00:35:00+00:00"),
         ("dispatch", "dispatched", "test-admin", "admin", "2099-03-03T00:40:00+00:00"),
         ("accept", None, "test-admin", "admin", "2099-03-03T00:50:00+00:00"),
         ("remind", None, "scheduler", "system", "2099-03-03T03:42:00+00:00"),
-        ("supervise", None, "scheduler", "system", "2099-03-03T06:00:00+00:00")]
-    assert case["workflow"]["revision"] == 6  # report, register, dispatch, accept, remind, supervise
-    assert "accept" in case["workflow"]["allowed_actions"]  # the town's unit accepts anew
+        ("supervise", None, "scheduler", "system", "2099-03-03T06:00:00+00:00"),
+        ("accept", None, "test-admin", "admin", "2099-03-03T06:10:00+00:00"),
+        ("remind", None, "scheduler", "system", "2099-03-03T09:12:00+00:00"),
+        ("supervise", None, "scheduler", "system", "2099-03-04T01:00:00+00:00")]
     with world_engine.connect() as conn:
         audit = conn.execute(text("SELECT actor, role, action, detail ->> 'step' FROM audit_log"
                                   " WHERE target = :t AND actor = 'scheduler' AND id > :a ORDER BY id"),
                              {"t": str(case_id), "a": audit_from}).all()
         events, _ = load_trail(conn, case_id)
     assert [tuple(r) for r in audit] == [("scheduler", "system", "case.remind", "dispatched"),
-                                         ("scheduler", "system", "case.supervise", "dispatched")]
+                                         ("scheduler", "system", "case.supervise", "dispatched")] * 2
     assert conformance(e for _, e in events) is None  # the trail reads as made through the table
 
 
@@ -339,3 +368,46 @@ def test_assisting_units_get_their_own_reminders_and_orders_once_in_their_inbox(
     with pytest.raises(IntegrityError, match="assist_order_keys"), world_engine.begin() as conn:
         conn.execute(text("INSERT INTO case_event (case_id, at, kind, actor, role, data)"
                           " VALUES (:c, now(), 'assist_supervise', 'someone', 'system', '{}')"), row)
+
+
+def test_a_returned_grid_first_case_gets_a_fresh_step_deadline_at_the_town(client, world_engine,
+                                                                            reference) -> None:
+    chief = Principal(0, "sc.chief.return", "grid_chief", f"{TOWN_CODE}001002")
+    case_id = _reported_on_the_known_day(client, world_engine)  # overall deadline 14:00 Suzhou time (06:00 UTC)
+    _act(world_engine, reference, case_id, "register", T_REPORTED + timedelta(minutes=5))
+    _act(world_engine, reference, case_id, "dispatch", T_REPORTED + timedelta(minutes=10))
+    with world_engine.begin() as conn:  # the grid chief cannot solve it: asks to return it (09:30 Suzhou time)
+        act(conn, reference, case_id, "return", ActionInput(reason="需街道协调"), by=chief, expected_revision=3,
+            now=datetime(2099, 3, 3, 1, 30, tzinfo=UTC))
+    # Approved at 10:00 Suzhou time (02:00 UTC): escalated to the town then, with the category's 4 working
+    # hours from then (10:00–12:00, 13:30–15:30) = 15:30 = 07:30 UTC, past the overall deadline, which stays.
+    _act(world_engine, reference, case_id, "approve", datetime(2099, 3, 3, 2, 0, tzinfo=UTC))
+    case = client.get(f"/api/v1/cases/{case_id}").json()
+    returned = case["history"][-1]
+    assert (returned["kind"], returned["state"], returned["at"]) == ("return", "registered",
+                                                                     "2099-03-03T02:00:00+00:00")
+    assert {k: returned["data"][k] for k in ("escalated_to", "step_deadline_before", "step_deadline_after",
+                                             "overall_deadline")} == {
+        "escalated_to": {"key": "TOWN", "area": TOWN_CODE}, "step_deadline_before": "2099-03-03T06:00:00+00:00",
+        "step_deadline_after": "2099-03-03T07:30:00+00:00", "overall_deadline": "2099-03-03T06:00:00+00:00"}
+    assert case["workflow"]["step_deadline"] == "2099-03-03T03:00:00+00:00"  # registered: 1 working hour
+
+    _act(world_engine, reference, case_id, "dispatch", datetime(2099, 3, 3, 2, 30, tzinfo=UTC))  # to the town
+    case = client.get(f"/api/v1/cases/{case_id}").json()
+    assert case["owner"]["key"] == "TOWN" and case["state"] == "dispatched"
+    assert case["workflow"]["step_deadline"] == "2099-03-03T07:30:00+00:00"
+    assert case["deadline"] == "2099-03-03T06:00:00+00:00"
+
+    # Its reminder counts from the escalation: 80 % of 4 working hours from 10:00 = 14:42 Suzhou (06:42 UTC).
+    # (The overall deadline passing at 06:00 UTC is no step deadline of the town's: no order then.)
+    calendar = reference.calendar
+    assert scheduler.sweep(world_engine, calendar, datetime(2099, 3, 3, 6, 41, 59, tzinfo=UTC)) == []
+    written = scheduler.sweep(world_engine, calendar, datetime(2099, 3, 3, 7, 30, tzinfo=UTC))
+    assert [(e["kind"], e["data"]) for e in written] == [
+        ("remind", {"step": "dispatched", "deadline": "2099-03-03T07:30:00.000000Z",
+                    "due": "2099-03-03T06:42:00+00:00"}),
+        ("supervise", {"step": "dispatched", "deadline": "2099-03-03T07:30:00.000000Z",
+                       "due": "2099-03-03T07:30:00+00:00"})]
+    with world_engine.connect() as conn:
+        events, _ = load_trail(conn, case_id)
+    assert conformance(e for _, e in events) is None
