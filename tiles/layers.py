@@ -75,11 +75,15 @@ LAYERS: dict[str, TileLayer] = {
 CASE_STATES = ("reported", "registered", "dispatched", "handled", "suspended")
 
 
-# The reader's scope on cases (spatial.access.scope.case_filter kinds), bound as :scope / :scope_lo / :scope_hi.
+# The reader's scope on cases (spatial.access.scope.case_filter kinds), bound as :scope / :scope_lo / :scope_hi:
+# the rule of ``scope.case_clause`` written out. A unit's handlers and owners read the cases it leads and those
+# it assists on (joint handling, 协办: ``assist_keys``, in the form the partial GIN index ix_case_assist_keys
+# serves), as over REST.
 SCOPE_SQL = {
     "prefix": " AND k.grid_code BETWEEN :scope_lo AND :scope_hi",
     "special": " AND CAST(:scope AS varchar) = ANY(k.special_grid_codes)",
-    "owner": " AND k.owner_key = :scope",
+    "owner": " AND (k.owner_key = :scope OR (k.assist_keys <> '{}'"
+             " AND k.assist_keys @> ARRAY[CAST(:scope AS varchar)]))",
 }
 
 

@@ -1,6 +1,7 @@
 """Vector tiles on the known-answer world, decoded with mapbox_vector_tile: features and attributes, zoom
 rules, ETag / 304, invalidation (a changed component or a new case shows in the very next request), TileJSON,
-OGC API - Tiles, errors, and the GiST index under the tile statements."""
+OGC API - Tiles, errors, and the GiST index under the tile statements. A unit's handlers see on the map the
+cases it assists on (joint handling), as in the REST list."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
+from tests.world import fresh_accounts
 from tiles.layers import LAYERS, tile_params, tile_sql
 
 TMS = morecantile.tms.get("WebMercatorQuad")
@@ -158,3 +160,36 @@ def test_ogc_api_tiles_advertises_and_serves_the_same_tiles(world_client: TestCl
     classes = world_client.get("/ogc/conformance").json()["conformsTo"]
     assert "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/mvt" in classes
     assert world_client.get("/ogc/collections/grids/tiles/WorldCRS84Quad").status_code == 404
+
+
+TILE_ACCOUNTS = {"tl.parks": ("handler", "PARKS"), "tl.lights": ("handler", "LIGHTING"),
+                 "tl.chief": ("grid_chief", "320506001001002")}
+
+
+def test_case_tiles_show_a_unit_the_cases_it_assists_on_as_rest_does(client: TestClient, world_engine) -> None:
+    tokens = fresh_accounts(world_engine, TILE_ACCOUNTS, "a long enough password")
+    where, low = _tile(120.06, 31.17, 15), _tile(120.06, 31.17, 10)
+
+    def seen(login: str) -> tuple[list[int], int, list[int]]:
+        """The case ids in the detailed tile, the count in the aggregated one, and the REST list."""
+        headers = {"Authorization": f"Bearer {tokens[login]}"}
+        tiles = []
+        for z, x, y in (where, low):
+            reply = client.get(f"/tiles/cases/{z}/{x}/{y}.mvt", headers=headers)
+            assert reply.status_code in (200, 204), reply.text
+            tiles.append(mapbox_vector_tile.decode(reply.content)["cases"]["features"] if reply.content else [])
+        listed = client.get("/api/v1/cases", headers=headers).json()["cases"]
+        return ([f["properties"]["id"] for f in tiles[0]], sum(f["properties"]["count"] for f in tiles[1]),
+                [c["id"] for c in listed])
+
+    created = client.post("/api/v1/cases", json={
+        "category": "E010101", "location": {"type": "Point", "coordinates": [120.06, 31.17]}}).json()
+    case_id = created["id"]
+    assert seen("tl.parks") == ([], 0, [])  # not yet its case (and the tile is now cached for its scope)
+    for action, body in (("register", {}), ("dispatch", {"assist": [{"key": "PARKS"}]})):
+        etag = client.get(f"/api/v1/cases/{case_id}").headers["etag"]
+        reply = client.post(f"/api/v1/cases/{case_id}/actions/{action}", json=body, headers={"If-Match": etag})
+        assert reply.status_code == 200, reply.text
+    assert seen("tl.parks") == ([case_id], 1, [case_id])  # an assisting unit: on the map as in the list
+    assert seen("tl.lights") == ([], 0, [])  # another department: neither
+    assert seen("tl.chief") == ([case_id], 1, [case_id])  # the lead (an area scope) as before
