@@ -7,7 +7,8 @@ nothing twice (the order and its proof: spatial/cases/feed.py). A comment line e
 closing a quiet stream. Bounded costs (SECURITY.md): at most ``GRIDLINK_API_FEED_PER_CALLER`` streams per
 account and ``GRIDLINK_API_FEED_MAX`` per process (429 with ``Retry-After`` beyond), and a stream ends after
 ``GRIDLINK_API_FEED_MAX_SECONDS``, whereupon the client resumes with its ``Last-Event-ID`` — which also lets a
-server stop within that time while consoles are connected.
+server stop within that time while consoles are connected. Each write carries every event queued since the
+last one; a client too slow for its backlog is cut off with a longer ``retry`` and resumes from its last id.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from spatial.cases.feed import Feed, FeedEvent, FeedFilter, Position, feed_filte
 
 router = APIRouter(prefix="/api/v1", tags=["workflow"], route_class=AuthenticatedRoute)
 RETRY_MS = 1000  # how long EventSource waits before it reconnects
+SLOW_RETRY_MS = 5000  # ... after the server cut it off as too slow (spatial/cases/feed.py)
 
 
 @lru_cache(maxsize=4096)  # an event goes to many consoles: encoded once
@@ -59,9 +61,12 @@ async def _messages(feed: Feed, flt: FeedFilter, after: Position | None, lifetim
     sub = await feed.subscribe(flt, after)
     try:
         yield f"retry: {RETRY_MS}\n\n".encode()
-        async for event in feed.events(sub, heartbeat=min(15.0, lifetime)):
-            yield b": keep-alive\n\n" if event is None else sse_message(event)
+        async for batch in feed.events(sub, heartbeat=min(15.0, lifetime)):
+            # One chunk per batch (everything queued since the last write), not one write per event.
+            yield b"".join(sse_message(event) for event in batch) if batch else b": keep-alive\n\n"
             if time.monotonic() >= ends:
                 return
+        if sub.overflowed:  # cut off as too slow: come back later, from the last id received
+            yield f": too slow, resume with Last-Event-ID\nretry: {SLOW_RETRY_MS}\n\n".encode()
     finally:
         feed.unsubscribe(sub)

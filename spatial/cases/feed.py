@@ -16,17 +16,22 @@ Consoles follow ``GET /api/v1/events/stream`` (api/routes/events.py). What keeps
   live fan-out, with nothing in between and nothing twice (``Feed.subscribe`` takes the watermark and
   registers the subscriber in one step of the poller's lock).
 - **Cost.** Intake does nothing for the feed but fill ``xid`` (a column default) and a BRIN index entry. One
-  poller per process, running only while someone listens, reads the new rows every ``interval`` (200 ms)
-  through that index and hands each event to the subscribers whose scope and filters admit it; a NOTIFY per
-  case (measured −17 % intake, migration 0011) is not needed. The price of exactness is a lag: the watermark
-  waits for the database's oldest writing transaction still open, so a long write (a 100,000-row bulk import,
-  a session idle in a transaction) holds the feed back until it ends.
-- **Slow clients** get a bounded queue; one that overflows is ended after what it has queued, and its
-  reconnection reads the rest from the database.
+  follower per process, running only while someone listens, reads the new rows every ``interval`` (200 ms)
+  through that index — one reader however many clients follow — and fans them out in memory; a NOTIFY per
+  case (measured −17 % intake, migration 0011) is not needed. The fan-out works per page of rows, not per
+  event and client: subscribers with the same filter (scope, area, states, grades: ``FeedFilter.key``) form
+  one group, whose filter is evaluated once per event; each group's admitted events are one batch (one
+  list, shared by its subscribers' queues), and a stream writes each batch — everything it has queued — as
+  one chunk, so the sockets see a few writes a second rather than one per event. The price of exactness is a
+  lag: the watermark waits for the database's oldest writing transaction still open, so a long write (a
+  100,000-row bulk import, a session idle in a transaction) holds the feed back until it ends.
+- **Slow clients** have a bounded backlog (``queue_size`` events): one that would exceed it is cut off at
+  once — its backlog dropped, not held — and its stream ends with a retry hint; it reconnects with its
+  ``Last-Event-ID`` and reads what it missed from the database.
 
-Who sees what: the case rule of spatial/access/scope.py (``may_read`` on the case's grid, special grids and
-current owner), narrowed by ``area`` (a grid code of any level or a special grid inside the scope), ``state``
-(the case's state after the event) and ``grade`` (the category's A/B/C).
+Who sees what: the case rule of spatial/access/scope.py (``may_read`` on the case's grid, special grids,
+current owner and assisting units), narrowed by ``area`` (a grid code of any level or a special grid inside
+the scope), ``state`` (the case's state after the event) and ``grade`` (the category's A/B/C).
 """
 
 from __future__ import annotations
@@ -69,7 +74,7 @@ SELECT e.id, e.xid, e.case_id, e.at, e.kind, e.actor, e.role,
                                 WHERE p.case_id = e.case_id AND p.state_after IS NOT NULL
                                   AND (p.at, p.id) < (e.at, e.id)
                                 ORDER BY p.at DESC, p.id DESC LIMIT 1)) AS state,
-       c.grid_code, c.special_grid_codes, c.owner_key, c.category_code
+       c.grid_code, c.special_grid_codes, c.owner_key, c.category_code, c.assist_keys
 FROM case_event e JOIN "case" c ON c.id = e.case_id
 WHERE e.xid >= :xid AND e.xid < :below AND (e.xid, e.id) > (:xid, :id)
 ORDER BY e.xid, e.id
@@ -97,6 +102,7 @@ class FeedEvent:
     owner_key: str | None
     category: str
     grade: str | None
+    assist_keys: tuple[str, ...] = ()
 
     @property
     def position(self) -> Position:
@@ -119,10 +125,15 @@ class FeedFilter:
     states: frozenset[str] = frozenset()
     grades: frozenset[str] = frozenset()
 
+    @property
+    def key(self) -> tuple[Any, ...]:
+        """What ``admits`` depends on: subscribers with equal keys admit the same events (one group)."""
+        return (self.principal.scope, self.principal.role in KEY_ROLES, self.area, self.states, self.grades)
+
     def admits(self, event: FeedEvent) -> bool:
         """Whether the subscriber may and wants to see ``event``."""
         if not may_read(self.principal, grid_code=event.grid_code, special_codes=event.special_grid_codes,
-                        owner_key=event.owner_key):
+                        owner_key=event.owner_key, assist_keys=event.assist_keys):
             return False
         if self.area is not None and not covers(self.area, event.grid_code, event.special_grid_codes):
             return False
@@ -175,14 +186,20 @@ def parse_event_id(value: str | None) -> int | None:
     return int(value)
 
 
+Batch = list[FeedEvent]  # the events of one poll page one group of subscribers admits, in feed order
+
+
 @dataclass(eq=False)
 class Subscription:
-    """One connected client: its filter, where it resumes, and the queue the poller fills."""
+    """One connected client: its filter, where it resumes, and the queue of batches the follower fills
+    (``queued`` events in all, at most ``limit``; ``None`` in the queue ends the stream)."""
 
     filter: FeedFilter
     after: Position | None  # the Last-Event-ID's position; None: from the moment of subscribing
     replay_below: int  # the watermark when it subscribed: older rows come from the database
-    queue: asyncio.Queue[FeedEvent | None] = field(default_factory=asyncio.Queue)
+    limit: int = 10_000
+    queue: asyncio.Queue[Batch | None] = field(default_factory=asyncio.Queue)
+    queued: int = 0
     overflowed: bool = False
 
 
@@ -225,7 +242,7 @@ class Feed:
             if self._poller is None or self._poller.done():
                 self.watermark = await asyncio.to_thread(self._read_watermark)
                 self._poller = asyncio.create_task(self._poll_forever(), name="gridlink-feed")
-            sub = Subscription(flt, after, self.watermark, asyncio.Queue(self.queue_size))
+            sub = Subscription(flt, after, self.watermark, self.queue_size)
             self.subscribers.add(sub)
         if self._closed:
             _offer(sub, None)
@@ -235,25 +252,33 @@ class Feed:
         """Forget a subscriber (its stream ended); the poller stops with the last one."""
         self.subscribers.discard(sub)
 
-    async def events(self, sub: Subscription, heartbeat: float = 15.0) -> AsyncIterator[FeedEvent | None]:
-        """The subscriber's events in feed order: first what it missed (from the database), then live ones;
-        ``None`` after ``heartbeat`` seconds of silence. Ends when the feed closes or the subscriber overflowed
-        (after handing out what was queued)."""
+    async def events(self, sub: Subscription, heartbeat: float = 15.0) -> AsyncIterator[Batch]:
+        """The subscriber's events in feed order, in batches: first what it missed (from the database, page by
+        page), then live ones — each time everything queued so far, as one batch; an empty batch after
+        ``heartbeat`` seconds of silence. Ends when the feed closes or the subscriber is cut off as too slow
+        (``sub.overflowed``: its backlog is dropped, it resumes from the database)."""
         if sub.after is not None:
-            async for event in self._replay(sub, sub.after):
-                yield event
+            async for page in self._replay(sub, sub.after):
+                yield page
         while True:
-            if sub.overflowed and sub.queue.empty():
-                return
             try:
-                live = await asyncio.wait_for(sub.queue.get(), heartbeat)
+                first = await asyncio.wait_for(sub.queue.get(), heartbeat)
             except TimeoutError:
-                yield None
+                yield []
                 continue
-            if live is None:
-                return
-            if sub.after is None or live.position > sub.after:
+            batches = [first]
+            while batches[-1] is not None and not sub.queue.empty():
+                batches.append(sub.queue.get_nowait())
+            live: Batch = []
+            for batch in batches:
+                if batch is None:
+                    break
+                sub.queued -= len(batch)
+                live.extend(batch if sub.after is None else (e for e in batch if e.position > sub.after))
+            if live:
                 yield live
+            if batches[-1] is None or sub.overflowed:
+                return
 
     async def close(self) -> None:
         """Stop polling and end every stream."""
@@ -276,13 +301,13 @@ class Feed:
                                         parameter="Last-Event-ID")
         return (xid, event_id)
 
-    async def _replay(self, sub: Subscription, position: Position) -> AsyncIterator[FeedEvent]:
+    async def _replay(self, sub: Subscription, position: Position) -> AsyncIterator[Batch]:
         """The rows after ``position`` below the subscriber's first watermark, page by page."""
         while position[0] < sub.replay_below:
             rows = await asyncio.to_thread(self._rows, position, sub.replay_below)
-            for event in rows:
-                if sub.filter.admits(event):
-                    yield event
+            admitted = [event for event in rows if sub.filter.admits(event)]
+            if admitted:
+                yield admitted
             if len(rows) < self.page:
                 return
             position = rows[-1].position
@@ -305,14 +330,24 @@ class Feed:
         position: Position = (self.watermark, 0)
         while below > self.watermark:
             rows = await asyncio.to_thread(self._rows, position, below)
-            for event in rows:
-                for sub in list(self.subscribers):
-                    if sub.filter.admits(event):
-                        _offer(sub, event)
+            if rows:
+                self._fan_out(rows)
             if len(rows) < self.page:
                 break
             position = rows[-1].position
         self.watermark = max(self.watermark, below)
+
+    def _fan_out(self, rows: list[FeedEvent]) -> None:
+        """Hand one page of rows to the subscribers: each group's filter once per event, one shared batch."""
+        groups: dict[tuple[Any, ...], list[Subscription]] = {}
+        for sub in self.subscribers:
+            groups.setdefault(sub.filter.key, []).append(sub)
+        for subs in groups.values():
+            admits = subs[0].filter.admits
+            batch = [event for event in rows if admits(event)]
+            if batch:
+                for sub in subs:
+                    _offer(sub, batch)
 
     def _read(self, work: Callable[[Any], T]) -> T:
         with self.engine.connect() as conn:
@@ -341,15 +376,22 @@ class Feed:
         categories = self.ref.categories
         return [FeedEvent(r.id, r.xid, r.case_id, r.at, r.kind, r.state, r.actor, r.role, r.grid_code,
                           tuple(r.special_grid_codes or ()), r.owner_key, r.category_code,
-                          categories[r.category_code].grade if r.category_code in categories else None)
+                          categories[r.category_code].grade if r.category_code in categories else None,
+                          tuple(r.assist_keys or ()))
                 for r in rows]
 
 
-def _offer(sub: Subscription, event: FeedEvent | None) -> None:
-    """Queue ``event`` for ``sub``; a full queue ends the subscriber (it reconnects and replays)."""
+def _offer(sub: Subscription, batch: Batch | None) -> None:
+    """Queue ``batch`` for ``sub`` (``None``: end its stream). A subscriber whose backlog would pass its limit
+    is cut off: its backlog is dropped at once and its stream ends (it reconnects and replays from the
+    database)."""
     if sub.overflowed:
         return
-    try:
-        sub.queue.put_nowait(event)
-    except asyncio.QueueFull:
+    if batch is not None and sub.queued + len(batch) > sub.limit:
         sub.overflowed = True
+        while not sub.queue.empty():
+            sub.queue.get_nowait()
+        sub.queued, batch = 0, None
+    elif batch is not None:
+        sub.queued += len(batch)
+    sub.queue.put_nowait(batch)

@@ -1,9 +1,13 @@
 """The live feed (issue 17 item 6): ``GET /api/v1/events/stream`` on a real server (uvicorn, SSE over HTTP) and
 real PostGIS. A client that drops and reconnects with ``Last-Event-ID`` during 1,000 actions receives each event
-exactly once; a transaction that took an earlier id but commits later is not skipped; scope and filters hold."""
+exactly once; a transaction that took an earlier id but commits later is not skipped; scope and filters hold,
+and an assisting unit follows the cases it assists on. The per-process follower's fan-out: subscribers with the
+same filter share one batch per poll page, others get theirs; a client too slow for its backlog is cut off and
+its backlog dropped."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import threading
@@ -17,12 +21,12 @@ from sqlalchemy import text
 from spatial.access.accounts import add_user, create_token
 from spatial.access.principal import Principal
 from spatial.cases.actions import ActionInput, act
-from spatial.cases.feed import FeedEvent
+from spatial.cases.feed import Feed, FeedEvent, FeedFilter
 from spatial.cases.intake import create_case
 from spatial.cases.schemas import CASE_CREATE
 from tests.conftest import admin_headers
 from tests.live import serving
-from tests.world import DISTRICT
+from tests.world import DISTRICT, fresh_accounts
 
 ADMIN = Principal(1, "feed.admin", "admin", "*")
 TOWN1 = f"{DISTRICT}001"
@@ -216,3 +220,108 @@ def test_a_message_is_one_data_line_whatever_the_text() -> None:
     lines = sse_message(event).decode().split("\n")
     assert lines[0] == "id: 7" and lines[1].startswith("data: ") and lines[2:] == ["", ""]
     assert json.loads(lines[1][6:])["actor"] == "a\nb\r\nc\rd"
+
+
+def _report(engine, reference, n: int, lon: float = 120.01) -> list[int]:
+    """``n`` reports (each its own transaction) far enough apart not to be duplicates; their event ids."""
+    ids = []
+    for i in range(n):
+        with engine.begin() as conn:
+            case = create_case(conn, reference, CASE_CREATE.validate_python(
+                {"category": "E010101", "source": "inspector", "description": f"fan-out {i}",
+                 "location": {"type": "Point", "coordinates": [lon + 0.011 * (i % 30), 31.02 + 0.005 * (i // 30)]}}),
+                actor=None)[0]
+            ids.append(conn.execute(text("SELECT id FROM case_event WHERE case_id = :c AND kind = 'report'"),
+                                    {"c": case["id"]}).scalar_one())
+    return ids
+
+
+def _drain(sub) -> list:
+    """The batches queued for ``sub``, taken out (its backlog back to none)."""
+    batches = []
+    while not sub.queue.empty():
+        batches.append(sub.queue.get_nowait())
+    sub.queued = 0
+    return batches
+
+
+async def _until(condition, bound_s: float = 30) -> None:
+    """Wait for ``condition()`` (bounded: a failure, not a speed check, if it never holds)."""
+    for _ in range(int(bound_s / 0.02)):
+        if condition():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the follower never got there")
+
+
+def test_one_follower_fans_out_shared_batches_and_cuts_off_a_slow_client(world_engine, no_cases,
+                                                                            reference) -> None:
+    town = Principal(2, "feed.town.b", "dispatcher", TOWN1)
+
+    async def scenario() -> None:
+        feed = Feed(world_engine, reference, interval=0.05, queue_size=5)
+        try:
+            a, b = [await feed.subscribe(FeedFilter(ADMIN), None) for _ in range(2)]
+            in_town = await feed.subscribe(FeedFilter(town), None)
+            other = await feed.subscribe(FeedFilter(Principal(3, "feed.admin.2", "admin", "*")), None)
+            first = await asyncio.to_thread(_report, world_engine, reference, 3)  # towns 001 and beyond
+            await _until(lambda: a.queued == 3 and other.queued == 3)
+            batches = {name: _drain(sub) for name, sub in (("a", a), ("b", b), ("other", other), ("town", in_town))}
+            # Same filter (scope, area, states, grades), even from another account: the same lists for all.
+            assert all(x is y is z for x, y, z in zip(batches["a"], batches["b"], batches["other"], strict=True))
+            assert [e.id for batch in batches["a"] for e in batch] == first
+            assert [e.id for batch in batches["town"] for e in batch] == [
+                e.id for batch in batches["a"] for e in batch if e.grid_code.startswith(TOWN1)]
+
+            # ``a`` keeps up (its own limit is larger), ``b`` never reads: 6 more events pass its backlog limit of
+            # 5, so it is cut off at once.
+            a.limit = 100
+            received: list[int] = []
+
+            async def keep_up() -> None:
+                async for page in feed.events(a, heartbeat=0.1):
+                    received.extend(e.id for e in page)
+
+            reader = asyncio.create_task(keep_up())
+            more = await asyncio.to_thread(_report, world_engine, reference, 6, 120.21)
+            await _until(lambda: b.overflowed and received == more)
+            assert b.queued == 0 and b.queue.qsize() == 1  # its backlog dropped: only the end of its stream
+            assert [page async for page in feed.events(b)] == []  # ends without delivering anything
+            assert not a.overflowed and received == more  # the one that keeps up got each event once
+            reader.cancel()
+        finally:
+            await feed.close()
+
+    asyncio.run(scenario())
+
+
+PARKS_ACCOUNTS = {"feed.parks": ("handler", "PARKS"), "feed.lights": ("handler", "LIGHTING")}
+
+
+def test_an_assisting_unit_follows_the_cases_it_assists_on(world_engine, no_cases, reference, server) -> None:
+    tokens = fresh_accounts(world_engine, PARKS_ACCOUNTS, "a long enough password")
+    parks = Follower(server, {"Authorization": f"Bearer {tokens['feed.parks']}"})
+    lights = Follower(server, {"Authorization": f"Bearer {tokens['feed.lights']}"})
+    threads = [_follow(parks), _follow(lights)]
+    with world_engine.begin() as conn:
+        case = create_case(conn, reference, CASE_CREATE.validate_python(
+            {"category": "E010101", "source": "inspector",
+             "location": {"type": "Point", "coordinates": [120.06, 31.17]}}), actor=None)[0]
+    steps = [("register", ActionInput()), ("dispatch", ActionInput(assist=[{"key": "PARKS"}])),
+             ("assist_accept", ActionInput(data={"unit": "PARKS"}))]
+    for revision, (action, given) in enumerate(steps, start=1):
+        with world_engine.begin() as conn:
+            act(conn, reference, case["id"], action, given, by=ADMIN, expected_revision=revision)
+    later = _events_since(world_engine, 0, f"e.case_id = {case['id']} AND e.kind IN ('dispatch', 'assist_accept')")
+    for _ in range(600):  # bounded: a failure, not a speed check
+        if {e["id"] for e in parks.received} >= set(later):
+            break
+        parks.stop.wait(0.1)
+    lights.stop.wait(0.5)  # the other department's stream had as long as parks' to (wrongly) see them
+    parks.stop.set(), lights.stop.set()
+    for thread in threads:
+        thread.join(40)
+    assert parks.errors == [] and lights.errors == []
+    assert {e["id"] for e in parks.received} >= set(later)  # the dispatch naming it, and its own acceptance
+    assert {e["case_id"] for e in parks.received} == {case["id"]}
+    assert lights.received == []
