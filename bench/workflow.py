@@ -1,6 +1,6 @@
 """Benchmark: workflow actions over HTTP against their floor, and the live feed's delay and cost (issue 17).
 
-    .venv/bin/python -m bench.workflow [--seconds 10] [--rounds 2] [--clients 4] [--small]
+    .venv/bin/python -m bench.workflow [--seconds 10] [--rounds 2] [--clients 4] [--small] [--only actions|feed]
 
 1. A scratch copy of the full-demo template (bench/intake.py's, upgraded to head in the copy only), or with
    ``--small`` (or when the template is busy) a fresh small demo. Cases to act on are reported first through
@@ -15,6 +15,7 @@
    intake statement's time, a few ms before its commit, so the figure is an upper bound), p50 and p99.
 4. Intake cost of the feed: HTTP intake (bench/intake.py's client) alternating without and with 50 connected
    feed clients (consoles of Wuzhong's towns: ``?area=`` a town, one in ten unfiltered), the ratio of rates.
+   The consoles are read in a process of their own (``Consoles``), never in the intake client's.
 Prints a table; writes bench/results/workflow.json.
 """
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import random
 import selectors
@@ -198,54 +200,73 @@ class HttpActions:
 
 
 class Consoles:
-    """Feed clients on raw sockets, read by one thread: counts messages and, if asked, report delays."""
+    """Feed clients on raw sockets, read in a process of their own: counts messages and, if asked, report
+    delays. (In the benchmark's own process the reader thread took the GIL from the intake client's threads,
+    so the "with consoles" side paid for the consoles' parsing as well as the server's fan-out.)"""
 
     def __init__(self, port: int, token: str, queries: list[str], delays: bool = False) -> None:
-        self.selector = selectors.DefaultSelector()
-        self.delays: list[float] = []
-        self.messages = 0
-        self.keep_delays = delays
-        self.stop = threading.Event()
-        self.buffers: dict[socket.socket, bytes] = {}
-        for query in queries:
-            sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-            sock.sendall(b"GET /api/v1/events/stream%s HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n"
-                         b"Authorization: Bearer %s\r\n\r\n" % (query.encode(), token.encode()))
-            sock.setblocking(False)
-            self.selector.register(sock, selectors.EVENT_READ)
-            self.buffers[sock] = b""
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
-
-    def _read(self) -> None:
-        while not self.stop.is_set():
-            for key, _ in self.selector.select(0.2):
-                sock = key.fileobj
-                assert isinstance(sock, socket.socket)
-                try:
-                    chunk = sock.recv(262144)
-                except BlockingIOError:
-                    continue
-                now = time.time()
-                data = self.buffers[sock] + chunk
-                *messages, rest = data.split(b"\n\n")
-                self.buffers[sock] = rest
-                for message in messages:
-                    for line in message.split(b"\n"):
-                        if line.startswith(b"data: "):
-                            self.messages += 1
-                            if self.keep_delays:
-                                event = json.loads(line[6:])
-                                if event["kind"] == "report":
-                                    self.delays.append(now - datetime.fromisoformat(event["at"]).timestamp())
+        context = multiprocessing.get_context("spawn")
+        self.stop, ready = context.Event(), context.Event()
+        self.results, child = context.Pipe(duplex=False)
+        self.process = context.Process(target=_follow_consoles, args=(port, token, queries, delays, self.stop,
+                                                                     ready, child), daemon=True)
+        self.process.start()
+        if not ready.wait(60):
+            self.process.kill()
+            raise RuntimeError("the consoles never connected")
+        self.messages, self.delays = 0, list[float]()
 
     def close(self) -> None:
-        """Disconnect every client."""
+        """Disconnect every client; keep what they counted."""
         self.stop.set()
-        self.thread.join(5)
-        for sock in list(self.buffers):
-            self.selector.unregister(sock)
-            sock.close()
+        self.messages, self.delays = self.results.recv()
+        self.process.join(10)
+
+
+def _follow_consoles(port: int, token: str, queries: list[str], keep_delays: bool, stop, ready, results) -> None:
+    """The consoles' process: connect them all, tell ``ready`` once each has its first bytes (the stream's
+    ``retry``: it is subscribed), read until ``stop``, send back (messages, delays)."""
+    selector = selectors.DefaultSelector()
+    buffers: dict[socket.socket, bytes] = {}
+    for query in queries:
+        sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        sock.sendall(b"GET /api/v1/events/stream%s HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n"
+                     b"Authorization: Bearer %s\r\n\r\n" % (query.encode(), token.encode()))
+        sock.setblocking(False)
+        selector.register(sock, selectors.EVENT_READ)
+        buffers[sock] = b""
+    started: set[socket.socket] = set()
+    messages, delays = 0, list[float]()
+    while not stop.is_set():
+        for key, _ in selector.select(0.2):
+            sock = key.fileobj  # type: ignore[assignment]
+            try:
+                chunk = sock.recv(262144)
+            except BlockingIOError:
+                continue
+            started.add(sock)
+            if len(started) == len(buffers):
+                ready.set()
+            *complete, buffers[sock] = (buffers[sock] + chunk).split(b"\n\n")
+            messages += _read_messages(complete, time.time(), delays if keep_delays else None)
+    for sock in buffers:
+        selector.unregister(sock)
+        sock.close()
+    results.send((messages, delays))
+
+
+def _read_messages(complete: list[bytes], now: float, delays: list[float] | None) -> int:
+    """Count the SSE messages; with ``delays``, add the delay of each report event (receipt − its ``at``)."""
+    count = 0
+    for message in complete:
+        for line in message.split(b"\n"):
+            if line.startswith(b"data: "):
+                count += 1
+                if delays is not None:
+                    event = json.loads(line[6:])
+                    if event["kind"] == "report":
+                        delays.append(now - datetime.fromisoformat(event["at"]).timestamp())
+    return count
 
 
 def paced_intake(port: int, token: str, reports: list[dict], rate: float, seconds: float, clients: int = 4) -> int:
@@ -352,11 +373,12 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200, help="paced intake during the feed delay run")
     parser.add_argument("--consoles", type=int, default=50)
     parser.add_argument("--small", action="store_true", help="the small demo instead of the full one")
+    parser.add_argument("--only", choices=("actions", "feed"), help="run one part only (both by default)")
     args = parser.parse_args()
     url = scratch(DatabaseSettings(), args.small)
     by, token = admin_account(url)
     partner = bench_token(url)
-    ids = report_cases(url, 4000)
+    ids = report_cases(url, 4000) if args.only != "feed" else []
     # The intake account is a partner (the hotline system): its reports are hotline calls (other sources: 403).
     reports = [{**body, "source": "hotline"} for body in sample_reports(url, 20_000, seed=29)]
     os.environ["GRIDLINK_API_FEED_PER_CALLER"] = str(args.consoles + 10)
@@ -364,46 +386,65 @@ def main() -> None:
     half = len(ids) // 2
     floor_walks, http_walks = Walks(ids[:half], args.clients, 1), Walks(ids[half:], args.clients, 2)
     floor = FloorActions(url, args.clients, floor_walks, by)
+    actions: dict = {}
+    delay: dict = {}
+    costs: dict = {}
+    consoles: WithConsoles | None = None
     try:
-        http = HttpActions(port, args.clients, http_walks, token)
-        actions = interleaved([{}], args.clients, args.seconds, args.rounds, {"floor": floor, "http": http})
-        actions["http"]["errors"] = len(http.errors)
-        delay = feed_delay(port, partner, reports[:10_000], args.rate, args.seconds)
-        consoles = WithConsoles(Http(port, args.clients, partner), port, token, _towns(url), args.consoles)
-        intake = Plain(Http(port, args.clients, partner), consoles)
-        intake.begin()
-        _spread(reports[10_000:], args.clients, 2, intake.work)  # warm-up
-        costs = interleaved(reports[10_000:], args.clients, args.seconds, args.rounds,
-                            {"intake": intake, "with_consoles": consoles})
-        consoles.end()
+        if args.only != "feed":
+            http = HttpActions(port, args.clients, http_walks, token)
+            actions = interleaved([{}], args.clients, args.seconds, args.rounds, {"floor": floor, "http": http})
+            actions["http"]["errors"] = len(http.errors)
+        if args.only != "actions":
+            delay, costs, consoles = feed(args, url, port, token, partner, reports)
     finally:
         floor.close()
         server.terminate()
         server.wait(timeout=60)
-    result = _result(args, actions, delay, costs, consoles.received)
-    save("workflow.json", result)
+    _result(args, actions, delay, costs, consoles.received if consoles else 0)
 
 
-def _result(args: argparse.Namespace, actions: dict, delay: dict, costs: dict, received: int) -> dict:
-    base, served = actions["floor"], actions["http"]
+def feed(args: argparse.Namespace, url: str, port: int, token: str, partner: str,
+         reports: list[dict]) -> tuple[dict, dict, WithConsoles]:
+    """The feed's part: the delay at ``--rate``, then intake without and with ``--consoles`` consoles."""
+    delay = feed_delay(port, partner, reports[:10_000], args.rate, args.seconds)
+    consoles = WithConsoles(Http(port, args.clients, partner), port, token, _towns(url), args.consoles)
+    intake = Plain(Http(port, args.clients, partner), consoles)
+    intake.begin()
+    _spread(reports[10_000:], args.clients, 2, intake.work)  # warm-up
+    costs = interleaved(reports[10_000:], args.clients, args.seconds, args.rounds,
+                        {"intake": intake, "with_consoles": consoles})
+    consoles.end()
+    return delay, costs, consoles
+
+
+def _result(args: argparse.Namespace, actions: dict, delay: dict, costs: dict, received: int) -> None:
+    """Print the table and save bench/results/workflow.json (``workflow_feed.json`` for ``--only feed``)."""
+    result: dict = {"machine": machine(), "clients": args.clients, "workers": args.workers, "seconds": args.seconds,
+                    "rounds": args.rounds, "actions": actions}
+    if actions:
+        base, served = actions["floor"], actions["http"]
+        result["actions_ratio_http_over_floor"] = round(served["per_s"] / base["per_s"], 2)
+        print(f"\nactions, floor (act + get_case, {args.clients} direct connections): {base['per_s']:8.1f} /s"
+              f"  p50 {base['p50_ms']} ms  p99 {base['p99_ms']} ms  rounds {base['per_round']}")
+        print(f"actions over HTTP ({args.clients} clients, {args.workers} workers): {served['per_s']:8.1f} /s"
+              f"  p50 {served['p50_ms']} ms  p99 {served['p99_ms']} ms  rounds {served['per_round']}"
+              f"  errors {served['errors']}")
+        print(f"ratio HTTP / floor: {result['actions_ratio_http_over_floor']}")
+    if costs:
+        _feed_result(args, result, delay, costs, received)
+    save("workflow.json" if args.only is None else f"workflow_{args.only}.json", result)
+
+
+def _feed_result(args: argparse.Namespace, result: dict, delay: dict, costs: dict, received: int) -> None:
     plain, watched = costs["intake"], costs["with_consoles"]
-    result = {"machine": machine(), "clients": args.clients, "workers": args.workers, "seconds": args.seconds,
-              "rounds": args.rounds, "actions": actions,
-              "actions_ratio_http_over_floor": round(served["per_s"] / base["per_s"], 2), "feed_delay": delay,
-              "intake": costs, "consoles": args.consoles, "console_messages": received,
-              "intake_ratio_with_over_without": round(watched["per_s"] / plain["per_s"], 2)}
-    print(f"\nactions, floor (act + get_case, {args.clients} direct connections): {base['per_s']:8.1f} /s"
-          f"  p50 {base['p50_ms']} ms  p99 {base['p99_ms']} ms  rounds {base['per_round']}")
-    print(f"actions over HTTP ({args.clients} clients, {args.workers} workers): {served['per_s']:8.1f} /s"
-          f"  p50 {served['p50_ms']} ms  p99 {served['p99_ms']} ms  rounds {served['per_round']}"
-          f"  errors {served['errors']}")
-    print(f"ratio HTTP / floor: {result['actions_ratio_http_over_floor']}")
+    result.update({"feed_delay": delay, "intake": costs, "consoles": args.consoles, "console_messages": received,
+                   "intake_ratio_with_over_without": round(watched["per_s"] / plain["per_s"], 2)})
     print(f"feed delay at {delay['achieved_per_s']} reports/s (5 consoles, {delay['delays']} deliveries):"
           f" p50 {delay['p50_ms']} ms  p99 {delay['p99_ms']} ms  max {delay['max_ms']} ms")
     print(f"intake without consoles {plain['per_s']} /s (rounds {plain['per_round']}), with {args.consoles}"
           f" consoles {watched['per_s']} /s (rounds {watched['per_round']}; {received:,} messages delivered):"
           f" ratio {result['intake_ratio_with_over_without']}")
-    return result
 
 
 if __name__ == "__main__":
