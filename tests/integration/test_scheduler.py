@@ -411,3 +411,33 @@ def test_a_returned_grid_first_case_gets_a_fresh_step_deadline_at_the_town(clien
     with world_engine.connect() as conn:
         events, _ = load_trail(conn, case_id)
     assert conformance(e for _, e in events) is None
+
+
+def test_two_sweeps_at_once_write_each_assisting_units_order_once(client, world_engine, reference) -> None:
+    cases = []
+    for _ in range(12):
+        case_id = _reported_on_the_known_day(client, world_engine)
+        _act(world_engine, reference, case_id, "register", T_REPORTED + timedelta(minutes=5))
+        _act(world_engine, reference, case_id, "dispatch", T_DISPATCH, ActionInput(assist=[
+            AssistTarget(key="SANITATION", amount=2, unit="working_hours"), AssistTarget(key="LIGHTING")]))
+        cases.append(case_id)
+    results: list[list] = []
+
+    def run() -> None:
+        results.append(scheduler.sweep(world_engine, reference.calendar, T_DEADLINE))
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    run()  # whatever a sweep skipped (a case the other one held) the next one writes
+    written = sorted((e["case_id"], e["kind"], e["data"].get("unit")) for batch in results for e in batch)
+    kinds, names = ("assist_remind", "assist_supervise"), ("LIGHTING", "SANITATION")
+    units = [(c, k, u) for c in cases for k in kinds for u in names]
+    expected = sorted(units + [(c, k, None) for c in cases for k in ("remind", "supervise")])
+    assert written == expected  # each once, whichever sweep wrote it
+    with world_engine.connect() as conn:
+        stored = conn.execute(text("SELECT count(*) FROM case_event WHERE case_id = ANY(:ids)"
+                                   " AND kind IN ('assist_remind', 'assist_supervise')"), {"ids": cases}).scalar_one()
+    assert stored == 4 * len(cases)
