@@ -325,3 +325,22 @@ def test_an_assisting_unit_follows_the_cases_it_assists_on(world_engine, no_case
     assert {e["id"] for e in parks.received} >= set(later)  # the dispatch naming it, and its own acceptance
     assert {e["case_id"] for e in parks.received} == {case["id"]}
     assert lights.received == []
+
+
+def test_a_stream_too_slow_for_its_backlog_ends_with_a_retry_hint(world_engine, no_cases, reference) -> None:
+    from api.routes.events import SLOW_RETRY_MS, _messages
+
+    async def scenario() -> list[bytes]:
+        feed = Feed(world_engine, reference, interval=0.05, queue_size=3)
+        try:
+            stream = _messages(feed, FeedFilter(ADMIN), None, 60)
+            first = await anext(stream)  # subscribed; the client then reads nothing while 4 events arrive
+            await asyncio.to_thread(_report, world_engine, reference, 4, 120.31)
+            sub = next(iter(feed.subscribers))
+            await _until(lambda: sub.overflowed)
+            return [first] + [chunk async for chunk in stream]
+        finally:
+            await feed.close()
+
+    chunks = asyncio.run(scenario())
+    assert chunks == [b"retry: 1000\n\n", f": too slow, resume with Last-Event-ID\nretry: {SLOW_RETRY_MS}\n\n".encode()]
