@@ -138,17 +138,21 @@ def escalated_step(calendar: WorkingCalendar, limit: tuple[int, str] | None, dea
     return max(moments).astimezone(UTC) if moments else None
 
 
-def escalated_deadline(events: Iterable[Event | NewEvent]) -> datetime | None:
+def escalated_deadline(events: Iterable[Event | NewEvent], calendar: WorkingCalendar) -> datetime | None:
     """The step deadline the last escalation since the last reopen gave (``step_deadline_after`` of its
-    event), None when there is none: a ``dispatched`` step of an escalated case runs to it."""
-    found: Any = None
+    event), moved on by the working time of every suspension resumed since (as ``resume`` moves the overall
+    deadline); None when there is none: a ``dispatched`` step of an escalated case runs to it."""
+    found: datetime | None = None
     for event in events:
         data = event.data or {}
         if event.kind == "reopen":
             found = None
         elif data.get("escalated_to") and data.get("step_deadline_after"):
-            found = data["step_deadline_after"]
-    return datetime.fromisoformat(found) if isinstance(found, str) else found
+            after = data["step_deadline_after"]
+            found = datetime.fromisoformat(after) if isinstance(after, str) else after
+        elif event.kind == "resume" and found is not None and data.get("suspended_s"):
+            found = calendar.after_working_seconds(found, data["suspended_s"])
+    return found
 
 
 def _move(changes: dict[str, Any], data: dict[str, Any], deadline: datetime) -> None:

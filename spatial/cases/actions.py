@@ -159,7 +159,7 @@ def _effects(ref: ReferenceCache, case: dict[str, Any], new: list[NewEvent], eve
         elif changes["state"] == "dispatched":
             changes["step_deadline"] = changes["deadline"]
         if changes["state"] == "dispatched":  # an escalated case runs to the fresh step deadline it was given
-            escalated = action_rules.escalated_deadline([*(e for _, e in events), *new])
+            escalated = action_rules.escalated_deadline([*(e for _, e in events), *new], ref.calendar)
             if escalated is not None and (changes["step_deadline"] is None or escalated > changes["step_deadline"]):
                 changes["step_deadline"] = escalated
     return changes

@@ -4,15 +4,18 @@ person, checks guard close and rework."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from spatial.cases.action_rules import escalated_deadline
 from spatial.cases.workflow import (
     BY_ACTION,
     CHECKS,
     TABLE,
     Event,
+    NewEvent,
     Trail,
     allowed,
     decide,
@@ -20,6 +23,7 @@ from spatial.cases.workflow import (
     replay,
 )
 from spatial.errors import ForbiddenError, IllegalTransitionError
+from spatial.reference.calendar import WorkingCalendar
 from spatial.store.models.cases import EVENT_KINDS, STATES
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -85,3 +89,17 @@ def test_system_actions_are_not_offered_over_http() -> None:
     assert {t.action for t in TABLE if not t.http} == {"report", "link", "remind", "supervise",
                                                            "assist_remind", "assist_supervise"}
     assert BY_ACTION["remind"].target is None and BY_ACTION["supervise"].target is None
+
+
+def test_an_escalated_step_deadline_moves_on_by_each_resumed_suspension() -> None:
+    """A resume moves the fresh step deadline an escalation gave by the working time the case spent suspended
+    (as it moves the overall deadline); a reopen forgets the escalation."""
+    calendar = WorkingCalendar()
+    fresh = datetime(2025, 3, 4, 2, 0, tzinfo=UTC)  # a Tuesday, 10:00 in Suzhou
+    escalation = Event("return", "registered", "d", data={"escalated_to": {"key": "TOWN"},
+                                                          "step_deadline_after": fresh.isoformat()})
+    trail = [escalation, Event("dispatch", "dispatched", "d"), Event("suspend", "suspended", "d"),
+             NewEvent("resume", "dispatched", {"suspended_s": 3600})]
+    assert escalated_deadline(trail[:2], calendar) == fresh
+    assert escalated_deadline(trail, calendar) == calendar.after_working_seconds(fresh, 3600) != fresh
+    assert escalated_deadline([*trail, Event("reopen", "dispatched", "d")], calendar) is None
