@@ -39,13 +39,23 @@ from sqlalchemy import create_engine, text
 from bench import machine, save
 from bench.intake import TEMPLATE, Floor, bench_token, fresh_copy, interleaved, sample_reports, template
 from spatial.access.principal import Principal
-from spatial.cases.kpi import COUNTS, KpiQuery, evaluate
+from spatial.cases.kpi import ASSIST_COUNTS, COUNTS, LEAD_COUNTS, KpiQuery, evaluate
 from spatial.demo.build import DEMO_END
 from spatial.settings import DatabaseSettings
 from spatial.store.db import database_url
 
 COPY = "gridlink_bench_kpi"
 JUDGE = """
+WITH judged AS (
+  SELECT id, key, deadline, owner_key, close_at, handle_at, reworks, register_at IS NOT NULL AS registered,
+         last_at = void_at AS voided, last_at = suspend_at AS suspended, last_at = close_at AS closed,
+         last_at IN (close_at, handled_state_at) AS handled,
+         register_at IS NOT NULL AND last_at IS DISTINCT FROM void_at AND last_at IS DISTINCT FROM suspend_at
+           AND (deadline < %(end)s OR last_at = close_at) AS due,
+         owner_key IN (SELECT key FROM department WHERE kind = 'enforcement') AS enforcement
+  FROM ({facts}) per_case
+  OFFSET 0
+), lead AS (
 SELECT key, count(*) AS reported,
        count(*) FILTER (WHERE registered) AS registered,
        count(*) FILTER (WHERE voided) AS voided,
@@ -59,20 +69,24 @@ SELECT key, count(*) AS reported,
        count(*) FILTER (WHERE due AND closed AND owner_key = 'GRID_CHIEF') AS solved_grid,
        count(*) FILTER (WHERE due AND closed AND owner_key <> 'GRID_CHIEF' AND NOT enforcement) AS solved_department,
        count(*) FILTER (WHERE due AND closed AND enforcement) AS solved_enforcement
-FROM (
-  SELECT key, deadline, owner_key, close_at, handle_at, reworks, register_at IS NOT NULL AS registered,
-         last_at = void_at AS voided, last_at = suspend_at AS suspended, last_at = close_at AS closed,
-         last_at IN (close_at, handled_state_at) AS handled,
-         register_at IS NOT NULL AND last_at IS DISTINCT FROM void_at AND last_at IS DISTINCT FROM suspend_at
-           AND (deadline < %(end)s OR last_at = close_at) AS due,
-         owner_key IN (SELECT key FROM department WHERE kind = 'enforcement') AS enforcement
-  FROM ({facts}) per_case
-  OFFSET 0
-) judged
-GROUP BY key
+FROM judged GROUP BY key
+), assisted AS (
+SELECT u.unit_key AS key, count(*) AS assisting,
+       count(*) FILTER (WHERE u_due) AS assist_due,
+       count(*) FILTER (WHERE u_due AND u_handled_at IS NOT NULL) AS assist_handled,
+       count(*) FILTER (WHERE u_due AND u_handled_at <= u.deadline) AS assist_handled_on_time
+FROM case_unit u JOIN judged j ON j.id = u.case_id
+CROSS JOIN LATERAL (SELECT CASE WHEN u.handled_at < %(end)s THEN u.handled_at END AS u_handled_at) h
+CROSS JOIN LATERAL (SELECT j.registered AND NOT coalesce(j.voided, false) AND NOT coalesce(j.suspended, false)
+                           AND (u.deadline < %(end)s OR u_handled_at IS NOT NULL) AS u_due) d
+WHERE u.dispatched_at < %(end)s
+GROUP BY u.unit_key
+)
+SELECT coalesce(l.key, a.key) AS key, {lead_counts}, {assist_counts}
+FROM lead l FULL JOIN assisted a ON a.key = l.key
 """
 TRAIL = """
-    SELECT {key} AS key, c.deadline, c.owner_key,
+    SELECT c.id, {key} AS key, c.deadline, c.owner_key,
            max(e.at) FILTER (WHERE e.kind = 'register') AS register_at,
            max(e.at) FILTER (WHERE e.state_after IS NOT NULL) AS last_at,
            max(e.at) FILTER (WHERE e.state_after = 'closed') AS close_at,
@@ -86,7 +100,7 @@ TRAIL = """
     GROUP BY c.id
 """
 SUMMARY = """
-    SELECT {key} AS key, c.deadline, c.owner_key, c.kpi_registered_at AS register_at, c.kpi_state_at AS last_at,
+    SELECT c.id, {key} AS key, c.deadline, c.owner_key, c.kpi_registered_at AS register_at, c.kpi_state_at AS last_at,
            c.kpi_closed_at AS close_at, c.kpi_handled_state_at AS handled_state_at, c.kpi_voided_at AS void_at,
            c.kpi_suspended_at AS suspend_at, c.kpi_handled_at AS handle_at, c.kpi_reworks AS reworks
     FROM "case" c
@@ -96,6 +110,13 @@ SUMMARY = """
 """ + TRAIL.replace("{moved_on}", "AND c.kpi_through >= %(end)s")
 FLOORS = {"summary": JUDGE.replace("{facts}", SUMMARY),
           "trail": JUDGE.replace("{facts}", TRAIL.replace("{moved_on}", ""))}
+# By grid the statement ends with the lead's counts (assisting units count by department only); by
+# department the assisting units' rows of case_unit join in.
+LEAD_ONLY = "SELECT *, 0 AS assisting, 0 AS assist_due, 0 AS assist_handled, 0 AS assist_handled_on_time FROM lead"
+ENDINGS = {"grid": lambda sql: sql[:sql.index("), assisted AS (")] + ")\n" + LEAD_ONLY,
+           "department": lambda sql: sql.replace("{lead_counts}", ", ".join(
+               f"coalesce(l.{c}, 0) AS {c}" for c in LEAD_COUNTS)).replace("{assist_counts}", ", ".join(
+               f"coalesce(a.{c}, 0) AS {c}" for c in ASSIST_COUNTS))}
 KEYS = {"grid": "c.grid_code", "department": "c.owner_key"}
 COMPARED = COUNTS
 CITY = Principal(0, "bench", "admin", "*")
@@ -116,7 +137,7 @@ def floor(engine, group: str, period: dict, settled: bool = True, kind: str = "s
         if settled:
             cur.execute("SET LOCAL max_parallel_workers_per_gather = 0")
             cur.execute("SET LOCAL work_mem = '128MB'")
-        cur.execute(FLOORS[kind].format(key=KEYS[group]), period)
+        cur.execute(ENDINGS[group](FLOORS[kind]).replace("{key}", KEYS[group]), period)
         names = [d[0] for d in cur.description]
         rows = {r[0]: dict(zip(names, r, strict=True)) for r in cur.fetchall()}
         raw.rollback()
