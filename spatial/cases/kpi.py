@@ -64,6 +64,7 @@ from sqlalchemy.exc import OperationalError
 
 from spatial.access.principal import Principal
 from spatial.access.scope import KEY_ROLES
+from spatial.cases.kpi_rollup import one_by_one, rolled, window
 from spatial.codes import AREA_CODE, SPECIAL_CODE, prefix_range
 from spatial.errors import ForbiddenError, InvalidParameterError, QueryBudgetError
 
@@ -89,7 +90,8 @@ RATES = {"closure_rate": (("closed",), ("due",)), "on_time_closure_rate": (("clo
 QUERY_CANCELED = "57014"
 
 # Who may count: the period's cases inside the caller's scope and the asked area (bound values: ``_params``).
-CASES = """c.reported_at >= :start AND c.reported_at < :end
+PERIOD = "c.reported_at >= :start AND c.reported_at < :end"
+CASES = """__PERIOD__
     AND (CAST(:lo AS text) IS NULL OR c.grid_code BETWEEN :lo AND :hi)
     AND (CAST(:special AS text) IS NULL OR CAST(:special AS text) = ANY(c.special_grid_codes))
     AND {owner}
@@ -237,27 +239,53 @@ def score(counts: dict[str, int], busiest: int) -> float | None:
             + WEIGHTS["rework"] * 100.0 * (1 - counts["reworked"] / due))
 
 
-def statement(group: str, *, trail: bool = False) -> str:
-    """The evaluation's SQL for ``group`` (a key of ``GROUP_COLUMNS``), from the summary or the trail alone."""
+def statement(group: str, *, trail: bool = False, period: str = PERIOD, at: str = ":end") -> str:
+    """The evaluation's SQL for ``group`` (a key of ``GROUP_COLUMNS``), from the summary or the trail alone:
+    the cases of ``period`` (a predicate on ``c``) judged as they stood at ``at`` (a bound parameter)."""
     department = group == "department"
     cases = CASES.format(owner=OWNER_OR_ASSIST if department else OWNER)
     facts = (TRAIL_FACTS if trail else SUMMARY_FACTS).format(key=GROUP_COLUMNS[group], cases=cases, lead=OWNER)
     if department:
-        return DEPARTMENT_SQL.format(facts=facts, units=TRAIL_UNITS if trail else UNITS)
-    return SQL.format(facts=facts)
+        sql = DEPARTMENT_SQL.format(facts=facts, units=TRAIL_UNITS if trail else UNITS)
+    else:
+        sql = SQL.format(facts=facts)
+    return sql.replace(":end", at).replace("__PERIOD__", period)
 
 
-def evaluate(conn: Connection, query: KpiQuery, *, by: Principal, trail: bool = False) -> dict[str, Any]:
+def rollup_statement(group: str) -> str:
+    """The evaluation's SQL from the rollup (spatial/cases/kpi_rollup.py): its sums over the period's whole
+    days, less the settled judgment of the window's cases not settled at :end, plus the judgment at :end of
+    those and of the edges' cases — the same rows as ``statement`` (tests/integration/test_kpi_rollup.py)."""
+    unsettled = statement(group, period="c.id = ANY(CAST(:inside AS bigint[]))", at=":forever")
+    one_by_one = statement(group, period="c.id = ANY(CAST(:one_by_one AS bigint[]))")
+    columns = ", ".join(COUNTS)
+    return (f"SELECT key, {', '.join(f'sum({c})::bigint AS {c}' for c in COUNTS)} FROM ("
+            + rolled(group, group == "department")
+            + f"\nUNION ALL SELECT key, {', '.join(f'-{c}' for c in COUNTS)} FROM ({unsettled}) settled"
+            + f"\nUNION ALL SELECT key, {columns} FROM ({one_by_one}) at_end"
+            + "\n) parts GROUP BY key HAVING sum(reported) + sum(assisting) > 0 ORDER BY key")
+
+
+def evaluate(conn: Connection, query: KpiQuery, *, by: Principal, trail: bool = False,
+             rollup: bool = True) -> dict[str, Any]:
     """Evaluate the cases ``by`` may read (module docstring): rows per group, ranked, and the totals.
 
-    ``trail``: read every case's facts from its event trail (the definition; over a year 5–7 × the work,
-    BENCHMARKS.md "Evaluation"), not from its summary columns; both give the same answer
-    (tests/integration/test_kpi_summary.py).
+    Read from the rollup (``rollup_statement``) when the period holds a whole local day and neither the scope
+    nor ``area`` is a special grid (the rollup has no special grids), else case by case from the summary.
+    ``rollup=False``: case by case from the summary. ``trail``: read every case's facts from its event trail
+    (the definition; over a year 5–7 × the work, BENCHMARKS.md "Evaluation"). All three give the same answer
+    (tests/integration/test_kpi_summary.py, test_kpi_rollup.py).
     """
     params = _params(query, by)
     _settle(conn)
+    sql = statement(query.group, trail=trail)
+    days = window(query.start, query.end) if rollup and not trail else None
+    if days is not None and params["special"] is None and params["area_special"] is None:
+        params |= days.params() | {"forever": "infinity"}
+        params["one_by_one"], params["inside"] = one_by_one(conn, params)
+        sql = rollup_statement(query.group)
     try:
-        rows = [dict(r) for r in conn.execute(text(statement(query.group, trail=trail)), params).mappings()]
+        rows = [dict(r) for r in conn.execute(text(sql), params).mappings()]
     except OperationalError as exc:
         if getattr(exc.orig, "pgcode", None) == QUERY_CANCELED:
             raise QueryBudgetError("the evaluation ran over its time budget; ask for a shorter period or a "
