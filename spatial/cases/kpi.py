@@ -64,7 +64,7 @@ from sqlalchemy.exc import OperationalError
 
 from spatial.access.principal import Principal
 from spatial.access.scope import KEY_ROLES
-from spatial.cases.kpi_rollup import one_by_one, rolled, window
+from spatial.cases.kpi_rollup import ONE_BY_ONE, rolled, window
 from spatial.codes import AREA_CODE, SPECIAL_CODE, prefix_range
 from spatial.errors import ForbiddenError, InvalidParameterError, QueryBudgetError
 
@@ -256,13 +256,14 @@ def rollup_statement(group: str) -> str:
     """The evaluation's SQL from the rollup (spatial/cases/kpi_rollup.py): its sums over the period's whole
     days, less the settled judgment of the window's cases not settled at :end, plus the judgment at :end of
     those and of the edges' cases — the same rows as ``statement`` (tests/integration/test_kpi_rollup.py)."""
-    unsettled = statement(group, period="c.id = ANY(CAST(:inside AS bigint[]))", at=":forever")
-    one_by_one = statement(group, period="c.id = ANY(CAST(:one_by_one AS bigint[]))")
+    unsettled = statement(group, period="c.id IN (SELECT id FROM one_by_one WHERE inside)", at=":forever")
+    at_end = statement(group, period="c.id IN (SELECT id FROM one_by_one)")
     columns = ", ".join(COUNTS)
-    return (f"SELECT key, {', '.join(f'sum({c})::bigint AS {c}' for c in COUNTS)} FROM ("
+    return (f"WITH one_by_one AS MATERIALIZED ({ONE_BY_ONE})\n"
+            f"SELECT key, {', '.join(f'sum({c})::bigint AS {c}' for c in COUNTS)} FROM ("
             + rolled(group, group == "department")
             + f"\nUNION ALL SELECT key, {', '.join(f'-{c}' for c in COUNTS)} FROM ({unsettled}) settled"
-            + f"\nUNION ALL SELECT key, {columns} FROM ({one_by_one}) at_end"
+            + f"\nUNION ALL SELECT key, {columns} FROM ({at_end}) at_end"
             + "\n) parts GROUP BY key HAVING sum(reported) + sum(assisting) > 0 ORDER BY key")
 
 
@@ -282,7 +283,6 @@ def evaluate(conn: Connection, query: KpiQuery, *, by: Principal, trail: bool = 
     days = window(query.start, query.end) if rollup and not trail else None
     if days is not None and params["special"] is None and params["area_special"] is None:
         params |= days.params() | {"forever": "infinity"}
-        params["one_by_one"], params["inside"] = one_by_one(conn, params)
         sql = rollup_statement(query.group)
     try:
         rows = [dict(r) for r in conn.execute(text(sql), params).mappings()]

@@ -51,8 +51,8 @@ WHERE ((r.span = 'm' AND r.day >= :m0 AND r.day < :m1)
   AND (CAST(:area_lo AS text) IS NULL OR r.grid_code BETWEEN :area_lo AND :area_hi)
   AND {part}
 GROUP BY 1"""
-# The cases judged one by one: the edges, and the window's cases not settled at :end.
-CASES = """
+# The cases judged one by one (``inside``: of the window): the edges, and the window's cases not settled at :end.
+ONE_BY_ONE = """
 SELECT id, false AS inside FROM "case" WHERE reported_at >= :start AND reported_at < :ws
 UNION ALL
 SELECT id, false FROM "case" WHERE reported_at >= :we AND reported_at < :end
@@ -110,7 +110,7 @@ def one_by_one(conn: Connection, params: dict[str, Any]) -> tuple[list[int], lis
     """The cases judged one by one: all of them (edges and unsettled), and those inside the window."""
     every: set[int] = set()
     inside: set[int] = set()
-    for case_id, in_window in conn.execute(text(CASES), params):
+    for case_id, in_window in conn.execute(text(ONE_BY_ONE), params):
         every.add(case_id)
         if in_window:
             inside.add(case_id)
