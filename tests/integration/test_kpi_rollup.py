@@ -175,3 +175,46 @@ def test_parity_on_the_small_demo(small_demo: Engine) -> None:
                         continue
                     assert_parity(conn, KpiQuery(group, start, end), by=by)
         conn.rollback()
+
+
+# -- concurrent writers: increments add up
+
+def _insert_case(conn: Connection, case_id: int) -> None:
+    """A reported case in grid A on 2 March (both writers meet on its day's and month's rollup rows)."""
+    conn.execute(text(
+        'INSERT INTO "case" (id, case_no, category_code, state, source, location, grid_code, community_code,'
+        " town_code, district_code, special_grid_codes, grid_version_id, owner_key, deadline, reported_at)"
+        " VALUES (:id, :no, 'E010101', 'reported', 'inspector', ST_GeomFromText('POINT(120.02 31.15)', 4326), :g,"
+        " :c, :t, :d, '{}', 1, 'GRID_CHIEF', :deadline, :at)"),
+        {"id": case_id, "no": f"RACE{case_id}", "g": GRID_A, "c": GRID_A[:12], "t": GRID_A[:9], "d": GRID_A[:6],
+         "deadline": day(5), "at": day(1) + timedelta(minutes=case_id)})
+
+
+def test_concurrent_writers_add_up(world_engine: Engine, no_cases: None) -> None:
+    import threading
+
+    first = world_engine.connect()
+    first.begin()
+    _insert_case(first, 1)  # holds the rollup rows until it commits
+    second_done = threading.Event()
+
+    def second() -> None:
+        with world_engine.begin() as conn:
+            _insert_case(conn, 2)
+            conn.execute(text('UPDATE "case" SET kpi_registered_at = :t, kpi_state_at = :t, kpi_through = :t'
+                              " WHERE id = 2"), {"t": day(1.5)})
+        second_done.set()
+
+    worker = threading.Thread(target=second)
+    worker.start()
+    assert not second_done.wait(1.0)  # it waits for the first writer's rows
+    first.commit()
+    first.close()
+    worker.join(30)
+    assert second_done.is_set()
+    with world_engine.begin() as conn:
+        rows = conn.execute(text("SELECT span, reported, registered FROM kpi_rollup WHERE grid_code = :g"
+                                 " ORDER BY span"), {"g": GRID_A}).all()
+        assert [tuple(r) for r in rows] == [("d", 2, 1), ("m", 2, 1)]
+        assert rebuild(conn) == 0
+        conn.execute(text('TRUNCATE case_unit, case_event, "case"'))
