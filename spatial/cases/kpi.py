@@ -17,15 +17,28 @@ The definitions, once (README "Evaluation" repeats them for the people who read 
 - 结案率 = closed / due, 按期结案率 = closed on time / due, 处置率 = handled / due, 按期处置率 = handled on time /
   due, 返工率 = reworked / due (SPEC: all over "due to close"); a group with nothing due has no rates (null).
 - score = 10 % case-count score + 30 % 结案率 + 30 % 按期处置率 + 30 % (1 − 返工率), on 0–100; the case-count
-  score is 100 × due / the largest ``due`` among the groups of the same answer (the busiest unit scores 100).
+  score is 100 × due / the largest ``due`` among the groups of the same answer (the busiest unit scores 100;
+  by department ``due + assist_due``, below).
   Grades: A ≥ 90, B ≥ 75, C ≥ 60, D ≥ 40, E below. The same formula scores areas as well as departments.
 - ranking: by score, then 结案率, then the key; equal scores share a rank (1, 2, 2, 4).
 - the 721 split: the closed cases by where they were solved — ``grid`` (grid-first cases, owner GRID_CHIEF),
   ``enforcement`` (an owner of kind enforcement) and ``department`` (every other unit: town and district
   departments, utilities, asset owners, the town sub-centre); SPEC's target is 70 / 20 / ≤ 10 %.
 
+- joint handling (协办): by department, each assisting unit's ``case_unit`` row of a period's case counts for
+  that unit too (``assisting``: dispatched to it before ``end``): ``assist_due`` like its case (registered, not
+  voided — its work withdrawn — nor suspended at ``end``) once past *its own* deadline or handled by ``end``;
+  ``assist_handled`` when its own feedback (``assist_handle``) came before ``end``, on time when not after its
+  deadline. Its acceptance is not a rate of SPEC's. These rows enter 处置率 and 按期处置率 (over
+  ``due + assist_due``) and the case-count score (the unit's work: ``due + assist_due``); 结案率, 按期结案率,
+  返工率 and the 721 split stay the lead's (the case closes when the lead's work passes the check; a rework sends
+  the lead back), over ``due``. A unit that only assisted is scored on the count and on-time handling parts,
+  their weights scaled to 100 %. Area groups count cases (the lead's work) only.
+
 A group is the case's base grid, community, town, district or owner unit (``owner_key``; the deadline and
-owner are the case's current ones). Only the cases the caller may read count (spatial/access/scope.py); an
+owner are the case's current ones), or by department also an assisting unit (``case_unit.unit_key``). Only
+the cases the caller may read count (spatial/access/scope.py): an owner-scoped caller's, those its unit leads
+(area groups) and, by department, also those it assists (its own row: lead and assisting parts); an
 area-scoped caller cannot ask for a group coarser than its area (the row would name an area it does not
 cover); ``area`` narrows the cases to an area inside the scope.
 
@@ -51,6 +64,7 @@ from sqlalchemy.exc import OperationalError
 
 from spatial.access.principal import Principal
 from spatial.access.scope import KEY_ROLES
+from spatial.cases.kpi_rollup import ONE_BY_ONE, rolled, window
 from spatial.codes import AREA_CODE, SPECIAL_CODE, prefix_range
 from spatial.errors import ForbiddenError, InvalidParameterError, QueryBudgetError
 
@@ -62,23 +76,31 @@ GROUP_WIDTH = {"district": 6, "town": 9, "community": 12, "grid": 15}
 MAX_PERIOD = timedelta(days=400)  # a year and a bit: the longest evaluation one request may cost
 GRADES = ((90.0, "A"), (75.0, "B"), (60.0, "C"), (40.0, "D"))
 WEIGHTS = {"count": 0.10, "closure_rate": 0.30, "on_time_handling_rate": 0.30, "rework": 0.30}
-COUNTS = ("reported", "registered", "voided", "suspended", "due", "closed", "closed_on_time", "handled",
-          "handled_on_time", "reworked", "solved_grid", "solved_department", "solved_enforcement")
-RATES = {"closure_rate": "closed", "on_time_closure_rate": "closed_on_time", "handling_rate": "handled",
-         "on_time_handling_rate": "handled_on_time", "rework_rate": "reworked"}
+LEAD_COUNTS = ("reported", "registered", "voided", "suspended", "due", "closed", "closed_on_time", "handled",
+               "handled_on_time", "reworked", "solved_grid", "solved_department", "solved_enforcement")
+# A department's part as an assisting unit (协办) of joint cases: its case_unit rows (zero in area groups).
+ASSIST_COUNTS = ("assisting", "assist_due", "assist_handled", "assist_handled_on_time")
+COUNTS = (*LEAD_COUNTS, *ASSIST_COUNTS)
+# Each rate: its numerator and denominator. Closure and rework belong to the lead (the case closes when the
+# lead's work passes the check; a rework sends the lead back); handling counts every unit's own work.
+RATES = {"closure_rate": (("closed",), ("due",)), "on_time_closure_rate": (("closed_on_time",), ("due",)),
+         "handling_rate": (("handled", "assist_handled"), ("due", "assist_due")),
+         "on_time_handling_rate": (("handled_on_time", "assist_handled_on_time"), ("due", "assist_due")),
+         "rework_rate": (("reworked",), ("due",))}
 QUERY_CANCELED = "57014"
 
 # Who may count: the period's cases inside the caller's scope and the asked area (bound values: ``_params``).
-CASES = """c.reported_at >= :start AND c.reported_at < :end
+PERIOD = "c.reported_at >= :start AND c.reported_at < :end"
+CASES = """__PERIOD__
     AND (CAST(:lo AS text) IS NULL OR c.grid_code BETWEEN :lo AND :hi)
     AND (CAST(:special AS text) IS NULL OR CAST(:special AS text) = ANY(c.special_grid_codes))
-    AND (CAST(:owner AS text) IS NULL OR c.owner_key = :owner)
+    AND {owner}
     AND (CAST(:area_lo AS text) IS NULL OR c.grid_code BETWEEN :area_lo AND :area_hi)
     AND (CAST(:area_special AS text) IS NULL OR CAST(:area_special AS text) = ANY(c.special_grid_codes))"""
 # The facts of a case as of :end, read from its trail (the definition): the events before :end, once, joined
 # to the period's cases; ix_case_event_case_id_at serves a few cases, one pass serves a year.
 TRAIL_FACTS = """
-  SELECT {key} AS key, c.deadline, c.owner_key,
+  SELECT c.id, {key} AS key, c.deadline, c.owner_key, {lead} AS lead,
          max(e.at) FILTER (WHERE e.kind = 'register') AS registered_at,
          max(e.at) FILTER (WHERE e.state_after IS NOT NULL) AS last_at,
          max(e.at) FILTER (WHERE e.state_after = 'closed') AS closed_at,
@@ -95,7 +117,8 @@ TRAIL_FACTS = """
 # event is not in the summary: it is its first event, at ``reported_at``, and none of the judgments below
 # depend on it (it sets ``last_at`` only while nothing else happened, when the case is merely reported).
 SUMMARY_FACTS = """
-  SELECT {key} AS key, c.deadline, c.owner_key, c.kpi_registered_at AS registered_at, c.kpi_state_at AS last_at,
+  SELECT c.id, {key} AS key, c.deadline, c.owner_key, {lead} AS lead, c.kpi_registered_at AS registered_at,
+         c.kpi_state_at AS last_at,
          c.kpi_closed_at AS closed_at, c.kpi_handled_state_at AS handled_state_at, c.kpi_voided_at AS voided_at,
          c.kpi_suspended_at AS suspended_at, c.kpi_handled_at AS handled_at, c.kpi_reworks AS reworks
   FROM "case" c
@@ -104,10 +127,10 @@ SUMMARY_FACTS = """
 # Per case its state at :end (``judged``: from its last state-changing event), whether it is due, then the
 # group's sums. OFFSET 0 computes ``due`` once per case: inlined, the planner copied these expressions into
 # each of the aggregates' filters, which cost a third of the statement over a year (bench/kpi.py).
-SQL = """
+JUDGED = """
 WITH facts AS ({facts}
 ), judged AS (
-  SELECT key, owner_key, deadline, registered_at, closed_at, handled_at, reworks,
+  SELECT id, key, owner_key, lead, deadline, registered_at, closed_at, handled_at, reworks,
          registered_at IS NOT NULL AS registered,
          voided_at = last_at AS voided, suspended_at = last_at AS suspended,
          closed_at = last_at AS closed,
@@ -118,7 +141,8 @@ WITH facts AS ({facts}
             AND (deadline < :end OR coalesce(closed, false)) AS due
   FROM judged
   OFFSET 0
-)
+)"""
+LEAD = """
 SELECT key,
        count(*) AS reported,
        count(*) FILTER (WHERE registered) AS registered,
@@ -135,9 +159,41 @@ SELECT key,
                         AND owner_key NOT IN (SELECT key FROM department WHERE kind = 'enforcement'))
          AS solved_department,
        count(*) FILTER (WHERE due AND closed AND owner_key IN (SELECT key FROM department WHERE kind = 'enforcement'))
-         AS solved_enforcement
-FROM due GROUP BY key ORDER BY key
-"""
+         AS solved_enforcement,
+       0 AS assisting, 0 AS assist_due, 0 AS assist_handled, 0 AS assist_handled_on_time
+FROM due WHERE lead GROUP BY key"""
+SQL = JUDGED + LEAD + "\nORDER BY key\n"
+# The assisting units of the period's cases as they stood at :end: dispatched before it, handled (their own
+# feedback) before it or not. From case_unit (kept in the action's transaction), or from the trail alone: the
+# dispatch events' ``data.assist`` (key, deadline) and the ``assist_handle`` events naming the unit.
+UNITS = """SELECT case_id, unit_key, deadline, CASE WHEN handled_at < :end THEN handled_at END AS handled_at
+  FROM case_unit WHERE dispatched_at < :end"""
+TRAIL_UNITS = """SELECT e.case_id, a ->> 'key' AS unit_key, CAST(a ->> 'deadline' AS timestamptz) AS deadline,
+         (SELECT min(h.at) FROM case_event h WHERE h.case_id = e.case_id AND h.kind = 'assist_handle'
+            AND h.at < :end AND h.data ->> 'unit' = a ->> 'key') AS handled_at
+  FROM case_event e CROSS JOIN LATERAL jsonb_array_elements(e.data -> 'assist') a
+  WHERE e.kind = 'dispatch' AND e.at < :end AND jsonb_typeof(e.data -> 'assist') = 'array'"""
+# Department groups add each unit's assisting part: one row per (case, assisting unit), due like its case
+# (registered, not voided — its work withdrawn — nor suspended at :end) once past its own deadline or handled,
+# handled on time against its own deadline; closure, rework and the split stay the lead's.
+ASSISTED = """
+SELECT u.unit_key AS key, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+       count(*) AS assisting,
+       count(*) FILTER (WHERE u.due) AS assist_due,
+       count(*) FILTER (WHERE u.due AND u.handled_at IS NOT NULL) AS assist_handled,
+       count(*) FILTER (WHERE u.due AND u.handled_at <= u.deadline) AS assist_handled_on_time
+FROM (SELECT u.unit_key, u.deadline, u.handled_at,
+             d.registered AND NOT coalesce(d.voided, false) AND NOT coalesce(d.suspended, false)
+             AND (u.deadline < :end OR u.handled_at IS NOT NULL) AS due
+      FROM ({units}) u JOIN due d ON d.id = u.case_id
+      WHERE CAST(:owner AS text) IS NULL OR u.unit_key = :owner) u
+GROUP BY u.unit_key"""
+DEPARTMENT_SQL = (JUDGED + "\nSELECT key, " + ", ".join(f"sum({c})::bigint AS {c}" for c in COUNTS)
+                  + "\nFROM (" + LEAD + "\nUNION ALL" + ASSISTED + "\n) units GROUP BY key ORDER BY key\n")
+# Who leads: the case's owner; an owner-scoped caller counts the cases its unit leads and, by department, those
+# it assists (``case.assist_keys``, GIN-indexed).
+OWNER = "(CAST(:owner AS text) IS NULL OR c.owner_key = :owner)"
+OWNER_OR_ASSIST = "(CAST(:owner AS text) IS NULL OR c.owner_key = :owner OR CAST(:owner AS text) = ANY(c.assist_keys))"
 NAMES = {
     "area": "SELECT code AS key, name FROM grid WHERE code = ANY(:keys)",
     "department": "SELECT key, name_zh AS name FROM department WHERE key = ANY(:keys)",
@@ -161,41 +217,82 @@ def grade(score: float | None) -> str | None:
     return next((letter for floor, letter in GRADES if score >= floor), "E")
 
 
+def work(counts: dict[str, int]) -> int:
+    """A group's work due: the cases it leads that are due, and its assisting parts that are due."""
+    return counts["due"] + counts.get("assist_due", 0)
+
+
 def score(counts: dict[str, int], busiest: int) -> float | None:
-    """The score of one group (module docstring); None when nothing was due."""
-    due = counts["due"]
-    if due == 0:
+    """The score of one group (module docstring); None when nothing was due. ``busiest``: the largest ``work``
+    among the groups of the same answer. A unit that only assisted (nothing of its own lead was due) has no
+    closure or rework rate: its score is the count and on-time handling parts, their weights scaled to 100 %."""
+    due, total = counts["due"], work(counts)
+    if total == 0:
         return None
-    count_score = 100.0 * due / busiest if busiest else 0.0
+    count_score = 100.0 * total / busiest if busiest else 0.0
+    on_time = 100.0 * (counts["handled_on_time"] + counts.get("assist_handled_on_time", 0)) / total
+    if not due:
+        return ((WEIGHTS["count"] * count_score + WEIGHTS["on_time_handling_rate"] * on_time)
+                / (WEIGHTS["count"] + WEIGHTS["on_time_handling_rate"]))
     return (WEIGHTS["count"] * count_score + WEIGHTS["closure_rate"] * 100.0 * counts["closed"] / due
-            + WEIGHTS["on_time_handling_rate"] * 100.0 * counts["handled_on_time"] / due
+            + WEIGHTS["on_time_handling_rate"] * on_time
             + WEIGHTS["rework"] * 100.0 * (1 - counts["reworked"] / due))
 
 
-def statement(group: str, *, trail: bool = False) -> str:
-    """The evaluation's SQL for ``group`` (a key of ``GROUP_COLUMNS``), from the summary or the trail alone."""
-    facts = (TRAIL_FACTS if trail else SUMMARY_FACTS).format(key=GROUP_COLUMNS[group], cases=CASES)
-    return SQL.format(facts=facts)
+def statement(group: str, *, trail: bool = False, period: str = PERIOD, at: str = ":end") -> str:
+    """The evaluation's SQL for ``group`` (a key of ``GROUP_COLUMNS``), from the summary or the trail alone:
+    the cases of ``period`` (a predicate on ``c``) judged as they stood at ``at`` (a bound parameter)."""
+    department = group == "department"
+    cases = CASES.format(owner=OWNER_OR_ASSIST if department else OWNER)
+    facts = (TRAIL_FACTS if trail else SUMMARY_FACTS).format(key=GROUP_COLUMNS[group], cases=cases, lead=OWNER)
+    if department:
+        sql = DEPARTMENT_SQL.format(facts=facts, units=TRAIL_UNITS if trail else UNITS)
+    else:
+        sql = SQL.format(facts=facts)
+    return sql.replace(":end", at).replace("__PERIOD__", period)
 
 
-def evaluate(conn: Connection, query: KpiQuery, *, by: Principal, trail: bool = False) -> dict[str, Any]:
+def rollup_statement(group: str) -> str:
+    """The evaluation's SQL from the rollup (spatial/cases/kpi_rollup.py): its sums over the period's whole
+    days, less the settled judgment of the window's cases not settled at :end, plus the judgment at :end of
+    those and of the edges' cases — the same rows as ``statement`` (tests/integration/test_kpi_rollup.py)."""
+    unsettled = statement(group, period="c.id IN (SELECT id FROM one_by_one WHERE inside)", at=":forever")
+    at_end = statement(group, period="c.id IN (SELECT id FROM one_by_one)")
+    columns = ", ".join(COUNTS)
+    return (f"WITH one_by_one AS MATERIALIZED ({ONE_BY_ONE})\n"
+            f"SELECT key, {', '.join(f'sum({c})::bigint AS {c}' for c in COUNTS)} FROM ("
+            + rolled(group, group == "department")
+            + f"\nUNION ALL SELECT key, {', '.join(f'-{c}' for c in COUNTS)} FROM ({unsettled}) settled"
+            + f"\nUNION ALL SELECT key, {columns} FROM ({at_end}) at_end"
+            + "\n) parts GROUP BY key HAVING sum(reported) + sum(assisting) > 0 ORDER BY key")
+
+
+def evaluate(conn: Connection, query: KpiQuery, *, by: Principal, trail: bool = False,
+             rollup: bool = True) -> dict[str, Any]:
     """Evaluate the cases ``by`` may read (module docstring): rows per group, ranked, and the totals.
 
-    ``trail``: read every case's facts from its event trail (the definition; over a year 5–7 × the work,
-    BENCHMARKS.md "Evaluation"), not from its summary columns; both give the same answer
-    (tests/integration/test_kpi_summary.py).
+    Read from the rollup (``rollup_statement``) when the period holds a whole local day and neither the scope
+    nor ``area`` is a special grid (the rollup has no special grids), else case by case from the summary.
+    ``rollup=False``: case by case from the summary. ``trail``: read every case's facts from its event trail
+    (the definition; over a year 5–7 × the work, BENCHMARKS.md "Evaluation"). All three give the same answer
+    (tests/integration/test_kpi_summary.py, test_kpi_rollup.py).
     """
     params = _params(query, by)
     _settle(conn)
+    sql = statement(query.group, trail=trail)
+    days = window(query.start, query.end) if rollup and not trail else None
+    if days is not None and params["special"] is None and params["area_special"] is None:
+        params |= days.params() | {"forever": "infinity"}
+        sql = rollup_statement(query.group)
     try:
-        rows = [dict(r) for r in conn.execute(text(statement(query.group, trail=trail)), params).mappings()]
+        rows = [dict(r) for r in conn.execute(text(sql), params).mappings()]
     except OperationalError as exc:
         if getattr(exc.orig, "pgcode", None) == QUERY_CANCELED:
             raise QueryBudgetError("the evaluation ran over its time budget; ask for a shorter period or a "
                                    "smaller area") from exc
         raise
     names = _names(conn, query.group, [r["key"] for r in rows])
-    busiest = max((r["due"] for r in rows), default=0)
+    busiest = max((work(r) for r in rows), default=0)
     groups = [_group(r, names.get(r["key"]), busiest) for r in rows]
     _rank(groups)
     totals = {name: sum(r[name] for r in rows) for name in COUNTS}
@@ -264,8 +361,12 @@ def _names(conn: Connection, group: str, keys: list[str]) -> dict[str, str]:
 
 
 def _rates(counts: dict[str, int]) -> dict[str, float | None]:
-    due = counts["due"]
-    return {name: (round(counts[part] / due, 4) if due else None) for name, part in RATES.items()}
+    """Each rate of ``RATES`` (None when its denominator is 0)."""
+    rates: dict[str, float | None] = {}
+    for name, (parts, over) in RATES.items():
+        denominator = sum(counts[c] for c in over)
+        rates[name] = round(sum(counts[c] for c in parts) / denominator, 4) if denominator else None
+    return rates
 
 
 def _split(counts: dict[str, int]) -> dict[str, Any]:

@@ -16,18 +16,36 @@ grid A = 320506001001001, owner GRID_CHIEF — 12 cases:
   10    handled before D, closed after ``to``           due, handled on time, not closed (judged at ``to``)
   11    reported in February                            not in the period
   12    handled and closed before D, reopened before ``to``: due, neither handled nor closed
-grid B = 320506001001002, owner WATER: 2 cases handled and closed before D
+grid B = 320506001001002, owner WATER: 2 cases handled and closed before D (13, 14); 16 dispatched with an
+  assisting unit, returned and voided
 grid E = 320506002001001 (inside the scenic special grid), owner ENFORCE: 1 case handled and closed before D
+
+Assisting units (协办, ``ASSISTS``; d = the unit's own deadline):
+  case 1   WATER  handled before d; URBAN handled after d     (two assisting units on one case)
+  case 3   URBAN  accepted, never handled, d passed           due, not handled
+  case 7   URBAN  d after ``to``                              not due
+  case 9   WATER  case suspended                              not due
+  case 10  URBAN  d passed, handled after ``to`` (day 33)     due, not handled in March
+  case 13  URBAN  handled before d (on a WATER-led case)
+  case 16  URBAN  case voided (its work withdrawn)            not due
 
 Grid A: due 8, closed 4, closed on time 3, handled 6, handled on time 5, reworked 1.
 Score A = 10 % × 100 (busiest) + 30 % × 4/8 + 30 % × 5/8 + 30 % × (1 − 1/8) = 10 + 15 + 18.75 + 26.25 = 70 → C.
 Score B = 10 % × 2/8 × 100 + 30 + 30 + 30 = 92.5 → A; score E = 1.25 + 90 = 91.25 → A. Ranks B 1, E 2, A 3.
+
+By department (work = due + assist_due; the busiest is GRID_CHIEF's 8):
+  WATER   leads 13, 14 (due, on time), 16 (voided); assists 1 (due, on time), 9 (not due): work 3,
+          处置率 = 按期处置率 = 3/3, 结案率 2/2, 返工率 0: 10 % × 3/8 × 100 + 30 + 30 + 30 = 93.75 → A
+  URBAN   assists only: 6 rows, 4 due (1, 3, 10, 13), 2 handled (1 late, 13 on time): 处置率 0.5,
+          按期处置率 0.25, no 结案率 or 返工率: (10 % × 4/8 × 100 + 30 % × 25) / 40 % = 31.25 → E
+  ENFORCE 1.25 + 90 = 91.25 → A; GRID_CHIEF 70 → C. Ranks WATER, ENFORCE, GRID_CHIEF, URBAN.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 from datetime import datetime, timedelta
 
 import pytest
@@ -52,6 +70,7 @@ ACCOUNTS = {
     "kpi.town1": ("dispatcher", f"{DISTRICT}001"),
     "kpi.community": ("viewer", f"{DISTRICT}001001"),
     "kpi.water": ("handler", "WATER"),
+    "kpi.urban": ("handler", "URBAN"),
     "kpi.scenic": ("grid_chief", SCENIC),
 }
 
@@ -97,27 +116,60 @@ HISTORY: list[tuple[int, str, str, float, float, list[tuple[str, float, str | No
     (13, GRID_B, "WATER", 2, 6, _loop(2, 3, 4)),
     (14, GRID_B, "WATER", 12, 16, _loop(12, 13, 14)),
     (15, GRID_E, "ENFORCE", 3, 9, _loop(3, 5, 6)),
+    (16, GRID_B, "WATER", 15, 18, [*_dispatched(15), ("return", 15.3, "registered"), ("void", 15.5, "voided")]),
+]
+# (case id, assisting unit, its deadline (day), accepted (day), handled (day)); dispatched with the case.
+ASSISTS: list[tuple[int, str, float, float | None, float | None]] = [
+    (1, "WATER", 2.5, 1.5, 2.2), (1, "URBAN", 2.5, 1.5, 2.8), (3, "URBAN", 4, 3.5, None),
+    (7, "URBAN", 35, None, None), (9, "WATER", 8.5, None, None), (10, "URBAN", 30, 21, 33),
+    (13, "URBAN", 5, 2.5, 3), (16, "URBAN", 16, None, None),
 ]
 
 
+def assist_events(case_id: int) -> list[tuple[str, float, str | None, dict]]:
+    """The assisting units' own events of a case (kind, day, state after, data)."""
+    events = []
+    for case, unit, _, accepted, handled in ASSISTS:
+        for kind, at in (("assist_accept", accepted), ("assist_handle", handled)):
+            if case == case_id and at is not None:
+                events.append((kind, at, None, {"unit": unit}))
+    return events
+
+
 def insert_history(conn: Connection) -> None:
-    """Store ``HISTORY`` (cases with their report event and trail; the caller commits or rolls back)."""
+    """Store ``HISTORY`` and ``ASSISTS`` (cases with their report event and trail, the dispatch naming the
+    assisting units, their ``case_unit`` rows; the caller commits or rolls back)."""
     for case_id, grid, owner, reported, deadline, events in HISTORY:
-        trail = [("report", reported, "reported"), *events]
-        final = next((s for _, at, s in sorted(trail, key=lambda e: e[1], reverse=True) if s), "reported")
+        trail = [("report", reported, "reported", None), *((k, at, st, None) for k, at, st in events),
+                 *assist_events(case_id)]
+        final = next((s for _, at, s, _ in sorted(trail, key=lambda e: e[1], reverse=True) if s), "reported")
+        units = [(u, d, a, h) for c, u, d, a, h in ASSISTS if c == case_id]
         conn.execute(text(
             'INSERT INTO "case" (id, case_no, category_code, state, source, location, grid_code, community_code,'
-            " town_code, district_code, special_grid_codes, grid_version_id, owner_key, deadline, reported_at)"
+            " town_code, district_code, special_grid_codes, grid_version_id, owner_key, deadline, reported_at,"
+            " assist_keys)"
             " VALUES (:id, :no, 'E010101', :state, 'inspector', ST_GeomFromText(:wkt, 4326), :grid, :community,"
-            " :town, :district, :specials, 1, :owner, :deadline, :reported)"),
+            " :town, :district, :specials, 1, :owner, :deadline, :reported, :assists)"),
             {"id": case_id, "no": f"KPI{case_id:05d}", "state": final, "wkt": PLACES[grid], "grid": grid,
              "community": grid[:12], "town": grid[:9], "district": grid[:6],
              "specials": [SCENIC] if grid == GRID_E else [], "owner": owner, "deadline": day(deadline),
-             "reported": day(reported)})
-        for kind, at, state in trail:
-            conn.execute(text("INSERT INTO case_event (case_id, at, kind, state_after, actor)"
-                              " VALUES (:c, :at, :kind, :state, 'test')"),
-                         {"c": case_id, "at": day(at), "kind": kind, "state": state})
+             "reported": day(reported), "assists": sorted(u for u, *_ in units)})
+        dispatched = min((at for kind, at, *_ in trail if kind == "dispatch"), default=None)
+        for kind, at, state, data in trail:
+            if kind == "dispatch" and at == dispatched and units:
+                data = {"assist": [{"key": u, "area": None, "deadline": day(d).isoformat()} for u, d, *_ in units]}
+            conn.execute(text("INSERT INTO case_event (case_id, at, kind, state_after, actor, data)"
+                              " VALUES (:c, :at, :kind, :state, 'test', CAST(:data AS jsonb))"),
+                         {"c": case_id, "at": day(at), "kind": kind, "state": state,
+                          "data": json.dumps(data) if data else None})
+        for unit, deadline_day, accepted, handled in units:
+            state = "handled" if handled else "accepted" if accepted else "dispatched"
+            conn.execute(text(
+                "INSERT INTO case_unit (case_id, unit_key, role, state, deadline, dispatched_at, accepted_at,"
+                " handled_at) VALUES (:c, :u, 'assist', :state, :d, :at, :accepted, :handled)"),
+                {"c": case_id, "u": unit, "state": "withdrawn" if final == "voided" and not handled else state,
+                 "d": day(deadline_day), "at": day(dispatched or 0), "accepted": accepted and day(accepted),
+                 "handled": handled and day(handled)})
 
 
 @pytest.fixture
@@ -156,7 +208,7 @@ def test_scores_grades_and_ranks(history: Connection) -> None:
 def test_departments_and_the_721_split(history: Connection) -> None:
     report = evaluate(history, KpiQuery("department", START, END), by=ADMIN)
     units = _by_key(report)
-    assert set(units) == {"GRID_CHIEF", "WATER", "ENFORCE"}
+    assert set(units) == {"GRID_CHIEF", "WATER", "ENFORCE", "URBAN"}
     assert (units["WATER"]["name"], units["WATER"]["due"], units["WATER"]["grade"]) == ("水务局(水务集团)", 2, "A")
     assert units["GRID_CHIEF"]["name"] == "网格长"
     assert report["totals"]["split"] == {"grid": {"cases": 4, "share": round(4 / 7, 4)},
@@ -166,6 +218,50 @@ def test_departments_and_the_721_split(history: Connection) -> None:
     district = evaluate(history, KpiQuery("district", START, END), by=ADMIN)
     assert [(g["key"], g["due"], g["closed"]) for g in district["groups"]] == [(DISTRICT, 11, 7)]
     assert district["totals"]["closure_rate"] == round(7 / 11, 4)
+
+
+ASSIST_FIGURES = ("assisting", "assist_due", "assist_handled", "assist_handled_on_time")
+
+
+def test_every_unit_is_counted_by_department(history: Connection) -> None:
+    units = _by_key(evaluate(history, KpiQuery("department", START, END), by=ADMIN))
+    water, urban = units["WATER"], units["URBAN"]
+    assert {k: water[k] for k in ("reported", "voided", "due", "closed", "handled_on_time", *ASSIST_FIGURES)} == {
+        "reported": 3, "voided": 1, "due": 2, "closed": 2, "handled_on_time": 2,
+        "assisting": 2, "assist_due": 1, "assist_handled": 1, "assist_handled_on_time": 1}
+    assert (water["handling_rate"], water["on_time_handling_rate"], water["closure_rate"], water["rework_rate"],
+            water["score"], water["grade"]) == (1.0, 1.0, 1.0, 0.0, 93.75, "A")
+    assert {k: urban[k] for k in ("reported", "due", "closed", "reworked", *ASSIST_FIGURES)} == {
+        "reported": 0, "due": 0, "closed": 0, "reworked": 0,
+        "assisting": 6, "assist_due": 4, "assist_handled": 2, "assist_handled_on_time": 1}
+    # Closure and rework belong to the lead: an assisting unit has neither rate; the split is the lead's.
+    assert (urban["handling_rate"], urban["on_time_handling_rate"], urban["closure_rate"], urban["rework_rate"],
+            urban["score"], urban["grade"]) == (0.5, 0.25, None, None, 31.25, "E")
+    assert urban["split"]["department"]["cases"] == 0
+    assert [(key, units[key]["rank"]) for key in ("WATER", "ENFORCE", "GRID_CHIEF", "URBAN")] == [
+        ("WATER", 1), ("ENFORCE", 2), ("GRID_CHIEF", 3), ("URBAN", 4)]
+    assert units["GRID_CHIEF"]["score"] == 70.0 and units["ENFORCE"]["score"] == 91.25  # busiest still 8
+    # Case 10's assisting unit fed back on day 33 (late): counted handled from then on, never on time.
+    later = _by_key(evaluate(history, KpiQuery("department", START, day(34)), by=ADMIN))["URBAN"]
+    assert {k: later[k] for k in ASSIST_FIGURES} == {
+        "assisting": 6, "assist_due": 4, "assist_handled": 3, "assist_handled_on_time": 1}
+    # Area groups count the cases (the lead's work): no assisting rows.
+    grid_a = _by_key(evaluate(history, KpiQuery("grid", START, END), by=ADMIN))[GRID_A]
+    assert {k: grid_a[k] for k in ASSIST_FIGURES} == dict.fromkeys(ASSIST_FIGURES, 0)
+
+
+def test_an_assisting_unit_sees_its_own_row(history: Connection) -> None:
+    urban = Principal(3, "u", "handler", "URBAN")
+    report = evaluate(history, KpiQuery("department", START, END), by=urban)
+    assert [(g["key"], g["assisting"], g["assist_due"], g["reported"]) for g in report["groups"]] == [
+        ("URBAN", 6, 4, 0)]
+    assert evaluate(history, KpiQuery("grid", START, END), by=urban)["groups"] == []  # it leads no case
+    water = Principal(2, "w", "handler", "WATER")
+    rows = evaluate(history, KpiQuery("department", START, END), by=water)["groups"]
+    assert [(g["key"], g["reported"], g["assisting"]) for g in rows] == [("WATER", 3, 2)]
+    # Its assisted cases stay out of its area groups (they are the lead's work).
+    assert [(g["key"], g["reported"]) for g in evaluate(history, KpiQuery("grid", START, END), by=water)["groups"]
+            ] == [(GRID_B, 3)]
 
 
 def test_the_period_judges_cases_as_they_stood_at_its_end(history: Connection) -> None:
@@ -257,7 +353,8 @@ def test_http_csv(stored: TestClient, how: dict) -> None:
     assert reply.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(reply.text)))
     assert [(r["rank"], r["key"], r["grade"]) for r in rows] == [("1", "WATER", "A"), ("2", "ENFORCE", "A"),
-                                                                ("3", "GRID_CHIEF", "C")]
+                                                                ("3", "GRID_CHIEF", "C"), ("4", "URBAN", "E")]
+    assert (rows[3]["assisting"], rows[3]["assist_due"], rows[3]["closure_rate"]) == ("6", "4", "")
     assert rows[2]["closure_rate"] == "0.5" and rows[2]["due"] == "8"
 
 
@@ -282,11 +379,13 @@ def test_http_needs_an_account(stored: TestClient) -> None:
 @pytest.mark.parametrize(("login", "group", "area", "keys"), [
     ("kpi.town1", "grid", None, {GRID_A, GRID_B}),
     ("kpi.town1", "town", None, {GRID_A[:9]}),
-    ("kpi.town1", "department", None, {"GRID_CHIEF", "WATER"}),
+    ("kpi.town1", "department", None, {"GRID_CHIEF", "WATER", "URBAN"}),
     ("kpi.town1", "grid", GRID_B[:12], {GRID_A, GRID_B}),
     ("kpi.community", "grid", GRID_B, {GRID_B}),
     ("kpi.water", "department", None, {"WATER"}),
     ("kpi.water", "grid", None, {GRID_B}),
+    ("kpi.urban", "department", None, {"URBAN"}),
+    ("kpi.urban", "grid", None, set()),
     ("kpi.scenic", "grid", None, {GRID_E}),
 ])
 def test_http_groups_stay_inside_the_scope(stored: TestClient, tokens, login, group, area, keys) -> None:

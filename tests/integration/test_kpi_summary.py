@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Engine, text
 
 from spatial.access.principal import Principal
 from spatial.cases.kpi import COUNTS, GROUPS, KpiQuery, evaluate
-from tests.integration.test_kpi import END, GRID_A, HISTORY, START, day, insert_history
+from tests.integration.test_kpi import ASSISTS, END, GRID_A, HISTORY, START, day, insert_history
 
 ADMIN = Principal(0, "kpi.admin", "admin", "*")
 FIGURES = ("key", *COUNTS, "score", "grade", "rank")
@@ -62,7 +62,8 @@ def test_the_trigger_keeps_what_the_rebuild_computes(history: Connection) -> Non
 def _ends(start: datetime) -> list[datetime]:
     """Every event time of ``HISTORY`` after ``start`` and a moment after each: each case's facts change at one
     of them, and ``to`` is exclusive."""
-    times = {day(at) for *_, events in HISTORY for _, at, _ in events} | {day(r) for _, _, _, r, _, _ in HISTORY}
+    times = ({day(at) for *_, events in HISTORY for _, at, _ in events} | {day(r) for _, _, _, r, _, _ in HISTORY}
+             | {day(at) for _, _, d, a, h in ASSISTS for at in (d, a, h) if at is not None})
     return sorted({t + d for t in times for d in (timedelta(0), timedelta(minutes=7)) if t + d > start})
 
 
@@ -185,3 +186,27 @@ def test_parity_for_cases_walked_over_http(client: TestClient, world_engine: Eng
                 tuple(g[k] for k in COUNTS) for g in trail["groups"]]
             assert (body["totals"]["reported"], body["totals"]["registered"], body["totals"]["voided"]) == (3, 1, 1)
             assert (body["totals"]["reworked"], body["totals"]["closed"]) == (reworked, closed)
+
+
+def test_parity_for_a_joint_case_walked_over_http(client: TestClient, world_engine: Engine) -> None:
+    start = datetime.now(UTC) - timedelta(minutes=1)
+    case = client.post("/api/v1/cases", json=PLACE).json()["id"]
+    _act(client, case, "register")
+    _act(client, case, "dispatch", assist=[{"key": "SANITATION"}, {"key": "LIGHTING", "amount": 2,
+                                                                    "unit": "working_days"}])
+    _act(client, case, "assist_accept", data={"unit": "SANITATION"})
+    _act(client, case, "assist_handle", note="环卫已处理", data={"unit": "SANITATION"})
+    end = datetime.now(UTC) + timedelta(minutes=1)
+    reply = client.get("/api/v1/kpi", params={"group": "department", "from": start.isoformat(),
+                                              "to": end.isoformat()})
+    assert reply.status_code == 200, reply.text
+    units = {g["key"]: g for g in reply.json()["groups"]}
+    # SANITATION fed back before its deadline: due, handled on time; LIGHTING's work is open and not yet due.
+    assert {k: (units[k]["assisting"], units[k]["assist_due"], units[k]["assist_handled_on_time"])
+            for k in ("SANITATION", "LIGHTING")} == {"SANITATION": (1, 1, 1), "LIGHTING": (1, 0, 0)}
+    with world_engine.connect() as conn:
+        for to in (end, end + timedelta(days=30)):  # a month later LIGHTING's own deadline has passed
+            assert_parity(conn, KpiQuery("department", start, to))
+        late = {g["key"]: g for g in evaluate(conn, KpiQuery("department", start, end + timedelta(days=30)),
+                                                by=ADMIN)["groups"]}["LIGHTING"]
+        assert (late["assist_due"], late["assist_handled"]) == (1, 0)

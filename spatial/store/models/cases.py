@@ -6,13 +6,15 @@ in step by the workflow, inside the same transaction as the event it follows.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from geoalchemy2 import Geometry
 from sqlalchemy import (
     ARRAY,
     BigInteger,
+    Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -67,6 +69,8 @@ class Case(Base):
         Index("ix_case_kpi_through", "kpi_through", postgresql_where=text("kpi_through IS NOT NULL")),
         # Joint handling (migration 0021): the cases a department assists on (its handlers' scope).
         Index("ix_case_assist_keys", "assist_keys", postgresql_using="gin", postgresql_where=text(ASSISTED)),
+        # The evaluation's rollup (migration 0022): the cases not yet settled at a period's end.
+        Index("ix_case_kpi_settles", text("greatest(kpi_through, deadline)")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -171,6 +175,7 @@ class CaseUnit(Base):
         CheckConstraint(in_list("role", UNIT_ROLES), name="role"),
         CheckConstraint(in_list("state", UNIT_STATES), name="state"),
         Index("ix_case_unit_open", "unit_key", "deadline", postgresql_where=text(UNIT_OPEN)),
+        Index("ix_case_unit_kpi_settles", text("greatest(deadline, handled_at, dispatched_at)")),
     )
 
     case_id: Mapped[int] = mapped_column(ForeignKey("case.id"), primary_key=True)
@@ -182,3 +187,33 @@ class CaseUnit(Base):
     dispatched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     handled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+
+class KpiRollup(Base):
+    """The evaluation's rollup (spatial/cases/kpi.py, migration 0022): per bucket of local report dates (``span``
+    'd' a day, 'm' a month starting on ``day``), base grid, unit and part (``lead``: the cases it leads; else
+    its assisting rows), the settled judgment of its cases. Kept by triggers on ``case`` and ``case_unit``."""
+
+    __tablename__ = "kpi_rollup"
+    __table_args__ = (CheckConstraint("span IN ('d', 'm')", name="span"),)
+
+    span: Mapped[str] = mapped_column(String(1), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    grid_code: Mapped[str] = mapped_column(String(15), primary_key=True)
+    unit_key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    lead: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    reported: Mapped[int] = mapped_column(Integer, server_default="0")
+    registered: Mapped[int] = mapped_column(Integer, server_default="0")
+    voided: Mapped[int] = mapped_column(Integer, server_default="0")
+    suspended: Mapped[int] = mapped_column(Integer, server_default="0")
+    due: Mapped[int] = mapped_column(Integer, server_default="0")
+    closed: Mapped[int] = mapped_column(Integer, server_default="0")
+    closed_on_time: Mapped[int] = mapped_column(Integer, server_default="0")
+    handled: Mapped[int] = mapped_column(Integer, server_default="0")
+    handled_on_time: Mapped[int] = mapped_column(Integer, server_default="0")
+    reworked: Mapped[int] = mapped_column(Integer, server_default="0")
+    assisting: Mapped[int] = mapped_column(Integer, server_default="0")
+    assist_due: Mapped[int] = mapped_column(Integer, server_default="0")
+    assist_handled: Mapped[int] = mapped_column(Integer, server_default="0")
+    assist_handled_on_time: Mapped[int] = mapped_column(Integer, server_default="0")
