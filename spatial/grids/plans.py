@@ -31,8 +31,8 @@ from sqlalchemy import Connection, text
 
 from spatial import errors
 from spatial.access.principal import Principal
-from spatial.access.scope import check_edit_grid
-from spatial.codes import LEVEL_KINDS
+from spatial.access.scope import check_edit_grid, check_edit_special_grid
+from spatial.codes import LEVEL_KINDS, SPECIAL_CODE, special_kind
 
 CLEAN = "ST_Multi(ST_CollectionExtract(ST_MakeValid(ST_GeomFromText(:wkt, 4326)), 3))"
 
@@ -80,11 +80,13 @@ def current(conn: Connection, code: str) -> dict[str, Any] | None:
 def put_edit(conn: Connection, principal: Principal, plan_id: int, *, op: str, code: str, level: int | None,
              name: str | None, parent: str | None, wkt: str | None, based_on: int | None,
              new_code: str | None = None, note: str | None = None) -> None:
-    """Write the planned state of one grid into the plan (replacing an earlier edit of the same grid)."""
-    check_edit_grid(principal, code)
+    """Write the planned state of one grid into the plan (replacing an earlier edit of the same grid); a
+    special grid (``level`` None) is asked of its district's planners."""
+    check = check_edit_special_grid if level is None and SPECIAL_CODE.match(code) else check_edit_grid
+    check(principal, code)
     if new_code is not None:
-        check_edit_grid(principal, new_code)
-    kind = LEVEL_KINDS[level] if level is not None else "special"
+        check(principal, new_code)
+    kind = LEVEL_KINDS[level] if level is not None else special_kind(code)
     conn.execute(text(
         "INSERT INTO grid_plan_edit (plan_id, seq, op, code, new_code, level, kind, name, parent_code, geom,"
         " based_on, note) VALUES (:p, (SELECT count(*) FROM grid_plan_edit WHERE plan_id = :p), :op, :c, :nc,"
