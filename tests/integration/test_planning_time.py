@@ -1,0 +1,127 @@
+"""Time travel over grid plans (issue 19, item 5) against real PostGIS, on a copy of the known-answer world of
+tests/world.py of its own (the tests commit): OGC ``datetime`` intervals on the grid collections, over plain
+HTTP and through GDAL against a live server.
+
+Known answers: the world's grids are valid from 2024-01-01. One plan, committed effective 2025-01-01, moves the
+boundary between base grids 001 and 002 of community 320506001001 to lon 120.04 (001's east edge: 120.05
+before, 120.04 after) and splits grid 003 at lon 120.125 into 003 and the new grid 005 (created then).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+from fastapi.testclient import TestClient
+from shapely.geometry import shape
+from sqlalchemy import text
+
+from spatial.access.accounts import add_user, create_token
+from tests.conftest import migrated_engine
+from tests.live import serving
+from tests.world import build_world, grid_code
+
+G1, G2, G3 = grid_code(1, 1, 1), grid_code(1, 1, 2), grid_code(1, 1, 3)
+COMMUNITY = G1[:12]
+G5 = COMMUNITY + "005"
+EFFECTIVE = "2025-01-01T00:00:00Z"
+ITEMS = "/ogc/collections/grids/items"
+
+
+@pytest.fixture(scope="module")
+def history():
+    """The world with one plan committed effective 2025-01-01 (a boundary move and a split)."""
+    from api.app import create_app
+    from spatial.reference.load import load_reference
+
+    engine = migrated_engine("gridlink_test_planning_time")
+    with engine.begin() as conn:
+        load_reference(conn)
+        build_world(conn)
+        add_user(conn, "admin", role="admin", scope="*", password="correct horse battery staple")
+        auth = {"Authorization": f"Bearer {create_token(conn, 'admin', label='tests', ttl=None)[0]}"}
+    with TestClient(create_app(url=engine.url.render_as_string(hide_password=False)), headers=auth) as client:
+        plan = client.post("/api/v1/plans", json={"title": "move and split"}).json()["id"]
+        for edit in ({"op": "move", "level": 4, "line": {"type": "LineString",
+                                                         "coordinates": [[120.04, 31.2], [120.04, 31.1]]}},
+                     {"op": "split", "code": G3, "new_code": G5, "name": "新网格",
+                      "line": {"type": "LineString", "coordinates": [[120.125, 31.2], [120.125, 31.1]]}}):
+            reply = client.post(f"/api/v1/plans/{plan}/edits", json=edit)
+            assert reply.status_code == 200, reply.text
+        committed = client.post(f"/api/v1/plans/{plan}/commit", json={"effective_at": EFFECTIVE})
+        assert committed.status_code == 200 and committed.json()["state"] == "committed", committed.text
+        yield client, engine, committed.json()["version"]
+    engine.dispose()
+
+
+def _grids(client, when: str) -> dict[str, dict]:
+    reply = client.get(ITEMS, params={"parent_code": COMMUNITY, "datetime": when, "f": "json", "limit": 100})
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert body["numberMatched"] == body["numberReturned"] == len(body["features"])
+    codes = [f["id"] for f in body["features"]]
+    assert len(codes) == len(set(codes))  # each grid once, however many of its shapes the interval holds
+    return {f["id"]: f for f in body["features"]}
+
+
+def _east(feature: dict) -> float:
+    return round(shape(feature["geometry"]).bounds[2], 6)
+
+
+def test_datetime_intervals_give_the_grids_valid_during_them_with_their_last_shape(history) -> None:
+    client, _, version = history
+    old = {G1: 120.05, G2: 120.1, G3: 120.15, grid_code(1, 1, 4): 120.2}
+    new = {**old, G1: 120.04, G3: 120.125, G5: 120.15}
+    for when, expected in (("2024-06-01T00:00:00Z/2024-12-31T23:59:59Z", old),  # before the plan only
+                           ("../2024-12-31T00:00:00Z", old),
+                           ("2024-06-01T00:00:00Z/2025-06-01T00:00:00Z", new),  # across it: the later shapes
+                           ("2025-06-01T00:00:00Z/..", new),
+                           ("2025-01-01T00:00:00Z/2025-01-01T00:00:00Z", new),  # its instant: the new shapes
+                           ("../..", new),
+                           ("2024-12-31T23:59:59Z", old)):                       # an instant still works
+        got = _grids(client, when)
+        assert {code: _east(f) for code, f in got.items()} == expected, when
+    across = _grids(client, "2024-06-01T00:00:00Z/2025-06-01T00:00:00Z")
+    assert across[G1]["properties"]["version_id"] == version and across[G4]["properties"]["version_id"] == 1
+    assert _grids(client, "2023-01-01T00:00:00Z/2023-12-31T00:00:00Z") == {}  # before the world's grids
+    assert set(_grids(client, "2020-01-01/2024-06-01")) == set(old)  # dates alone, without offsets
+    # the special grids' collection takes intervals too
+    specials = client.get("/ogc/collections/special-grids/items",
+                          params={"datetime": "2024-01-01T00:00:00Z/..", "f": "json"}).json()
+    assert [f["id"] for f in specials["features"]] == ["320506S0001"]
+
+
+G4 = grid_code(1, 1, 4)
+
+
+@pytest.mark.parametrize("when", ["2025-01-01T00:00:00Z/2024-01-01T00:00:00Z", "soon/..", "2024-13-01/..",
+                                  "2024-01-01T00:00:00Z/tomorrow"])
+def test_invalid_intervals_are_a_400_ogc_exception(history, when) -> None:
+    client, _, _ = history
+    reply = client.get(ITEMS, params={"datetime": when, "f": "json"})
+    assert reply.status_code == 400, reply.text
+    assert reply.json()["code"] == "InvalidParameterValue" and "datetime" in reply.json()["description"]
+
+
+def test_gdal_reads_the_grids_of_an_interval_from_a_live_server(history, tmp_path) -> None:
+    if shutil.which("ogrinfo") is None:
+        if os.environ.get("CI"):
+            pytest.fail("GDAL (ogrinfo) is missing: the test command installs it (scripts/test)")
+        pytest.skip("GDAL (ogrinfo) is not installed")
+    _, engine, _ = history
+    with serving(engine.url.render_as_string(hide_password=False)) as port:
+        base = f"http://127.0.0.1:{port}{ITEMS}?f=json&limit=100&parent_code={COMMUNITY}"
+        counts = {}
+        for when in ("../2024-12-31T00:00:00Z", "2024-06-01T00:00:00Z/2025-06-01T00:00:00Z"):
+            out = subprocess.run(["ogr2ogr", "-f", "GeoJSON", "/vsistdout/", f"{base}&datetime={when}"],
+                                 capture_output=True, text=True, timeout=120)
+            assert out.returncode == 0, out.stderr
+            features = json.loads(out.stdout)["features"]
+            counts[when] = sorted(f["properties"]["code"] for f in features)
+    assert counts["../2024-12-31T00:00:00Z"] == [G1, G2, G3, G4]
+    assert counts["2024-06-01T00:00:00Z/2025-06-01T00:00:00Z"] == [G1, G2, G3, G4, G5]
+    with engine.connect() as conn:  # what GDAL read is what the database held then
+        assert conn.execute(text("SELECT count(*) FROM grid WHERE parent_code = :c"), {"c": COMMUNITY}).scalar() == 5
