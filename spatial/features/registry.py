@@ -69,7 +69,7 @@ def _grid_layer(name: str, title: str, description: str, condition: ColumnElemen
     g, gg = Grid.__table__.c, GridGeometry.__table__.c
     return Layer(
         name=name, title=title, description=description, id_column=g.code, geometry=gg.geom,
-        properties={"code": g.code, "name": g.name, "level": g.level, "kind": g.kind,
+        properties={"code": g.code, "name": gg.name, "level": g.level, "kind": g.kind,
                     "parent_code": g.parent_code, "version_id": gg.version_id},
         base=and_(gg.valid_to.is_(None), condition),
         versions=(gg.valid_from, gg.valid_to, condition, gg.grid_code),

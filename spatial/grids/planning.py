@@ -136,10 +136,12 @@ def rollback(conn: Connection, principal: Principal, actor: Actor, plan_id: int)
 def _undo_edit(conn: Connection, principal: Principal, undo: int, edit: dict[str, Any], version: int,
                at: datetime) -> None:
     code, op = edit["code"], edit["op"]
-    before = conn.execute(text(
-        "SELECT ST_AsText(geom) FROM grid_geometry WHERE grid_code = :c AND valid_to = :at ORDER BY id DESC LIMIT 1"),
-        {"c": code, "at": at}).scalar()
-    common = {"level": edit["level"], "name": None, "parent": edit["parent_code"]}
+    closed = conn.execute(text(
+        "SELECT ST_AsText(geom), name FROM grid_geometry WHERE grid_code = :c AND valid_to = :at"
+        " ORDER BY id DESC LIMIT 1"), {"c": code, "at": at}).first()
+    before = closed[0] if closed else None
+    # the name the commit closed comes back with the shape (a rename is undone too)
+    common = {"level": edit["level"], "name": closed[1] if closed else None, "parent": edit["parent_code"]}
     if op == "create" or op == "recode":
         created = edit["new_code"] if op == "recode" else code
         plans.put_edit(conn, principal, undo, op="retire", code=created, wkt=None, based_on=version, **common)

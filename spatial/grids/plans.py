@@ -169,11 +169,16 @@ def _apply(conn: Connection, edit: dict[str, Any], version: int, at: datetime) -
                       "p": edit["parent_code"], "at": at})
         _draw(conn, code, edit["kind"], version, edit["wkt"], at)
     elif op == "reshape":
-        if edit["name"]:
-            conn.execute(text("UPDATE grid SET name = :n WHERE code = :c"), {"c": code, "n": edit["name"]})
-        if edit["wkt"]:
+        renamed = edit["name"] and conn.execute(text(
+            "UPDATE grid SET name = :n WHERE code = :c AND name <> :n RETURNING 1"),
+            {"c": code, "n": edit["name"]}).first()
+        # A new name is a new version of the shape (migration 0022: names are versioned with the shapes).
+        wkt = edit["wkt"]
+        if renamed and not wkt:
+            wkt = (current(conn, code) or {}).get("wkt")
+        if wkt:
             _close(conn, code, at)
-            _draw(conn, code, edit["kind"], version, edit["wkt"], at)
+            _draw(conn, code, edit["kind"], version, wkt, at)
     else:  # retire, recode: the old code's shape is closed and the grid retired (codes are never reused)
         before = current(conn, code)
         _close(conn, code, at)
