@@ -24,6 +24,7 @@ history), so a rollback restores them.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import datetime
 from typing import Any
 
@@ -100,12 +101,39 @@ def put_edit(conn: Connection, principal: Principal, plan_id: int, *, op: str, c
 
 def put_team(conn: Connection, principal: Principal, plan_id: int, code: str,
              members: list[dict[str, Any]]) -> None:
-    """Write the planned members of grid ``code``'s team into the plan (replacing an earlier list)."""
+    """Write the planned members of grid ``code``'s team into the plan (replacing an earlier list), with the
+    members it was based on (``report["teams_based_on"]``: the grid's team as this edit read it — editing the
+    team again reads it again), so that a commit after the team changed meanwhile is refused
+    (``check_teams_fresh``)."""
     check_edit_grid(principal, code)
     conn.execute(text(
         "UPDATE grid_plan SET report = COALESCE(report, '{}'::jsonb) || jsonb_build_object('teams',"
-        " COALESCE(report->'teams', '{}'::jsonb) || jsonb_build_object(CAST(:c AS text), CAST(:m AS jsonb)))"
-        " WHERE id = :p"), {"p": plan_id, "c": code, "m": json.dumps(members, ensure_ascii=False)})
+        " COALESCE(report->'teams', '{}'::jsonb) || jsonb_build_object(CAST(:c AS text), CAST(:m AS jsonb)),"
+        " 'teams_based_on', COALESCE(report->'teams_based_on', '{}'::jsonb)"
+        " || jsonb_build_object(CAST(:c AS text), CAST(:b AS jsonb))) WHERE id = :p"),
+        {"p": plan_id, "c": code, "m": json.dumps(members, ensure_ascii=False),
+         "b": json.dumps(team_of(conn, code), ensure_ascii=False)})
+
+
+def _member_keys(members: list[dict[str, Any]]) -> Counter[tuple[Any, ...]]:
+    return Counter((m.get("role"), m.get("name"), m.get("phone")) for m in members)
+
+
+def check_teams_fresh(conn: Connection, plan_id: int) -> None:
+    """StaleTeamError, naming the grid and the members added and removed, if a team the plan changes is no
+    longer the one the plan read (plans written before the base was kept are not checked)."""
+    based: dict[str, list[dict[str, Any]]] = conn.execute(text(
+        "SELECT report->'teams_based_on' FROM grid_plan WHERE id = :p"), {"p": plan_id}).scalar() or {}
+    for code in sorted(based):
+        now, then = _member_keys(team_of(conn, code)), _member_keys(based[code])
+        if now == then:
+            continue
+        keys = ("role", "name", "phone")
+        changed = {"added": [dict(zip(keys, m, strict=True)) for m in sorted((now - then).elements(), key=str)],
+                   "removed": [dict(zip(keys, m, strict=True)) for m in sorted((then - now).elements(), key=str)]}
+        raise errors.StaleTeamError(
+            f"the team of grid {code} changed since the plan read it ({len(changed['added'])} member(s) added,"
+            f" {len(changed['removed'])} removed): edit its team again", grid=code, changed=changed)
 
 
 def planned_teams(conn: Connection, plan_id: int) -> dict[str, list[dict[str, Any]]]:
@@ -212,6 +240,7 @@ def _checked_edits(conn: Connection, principal: Principal, plan: dict[str, Any])
     for code in [e["code"] for e in edits] + list(teams):
         check_edit_grid(principal, code)
     _check_fresh(conn, edits, revive=plan["source"] == "rollback")
+    check_teams_fresh(conn, plan["id"])
     return edits
 
 
