@@ -16,9 +16,9 @@ from sqlalchemy import Connection, text
 
 from spatial.geo.geometry import polygonal
 from spatial.grids.plan_edits import planned_grids
-from spatial.grids.repair import Finding, area_m2
+from spatial.grids.repair import NOISE_M2, Finding, area_m2
 
-TOLERANCE_M2 = 1.0  # seams of floating-point geometry, not land
+TOLERANCE_M2 = NOISE_M2  # seams of floating-point geometry, not land
 
 
 def _problem(kind: str, codes: list[str], geom: Any, action: str) -> Finding:
