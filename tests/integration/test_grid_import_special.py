@@ -46,6 +46,16 @@ def city():
 def test_special_grids_import_through_the_cli_as_an_overlay_and_are_stored_as_a_plan(city, tmp_path, monkeypatch,
                                                                                     capsys) -> None:
     client, engine, auth = city
+    cases = {}
+    for label, lon, lat in (("both", 120.2, 31.1), ("widened", 120.255, 31.1), ("park", 120.32, 31.02),
+                            ("closed", 120.19, 31.09), ("none", 120.01, 31.01)):
+        reply = client.post("/api/v1/cases", headers=auth["admin"], json={
+            "category": "E010101", "location": {"type": "Point", "coordinates": [lon, lat]},
+            "description": f"case {label}", "source": "inspector"})
+        assert reply.status_code == 201, reply.text
+        cases[label] = reply.json()["id"]
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE \"case\" SET state = 'closed' WHERE id = :i"), {"i": cases["closed"]})
     path = _write(tmp_path / "special.geojson", OVERLAY, driver="GeoJSON", epsg=4326)
     # the same file as towns' partition would be refused: the grids overlap and leave the district uncovered
     monkeypatch.setenv("GRIDLINK_DATABASE_URL", engine.url.render_as_string(hide_password=False))
@@ -73,6 +83,11 @@ def test_special_grids_import_through_the_cli_as_an_overlay_and_are_stored_as_a_
         assert tuple(plan) == ("committed", "import")
         base = conn.execute(text("SELECT count(*) FROM grid_geometry WHERE kind = 'base' AND valid_to IS NOT NULL"))
         assert base.scalar() == 0  # the partition is untouched
+        # open cases under the changed special grids take the special grids covering them now; a closed one
+        # keeps what it was handled under; one under no changed special grid is not looked at
+        specials = dict(conn.execute(text("SELECT id, special_grid_codes FROM \"case\"")).all())
+    assert {label: specials[i] for label, i in cases.items()} == {
+        "both": [E1, S1], "widened": [S1], "park": [P1], "closed": [S1], "none": []}
     where = client.get("/api/v1/locate", params={"lon": 120.2, "lat": 31.1}, headers=auth["admin"]).json()
     assert sorted(s["code"] for s in where["special_grids"]) == [E1, S1]
     items = client.get("/ogc/collections/special-grids/items", params={"f": "json", "limit": 50}).json()
