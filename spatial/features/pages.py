@@ -75,8 +75,15 @@ def _feature(lay: Layer, q: Query) -> Any:
 
 
 def _utc(moment: datetime | None) -> datetime | None:
-    """An interval's end with an offset (a time given without one is UTC), so that ends compare."""
-    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
+    """An interval's end in UTC (a time given without an offset is UTC), so that ends compare and PostgreSQL
+    takes any offset ISO 8601 allows (it refuses offsets beyond ±15:59); a 400 beyond the calendar."""
+    if moment is None:
+        return None
+    try:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except OverflowError:
+        raise InvalidParameterError(f"datetime {moment.isoformat()} lies beyond the calendar in UTC",
+                                    parameter="datetime") from None
 
 
 def _overlaps(valid_from: Any, valid_to: Any, start: datetime | None, end: datetime | None) -> Any:

@@ -106,8 +106,18 @@ def test_datetime_intervals_give_the_grids_valid_during_them_with_their_last_sha
 G4 = grid_code(1, 1, 4)
 
 
+def test_any_offset_iso_8601_allows_is_read_in_utc(history) -> None:
+    """PostgreSQL refuses offsets beyond ±15:59 (once a 500 through the cases' time filter): ends are sent in
+    UTC. 2025-01-01T16:46+16:46 is the plan's instant, so the grids have their new shapes."""
+    client, _, _, _ = history
+    assert _east(_grids(client, "2025-01-01T16:46:00+16:46")[G1]) == 120.04
+    assert _east(_grids(client, "2025-01-01T16:45:00+16:46")[G1]) == 120.05
+    assert _east(_grids(client, "../2024-12-31T00:00:00-23:59")[G1]) == 120.05
+
+
 @pytest.mark.parametrize("when", ["2025-01-01T00:00:00Z/2024-01-01T00:00:00Z", "soon/..", "2024-13-01/..",
-                                  "2024-01-01T00:00:00Z/tomorrow"])
+                                  "2024-01-01T00:00:00Z/tomorrow", "0001-01-01T00:00:00+14:00/..",
+                                  "../9999-12-31T23:59:59-14:00"])
 def test_invalid_intervals_are_a_400_ogc_exception(history, when) -> None:
     client, _, _, _ = history
     reply = client.get(ITEMS, params={"datetime": when, "f": "json"})
