@@ -9,12 +9,18 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from spatial.errors import NotFoundError
+from spatial.errors import InvalidParameterError, NotFoundError
 
 
 def as_utc(moment: datetime) -> datetime:
-    """An instant with its offset; a time given without one is read as UTC."""
-    return moment if moment.tzinfo is not None and moment.utcoffset() is not None else moment.replace(tzinfo=UTC)
+    """An instant in UTC; a time given without an offset is read as UTC. In UTC, because PostgreSQL refuses
+    offsets beyond ±15:59 that ISO 8601 allows; InvalidParameterError for an instant beyond the calendar."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise InvalidParameterError(f"{moment.isoformat()} lies beyond the calendar in UTC", parameter="at") from None
 
 
 def grid_history(conn: Connection, code: str) -> dict[str, Any]:

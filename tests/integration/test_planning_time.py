@@ -113,6 +113,12 @@ def test_any_offset_iso_8601_allows_is_read_in_utc(history) -> None:
     assert _east(_grids(client, "2025-01-01T16:46:00+16:46")[G1]) == 120.04
     assert _east(_grids(client, "2025-01-01T16:45:00+16:46")[G1]) == 120.05
     assert _east(_grids(client, "../2024-12-31T00:00:00-23:59")[G1]) == 120.05
+    strip = {"lon": 120.045, "lat": 31.15}  # handed from 001 to 002 by the plan
+    for at, grid in (("2025-01-01T16:46:00+16:46", G2), ("2025-01-01T16:45:00+16:46", G1)):
+        reply = client.get("/api/v1/locate", params={**strip, "at": at})
+        assert reply.status_code == 200 and reply.json()["grid"]["code"] == grid, reply.text
+    for at in ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"):  # beyond the calendar in UTC
+        assert client.get("/api/v1/locate", params={**strip, "at": at}).status_code == 400
 
 
 @pytest.mark.parametrize("when", ["2025-01-01T00:00:00Z/2024-01-01T00:00:00Z", "soon/..", "2024-13-01/..",
