@@ -5,7 +5,7 @@
     gridlink demo [--small] [--seed N] [--force]
     gridlink import reference [--departments F] [--component-classes F] [--event-categories F] ...
     gridlink import cases FILE [--all-or-nothing] [--report OUT.json]
-    gridlink import grids FILE --level N [--code-field F] [--name-field F] [--parent-field F] [--crs EPSG]
+    gridlink import grids FILE --level N|special [--code-field F] [--name-field F] [--parent-field F] [--crs EPSG]
                                          [--layer L] [--sliver-m2 A] [--draft | --dry-run] [--report OUT.json]
     gridlink plan list | new TITLE | show ID | preview ID | edit ID EDIT.json | commit ID [--at T] | cancel ID
                   | rollback ID
@@ -199,7 +199,7 @@ def _import_grids(args: argparse.Namespace) -> int:
     from spatial.grids.imports import Mapping
 
     if args.file is None or args.level is None:
-        _err("import grids needs a FILE and --level 1|2|3|4")
+        _err("import grids needs a FILE and --level 1|2|3|4|special")
         return 2
     mapping = Mapping(args.code_field, args.name_field, args.parent_field)
     store = "none" if args.dry_run else "draft" if args.draft else "commit"
@@ -428,7 +428,8 @@ def parser() -> argparse.ArgumentParser:
     imp.add_argument("--all-or-nothing", action="store_true", help="cases, components: refuse the whole file if"
                      " any row fails")
     imp.add_argument("--report", type=Path, help="cases, grids, components: write the report as JSON here")
-    imp.add_argument("--level", type=int, choices=(1, 2, 3, 4), help="grids: 1 district … 4 base grid")
+    imp.add_argument("--level", choices=("1", "2", "3", "4", "special"),
+                     help="grids: 1 district … 4 base grid, or special (enterprise, park, scenic, commercial)")
     imp.add_argument("--code-field", default="code", help="grids: the column holding the code")
     imp.add_argument("--name-field", default="name", help="grids: the column holding the name")
     imp.add_argument("--parent-field", default=None, help="grids: the column holding the parent's code")

@@ -207,3 +207,11 @@ class SurveyFileError(GridlinkError, status=422, slug="survey-file", title="Surv
     """A survey file as a whole cannot be imported (unreadable or truncated, no CRS, a projected survey read as
     degrees, an encoding it does not name, columns that map to nothing); nothing was stored. ``extra`` may name
     the likely CRS or encoding, or the unmapped columns."""
+
+
+# -- issue 19 (grid planning gaps: a team edit based on a team that changed since)
+
+class StaleTeamError(ConflictError, status=409, slug="stale-team",
+                     title="The grid's team changed since the plan read it"):
+    """A plan's team edit was based on members that are no longer the grid's (another plan or edit changed
+    them meanwhile); ``extra`` names the ``grid`` and what ``changed`` (members ``added`` and ``removed``)."""

@@ -40,7 +40,7 @@ Field = Annotated[str, Query(min_length=1, max_length=63, pattern=r"^[\w\- ]+$")
 Name = Annotated[str, Query(min_length=1, max_length=100, pattern=r"^[\w\-. ]+$")]
 
 
-def _import(engine: Engine, principal: Principal, actor: Actor, body: bytes, name: str, level: int,
+def _import(engine: Engine, principal: Principal, actor: Actor, body: bytes, name: str, level: str,
             mapping: Mapping, options: dict[str, Any]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="gridlink-import-") as folder:
         path = Path(folder) / name
@@ -59,7 +59,8 @@ def _import(engine: Engine, principal: Principal, actor: Actor, body: bytes, nam
 @router.post("/imports", summary="Import a file of grids: repaired, checked, stored as a plan or refused",
              status_code=201)
 async def import_file(request: Request, engine: EngineDep, principal: PrincipalDep,
-                      level: int = Query(ge=1, le=4, description="1 districts, 2 towns, 3 communities, 4 base grids"),
+                      level: str = Query(pattern="^([1-4]|special)$", description="1 districts, 2 towns,"
+                                         " 3 communities, 4 base grids, special: special grids (an overlay)"),
                       code_field: Field = "code", name_field: Field = "name", parent_field: Field | None = None,
                       crs: Annotated[str | None, Query(max_length=40, pattern=r"^[A-Za-z0-9:]+$")] = None,
                       layer: Field | None = None, sliver_m2: float | None = Query(default=None, gt=0, le=1e9),

@@ -165,9 +165,10 @@ class Builder:
                    (row_line((r.code, r.level, r.kind, r.name, r.parent_code)) for r in grids.rows))
         wkb = shapely.to_wkb(shapely.set_srid(np.array([r.geom for r in grids.rows], dtype=object), 4326),
                              hex=True, include_srid=True)
-        copy_lines(self.cursor, "grid_geometry", ("grid_code", "version_id", "kind", "geom", "valid_from"),
-                   (row_line((r.code, 1, r.kind, w, EFFECTIVE.isoformat())) for r, w in zip(grids.rows, wkb,
-                                                                                          strict=True)))
+        # the name too: the build skips row triggers, so grid_geometry_name (migration 0022) does not fill it
+        copy_lines(self.cursor, "grid_geometry", ("grid_code", "version_id", "kind", "name", "geom", "valid_from"),
+                   (row_line((r.code, 1, r.kind, r.name, w, EFFECTIVE.isoformat()))
+                    for r, w in zip(grids.rows, wkb, strict=True)))
         for kind in ("district", "town", "community", "base"):
             self.report.counts[f"grids_{kind}"] = len(grids.by_kind(kind))
         self.report.counts["grids_special"] = sum(1 for r in grids.rows if r.level is None)

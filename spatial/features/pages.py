@@ -18,12 +18,12 @@ components:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
 from geoalchemy2 import functions as gf
-from sqlalchemy import Connection, Select, and_, cast, func, literal, or_, select
+from sqlalchemy import Connection, Select, and_, cast, func, literal, or_, select, true
 from sqlalchemy.dialects.postgresql import JSON
 
 from spatial.errors import InvalidParameterError, NotFoundError
@@ -74,14 +74,43 @@ def _feature(lay: Layer, q: Query) -> Any:
                                   "properties", func.json_build_object(*props))
 
 
+def _utc(moment: datetime | None) -> datetime | None:
+    """An interval's end in UTC (a time given without an offset is UTC), so that ends compare and PostgreSQL
+    takes any offset ISO 8601 allows (it refuses offsets beyond ±15:59); a 400 beyond the calendar."""
+    if moment is None:
+        return None
+    try:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except OverflowError:
+        raise InvalidParameterError(f"datetime {moment.isoformat()} lies beyond the calendar in UTC",
+                                    parameter="datetime") from None
+
+
+def _overlaps(valid_from: Any, valid_to: Any, start: datetime | None, end: datetime | None) -> Any:
+    """A version valid during ``[start, end]`` (``valid_from <= end``, ``valid_to > start``; None: open)."""
+    parts = [valid_from <= end] if end is not None else []
+    if start is not None:
+        parts.append(or_(valid_to.is_(None), valid_to > start))
+    return and_(true(), *parts)
+
+
 def _valid_at(lay: Layer, interval: tuple[datetime | None, datetime | None]) -> Any:
-    """A versioned layer's rows valid at an instant (issue 19): ``valid_from <= t < valid_to``."""
-    start, end = interval
-    if start is None or start != end:
-        raise InvalidParameterError(f"collection {lay.name!r} takes an instant as datetime: the shapes valid then",
-                                    parameter="datetime")
-    valid_from, valid_to, condition = lay.versions  # type: ignore[misc]
-    return and_(condition, valid_from <= start, or_(valid_to.is_(None), valid_to > start))
+    """A versioned layer's rows valid at an instant (issue 19): ``valid_from <= t < valid_to``; for an
+    interval (``a/b``, ``../b``, ``a/..``) every item valid at some time in it, once, with the last of its
+    shapes valid in it. InvalidParameterError for an interval that ends before it starts."""
+    start, end = _utc(interval[0]), _utc(interval[1])
+    if start is not None and end is not None and start > end:
+        raise InvalidParameterError(f"the datetime interval ends ({end.isoformat()}) before it starts"
+                                    f" ({start.isoformat()})", parameter="datetime")
+    valid_from, valid_to, condition, item = lay.versions  # type: ignore[misc]
+    during = and_(condition, _overlaps(valid_from, valid_to, start, end))
+    if start is not None and start == end:
+        return during  # an instant: one shape per item at most
+    later = valid_from.table.alias("later")
+    newer = select(literal(1)).select_from(later).where(
+        later.c[item.name] == item, later.c[valid_from.name] > valid_from,
+        _overlaps(later.c[valid_from.name], later.c[valid_to.name], start, end))
+    return and_(during, ~newer.exists())
 
 
 def _where(lay: Layer, q: Query) -> list[Any]:

@@ -46,9 +46,10 @@ class Layer:
     source: Any
     geometry_type: str
     time_column: Any = None
-    # Versioned layers (the grids): (valid_from, valid_to, the layer's condition without "current only"), so
-    # that ``datetime=<instant>`` answers with the shapes valid then (issue 19, time travel).
-    versions: tuple[Any, Any, Any] | None = None
+    # Versioned layers (the grids): (valid_from, valid_to, the layer's condition without "current only", the
+    # column naming the item a version belongs to), so that ``datetime`` answers with the shapes valid then
+    # (an instant) or the items valid during an interval (issue 19, time travel).
+    versions: tuple[Any, Any, Any, Any] | None = None
     sortable: frozenset[str] = field(default_factory=frozenset)
     counted: str | None = None  # a table whose exact size ``row_count`` keeps (migration 0008)
     public: bool = True  # anonymous callers may read it (SPEC "Accounts and access": the grid collections)
@@ -68,10 +69,10 @@ def _grid_layer(name: str, title: str, description: str, condition: ColumnElemen
     g, gg = Grid.__table__.c, GridGeometry.__table__.c
     return Layer(
         name=name, title=title, description=description, id_column=g.code, geometry=gg.geom,
-        properties={"code": g.code, "name": g.name, "level": g.level, "kind": g.kind,
+        properties={"code": g.code, "name": gg.name, "level": g.level, "kind": g.kind,
                     "parent_code": g.parent_code, "version_id": gg.version_id},
         base=and_(gg.valid_to.is_(None), condition),
-        versions=(gg.valid_from, gg.valid_to, condition),
+        versions=(gg.valid_from, gg.valid_to, condition, gg.grid_code),
         source=Grid.__table__.join(GridGeometry.__table__, gg.grid_code == g.code),
         geometry_type="MultiPolygon", sortable=frozenset({"code", "name", "kind"}),
     )

@@ -19,6 +19,7 @@ from typing import Any
 from shapely import wkt as shapely_wkt
 from sqlalchemy import Connection, text
 
+from spatial.codes import SPECIAL_KINDS_SQL
 from spatial.grids.plan_edits import planned_grids
 from spatial.grids.plans import planned_teams, team_of
 from spatial.grids.repair import area_m2
@@ -197,3 +198,36 @@ def reassign(conn: Connection, comps: list[dict[str, Any]], cases: list[dict[str
             " FROM unnest(CAST(:ids AS bigint[]), CAST(:after AS text[])) AS m(id, after) WHERE k.id = m.id"),
             {"ids": [r["id"] for r in moving], "after": [r["after"] for r in moving], "v": version})
     return {"components": len(stay), "open_cases": len(moving)}
+
+
+# Open cases under a special grid the plan drew, redrew or retired (the region: old and new shapes' symmetric
+# difference, or the whole shape) take the special grids covering them now, as intake assigns them
+# (spatial/store/sql/assign_core.sql); run after the plan's shapes are written.
+SPECIAL_CASES = f"""
+WITH ed AS (SELECT code, COALESCE(new_code, code) AS now_code FROM grid_plan_edit WHERE plan_id = :p AND level IS NULL),
+region AS MATERIALIZED (
+    SELECT (ST_Dump(CASE WHEN o.geom IS NOT NULL AND n.geom IS NOT NULL THEN ST_SymDifference(o.geom, n.geom)
+                         ELSE COALESCE(o.geom, n.geom) END)).geom AS geom
+    FROM ed
+    LEFT JOIN grid_geometry o ON o.grid_code = ed.code AND o.valid_to = :at
+    LEFT JOIN grid_geometry n ON n.grid_code = ed.now_code AND n.valid_to IS NULL AND n.version_id = :v
+), inside AS (
+    SELECT DISTINCT k.id FROM region r JOIN "case" k ON k.location && r.geom AND ST_Covers(r.geom, k.location)
+    WHERE k.state NOT IN ('closed', 'voided')
+), now AS (
+    SELECT i.id, COALESCE((SELECT array_agg(gg.grid_code ORDER BY gg.grid_code) FROM "case" k
+                           JOIN grid_geometry gg ON gg.valid_to IS NULL AND gg.kind IN {SPECIAL_KINDS_SQL}
+                            AND gg.geom && k.location AND ST_Covers(gg.geom, k.location) WHERE k.id = i.id),
+                          CAST('{{}}' AS varchar[])) AS codes
+    FROM inside i
+)
+UPDATE "case" k SET special_grid_codes = now.codes FROM now
+WHERE k.id = now.id AND k.special_grid_codes IS DISTINCT FROM now.codes
+RETURNING k.id
+"""
+
+
+def reassign_special(conn: Connection, plan_id: int, version: int, at: Any) -> int:
+    """Give the open cases under the special grids the plan changed the special grids covering them now
+    (closed cases keep what they were handled under); return how many changed."""
+    return len(conn.execute(text(SPECIAL_CASES), {"p": plan_id, "v": version, "at": at}).all())

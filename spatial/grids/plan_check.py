@@ -1,6 +1,9 @@
 """Whether a plan keeps the grids whole (issue 19, item 2): every changed grid inside its parent, and every
 parent it touches still partitioned by its children — no gap, no overlap. Each problem says where (a
 location, its area in m² and its polygon). Checked on preview and again, refusing, at commit.
+
+Special grids (level NULL: an overlay, SPEC "Grids") partition nothing and may overlap: a plan's special grid
+need only lie inside its district.
 """
 
 from __future__ import annotations
@@ -13,9 +16,9 @@ from sqlalchemy import Connection, text
 
 from spatial.geo.geometry import polygonal
 from spatial.grids.plan_edits import planned_grids
-from spatial.grids.repair import Finding, area_m2
+from spatial.grids.repair import NOISE_M2, Finding, area_m2
 
-TOLERANCE_M2 = 1.0  # seams of floating-point geometry, not land
+TOLERANCE_M2 = NOISE_M2  # seams of floating-point geometry, not land
 
 
 def _problem(kind: str, codes: list[str], geom: Any, action: str) -> Finding:
@@ -25,8 +28,8 @@ def _problem(kind: str, codes: list[str], geom: Any, action: str) -> Finding:
 
 def _touched(conn: Connection, plan_id: int) -> tuple[set[str], set[str]]:
     """The codes a plan edits (old and new), and the parents whose partition it may change."""
-    rows = conn.execute(text("SELECT code, new_code, parent_code FROM grid_plan_edit WHERE plan_id = :p"),
-                        {"p": plan_id}).all()
+    rows = conn.execute(text("SELECT code, new_code, parent_code FROM grid_plan_edit WHERE plan_id = :p"
+                             " AND level IS NOT NULL"), {"p": plan_id}).all()
     edited = {c for code, new, _ in rows for c in (code, new) if c}
     parents = {parent for _, _, parent in rows if parent} | {c for c in edited}
     return edited, parents
@@ -37,7 +40,7 @@ def check_plan(conn: Connection, plan_id: int) -> list[Finding]:
     have at the same place (a seam the data came with is not the plan's doing); empty when it keeps every
     partition."""
     edited, parents = _touched(conn, plan_id)
-    planned = _problems(conn, plan_id, edited, parents)
+    planned = _problems(conn, plan_id, edited, parents) + _special_problems(conn, plan_id)
     if not planned:
         return []
     already = _problems(conn, 0, edited, parents)  # plan 0 has no edits: the live grids
@@ -76,4 +79,19 @@ def _problems(conn: Connection, plan_id: int, edited: set[str], parents: set[str
                 if area_m2(overlap) > TOLERANCE_M2:
                     problems.append(_problem("overlap", [a, b], overlap,
                                              f"{a} and {b} overlap by {area_m2(overlap):,.0f} m²"))
+    return problems
+
+
+def _special_problems(conn: Connection, plan_id: int) -> list[Finding]:
+    """The plan's special grids (created or reshaped) reaching outside their district's current shape."""
+    rows = conn.execute(text(
+        "SELECT e.code, e.parent_code, ST_AsBinary(ST_Difference(e.geom, gg.geom)) FROM grid_plan_edit e"
+        " JOIN grid_geometry gg ON gg.grid_code = e.parent_code AND gg.valid_to IS NULL"
+        " WHERE e.plan_id = :p AND e.level IS NULL AND e.geom IS NOT NULL ORDER BY e.code"), {"p": plan_id}).all()
+    problems = []
+    for code, district, blob in rows:
+        outside = polygonal(shapely.from_wkb(bytes(blob)))
+        if area_m2(outside) > TOLERANCE_M2:
+            problems.append(_problem("outside_parent", [code, district], outside,
+                                     f"{area_m2(outside):,.0f} m² of {code} outside {district}"))
     return problems

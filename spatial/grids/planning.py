@@ -12,7 +12,7 @@ from spatial import errors
 from spatial.access.audit import Actor, record
 from spatial.access.principal import Principal
 from spatial.grids import plans
-from spatial.grids.impact import moved_cases, moved_components, preview, reassign
+from spatial.grids.impact import moved_cases, moved_components, preview, reassign, reassign_special
 from spatial.grids.plan_check import check_plan
 
 SCHEDULER = Actor("scheduler", "system")  # who applies a scheduled plan at its time (audit)
@@ -61,12 +61,14 @@ def _store(conn: Connection, principal: Principal, actor: Actor | None, plan_id:
     comps, cases = moved_components(conn, plan_id), moved_cases(conn, plan_id)
     version = plans.commit(conn, principal, plan_id, effective_at=at, state=state)
     moved = reassign(conn, comps, cases, version)
+    special = reassign_special(conn, plan_id, version, at)
     teams = list(plans.planned_teams(conn, plan_id))
     if actor is not None:
         record(conn, actor, "plan.commit", target=f"plan {plan_id}",
-               detail={"version": version, **moved, **({"teams": teams} if teams else {})})
+               detail={"version": version, **moved, **({"teams": teams} if teams else {}),
+                       **({"special_open_cases": special} if special else {})})
     return {"plan": plan_id, "state": "committed", "version": version, "effective_at": at, "reassigned": moved,
-            "teams": teams}
+            "special_open_cases": special, "teams": teams}
 
 
 def cancel(conn: Connection, principal: Principal, actor: Actor, plan_id: int) -> dict[str, Any]:
@@ -136,10 +138,12 @@ def rollback(conn: Connection, principal: Principal, actor: Actor, plan_id: int)
 def _undo_edit(conn: Connection, principal: Principal, undo: int, edit: dict[str, Any], version: int,
                at: datetime) -> None:
     code, op = edit["code"], edit["op"]
-    before = conn.execute(text(
-        "SELECT ST_AsText(geom) FROM grid_geometry WHERE grid_code = :c AND valid_to = :at ORDER BY id DESC LIMIT 1"),
-        {"c": code, "at": at}).scalar()
-    common = {"level": edit["level"], "name": None, "parent": edit["parent_code"]}
+    closed = conn.execute(text(
+        "SELECT ST_AsText(geom), name FROM grid_geometry WHERE grid_code = :c AND valid_to = :at"
+        " ORDER BY id DESC LIMIT 1"), {"c": code, "at": at}).first()
+    before = closed[0] if closed else None
+    # the name the commit closed comes back with the shape (a rename is undone too)
+    common = {"level": edit["level"], "name": closed[1] if closed else None, "parent": edit["parent_code"]}
     if op == "create" or op == "recode":
         created = edit["new_code"] if op == "recode" else code
         plans.put_edit(conn, principal, undo, op="retire", code=created, wkt=None, based_on=version, **common)

@@ -24,6 +24,7 @@ history), so a rollback restores them.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import datetime
 from typing import Any
 
@@ -31,8 +32,8 @@ from sqlalchemy import Connection, text
 
 from spatial import errors
 from spatial.access.principal import Principal
-from spatial.access.scope import check_edit_grid
-from spatial.codes import LEVEL_KINDS
+from spatial.access.scope import check_edit_grid, check_edit_special_grid
+from spatial.codes import LEVEL_KINDS, SPECIAL_CODE, special_kind
 
 CLEAN = "ST_Multi(ST_CollectionExtract(ST_MakeValid(ST_GeomFromText(:wkt, 4326)), 3))"
 
@@ -80,11 +81,13 @@ def current(conn: Connection, code: str) -> dict[str, Any] | None:
 def put_edit(conn: Connection, principal: Principal, plan_id: int, *, op: str, code: str, level: int | None,
              name: str | None, parent: str | None, wkt: str | None, based_on: int | None,
              new_code: str | None = None, note: str | None = None) -> None:
-    """Write the planned state of one grid into the plan (replacing an earlier edit of the same grid)."""
-    check_edit_grid(principal, code)
+    """Write the planned state of one grid into the plan (replacing an earlier edit of the same grid); a
+    special grid (``level`` None) is asked of its district's planners."""
+    check = check_edit_special_grid if level is None and SPECIAL_CODE.match(code) else check_edit_grid
+    check(principal, code)
     if new_code is not None:
-        check_edit_grid(principal, new_code)
-    kind = LEVEL_KINDS[level] if level is not None else "special"
+        check(principal, new_code)
+    kind = LEVEL_KINDS[level] if level is not None else special_kind(code)
     conn.execute(text(
         "INSERT INTO grid_plan_edit (plan_id, seq, op, code, new_code, level, kind, name, parent_code, geom,"
         " based_on, note) VALUES (:p, (SELECT count(*) FROM grid_plan_edit WHERE plan_id = :p), :op, :c, :nc,"
@@ -98,12 +101,39 @@ def put_edit(conn: Connection, principal: Principal, plan_id: int, *, op: str, c
 
 def put_team(conn: Connection, principal: Principal, plan_id: int, code: str,
              members: list[dict[str, Any]]) -> None:
-    """Write the planned members of grid ``code``'s team into the plan (replacing an earlier list)."""
+    """Write the planned members of grid ``code``'s team into the plan (replacing an earlier list), with the
+    members it was based on (``report["teams_based_on"]``: the grid's team as this edit read it — editing the
+    team again reads it again), so that a commit after the team changed meanwhile is refused
+    (``check_teams_fresh``)."""
     check_edit_grid(principal, code)
     conn.execute(text(
         "UPDATE grid_plan SET report = COALESCE(report, '{}'::jsonb) || jsonb_build_object('teams',"
-        " COALESCE(report->'teams', '{}'::jsonb) || jsonb_build_object(CAST(:c AS text), CAST(:m AS jsonb)))"
-        " WHERE id = :p"), {"p": plan_id, "c": code, "m": json.dumps(members, ensure_ascii=False)})
+        " COALESCE(report->'teams', '{}'::jsonb) || jsonb_build_object(CAST(:c AS text), CAST(:m AS jsonb)),"
+        " 'teams_based_on', COALESCE(report->'teams_based_on', '{}'::jsonb)"
+        " || jsonb_build_object(CAST(:c AS text), CAST(:b AS jsonb))) WHERE id = :p"),
+        {"p": plan_id, "c": code, "m": json.dumps(members, ensure_ascii=False),
+         "b": json.dumps(team_of(conn, code), ensure_ascii=False)})
+
+
+def _member_keys(members: list[dict[str, Any]]) -> Counter[tuple[Any, ...]]:
+    return Counter((m.get("role"), m.get("name"), m.get("phone")) for m in members)
+
+
+def check_teams_fresh(conn: Connection, plan_id: int) -> None:
+    """StaleTeamError, naming the grid and the members added and removed, if a team the plan changes is no
+    longer the one the plan read (plans written before the base was kept are not checked)."""
+    based: dict[str, list[dict[str, Any]]] = conn.execute(text(
+        "SELECT report->'teams_based_on' FROM grid_plan WHERE id = :p"), {"p": plan_id}).scalar() or {}
+    for code in sorted(based):
+        now, then = _member_keys(team_of(conn, code)), _member_keys(based[code])
+        if now == then:
+            continue
+        keys = ("role", "name", "phone")
+        changed = {"added": [dict(zip(keys, m, strict=True)) for m in sorted((now - then).elements(), key=str)],
+                   "removed": [dict(zip(keys, m, strict=True)) for m in sorted((then - now).elements(), key=str)]}
+        raise errors.StaleTeamError(
+            f"the team of grid {code} changed since the plan read it ({len(changed['added'])} member(s) added,"
+            f" {len(changed['removed'])} removed): edit its team again", grid=code, changed=changed)
 
 
 def planned_teams(conn: Connection, plan_id: int) -> dict[str, list[dict[str, Any]]]:
@@ -167,11 +197,16 @@ def _apply(conn: Connection, edit: dict[str, Any], version: int, at: datetime) -
                       "p": edit["parent_code"], "at": at})
         _draw(conn, code, edit["kind"], version, edit["wkt"], at)
     elif op == "reshape":
-        if edit["name"]:
-            conn.execute(text("UPDATE grid SET name = :n WHERE code = :c"), {"c": code, "n": edit["name"]})
-        if edit["wkt"]:
+        renamed = edit["name"] and conn.execute(text(
+            "UPDATE grid SET name = :n WHERE code = :c AND name <> :n RETURNING 1"),
+            {"c": code, "n": edit["name"]}).first()
+        # A new name is a new version of the shape (migration 0022: names are versioned with the shapes).
+        wkt = edit["wkt"]
+        if renamed and not wkt:
+            wkt = (current(conn, code) or {}).get("wkt")
+        if wkt:
             _close(conn, code, at)
-            _draw(conn, code, edit["kind"], version, edit["wkt"], at)
+            _draw(conn, code, edit["kind"], version, wkt, at)
     else:  # retire, recode: the old code's shape is closed and the grid retired (codes are never reused)
         before = current(conn, code)
         _close(conn, code, at)
@@ -205,6 +240,7 @@ def _checked_edits(conn: Connection, principal: Principal, plan: dict[str, Any])
     for code in [e["code"] for e in edits] + list(teams):
         check_edit_grid(principal, code)
     _check_fresh(conn, edits, revive=plan["source"] == "rollback")
+    check_teams_fresh(conn, plan["id"])
     return edits
 
 

@@ -172,3 +172,60 @@ def test_the_plan_command_refuses_a_malformed_team_without_a_crash(world) -> Non
             with pytest.raises(errors.InvalidParameterError):
                 plan_edits.gesture(conn, admin, plan, "team", {"code": G1, "members": members})
         conn.rollback()
+
+
+OTHER_TEAM = [{"role": "chief", "name": "冯十二", "phone": None}, *OLD_TEAM[1:]]
+
+
+def test_a_team_edit_based_on_a_team_changed_meanwhile_is_a_409_naming_the_grid_and_the_change(world) -> None:
+    """Two plans change grid 002's team from the same members; the second to commit finds the team changed
+    since it read it and is refused (not an overwrite), until its team is edited again."""
+    client, engine, auth = world
+    first, second = _plan(client, auth, "planner1"), _plan(client, auth, "planner1")
+    assert _edit(client, auth, first, "planner1", op="team", code=G2, members=NEW_TEAM).status_code == 200
+    assert _edit(client, auth, second, "planner1", op="team", code=G2, members=OTHER_TEAM).status_code == 200
+    assert client.post(f"/api/v1/plans/{second}/commit", headers=auth["planner1"], json={}).status_code == 200
+    assert _team(engine, G2) == OTHER_TEAM
+
+    stale = client.post(f"/api/v1/plans/{first}/commit", headers=auth["planner1"], json={})
+    assert stale.status_code == 409 and stale.headers["content-type"] == "application/problem+json", stale.text
+    body = stale.json()
+    assert body["type"].endswith("stale-team") and body["grid"] == G2 and G2 in body["detail"]
+    assert body["changed"] == {"added": [OTHER_TEAM[0]], "removed": [OLD_TEAM[0]]}  # the chief was replaced
+    assert _team(engine, G2) == OTHER_TEAM  # not overwritten
+    state = client.get(f"/api/v1/plans/{first}", headers=auth["planner1"]).json()["state"]
+    assert state == "draft"
+
+    # edited again, the plan reads the team again and commits over the members it saw
+    assert _edit(client, auth, first, "planner1", op="team", code=G2, members=NEW_TEAM).status_code == 200
+    assert client.post(f"/api/v1/plans/{first}/commit", headers=auth["planner1"], json={}).status_code == 200
+    assert _team(engine, G2) == NEW_TEAM
+
+
+def test_a_scheduled_team_change_whose_team_changed_meanwhile_goes_back_to_a_draft(world) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from spatial.grids.planning import apply_due
+
+    client, engine, auth = world
+    base = _team(engine, G2)
+    later, now_plan = _plan(client, auth, "planner1"), _plan(client, auth, "planner1")
+    assert _edit(client, auth, later, "planner1", op="team", code=G2, members=OLD_TEAM).status_code == 200
+    when = datetime.now(UTC) + timedelta(days=1)
+    scheduled = client.post(f"/api/v1/plans/{later}/commit", headers=auth["planner1"],
+                            json={"effective_at": when.isoformat()})
+    assert scheduled.status_code == 200 and scheduled.json()["state"] == "scheduled", scheduled.text
+    assert _edit(client, auth, now_plan, "planner1", op="team", code=G2, members=OTHER_TEAM).status_code == 200
+    assert client.post(f"/api/v1/plans/{now_plan}/commit", headers=auth["planner1"], json={}).status_code == 200
+
+    done = apply_due(engine, now=when + timedelta(seconds=1))
+    assert [(d["plan"], d["state"]) for d in done] == [(later, "draft")] and G2 in done[0]["refused"]
+    assert _team(engine, G2) == OTHER_TEAM != base
+    with engine.connect() as conn:
+        detail = conn.execute(text("SELECT detail FROM audit_log WHERE target = :t AND action = 'plan.apply_refused'"),
+                              {"t": f"plan {later}"}).scalar_one()
+    assert detail["grid"] == G2
+    assert sorted(m["name"] for m in detail["changed"]["added"]) == sorted(m["name"] for m in OTHER_TEAM
+                                                                          if m not in base)
+    assert sorted(m["name"] for m in detail["changed"]["removed"]) == sorted(m["name"] for m in base
+                                                                            if m not in OTHER_TEAM)

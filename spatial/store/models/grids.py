@@ -111,6 +111,9 @@ class GridGeometry(Base):
     )
     valid_from: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     valid_to: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The grid's name during this version (migration 0022: a rename is a new row; a row inserted without a
+    # name takes grid.name, by trigger), so that time travel answers the name valid then.
+    name: Mapped[str] = mapped_column(Text)
 
 
 class TeamMember(Base):
