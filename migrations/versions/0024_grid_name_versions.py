@@ -7,15 +7,15 @@ current version. A rename is a new ``grid_geometry`` row (same shape, new name),
 inserted without a name takes the grid's current name (trigger ``grid_geometry_name``), so every writer
 that sets ``grid.name`` first and draws after (plans, special grid edits, the demo's COPY) keeps the two in step.
 
-Revision ID: 0022_grid_name_versions
-Revises: 0021_joint_handling
+Revision ID: 0024_grid_name_versions
+Revises: 0023_kpi_rollup
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0022_grid_name_versions"
-down_revision = "0021_joint_handling"
+revision = "0024_grid_name_versions"
+down_revision = "0023_kpi_rollup"
 branch_labels = None
 depends_on = None
 
