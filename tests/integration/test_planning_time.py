@@ -191,7 +191,7 @@ def test_the_migration_keeps_existing_names_as_the_current_version() -> None:
 
     url = fresh_database("gridlink_test_name_versions")
     config = alembic_config(url)
-    command.upgrade(config, "0021_joint_handling")
+    command.upgrade(config, "0023_kpi_rollup")
     engine = create_engine(url)
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO grid_version (id, effective_at, author) VALUES (1, '2024-01-01', 't'),"
@@ -213,4 +213,4 @@ def test_the_migration_keeps_existing_names_as_the_current_version() -> None:
         names = conn.execute(text("SELECT name FROM grid_geometry ORDER BY valid_from")).scalars().all()
         assert names == ["吴中区", "吴中区", "新吴中"]  # the trigger names a new row after its grid
     engine.dispose()
-    command.downgrade(config, "0021_joint_handling")
+    command.downgrade(config, "0023_kpi_rollup")
