@@ -16,7 +16,21 @@ from api.middleware import BodySizeLimit, DatabaseUnavailable, PublicRedirects, 
 from api.ogc import build as ogc
 from api.open311 import routes as open311
 from api.rate_limit import LoginGate, LoginThrottle
-from api.routes import areas, auth, bulk, cases, components, events, grid_imports, inbox, kpi, plans, tiles, workflow
+from api.routes import (
+    areas,
+    auth,
+    bulk,
+    cases,
+    components,
+    events,
+    grid_imports,
+    inbox,
+    kpi,
+    photos,
+    plans,
+    tiles,
+    workflow,
+)
 from api.settings import ApiSettings
 from spatial.access.accounts import PrincipalCache, server_secret, watch_principals
 from spatial.cases import jobs
@@ -85,6 +99,7 @@ def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSet
     app.include_router(grid_imports.router)
     app.include_router(auth.router)
     app.include_router(bulk.router)
+    app.include_router(photos.router)  # before cases: /cases/with-photos is not a case id
     app.include_router(cases.router)
     app.include_router(inbox.router)
     app.include_router(events.router)
@@ -96,7 +111,8 @@ def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSet
     app.add_middleware(FastIntake)  # inside BodySizeLimit: the limit applies to it too
     app.add_middleware(BodySizeLimit, limit=api_settings.max_body_bytes,
                        larger={"/api/v1/cases/bulk": None,  # these routes stream against their own limits
-                               "/api/v1/grids/imports": None, "/api/v1/components/imports": None})
+                               "/api/v1/grids/imports": None, "/api/v1/components/imports": None,
+                               **dict.fromkeys(photos.UNBOUNDED)}, streamed=photos.PATTERN)
     app.add_middleware(UnreadableText)  # NUL and other characters outside XML 1.0 in a path or query: 400
     app.add_middleware(DatabaseUnavailable)  # 503 for every path while the database is away
     app.add_middleware(PublicRedirects, public_url=api_settings.base_url())  # never to the Host a client sent

@@ -207,3 +207,17 @@ class SurveyFileError(GridlinkError, status=422, slug="survey-file", title="Surv
     """A survey file as a whole cannot be imported (unreadable or truncated, no CRS, a projected survey read as
     degrees, an encoding it does not name, columns that map to nothing); nothing was stored. ``extra`` may name
     the likely CRS or encoding, or the unmapped columns."""
+
+# -- Issue 20 (photos with a case, the pages' APIs)
+
+class UnsupportedPhotoError(UnsupportedMediaTypeError, status=415, slug="unsupported-photo",
+                            title="Not a photo gridlink stores"):
+    """An uploaded file is not, by its content, a JPEG, PNG or WebP image (whatever its name or declared type)."""
+
+
+class InvalidPhotoError(GridlinkError, status=422, slug="invalid-photo", title="Photo cannot be read"):
+    """An uploaded image is truncated or corrupt, empty, or has more pixels than the server decodes."""
+
+
+class PhotoLimitError(ConflictError, status=409, slug="photo-limit", title="The case takes no more photos"):
+    """The case already holds as many photos as a case may, or is closed or voided."""
