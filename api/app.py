@@ -21,9 +21,11 @@ from api.routes import (
     auth,
     bulk,
     cases,
+    categories,
     components,
     events,
     grid_imports,
+    here,
     inbox,
     kpi,
     photos,
@@ -100,6 +102,8 @@ def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSet
     app.include_router(auth.router)
     app.include_router(bulk.router)
     app.include_router(photos.router)  # before cases: /cases/with-photos is not a case id
+    app.include_router(here.router)
+    app.include_router(categories.router)
     app.include_router(cases.router)
     app.include_router(inbox.router)
     app.include_router(events.router)
