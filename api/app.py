@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from api import logs, problems
@@ -42,7 +43,18 @@ from spatial.reference.cache import ReferenceCache
 from spatial.settings import DatabaseSettings
 from spatial.store.db import database_url, make_engine, make_intake_pool
 from tiles.cache import TileCache
-from web.pages import PAGE_CSP, STATIC_DIR, render_index
+from web.pages import PAGE_CSP, SHELL_CSP, STATIC_DIR, render_console, render_index
+
+
+class PageAssets(StaticFiles):
+    """``/static``: the pages' assets, answered with the pages' CSP (``SHELL_CSP``) instead of the API's
+    ``default-src 'none'``: a worker script (MapLibre's) is governed by the CSP of its own reply, and under
+    the API's it could fetch no tile."""
+
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
+        response = super().file_response(*args, **kwargs)
+        response.headers["Content-Security-Policy"] = SHELL_CSP
+        return response
 
 
 def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSettings | None = None,
@@ -121,11 +133,15 @@ def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSet
     app.add_middleware(DatabaseUnavailable)  # 503 for every path while the database is away
     app.add_middleware(PublicRedirects, public_url=api_settings.base_url())  # never to the Host a client sent
     app.add_middleware(SecurityHeaders, https=api_settings.base_url().startswith("https://"))  # on every reply
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.mount("/static", PageAssets(directory=STATIC_DIR), name="static")
     app.mount("/ogc", ogc.Mounted(), name="ogc")
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index() -> HTMLResponse:
         return HTMLResponse(render_index(), headers={"Content-Security-Policy": PAGE_CSP})
+
+    @app.get("/console", response_class=HTMLResponse, include_in_schema=False)
+    def console() -> HTMLResponse:
+        return HTMLResponse(render_console(), headers={"Content-Security-Policy": SHELL_CSP})
 
     return app

@@ -62,3 +62,52 @@ def render_index(api_base: str = DEFAULT_API_BASE, center: tuple[float, float] =
     lat, lon = (float(v) for v in center)
     return _environment().get_template("index.html").render(
         api_base=api_base, center=[lat, lon], zoom=int(zoom))
+
+
+SHELL_CSP = "; ".join((
+    "default-src 'self'",
+    "script-src 'self'",             # ES modules under /static, MapLibre's module worker included; no eval
+    "worker-src 'self' blob:",       # MapLibre's worker (a module next to maplibre-gl.mjs)
+    "style-src 'self'",
+    f"img-src 'self' data: blob: {BASE_MAP_TILES}",
+    f"connect-src 'self' {BASE_MAP_TILES}",  # MapLibre fetches raster base-map tiles with fetch()
+    "object-src 'none'",
+    "base-uri 'none'",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
+))
+"""The Content-Security-Policy of the pages built on the shared shell (``render_page``): as ``PAGE_CSP``, plus
+MapLibre's worker, the blob: images it decodes tiles into, and fetch() of the optional online base map."""
+
+CONSOLE_STATIC = "/static/console"
+
+
+def render_page(template: str, *, page: str, title_key: str, title: str, styles: tuple[str, ...] = (),
+                scripts: tuple[str, ...] = (), config: dict[str, str] | None = None) -> str:
+    """Render a page built on the shared shell (``templates/_base.html``: top bar, navigation, login dialog).
+
+    Args:
+        template: The page's template (it extends ``_base.html``).
+        page: The page's name, in ``<body data-page>``.
+        title_key: The i18n key of the page title (``common/i18n.js`` or the page's own strings).
+        title: The Chinese title, shown until the script has run.
+        styles: Style sheets after ``common/common.css``.
+        scripts: ES modules the page runs.
+        config: Values for the scripts, rendered (escaped) as ``data-`` attributes of ``<body>``.
+
+    Returns:
+        The HTML document.
+    """
+    return _environment().get_template(template).render(
+        page=page, title_key=title_key, title=title, styles=styles, scripts=scripts, config=config or {})
+
+
+def render_console() -> str:
+    """Render the dispatcher console served at ``/console`` (and ``/``): MapLibre on ``/tiles``, case list,
+    inbox, case details; its script is ``static/console/console.js``."""
+    return render_page(
+        "console.html", page="console", title_key="consoleTitle", title="指挥台 · gridlink 网格化联动指挥",
+        styles=("/static/vendor/maplibre-gl/maplibre-gl.css", f"{CONSOLE_STATIC}/console.css"),
+        scripts=(f"{CONSOLE_STATIC}/console.js",),
+        config={"api-base": DEFAULT_API_BASE, "center": f"{DEFAULT_CENTER[1]},{DEFAULT_CENTER[0]}",
+                "zoom": str(DEFAULT_ZOOM), "base-map": BASE_MAP_TILES})
