@@ -43,7 +43,7 @@ from spatial.reference.cache import ReferenceCache
 from spatial.settings import DatabaseSettings
 from spatial.store.db import database_url, make_engine, make_intake_pool
 from tiles.cache import TileCache
-from web.pages import PAGE_CSP, SHELL_CSP, STATIC_DIR, render_console, render_index
+from web.pages import PAGE_CSP, SHELL_CSP, STATIC_DIR, render_console, render_index, render_report, report_worker
 
 
 class PageAssets(StaticFiles):
@@ -143,5 +143,14 @@ def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSet
     @app.get("/console", response_class=HTMLResponse, include_in_schema=False)
     def console() -> HTMLResponse:
         return HTMLResponse(render_console(), headers={"Content-Security-Policy": SHELL_CSP})
+
+    @app.get("/report", response_class=HTMLResponse, include_in_schema=False)
+    def report() -> HTMLResponse:
+        return HTMLResponse(render_report(), headers={"Content-Security-Policy": SHELL_CSP})
+
+    @app.get("/report-sw.js", include_in_schema=False)
+    def report_sw() -> Response:
+        return Response(report_worker(), media_type="text/javascript",
+                        headers={"Content-Security-Policy": SHELL_CSP, "Cache-Control": "no-cache"})
 
     return app

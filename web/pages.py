@@ -111,3 +111,21 @@ def render_console() -> str:
         scripts=(f"{CONSOLE_STATIC}/console.js",),
         config={"api-base": DEFAULT_API_BASE, "center": f"{DEFAULT_CENTER[1]},{DEFAULT_CENTER[0]}",
                 "zoom": str(DEFAULT_ZOOM), "base-map": BASE_MAP_TILES})
+
+
+REPORT_STATIC = "/static/report"
+
+
+def render_report() -> str:
+    """Render the inspector's phone page served at ``/report`` (issue 20 item 5): locate, category, photos,
+    an outgoing queue in IndexedDB sent with idempotency keys, own recent reports; ``static/report/report.js``."""
+    return render_page(
+        "report.html", page="report", title_key="reportTitle", title="上报 · gridlink 网格化联动指挥",
+        styles=(f"{REPORT_STATIC}/report.css",), scripts=(f"{REPORT_STATIC}/report.js",),
+        config={"api-base": DEFAULT_API_BASE, "built-pages": "/report"})
+
+
+def report_worker() -> str:
+    """The report page's service worker (``static/report/sw.js``), served at ``/report-sw.js`` so that its scope
+    may be ``/report`` (a worker controls only paths under its own script's folder)."""
+    return (STATIC_DIR / "report" / "sw.js").read_text(encoding="utf-8")
