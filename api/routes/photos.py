@@ -11,6 +11,7 @@ the request (415), the body streamed against its limit (413), then each file by 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -28,6 +29,7 @@ from spatial.cases.schemas import CaseCreate, case_json
 from spatial.errors import InvalidParameterError, PayloadTooLargeError, UnsupportedMediaTypeError
 
 MAX_PHOTO_BYTES = 8 * 1_048_576
+DECODERS = 2  # photos decoded at once per process
 MAX_FORM_BYTES = 64 * 1024  # the report and the multipart framing around the files
 PATTERN = r"^/api/v1/cases/[^/]+/photos$"  # api/app.py lets these bodies past the general limit: streamed here
 REPORT = TypeAdapter(CaseCreate)
@@ -65,8 +67,17 @@ async def _form_files(request: Request, *, most: int, report: bool = False) -> t
     return files, text
 
 
-async def _cleaned(files: list[bytes]) -> list[CleanPhoto]:
-    return [await run_in_threadpool(clean, data) for data in files]
+async def _cleaned(request: Request, files: list[bytes]) -> list[CleanPhoto]:
+    """Each file checked and re-encoded in a thread, at most ``DECODERS`` at once per process (a decoded
+    48-megapixel photo holds about 150 MB)."""
+    gate = getattr(request.app.state, "photo_decoders", None)
+    if gate is None:
+        gate = request.app.state.photo_decoders = asyncio.Semaphore(DECODERS)
+    cleaned = []
+    for data in files:
+        async with gate:
+            cleaned.append(await run_in_threadpool(clean, data))
+    return cleaned
 
 
 @router.post("/cases/{case_id}/photos", status_code=201, summary="Add photos to a case (multipart, field photo)")
@@ -81,7 +92,7 @@ async def upload(case_id: int, request: Request, engine: EngineDep, principal: P
     files, _ = await _form_files(request, most=MAX_PER_REQUEST)
     if not files:
         raise InvalidParameterError("send at least one file in a photo field", parameter="photo")
-    photos = await _cleaned(files)
+    photos = await _cleaned(request, files)
 
     def store() -> tuple[list, int]:
         with engine.begin() as conn:
@@ -126,7 +137,7 @@ async def report_with_photos(request: Request, engine: EngineDep, ref: Reference
         body = REPORT.validate_json(text)
     except ValidationError as exc:
         raise InvalidParameterError(f"report: {exc.errors(include_url=False)[0]['msg']}", parameter="report") from exc
-    photos = await _cleaned(files)
+    photos = await _cleaned(request, files)
     client = client_address(request)
 
     def store() -> tuple[dict, bool]:
@@ -150,7 +161,7 @@ async def inspect(request: Request, principal: PrincipalDep) -> dict[str, Any]:
     files, _ = await _form_files(request, most=1)
     if not files:
         raise InvalidParameterError("send one file in a photo field", parameter="photo")
-    photo = (await _cleaned(files))[0]
+    photo = (await _cleaned(request, files))[0]
     return {"media_type": photo.media_type, "width": photo.width, "height": photo.height, "sha256": photo.sha256,
             "gps": photo.gps_json()}
 

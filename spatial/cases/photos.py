@@ -87,8 +87,10 @@ def clean(raw: bytes) -> CleanPhoto:
         raise InvalidPhotoError("the photo is empty")
     image = _open(raw)
     media_type = FORMATS[str(image.format)]
-    gps = exif_location(image.getexif())
+    if image.format == "JPEG" and max(image.size) > MAX_EDGE:
+        image.draft(image.mode, (MAX_EDGE, MAX_EDGE))  # libjpeg decodes at 1/2, 1/4 …: less memory and time
     try:
+        gps = exif_location(image.getexif())  # a PNG's EXIF may follow its pixels: reading it may decode them
         image.load()  # decode it whole: a truncated or corrupt file fails here, not later
         upright = ImageOps.exif_transpose(image)
         upright.thumbnail((MAX_EDGE, MAX_EDGE))
