@@ -17,7 +17,9 @@ holds at most ``MAX_PER_CASE`` photos, and a closed or voided case takes none (4
 ``case.photo`` per request that stored something.
 
 Events refer to photos as ``photo:<id>`` (the ``ref`` of a stored photo) in ``data.photos`` of ``handle`` and
-``assist_handle`` (spatial/cases/workflow.py).
+``assist_handle`` (spatial/cases/workflow.py); an action whose ``data.photos`` names ``photo:<id>`` of no photo
+of that case is refused (422, ``check_refs``), so the trail's references always resolve. Other texts there
+(a partner system's own links) are kept as they are.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import io
 import math
+import re
 import warnings
 from dataclasses import dataclass
 from typing import Any, TypedDict
@@ -35,7 +38,7 @@ from sqlalchemy import Connection, text
 from spatial.access.audit import Actor, record
 from spatial.access.principal import Principal
 from spatial.access.scope import check_add_photo, check_read
-from spatial.errors import InvalidPhotoError, NotFoundError, PhotoLimitError, UnsupportedPhotoError
+from spatial.errors import ActionDataError, InvalidPhotoError, NotFoundError, PhotoLimitError, UnsupportedPhotoError
 from spatial.store.sql import statement
 
 FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
@@ -46,6 +49,7 @@ MAX_PER_REQUEST = 4
 CLOSED = ("closed", "voided")
 JPEG_QUALITY = 88
 MAX_CASE_ID = 2**63 - 1
+REF = re.compile(r"^photo:([1-9][0-9]{0,17})$")
 
 
 class PhotoPublic(TypedDict):
@@ -248,3 +252,18 @@ def photo_bytes(conn: Connection, case_id: int, photo_id: int, *, by: Principal)
     if row is None:
         raise NotFoundError(f"case {case_id} has no photo {photo_id}", case_id=case_id, photo_id=photo_id)
     return row[0], bytes(row[1]), row[2]
+
+
+def check_refs(conn: Connection, case_id: int, refs: Any) -> None:
+    """ActionDataError unless every ``photo:<id>`` in an action's ``data.photos`` is a stored photo of the case."""
+    if not isinstance(refs, list):
+        return
+    wanted = {int(m.group(1)): n for n, ref in enumerate(refs) if isinstance(ref, str) and (m := REF.match(ref))}
+    if not wanted:
+        return
+    found = set(conn.execute(text("SELECT id FROM case_photo WHERE case_id = :c AND id = ANY(:ids)"),
+                             {"c": case_id, "ids": list(wanted)}).scalars())
+    for photo_id, n in wanted.items():
+        if photo_id not in found:
+            raise ActionDataError(f"data.photos[{n}]: case {case_id} has no photo {photo_id} (upload it first: POST "
+                                  f"/api/v1/cases/{case_id}/photos)", parameter=f"data.photos[{n}]")

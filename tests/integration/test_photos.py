@@ -17,6 +17,7 @@ WEST = [120.06, 31.17]  # town 001, community 001, grid 002
 ACCOUNTS = {
     "ph.insp": ("inspector", DISTRICT), "ph.insp.east": ("inspector", f"{DISTRICT}002"),
     "ph.viewer": ("viewer", DISTRICT), "ph.planner": ("planner", DISTRICT), "ph.disp": ("dispatcher", DISTRICT),
+    "ph.chief": ("grid_chief", grid_code(1, 1, 2)),
 }
 REPORT = '{"category": "E010101", "location": {"type": "Point", "coordinates": [120.06, 31.17]}, "description": "垃圾"}'
 
@@ -56,9 +57,9 @@ def counts(engine) -> tuple[int, int, int]:
             " (SELECT count(*) FROM audit_log WHERE action = 'case.photo')")).one())
 
 
-def new_case(client, tokens, login: str = "ph.insp") -> int:
+def new_case(client, tokens, login: str = "ph.insp", where: list[float] = WEST) -> int:
     reply = client.post("/api/v1/cases", headers=auth(tokens, login),
-                        json={"category": "E010101", "location": {"type": "Point", "coordinates": WEST}})
+                        json={"category": "E010101", "location": {"type": "Point", "coordinates": where}})
     assert reply.status_code == 201, reply.text
     return reply.json()["id"]
 
@@ -174,3 +175,29 @@ def test_inspect_offers_the_photos_location_and_stores_nothing(client, tokens, w
     assert counts(world_engine) == before
     assert client.post("/api/v1/photos/inspect", headers=auth(tokens, "ph.viewer"),
                        files=[("photo", ("a.jpg", photo(), "image/jpeg"))]).status_code == 403
+
+
+def _act(client, tokens, login: str, case_id: int, action: str, status: int = 200, **body):
+    etag = client.get(f"/api/v1/cases/{case_id}", headers=auth(tokens, login)).headers["etag"]
+    reply = client.post(f"/api/v1/cases/{case_id}/actions/{action}", json=body,
+                        headers=auth(tokens, login) | {"If-Match": etag})
+    assert reply.status_code == status, reply.text
+    return reply.json()
+
+
+def test_the_handling_feedback_refers_to_the_cases_own_photos(client, tokens) -> None:
+    case_id = new_case(client, tokens)  # grid-first at grid 1-1-2: its grid chief handles it
+    other = new_case(client, tokens, where=[120.09, 31.13])  # not a duplicate of the first
+    _act(client, tokens, "ph.disp", case_id, "register")
+    _act(client, tokens, "ph.disp", case_id, "dispatch")
+    _act(client, tokens, "ph.chief", case_id, "accept")
+    mine = client.post(f"/api/v1/cases/{case_id}/photos", headers=auth(tokens, "ph.chief"),
+                       files=[("photo", ("after.jpg", photo(colour=(1, 250, 1)), "image/jpeg"))]).json()["photos"][0]
+    foreign = client.post(f"/api/v1/cases/{other}/photos", headers=auth(tokens, "ph.disp"),
+                          files=[("photo", ("x.jpg", photo(colour=(250, 1, 250)), "image/jpeg"))]).json()["photos"][0]
+    refused = _act(client, tokens, "ph.chief", case_id, "handle", 422, note="已清理",
+                   data={"photos": [mine["ref"], foreign["ref"]]})
+    assert refused["parameter"] == "data.photos[1]"
+    case = _act(client, tokens, "ph.chief", case_id, "handle", note="已清理", data={"photos": [mine["ref"]]})
+    handle = next(e for e in case["history"] if e["kind"] == "handle")
+    assert handle["data"] == {"photos": [mine["ref"]]} and case["state"] == "handled"
