@@ -78,6 +78,20 @@ def browser() -> Iterator[object]:
 class PageErrors(list):
     """Console errors and uncaught exceptions of a page (a test asserts there are none it did not expect)."""
 
+    def unexpected(self) -> list[str]:
+        """The errors, less the 404s of the issue-20 endpoints another engineer adds (categories, "what is
+        here", the assignment preview, photos): until they are merged the console asks and falls back."""
+        return [e for e in self if not ((" 404 " in e or " 405 " in e) and any(p in e for p in LATER_ENDPOINTS))]
+
+
+LATER_ENDPOINTS = ("/api/v1/categories", "/api/v1/here?", "/api/v1/cases/preview", "/photos")
+
+
+def _console_error(errors: PageErrors, msg) -> None:
+    if msg.type == "error":
+        where = (msg.location or {}).get("url", "")
+        errors.append(f"console: {msg.text} {where}".rstrip())
+
 
 @pytest.fixture
 def page(browser) -> Iterator[object]:
@@ -86,7 +100,7 @@ def page(browser) -> Iterator[object]:
     context = browser.new_context(viewport=CONSOLE_VIEWPORT, locale="zh-CN", timezone_id="Asia/Shanghai")
     new = context.new_page()
     errors = PageErrors()
-    new.on("console", lambda msg: errors.append(f"console: {msg.text}") if msg.type == "error" else None)
+    new.on("console", lambda msg: _console_error(errors, msg))
     new.on("pageerror", lambda exc: errors.append(f"exception: {exc}"))
     new.errors = errors
     yield new
@@ -118,4 +132,4 @@ def log_in(page, login: str, password: str = PASSWORD) -> None:
     page.fill("#gl-login-user", login)
     page.fill("#gl-login-pass", password)
     page.click("#gl-login-form button[type=submit]")
-    page.wait_for_selector(f"#gl-who:has-text('{login}')")
+    page.wait_for_selector(f"#gl-who:has-text('{login}')", state="attached")  # hidden on a phone

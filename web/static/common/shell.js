@@ -1,6 +1,7 @@
 /* The shared page shell: the top bar with the application name, the role-aware navigation, the language
  * switch and the login box. A page calls initShell() once; it resolves with the account (or null) after the
- * earlier session, if any, was checked, and calls `onAccount(account | null)` on every login and logout.
+ * earlier session, if any, was checked, and calls `onAccount(account | null, reason)` on every login and
+ * logout (`reason` 'expired' when a call answered 401: keep the page as it is, the login dialog is open).
  *
  * Markup expected in the page (web/templates/_shell.html renders it):
  *   <header id="gl-shell"> … <nav id="gl-nav"> … <button id="gl-lang"> … <span id="gl-who"> …
@@ -74,11 +75,11 @@ function openLogin(message) {
 export async function initShell({ onAccount = () => {} } = {}) {
   apply();
   let account = null;
-  const changed = (next, restore) => {
+  const changed = (next, restore, reason) => {
     account = next;
     renderNav(account);
     renderWho(account);
-    onAccount(account);
+    onAccount(account, reason);
     if (restore && client.restoreForms() > 0) notify(t('formRestored'));
   };
   $('gl-lang').addEventListener('click', () => setLang(lang() === 'en' ? 'zh-CN' : 'en'));
@@ -106,7 +107,7 @@ export async function initShell({ onAccount = () => {} } = {}) {
     }
   });
   client.onUnauthorized(() => {
-    changed(null, false);
+    changed(null, false, 'expired');  // the page keeps what is on screen: the forms are filled back after login
     notify(t('sessionExpired'), 'warn');
     openLogin(t('sessionExpired'));
   });

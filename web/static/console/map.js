@@ -41,7 +41,7 @@ function addGridLayers(map) {
 
 /** Add the layers that need an account (components, open cases); remove them on logout. */
 export function setSignedIn(map, signedIn) {
-  for (const id of ['cases-points', 'components-points']) if (map.getLayer(id)) map.removeLayer(id);
+  for (const id of ['cases-points', 'component-selected', 'components-points']) if (map.getLayer(id)) map.removeLayer(id);
   for (const id of ['cases', 'components']) if (map.getSource(id)) map.removeSource(id);
   if (!signedIn) return;
   map.addSource('components', { type: 'vector', tiles: [tileUrl('components')], minzoom: 10, maxzoom: 16 });
@@ -49,6 +49,9 @@ export function setSignedIn(map, signedIn) {
     minzoom: 13, paint: {
       'circle-color': '#0e7490', 'circle-opacity': 0.8, 'circle-stroke-color': '#fff', 'circle-stroke-width': 0.5,
       'circle-radius': ['case', ['has', 'count'], ['min', 9, ['+', 2, ['sqrt', ['get', 'count']]]], 3.5] } });
+  map.addLayer({ id: 'component-selected', type: 'circle', source: 'components', 'source-layer': 'components',
+    filter: ['==', ['get', 'code'], ''], paint: { 'circle-color': '#f59e0b', 'circle-radius': 9,
+      'circle-stroke-color': '#1f2937', 'circle-stroke-width': 2 } });
   map.addSource('cases', { type: 'vector', tiles: [tileUrl('cases')], minzoom: 8, maxzoom: 16 });
   map.addLayer({ id: 'cases-points', type: 'circle', source: 'cases', 'source-layer': 'cases', paint: {
     'circle-color': ['case', ['has', 'count'], '#dc2626', STATE_COLOURS], 'circle-opacity': 0.9,
@@ -75,6 +78,11 @@ export function setBaseMap(map, on, onFail) {
 /** Highlight one base grid (its outline), or none with ''. */
 export function selectGrid(map, code) {
   map.setFilter('selected-line', ['==', ['get', 'code'], code || '']);
+}
+
+/** Highlight one component (its point at the detailed zooms), or none with ''. */
+export function selectComponent(map, code) {
+  if (map.getLayer('component-selected')) map.setFilter('component-selected', ['==', ['get', 'code'], code || '']);
 }
 
 /** Create the map in `container`; resolves once the style is loaded. */
