@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response
 from pydantic import TypeAdapter, ValidationError
@@ -113,10 +113,12 @@ def index(case_id: int, conn: ConnectionDep, principal: PrincipalDep) -> Respons
 @router.get("/cases/{case_id}/photos/{photo_id}", summary="One photo's image (without metadata)",
             response_class=Response,
             responses={200: {"content": {"image/jpeg": {}, "image/png": {}, "image/webp": {}}}})
-def image(case_id: int, photo_id: int, conn: ConnectionDep, principal: PrincipalDep, request: Request) -> Response:
-    """The stored image; ``ETag`` is the original's digest (``If-None-Match`` → 304)."""
-    media_type, data, digest = photo_bytes(conn, case_id, photo_id, by=principal)
-    tag = f'"{digest}"'
+def image(case_id: int, photo_id: int, conn: ConnectionDep, principal: PrincipalDep, request: Request,
+          size: Literal["full", "thumb"] = "full") -> Response:
+    """The stored image, or with ``size=thumb`` its thumbnail (at most 480 px); ``ETag`` is the original's
+    digest (``If-None-Match`` → 304)."""
+    media_type, data, digest = photo_bytes(conn, case_id, photo_id, by=principal, thumb=size == "thumb")
+    tag = f'"{digest}{"-thumb" if size == "thumb" else ""}"'
     headers = {"ETag": tag, "Cache-Control": "private, max-age=86400", "Content-Disposition": "inline"}
     if request.headers.get("if-none-match") == tag:
         return Response(status_code=304, headers=headers)

@@ -5,7 +5,7 @@ metadata) as ``bytea`` in the database, beside its case: a photo is stored in th
 upload that brings it (fully stored or fully refused), read under the case's scope, and saved by
 ``gridlink backup`` (pg_dump) with everything else — no folder of files to keep in step. The GPS position the
 original carried is kept as numbers (``gps_lon``, ``gps_lat``) and offered back to the client. A photo sent
-twice to the same case (a retried upload) is stored once: unique ``(case_id, sha256)`` of the original bytes.
+twice to the same case (a retried upload) is stored once; ``thumb`` is a copy of at most 480 px for lists: unique ``(case_id, sha256)`` of the original bytes.
 
 Revision ID: 0022_case_photos
 Revises: 0021_joint_handling
@@ -36,6 +36,7 @@ def upgrade() -> None:
         sa.Column("gps_lon", sa.Float(), nullable=True),
         sa.Column("gps_lat", sa.Float(), nullable=True),
         sa.Column("data", sa.LargeBinary(), nullable=False),
+        sa.Column("thumb", sa.LargeBinary(), nullable=False),
         sa.ForeignKeyConstraint(["case_id"], ["case.id"], name=op.f("fk_case_photo_case_id_case")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_case_photo")),
         sa.UniqueConstraint("case_id", "sha256", name=op.f("uq_case_photo_case_id_sha256")),
@@ -47,7 +48,7 @@ def upgrade() -> None:
                            name=op.f("ck_case_photo_gps")),
     )
     # The photos are stored compressed already: keep them out of TOAST's pglz attempt.
-    op.execute("ALTER TABLE case_photo ALTER COLUMN data SET STORAGE EXTERNAL")
+    op.execute("ALTER TABLE case_photo ALTER COLUMN data SET STORAGE EXTERNAL, ALTER COLUMN thumb SET STORAGE EXTERNAL")
 
 
 def downgrade() -> None:

@@ -44,6 +44,7 @@ from spatial.store.sql import statement
 FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 MAX_PIXELS = 50_000_000  # a 48-megapixel phone photo decodes; a decompression bomb does not
 MAX_EDGE = 4096  # the stored copy's long side, at most
+THUMB_EDGE = 480  # the thumbnail's (lists, the phone's own reports): a few tens of kilobytes
 MAX_PER_CASE = 20
 MAX_PER_REQUEST = 4
 CLOSED = ("closed", "voided")
@@ -59,6 +60,7 @@ class PhotoPublic(TypedDict):
     case_id: int
     ref: str
     url: str
+    thumb_url: str
     media_type: str
     width: int
     height: int
@@ -76,6 +78,7 @@ class CleanPhoto:
     width: int
     height: int
     data: bytes
+    thumb: bytes  # at most THUMB_EDGE pixels on its long side, same format, no metadata either
     sha256: str  # of the original bytes
     gps: tuple[float, float] | None  # (lon, lat) from the original's EXIF
 
@@ -99,9 +102,12 @@ def clean(raw: bytes) -> CleanPhoto:
         upright = ImageOps.exif_transpose(image)
         upright.thumbnail((MAX_EDGE, MAX_EDGE))
         data = _encode(upright, str(image.format), image.info.get("icc_profile"))
+        small = upright.copy()
+        small.thumbnail((THUMB_EDGE, THUMB_EDGE))
+        thumb = _encode(small, str(image.format), image.info.get("icc_profile"))
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise InvalidPhotoError(f"the {media_type} image cannot be decoded: it is truncated or corrupt") from exc
-    return CleanPhoto(media_type, upright.width, upright.height, data, hashlib.sha256(raw).hexdigest(), gps)
+    return CleanPhoto(media_type, upright.width, upright.height, data, thumb, hashlib.sha256(raw).hexdigest(), gps)
 
 
 def _open(raw: bytes) -> Image.Image:
@@ -206,11 +212,12 @@ def add_photos(conn: Connection, case_id: int, photos: list[CleanPhoto], *, by: 
     for photo in fresh.values():
         conn.execute(text(
             "INSERT INTO case_photo (case_id, actor, role, media_type, width, height, size, sha256, gps_lon,"
-            " gps_lat, data) VALUES (:case_id, :actor, :role, :media_type, :width, :height, :size, :sha256,"
-            " :lon, :lat, :data)"),
+            " gps_lat, data, thumb) VALUES (:case_id, :actor, :role, :media_type, :width, :height, :size, :sha256,"
+            " :lon, :lat, :data, :thumb)"),
             {"case_id": case_id, "actor": by.login, "role": by.role, "media_type": photo.media_type,
              "width": photo.width, "height": photo.height, "size": len(photo.data), "sha256": photo.sha256,
-             "lon": photo.gps and photo.gps[0], "lat": photo.gps and photo.gps[1], "data": photo.data})
+             "lon": photo.gps and photo.gps[0], "lat": photo.gps and photo.gps[1], "data": photo.data,
+             "thumb": photo.thumb})
     stored = _photos(conn, case_id, [p.sha256 for p in photos])
     if fresh:
         record(conn, Actor.of(by, client), "case.photo", target=str(case_id),
@@ -229,8 +236,9 @@ def _photos(conn: Connection, case_id: int, sha256s: list[str] | None = None) ->
 
 def _public(row: dict[str, Any]) -> PhotoPublic:
     gps = None if row["gps_lon"] is None else {"lon": row["gps_lon"], "lat": row["gps_lat"]}
-    return {"id": row["id"], "case_id": row["case_id"], "ref": f"photo:{row['id']}",
-            "url": f"/api/v1/cases/{row['case_id']}/photos/{row['id']}", "media_type": row["media_type"],
+    url = f"/api/v1/cases/{row['case_id']}/photos/{row['id']}"
+    return {"id": row["id"], "case_id": row["case_id"], "ref": f"photo:{row['id']}", "url": url,
+            "thumb_url": f"{url}?size=thumb", "media_type": row["media_type"],
             "width": row["width"], "height": row["height"], "size": row["size"],
             "created_at": row["created_at"].isoformat(), "actor": row["actor"], "gps": gps}
 
@@ -241,13 +249,15 @@ def list_photos(conn: Connection, case_id: int, *, by: Principal) -> list[PhotoP
     return [_public(p) for p in _photos(conn, case_id)]
 
 
-def photo_bytes(conn: Connection, case_id: int, photo_id: int, *, by: Principal) -> tuple[str, bytes, str]:
-    """The stored image of one photo as (media type, bytes, sha256 of the original) — read with the case's
-    read rule; NotFoundError for a photo that is not this case's."""
+def photo_bytes(conn: Connection, case_id: int, photo_id: int, *, by: Principal,
+                thumb: bool = False) -> tuple[str, bytes, str]:
+    """The stored image (or its thumbnail) of one photo as (media type, bytes, sha256 of the original) — read
+    with the case's read rule; NotFoundError for a photo that is not this case's."""
     check_read(by, case_row(conn, case_id))
     row = None
     if 0 < photo_id <= MAX_CASE_ID:
-        row = conn.execute(text("SELECT media_type, data, sha256 FROM case_photo WHERE id = :p AND case_id = :c"),
+        column = "thumb" if thumb else "data"  # one of two names written here, never from the request
+        row = conn.execute(text(f"SELECT media_type, {column}, sha256 FROM case_photo WHERE id = :p AND case_id = :c"),
                            {"p": photo_id, "c": case_id}).first()
     if row is None:
         raise NotFoundError(f"case {case_id} has no photo {photo_id}", case_id=case_id, photo_id=photo_id)

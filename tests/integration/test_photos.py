@@ -83,6 +83,10 @@ def test_report_with_photos_stores_case_and_clean_photos_together(client, tokens
     assert dict(Image.open(io.BytesIO(image.content)).getexif()) == {}
     assert client.get(jpeg["url"], headers=auth(tokens, "ph.disp") | {"If-None-Match": image.headers["etag"]}
                       ).status_code == 304
+    thumb = client.get(jpeg["thumb_url"], headers=auth(tokens, "ph.disp"))
+    assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
+    assert thumb.headers["etag"] != image.headers["etag"] and b"SecretCam" not in thumb.content
+    assert client.get(jpeg["url"] + "?size=huge", headers=auth(tokens, "ph.disp")).status_code == 422
     # A retry with the same key answers the first attempt: no second case, no second photo.
     before = counts(world_engine)
     again = client.post("/api/v1/cases/with-photos", headers=auth(tokens, "ph.insp") | {"Idempotency-Key": "k1"},

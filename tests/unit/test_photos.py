@@ -10,7 +10,7 @@ import zlib
 import pytest
 from PIL import ExifTags, Image
 
-from spatial.cases.photos import MAX_EDGE, clean, exif_location
+from spatial.cases.photos import MAX_EDGE, THUMB_EDGE, clean, exif_location
 from spatial.errors import InvalidPhotoError, UnsupportedPhotoError
 
 
@@ -59,6 +59,8 @@ def test_large_photos_are_bounded_and_grey_jpeg_stays_grey() -> None:
     photo = clean(_image("JPEG", size=(MAX_EDGE * 2, 100), mode="L"))
     assert (photo.width, photo.height) == (MAX_EDGE, 50)
     assert Image.open(io.BytesIO(photo.data)).mode == "L"
+    thumb = Image.open(io.BytesIO(photo.thumb))
+    assert thumb.format == "JPEG" and thumb.size == (THUMB_EDGE, 6) and dict(thumb.getexif()) == {}
 
 
 def test_refused_by_content() -> None:

@@ -207,3 +207,4 @@ class CasePhoto(Base):
     gps_lon: Mapped[float | None] = mapped_column(Float)
     gps_lat: Mapped[float | None] = mapped_column(Float)
     data: Mapped[bytes] = mapped_column(LargeBinary)
+    thumb: Mapped[bytes] = mapped_column(LargeBinary)  # at most 480 px on its long side
