@@ -43,17 +43,17 @@ from spatial.reference.cache import ReferenceCache
 from spatial.settings import DatabaseSettings
 from spatial.store.db import database_url, make_engine, make_intake_pool
 from tiles.cache import TileCache
-from web.pages import PAGE_CSP, SHELL_CSP, STATIC_DIR, render_console, render_index, render_report, report_worker
+from web.pages import ASSET_CSP, PAGE_CSP, STATIC_DIR, render_console, render_report, report_worker
 
 
 class PageAssets(StaticFiles):
-    """``/static``: the pages' assets, answered with the pages' CSP (``SHELL_CSP``) instead of the API's
-    ``default-src 'none'``: a worker script (MapLibre's) is governed by the CSP of its own reply, and under
-    the API's it could fetch no tile."""
+    """``/static``: the pages' assets, answered with ``ASSET_CSP`` instead of the API's policy: a worker script
+    (MapLibre's) is governed by the CSP of its own reply, and under ``default-src 'none'`` alone it could
+    fetch no tile."""
 
     def file_response(self, *args: Any, **kwargs: Any) -> Response:
         response = super().file_response(*args, **kwargs)
-        response.headers["Content-Security-Policy"] = SHELL_CSP
+        response.headers["Content-Security-Policy"] = ASSET_CSP
         return response
 
 
@@ -137,20 +137,17 @@ def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSet
     app.mount("/ogc", ogc.Mounted(), name="ogc")
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def index() -> HTMLResponse:
-        return HTMLResponse(render_index(), headers={"Content-Security-Policy": PAGE_CSP})
-
     @app.get("/console", response_class=HTMLResponse, include_in_schema=False)
-    def console() -> HTMLResponse:
-        return HTMLResponse(render_console(), headers={"Content-Security-Policy": SHELL_CSP})
+    def console() -> HTMLResponse:  # the landing page is the dispatcher console (issue 20 item 7)
+        return HTMLResponse(render_console(), headers={"Content-Security-Policy": PAGE_CSP})
 
     @app.get("/report", response_class=HTMLResponse, include_in_schema=False)
     def report() -> HTMLResponse:
-        return HTMLResponse(render_report(), headers={"Content-Security-Policy": SHELL_CSP})
+        return HTMLResponse(render_report(), headers={"Content-Security-Policy": PAGE_CSP})
 
     @app.get("/report-sw.js", include_in_schema=False)
-    def report_sw() -> Response:
+    def report_sw() -> Response:  # a worker obeys its own reply's policy: ASSET_CSP lets it fetch 'self'
         return Response(report_worker(), media_type="text/javascript",
-                        headers={"Content-Security-Policy": SHELL_CSP, "Cache-Control": "no-cache"})
+                        headers={"Content-Security-Policy": ASSET_CSP, "Cache-Control": "no-cache"})
 
     return app

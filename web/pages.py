@@ -1,4 +1,4 @@
-"""HTML pages of the demo server, rendered from packaged Jinja2 templates (no database, no HTTP framework)."""
+"""HTML pages of gridlink, rendered from packaged Jinja2 templates (no database, no HTTP framework)."""
 
 from __future__ import annotations
 
@@ -8,24 +8,10 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 STATIC_DIR: Path = Path(__file__).resolve().parent / "static"
-"""Directory served at ``/static``: ``app.js``, ``app.css`` and the pinned ``vendor/`` assets."""
+"""Directory served at ``/static``: ``common/`` (the shared shell), one folder per page, pinned ``vendor/``."""
 
 BASE_MAP_TILES = "https://tile.openstreetmap.org"
-"""The one origin the page loads anything from besides gridlink: the OpenStreetMap base map's tile images."""
-
-PAGE_CSP = "; ".join((
-    "default-src 'self'",
-    "script-src 'self'",             # app.js and the pinned Leaflet; no inline script, no eval
-    "style-src 'self'",
-    f"img-src 'self' data: {BASE_MAP_TILES}",
-    "connect-src 'self'",            # the page's fetch() calls go to gridlink's own API
-    "object-src 'none'",
-    "base-uri 'none'",
-    "form-action 'self'",
-    "frame-ancestors 'none'",
-))
-"""The Content-Security-Policy of the pages rendered here: everything from gridlink itself (vendor files are
-pinned under ``/static``), base-map tiles from ``BASE_MAP_TILES``, and no framing by other sites."""
+"""The one origin a page loads anything from besides gridlink: the optional OpenStreetMap base map's tiles."""
 
 DEFAULT_API_BASE = "/api/v1"
 DEFAULT_CENTER: tuple[float, float] = (31.22, 120.55)
@@ -47,24 +33,7 @@ def _environment() -> Environment:
     )
 
 
-def render_index(api_base: str = DEFAULT_API_BASE, center: tuple[float, float] = DEFAULT_CENTER,
-                 zoom: int = DEFAULT_ZOOM) -> str:
-    """Render the full-screen demo map page served at ``/``.
-
-    Args:
-        api_base: URL prefix of the JSON API the page calls (``{api_base}/areas``, ``/stats``, ``/locate``).
-        center: Initial map centre as ``(lat, lon)`` in degrees (WGS 84).
-        zoom: Initial Leaflet zoom level.
-
-    Returns:
-        The HTML document; every value is escaped and reaches the script through ``data-`` attributes.
-    """
-    lat, lon = (float(v) for v in center)
-    return _environment().get_template("index.html").render(
-        api_base=api_base, center=[lat, lon], zoom=int(zoom))
-
-
-SHELL_CSP = "; ".join((
+PAGE_CSP = "; ".join((
     "default-src 'self'",
     "script-src 'self'",             # ES modules under /static, MapLibre's module worker included; no eval
     "worker-src 'self' blob:",       # MapLibre's worker (a module next to maplibre-gl.mjs)
@@ -76,8 +45,14 @@ SHELL_CSP = "; ".join((
     "form-action 'self'",
     "frame-ancestors 'none'",
 ))
-"""The Content-Security-Policy of the pages built on the shared shell (``render_page``): as ``PAGE_CSP``, plus
-MapLibre's worker, the blob: images it decodes tiles into, and fetch() of the optional online base map."""
+"""The Content-Security-Policy of the pages (``render_page``): everything from gridlink itself (vendor files are
+pinned under ``/static``; no inline script, no eval), MapLibre's worker and the blob: images it decodes tiles
+into, the optional online base map's tiles (``BASE_MAP_TILES``, fetched by MapLibre), no framing."""
+
+ASSET_CSP = "; ".join(("default-src 'none'", f"connect-src 'self' {BASE_MAP_TILES}", "frame-ancestors 'none'"))
+"""The Content-Security-Policy of the files under ``/static``: like any non-page reply they load nothing
+(``default-src 'none'``), except that a script run as a worker — MapLibre's, which obeys the policy of its own
+reply — may fetch gridlink's tiles and the optional online base map's."""
 
 CONSOLE_STATIC = "/static/console"
 
@@ -103,8 +78,8 @@ def render_page(template: str, *, page: str, title_key: str, title: str, styles:
 
 
 def render_console() -> str:
-    """Render the dispatcher console served at ``/console`` (and ``/``): MapLibre on ``/tiles``, case list,
-    inbox, case details; its script is ``static/console/console.js``."""
+    """Render the dispatcher console, served at ``/console`` and as the landing page ``/``: MapLibre on
+    ``/tiles``, case list, inbox, case details; its script is ``static/console/console.js``."""
     return render_page(
         "console.html", page="console", title_key="consoleTitle", title="指挥台 · gridlink 网格化联动指挥",
         styles=("/static/vendor/maplibre-gl/maplibre-gl.css", f"{CONSOLE_STATIC}/console.css"),

@@ -27,7 +27,7 @@ def test_anonymous_console_draws_grids_without_errors(demo, page) -> None:
     page.wait_for_function(f"() => ({RENDERED})('towns-line') > 0", timeout=30_000)
     assert page.evaluate("document.documentElement.lang") == "zh-CN"
     assert page.text_content("#gl-login-open") == "登录"
-    assert _nav(page) == ["/"]  # the console's own link needs an account
+    assert _nav(page) == []  # every page but the landing page needs an account
     assert not page.evaluate("Boolean(window.glConsole.map.getLayer('cases-points'))")
     assert [s for s in statuses if s[0] >= 400] == []
     assert page.errors == []
@@ -80,3 +80,32 @@ def test_language_switch_is_remembered(demo, page) -> None:
     assert page.title().startswith("指挥台")
     log_in(page, demo.accounts["admin"])
     assert "管理员" in (page.text_content("#gl-who") or "")
+
+
+def test_landing_page_is_the_console_with_real_popups_at_every_level(demo, page) -> None:
+    """Item 7's defects: every grid level answers a click (also with the community layer drawn), with names and
+    codes from the server; no request fails for an anonymous visitor."""
+    statuses: list[tuple[int, str]] = []
+    page.on("response", lambda r: statuses.append((r.status, r.url)))
+    page.goto(f"{demo.url}/")
+    _wait_map(page)
+    with demo.engine.connect() as conn:
+        from sqlalchemy import text
+
+        lon, lat, grid, community, town = conn.execute(text(
+            "SELECT ST_X(p), ST_Y(p), g.code, g.parent_code, left(g.code, 9) FROM grid g JOIN grid_geometry gg"
+            " ON gg.grid_code = g.code AND gg.valid_to IS NULL, LATERAL (SELECT ST_PointOnSurface(gg.geom) p) q"
+            " WHERE g.level = 4 ORDER BY g.code LIMIT 1")).one()
+    page.evaluate(f"() => window.glConsole.map.jumpTo({{center: [{lon}, {lat}], zoom: 14}})")
+    page.wait_for_function("() => window.glConsole.map.loaded()")
+    box = page.locator("#cl-map").bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.wait_for_selector("#cl-here .cl-here-server dl")
+    layers = page.eval_on_selector_all("#cl-here .cl-here-item", "s => s.map(x => x.dataset.layer)")
+    assert {"grids", "communities", "towns", "districts"} <= set(layers)
+    here = page.text_content("#cl-here") or ""
+    for code in (grid, community, town):
+        assert code in here
+    assert not page.is_visible("#cl-new-here")  # reporting needs an account
+    assert [s for s in statuses if s[0] >= 400] == []
+    assert page.errors == []

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from web.pages import SHELL_CSP, STATIC_DIR, render_console
+from web.pages import PAGE_CSP, STATIC_DIR, render_console, render_page
 
 VENDOR = STATIC_DIR / "vendor"
 README = (VENDOR / "README.md").read_text(encoding="utf-8")
@@ -43,7 +43,14 @@ def test_console_page_loads_only_local_modules_and_escapes_config() -> None:
     assert '<script type="module" src="/static/console/console.js"></script>' in html
     assert "<script>" not in html  # no inline script: the CSP forbids it
     assert 'data-center="120.55,31.22"' in html
-    assert "script-src 'self'" in SHELL_CSP and "unsafe" not in SHELL_CSP
+    assert "script-src 'self'" in PAGE_CSP and "unsafe" not in PAGE_CSP
+
+
+def test_page_config_is_escaped() -> None:
+    evil = '/api"><script>alert(1)</script>'
+    html = render_page("console.html", page="console", title_key="consoleTitle", title="t", config={"api-base": evil})
+    assert "<script>alert(1)" not in html and '"><script>' not in html
+    assert 'data-api-base="/api&#34;&gt;&lt;script&gt;alert(1)&lt;/script&gt;"' in html
 
 
 @pytest.mark.parametrize("path", OUR_SCRIPTS, ids=[p.name for p in OUR_SCRIPTS])

@@ -14,7 +14,6 @@ import { apply, lang, onLangChange, setLang, t } from './i18n.js';
 
 /** The pages and the roles that see them; `built: false` pages stay hidden until they exist. */
 export const PAGES = [
-  { href: '/', key: 'navHome', roles: null, built: true },
   { href: '/console', key: 'navConsole', roles: ['admin', 'dispatcher', 'inspector', 'grid_chief', 'handler',
     'owner', 'viewer', 'partner', 'planner'], built: true },
   { href: '/report', key: 'navReport', roles: ['admin', 'dispatcher', 'inspector', 'grid_chief', 'partner'],
@@ -41,7 +40,8 @@ function renderNav(account) {
     const a = document.createElement('a');
     a.href = page.href;
     a.textContent = t(page.key);
-    if (window.location.pathname === page.href) a.setAttribute('aria-current', 'page');
+    const here = window.location.pathname === '/' ? '/console' : window.location.pathname;  // / is the console
+    if (here === page.href) a.setAttribute('aria-current', 'page');
     nav.appendChild(a);
   }
 }

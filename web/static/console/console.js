@@ -52,9 +52,8 @@ function showHere(point, lngLat) {
   const target = $('cl-here-body');
   target.replaceChildren(...features.map(featureBox));
   $('cl-here').hidden = false;
-  if (!state.account) return;
-  describeHere(target, lngLat);
-  if (REPORTERS.includes(state.account.role)) {
+  describeHere(target, lngLat, Boolean(state.account));
+  if (state.account && REPORTERS.includes(state.account.role)) {
     const newCase = button(t('newCaseHere'), () => {
       newCase.remove();
       newCaseForm(target, lngLat, (created) => {
@@ -172,6 +171,8 @@ async function start() {
   setupSide();
   const account = await initShell({ onAccount: (a, why) => { if (state.map) setAccount(a, why); else state.account = a; } });
   state.map = await mapReady;
+  performance.mark('gl-map-load');
+  state.map.once('idle', () => performance.mark('gl-map-idle'));  // first tiles drawn (bench/console.py)
   setupMap();
   setAccount(account);
   const linked = Number(new URLSearchParams(window.location.search).get('case'));

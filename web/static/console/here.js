@@ -36,13 +36,14 @@ function dl(rows) {
 function areaName(a) { return a ? `${a.name || ''} ${a.code || ''}`.trim() : ''; }
 
 /** Fill `target` with the server's answer for the point (after the features drawn there). */
-export async function describeHere(target, lngLat) {
+export async function describeHere(target, lngLat, signedIn) {
   const box = el('section', 'cl-here-server');
   box.append(el('h3', null, t('hierarchy')), el('p', 'cl-hint', t('locating')));
   target.prepend(box);
   const q = `lon=${lngLat.lng.toFixed(6)}&lat=${lngLat.lat.toFixed(6)}`;
   let here;
   try {
+    if (!signedIn) throw Object.assign(new Error('anonymous'), { status: 404 });  // /here needs an account
     here = (await api(`here?${q}`)).body;
   } catch (err) {
     if (err.status !== 404) {  // 404: a server without /here (issue 20's helper endpoint): ask /locate
