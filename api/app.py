@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from api import logs, problems
@@ -16,7 +17,23 @@ from api.middleware import BodySizeLimit, DatabaseUnavailable, PublicRedirects, 
 from api.ogc import build as ogc
 from api.open311 import routes as open311
 from api.rate_limit import LoginGate, LoginThrottle
-from api.routes import areas, auth, bulk, cases, components, events, grid_imports, inbox, kpi, plans, tiles, workflow
+from api.routes import (
+    areas,
+    auth,
+    bulk,
+    cases,
+    categories,
+    components,
+    events,
+    grid_imports,
+    here,
+    inbox,
+    kpi,
+    photos,
+    plans,
+    tiles,
+    workflow,
+)
 from api.settings import ApiSettings
 from spatial.access.accounts import PrincipalCache, server_secret, watch_principals
 from spatial.cases import jobs
@@ -26,7 +43,18 @@ from spatial.reference.cache import ReferenceCache
 from spatial.settings import DatabaseSettings
 from spatial.store.db import database_url, make_engine, make_intake_pool
 from tiles.cache import TileCache
-from web.pages import PAGE_CSP, STATIC_DIR, render_index
+from web.pages import ASSET_CSP, PAGE_CSP, STATIC_DIR, render_console, render_report, report_worker
+
+
+class PageAssets(StaticFiles):
+    """``/static``: the pages' assets, answered with ``ASSET_CSP`` instead of the API's policy: a worker script
+    (MapLibre's) is governed by the CSP of its own reply, and under ``default-src 'none'`` alone it could
+    fetch no tile."""
+
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
+        response = super().file_response(*args, **kwargs)
+        response.headers["Content-Security-Policy"] = ASSET_CSP
+        return response
 
 
 def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSettings | None = None,
@@ -85,6 +113,9 @@ def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSet
     app.include_router(grid_imports.router)
     app.include_router(auth.router)
     app.include_router(bulk.router)
+    app.include_router(photos.router)  # before cases: /cases/with-photos is not a case id
+    app.include_router(here.router)
+    app.include_router(categories.router)
     app.include_router(cases.router)
     app.include_router(inbox.router)
     app.include_router(events.router)
@@ -96,16 +127,27 @@ def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSet
     app.add_middleware(FastIntake)  # inside BodySizeLimit: the limit applies to it too
     app.add_middleware(BodySizeLimit, limit=api_settings.max_body_bytes,
                        larger={"/api/v1/cases/bulk": None,  # these routes stream against their own limits
-                               "/api/v1/grids/imports": None, "/api/v1/components/imports": None})
+                               "/api/v1/grids/imports": None, "/api/v1/components/imports": None,
+                               **dict.fromkeys(photos.UNBOUNDED)}, streamed=photos.PATTERN)
     app.add_middleware(UnreadableText)  # NUL and other characters outside XML 1.0 in a path or query: 400
     app.add_middleware(DatabaseUnavailable)  # 503 for every path while the database is away
     app.add_middleware(PublicRedirects, public_url=api_settings.base_url())  # never to the Host a client sent
     app.add_middleware(SecurityHeaders, https=api_settings.base_url().startswith("https://"))  # on every reply
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.mount("/static", PageAssets(directory=STATIC_DIR), name="static")
     app.mount("/ogc", ogc.Mounted(), name="ogc")
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def index() -> HTMLResponse:
-        return HTMLResponse(render_index(), headers={"Content-Security-Policy": PAGE_CSP})
+    @app.get("/console", response_class=HTMLResponse, include_in_schema=False)
+    def console() -> HTMLResponse:  # the landing page is the dispatcher console (issue 20 item 7)
+        return HTMLResponse(render_console(), headers={"Content-Security-Policy": PAGE_CSP})
+
+    @app.get("/report", response_class=HTMLResponse, include_in_schema=False)
+    def report() -> HTMLResponse:
+        return HTMLResponse(render_report(), headers={"Content-Security-Policy": PAGE_CSP})
+
+    @app.get("/report-sw.js", include_in_schema=False)
+    def report_sw() -> Response:  # a worker obeys its own reply's policy: ASSET_CSP lets it fetch 'self'
+        return Response(report_worker(), media_type="text/javascript",
+                        headers={"Content-Security-Policy": ASSET_CSP, "Cache-Control": "no-cache"})
 
     return app

@@ -4,6 +4,7 @@ holding characters no store or reply can carry (400)."""
 
 from __future__ import annotations
 
+import re
 from urllib.parse import parse_qsl, unquote_plus, urlsplit
 
 from api.problems import database_unavailable, domain_problem, interface_error, unavailable_response
@@ -20,16 +21,20 @@ class BodySizeLimit:
     ``larger`` have their own limit, or none here (None) where the route enforces its own after deciding who
     calls (the bulk route, so that it can audit the refusal)."""
 
-    def __init__(self, app, limit: int, larger: dict[str, int | None] | None = None) -> None:
+    def __init__(self, app, limit: int, larger: dict[str, int | None] | None = None,
+                 streamed: str | None = None) -> None:
         self.app = app
         self.default = limit
         self.larger = larger or {}
+        # Paths matching ``streamed`` (a regular expression) enforce their own limit too (photo uploads).
+        self.streamed = re.compile(streamed) if streamed else None
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.larger.get(scope.get("path", ""), self.default)
+        path = scope.get("path", "")
+        limit = None if self.streamed and self.streamed.match(path) else self.larger.get(path, self.default)
         if limit is None:
             await self.app(scope, receive, send)
             return

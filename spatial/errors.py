@@ -17,15 +17,18 @@ here once and every interface answers it alike. ``detail`` is always safe to sho
 | ConflictError                | 409    | conflict                 | Conflict               |
 | IdempotencyConflictError     | 409    | idempotency-conflict     | Conflict               |
 | IllegalTransitionError       | 409    | illegal-transition       | Conflict               |
+| PhotoLimitError              | 409    | photo-limit              | Conflict               |
 | RevisionMismatchError        | 412    | precondition-failed      | PreconditionFailed     |
 | PayloadTooLargeError         | 413    | too-large                | PayloadTooLarge        |
 | UnsupportedMediaTypeError    | 415    | unsupported-media-type   | UnsupportedMediaType   |
+| UnsupportedPhotoError        | 415    | unsupported-photo        | UnsupportedMediaType   |
 | OutsideCoverageError         | 422    | outside-coverage         | InvalidParameterValue  |
 | UnknownCategoryError         | 422    | unknown-category         | InvalidParameterValue  |
 | ComponentError               | 422    | component                | InvalidParameterValue  |
 | InvalidGeometryError         | 422    | invalid-geometry         | InvalidParameterValue  |
 | InvalidTextError             | 422    | invalid-text             | InvalidParameterValue  |
 | ActionDataError              | 422    | invalid-action-data      | InvalidParameterValue  |
+| InvalidPhotoError            | 422    | invalid-photo            | InvalidParameterValue  |
 | GridImportRefusedError       | 422    | grid-import-refused      | InvalidParameterValue  |
 | PlanRefusedError             | 422    | plan-refused             | InvalidParameterValue  |
 | SurveyFileError              | 422    | survey-file              | InvalidParameterValue  |
@@ -215,3 +218,18 @@ class StaleTeamError(ConflictError, status=409, slug="stale-team",
                      title="The grid's team changed since the plan read it"):
     """A plan's team edit was based on members that are no longer the grid's (another plan or edit changed
     them meanwhile); ``extra`` names the ``grid`` and what ``changed`` (members ``added`` and ``removed``)."""
+
+
+# -- Issue 20 (photos with a case, the pages' APIs)
+
+class UnsupportedPhotoError(UnsupportedMediaTypeError, status=415, slug="unsupported-photo",
+                            title="Not a photo gridlink stores"):
+    """An uploaded file is not, by its content, a JPEG, PNG or WebP image (whatever its name or declared type)."""
+
+
+class InvalidPhotoError(GridlinkError, status=422, slug="invalid-photo", title="Photo cannot be read"):
+    """An uploaded image is truncated or corrupt, empty, or has more pixels than the server decodes."""
+
+
+class PhotoLimitError(ConflictError, status=409, slug="photo-limit", title="The case takes no more photos"):
+    """The case already holds as many photos as a case may, or is closed or voided."""

@@ -165,7 +165,7 @@ def client(world_client, no_cases):
 def no_cases(world_engine: Engine) -> None:
     """Empty the case tables of the world (HTTP tests commit)."""
     with world_engine.begin() as connection:
-        connection.execute(text('TRUNCATE case_unit, case_event, "case" RESTART IDENTITY'))
+        connection.execute(text('TRUNCATE case_photo, case_unit, case_event, "case" RESTART IDENTITY'))
 
 
 @pytest.fixture

@@ -278,3 +278,28 @@ def unit_clause(principal: Principal, *, owner_key, owner_area, special_codes) -
     else:
         area = owner_area.between(*prefix_range(principal.scope))
     return and_(owner_key == GRID_CHIEF_UNIT, area)
+
+
+# -- Issue 20 (photos with a case; what the map's "what is here" shows).
+# Who may add a photo to a case it reads: the roles that act on cases (report, verify, check, handle). Viewers
+# and planners read cases but add nothing to them; handlers and owners add to the cases their unit owns or
+# assists (``may_read`` already limits them to those). Photos are read with the case's read rule.
+PHOTO_ROLES = ("admin", "dispatcher", "inspector", "grid_chief", "partner", "handler", "owner")
+# Who sees the telephone numbers of a grid's team (网格长, 巡查员 …): staff who coordinate work on the ground —
+# admins anywhere; dispatchers, grid chiefs and inspectors for the grids in their area. Every other account
+# sees the team's names and roles, not their numbers (SECURITY.md "Staff telephone numbers").
+TEAM_PHONE_ROLES = ("admin", "dispatcher", "grid_chief", "inspector")
+
+
+def check_add_photo(principal: Principal, row: dict) -> None:
+    """ForbiddenError unless the caller may add a photo to this case (a ``case_get`` row): it reads the case
+    (``check_read``) and its role acts on cases (``PHOTO_ROLES``)."""
+    check_read(principal, row)
+    if principal.role not in PHOTO_ROLES:
+        raise ForbiddenError(f"a {principal.role} account cannot add photos to cases (needs {', '.join(PHOTO_ROLES)})")
+
+
+def sees_team_phones(principal: Principal, grid_code: str, special_codes: Iterable[str] | None = ()) -> bool:
+    """Whether the caller sees the telephone numbers of the team of the base grid ``grid_code`` (or of a special
+    grid among ``special_codes``): ``TEAM_PHONE_ROLES`` whose area covers it."""
+    return principal.role in TEAM_PHONE_ROLES and covers(principal.scope, grid_code, special_codes)

@@ -29,7 +29,7 @@ from sqlalchemy import Connection, text
 from spatial.access.audit import Actor, record
 from spatial.access.principal import Principal
 from spatial.access.scope import acts_for_unit, check_read
-from spatial.cases import action_rules, joint
+from spatial.cases import action_rules, joint, photos
 from spatial.cases.read import MAX_CASE_ID
 from spatial.cases.schemas import Text
 from spatial.cases.workflow import BY_ACTION, HTTP_ACTIONS, STEP_LIMITS, Event, NewEvent, Trail, decide, permit, replay
@@ -126,6 +126,7 @@ def act(conn: Connection, ref: ReferenceCache, case_id: int, action: str, given:
     data = action_rules.payload(ref, case, action, given) if action not in ("approve", "refuse") else {}
     if for_unit is not None:
         data["unit"] = for_unit
+    photos.check_refs(conn, case_id, data.get("photos"))  # issue 20: photo:<id> names a photo of this case
     new = decide(trail, action, role=by.role, login=by.login, acts_for_unit=unit, data=data, assisting=assisting)
     changes = _effects(ref, case, new, events, now)
     written = _write(conn, case, new, changes, by, given.note, now)

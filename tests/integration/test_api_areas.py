@@ -21,7 +21,8 @@ def test_index_page_is_served(client: TestClient) -> None:
     page = client.get("/")
     assert page.status_code == 200
     assert 'lang="zh-CN"' in page.text
-    assert client.get("/static/vendor/leaflet/leaflet.js").status_code == 200
+    assert 'src="/static/console/console.js"' in page.text  # the landing page is the console (issue 20)
+    assert client.get("/static/vendor/maplibre-gl/maplibre-gl.mjs").status_code == 200
 
 
 @pytest.mark.parametrize(("level", "kind", "count"), [("1", "district", 9), ("3", "community", 50),

@@ -15,7 +15,7 @@ def _directives(policy: str) -> dict[str, list[str]]:
     return {name: values for name, *values in (part.split() for part in policy.split(";") if part.strip())}
 
 
-@pytest.mark.parametrize("path", ["/", "/static/app.js", "/api/v1/health", "/api/v1/locate?lon=1&lat=1",
+@pytest.mark.parametrize("path", ["/", "/static/console/console.js", "/api/v1/health", "/api/v1/locate?lon=1&lat=1",
                                   "/open311/v2/services.json", "/open311/v2/services.xml", "/ogc/?f=json",
                                   "/ogc/?f=html", "/tiles/grids.json", "/api/v1/no-such-route", "/docs"])
 def test_every_reply_carries_the_security_headers(client: TestClient, path: str) -> None:
@@ -39,11 +39,10 @@ def test_the_map_page_policy_is_strict_and_allows_what_the_page_loads(client: Te
     assert not re.search(r"<script(?![^>]*\ssrc=)", page.text), "an inline script would be blocked"
     for src in re.findall(r'(?:src|href)="([^"]+)"', page.text):
         assert src.startswith("/"), f"{src} is not served by gridlink itself"
-    # The only thing fetched from elsewhere: the OpenStreetMap base map's tiles (images).
-    for url in re.findall(r"'(https://[^']+)'", (STATIC_DIR / "app.js").read_text(encoding="utf-8")):
-        if "{z}" in url:
-            origin = "/".join(url.split("/")[:3])
-            assert origin in policy["img-src"], f"tiles of {origin} would be blocked"
+    # The only thing fetched from elsewhere: the optional online base map's tiles (MapLibre fetches them).
+    origin = re.search(r'data-base-map="([^"]+)"', page.text).group(1)
+    assert origin in policy["img-src"] and origin in policy["connect-src"], f"tiles of {origin} would be blocked"
+    assert (STATIC_DIR / "console" / "console.js").is_file()
 
 
 # -- finding 13: the configured public URL, never the Host header; forwarding headers only from proxies -----

@@ -49,7 +49,7 @@ def hostile(world_engine: Engine) -> Iterator[TestClient]:
 def empty(world_engine: Engine) -> None:
     """No cases before the test."""
     with world_engine.begin() as conn:
-        conn.execute(text('TRUNCATE case_unit, case_event, "case" RESTART IDENTITY'))
+        conn.execute(text('TRUNCATE case_photo, case_unit, case_event, "case" RESTART IDENTITY'))
 
 
 def _refused(reply, *statuses: int) -> None:

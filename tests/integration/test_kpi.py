@@ -175,7 +175,7 @@ def insert_history(conn: Connection) -> None:
 @pytest.fixture
 def history(world: Connection) -> Connection:
     """The world with ``HISTORY`` stored, rolled back afterwards."""
-    world.execute(text('TRUNCATE case_unit, case_event, "case" RESTART IDENTITY'))
+    world.execute(text('TRUNCATE case_photo, case_unit, case_event, "case" RESTART IDENTITY'))
     insert_history(world)
     return world
 

@@ -44,7 +44,7 @@ def rebuild(conn: Connection) -> int:
 @pytest.fixture
 def history(world: Connection) -> Connection:
     """The world with test_kpi.py's ``HISTORY`` stored (through the trigger), rolled back afterwards."""
-    world.execute(text('TRUNCATE case_unit, case_event, "case" RESTART IDENTITY'))
+    world.execute(text('TRUNCATE case_photo, case_unit, case_event, "case" RESTART IDENTITY'))
     insert_history(world)
     return world
 

@@ -50,7 +50,7 @@ def registry_engine():
 def engine_(registry_engine: Engine) -> Engine:
     """The registry as the world left it, before each test."""
     with registry_engine.begin() as conn:
-        conn.execute(text("TRUNCATE component_history, component, case_unit, case_event, \"case\""))
+        conn.execute(text("TRUNCATE component_history, component, case_photo, case_unit, case_event, \"case\""))
         conn.execute(text("INSERT INTO component SELECT * FROM world_components"))
         conn.execute(text("DELETE FROM meta WHERE key LIKE 'component_mapping:%'"))
     return registry_engine

@@ -20,8 +20,10 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -217,3 +219,34 @@ class KpiRollup(Base):
     assist_due: Mapped[int] = mapped_column(Integer, server_default="0")
     assist_handled: Mapped[int] = mapped_column(Integer, server_default="0")
     assist_handled_on_time: Mapped[int] = mapped_column(Integer, server_default="0")
+
+PHOTO_TYPES = ("image/jpeg", "image/png", "image/webp")
+
+
+class CasePhoto(Base):
+    """A photo stored with a case (issue 20, spatial/cases/photos.py): the cleaned copy (re-encoded without
+    EXIF or other metadata) as bytes, what it is, who sent it, and the GPS position the original carried."""
+
+    __tablename__ = "case_photo"
+    __table_args__ = (
+        UniqueConstraint("case_id", "sha256"),
+        CheckConstraint(in_list("media_type", PHOTO_TYPES), name="media_type"),
+        CheckConstraint("size = octet_length(data)", name="size"),
+        CheckConstraint("(gps_lon IS NULL) = (gps_lat IS NULL) AND (gps_lon IS NULL OR"
+                        " (gps_lon BETWEEN -180 AND 180 AND gps_lat BETWEEN -90 AND 90))", name="gps"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case.id"))
+    created_at: Mapped[datetime] = created_at_column()
+    actor: Mapped[str] = mapped_column(String(80))
+    role: Mapped[str | None] = mapped_column(String(16))
+    media_type: Mapped[str] = mapped_column(String(16))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))  # of the original bytes: a retried upload is stored once
+    gps_lon: Mapped[float | None] = mapped_column(Float)
+    gps_lat: Mapped[float | None] = mapped_column(Float)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    thumb: Mapped[bytes] = mapped_column(LargeBinary)  # at most 480 px on its long side
