@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from api import logs, problems
+from api import logs, openapi_pages, problems
 from api.fast_intake import FastIntake
 from api.middleware import BodySizeLimit, DatabaseUnavailable, PublicRedirects, SecurityHeaders, UnreadableText
 from api.ogc import build as ogc
@@ -71,7 +71,7 @@ def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSet
             app.state.engine.dispose()
             await app.state.intake_pool.close()
 
-    app = FastAPI(title="gridlink", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="gridlink", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Spatial server for grid-based city governance (网格化社会治理).")
     app.state.api_settings = api_settings
     logs.install()  # no api_key or token from a query string in the access log
@@ -80,6 +80,7 @@ def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSet
                                              max_s=api_settings.login_backoff_max_s)
     app.state.login_gate = LoginGate(api_settings.login_hash_concurrency, api_settings.login_hash_queue)
     problems.install(app)
+    openapi_pages.install(app)  # /docs and /redoc from the pinned copies in web/static/vendor (no CDN)
     app.include_router(areas.router)
     app.include_router(plans.router)
     app.include_router(grid_imports.router)

@@ -18,6 +18,7 @@ import asyncio
 import contextvars
 import json
 import urllib.parse
+from pathlib import Path
 from typing import Any
 
 from pygeoapi import api as core_api
@@ -31,7 +32,8 @@ from starlette.convertors import IntegerConvertor, register_url_convertor
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from api.auth import request_token
 from api.ogc import edits as ogc_edits
@@ -46,6 +48,13 @@ from spatial.access.accounts import PrincipalCache, resolve_token
 from spatial.access.principal import Principal
 from spatial.geo.bbox import parse_bbox
 from tiles.cache import TileCache
+from web.pages import STATIC_DIR
+
+# pygeoapi's HTML pages in gridlink's look: our templates come first (pygeoapi falls back to its own for the
+# pages we do not override), and every asset they load is served under /ogc/static — ours from STATIC, the
+# pinned Bootstrap, Leaflet and Swagger UI from web/static/vendor — so the pages need no CDN (issue 24).
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+STATIC = Path(__file__).resolve().parent / "static"
 
 
 class TileNumberConvertor(IntegerConvertor):
@@ -114,6 +123,7 @@ def pygeoapi_config(base_url: str, engine_key: str, bbox: tuple[float, float, fl
         "server": {
             "bind": {"host": "127.0.0.1", "port": 0}, "url": base_url, "mimetype": "application/json; charset=UTF-8",
             "encoding": "utf-8", "languages": LANGUAGES, "pretty_print": False,
+            "templates": {"path": str(TEMPLATES), "static": str(STATIC)},
             "limits": {"default_items": 100, "max_items": features.MAX_LIMIT},
             "map": {"url": "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
                     "attribution": "© OpenStreetMap contributors"},
@@ -161,6 +171,8 @@ def build(base_url: str, engine: Engine, bbox: tuple[float, float, float, float]
         Route("/collections/{collection}/tiles/{tms}", tiles.tileset),
         Route("/collections/{collection}/tiles/{tms}/{z:tile}/{row:tile}/{col:tile}", tiles.tile),
         Route("/tileMatrixSets", tiles.matrix_sets), Route("/tileMatrixSets/{tms}", tiles.matrix_set),
+        Mount("/static/vendor", StaticFiles(directory=STATIC_DIR / "vendor")),
+        Mount("/static", StaticFiles(directory=STATIC)),
     ]
     sub = Starlette(routes=routes, middleware=[Middleware(Failures)])
     # Requests inside the mount see this application as ``request.app``: give it what api/auth.py reads.
