@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from api import logs, openapi_pages, problems
+from api import logs, openapi_document, openapi_pages, problems
 from api.fast_intake import FastIntake
 from api.middleware import BodySizeLimit, DatabaseUnavailable, PublicRedirects, SecurityHeaders, UnreadableText
 from api.ogc import build as ogc
@@ -81,6 +81,7 @@ def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSet
     app.state.login_gate = LoginGate(api_settings.login_hash_concurrency, api_settings.login_hash_queue)
     problems.install(app)
     openapi_pages.install(app)  # /docs and /redoc from the pinned copies in web/static/vendor (no CDN)
+    openapi_document.install(app)  # security schemes, bodies and examples on every operation
     app.include_router(areas.router)
     app.include_router(plans.router)
     app.include_router(grid_imports.router)

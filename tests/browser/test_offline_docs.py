@@ -89,6 +89,7 @@ def test_swagger_ui_renders_offline(offline: Offline) -> None:
     title = offline.page.wait_for_selector(".swagger-ui .information-container .title", timeout=20_000)
     assert "gridlink" in title.inner_text()
     assert offline.page.locator(".opblock").count() > 20  # the operations are listed
+    assert offline.page.locator("button.authorize").count() == 1  # the security schemes are declared
     assert any(url.endswith("/static/vendor/swagger-ui/swagger-ui-bundle.js") for url in offline.served)
     assert offline.failed == [] and not [u for u in offline.blocked if "favicon" not in u]
     offline.shot("docs")
