@@ -108,7 +108,8 @@ def pygeoapi_config(base_url: str, engine_key: str, bbox: tuple[float, float, fl
             "type": "feature", "name": "api.ogc.provider.GridlinkProvider", "data": name, "engine": engine_key,
             "items_url": f"{base_url}/collections/{name}/items", "id_field": "id", "crs": CRS_LIST,
             "storage_crs": features.DEFAULT_CRS, "include_extra_query_parameters": True,
-            "statement_timeout_ms": limits.statement_timeout_ms,
+            "statement_timeout_ms": limits.statement_timeout_ms, "count_cap": limits.count_cap,
+            "count_ms": limits.count_ms,
         }
         if lay.time_column is not None:
             provider["time_field"] = lay.time_column.name
@@ -251,7 +252,7 @@ class _Handlers:
         request, bbox = _own_bbox(request)
         response = await self.call(request, itemtypes_api.get_collection_items, request.path_params["collection"],
                                    query=query, bbox=bbox, principal=principal, heavy_for=heavy_for)
-        return _keyset_links_only(response)
+        return _geojson_when_asked(request, _keyset_links_only(response))
 
     @ogc_errors
     async def item(self, request: Request) -> Response:
@@ -260,7 +261,7 @@ class _Handlers:
         principal = await self.reader.principal(request)
         response = await self.call(request, itemtypes_api.get_collection_item, request.path_params["collection"],
                                    request.path_params["item"], principal=principal)
-        return ogc_edits.with_etag(request, response)
+        return ogc_edits.with_etag(request, _geojson_when_asked(request, response))
 
 
 class Reader:
@@ -311,6 +312,17 @@ def _keyset_links_only(response: Response) -> Response:
     fresh = Response(json.dumps(body, ensure_ascii=False), status_code=200)
     fresh.headers.update({k: v for k, v in response.headers.items() if k.lower() != "content-length"})
     return fresh
+
+
+def _geojson_when_asked(request: Request, response: Response) -> Response:
+    """Label a GeoJSON reply ``application/geo+json`` (RFC 7946) when the client's Accept names that type
+    (GDAL, QGIS and OWSLib do): pygeoapi answers ``application/json`` whatever was asked. Replies to clients
+    that did not ask keep pygeoapi's type."""
+    asked = "application/geo+json" in request.headers.get("accept", "").lower()
+    if asked and response.status_code == 200 and response.headers.get("content-type", "").startswith(
+            "application/json") and request.query_params.get("f", "json") == "json":
+        response.headers["content-type"] = "application/geo+json"
+    return response
 
 
 def _own_bbox(request: Request) -> tuple[Request, tuple[float, float, float, float] | None]:
