@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager, suppress
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddleware
 
 from api import logs, openapi_document, openapi_pages, problems
 from api.fast_intake import FastIntake
@@ -101,6 +102,12 @@ def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSet
                                "/api/v1/grids/imports": None, "/api/v1/components/imports": None})
     app.add_middleware(UnreadableText)  # NUL and other characters outside XML 1.0 in a path or query: 400
     app.add_middleware(DatabaseUnavailable)  # 503 for every path while the database is away
+    if api_settings.gzip_level > 0:
+        # gzip where the client accepts it. Starlette leaves text/event-stream alone (the live feed must reach
+        # its client event by event, not when a compressor's buffer fills), and images and archives.
+        app.add_middleware(GZipMiddleware, minimum_size=api_settings.gzip_min_bytes,
+                           compresslevel=api_settings.gzip_level,
+                           exclude_content_types=tuple({*DEFAULT_EXCLUDED_CONTENT_TYPES, "text/event-stream"}))
     app.add_middleware(PublicRedirects, public_url=api_settings.base_url())  # never to the Host a client sent
     app.add_middleware(SecurityHeaders, https=api_settings.base_url().startswith("https://"))  # on every reply
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
