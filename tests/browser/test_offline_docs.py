@@ -133,3 +133,25 @@ def test_an_ogc_items_page_and_item_page_render_offline(offline: Offline, server
     assert offline.page.locator("table.gl-properties tr").count() > 2
     assert offline.failed == [] and all("tile.openstreetmap.org" in url for url in offline.blocked)
     offline.shot("ogc-item")
+
+
+def test_authorize_logs_in_with_the_password_flow_and_try_it_out_uses_the_token(offline: Offline) -> None:
+    from tests.conftest import TEST_ADMIN, TEST_PASSWORD
+
+    offline.open("/docs")
+    page = offline.page
+    page.wait_for_selector("button.authorize", timeout=20_000).click()
+    page.fill("#oauth_username", TEST_ADMIN)
+    page.fill("#oauth_password", TEST_PASSWORD)
+    page.click(".auth-container:has(#oauth_username) button.authorize")
+    page.wait_for_selector(".auth-container:has-text('Authorized')", timeout=20_000)
+    page.click("button.btn-done")
+    operation = page.locator("[id^='operations-auth-session_api_v1_auth_session_get']")
+    operation.locator(".opblock-summary").click()
+    operation.locator("button.try-out__btn").click()
+    operation.locator("button.execute").click()
+    status = operation.locator(".live-responses-table .response .response-col_status").first
+    status.wait_for(timeout=20_000)
+    assert status.inner_text().strip().startswith("200")
+    assert TEST_ADMIN in operation.locator(".live-responses-table .microlight").first.inner_text()
+    offline.shot("docs-authorized")
