@@ -10,8 +10,9 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddleware
 
-from api import logs, problems
+from api import logs, openapi_document, openapi_pages, problems
 from api.fast_intake import FastIntake
 from api.middleware import BodySizeLimit, DatabaseUnavailable, PublicRedirects, SecurityHeaders, UnreadableText
 from api.ogc import build as ogc
@@ -99,7 +100,7 @@ def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSet
             app.state.engine.dispose()
             await app.state.intake_pool.close()
 
-    app = FastAPI(title="gridlink", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="gridlink", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Spatial server for grid-based city governance (网格化社会治理).")
     app.state.api_settings = api_settings
     logs.install()  # no api_key or token from a query string in the access log
@@ -108,6 +109,8 @@ def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSet
                                              max_s=api_settings.login_backoff_max_s)
     app.state.login_gate = LoginGate(api_settings.login_hash_concurrency, api_settings.login_hash_queue)
     problems.install(app)
+    openapi_pages.install(app)  # /docs and /redoc from the pinned copies in web/static/vendor (no CDN)
+    openapi_document.install(app)  # security schemes, bodies and examples on every operation
     app.include_router(areas.router)
     app.include_router(plans.router)
     app.include_router(grid_imports.router)
@@ -131,6 +134,12 @@ def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSet
                                **dict.fromkeys(photos.UNBOUNDED)}, streamed=photos.PATTERN)
     app.add_middleware(UnreadableText)  # NUL and other characters outside XML 1.0 in a path or query: 400
     app.add_middleware(DatabaseUnavailable)  # 503 for every path while the database is away
+    if api_settings.gzip_level > 0:
+        # gzip where the client accepts it. Starlette leaves text/event-stream alone (the live feed must reach
+        # its client event by event, not when a compressor's buffer fills), and images and archives.
+        app.add_middleware(GZipMiddleware, minimum_size=api_settings.gzip_min_bytes,
+                           compresslevel=api_settings.gzip_level,
+                           exclude_content_types=tuple({*DEFAULT_EXCLUDED_CONTENT_TYPES, "text/event-stream"}))
     app.add_middleware(PublicRedirects, public_url=api_settings.base_url())  # never to the Host a client sent
     app.add_middleware(SecurityHeaders, https=api_settings.base_url().startswith("https://"))  # on every reply
     app.mount("/static", PageAssets(directory=STATIC_DIR), name="static")

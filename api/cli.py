@@ -28,6 +28,16 @@
     gridlink up [--small]               all of the above, then serve the demo map
 
 ``GRIDLINK_DATABASE_URL`` points every command at an existing server instead of the embedded cluster.
+
+Exit status of every command:
+    0    done
+    1    refused: the data broke a rule and nothing was stored (a file refused whole, a batch with
+         --all-or-nothing, a dry run that found problems, a refused plan commit or workflow action)
+    2    not run: bad usage, a missing or unreadable file, a database that cannot be reached
+    3    db status: the embedded cluster is not running
+    4    partly imported (import cases, import components): the valid rows were stored, the others refused;
+         the report lists each refused row and why
+    130  interrupted (Ctrl-C)
 """
 
 from __future__ import annotations
@@ -42,9 +52,39 @@ from api import cli_cases
 from spatial.settings import DatabaseSettings
 from spatial.store.cluster import Cluster, ClusterError
 
+# The exit statuses (the module docstring and README's "Exit status" say when).
+EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_NOT_RUNNING, EXIT_PARTIAL = 0, 1, 2, 3, 4
+CASES_CSV_HELP = """\
+import cases FILE: a GeoJSON FeatureCollection of Point features (.geojson, .json) whose properties are
+the report's fields, or UTF-8 CSV (.csv) with a header row naming these columns, in any order:
+  category         required: a leaf event category code (E010101)
+  lon, lat         required: WGS 84 degrees (EPSG:4326)
+  description      optional text
+  source           optional: inspector, hotline (default), public, video or dispatcher
+  component_code   optional: the 16-digit code of the component concerned
+  reported_at      optional: ISO 8601; a time without an offset is Beijing time (default: now)
+  reporter_name    optional
+  reporter_phone   optional
+Every row becomes a case (assigned to its grid, owner and deadline), a duplicate linked to an open case, or
+is refused with its reason. Exit 0: all stored; 4: partly imported (the valid rows stored, the others
+refused: see --report); 1: nothing stored (--all-or-nothing, or every row refused); 2: not run.
+"""
+
 
 def _err(message: str) -> None:
     print(f"gridlink: {message}", file=sys.stderr)
+
+
+def _import_status(refused: int, stored: int) -> int:
+    """The exit status of an import that stored ``stored`` rows and refused ``refused``, said on stderr when
+    it is not a plain success."""
+    if refused == 0:
+        return EXIT_OK
+    if stored:
+        _err(f"partly imported: {stored:,} rows stored, {refused:,} refused (exit {EXIT_PARTIAL})")
+        return EXIT_PARTIAL
+    _err(f"nothing imported: {refused:,} rows refused (exit {EXIT_REFUSED})")
+    return EXIT_REFUSED
 
 
 def _settings() -> DatabaseSettings:
@@ -148,7 +188,11 @@ def _import_cases(args: argparse.Namespace) -> int:
     if args.file is None:
         _err("import cases needs a FILE (.geojson, .json or .csv)")
         return 2
-    body = args.file.read_text(encoding="utf-8-sig")
+    try:
+        body = args.file.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        _err(f"cannot read {args.file}: {exc.strerror if isinstance(exc, OSError) else 'not UTF-8 text'}")
+        return EXIT_USAGE
     engine = create_engine(_url())
     try:
         usable = start_reading(engine, len(body))
@@ -167,7 +211,7 @@ def _import_cases(args: argparse.Namespace) -> int:
         print(f"  row {result.row}: {result.reason}", file=sys.stderr)
     if args.report:
         args.report.write_text(json.dumps(report.as_dict(), ensure_ascii=False, indent=1), encoding="utf-8")
-    return 0 if report.refused == 0 else 1
+    return _import_status(report.refused, report.created + report.duplicates if report.stored else 0)
 
 
 def _cli_principal():
@@ -265,7 +309,8 @@ def _import_components(args: argparse.Namespace) -> int:
     if args.report:
         args.report.write_text(json.dumps(report.as_dict(), ensure_ascii=False, indent=1, default=str),
                                encoding="utf-8")
-    return 0 if report.refused == 0 else 1
+    kept = report.new + report.changed + report.unchanged + report.retired
+    return _import_status(report.refused, kept if report.stored else 0)
 
 
 def _print_import(report) -> None:
@@ -421,7 +466,8 @@ def parser() -> argparse.ArgumentParser:
     worker.add_argument("--every", type=int, default=api.scheduler_every_s,
                         help="seconds between sweeps (divides a minute)")
     worker.set_defaults(func=cmd_worker)
-    imp = sub.add_parser("import", help="load data from files")
+    imp = sub.add_parser("import", help="load data from files", epilog=CASES_CSV_HELP,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
     imp.add_argument("what", choices=("reference", "cases", "grids", "components"))
     imp.add_argument("file", nargs="?", type=Path, help="cases: a GeoJSON FeatureCollection or CSV file; grids:"
                      " a GeoPackage, Shapefile, GeoJSON or FlatGeobuf file; components: the same or a CSV survey")

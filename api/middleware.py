@@ -109,14 +109,17 @@ class DatabaseUnavailable(BeforeReply):
 
 # Replies that are not HTML load nothing and are never framed (OWASP's REST headers).
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
-# HTML that gridlink does not write — pygeoapi's HTML views, the OpenAPI viewers — loads its scripts and styles
-# from public CDNs and has inline scripts: allowed there, but no plugins, no framing, no foreign form targets.
+# HTML that gridlink does not write — pygeoapi's HTML views, the OpenAPI viewers — has inline scripts and styles:
+# allowed there, but every script and stylesheet comes from gridlink itself (the pinned copies under /static and
+# /ogc/static, issue 24), no plugins, no framing, no foreign form targets. Images may be base-map tiles; ReDoc
+# runs its search index in a worker made from a blob.
 VENDOR_HTML_CSP = "; ".join((
     "default-src 'self'",
-    "script-src 'self' 'unsafe-inline' https://unpkg.com https://cdn.jsdelivr.net https://cdnjs.cloudflare.com",
-    "style-src 'self' 'unsafe-inline' https://unpkg.com https://cdn.jsdelivr.net",
+    "script-src 'self' 'unsafe-inline'",
+    "style-src 'self' 'unsafe-inline'",
     "img-src 'self' data: https:",
     "connect-src 'self'",
+    "worker-src 'self' blob:",
     "object-src 'none'",
     "base-uri 'self'",
     "form-action 'self'",

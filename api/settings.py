@@ -49,6 +49,10 @@ class ApiSettings(BaseSettings):
     feed_max: int = 500
     feed_max_seconds: float = 300
     feed_interval_s: float = 0.2
+    # Replies of at least gzip_min_bytes are gzip-compressed for clients that accept it (api/app.py), at this
+    # zlib level (1 fastest … 9 smallest; 0: no compression, e.g. behind a proxy that compresses).
+    gzip_level: int = 6
+    gzip_min_bytes: int = 1024
 
     def base_url(self) -> str:
         """The server's public base URL, without a trailing slash."""

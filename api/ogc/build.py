@@ -18,6 +18,7 @@ import asyncio
 import contextvars
 import json
 import urllib.parse
+from pathlib import Path
 from typing import Any
 
 from pygeoapi import api as core_api
@@ -31,7 +32,8 @@ from starlette.convertors import IntegerConvertor, register_url_convertor
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from api.auth import request_token
 from api.ogc import edits as ogc_edits
@@ -46,6 +48,13 @@ from spatial.access.accounts import PrincipalCache, resolve_token
 from spatial.access.principal import Principal
 from spatial.geo.bbox import parse_bbox
 from tiles.cache import TileCache
+from web.pages import STATIC_DIR
+
+# pygeoapi's HTML pages in gridlink's look: our templates come first (pygeoapi falls back to its own for the
+# pages we do not override), and every asset they load is served under /ogc/static — ours from STATIC, the
+# pinned Bootstrap, Leaflet and Swagger UI from web/static/vendor — so the pages need no CDN (issue 24).
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+STATIC = Path(__file__).resolve().parent / "static"
 
 
 class TileNumberConvertor(IntegerConvertor):
@@ -99,7 +108,8 @@ def pygeoapi_config(base_url: str, engine_key: str, bbox: tuple[float, float, fl
             "type": "feature", "name": "api.ogc.provider.GridlinkProvider", "data": name, "engine": engine_key,
             "items_url": f"{base_url}/collections/{name}/items", "id_field": "id", "crs": CRS_LIST,
             "storage_crs": features.DEFAULT_CRS, "include_extra_query_parameters": True,
-            "statement_timeout_ms": limits.statement_timeout_ms,
+            "statement_timeout_ms": limits.statement_timeout_ms, "count_cap": limits.count_cap,
+            "count_ms": limits.count_ms,
         }
         if lay.time_column is not None:
             provider["time_field"] = lay.time_column.name
@@ -114,6 +124,7 @@ def pygeoapi_config(base_url: str, engine_key: str, bbox: tuple[float, float, fl
         "server": {
             "bind": {"host": "127.0.0.1", "port": 0}, "url": base_url, "mimetype": "application/json; charset=UTF-8",
             "encoding": "utf-8", "languages": LANGUAGES, "pretty_print": False,
+            "templates": {"path": str(TEMPLATES), "static": str(STATIC)},
             "limits": {"default_items": 100, "max_items": features.MAX_LIMIT},
             "map": {"url": "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
                     "attribution": "© OpenStreetMap contributors"},
@@ -161,6 +172,8 @@ def build(base_url: str, engine: Engine, bbox: tuple[float, float, float, float]
         Route("/collections/{collection}/tiles/{tms}", tiles.tileset),
         Route("/collections/{collection}/tiles/{tms}/{z:tile}/{row:tile}/{col:tile}", tiles.tile),
         Route("/tileMatrixSets", tiles.matrix_sets), Route("/tileMatrixSets/{tms}", tiles.matrix_set),
+        Mount("/static/vendor", StaticFiles(directory=STATIC_DIR / "vendor")),
+        Mount("/static", StaticFiles(directory=STATIC)),
     ]
     sub = Starlette(routes=routes, middleware=[Middleware(Failures)])
     # Requests inside the mount see this application as ``request.app``: give it what api/auth.py reads.
@@ -239,7 +252,7 @@ class _Handlers:
         request, bbox = _own_bbox(request)
         response = await self.call(request, itemtypes_api.get_collection_items, request.path_params["collection"],
                                    query=query, bbox=bbox, principal=principal, heavy_for=heavy_for)
-        return _keyset_links_only(response)
+        return _geojson_when_asked(request, _keyset_links_only(response))
 
     @ogc_errors
     async def item(self, request: Request) -> Response:
@@ -248,7 +261,7 @@ class _Handlers:
         principal = await self.reader.principal(request)
         response = await self.call(request, itemtypes_api.get_collection_item, request.path_params["collection"],
                                    request.path_params["item"], principal=principal)
-        return ogc_edits.with_etag(request, response)
+        return ogc_edits.with_etag(request, _geojson_when_asked(request, response))
 
 
 class Reader:
@@ -299,6 +312,17 @@ def _keyset_links_only(response: Response) -> Response:
     fresh = Response(json.dumps(body, ensure_ascii=False), status_code=200)
     fresh.headers.update({k: v for k, v in response.headers.items() if k.lower() != "content-length"})
     return fresh
+
+
+def _geojson_when_asked(request: Request, response: Response) -> Response:
+    """Label a GeoJSON reply ``application/geo+json`` (RFC 7946) when the client's Accept names that type
+    (GDAL, QGIS and OWSLib do): pygeoapi answers ``application/json`` whatever was asked. Replies to clients
+    that did not ask keep pygeoapi's type."""
+    asked = "application/geo+json" in request.headers.get("accept", "").lower()
+    if asked and response.status_code == 200 and response.headers.get("content-type", "").startswith(
+            "application/json") and request.query_params.get("f", "json") == "json":
+        response.headers["content-type"] = "application/geo+json"
+    return response
 
 
 def _own_bbox(request: Request) -> tuple[Request, tuple[float, float, float, float] | None]:

@@ -121,9 +121,9 @@ def _dispatch(conn, principal, request: Request, collection: str, action: str, b
         edits.delete(conn, principal, request.path_params["item"], expected_revision=expected or 0)
         return Response(status_code=204)
     feature = _json(body)
-    if action == "create":
-        item = edits.parse_feature(conn, feature)
-        return _created(request, item.code, edits.create(conn, principal, item))
+    if action == "create":  # without a code: the next free one of its district and class (issue 24)
+        item = edits.parse_feature(conn, edits.assign_code(conn, feature))
+        return _created(conn, request, item.code, edits.create(conn, principal, item))
     item = edits.parse_feature(conn, feature, request.path_params["item"])
     revision = edits.replace(conn, principal, item, expected_revision=expected or 0)
     return Response(status_code=204, headers={"ETag": _etag(revision)})
@@ -135,7 +135,7 @@ def _special_grid(conn, principal, request: Request, action: str, body: bytes, e
         return Response(status_code=204)
     code, name, shape = grids.parse_feature(conn, _json(body), request.path_params.get("item"))
     if action == "create":
-        return _created(request, code, grids.create(conn, principal, code=code, name=name, multi=shape))
+        return _created(conn, request, code, grids.create(conn, principal, code=code, name=name, multi=shape))
     version = grids.replace(conn, principal, code=code, name=name, multi=shape, expected=expected)
     return Response(status_code=204, headers={"ETag": _etag(version)})
 
@@ -172,14 +172,18 @@ def _base_grid(conn, principal, request: Request, action: str, body: bytes, expe
         return Response(status_code=204)
     code, name, shape = base.parse_feature(_json(body), request.path_params.get("item"))
     if action == "create":
-        return _created(request, code, base.create(conn, principal, code=code, name=name, multi=shape))
+        return _created(conn, request, code, base.create(conn, principal, code=code, name=name, multi=shape))
     version = base.replace(conn, principal, code=code, name=name, multi=shape, expected=expected)
     return Response(status_code=204, headers={"ETag": _etag(version)})
 
 
-def _created(request: Request, code: str, tag: int) -> Response:
+def _created(conn, request: Request, code: str, tag: int) -> Response:
+    """201 with the new item's URL in ``Location`` and the item, as stored, in the body (its code, assigned
+    or given, among its properties)."""
     location = f"{str(request.url).split('?')[0].rstrip('/')}/{code}"
-    return Response(status_code=201, headers={"Location": location, "ETag": _etag(tag)})
+    item = features.one(conn, features.layer(request.path_params["collection"]), code)
+    return Response(json.dumps(item, ensure_ascii=False), status_code=201, media_type="application/geo+json",
+                    headers={"Location": location, "ETag": _etag(tag)})
 
 
 def _json(body: bytes) -> Any:

@@ -56,6 +56,10 @@ class OgcSettings(BaseSettings):
     heavy_queue: int = 3
     # Expensive requests one caller may have in flight (waiting or running).
     per_caller: int = 2
+    # numberMatched (spatial/features/pages.py): every page counts up to count_cap matches; beyond, the first
+    # page counts them all if that takes at most count_ms (else numberMatched is left out).
+    count_cap: int = 10_000
+    count_ms: int = 1_500
 
 
 def is_heavy(request: Request) -> bool:

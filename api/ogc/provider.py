@@ -65,6 +65,7 @@ class GridlinkProvider(BaseProvider):
         self.engine = _ENGINES[provider_def["engine"]]
         self.items_url = provider_def["items_url"]
         self.budget_ms = int(provider_def["statement_timeout_ms"])  # api/ogc/limits.py
+        self.count_cap, self.count_ms = int(provider_def["count_cap"]), int(provider_def["count_ms"])
         self.get_fields()
 
     def get_fields(self) -> dict[str, dict[str, str]]:
@@ -95,6 +96,7 @@ class GridlinkProvider(BaseProvider):
             crs=crs_transform_spec.target_crs_uri if crs_transform_spec else features.DEFAULT_CRS,
             skip_geometry=bool(skip_geometry), select=list(select_properties) if select_properties else None,
             scope=features.scope_condition(self.layer, REQUEST_PRINCIPAL.get()),
+            count_cap=self.count_cap, count_ms=self.count_ms,
         )
         try:
             if filterq is not None:

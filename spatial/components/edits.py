@@ -16,6 +16,7 @@ component that cases refer to is not deleted: set its status to ``removed``.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from shapely.geometry import shape
@@ -26,10 +27,38 @@ from spatial.access.principal import Principal
 from spatial.access.scope import check_edit_component
 from spatial.codes import component_class_of, district_of
 from spatial.components.rules import EDITABLE, ComponentInput, RuleBook, check_component
-from spatial.components.serials import lock_series
+from spatial.components.serials import allocate, lock_series
 from spatial.errors import ConflictError
 
-__all__ = ["ComponentInput", "check_editor", "create", "delete", "parse_feature", "replace", "revision_of"]
+__all__ = ["ComponentInput", "assign_code", "check_editor", "create", "delete", "parse_feature", "replace",
+           "revision_of"]
+CLASS_CODE = re.compile(r"[0-9]{4}")
+DISTRICT_CODE = re.compile(r"[0-9]{6}")
+
+
+def assign_code(conn: Connection, feature: Any) -> Any:
+    """A new component's feature with the next free code of its district and class when it names no code
+    (issue 24): the class from ``class_code`` (required then), the district from ``district_code`` or else
+    the district its geometry lies in. The series is locked (spatial/components/serials.py) until the
+    transaction ends, so the code is the creator's alone; ``parse_feature`` then checks it like any other."""
+    props = feature.get("properties") if isinstance(feature, dict) else None
+    if not isinstance(props, dict) or props.get("code") is not None:
+        return feature  # parse_feature says what is wrong, or the code given is used
+    cls = props.get("class_code")
+    if not isinstance(cls, str) or not CLASS_CODE.fullmatch(cls):
+        raise errors.InvalidParameterError("a component without a code needs its class_code (4 digits), so that "
+                                           "the next free code of its district and class can be given",
+                                           parameter="class_code")
+    district = props.get("district_code")
+    if district is None:
+        district = RuleBook.load(conn).district_at(geojson_shape(feature.get("geometry")).point_on_surface())
+        if district is None:
+            raise errors.InvalidGeometryError("the component lies outside every district: no code can be given")
+    if not isinstance(district, str) or not DISTRICT_CODE.fullmatch(district):
+        raise errors.InvalidParameterError("district_code must be 6 digits", parameter="district_code")
+    series = district + cls
+    lock_series(conn, [series])
+    return {**feature, "properties": {**props, "code": allocate(conn, series, 1)[0]}}
 
 
 def parse_feature(conn: Connection, feature: Any, code: str | None = None) -> ComponentInput:
