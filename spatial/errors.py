@@ -18,6 +18,7 @@ here once and every interface answers it alike. ``detail`` is always safe to sho
 | IdempotencyConflictError     | 409    | idempotency-conflict     | Conflict               |
 | IllegalTransitionError       | 409    | illegal-transition       | Conflict               |
 | PhotoLimitError              | 409    | photo-limit              | Conflict               |
+| StaleTeamError               | 409    | stale-team               | Conflict               |
 | RevisionMismatchError        | 412    | precondition-failed      | PreconditionFailed     |
 | PayloadTooLargeError         | 413    | too-large                | PayloadTooLarge        |
 | UnsupportedMediaTypeError    | 415    | unsupported-media-type   | UnsupportedMediaType   |
