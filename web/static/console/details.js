@@ -226,7 +226,7 @@ export class Details {
     const list = el('div', 'cl-photo-list');
     for (const p of photos) {
       const img = el('img');
-      img.src = p.url;
+      img.src = `${p.url}${p.url.includes('?') ? '&' : '?'}size=thumb`;  // the server's small copy
       img.alt = t('photoAlt', { n: p.id });
       img.loading = 'lazy';
       list.append(img);
