@@ -100,6 +100,7 @@ def cold_load(browser, base: str, path: str, ready: str | None) -> dict:
     context.close()
     interactive = max(marks["list"] or 0, marks["idle"] or 0) or marks["load"]
     return {"first_paint_ms": round(marks["fcp"] or 0, 1), "interactive_ms": round(interactive, 1),
+            "list_ms": round(marks["list"] or 0, 1), "map_idle_ms": round(marks["idle"] or 0, 1),
             "wall_ms": round(wall, 1), "requests": len(sizes), "bytes": sum(max(0, s) for s in sizes)}
 
 
@@ -226,6 +227,7 @@ def main() -> None:
         result["cold_load"] = {"console": console, "floor": floor,
                                "ratio_interactive_over_floor": round(console["interactive_ms"] / floor["wall_ms"], 1)}
         print(f"cold load: first paint {console['first_paint_ms']} ms, interactive {console['interactive_ms']} ms"
+              f" (list {console['list_ms']} ms, map idle {console['map_idle_ms']} ms)"
               f" (target < 2000), {console['requests']} requests, {console['bytes'] / 1e6:.2f} MB;"
               f" floor (one static file) {floor['wall_ms']} ms", flush=True)
         result["pan"] = pan(browser, base, args.pan_steps)

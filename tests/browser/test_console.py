@@ -98,6 +98,10 @@ def test_create_on_the_map_and_walk_the_case_to_closed(demo, page, desks) -> Non
     page.fill("#cl-new-case input[name=q]", "E010101")
     page.wait_for_selector("#cl-new-case select[name=category] option[value=E010101]")
     page.select_option("#cl-new-case select[name=category]", "E010101")
+    page.wait_for_function("() => { const p = document.querySelector('#cl-new-case .cl-preview');"
+                           " return p && p.textContent && !p.textContent.includes('查询中'); }")
+    previewed = page.text_content("#cl-new-case .cl-preview") or ""  # the assignment before saving (or
+    # the sentence of a server without POST /cases/preview)
     page.fill("#cl-new-case textarea[name=description]", "浏览器测试：地图上新建")
     page.click("#cl-new-case button[type=submit]")
     created = page.wait_for_selector("#cl-here .cl-notice")
@@ -110,6 +114,9 @@ def test_create_on_the_map_and_walk_the_case_to_closed(demo, page, desks) -> Non
     assert description == "浏览器测试：地图上新建"
     assert grid.startswith(demo.town)
     assert f"({owner})" in (created.text_content() or "")  # the assignment shown is the one stored
+    if previewed != "服务器尚未提供分派预览；保存后显示分派结果。":  # the preview named the owner then stored
+        owner_name = re.search(r"分派给 (.+) \(\w+\)", created.text_content() or "").group(1)
+        assert owner_name in previewed
     assert "register" in _allowed(page) and "accept" not in _allowed(page)
     screenshot(page, "console-new-case")
 

@@ -58,3 +58,14 @@ def test_scripts_never_write_html(path) -> None:
     js = path.read_text(encoding="utf-8")
     assert not re.search(r"(innerHTML|outerHTML)\s*=(?!=)|insertAdjacentHTML|document\.write|\beval\(", js)
     assert not re.search(r"https?://(?!www\.openstreetmap)", js)  # no CDN, no foreign origin
+
+
+@pytest.mark.parametrize("path", [STATIC_DIR / "common" / "i18n.js", STATIC_DIR / "console" / "strings.js"],
+                         ids=["shell", "console"])
+def test_every_string_exists_in_chinese_and_english(path) -> None:
+    js = path.read_text(encoding="utf-8")
+    zh, en = js.split("'zh-CN': {", 1)[1].split("\n  en: {", 1)
+    en = en.split("\n  },", 1)[0]
+    pairs = r"'?([\w-]+)'?:\s*'(?:[^'\\]|\\.)*'"  # key: 'text' (the text consumed, never read as keys)
+    keys = [set(re.findall(pairs, block)) for block in (zh, en)]
+    assert keys[0] and keys[0] == keys[1], keys[0] ^ keys[1]

@@ -100,7 +100,7 @@ export class Details {
   get openId() { return this.current ? this.current.id : null; }
 
   /** Load and show a case; `notice` is a message shown above it (why it was reloaded). */
-  async open(id, notice) {
+  async open(id, notice, refresh = false) {
     const seq = ++this.seq;
     this.panel.hidden = false;
     let reply;
@@ -112,6 +112,10 @@ export class Details {
       return;
     }
     if (seq !== this.seq) return;
+    if (refresh && this.openId === id && this.panel.querySelector('form.cl-action-form')) {
+      this.markStale();  // a form was opened while the refresh was on its way: keep it
+      return;
+    }
     this.current = reply.body;
     this.render(reply.body, notice);
     this.loadPhotos(reply.body.id);
@@ -122,7 +126,7 @@ export class Details {
   refreshIf(id) {
     if (this.openId !== id) return;
     if (this.panel.querySelector('form.cl-action-form')) { this.markStale(); return; }
-    this.open(id);
+    this.open(id, undefined, true);
   }
 
   markStale() {
@@ -226,7 +230,7 @@ export class Details {
     const list = el('div', 'cl-photo-list');
     for (const p of photos) {
       const img = el('img');
-      img.src = p.url;
+      img.src = `${p.url}${p.url.includes('?') ? '&' : '?'}size=thumb`;  // the server's small copy
       img.alt = t('photoAlt', { n: p.id });
       img.loading = 'lazy';
       list.append(img);

@@ -60,7 +60,9 @@ export async function describeHere(target, lngLat, signedIn) {
     const team = el('section');
     team.append(el('h3', null, t('team')));
     for (const [code, members] of Object.entries(here.teams)) {
-      for (const m of members) team.append(el('p', null, `${code} · ${m.role} · ${m.name || ''} ${m.phone || ''}`));
+      for (const m of members) {
+        team.append(el('p', null, `${code} · ${t('team_' + m.role)} · ${m.name || ''} ${m.phone || ''}`.trim()));
+      }
     }
     box.append(team);
   }

@@ -45,6 +45,8 @@ register({
     categoryCode: '类别', descriptionField: '描述', preview: '分派预览', save: '保存案件',
     previewUnavailable: '服务器尚未提供分派预览；保存后显示分派结果。', created: '案件 {no} 已创建并分派给 {owner}。',
     duplicate: '可能重复：{no}', hierarchy: '所属网格', team: '网格团队', nearby: '附近部件',
+    team_chief: '网格长', team_inspector: '网格员', team_police: '民警', team_supervisor: '督导员',
+    team_volunteer: '志愿者', team_mediator: '调解员',
     shortcuts: '快捷键：/ 搜索，N 新建，R 刷新，I 待办，L 列表，Esc 关闭，P 打印',
   },
   en: {
@@ -93,7 +95,9 @@ register({
     preview: 'Assignment preview', save: 'Save case',
     previewUnavailable: 'The server has no assignment preview yet; the assignment is shown after saving.',
     created: 'Case {no} created and assigned to {owner}.', duplicate: 'Possible duplicate: {no}',
-    hierarchy: 'Grids', team: 'Grid team', nearby: 'Nearby components',
+    hierarchy: 'Grids', team: 'Grid team', nearby: 'Nearby components', team_chief: 'grid chief',
+    team_inspector: 'grid worker', team_police: 'police officer', team_supervisor: 'supervisor',
+    team_volunteer: 'volunteer', team_mediator: 'mediator',
     shortcuts: 'Keys: / search, N new, R refresh, I inbox, L list, Esc close, P print',
   },
 });
