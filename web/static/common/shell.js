@@ -17,7 +17,7 @@ export const PAGES = [
   { href: '/console', key: 'navConsole', roles: ['admin', 'dispatcher', 'inspector', 'grid_chief', 'handler',
     'owner', 'viewer', 'partner', 'planner'], built: true },
   { href: '/report', key: 'navReport', roles: ['admin', 'dispatcher', 'inspector', 'grid_chief', 'partner'],
-    built: false },
+    built: true },
   { href: '/registry', key: 'navRegistry', roles: ['admin', 'owner'], built: false },
   { href: '/planning', key: 'navPlanning', roles: ['admin', 'planner'], built: false },
   { href: '/dashboard', key: 'navDashboard', roles: ['admin', 'dispatcher', 'viewer'], built: false },
