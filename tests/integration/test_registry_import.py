@@ -15,6 +15,7 @@ import shapely
 from pyogrio.raw import write
 from pyproj import Transformer
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import IntegrityError
 
 from api.cli import main
 from spatial.access.audit import Actor
@@ -354,3 +355,67 @@ def test_an_editor_and_an_import_never_share_a_code(engine_: Engine, tmp_path: P
         codes = conn.execute(text("SELECT code FROM component WHERE class_code = '0101' AND district_code ="
                                   " '320506' ORDER BY code")).scalars().all()
     assert codes == [f"32050601010000{n:02d}" for n in range(1, 9)]
+
+
+def _foreign_keys(engine: Engine) -> list[tuple[str, str, bool]]:
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(text(
+            "SELECT conname, pg_get_constraintdef(oid), convalidated FROM pg_constraint"
+            " WHERE conrelid = 'component'::regclass AND contype = 'f' ORDER BY conname"))]
+
+
+def test_a_long_survey_is_merged_with_its_foreign_keys_dropped_and_added_back(engine_: Engine, tmp_path: Path) -> None:
+    """The bulk path (a survey of ``bulk_rows`` or more: staged whole, inserted without per-row foreign-key
+    checks) decides and stores as the batch path does, re-imports against rows it matches (its reads of the
+    registry end before the drop), and leaves every foreign key as the migrations made it, validated."""
+    from spatial.components.importer import ForeignKeys
+
+    keys = _foreign_keys(engine_)
+    assert len(keys) == 6 and all(valid for _, _, valid in keys)
+    with engine_.connect() as conn:
+        dropped = ForeignKeys(conn)
+        dropped.drop()
+        assert conn.execute(text("SELECT count(*) FROM pg_constraint WHERE conrelid = 'component'::regclass"
+                                 " AND contype = 'f'")).scalar() == 0
+        dropped.restore()
+        conn.commit()
+    rows = [{"code": f"3205060101004{i:03d}", "class": None, "name": f"b{i}"} for i in range(30)]
+    rows.append({"code": None, "class": "0101", "name": "no code"})
+    path = survey(tmp_path / "bulk.gpkg", rows, points(31, step=0.0001))
+    first = run(engine_, path, bulk_rows=10, batch=7)
+    assert (first.new, first.allocated, first.refused, first.stored) == (31, 1, 0, True)
+    assert _foreign_keys(engine_) == keys
+    assert stored(engine_, "3205060101004000")["grid_code"] == "320506001001001"
+    rows[3]["name"] = "renamed"
+    again = run(engine_, survey(tmp_path / "again.gpkg", rows[:30], points(30, step=0.0001)), bulk_rows=10, batch=7)
+    assert (again.new, again.changed, again.unchanged, again.changed_fields) == (0, 1, 29, {"name": 1})
+    assert _foreign_keys(engine_) == keys
+    with engine_.connect() as conn, pytest.raises(IntegrityError):  # the keys check again once added back
+        conn.execute(text("UPDATE component SET manager_key = 'NO_SUCH_DEPARTMENT' WHERE code = '3205060101004000'"))
+
+
+def test_a_long_survey_that_fails_leaves_the_registry_and_its_keys(engine_: Engine, tmp_path: Path,
+                                                                   monkeypatch) -> None:
+    """Refused by all-or-nothing, cut mid-way, or failing after its rows were inserted without the keys: the
+    registry and its foreign keys are as they were."""
+    import spatial.components.importer as importer
+
+    before, keys = checksum(engine_), _foreign_keys(engine_)
+    rows = [{"code": f"3205060101005{i:03d}"} for i in range(40)]
+    rows[7] = {"code": "3205070101005007"}  # another district's prefix: refused, so nothing is stored
+    path = survey(tmp_path / "b.gpkg", rows, points(40, step=0.0001))
+    report = run(engine_, path, bulk_rows=10, all_or_nothing=True)
+    assert (report.refused, report.stored) == (1, False)
+    whole = survey(tmp_path / "t.gpkg", [{"code": f"3205060101006{i:03d}"} for i in range(500)], points(500))
+    cut = tmp_path / "cut.gpkg"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 2 // 3])
+    with pytest.raises(SurveyFileError):
+        run(engine_, cut, bulk_rows=10, batch=50)
+
+    def fail(*_args):
+        raise RuntimeError("the server failed after the insert")
+
+    monkeypatch.setattr(importer, "_retire_missing", fail)  # runs between the insert and the keys' return
+    with pytest.raises(RuntimeError):
+        run(engine_, path, bulk_rows=10, retire_missing=True)
+    assert checksum(engine_) == before and _foreign_keys(engine_) == keys
