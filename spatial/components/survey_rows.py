@@ -20,7 +20,7 @@ import shapely
 from sqlalchemy import Connection, text
 
 from spatial.codes import district_of
-from spatial.components.rules import ComponentInput, RuleBook, check_component
+from spatial.components.rules import ComponentInput, RuleBook, check_component, geometry_problems
 from spatial.errors import GridlinkError
 
 STATUS_NAMES = {"完好": "intact", "破损": "damaged", "丢失": "missing", "废弃": "abandoned", "移除": "removed"}
@@ -117,13 +117,14 @@ class Decider:
                 prepared.append(str(exc))
         stored = self._stored([p for p in prepared if not isinstance(p, str)])
         moved = _moved(prepared, stored)
+        shapes = self._shapes(prepared)
         out: list[Decided | str] = []
         for i, entry in enumerate(prepared):
             if isinstance(entry, str):
                 out.append(entry)
                 continue
             try:
-                out.append(self._decide(first_row + i, entry[0], entry[1], stored, moved[i]))
+                out.append(self._decide(first_row + i, entry[0], entry[1], stored, moved[i], shapes[i]))
             except RowRefused as exc:
                 out.append(str(exc))
             except GridlinkError as exc:
@@ -177,8 +178,18 @@ class Decider:
         for row in result.tuples():
             found[row[0]] = dict(zip(names, row, strict=True))
 
+    def _shapes(self, prepared: list[tuple[dict[str, Any], Any] | str]) -> list[str | None]:
+        """The geometry rules' verdict on each prepared row, for the whole batch at once (rules.py)."""
+        rows = [(i, p[0].get("code") or f"{p[0].get('series')}000000", p[1]) for i, p in enumerate(prepared)
+                if not isinstance(p, str)]
+        out: list[str | None] = [None] * len(prepared)
+        found = geometry_problems(self.book, np.array([g for _, _, g in rows], dtype=object), [c for _, c, _ in rows])
+        for (i, _, _), problem in zip(rows, found, strict=True):
+            out[i] = problem
+        return out
+
     def _decide(self, row: int, props: dict[str, Any], geom: Any, stored: dict[Any, dict[str, Any]],
-                moved: bool) -> Decided:
+                moved: bool, shape: str | None) -> Decided:
         code = props.get("code")
         key: Any = code if code else (props["class_code"], shapely.to_wkb(geom))
         seen = self.codes if code else self.places
@@ -193,7 +204,7 @@ class Decider:
         values["owner_key"] = self.owner
         series = props.get("series")
         values["code"] = code or f"{series}000000"
-        item = check_component(self.book, values, geom, surveyed_on=values.get("surveyed_on"))
+        item = check_component(self.book, values, geom, surveyed_on=values.get("surveyed_on"), shape_problem=shape)
         if old is None:
             return Decided(row, item, "new", series=series)
         changed = [f for f in COMPARED if getattr(item, f) != old[f]]

@@ -419,3 +419,42 @@ def test_a_long_survey_that_fails_leaves_the_registry_and_its_keys(engine_: Engi
     with pytest.raises(RuntimeError):
         run(engine_, path, bulk_rows=10, retire_missing=True)
     assert checksum(engine_) == before and _foreign_keys(engine_) == keys
+
+
+def test_a_batch_meets_the_geometry_rules_as_one_component_does(engine_: Engine) -> None:
+    """Parity: ``geometry_problems`` over a survey batch (one vectorised pass per rule) says for each row exactly
+    what ``check_geometry`` then ``check_place`` — the rules every Part 4 edit runs — say for it alone, on a
+    corpus of every geometry refusal mixed with valid rows of both districts."""
+    from spatial import errors
+    from spatial.components.rules import RuleBook, check_geometry, check_place, geometry_problems
+
+    with engine_.connect() as conn:
+        book = RuleBook.load(conn)
+    bowtie = shapely.from_wkt("POLYGON((120.01 31.1, 120.02 31.11, 120.02 31.1, 120.01 31.11, 120.01 31.1))")
+    corpus = [
+        ("3205060101000001", shapely.Point(120.01, 31.11)),  # fine
+        ("3205060101000002", shapely.LineString([(120.01, 31.11), (120.02, 31.11)])),  # a line for a point class
+        ("3205060201000001", bowtie),  # self-intersecting
+        ("3205060201000002", shapely.Polygon()),  # empty
+        ("3205060205000001", shapely.LineString([(120.01 + i * 1e-6, 31.11) for i in range(5001)])),  # vertices
+        ("3205060101000003", shapely.Point(200.0, 31.11)),  # not lon/lat
+        ("3205070101000001", shapely.Point(120.01, 31.11)),  # in 320506, code of 320507
+        ("3205060101000004", shapely.Point(121.5, 32.5)),  # outside every district
+        ("3205060201000003", shapely.box(120.01, 31.01, 120.03, 31.03)),  # ~4 km²
+        ("3205070101000002", shapely.Point(120.5, 31.1)),  # fine, in 320507
+        ("3205060205000002", shapely.MultiLineString([[(120.01, 31.11), (120.02, 31.12)]])),  # fine
+        ("3205069999000001", shapely.Point(120.01, 31.11)),  # unknown class: check_code's to refuse
+    ]
+    batch = geometry_problems(book, np.array([g for _, g in corpus], dtype=object), [c for c, _ in corpus])
+    alone = []
+    for code, geom in corpus:
+        kind = book.classes.get(code[6:10], (None,))[0]
+        try:
+            if kind is not None:
+                check_geometry(geom, kind)
+                check_place(book, code, geom)
+            alone.append(None)
+        except errors.InvalidGeometryError as exc:
+            alone.append(exc.detail)
+    assert batch == alone
+    assert sum(p is not None for p in batch) == 8  # every refusal of the corpus was met
