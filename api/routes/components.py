@@ -85,6 +85,10 @@ def export_slice(principal: PrincipalDep, request: Request, format: str = Query(
     try:
         with request.app.state.engine.connect() as conn:
             done = export(conn, slice_, folder / f"components.{fmt}", fmt)
+        with request.app.state.engine.begin() as conn:  # the export's connection streams (server-side cursors)
+            record(conn, Actor.of(principal, client_address(request)), "component.export", target=owner,
+                   detail={"format": fmt, "rows": done.rows, **{k: v for k, v in request.query_params.items()
+                                                                  if k != "format"}})
         target = _bundle(folder, done.files, fmt)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)

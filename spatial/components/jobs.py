@@ -28,7 +28,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
-from spatial.access.audit import Actor
+from spatial.access.audit import Actor, record
 from spatial.access.principal import Principal
 from spatial.components.importer import ImportOptions, import_survey
 from spatial.errors import ForbiddenError, GridlinkError, NotFoundError, TooManyRequestsError
@@ -162,6 +162,9 @@ class Jobs:
         try:
             upload.unlink(missing_ok=True)
             _end(conn, job_id, **end)
+            if end["state"] == "failed":  # a stored import has its own audit row (importer.py); a refused one this
+                record(conn, actor, "component.import_refused", target=options.owner,
+                       detail={"job": job_id, "file": upload.name, **end["problem"]})
         except Exception:  # the row stays running; its lock goes with the connection, so a reader fails it
             log.exception("survey import %s: its end could not be recorded", job_id)
         finally:

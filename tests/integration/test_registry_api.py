@@ -110,7 +110,7 @@ def test_export_over_http_in_every_format(api, tmp_path) -> None:
     from pyogrio import read_info
     from pyogrio.raw import read
 
-    client, tokens, _ = api
+    client, tokens, eng = api
     assert client.get("/api/v1/components/export", headers=tokens["eyes"]).status_code == 403
     assert client.get("/api/v1/components/export?owner=WATER", headers=tokens["lamps"]).status_code == 403
     gpkg = client.get("/api/v1/components/export?format=gpkg", headers=tokens["lamps"])
@@ -130,6 +130,13 @@ def test_export_over_http_in_every_format(api, tmp_path) -> None:
     assert "components_point.shp" in names and "components_point.prj" in names
     bad = client.get("/api/v1/components/export?format=kml", headers=tokens["boss"])
     assert bad.status_code == 400 and json.loads(bad.text)["title"] == "Invalid parameter"
+    with eng.connect() as conn:  # every export sent is audited: who, which slice, how many rows
+        audits = conn.execute(text("SELECT actor, target, detail FROM audit_log WHERE action = 'component.export'"
+                                   " ORDER BY id")).all()
+    assert [(a, t, d["format"], d["rows"]) for a, t, d in audits] == [
+        ("lamps", "LIGHTING", "gpkg", 2), ("boss", None, "geojson", 1), ("boss", None, "csv", 3),
+        ("boss", None, "shp", 2)]  # the removed ones: the world's and the test before's
+    assert audits[2][2]["area"] == "320506001"
 
 
 def test_export_then_reimport_is_unchanged(api, tmp_path, monkeypatch, capsys) -> None:
@@ -194,6 +201,10 @@ def test_survey_upload_runs_in_the_background(api, tmp_path, monkeypatch) -> Non
                       headers=tokens["lamps"])
     failed = _finished(client, bad.headers["location"], tokens["lamps"])
     assert failed["state"] == "failed" and failed["problem"]["status"] == 422
+    with eng.connect() as conn:  # a refused upload is audited (a stored one by its component.import row)
+        refused = conn.execute(text("SELECT actor, target, detail FROM audit_log WHERE action ="
+                                    " 'component.import_refused' ORDER BY id DESC LIMIT 1")).one()
+    assert refused[:2] == ("lamps", "LIGHTING") and refused[2]["job"] == bad.headers["location"].rsplit("/", 1)[1]
     import api.routes.components as routes
 
     monkeypatch.setattr(routes, "MAX_SURVEY_BYTES", 100)
