@@ -119,6 +119,9 @@ def _run(conn: Connection, lookups: Connection, actor: Actor, path: Path, option
                       " action text, fields text, name text, owner_key text, manager_key text, maintainer_key text,"
                       " status text, note text, surveyed_on date, geom geometry(Geometry, 4326)) ON COMMIT DROP"))
     conn.execute(text("CREATE INDEX ON survey_stage (code)"))
+    # the base grid of each staged new row, when it is stored only at the end: assigned batch by batch while
+    # the connection would otherwise wait for the reader, so the final insert reads it by row number
+    conn.execute(text("CREATE TEMP TABLE survey_grid (row_no int PRIMARY KEY, grid_code text) ON COMMIT DROP"))
     decider = Decider(lookups, book, Names.load(conn), options.owner, set(survey.mapping.values()))
     fields: Counter[str] = Counter()
     rejects = _Rejects(survey, options.rejects)
@@ -128,10 +131,13 @@ def _run(conn: Connection, lookups: Connection, actor: Actor, path: Path, option
     with contextlib.closing(_pipelined(survey, decider, options.batch)) as batches:
         for batch, rows, decided in batches:
             _stage(conn, [d for d in decided if isinstance(d, Decided)], report, fields)
+            span = {"lo": report.rows + 1, "hi": report.rows + rows}
             if incremental:  # the database stores this batch while the next one is being decided
-                _store(conn, actor.who, report, "s.row_no BETWEEN :lo AND :hi AND s.series IS NULL",
-                       {"lo": report.rows + 1, "hi": report.rows + rows},
+                _store(conn, actor.who, report, "s.row_no BETWEEN :lo AND :hi AND s.series IS NULL", span,
                        [d.item.code for d in decided if isinstance(d, Decided) and d.action == "changed"])
+            elif not options.dry_run:
+                conn.execute(text(f"INSERT INTO survey_grid SELECT s.row_no, {_GRID} FROM survey_stage s"
+                                  " WHERE s.row_no BETWEEN :lo AND :hi AND s.action = 'new'"), span)
             refused = [(i, reason) for i, reason in enumerate(decided) if isinstance(reason, str)]
             for i, reason in refused[:max(0, SHOWN - len(report.refusals))]:
                 report.refusals.append({"row": report.rows + 1 + i, "reason": reason})
@@ -227,6 +233,7 @@ def _missing(conn: Connection, options: ImportOptions, report: ImportReport) -> 
 
 _GRID = ("(SELECT min(g.grid_code) FROM grid_geometry g WHERE g.valid_to IS NULL AND g.kind = 'base'"
          " AND ST_Covers(g.geom, ST_PointOnSurface(s.geom)))")
+_STAGED_GRID = f"coalesce((SELECT sg.grid_code FROM survey_grid sg WHERE sg.row_no = s.row_no), {_GRID})"
 
 
 def _store(conn: Connection, who: str, report: ImportReport, where: str, params: dict[str, Any],
@@ -238,8 +245,9 @@ def _store(conn: Connection, who: str, report: ImportReport, where: str, params:
     inserted = conn.execute(text(
         "INSERT INTO component (code, class_code, district_code, grid_code, name, manager_key, owner_key,"
         " maintainer_key, status, surveyed_on, changed_at, source, note, revision, geom)"
-        f" SELECT code, substr(code, 7, 4), left(code, 6), {_GRID}, name, manager_key, owner_key, maintainer_key,"
-        f" status, surveyed_on, now(), 'survey', note, 1, geom FROM survey_stage s WHERE action = 'new' AND {where}"
+        f" SELECT code, substr(code, 7, 4), left(code, 6), {_STAGED_GRID}, name, manager_key, owner_key,"
+        " maintainer_key, status, surveyed_on, now(), 'survey', note, 1, geom FROM survey_stage s"
+        f" WHERE action = 'new' AND {where}"
         " ON CONFLICT (code) DO NOTHING"), params).rowcount
     if inserted != expected:
         raise ConflictError(f"{expected - inserted} component(s) of the survey were created by someone else while"

@@ -390,6 +390,10 @@ def test_a_long_survey_is_merged_with_its_foreign_keys_dropped_and_added_back(en
     again = run(engine_, survey(tmp_path / "again.gpkg", rows[:30], points(30, step=0.0001)), bulk_rows=10, batch=7)
     assert (again.new, again.changed, again.unchanged, again.changed_fields) == (0, 1, 29, {"name": 1})
     assert _foreign_keys(engine_) == keys
+    # the grid assigned batch by batch while reading keeps the shared-edge rule: the smallest code
+    edge = run(engine_, survey(tmp_path / "edge.gpkg", [{"code": "3205060101004900"}], [shapely.Point(120.3, 31.05)]),
+               bulk_rows=1, all_or_nothing=True)
+    assert edge.stored and stored(engine_, "3205060101004900")["grid_code"] == "320506002002002"
     with engine_.connect() as conn, pytest.raises(IntegrityError):  # the keys check again once added back
         conn.execute(text("UPDATE component SET manager_key = 'NO_SUCH_DEPARTMENT' WHERE code = '3205060101004000'"))
 
