@@ -135,9 +135,10 @@ def _run(conn: Connection, lookups: Connection, actor: Actor, path: Path, option
             if incremental:  # the database stores this batch while the next one is being decided
                 _store(conn, actor.who, report, "s.row_no BETWEEN :lo AND :hi AND s.series IS NULL", span,
                        [d.item.code for d in decided if isinstance(d, Decided) and d.action == "changed"])
-            elif not options.dry_run:
+            elif not options.dry_run:  # what the merge would do serially, done while the reader decides
                 conn.execute(text(f"INSERT INTO survey_grid SELECT s.row_no, {_GRID} FROM survey_stage s"
                                   " WHERE s.row_no BETWEEN :lo AND :hi AND s.action = 'new'"), span)
+                _history(conn, actor.who, report.file, "s.row_no BETWEEN :lo AND :hi AND s.series IS NULL", span)
             refused = [(i, reason) for i, reason in enumerate(decided) if isinstance(reason, str)]
             for i, reason in refused[:max(0, SHOWN - len(report.refusals))]:
                 report.refusals.append({"row": report.rows + 1 + i, "reason": reason})
@@ -236,10 +237,22 @@ _GRID = ("(SELECT min(g.grid_code) FROM grid_geometry g WHERE g.valid_to IS NULL
 _STAGED_GRID = f"coalesce((SELECT sg.grid_code FROM survey_grid sg WHERE sg.row_no = s.row_no), {_GRID})"
 
 
+def _history(conn: Connection, who: str, file: str, where: str, params: dict[str, Any]) -> None:
+    """The ``create`` history rows of the staged new rows ``where`` selects (on ``s``, the stage)."""
+    # From the stage, never a join with ``component``: right after a registry was emptied its statistics say
+    # it is empty, and such a join was planned as a scan per row (minutes).
+    conn.execute(text(
+        "INSERT INTO component_history (component_code, at, actor, action, status_to, changes)"
+        " SELECT s.code, now(), :who, 'create', s.status, jsonb_build_object('source', 'survey', 'file',"
+        " CAST(:file AS text), 'revision', 1, 'owner_key', s.owner_key)"
+        f" FROM survey_stage s WHERE s.action = 'new' AND {where}"), {**params, "who": who, "file": file})
+
+
 def _store(conn: Connection, who: str, report: ImportReport, where: str, params: dict[str, Any],
-           changed: list[str]) -> None:
+           changed: list[str], history_where: str | None = None) -> None:
     """Insert the staged new rows that ``where`` selects (on ``s``, the stage) and update the ``changed``
-    codes, with the grid assigned spatially and one history row each."""
+    codes, with the grid assigned spatially and one history row each (of the new rows ``history_where``
+    selects, when the others have theirs already)."""
     expected = conn.execute(text(f"SELECT count(*) FROM survey_stage s WHERE s.action = 'new' AND {where}"),
                             params).scalar_one()
     inserted = conn.execute(text(
@@ -252,13 +265,7 @@ def _store(conn: Connection, who: str, report: ImportReport, where: str, params:
     if inserted != expected:
         raise ConflictError(f"{expected - inserted} component(s) of the survey were created by someone else while"
                             " it was read: import it again")
-    # History from what the statements return, never a join with ``component``: right after a registry was
-    # emptied its statistics say it is empty, and such a join was planned as a scan per row (minutes).
-    conn.execute(text(
-        "INSERT INTO component_history (component_code, at, actor, action, status_to, changes)"
-        " SELECT s.code, now(), :who, 'create', s.status, jsonb_build_object('source', 'survey', 'file',"
-        " CAST(:file AS text), 'revision', 1, 'owner_key', s.owner_key)"
-        f" FROM survey_stage s WHERE s.action = 'new' AND {where}"), {**params, "who": who, "file": report.file})
+    _history(conn, who, report.file, history_where or where, params)
     if not changed:
         return
     # Driven by the codes, each row's values read from the stage by its code index: no join for the planner to
@@ -285,7 +292,9 @@ def _merge(conn: Connection, actor: Actor, options: ImportOptions, report: Impor
         keys.drop()
     changed = [] if stored else list(conn.execute(text(
         "SELECT code FROM survey_stage WHERE action = 'changed'")).scalars())
-    _store(conn, actor.who, report, "s.series IS NOT NULL" if stored else "true", {}, changed)
+    # the history of the rows that came with a code is written already (batch by batch): the rest's now
+    _store(conn, actor.who, report, "s.series IS NOT NULL" if stored else "true", {}, changed,
+           history_where="s.series IS NOT NULL")
     if options.retire_missing and report.missing:
         report.retired = _retire_missing(conn, actor, options.owner)
     keys.restore()

@@ -386,6 +386,12 @@ def test_a_long_survey_is_merged_with_its_foreign_keys_dropped_and_added_back(en
     assert (first.new, first.allocated, first.refused, first.stored) == (31, 1, 0, True)
     assert _foreign_keys(engine_) == keys
     assert stored(engine_, "3205060101004000")["grid_code"] == "320506001001001"
+    with engine_.connect() as conn:  # one create each, those with a code written batch by batch, the other at the end
+        created = conn.execute(text("SELECT count(*), count(DISTINCT component_code) FROM component_history"
+                                    " WHERE action = 'create' AND changes->>'file' = 'bulk.gpkg'")).one()
+        unknown = conn.execute(text("SELECT count(*) FROM component_history h WHERE changes->>'file' = 'bulk.gpkg'"
+                                    " AND NOT EXISTS (SELECT 1 FROM component c WHERE c.code = h.component_code)"))
+    assert tuple(created) == (31, 31) and unknown.scalar() == 0
     rows[3]["name"] = "renamed"
     again = run(engine_, survey(tmp_path / "again.gpkg", rows[:30], points(30, step=0.0001)), bulk_rows=10, batch=7)
     assert (again.new, again.changed, again.unchanged, again.changed_fields) == (0, 1, 29, {"name": 1})
