@@ -99,6 +99,7 @@ def main() -> None:
                              f"SELECT {COLUMNS}, geom FROM component ORDER BY code"], pg_env)
     result["export"] = {"ours_s": export_ours, "ogr2ogr_s": export_floor, "ratio": export_ours / export_floor,
                         "peak_mib": export_mem}
+    print(f"export: ours {export_ours:.1f} s, ogr2ogr {export_floor:.1f} s", flush=True)  # each step as it ends
 
     survey, changed = work / "survey.gpkg", work / "changed.gpkg"
     subprocess.run(["ogr2ogr", "-f", "GPKG", str(survey), str(work / "export.gpkg"), "-nln", "survey", "-sql",
@@ -112,7 +113,9 @@ def main() -> None:
     engine.dispose()
     floor, _ = timed(["ogr2ogr", "-f", "PostgreSQL", pg, str(survey), "-nln", "bench_floor", "-lco",
                       "GEOMETRY_NAME=geom"], pg_env)
+    print(f"floor: ogr2ogr into a bare table {floor:.1f} s", flush=True)
     ours, mem = timed([*gridlink, "import", "components", str(survey), "--owner", "URBAN", "--quiet"], env)
+    print(f"import: {ours:.1f} s ({ours / floor:.2f} × the floor), peak {mem:.0f} MiB", flush=True)
     again, again_mem = timed([*gridlink, "import", "components", str(changed), "--owner", "URBAN", "--quiet"], env)
     result["import"] = {"ours_s": ours, "ogr2ogr_s": floor, "ratio": ours / floor, "rows_per_s": rows / ours,
                         "peak_mib": mem}

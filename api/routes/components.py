@@ -85,6 +85,10 @@ def export_slice(principal: PrincipalDep, request: Request, format: str = Query(
     try:
         with request.app.state.engine.connect() as conn:
             done = export(conn, slice_, folder / f"components.{fmt}", fmt)
+        with request.app.state.engine.begin() as conn:  # the export's connection streams (server-side cursors)
+            record(conn, Actor.of(principal, client_address(request)), "component.export", target=owner,
+                   detail={"format": fmt, "rows": done.rows, **{k: v for k, v in request.query_params.items()
+                                                                  if k != "format"}})
         target = _bundle(folder, done.files, fmt)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
@@ -201,7 +205,7 @@ _JOBS_LOCK = threading.Lock()
 def _jobs(request: Request) -> Jobs:
     with _JOBS_LOCK:
         if not hasattr(request.app.state, "component_jobs"):
-            request.app.state.component_jobs = Jobs()
+            request.app.state.component_jobs = Jobs(request.app.state.engine)
         return request.app.state.component_jobs
 
 
@@ -230,8 +234,8 @@ async def upload_survey(request: Request, principal: PrincipalDep, owner: str = 
     options = ImportOptions(owner=owner, crs=crs, encoding=encoding, layer=layer, dry_run=dry_run,
                             all_or_nothing=all_or_nothing, retire_missing=retire_missing,
                             rejects=folder / f"rejects{'.shp' if suffix == '.zip' else suffix}")
-    job = _jobs(request).start(request.app.state.engine, principal, Actor.of(principal, client_address(request)),
-                               path, options)
+    jobs, actor = _jobs(request), Actor.of(principal, client_address(request))
+    job = await run_in_threadpool(jobs.start, principal, actor, path, options)
     return JSONResponse(job.as_dict(), status_code=202, headers={"Location": f"/api/v1/components/imports/{job.id}"})
 
 
@@ -259,7 +263,11 @@ def import_status(request: Request, principal: PrincipalDep, job_id: str) -> Res
 def import_rejects(request: Request, principal: PrincipalDep, job_id: str) -> Response:
     """The refused rows in the survey's format with ``row`` and ``reason`` (a Shapefile zipped)."""
     job = _jobs(request).get(principal, job_id)
-    if job.state == "running" or job.rejects is None or not job.rejects.exists():
-        raise NotFoundError(f"import {job_id} has no rejects file" + (" yet" if job.state == "running" else ""))
-    target = _bundle(job.folder, [job.rejects], "shp" if job.rejects.suffix == ".shp" else "other", "rejects")
+    if job.state == "running":
+        raise NotFoundError(f"import {job_id} has no rejects file yet")
+    rejects = job.rejects_file()
+    if rejects is None:
+        raise NotFoundError(f"import {job_id} has no rejects file"
+                            + ("" if job.local() else f" on this server (it is on {job.host})"))
+    target = _bundle(Path(job.folder), [rejects], "shp" if rejects.suffix == ".shp" else "other", "rejects")
     return FileResponse(target, filename=f"rejects{target.suffix}")

@@ -39,6 +39,7 @@ from spatial.errors import ConflictError, InvalidParameterError
 from spatial.store.copy import copy_lines, raw_cursor, row_line
 
 BATCH = 20_000
+BULK_ROWS = 50_000  # a survey this long is stored with the registry's foreign keys dropped and added back
 MAPPING_KEY = "component_mapping:"  # + owner key: the owner's saved column mapping, in ``meta``
 SHOWN = 20  # refused rows and missing codes listed in the report
 STAGE_COLUMNS = ("row_no", "code", "series", "action", "fields", "name", "owner_key", "manager_key",
@@ -59,6 +60,7 @@ class ImportOptions:
     retire_missing: bool = False
     rejects: Path | None = None
     batch: int = BATCH
+    bulk_rows: int = BULK_ROWS
 
 
 @dataclass
@@ -117,18 +119,26 @@ def _run(conn: Connection, lookups: Connection, actor: Actor, path: Path, option
                       " action text, fields text, name text, owner_key text, manager_key text, maintainer_key text,"
                       " status text, note text, surveyed_on date, geom geometry(Geometry, 4326)) ON COMMIT DROP"))
     conn.execute(text("CREATE INDEX ON survey_stage (code)"))
+    # the base grid of each staged new row, when it is stored only at the end: assigned batch by batch while
+    # the connection would otherwise wait for the reader, so the final insert reads it by row number
+    conn.execute(text("CREATE TEMP TABLE survey_grid (row_no int PRIMARY KEY, grid_code text) ON COMMIT DROP"))
     decider = Decider(lookups, book, Names.load(conn), options.owner, set(survey.mapping.values()))
     fields: Counter[str] = Counter()
     rejects = _Rejects(survey, options.rejects)
-    incremental = not options.dry_run and not options.all_or_nothing
+    # a long survey is staged whole and merged at the end, with the foreign keys dropped (ForeignKeys)
+    incremental = not (options.dry_run or options.all_or_nothing or survey.total >= options.bulk_rows)
     # closed here, on any exit: the reader thread is stopped before the connections it uses are returned
     with contextlib.closing(_pipelined(survey, decider, options.batch)) as batches:
         for batch, rows, decided in batches:
             _stage(conn, [d for d in decided if isinstance(d, Decided)], report, fields)
+            span = {"lo": report.rows + 1, "hi": report.rows + rows}
             if incremental:  # the database stores this batch while the next one is being decided
-                _store(conn, actor.who, report, "s.row_no BETWEEN :lo AND :hi AND s.series IS NULL",
-                       {"lo": report.rows + 1, "hi": report.rows + rows},
+                _store(conn, actor.who, report, "s.row_no BETWEEN :lo AND :hi AND s.series IS NULL", span,
                        [d.item.code for d in decided if isinstance(d, Decided) and d.action == "changed"])
+            elif not options.dry_run:  # what the merge would do serially, done while the reader decides
+                conn.execute(text(f"INSERT INTO survey_grid SELECT s.row_no, {_GRID} FROM survey_stage s"
+                                  " WHERE s.row_no BETWEEN :lo AND :hi AND s.action = 'new'"), span)
+                _history(conn, actor.who, report.file, "s.row_no BETWEEN :lo AND :hi AND s.series IS NULL", span)
             refused = [(i, reason) for i, reason in enumerate(decided) if isinstance(reason, str)]
             for i, reason in refused[:max(0, SHOWN - len(report.refusals))]:
                 report.refusals.append({"row": report.rows + 1 + i, "reason": reason})
@@ -137,6 +147,7 @@ def _run(conn: Connection, lookups: Connection, actor: Actor, path: Path, option
             report.rows += rows
             if progress:
                 progress(rows, survey.total)
+    lookups.rollback()  # its reads of ``component`` no longer hold a lock the merge may need
     report.changed_fields = dict(fields.most_common())
     conn.execute(text("ANALYZE survey_stage"))  # the statements over the whole stage know its size (no autovacuum)
     _missing(conn, options, report)
@@ -223,30 +234,38 @@ def _missing(conn: Connection, options: ImportOptions, report: ImportReport) -> 
 
 _GRID = ("(SELECT min(g.grid_code) FROM grid_geometry g WHERE g.valid_to IS NULL AND g.kind = 'base'"
          " AND ST_Covers(g.geom, ST_PointOnSurface(s.geom)))")
+_STAGED_GRID = f"coalesce((SELECT sg.grid_code FROM survey_grid sg WHERE sg.row_no = s.row_no), {_GRID})"
+
+
+def _history(conn: Connection, who: str, file: str, where: str, params: dict[str, Any]) -> None:
+    """The ``create`` history rows of the staged new rows ``where`` selects (on ``s``, the stage)."""
+    # From the stage, never a join with ``component``: right after a registry was emptied its statistics say
+    # it is empty, and such a join was planned as a scan per row (minutes).
+    conn.execute(text(
+        "INSERT INTO component_history (component_code, at, actor, action, status_to, changes)"
+        " SELECT s.code, now(), :who, 'create', s.status, jsonb_build_object('source', 'survey', 'file',"
+        " CAST(:file AS text), 'revision', 1, 'owner_key', s.owner_key)"
+        f" FROM survey_stage s WHERE s.action = 'new' AND {where}"), {**params, "who": who, "file": file})
 
 
 def _store(conn: Connection, who: str, report: ImportReport, where: str, params: dict[str, Any],
-           changed: list[str]) -> None:
+           changed: list[str], history_where: str | None = None) -> None:
     """Insert the staged new rows that ``where`` selects (on ``s``, the stage) and update the ``changed``
-    codes, with the grid assigned spatially and one history row each."""
+    codes, with the grid assigned spatially and one history row each (of the new rows ``history_where``
+    selects, when the others have theirs already)."""
     expected = conn.execute(text(f"SELECT count(*) FROM survey_stage s WHERE s.action = 'new' AND {where}"),
                             params).scalar_one()
     inserted = conn.execute(text(
         "INSERT INTO component (code, class_code, district_code, grid_code, name, manager_key, owner_key,"
         " maintainer_key, status, surveyed_on, changed_at, source, note, revision, geom)"
-        f" SELECT code, substr(code, 7, 4), left(code, 6), {_GRID}, name, manager_key, owner_key, maintainer_key,"
-        f" status, surveyed_on, now(), 'survey', note, 1, geom FROM survey_stage s WHERE action = 'new' AND {where}"
+        f" SELECT code, substr(code, 7, 4), left(code, 6), {_STAGED_GRID}, name, manager_key, owner_key,"
+        " maintainer_key, status, surveyed_on, now(), 'survey', note, 1, geom FROM survey_stage s"
+        f" WHERE action = 'new' AND {where}"
         " ON CONFLICT (code) DO NOTHING"), params).rowcount
     if inserted != expected:
         raise ConflictError(f"{expected - inserted} component(s) of the survey were created by someone else while"
                             " it was read: import it again")
-    # History from what the statements return, never a join with ``component``: right after a registry was
-    # emptied its statistics say it is empty, and such a join was planned as a scan per row (minutes).
-    conn.execute(text(
-        "INSERT INTO component_history (component_code, at, actor, action, status_to, changes)"
-        " SELECT s.code, now(), :who, 'create', s.status, jsonb_build_object('source', 'survey', 'file',"
-        " CAST(:file AS text), 'revision', 1, 'owner_key', s.owner_key)"
-        f" FROM survey_stage s WHERE s.action = 'new' AND {where}"), {**params, "who": who, "file": report.file})
+    _history(conn, who, report.file, history_where or where, params)
     if not changed:
         return
     # Driven by the codes, each row's values read from the stage by its code index: no join for the planner to
@@ -266,16 +285,56 @@ def _store(conn: Connection, who: str, report: ImportReport, where: str, params:
 
 def _merge(conn: Connection, actor: Actor, options: ImportOptions, report: ImportReport, stored: bool) -> None:
     """Store what is left once the file is read (all of it, or the new rows without a code when the rest was
-    ``stored`` batch by batch): codes allocated, those rows, retirements and the audit row."""
+    ``stored`` batch by batch): codes allocated, those rows, retirements, the foreign keys back, the audit row."""
     _allocate(conn, report)
+    keys = ForeignKeys(conn)
+    if report.new >= options.bulk_rows:
+        keys.drop()
     changed = [] if stored else list(conn.execute(text(
         "SELECT code FROM survey_stage WHERE action = 'changed'")).scalars())
-    _store(conn, actor.who, report, "s.series IS NOT NULL" if stored else "true", {}, changed)
+    # the history of the rows that came with a code is written already (batch by batch): the rest's now
+    _store(conn, actor.who, report, "s.series IS NOT NULL" if stored else "true", {}, changed,
+           history_where="s.series IS NOT NULL")
     if options.retire_missing and report.missing:
         report.retired = _retire_missing(conn, actor, options.owner)
+    keys.restore()
     record(conn, actor, "component.import", target=options.owner,
            detail={k: v for k, v in report.as_dict().items() if k not in ("refusals", "missing_codes", "mapping")})
     report.stored = True
+
+
+class ForeignKeys:
+    """The registry table's foreign keys (class, district, grid, three departments), dropped before a long
+    survey's rows are inserted and added back before it commits. PostgreSQL checks a foreign key row by row
+    (a query and a row lock each: about 70 % of inserting a component); added back, each is validated by one
+    set-based query over the table instead. Definitions are read from the catalog, so they come back as the
+    migrations made them; it all happens in the import's transaction (nothing is left without them, whatever
+    fails), which holds the registry table exclusively from the drop to its commit: readers of ``component``
+    wait meanwhile (README "Component registry")."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.dropped: list[tuple[str, str]] = []
+
+    def drop(self) -> None:
+        """Drop them (once)."""
+        if self.dropped:
+            return
+        self.dropped = [(n, d) for n, d in self.conn.execute(text(
+            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'component'::regclass"
+            " AND contype = 'f' ORDER BY conname"))]
+        quote = self.conn.dialect.identifier_preparer.quote
+        if self.dropped:
+            self.conn.execute(text("ALTER TABLE component "
+                                   + ", ".join(f"DROP CONSTRAINT {quote(n)}" for n, _ in self.dropped)))
+
+    def restore(self) -> None:
+        """Add back what was dropped, each validated against every row."""
+        quote = self.conn.dialect.identifier_preparer.quote
+        if self.dropped:
+            self.conn.execute(text("ALTER TABLE component "
+                                   + ", ".join(f"ADD CONSTRAINT {quote(n)} {d}" for n, d in self.dropped)))
+        self.dropped = []
 
 
 def _allocate(conn: Connection, report: ImportReport) -> None:

@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+import numpy as np
 import shapely
 from sqlalchemy import Connection, text
 
 from spatial.codes import district_of
-from spatial.components.rules import ComponentInput, RuleBook, check_component
+from spatial.components.rules import ComponentInput, RuleBook, check_component, geometry_problems
 from spatial.errors import GridlinkError
 
 STATUS_NAMES = {"完好": "intact", "破损": "damaged", "丢失": "missing", "废弃": "abandoned", "移除": "removed"}
@@ -115,13 +116,15 @@ class Decider:
             except RowRefused as exc:
                 prepared.append(str(exc))
         stored = self._stored([p for p in prepared if not isinstance(p, str)])
+        moved = _moved(prepared, stored)
+        shapes = self._shapes(prepared)
         out: list[Decided | str] = []
         for i, entry in enumerate(prepared):
             if isinstance(entry, str):
                 out.append(entry)
                 continue
             try:
-                out.append(self._decide(first_row + i, entry[0], entry[1], stored))
+                out.append(self._decide(first_row + i, entry[0], entry[1], stored, moved[i], shapes[i]))
             except RowRefused as exc:
                 out.append(str(exc))
             except GridlinkError as exc:
@@ -151,10 +154,7 @@ class Decider:
         registered component of their class at their place."""
         codes = [p["code"] for p, _ in prepared if p.get("code")]
         found: dict[Any, dict[str, Any]] = {}
-        for stored in self.conn.execute(text(
-                "SELECT code, name, owner_key, manager_key, maintainer_key, status, note, surveyed_on,"
-                " ST_AsBinary(geom) AS wkb FROM component WHERE code = ANY(:codes)"), {"codes": codes}).mappings():
-            found[stored["code"]] = dict(stored)
+        self._fetch(codes, found)
         placeless = [(i, p["class_code"], shapely.to_wkb(g)) for i, (p, g) in enumerate(prepared) if not p.get("code")]
         if placeless:
             for row in self.conn.execute(text(
@@ -166,14 +166,30 @@ class Decider:
                 prepared[row[0]][0]["code"] = row[1]
                 prepared[row[0]][0].pop("series", None)
                 codes.append(row[1])
-            for stored in self.conn.execute(text(
-                    "SELECT code, name, owner_key, manager_key, maintainer_key, status, note, surveyed_on,"
-                    " ST_AsBinary(geom) AS wkb FROM component WHERE code = ANY(:codes)"),
-                    {"codes": [c for c in codes if c not in found]}).mappings():
-                found[stored["code"]] = dict(stored)
+            self._fetch([c for c in codes if c not in found], found)
         return found
 
-    def _decide(self, row: int, props: dict[str, Any], geom: Any, stored: dict[Any, dict[str, Any]]) -> Decided:
+    def _fetch(self, codes: list[str], found: dict[Any, dict[str, Any]]) -> None:
+        """The registry's rows of ``codes`` into ``found`` (plain tuples: a batch is 20,000 of them)."""
+        result = self.conn.execute(text(
+            "SELECT code, name, owner_key, manager_key, maintainer_key, status, note, surveyed_on,"
+            " ST_AsBinary(geom) AS wkb FROM component WHERE code = ANY(:codes)"), {"codes": codes})
+        names = list(result.keys())
+        for row in result.tuples():
+            found[row[0]] = dict(zip(names, row, strict=True))
+
+    def _shapes(self, prepared: list[tuple[dict[str, Any], Any] | str]) -> list[str | None]:
+        """The geometry rules' verdict on each prepared row, for the whole batch at once (rules.py)."""
+        rows = [(i, p[0].get("code") or f"{p[0].get('series')}000000", p[1]) for i, p in enumerate(prepared)
+                if not isinstance(p, str)]
+        out: list[str | None] = [None] * len(prepared)
+        found = geometry_problems(self.book, np.array([g for _, _, g in rows], dtype=object), [c for _, c, _ in rows])
+        for (i, _, _), problem in zip(rows, found, strict=True):
+            out[i] = problem
+        return out
+
+    def _decide(self, row: int, props: dict[str, Any], geom: Any, stored: dict[Any, dict[str, Any]],
+                moved: bool, shape: str | None) -> Decided:
         code = props.get("code")
         key: Any = code if code else (props["class_code"], shapely.to_wkb(geom))
         seen = self.codes if code else self.places
@@ -188,13 +204,27 @@ class Decider:
         values["owner_key"] = self.owner
         series = props.get("series")
         values["code"] = code or f"{series}000000"
-        item = check_component(self.book, values, geom, surveyed_on=values.get("surveyed_on"))
+        item = check_component(self.book, values, geom, surveyed_on=values.get("surveyed_on"), shape_problem=shape)
         if old is None:
             return Decided(row, item, "new", series=series)
         changed = [f for f in COMPARED if getattr(item, f) != old[f]]
-        if not shapely.equals_exact(shapely.from_wkb(bytes(old["wkb"])), geom, tolerance=SAME_PLACE_DEG):
+        if moved:
             changed.append("geometry")
         return Decided(row, item, "changed" if changed else "unchanged", changed)
+
+
+def _moved(prepared: list[tuple[dict[str, Any], Any] | str], stored: dict[Any, dict[str, Any]]) -> list[bool]:
+    """For each prepared row matching a registered component, whether its geometry differs from the stored one
+    by more than ``SAME_PLACE_DEG`` (vertex by vertex, in one vectorised call per batch)."""
+    pairs = [(i, stored[p[0]["code"]]["wkb"], p[1]) for i, p in enumerate(prepared)
+             if not isinstance(p, str) and p[0].get("code") in stored]
+    moved = [False] * len(prepared)
+    if pairs:
+        old = shapely.from_wkb(np.array([bytes(w) for _, w, _ in pairs], dtype=object))
+        new = np.array([g for _, _, g in pairs], dtype=object)
+        for (i, _, _), same in zip(pairs, shapely.equals_exact(old, new, tolerance=SAME_PLACE_DEG), strict=True):
+            moved[i] = not same
+    return moved
 
 
 def series_of(code: str) -> str:

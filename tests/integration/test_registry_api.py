@@ -110,7 +110,7 @@ def test_export_over_http_in_every_format(api, tmp_path) -> None:
     from pyogrio import read_info
     from pyogrio.raw import read
 
-    client, tokens, _ = api
+    client, tokens, eng = api
     assert client.get("/api/v1/components/export", headers=tokens["eyes"]).status_code == 403
     assert client.get("/api/v1/components/export?owner=WATER", headers=tokens["lamps"]).status_code == 403
     gpkg = client.get("/api/v1/components/export?format=gpkg", headers=tokens["lamps"])
@@ -130,6 +130,13 @@ def test_export_over_http_in_every_format(api, tmp_path) -> None:
     assert "components_point.shp" in names and "components_point.prj" in names
     bad = client.get("/api/v1/components/export?format=kml", headers=tokens["boss"])
     assert bad.status_code == 400 and json.loads(bad.text)["title"] == "Invalid parameter"
+    with eng.connect() as conn:  # every export sent is audited: who, which slice, how many rows
+        audits = conn.execute(text("SELECT actor, target, detail FROM audit_log WHERE action = 'component.export'"
+                                   " ORDER BY id")).all()
+    assert [(a, t, d["format"], d["rows"]) for a, t, d in audits] == [
+        ("lamps", "LIGHTING", "gpkg", 2), ("boss", None, "geojson", 1), ("boss", None, "csv", 3),
+        ("boss", None, "shp", 2)]  # the removed ones: the world's and the test before's
+    assert audits[2][2]["area"] == "320506001"
 
 
 def test_export_then_reimport_is_unchanged(api, tmp_path, monkeypatch, capsys) -> None:
@@ -194,8 +201,119 @@ def test_survey_upload_runs_in_the_background(api, tmp_path, monkeypatch) -> Non
                       headers=tokens["lamps"])
     failed = _finished(client, bad.headers["location"], tokens["lamps"])
     assert failed["state"] == "failed" and failed["problem"]["status"] == 422
+    with eng.connect() as conn:  # a refused upload is audited (a stored one by its component.import row)
+        refused = conn.execute(text("SELECT actor, target, detail FROM audit_log WHERE action ="
+                                    " 'component.import_refused' ORDER BY id DESC LIMIT 1")).one()
+    assert refused[:2] == ("lamps", "LIGHTING") and refused[2]["job"] == bad.headers["location"].rsplit("/", 1)[1]
     import api.routes.components as routes
 
     monkeypatch.setattr(routes, "MAX_SURVEY_BYTES", 100)
     too_big = client.post(url, content=bundle.getvalue(), headers=tokens["lamps"])
     assert too_big.status_code == 413 and too_big.headers["content-type"] == "application/problem+json"
+
+
+def _lamps_geojson(path, codes: list[str]) -> bytes:
+    """A GeoJSON survey of LIGHTING lamps in Wuzhong (320506), one per code, 1 m apart."""
+    import shapely
+    from pyogrio.raw import write
+
+    geoms = shapely.to_wkb(shapely.points([[120.051 + i * 1e-5, 31.112] for i in range(len(codes))]))
+    write(path, geoms, [np.array(codes, dtype=object)], ["code"], driver="GeoJSON", crs="EPSG:4326",
+          geometry_type="Point")
+    return path.read_bytes()
+
+
+def test_upload_jobs_are_read_from_another_app_and_run_by_one(api, tmp_path) -> None:
+    """A job lives in the database: a second app instance (another server process) reads its progress, report
+    and rejects; while it runs its lock is held, so nobody else can run it and no reader fails it."""
+    from api.app import create_app
+    from spatial.components.jobs import TRY_LOCK
+
+    client, tokens, eng = api
+    body = _lamps_geojson(tmp_path / "lamps.geojson", ["3205060118000600", "3205060118000601", "3205060118000601"])
+    with TestClient(create_app(url=eng.url.render_as_string(hide_password=False))) as other, \
+            eng.connect() as blocker:
+        blocker.execute(text("LOCK TABLE component IN ACCESS EXCLUSIVE MODE"))  # the import waits at its first read
+        started = client.post("/api/v1/components/imports?owner=LIGHTING&filename=lamps.geojson", content=body,
+                              headers=tokens["lamps"])
+        assert started.status_code == 202, started.text
+        location = started.headers["location"]
+        seen = other.get(location, headers=tokens["boss"]).json()
+        assert (seen["state"], seen["rows_read"], seen["rejects"]) == ("running", 0, False)
+        assert other.get(location, headers=tokens["water"]).status_code == 403
+        job_id = location.rsplit("/", 1)[1]
+        with eng.connect() as probe:  # the running process holds the job: no one else can take it
+            assert probe.execute(text(TRY_LOCK), {"id": job_id}).scalar() is False
+            assert probe.execute(text("SELECT worker FROM component_upload_jobs WHERE id = :id"),
+                                 {"id": job_id}).scalar().endswith(f":{__import__('os').getpid()}")
+        assert other.get(f"{location}/rejects", headers=tokens["lamps"]).status_code == 404
+        assert other.get(location, headers=tokens["lamps"]).json()["state"] == "running"  # not failed by a reader
+        blocker.rollback()
+        job = _finished(other, location, tokens["lamps"])
+        assert job["state"] == "done" and (job["rows_read"], job["rows_total"]) == (3, 3)
+        assert (job["report"]["new"], job["report"]["refused"], job["rejects"]) == (2, 1, True)
+        rejects = other.get(f"{location}/rejects", headers=tokens["lamps"])
+        assert rejects.status_code == 200 and '"reason"' in rejects.text and "3205060118000601" in rejects.text
+    assert client.get("/api/v1/components/imports/nosuchjob", headers=tokens["boss"]).status_code == 404
+
+
+def _serve(url: str, log):
+    """A ``gridlink serve`` process on a free port (killed by the test, not stopped)."""
+    import http.client
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from spatial.store.cluster import free_port
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--log-level", "error"],
+                              env=dict(os.environ, GRIDLINK_DATABASE_URL=url), stdout=log, stderr=log)
+    for _ in range(200):
+        try:
+            probe = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            probe.request("GET", "/api/v1/health")
+            probe.getresponse().read()
+            return server, port
+        except OSError:
+            if server.poll() is not None:
+                break
+            time.sleep(0.3)
+    server.kill()
+    raise RuntimeError("gridlink serve did not start")
+
+
+def test_an_upload_whose_server_is_killed_ends_failed_not_lost(api, tmp_path) -> None:
+    """A server killed mid-import (SIGKILL: no chance to write anything) leaves its job readable as failed
+    (interrupted, with the reason) from another server, and nothing of the survey stored."""
+    import http.client
+    import time
+
+    client, tokens, eng = api
+    url = eng.url.render_as_string(hide_password=False)
+    body = _lamps_geojson(tmp_path / "lamps.geojson", ["3205060118000700", "3205060118000701"])
+    with open(tmp_path / "server.log", "a") as log, eng.connect() as blocker:
+        server, port = _serve(url, log)
+        try:
+            blocker.execute(text("LOCK TABLE component IN ACCESS EXCLUSIVE MODE"))
+            http_ = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            http_.request("POST", "/api/v1/components/imports?owner=LIGHTING&filename=lamps.geojson", body=body,
+                          headers=tokens["lamps"])
+            started = http_.getresponse()
+            assert started.status == 202, started.read()
+            location = started.getheader("location")
+            assert client.get(location, headers=tokens["lamps"]).json()["state"] == "running"
+        finally:
+            server.kill()
+            server.wait(timeout=30)
+        for _ in range(600):  # PostgreSQL ends the dead server's sessions (and their locks) as it sees them close
+            job = client.get(location, headers=tokens["lamps"]).json()
+            if job["state"] != "running":
+                break
+            time.sleep(0.05)
+        assert job["state"] == "failed" and job["problem"]["title"] == "Import interrupted", job
+        assert "stopped before it ended" in job["problem"]["detail"] and job["ended_at"]
+        blocker.rollback()
+    with eng.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM component WHERE code LIKE '32050601180007%'")).scalar() == 0

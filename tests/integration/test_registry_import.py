@@ -15,6 +15,7 @@ import shapely
 from pyogrio.raw import write
 from pyproj import Transformer
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import IntegrityError
 
 from api.cli import main
 from spatial.access.audit import Actor
@@ -354,3 +355,116 @@ def test_an_editor_and_an_import_never_share_a_code(engine_: Engine, tmp_path: P
         codes = conn.execute(text("SELECT code FROM component WHERE class_code = '0101' AND district_code ="
                                   " '320506' ORDER BY code")).scalars().all()
     assert codes == [f"32050601010000{n:02d}" for n in range(1, 9)]
+
+
+def _foreign_keys(engine: Engine) -> list[tuple[str, str, bool]]:
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(text(
+            "SELECT conname, pg_get_constraintdef(oid), convalidated FROM pg_constraint"
+            " WHERE conrelid = 'component'::regclass AND contype = 'f' ORDER BY conname"))]
+
+
+def test_a_long_survey_is_merged_with_its_foreign_keys_dropped_and_added_back(engine_: Engine, tmp_path: Path) -> None:
+    """The bulk path (a survey of ``bulk_rows`` or more: staged whole, inserted without per-row foreign-key
+    checks) decides and stores as the batch path does, re-imports against rows it matches (its reads of the
+    registry end before the drop), and leaves every foreign key as the migrations made it, validated."""
+    from spatial.components.importer import ForeignKeys
+
+    keys = _foreign_keys(engine_)
+    assert len(keys) == 6 and all(valid for _, _, valid in keys)
+    with engine_.connect() as conn:
+        dropped = ForeignKeys(conn)
+        dropped.drop()
+        assert conn.execute(text("SELECT count(*) FROM pg_constraint WHERE conrelid = 'component'::regclass"
+                                 " AND contype = 'f'")).scalar() == 0
+        dropped.restore()
+        conn.commit()
+    rows = [{"code": f"3205060101004{i:03d}", "class": None, "name": f"b{i}"} for i in range(30)]
+    rows.append({"code": None, "class": "0101", "name": "no code"})
+    path = survey(tmp_path / "bulk.gpkg", rows, points(31, step=0.0001))
+    first = run(engine_, path, bulk_rows=10, batch=7)
+    assert (first.new, first.allocated, first.refused, first.stored) == (31, 1, 0, True)
+    assert _foreign_keys(engine_) == keys
+    assert stored(engine_, "3205060101004000")["grid_code"] == "320506001001001"
+    with engine_.connect() as conn:  # one create each, those with a code written batch by batch, the other at the end
+        created = conn.execute(text("SELECT count(*), count(DISTINCT component_code) FROM component_history"
+                                    " WHERE action = 'create' AND changes->>'file' = 'bulk.gpkg'")).one()
+        unknown = conn.execute(text("SELECT count(*) FROM component_history h WHERE changes->>'file' = 'bulk.gpkg'"
+                                    " AND NOT EXISTS (SELECT 1 FROM component c WHERE c.code = h.component_code)"))
+    assert tuple(created) == (31, 31) and unknown.scalar() == 0
+    rows[3]["name"] = "renamed"
+    again = run(engine_, survey(tmp_path / "again.gpkg", rows[:30], points(30, step=0.0001)), bulk_rows=10, batch=7)
+    assert (again.new, again.changed, again.unchanged, again.changed_fields) == (0, 1, 29, {"name": 1})
+    assert _foreign_keys(engine_) == keys
+    # the grid assigned batch by batch while reading keeps the shared-edge rule: the smallest code
+    edge = run(engine_, survey(tmp_path / "edge.gpkg", [{"code": "3205060101004900"}], [shapely.Point(120.3, 31.05)]),
+               bulk_rows=1, all_or_nothing=True)
+    assert edge.stored and stored(engine_, "3205060101004900")["grid_code"] == "320506002002002"
+    with engine_.connect() as conn, pytest.raises(IntegrityError):  # the keys check again once added back
+        conn.execute(text("UPDATE component SET manager_key = 'NO_SUCH_DEPARTMENT' WHERE code = '3205060101004000'"))
+
+
+def test_a_long_survey_that_fails_leaves_the_registry_and_its_keys(engine_: Engine, tmp_path: Path,
+                                                                   monkeypatch) -> None:
+    """Refused by all-or-nothing, cut mid-way, or failing after its rows were inserted without the keys: the
+    registry and its foreign keys are as they were."""
+    import spatial.components.importer as importer
+
+    before, keys = checksum(engine_), _foreign_keys(engine_)
+    rows = [{"code": f"3205060101005{i:03d}"} for i in range(40)]
+    rows[7] = {"code": "3205070101005007"}  # another district's prefix: refused, so nothing is stored
+    path = survey(tmp_path / "b.gpkg", rows, points(40, step=0.0001))
+    report = run(engine_, path, bulk_rows=10, all_or_nothing=True)
+    assert (report.refused, report.stored) == (1, False)
+    whole = survey(tmp_path / "t.gpkg", [{"code": f"3205060101006{i:03d}"} for i in range(500)], points(500))
+    cut = tmp_path / "cut.gpkg"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 2 // 3])
+    with pytest.raises(SurveyFileError):
+        run(engine_, cut, bulk_rows=10, batch=50)
+
+    def fail(*_args):
+        raise RuntimeError("the server failed after the insert")
+
+    monkeypatch.setattr(importer, "_retire_missing", fail)  # runs between the insert and the keys' return
+    with pytest.raises(RuntimeError):
+        run(engine_, path, bulk_rows=10, retire_missing=True)
+    assert checksum(engine_) == before and _foreign_keys(engine_) == keys
+
+
+def test_a_batch_meets_the_geometry_rules_as_one_component_does(engine_: Engine) -> None:
+    """Parity: ``geometry_problems`` over a survey batch (one vectorised pass per rule) says for each row exactly
+    what ``check_geometry`` then ``check_place`` — the rules every Part 4 edit runs — say for it alone, on a
+    corpus of every geometry refusal mixed with valid rows of both districts."""
+    from spatial import errors
+    from spatial.components.rules import RuleBook, check_geometry, check_place, geometry_problems
+
+    with engine_.connect() as conn:
+        book = RuleBook.load(conn)
+    bowtie = shapely.from_wkt("POLYGON((120.01 31.1, 120.02 31.11, 120.02 31.1, 120.01 31.11, 120.01 31.1))")
+    corpus = [
+        ("3205060101000001", shapely.Point(120.01, 31.11)),  # fine
+        ("3205060101000002", shapely.LineString([(120.01, 31.11), (120.02, 31.11)])),  # a line for a point class
+        ("3205060201000001", bowtie),  # self-intersecting
+        ("3205060201000002", shapely.Polygon()),  # empty
+        ("3205060205000001", shapely.LineString([(120.01 + i * 1e-6, 31.11) for i in range(5001)])),  # vertices
+        ("3205060101000003", shapely.Point(200.0, 31.11)),  # not lon/lat
+        ("3205070101000001", shapely.Point(120.01, 31.11)),  # in 320506, code of 320507
+        ("3205060101000004", shapely.Point(121.5, 32.5)),  # outside every district
+        ("3205060201000003", shapely.box(120.01, 31.01, 120.03, 31.03)),  # ~4 km²
+        ("3205070101000002", shapely.Point(120.5, 31.1)),  # fine, in 320507
+        ("3205060205000002", shapely.MultiLineString([[(120.01, 31.11), (120.02, 31.12)]])),  # fine
+        ("3205069999000001", shapely.Point(120.01, 31.11)),  # unknown class: check_code's to refuse
+    ]
+    batch = geometry_problems(book, np.array([g for _, g in corpus], dtype=object), [c for c, _ in corpus])
+    alone = []
+    for code, geom in corpus:
+        kind = book.classes.get(code[6:10], (None,))[0]
+        try:
+            if kind is not None:
+                check_geometry(geom, kind)
+                check_place(book, code, geom)
+            alone.append(None)
+        except errors.InvalidGeometryError as exc:
+            alone.append(exc.detail)
+    assert batch == alone
+    assert sum(p is not None for p in batch) == 8  # every refusal of the corpus was met

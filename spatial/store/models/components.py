@@ -20,7 +20,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from spatial.geo.srid import WGS84
-from spatial.store.models.base import Base, in_list
+from spatial.store.models.base import Base, created_at_column, in_list
 
 STATUSES = ("intact", "damaged", "missing", "abandoned", "removed")
 HISTORY_ACTIONS = ("create", "update", "status", "delete")
@@ -77,3 +77,31 @@ class ComponentHistory(Base):
     status_from: Mapped[str | None] = mapped_column(String(12))
     status_to: Mapped[str | None] = mapped_column(String(12))
     changes: Mapped[dict | None] = mapped_column(JSONB)
+
+
+UPLOAD_STATES = ("running", "done", "failed")
+
+
+class ComponentUploadJob(Base):
+    """A survey upload imported in the background (spatial/components/jobs.py), readable from any server
+    process; the upload and its rejects file stay on ``host``'s disk in ``folder``."""
+
+    __tablename__ = "component_upload_jobs"
+    __table_args__ = (CheckConstraint(in_list("state", UPLOAD_STATES), name="state"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    login: Mapped[str] = mapped_column(String(64))
+    owner_key: Mapped[str] = mapped_column(String(64))
+    file: Mapped[str] = mapped_column(Text)
+    options: Mapped[dict] = mapped_column(JSONB)
+    host: Mapped[str] = mapped_column(Text)
+    folder: Mapped[str] = mapped_column(Text)
+    worker: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(8))
+    rows_read: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    rows_total: Mapped[int | None] = mapped_column(BigInteger)
+    report: Mapped[dict | None] = mapped_column(JSONB)
+    problem: Mapped[dict | None] = mapped_column(JSONB)
+    rejects: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = created_at_column()
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
