@@ -9,6 +9,7 @@ checks that every operation has one and that the GET examples still have the key
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 POINT = {"type": "Point", "coordinates": [120.06, 31.17]}
@@ -52,7 +53,8 @@ COMMITTED = {"plan": 1, "state": "committed", "version": 2, "effective_at": "202
              "reassigned": {"components": 0, "open_cases": 0}, "teams": []}
 RATES = {"reported": 12, "registered": 10, "voided": 2, "suspended": 0, "due": 9, "closed": 8, "closed_on_time": 7,
          "handled": 9, "handled_on_time": 8, "reworked": 1, "solved_grid": 6, "solved_department": 2,
-         "solved_enforcement": 1, "closure_rate": 0.889, "on_time_closure_rate": 0.778, "handling_rate": 1.0,
+         "solved_enforcement": 1, "assisting": 3, "assist_due": 2, "assist_handled": 2, "assist_handled_on_time": 1,
+         "closure_rate": 0.889, "on_time_closure_rate": 0.778, "handling_rate": 1.0,
          "on_time_handling_rate": 0.889, "rework_rate": 0.111,
          "split": {"grid": {"cases": 6, "share": 0.667}, "department": {"cases": 2, "share": 0.222},
                    "enforcement": {"cases": 1, "share": 0.111}}}
@@ -79,13 +81,24 @@ SR = {"service_request_id": "1", "status": "open", "status_notes": "已受理，
       "address_id": None, "zipcode": None, "lat": 31.17, "long": 120.06, "media_url": None}
 OPEN311_FORM = {"service_code": "E010101", "lat": 31.17, "long": 120.06, "description": "路边暴露垃圾",
                 "first_name": "芳", "last_name": "王", "phone": "13800000000"}
-JOB = {"id": "5f0c2d…", "state": "running", "owner": "WATER", "file": "survey.zip", "rows_read": 12000,
-       "rows_total": 48000, "report": None, "problem": None, "rejects": False}
+JOB = {"id": "Yq3kP0c9xW2LbT7m", "state": "running", "owner": "WATER", "file": "survey.zip", "rows_read": 12000,
+       "rows_total": 48000, "report": None, "problem": None, "rejects": False,
+       "started_at": "2026-12-03T14:02:11.518204+00:00", "ended_at": None}
 IMPORT_REPORT = {"file": "survey.zip", "owner": "WATER", "crs": "EPSG:4490", "mapping": {"BJBM": "code"},
                  "rows": 48000, "new": 120, "changed": 35, "unchanged": 47835, "refused": 10, "missing": 0,
                  "retired": 0, "allocated": 120, "stored": True, "dry_run": False, "changed_fields": {"status": 35},
                  "refusals": [{"row": 17, "reason": "class_code 9999 is not in the class list"}],
                  "missing_codes": []}
+PHOTO = {"id": 1, "case_id": 1, "ref": "photo:1", "url": "/api/v1/cases/1/photos/1",
+         "thumb_url": "/api/v1/cases/1/photos/1?size=thumb", "media_type": "image/jpeg", "width": 3024,
+         "height": 4032, "size": 2184311, "created_at": "2026-12-03T13:41:22.709289+00:00", "actor": "inspector1",
+         "gps": {"lon": 120.06, "lat": 31.17}}
+PHOTO_FILE = "(binary: a JPEG, PNG or WebP photo)"
+CATEGORY_PATH = [
+    {"code": "E01", "parent": None, "level": 1, "name_zh": "城市管理", "name_en": "urban management", "leaf": False},
+    {"code": "E0101", "parent": "E01", "level": 2, "name_zh": "市容环境", "name_en": "city appearance", "leaf": False},
+    {"code": "E010101", "parent": "E0101", "level": 3, "name_zh": "暴露垃圾", "name_en": "exposed garbage",
+     "leaf": True, "grade": "B", "time_limit": 4, "time_unit": "working_hours", "flow": "grid_first"}]
 
 EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
     ("get", "/api/v1/locate"): {"responses": {200: {
@@ -94,9 +107,10 @@ EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
     ("get", "/api/v1/grids/{code}/history"): {"responses": {200: {
         "code": "320506001001001", "name": "测试1-1第1网格", "level": 4, "kind": "base", "parent_code": "320506001001",
         "created_at": "2024-01-01T00:00:00Z", "retired_at": None, "versions": [
-            {"version_id": 1, "valid_from": "2024-01-01T00:00:00Z", "valid_to": None, "author": "import",
-             "note": None, "plan": None, "geometry": {"type": "MultiPolygon",
-                                                       "coordinates": [[RING]]}}]}}},
+            {"version_id": 1, "name": "测试1-1第1网格", "valid_from": "2024-01-01T00:00:00Z", "valid_to": None,
+             "author": "import", "note": None, "plan": None,
+             "geometry": {"type": "MultiPolygon", "coordinates": [[RING]]}}],
+        "names": [{"name": "测试1-1第1网格", "valid_from": "2024-01-01T00:00:00Z", "valid_to": None}]}}},
     ("get", "/api/v1/areas"): {"responses": {200: {"type": "FeatureCollection", "features": [GRID_FEATURE]}}},
     ("get", "/api/v1/stats"): {"responses": {200: {"districts": 2, "towns": 2, "communities": 4, "grids": 16,
                                                    "special_grids": 1, "components": 240, "cases": 1200}}},
@@ -144,9 +158,15 @@ EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
     # 200: a retry with the same Idempotency-Key answers the first attempt's case.
     ("post", "/api/v1/cases"): {"request": {"application/json": CASE_REPORT}, "responses": {201: CASE, 200: CASE}},
     ("get", "/api/v1/inbox"): {"responses": {200: {
-        "cases": [{**CASE, "reporter": CASE_FULL["reporter"], "workflow": CASE_FULL["workflow"],
-                   "due": "2026-12-04T14:00:00+08:00", "duties": ["verify", "register"]}],
-        "next": None, "counts": {"reported": 1}, "total": 1}}},
+        "cases": [{**CASE, "state": "dispatched", "reporter": CASE_FULL["reporter"],
+                   "workflow": {"revision": 5, "step_deadline": "2026-12-04T06:00:00+00:00", "pending_action": None,
+                                "allowed_actions": ["suspend", "handle"]},
+                   "due": "2026-12-04T06:00:00+00:00", "duties": ["handle"],
+                   # a reminder standing on the current step (the scheduler's; "unit" names an assisting unit's)
+                   "orders": [{"kind": "remind", "at": "2026-12-04T03:42:00+00:00",
+                               "due": "2026-12-04T03:42:00+00:00", "deadline": "2026-12-04T06:00:00.000000Z",
+                               "unit": None}]}],
+        "next": None, "counts": {"dispatched": 1}, "total": 1}}},
     ("get", "/api/v1/events/stream"): {"responses": {200: (
         'id: 42\ndata: {"id": 42, "case_id": 1, "at": "2026-12-03T13:41:22+00:00", "kind": "report", '
         '"state": "reported", "actor": "api:inspector", "role": null, "grid_code": "320506001001002", '
@@ -171,7 +191,8 @@ EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
         "request": {"application/json": {"reason": "道路改造拆除"}}, "responses": {204: None}},
     ("post", "/api/v1/components/imports"): {"responses": {202: JOB}},
     ("get", "/api/v1/components/imports/{job_id}"): {"responses": {200: {
-        **JOB, "state": "done", "rows_read": 48000, "report": IMPORT_REPORT, "rejects": True}}},
+        **JOB, "state": "done", "rows_read": 48000, "report": IMPORT_REPORT, "rejects": True,
+        "ended_at": "2026-12-03T14:05:47.090311+00:00"}}},
     ("get", "/api/v1/components/imports/{job_id}/rejects"): {"responses": {200: "(the refused rows as a file, "
                                                                                  "with a reason column)"}},
     ("get", "/open311/v2/discovery.{fmt}"): {"responses": {200: {
@@ -203,6 +224,44 @@ EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
     ("post", "/api/v1/cases/{case_id}/actions/{action}"): {
         "request": {"application/json": {"note": "现场核实属实", "data": {"result": True}}},
         "responses": {200: {**CASE_FULL, "state": "verified"}}},
+    # Photos (issue 20): the multipart forms are declared by the routes (api/routes/photos.py, openapi_extra).
+    ("post", "/api/v1/cases/{case_id}/photos"): {
+        "request": {"multipart/form-data": {"photo": [PHOTO_FILE]}},
+        "responses": {201: {"photos": [{**PHOTO, "id": 2, "ref": "photo:2", "url": "/api/v1/cases/1/photos/2",
+                                        "thumb_url": "/api/v1/cases/1/photos/2?size=thumb", "media_type": "image/png",
+                                        "size": 141022, "gps": None}]}}},
+    ("get", "/api/v1/cases/{case_id}/photos"): {"responses": {200: {"photos": [PHOTO]}}},
+    ("get", "/api/v1/cases/{case_id}/photos/{photo_id}"): {"responses": {200: "(binary: the stored image, without "
+                                                                              "metadata)"}},
+    ("post", "/api/v1/cases/with-photos"): {
+        "request": {"multipart/form-data": {"report": json.dumps(CASE_REPORT, ensure_ascii=False),
+                                            "photo": [PHOTO_FILE]}},
+        "responses": {201: {**CASE, "photos": [PHOTO]}, 200: {**CASE, "photos": [PHOTO]}}},
+    ("post", "/api/v1/photos/inspect"): {
+        "request": {"multipart/form-data": {"photo": [PHOTO_FILE]}},
+        "responses": {200: {"media_type": "image/jpeg", "width": 3024, "height": 4032,
+                            "sha256": "185c0a5f0a2faf39a38df1b251c3466fb460a92b2466bda995cd95334e94f5ab",
+                            "gps": {"lon": 120.06, "lat": 31.17}}}},
+    # The map's questions (issue 20).
+    ("get", "/api/v1/here"): {"responses": {200: {
+        "district": CASE["district"], "town": CASE["town"], "community": CASE["community"],
+        "grid": {"code": "320506001001001", "name": "测试1-1第1网格", "level": 4}, "special_grids": [],
+        "location": {"type": "Point", "coordinates": [120.0301, 31.1501]},
+        "teams": {"320506001001001": [{"role": "chief", "name": "王网格长", "phone": "13800000001"}]},
+        "phones_shown": True, "radius_m": 50.0,
+        "components": [{"code": "3205060101000001", "class_code": "0101", "class_name": "上水井盖", "name": None,
+                        "status": "intact", "owner_key": "WATER", "distance_m": 14.6,
+                        "owner_name": "水务局(水务集团)"}]}}},
+    ("post", "/api/v1/cases/preview"): {"request": {"application/json": CASE_REPORT}, "responses": {200: {
+        "category": {"code": "E010101", "name": "暴露垃圾", "grade": "B", "time_limit": 4,
+                     "time_unit": "working_hours", "flow": "grid_first"},
+        "source": "inspector", "reported_at": "2026-12-03T13:41:22+00:00", "grid": GRID,
+        "community": CASE["community"], "town": CASE["town"], "district": CASE["district"], "special_grids": [],
+        "owner": CASE["owner"], "component": None, "deadline": "2026-12-04T14:00:00+08:00",
+        "duplicate": {"id": 1, "case_no": "2026120300000001", "state": "reported"}}}},
+    ("get", "/api/v1/me/cases"): {"responses": {200: {"cases": [{
+        **CASE, "reporter": CASE_FULL["reporter"], "updated_at": "2026-12-03T13:41:22+00:00", "photos": 1}]}}},
+    ("get", "/api/v1/categories"): {"responses": {200: {"categories": CATEGORY_PATH, "count": 3, "leaves": 1}}},
 }
 
 BODIES: dict[tuple[str, str], dict[str, Any]] = {

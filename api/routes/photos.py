@@ -35,6 +35,21 @@ PATTERN = r"^/api/v1/cases/[^/]+/photos$"  # api/app.py lets these bodies past t
 REPORT = TypeAdapter(CaseCreate)
 UNBOUNDED = ("/api/v1/cases/with-photos", "/api/v1/photos/inspect")
 
+PHOTOS_PART = {"type": "array", "minItems": 1, "maxItems": MAX_PER_REQUEST,
+               "items": {"type": "string", "format": "binary"},
+               "description": f"1–{MAX_PER_REQUEST} photo files (JPEG, PNG or WebP, each at most {MAX_PHOTO_BYTES:,} "
+                              "bytes); stored re-encoded, without their metadata"}
+REPORT_PART = {"type": "string", "contentMediaType": "application/json",
+               "description": "the JSON body of POST /api/v1/cases"}
+
+
+def _form(description: str, **parts: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI request body of a multipart form these routes read themselves (``_form_files``)."""
+    return {"requestBody": {"required": True, "description": description, "content": {"multipart/form-data": {
+        "schema": {"type": "object", "required": list(parts), "properties": parts},
+        "encoding": {"photo": {"contentType": "image/jpeg, image/png, image/webp"}}}}}}
+
+
 router = APIRouter(prefix="/api/v1", tags=["photos"], route_class=AuthenticatedRoute)
 reports = APIRouter(route_class=ReportingRoute)
 
@@ -80,7 +95,8 @@ async def _cleaned(request: Request, files: list[bytes]) -> list[CleanPhoto]:
     return cleaned
 
 
-@router.post("/cases/{case_id}/photos", status_code=201, summary="Add photos to a case (multipart, field photo)")
+@router.post("/cases/{case_id}/photos", status_code=201, summary="Add photos to a case (multipart, field photo)",
+             openapi_extra=_form("The photos, each in a photo field.", photo=PHOTOS_PART))
 async def upload(case_id: int, request: Request, engine: EngineDep, principal: PrincipalDep) -> Response:
     """Store 1–4 photos with a case; 201 when one was new, 200 when every one was stored before (a retry)."""
 
@@ -126,7 +142,9 @@ def image(case_id: int, photo_id: int, conn: ConnectionDep, principal: Principal
 
 
 @reports.post("/cases/with-photos", status_code=201,
-              summary="Report an incident with its photos in one request (multipart: report JSON + photo files)")
+              summary="Report an incident with its photos in one request (multipart: report JSON + photo files)",
+              openapi_extra=_form("The report (a JSON text field) and its photos, each in a photo field.",
+                                  report=REPORT_PART, photo=PHOTOS_PART))
 async def report_with_photos(request: Request, engine: EngineDep, ref: ReferenceDep, principal: PrincipalDep,
                              idempotency_key: IdempotencyKey = None) -> Response:
     """``POST /api/v1/cases`` with photos: the case and every photo are stored together or not at all; with an
@@ -156,7 +174,9 @@ async def report_with_photos(request: Request, engine: EngineDep, ref: Reference
                     headers=headers, media_type="application/json")
 
 
-@reports.post("/photos/inspect", summary="What a photo says before it is sent with a report (nothing is stored)")
+@reports.post("/photos/inspect", summary="What a photo says before it is sent with a report (nothing is stored)",
+              openapi_extra=_form("One photo in a photo field.", photo={**PHOTOS_PART, "maxItems": 1,
+                                                                         "description": "one photo file"}))
 async def inspect(request: Request, principal: PrincipalDep) -> dict[str, Any]:
     """The media type, size and GPS position (``{"lon", "lat"}`` or null) of one photo, checked as an upload
     is; nothing is stored (the report page offers "use the photo's location")."""
