@@ -12,7 +12,14 @@ from fastapi.staticfiles import StaticFiles
 
 from api import logs, problems
 from api.fast_intake import FastIntake
-from api.middleware import BodySizeLimit, DatabaseUnavailable, PublicRedirects, SecurityHeaders, UnreadableText
+from api.middleware import (
+    BodySizeLimit,
+    DatabaseUnavailable,
+    PublicRedirects,
+    SecurityHeaders,
+    UnreadableText,
+    WrittenLsn,
+)
 from api.ogc import build as ogc
 from api.open311 import routes as open311
 from api.rate_limit import LoginGate, LoginThrottle
@@ -24,7 +31,7 @@ from spatial.cases.feed import Feed
 from spatial.features import coverage_extent
 from spatial.reference.cache import ReferenceCache
 from spatial.settings import DatabaseSettings
-from spatial.store.db import database_url, make_engine, make_intake_pool
+from spatial.store.db import database_url, make_engine, make_intake_pool, make_read_router
 from tiles.cache import TileCache
 from web.pages import PAGE_CSP, STATIC_DIR, render_index
 
@@ -41,6 +48,8 @@ def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSet
         app.state.engine = make_engine(target, db_settings)
         # Plain single-report intake (api/fast_intake.py) runs on its own asyncpg pool.
         app.state.intake_pool = await make_intake_pool(target, db_settings)
+        # Heavy reads on read replicas when GRIDLINK_READ_DATABASE_URLS names some (spatial/store/routing.py).
+        app.state.reads = make_read_router(app.state.engine, db_settings)
         with app.state.engine.begin() as conn:
             app.state.reference = ReferenceCache.load(conn)
             bbox = coverage_extent(conn)
@@ -68,6 +77,7 @@ def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSet
             with suppress(asyncio.CancelledError):
                 await watcher
             ogc.close(app.state.ogc)
+            app.state.reads.dispose()
             app.state.engine.dispose()
             await app.state.intake_pool.close()
 
@@ -94,6 +104,8 @@ def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSet
     app.include_router(tiles.router)
     app.include_router(workflow.router)
     app.add_middleware(FastIntake)  # inside BodySizeLimit: the limit applies to it too
+    if db_settings.read_url_list():
+        app.add_middleware(WrittenLsn)  # outside the lean intake: its writes carry the LSN too
     app.add_middleware(BodySizeLimit, limit=api_settings.max_body_bytes,
                        larger={"/api/v1/cases/bulk": None,  # these routes stream against their own limits
                                "/api/v1/grids/imports": None, "/api/v1/components/imports": None})

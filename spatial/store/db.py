@@ -11,6 +11,7 @@ from sqlalchemy.exc import DisconnectionError
 
 from spatial.settings import DatabaseSettings
 from spatial.store.cluster import Cluster
+from spatial.store.routing import ReadRouter
 
 
 def database_url(settings: DatabaseSettings, dbname: str | None = None, log: Callable = print) -> str:
@@ -86,3 +87,10 @@ async def make_intake_pool(url: str, settings: DatabaseSettings) -> Any:
         server_settings={"plan_cache_mode": "force_generic_plan", "application_name": "gridlink-intake",
                          "statement_timeout": str(settings.statement_timeout_ms)},
     )
+
+
+def make_read_router(primary: Engine, settings: DatabaseSettings) -> ReadRouter:
+    """The router of heavy reads over the replicas of ``settings.read_url_list()`` (none: all on ``primary``)."""
+    return ReadRouter(primary, [make_engine(url, settings) for url in settings.read_url_list()],
+                      max_lag_bytes=settings.read_max_lag_bytes, max_lag_s=settings.read_max_lag_s,
+                      check_every_s=settings.read_check_every_s)
