@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.exc import DisconnectionError
@@ -22,6 +23,19 @@ def database_url(settings: DatabaseSettings, dbname: str | None = None, log: Cal
             return url
         return url.rsplit("/", 1)[0] + "/" + dbname
     return Cluster(settings.home, log=log).ensure_database(dbname or settings.name)
+
+
+def libpq_uri(url: str) -> str:
+    """The libpq URI (asyncpg, psycopg 3) of a SQLAlchemy URL. Several hosts — the failover form
+    ``…@/gridlink?host=h1:p1&host=h2:p2&target_session_attrs=read-write``, which psycopg2 already reads — become
+    libpq's own ``postgresql://…@h1:p1,h2:p2/gridlink?target_session_attrs=read-write``."""
+    parsed = make_url(url).set(drivername="postgresql")
+    hosts = parsed.query.get("host")
+    if not isinstance(hosts, tuple):
+        return parsed.render_as_string(hide_password=False)
+    single = parsed.set(host="placeholder", port=None).difference_update_query(["host"])
+    rendered = single.render_as_string(hide_password=False)
+    return rendered.replace("@placeholder", "@" + ",".join(quote(h, safe=":[]") for h in hosts), 1)
 
 
 IDLE_PING_SECONDS = 2.0
@@ -81,7 +95,7 @@ async def make_intake_pool(url: str, settings: DatabaseSettings) -> Any:
         """Nothing to reset: these connections never change session state."""
 
     return await asyncpg.create_pool(
-        make_url(url).set(drivername="postgresql").render_as_string(hide_password=False),
+        libpq_uri(url),
         min_size=1, max_size=settings.pool_size, reset=keep, timeout=CONNECT_TIMEOUT_S,
         command_timeout=settings.statement_timeout_ms / 1000,
         server_settings={"plan_cache_mode": "force_generic_plan", "application_name": "gridlink-intake",
