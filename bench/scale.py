@@ -1,0 +1,243 @@
+"""Benchmark, part 1 of issue 22's scale measurements: what PgBouncer (Debian ``pgbouncer``) costs and what it
+breaks for gridlink's drivers.
+
+    .venv/bin/python -m bench.scale [--seconds 3] [--rounds 3] [--clients 8]
+
+A throw-away embedded cluster (``.gridlink/bench-scale``) and a PgBouncer in front of it (run as the cluster's
+account, transaction mode, 4 server connections, on a free port) — never the shared cluster.
+
+1. Round trips: N client threads, each with its own open psycopg2 connection, run a one-row indexed read in a
+   transaction (BEGIN; SELECT; COMMIT: what a gridlink request does) for S seconds; direct and through
+   PgBouncer alternate in R rounds. Ratio = through / direct throughput.
+2. Connection per request: the same, but each transaction opens and closes its connection (a client without a
+   pool: CLI calls, short scripts). Ratio as above.
+3. What breaks in transaction mode, tried, not assumed: the asyncpg pool as the lean intake path sets it up
+   (prepared statements, startup settings), asyncpg with ``statement_cache_size=0``, psycopg2 with
+   ``options=-c statement_timeout=…`` (what ``make_engine`` sends), and LISTEN (the token watcher).
+Prints one table; writes bench/results/scale.json. Needs ``apt-get install pgbouncer``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import statistics
+import subprocess
+import threading
+import time
+
+import psycopg2
+
+from bench import machine, save
+from spatial.settings import PROJECT_ROOT
+from spatial.store.cluster import SUPERUSER, Cluster, free_port
+
+HOME = PROJECT_ROOT / ".gridlink" / "bench-scale"
+
+
+def start_pgbouncer(cluster: Cluster, mode: str) -> tuple[subprocess.Popen, int]:
+    """PgBouncer in ``mode`` in front of ``cluster``, as the cluster's account; (process, port)."""
+    state = cluster.state()
+    assert state is not None
+    folder = HOME / "pgbouncer"
+    folder.mkdir(exist_ok=True)
+    port = free_port()
+    (folder / "users.txt").write_text(f'"{SUPERUSER}" "{state.password}"\n')
+    (folder / "pgbouncer.ini").write_text("\n".join([
+        "[databases]", f"gridlink = host=127.0.0.1 port={state.port} dbname=gridlink",
+        "[pgbouncer]", "listen_addr = 127.0.0.1", f"listen_port = {port}", "unix_socket_dir =",
+        "auth_type = scram-sha-256", f"auth_file = {folder / 'users.txt'}", f"pool_mode = {mode}",
+        "default_pool_size = 4", "max_client_conn = 200", f"logfile = {folder / 'pgbouncer.log'}",
+        "ignore_startup_parameters = extra_float_digits", "",
+    ]))
+    for path in (folder, *folder.iterdir()):
+        cluster.chown(path)
+        path.chmod(0o700 if path.is_dir() else 0o600)
+    runas = {} if os.geteuid() != 0 else {"user": "postgres", "group": "postgres", "extra_groups": []}
+    process = subprocess.Popen(["pgbouncer", "-q", str(folder / "pgbouncer.ini")], cwd="/", **runas)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            psycopg2.connect(host="127.0.0.1", port=port, user=SUPERUSER, password=state.password,
+                             dbname="gridlink").close()
+            return process, port
+        except psycopg2.OperationalError:
+            if time.monotonic() > deadline:
+                process.terminate()
+                raise
+            time.sleep(0.2)
+
+
+def throughput(port: int, password: str, clients: int, seconds: float, reconnect: bool) -> float:
+    """Transactions per second of ``clients`` threads on ``port`` for ``seconds``."""
+    done = [0] * clients
+    stop = time.monotonic() + seconds
+
+    def connect():
+        return psycopg2.connect(host="127.0.0.1", port=port, user=SUPERUSER, password=password, dbname="gridlink")
+
+    def client(i: int) -> None:
+        conn = None if reconnect else connect()
+        while time.monotonic() < stop:
+            current = conn or connect()
+            with current, current.cursor() as cur:
+                cur.execute("SELECT note FROM probe WHERE id = %s", (done[i] % 1000 + 1,))
+                cur.fetchone()
+            if reconnect:
+                current.close()
+            done[i] += 1
+        if conn:
+            conn.close()
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sum(done) / seconds
+
+
+async def _asyncpg_intake_like(port: int, password: str, **options) -> str:
+    import asyncpg
+
+    pool = await asyncpg.create_pool(host="127.0.0.1", port=port, user=SUPERUSER, password=password,
+                                     database="gridlink", min_size=4, max_size=4, **options)
+    try:
+        results = await asyncio.gather(*(pool.fetchval("SELECT note FROM probe WHERE id = $1", i % 1000 + 1)
+                                         for i in range(400)))
+        return f"works ({len(results)} concurrent statements)"
+    finally:
+        await pool.close()
+
+
+def try_it(what) -> str:
+    """What happened: 'works …' or the error's first line."""
+    try:
+        return what()
+    except Exception as exc:  # the error is the finding
+        return f"breaks: {type(exc).__name__}: {str(exc).strip().splitlines()[0][:120]}"
+
+
+def listen_heard(port: int, notify_port: int, password: str) -> str:
+    """LISTEN through ``port``; NOTIFY directly; tell whether the listener heard it within 3 s."""
+    import select
+
+    listener = psycopg2.connect(host="127.0.0.1", port=port, user=SUPERUSER, password=password, dbname="gridlink")
+    listener.autocommit = True
+    try:
+        listener.cursor().execute("LISTEN bench_scale")
+        # other clients' transactions through the same PgBouncer take the server connection in between
+        throughput(port, password, 4, 0.5, reconnect=False)
+        talker = psycopg2.connect(host="127.0.0.1", port=notify_port, user=SUPERUSER, password=password,
+                                  dbname="gridlink")
+        talker.autocommit = True
+        talker.cursor().execute("NOTIFY bench_scale, 'hello'")
+        talker.close()
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            if select.select([listener], [], [], 0.2)[0]:
+                listener.poll()
+                if listener.notifies:
+                    return "works (heard)"
+            else:
+                listener.cursor().execute("SELECT 1")  # a notification may arrive with any reply
+                listener.poll()
+                if listener.notifies:
+                    return "works (heard)"
+        return "breaks: the NOTIFY never reached the listener"
+    finally:
+        listener.close()
+
+
+def compatibility(cluster: Cluster, password: str) -> dict[str, str]:
+    """Each driver habit of gridlink tried through a fresh PgBouncer in transaction mode (one may crash it)."""
+    direct = cluster.state().port  # type: ignore[union-attr]
+    intake = {"server_settings": {"plan_cache_mode": "force_generic_plan", "statement_timeout": "30000"}}
+    cases = {
+        "asyncpg pool as the lean intake (prepared statements, startup settings)":
+            lambda port: asyncio.run(_asyncpg_intake_like(port, password, **intake)),
+        "asyncpg pool, prepared statements only": lambda port: asyncio.run(_asyncpg_intake_like(port, password)),
+        "asyncpg pool, statement_cache_size=0":
+            lambda port: asyncio.run(_asyncpg_intake_like(port, password, statement_cache_size=0)),
+        "psycopg2 with options=-c statement_timeout (make_engine)": lambda port: psycopg2.connect(
+            host="127.0.0.1", port=port, user=SUPERUSER, password=password, dbname="gridlink",
+            options="-c statement_timeout=30000").close() or "works",
+        "LISTEN (token watcher, procrastinate)": lambda port: listen_heard(port, direct, password),
+    }
+    found = {}
+    for what, case in cases.items():
+        bouncer, port = start_pgbouncer(cluster, "transaction")
+        try:
+            found[what] = try_it(lambda case=case, port=port: case(port))
+            if bouncer.poll() is not None:
+                found[what] += f" — and PgBouncer itself exited (status {bouncer.returncode})"
+        finally:
+            bouncer.terminate()
+            bouncer.wait(timeout=10)
+    return found
+
+
+def main() -> int:
+    """Run the benchmark; print the table."""
+    args = argparse.ArgumentParser(description=__doc__)
+    args.add_argument("--seconds", type=float, default=3)
+    args.add_argument("--rounds", type=int, default=3)
+    args.add_argument("--clients", type=int, default=8)
+    options = args.parse_args()
+    if shutil.which("pgbouncer") is None:
+        print("pgbouncer is not installed: apt-get install pgbouncer")
+        return 2
+    shutil.rmtree(HOME, ignore_errors=True)
+    cluster = Cluster(HOME, log=lambda *_: None)
+    cluster.ensure_database("gridlink")
+    state = cluster.state()
+    assert state is not None
+    setup = psycopg2.connect(host="127.0.0.1", port=state.port, user=SUPERUSER, password=state.password,
+                             dbname="gridlink")
+    with setup, setup.cursor() as cur:
+        cur.execute("CREATE TABLE probe (id int PRIMARY KEY, note text);"
+                    "INSERT INTO probe SELECT i, md5(i::text) FROM generate_series(1, 1000) i")
+    setup.close()
+    bouncer, port = start_pgbouncer(cluster, "transaction")
+    try:
+        result = measure(state.port, port, state.password, options)
+    finally:
+        bouncer.terminate()
+        bouncer.wait(timeout=10)
+    try:
+        result["transaction_mode"] = found = compatibility(cluster, state.password)
+    finally:
+        cluster.stop()
+        shutil.rmtree(HOME, ignore_errors=True)
+    print("\nthrough PgBouncer in transaction mode:")
+    for what, verdict in found.items():
+        print(f"  {what}: {verdict}")
+    save("scale.json", result)
+    return 0
+
+
+def measure(direct: int, bouncer: int, password: str, options) -> dict:
+    """Alternate direct and PgBouncer rounds; try the compatibility cases; print and return everything."""
+    rows = {}
+    for reconnect in (False, True):
+        runs: dict[str, list[float]] = {"direct": [], "pgbouncer": []}
+        for _ in range(options.rounds):
+            for name, port in (("direct", direct), ("pgbouncer", bouncer)):
+                runs[name].append(throughput(port, password, options.clients, options.seconds, reconnect))
+        label = "connection per transaction" if reconnect else "pooled connections"
+        direct_tps, bouncer_tps = statistics.median(runs["direct"]), statistics.median(runs["pgbouncer"])
+        rows[label] = {"direct_tps": round(direct_tps), "pgbouncer_tps": round(bouncer_tps),
+                       "ratio": round(bouncer_tps / direct_tps, 2), "rounds": runs}
+    print(f"PgBouncer (transaction mode, 4 server connections) vs direct, {options.clients} clients, "
+          f"{options.rounds} rounds × {options.seconds} s, {machine()}")
+    print(f"{'':30} {'direct tx/s':>12} {'pgbouncer tx/s':>15} {'ratio':>6}")
+    for label, row in rows.items():
+        print(f"{label:30} {row['direct_tps']:>12,} {row['pgbouncer_tps']:>15,} {row['ratio']:>6}")
+    return {"machine": machine(), "clients": options.clients, "seconds": options.seconds, "throughput": rows,
+            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
