@@ -59,7 +59,7 @@ def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSet
         watcher = asyncio.create_task(watch_principals(target, app.state.principals))
         app.state.tiles = TileCache()
         app.state.ogc = ogc.build(api_settings.base_url() + "/ogc", app.state.engine, bbox, app.state.tiles,
-                                  app.state.principals, app.state.secret)
+                                  app.state.principals, app.state.secret, reads=app.state.reads)
         app.state.feed = Feed(app.state.engine, app.state.reference, interval=api_settings.feed_interval_s,
                               per_caller=api_settings.feed_per_caller, max_subscribers=api_settings.feed_max)
         # Reminders and supervision orders (issue 17 item 3): safe in every process at once (spatial/cases/jobs.py).

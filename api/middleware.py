@@ -235,8 +235,12 @@ class WrittenLsn:
 
         async def send_with_lsn(message) -> None:
             if message["type"] == "http.response.start" and message["status"] < 400:
-                lsn = await scope["app"].state.intake_pool.fetchval("SELECT pg_current_wal_lsn()::text")
-                message = {**message, "headers": [*message.get("headers", []), (b"gridlink-lsn", lsn.encode())]}
+                try:
+                    lsn = await scope["app"].state.intake_pool.fetchval("SELECT pg_current_wal_lsn()::text")
+                except Exception:  # the write is done: its reply goes out, only without the position
+                    lsn = None
+                if lsn:
+                    message = {**message, "headers": [*message.get("headers", []), (b"gridlink-lsn", lsn.encode())]}
             await send(message)
 
         await self.app(scope, receive, send_with_lsn)

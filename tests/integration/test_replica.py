@@ -1,6 +1,7 @@
-"""Issue 22 items 2: ``gridlink db replica`` makes hot standbys of the embedded cluster, and the server sends
-the heavy reads to them — but never a read that must see the caller's own write to one that has not replayed
-it, and never to a replica that lags too far or is dead. Own throw-away clusters, never the shared one."""
+"""Issue 22 item 2: ``gridlink db replica`` makes hot standbys of the embedded cluster, and the server sends
+the heavy reads (case lists, OGC items) to them — but never a read that must see the caller's own write to
+one that has not replayed it, and never to a replica that lags too far or is dead. Own throw-away clusters,
+never the shared one."""
 
 from __future__ import annotations
 
@@ -63,6 +64,13 @@ def _ids(port: int, token: str, headers: dict[str, str] | None = None) -> set[in
     return {case["id"] for case in json.loads(body)["cases"]}
 
 
+def _ogc_ids(port: int, token: str, headers: dict[str, str] | None = None) -> set[int]:
+    status, _, body = request(port, "GET", "/ogc/collections/cases/items?limit=500&f=json", token,
+                              headers=headers)
+    assert status == 200, body
+    return {int(feature["id"]) for feature in json.loads(body)["features"]}
+
+
 def _routed(monkeypatch, url: str, standby: Cluster, **limits: str):
     monkeypatch.setenv("GRIDLINK_READ_DATABASE_URL", standby.state().url("gridlink"))
     monkeypatch.setenv("GRIDLINK_DB_READ_CHECK_EVERY_S", "0.1")
@@ -86,6 +94,9 @@ def test_reads_go_to_the_replica_but_the_callers_own_write_is_read_back(pair, mo
             assert case in _ids(port, token, {"Gridlink-LSN": seen})
             # a value that is not an LSN is taken as "not replayed anywhere": the primary
             assert case in _ids(port, token, {"Gridlink-LSN": "latest"})
+            # OGC items alike
+            assert case not in _ogc_ids(port, token)
+            assert case in _ogc_ids(port, token, {"Gridlink-LSN": seen})
         finally:
             sql(standby, "SELECT pg_wal_replay_resume()")
         # replay resumed: the replica has the case, and serves the caller's read with its LSN too
