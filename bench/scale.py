@@ -1,7 +1,15 @@
-"""Benchmark, part 1 of issue 22's scale measurements: what PgBouncer (Debian ``pgbouncer``) costs and what it
-breaks for gridlink's drivers.
+"""Benchmark, the first parts of issue 22's scale measurements: what PgBouncer (Debian ``pgbouncer``) costs and
+what it breaks for gridlink's drivers; how long writes stop in a failover, and whether any are lost.
 
-    .venv/bin/python -m bench.scale [--seconds 3] [--rounds 3] [--clients 8]
+    .venv/bin/python -m bench.scale [--part pgbouncer|failover|all] [--seconds 3] [--rounds 3] [--clients 8]
+
+Part ``failover``: the small demo on a throw-away primary with a replica (``spatial/store/replicas.py``), one
+``gridlink serve`` on a two-host URL with ``target_session_attrs=read-write``, 4 clients posting reports with
+Idempotency-Keys (retried with them until acknowledged); after 5 s the primary is stopped (fast shutdown) and
+the replica promoted at once (what patroni does after its leader TTL; that wait is not part of this figure).
+Prints the seconds without an acknowledged write, acknowledged reports lost and reports stored twice.
+
+Part ``pgbouncer``:
 
 A throw-away embedded cluster (``.gridlink/bench-scale``) and a PgBouncer in front of it (run as the cluster's
 account, transaction mode, 4 server connections, on a free port) — never the shared cluster.
@@ -180,15 +188,27 @@ def compatibility(cluster: Cluster, password: str) -> dict[str, str]:
 
 
 def main() -> int:
-    """Run the benchmark; print the table."""
+    """Run the benchmark; print the tables."""
     args = argparse.ArgumentParser(description=__doc__)
+    args.add_argument("--part", choices=("pgbouncer", "failover", "all"), default="all")
     args.add_argument("--seconds", type=float, default=3)
     args.add_argument("--rounds", type=int, default=3)
     args.add_argument("--clients", type=int, default=8)
     options = args.parse_args()
+    results = {}
+    if options.part in ("failover", "all"):
+        results["failover"] = failover()
+    if options.part in ("pgbouncer", "all"):
+        results["pgbouncer"] = pgbouncer(options)
+    save("scale.json", results)
+    return 0
+
+
+def pgbouncer(options) -> dict:
+    """Part pgbouncer (see the module docstring)."""
     if shutil.which("pgbouncer") is None:
         print("pgbouncer is not installed: apt-get install pgbouncer")
-        return 2
+        return {"skipped": "pgbouncer is not installed"}
     shutil.rmtree(HOME, ignore_errors=True)
     cluster = Cluster(HOME, log=lambda *_: None)
     cluster.ensure_database("gridlink")
@@ -214,8 +234,7 @@ def main() -> int:
     print("\nthrough PgBouncer in transaction mode:")
     for what, verdict in found.items():
         print(f"  {what}: {verdict}")
-    save("scale.json", result)
-    return 0
+    return result
 
 
 def measure(direct: int, bouncer: int, password: str, options) -> dict:
@@ -237,6 +256,130 @@ def measure(direct: int, bouncer: int, password: str, options) -> dict:
         print(f"{label:30} {row['direct_tps']:>12,} {row['pgbouncer_tps']:>15,} {row['ratio']:>6}")
     return {"machine": machine(), "clients": options.clients, "seconds": options.seconds, "throughput": rows,
             "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+class Reporter(threading.Thread):
+    """Posts reports, each retried with its own Idempotency-Key until acknowledged; notes (time, key, id)."""
+
+    def __init__(self, port: int, token: str, bodies: list[dict], stop: threading.Event) -> None:
+        super().__init__(daemon=True)
+        self.port, self.token, self.bodies, self.stop = port, token, bodies, stop
+        self.acks: list[tuple[float, str, int]] = []
+        self.refused: list[str] = []
+
+    def run(self) -> None:
+        import http.client
+        import json
+        import uuid
+
+        n = 0
+        while not self.stop.is_set():
+            key, body = uuid.uuid4().hex, dict(self.bodies[n % len(self.bodies)])
+            body["description"], body["source"], n = key, "hotline", n + 1  # a partner account reports so
+            while True:
+                try:
+                    conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+                    conn.request("POST", "/api/v1/cases", body=json.dumps(body), headers={
+                        "Authorization": f"Bearer {self.token}", "Content-Type": "application/json",
+                        "Idempotency-Key": key})
+                    reply = conn.getresponse()
+                    status, data = reply.status, reply.read()
+                    conn.close()
+                except OSError:
+                    status, data = 0, b""
+                if status in (200, 201):
+                    self.acks.append((time.monotonic(), key, json.loads(data)["id"]))
+                    break
+                if status not in (0, 503):  # refused: a failure of the benchmark, not of the failover
+                    self.refused.append(f"{status} {data[:200]!r}")
+                    return
+                time.sleep(0.1)
+
+
+def failover() -> dict:
+    """Part failover (see the module docstring)."""
+    from alembic import command
+    from sqlalchemy import create_engine
+
+    from bench.intake import bench_token, sample_reports, start_server
+    from migrations import alembic_config
+    from spatial.demo.build import build_demo
+    from spatial.store import replicas
+
+    home = PROJECT_ROOT / ".gridlink" / "bench-failover"
+    shutil.rmtree(home, ignore_errors=True)
+    primary = Cluster(home, log=lambda *_: None)
+    try:
+        url = primary.ensure_database("gridlink")
+        command.upgrade(alembic_config(url), "head")
+        engine = create_engine(url)
+        build_demo(engine, small=True, force=True, progress=False)
+        engine.dispose()
+        token, bodies = bench_token(url), sample_reports(url, 500)
+        standby = replicas.add(primary, "r1")
+        ports = [c.state().port for c in (primary, standby)]  # type: ignore[union-attr]
+        both = (f"postgresql+psycopg2://{SUPERUSER}:{primary.state().password}@/gridlink?"  # type: ignore[union-attr]
+                f"host=127.0.0.1:{ports[0]}&host=127.0.0.1:{ports[1]}&target_session_attrs=read-write")
+        server, port = start_server(both, workers=1)
+        try:
+            return _fail_over(primary, standby, port, token, bodies)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    finally:
+        for statefile in home.glob("replicas/*/cluster.json"):
+            Cluster(statefile.parent, log=lambda *_: None).stop()
+        primary.stop()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _fail_over(primary: Cluster, standby: Cluster, port: int, token: str, bodies: list[dict]) -> dict:
+    stop = threading.Event()
+    clients = [Reporter(port, token, bodies, stop) for _ in range(4)]
+    for client in clients:
+        client.start()
+    time.sleep(5)
+    stopped = time.monotonic()
+    primary.stop()
+    standby.promote()
+    promoted = time.monotonic()
+    time.sleep(8)
+    stop.set()
+    for client in clients:
+        client.join(timeout=60)
+    refused = [r for c in clients for r in c.refused]
+    if refused:
+        raise RuntimeError(f"reports refused: {refused[:2]}")
+    acks = sorted(a for c in clients for a in c.acks)
+    before = [t for t, _, _ in acks if t < stopped]
+    after = [t for t, _, _ in acks if t > promoted]
+    mine = 'FROM "case" WHERE description ~ \'^[0-9a-f]{32}$\''  # the reports of this run (keys)
+    rows = dict(_query_gridlink(standby, f"SELECT description, id {mine}"))
+    twice = _query_gridlink(standby, f"SELECT count(*) - count(DISTINCT description) {mine}")[0][0]
+    result = {
+        "acknowledged": len(acks), "before_stop": len(before), "after_promotion": len(after),
+        "stop_and_promote_s": round(promoted - stopped, 2),
+        "seconds_without_writes": round(after[0] - before[-1], 2) if before and after else None,
+        "first_write_after_promotion_s": round(after[0] - promoted, 2) if after else None,
+        "lost": sum(1 for _, key, case in acks if rows.get(key) != case), "stored_twice": int(twice),
+    }
+    print(f"failover under intake load (4 clients, small demo, {machine()}):")
+    for name, value in result.items():
+        print(f"  {name}: {value}")
+    return result
+
+
+def _query_gridlink(cluster: Cluster, statement: str) -> list[tuple]:
+    state = cluster.state()
+    assert state is not None
+    conn = psycopg2.connect(host="127.0.0.1", port=state.port, user=SUPERUSER, password=state.password,
+                            dbname="gridlink")
+    try:
+        with conn.cursor() as cur:
+            cur.execute(statement)
+            return cur.fetchall()
+    finally:
+        conn.close()
 
 
 if __name__ == "__main__":
