@@ -64,6 +64,7 @@ def cmd_db(args: argparse.Namespace) -> int:
         if args.action in ("replica", "promote"):
             return _db_replicas(cluster, args)
         if args.action == "start":
+            _refuse_split_brain(cluster)
             cluster.ensure_database(settings.name)
         elif args.action == "stop":
             cluster.stop()
@@ -78,6 +79,19 @@ def cmd_db(args: argparse.Namespace) -> int:
         _err(str(exc))
         return 1
     return 0
+
+
+def _refuse_split_brain(cluster: Cluster) -> None:
+    """ClusterError when a replica was promoted: starting the old primary would make two that take writes."""
+    from spatial.store import replicas
+
+    promoted = replicas.promoted(cluster)
+    if promoted and not cluster.running():
+        port = replicas.replica(cluster, promoted[0]).state()
+        raise ClusterError(
+            f"replica {promoted[0]} was promoted and is the primary now (127.0.0.1:{port.port if port else '?'}); "
+            "starting the old one would make two primaries. Point GRIDLINK_DATABASE_URL at the new one, or "
+            f"`gridlink db replica remove {promoted[0]}` to go back to the old primary")
 
 
 def _db_status(cluster: Cluster) -> int:

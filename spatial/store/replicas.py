@@ -59,6 +59,11 @@ def names(primary: Cluster) -> list[str]:
     return sorted(p.name for p in base.iterdir() if (p / "cluster.json").exists()) if base.exists() else []
 
 
+def promoted(primary: Cluster) -> list[str]:
+    """The replicas that were promoted: each is a primary of its own now."""
+    return [name for name in names(primary) if not (replica(primary, name).pgdata / "standby.signal").exists()]
+
+
 def add(primary: Cluster, name: str | None = None) -> Cluster:
     """Make, start and return a new hot standby of ``primary`` (started, with replication enabled first)."""
     name = name or next(f"replica{i}" for i in range(1, 1000) if f"replica{i}" not in names(primary))

@@ -6,6 +6,9 @@ stored twice (the clients retry with their Idempotency-Key). Own throw-away clus
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -86,6 +89,12 @@ def test_failover_under_intake_load_loses_nothing_and_stores_nothing_twice(monke
         assert sum(c.unavailable for c in clients) > 0  # the clients did see the primary go
         acknowledged = {key: case for c in clients for key, case in c.acknowledged.items()}
         assert sql(standby, "SELECT pg_is_in_recovery()") == [(False,)]
+        # the old primary is not started again beside the new one (two primaries: split brain)
+        refused = subprocess.run([sys.executable, "-m", "api.cli", "db", "start"], capture_output=True, text=True,
+                                 env={**{k: v for k, v in os.environ.items() if k != "GRIDLINK_DATABASE_URL"},
+                                      "GRIDLINK_HOME": str(primary.home)})
+        assert refused.returncode == 1 and "replica r1 was promoted" in refused.stderr
+        assert not primary.running()
         stored = dict(sql(standby, 'SELECT description, id FROM "case"'))
         rows = sql(standby, 'SELECT count(*), count(DISTINCT description) FROM "case"')[0]
         assert rows[0] == rows[1]  # no report stored twice
