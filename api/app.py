@@ -56,14 +56,15 @@ def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSet
             app.state.secret = server_secret(conn)
         app.state.principals = PrincipalCache()
         # Tokens ended elsewhere (the CLI, another worker) leave this process's cache at once.
-        watcher = asyncio.create_task(watch_principals(target, app.state.principals))
+        direct = db_settings.direct_url(target)  # LISTEN never through PgBouncer (docs/scale-out.md)
+        watcher = asyncio.create_task(watch_principals(direct, app.state.principals))
         app.state.tiles = TileCache()
         app.state.ogc = ogc.build(api_settings.base_url() + "/ogc", app.state.engine, bbox, app.state.tiles,
                                   app.state.principals, app.state.secret, reads=app.state.reads)
         app.state.feed = Feed(app.state.engine, app.state.reference, interval=api_settings.feed_interval_s,
                               per_caller=api_settings.feed_per_caller, max_subscribers=api_settings.feed_max)
         # Reminders and supervision orders (issue 17 item 3): safe in every process at once (spatial/cases/jobs.py).
-        scheduler = asyncio.create_task(jobs.run(target, app.state.engine, every_s=api_settings.scheduler_every_s,
+        scheduler = asyncio.create_task(jobs.run(direct, app.state.engine, every_s=api_settings.scheduler_every_s,
                                                  install_signal_handlers=False)) if api_settings.scheduler else None
         try:
             yield

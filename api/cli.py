@@ -436,7 +436,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     engine = make_engine(url, _settings(), request_timeouts=False)
     print(f"gridlink worker: reminders and supervision orders every {args.every} s (Ctrl+C to stop)", flush=True)
     try:
-        asyncio.run(jobs.run(url, engine, every_s=args.every))
+        asyncio.run(jobs.run(_settings().direct_url(url), engine, every_s=args.every))
     finally:
         engine.dispose()
     return 0

@@ -29,10 +29,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import shutil
 import statistics
-import subprocess
 import threading
 import time
 
@@ -40,42 +38,10 @@ import psycopg2
 
 from bench import machine, save
 from spatial.settings import PROJECT_ROOT
-from spatial.store.cluster import SUPERUSER, Cluster, free_port
+from spatial.store.cluster import SUPERUSER, Cluster
+from spatial.store.pgbouncer import start_pgbouncer
 
 HOME = PROJECT_ROOT / ".gridlink" / "bench-scale"
-
-
-def start_pgbouncer(cluster: Cluster, mode: str) -> tuple[subprocess.Popen, int]:
-    """PgBouncer in ``mode`` in front of ``cluster``, as the cluster's account; (process, port)."""
-    state = cluster.state()
-    assert state is not None
-    folder = HOME / "pgbouncer"
-    folder.mkdir(exist_ok=True)
-    port = free_port()
-    (folder / "users.txt").write_text(f'"{SUPERUSER}" "{state.password}"\n')
-    (folder / "pgbouncer.ini").write_text("\n".join([
-        "[databases]", f"gridlink = host=127.0.0.1 port={state.port} dbname=gridlink",
-        "[pgbouncer]", "listen_addr = 127.0.0.1", f"listen_port = {port}", "unix_socket_dir =",
-        "auth_type = scram-sha-256", f"auth_file = {folder / 'users.txt'}", f"pool_mode = {mode}",
-        "default_pool_size = 4", "max_client_conn = 200", f"logfile = {folder / 'pgbouncer.log'}",
-        "ignore_startup_parameters = extra_float_digits", "",
-    ]))
-    for path in (folder, *folder.iterdir()):
-        cluster.chown(path)
-        path.chmod(0o700 if path.is_dir() else 0o600)
-    runas = {} if os.geteuid() != 0 else {"user": "postgres", "group": "postgres", "extra_groups": []}
-    process = subprocess.Popen(["pgbouncer", "-q", str(folder / "pgbouncer.ini")], cwd="/", **runas)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            psycopg2.connect(host="127.0.0.1", port=port, user=SUPERUSER, password=state.password,
-                             dbname="gridlink").close()
-            return process, port
-        except psycopg2.OperationalError:
-            if time.monotonic() > deadline:
-                process.terminate()
-                raise
-            time.sleep(0.2)
 
 
 def throughput(port: int, password: str, clients: int, seconds: float, reconnect: bool) -> float:
@@ -176,7 +142,7 @@ def compatibility(cluster: Cluster, password: str) -> dict[str, str]:
     }
     found = {}
     for what, case in cases.items():
-        bouncer, port = start_pgbouncer(cluster, "transaction")
+        bouncer, port = start_pgbouncer(cluster, HOME / "pgbouncer")
         try:
             found[what] = try_it(lambda case=case, port=port: case(port))
             if bouncer.poll() is not None:
@@ -220,7 +186,7 @@ def pgbouncer(options) -> dict:
         cur.execute("CREATE TABLE probe (id int PRIMARY KEY, note text);"
                     "INSERT INTO probe SELECT i, md5(i::text) FROM generate_series(1, 1000) i")
     setup.close()
-    bouncer, port = start_pgbouncer(cluster, "transaction")
+    bouncer, port = start_pgbouncer(cluster, HOME / "pgbouncer")
     try:
         result = measure(state.port, port, state.password, options)
     finally:

@@ -13,6 +13,7 @@ from sqlalchemy.exc import DisconnectionError
 from spatial.settings import DatabaseSettings
 from spatial.store.cluster import Cluster
 from spatial.store.routing import ReadRouter
+from spatial.store.sql import UNPREPARED
 
 
 def database_url(settings: DatabaseSettings, dbname: str | None = None, log: Callable = print) -> str:
@@ -50,20 +51,28 @@ def make_engine(url: str, settings: DatabaseSettings, *, request_timeouts: bool 
     route. A connection that was in use within the last ``IDLE_PING_SECONDS`` is handed out as it is;
     an idle one is pinged first, and a dead one is replaced before any request sees it.
     """
-    options = f"-c statement_timeout={settings.statement_timeout_ms}" if request_timeouts else ""
+    # PgBouncer refuses the options startup parameter: behind it the role carries the timeout.
+    timeout = request_timeouts and not settings.pgbouncer
+    options = {"options": f"-c statement_timeout={settings.statement_timeout_ms}"} if timeout else {}
     engine = create_engine(
         url,
         pool_size=settings.pool_size,
         max_overflow=settings.max_overflow,
-        connect_args={"options": options, "application_name": "gridlink", "connect_timeout": CONNECT_TIMEOUT_S},
+        connect_args={**options, "application_name": "gridlink", "connect_timeout": CONNECT_TIMEOUT_S},
         pool_timeout=CONNECT_TIMEOUT_S,
         # An error's message (a 500's log line, a traceback) never carries the values sent: personal data, or
         # the over-long value that made an insert fail (issue 23, finding 12).
         hide_parameters=True,
     )
+    if settings.pgbouncer:  # no session state: statements prepared per connection would be lost (or clash)
+        event.listen(engine, "connect", _unprepared)
     event.listen(engine, "checkout", _ping_if_idle)
     event.listen(engine, "checkin", _note_use)
     return engine
+
+
+def _unprepared(dbapi_connection, record) -> None:
+    record.info[UNPREPARED] = True
 
 
 def _note_use(dbapi_connection, record) -> None:
@@ -94,12 +103,15 @@ async def make_intake_pool(url: str, settings: DatabaseSettings) -> Any:
     async def keep(connection) -> None:
         """Nothing to reset: these connections never change session state."""
 
+    session: dict[str, Any] = {"server_settings": {
+        "plan_cache_mode": "force_generic_plan", "application_name": "gridlink-intake",
+        "statement_timeout": str(settings.statement_timeout_ms)}}
+    if settings.pgbouncer:  # no startup settings, no statement kept prepared on a shared server connection
+        session = {"server_settings": {"application_name": "gridlink-intake"}, "statement_cache_size": 0}
     return await asyncpg.create_pool(
         libpq_uri(url),
         min_size=1, max_size=settings.pool_size, reset=keep, timeout=CONNECT_TIMEOUT_S,
-        command_timeout=settings.statement_timeout_ms / 1000,
-        server_settings={"plan_cache_mode": "force_generic_plan", "application_name": "gridlink-intake",
-                         "statement_timeout": str(settings.statement_timeout_ms)},
+        command_timeout=settings.statement_timeout_ms / 1000, **session,
     )
 
 
