@@ -14,7 +14,14 @@ from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddle
 
 from api import logs, openapi_document, openapi_pages, problems
 from api.fast_intake import FastIntake
-from api.middleware import BodySizeLimit, DatabaseUnavailable, PublicRedirects, SecurityHeaders, UnreadableText
+from api.middleware import (
+    BodySizeLimit,
+    DatabaseUnavailable,
+    PublicRedirects,
+    SecurityHeaders,
+    UnreadableText,
+    WrittenLsn,
+)
 from api.ogc import build as ogc
 from api.open311 import routes as open311
 from api.rate_limit import LoginGate, LoginThrottle
@@ -42,7 +49,7 @@ from spatial.cases.feed import Feed
 from spatial.features import coverage_extent
 from spatial.reference.cache import ReferenceCache
 from spatial.settings import DatabaseSettings
-from spatial.store.db import database_url, make_engine, make_intake_pool
+from spatial.store.db import database_url, make_engine, make_intake_pool, make_read_router
 from tiles.cache import TileCache
 from web.pages import ASSET_CSP, PAGE_CSP, STATIC_DIR, render_console, render_report, report_worker
 
@@ -70,20 +77,23 @@ def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSet
         app.state.engine = make_engine(target, db_settings)
         # Plain single-report intake (api/fast_intake.py) runs on its own asyncpg pool.
         app.state.intake_pool = await make_intake_pool(target, db_settings)
+        # Heavy reads on read replicas when GRIDLINK_READ_DATABASE_URLS names some (spatial/store/routing.py).
+        app.state.reads = make_read_router(app.state.engine, db_settings)
         with app.state.engine.begin() as conn:
             app.state.reference = ReferenceCache.load(conn)
             bbox = coverage_extent(conn)
             app.state.secret = server_secret(conn)
         app.state.principals = PrincipalCache()
         # Tokens ended elsewhere (the CLI, another worker) leave this process's cache at once.
-        watcher = asyncio.create_task(watch_principals(target, app.state.principals))
+        direct = db_settings.direct_url(target)  # LISTEN never through PgBouncer (docs/scale-out.md)
+        watcher = asyncio.create_task(watch_principals(direct, app.state.principals))
         app.state.tiles = TileCache()
         app.state.ogc = ogc.build(api_settings.base_url() + "/ogc", app.state.engine, bbox, app.state.tiles,
-                                  app.state.principals, app.state.secret)
+                                  app.state.principals, app.state.secret, reads=app.state.reads)
         app.state.feed = Feed(app.state.engine, app.state.reference, interval=api_settings.feed_interval_s,
                               per_caller=api_settings.feed_per_caller, max_subscribers=api_settings.feed_max)
         # Reminders and supervision orders (issue 17 item 3): safe in every process at once (spatial/cases/jobs.py).
-        scheduler = asyncio.create_task(jobs.run(target, app.state.engine, every_s=api_settings.scheduler_every_s,
+        scheduler = asyncio.create_task(jobs.run(direct, app.state.engine, every_s=api_settings.scheduler_every_s,
                                                  install_signal_handlers=False)) if api_settings.scheduler else None
         try:
             yield
@@ -97,6 +107,7 @@ def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSet
             with suppress(asyncio.CancelledError):
                 await watcher
             ogc.close(app.state.ogc)
+            app.state.reads.dispose()
             app.state.engine.dispose()
             await app.state.intake_pool.close()
 
@@ -128,6 +139,8 @@ def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSet
     app.include_router(tiles.router)
     app.include_router(workflow.router)
     app.add_middleware(FastIntake)  # inside BodySizeLimit: the limit applies to it too
+    if db_settings.read_url_list():
+        app.add_middleware(WrittenLsn)  # outside the lean intake: its writes carry the LSN too
     app.add_middleware(BodySizeLimit, limit=api_settings.max_body_bytes,
                        larger={"/api/v1/cases/bulk": None,  # these routes stream against their own limits
                                "/api/v1/grids/imports": None, "/api/v1/components/imports": None,

@@ -1,6 +1,8 @@
 """The ``gridlink`` command: database, migrations, demo, server.
 
     gridlink db start|stop|status|url   the embedded PostgreSQL + PostGIS cluster under .gridlink/
+    gridlink db replica add [--name N] | list | remove N   hot standbys of it on this machine
+    gridlink db promote [N]             make standby N (the only one if not named) the writable primary
     gridlink migrate                    upgrade the schema to the newest revision
     gridlink demo [--small] [--seed N] [--force]
     gridlink import reference [--departments F] [--component-classes F] [--event-categories F] ...
@@ -92,29 +94,88 @@ def _settings() -> DatabaseSettings:
 
 
 def cmd_db(args: argparse.Namespace) -> int:
-    """Start, stop or describe the embedded cluster."""
+    """Start, stop or describe the embedded cluster; its replicas; promote one."""
     settings = _settings()
     if settings.url is not None and args.action != "url":
         _err("GRIDLINK_DATABASE_URL is set: the embedded cluster is not used")
         return 2
     cluster = Cluster(settings.home)
-    if args.action == "start":
-        cluster.ensure_database(settings.name)
-    elif args.action == "stop":
-        cluster.stop()
-        print("embedded PostgreSQL stopped")
-    elif args.action == "status":
-        state = cluster.state()
-        running = cluster.running()
-        print(f"data folder: {cluster.pgdata}")
-        print(f"state: {'running' if running else 'stopped' if state else 'not created'}")
-        if state:
-            print(f"port: 127.0.0.1:{state.port}")
-        return 0 if running else 3
-    elif args.action == "url":
-        from spatial.store.db import database_url
+    try:
+        if args.action in ("replica", "promote"):
+            return _db_replicas(cluster, args)
+        if args.action == "start":
+            _refuse_split_brain(cluster)
+            cluster.ensure_database(settings.name)
+        elif args.action == "stop":
+            cluster.stop()
+            print("embedded PostgreSQL stopped")
+        elif args.action == "status":
+            return _db_status(cluster)
+        elif args.action == "url":
+            from spatial.store.db import database_url
 
-        print(database_url(settings))
+            print(database_url(settings))
+    except ClusterError as exc:
+        _err(str(exc))
+        return 1
+    return 0
+
+
+def _refuse_split_brain(cluster: Cluster) -> None:
+    """ClusterError when a replica was promoted: starting the old primary would make two that take writes."""
+    from spatial.store import replicas
+
+    promoted = replicas.promoted(cluster)
+    if promoted and not cluster.running():
+        port = replicas.replica(cluster, promoted[0]).state()
+        raise ClusterError(
+            f"replica {promoted[0]} was promoted and is the primary now (127.0.0.1:{port.port if port else '?'}); "
+            "starting the old one would make two primaries. Point GRIDLINK_DATABASE_URL at the new one, or "
+            f"`gridlink db replica remove {promoted[0]}` to go back to the old primary")
+
+
+def _db_status(cluster: Cluster) -> int:
+    from spatial.store import replicas
+
+    state = cluster.state()
+    running = cluster.running()
+    print(f"data folder: {cluster.pgdata}")
+    print(f"state: {'running' if running else 'stopped' if state else 'not created'}")
+    if state:
+        print(f"port: 127.0.0.1:{state.port}")
+    for line in replicas.status(cluster):
+        print(_replica_line(line))
+    return 0 if running else 3
+
+
+def _replica_line(line) -> str:
+    role = "standby" if line.standby else "promoted (a primary)"
+    stream = f"{line.streaming}, {line.lag_bytes:,} bytes behind" if line.streaming else "not streaming"
+    return (f"replica {line.name}: 127.0.0.1:{line.port} {'running' if line.running else 'stopped'}, "
+            f"{role}, {stream}")
+
+
+def _db_replicas(cluster: Cluster, args: argparse.Namespace) -> int:
+    from spatial.store import replicas
+
+    if args.action == "promote":
+        names = replicas.names(cluster)
+        name = args.name or (names[0] if len(names) == 1 else None)
+        if name is None:
+            _err(f"name the replica to promote: {', '.join(names) or 'there is none'}")
+            return 2
+        replicas.replica(cluster, name).promote()
+        print(f"replica {name} promoted: it takes writes now (stop the old primary for good before it does too)")
+    elif args.replica_action == "add":
+        standby = replicas.add(cluster, args.name)
+        state = standby.start()
+        print(f"replica {standby.home.name} streaming on 127.0.0.1:{state.port}")
+    elif args.replica_action == "list":
+        for line in replicas.status(cluster):
+            print(_replica_line(line))
+    else:
+        replicas.remove(cluster, args.name)
+        print(f"replica {args.name} removed")
     return 0
 
 
@@ -420,7 +481,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     engine = make_engine(url, _settings(), request_timeouts=False)
     print(f"gridlink worker: reminders and supervision orders every {args.every} s (Ctrl+C to stop)", flush=True)
     try:
-        asyncio.run(jobs.run(url, engine, every_s=args.every))
+        asyncio.run(jobs.run(_settings().direct_url(url), engine, every_s=args.every))
     finally:
         engine.dispose()
     return 0
@@ -440,9 +501,19 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="gridlink", description=__doc__,
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = top.add_subparsers(dest="command", required=True)
-    db = sub.add_parser("db", help="the embedded PostgreSQL + PostGIS cluster")
-    db.add_argument("action", choices=("start", "stop", "status", "url"))
-    db.set_defaults(func=cmd_db)
+    db = sub.add_parser("db", help="the embedded PostgreSQL + PostGIS cluster").add_subparsers(dest="action",
+                                                                                                  required=True)
+    for action in ("start", "stop", "status", "url"):
+        db.add_parser(action).set_defaults(func=cmd_db)
+    replica = db.add_parser("replica", help="hot standbys of the embedded cluster on this machine")
+    replica_sub = replica.add_subparsers(dest="replica_action", required=True)
+    replica_sub.add_parser("add").add_argument("--name", help="default: replica1, replica2, …")
+    replica_sub.add_parser("list")
+    replica_sub.add_parser("remove").add_argument("name")
+    replica.set_defaults(func=cmd_db)
+    promote = db.add_parser("promote", help="make a standby the writable primary (failover)")
+    promote.add_argument("name", nargs="?", help="the replica; may be left out when there is one")
+    promote.set_defaults(func=cmd_db)
     sub.add_parser("migrate", help="upgrade the schema").set_defaults(func=cmd_migrate)
     for name, func, text in (("demo", cmd_demo, "build the Suzhou demo"),
                              ("up", cmd_up, "start, migrate, build the demo and serve the map")):

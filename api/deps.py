@@ -18,6 +18,20 @@ def get_connection(request: Request) -> Iterator[Connection]:
         yield conn
 
 
+def get_read_connection(request: Request) -> Iterator[Connection]:
+    """Yield a connection for a heavy read that may be served by a read replica (spatial/store/routing.py):
+    one that has replayed the caller's last write when the caller sends its ``Gridlink-LSN``, else the
+    primary's."""
+    with request.app.state.reads.engine(request.headers.get("gridlink-lsn")).connect() as conn:
+        yield conn
+
+
+def get_read_engine(request: Request) -> Engine:
+    """The engine of a heavy read whose domain call opens its own connection (tiles); see
+    ``get_read_connection``."""
+    return request.app.state.reads.engine(request.headers.get("gridlink-lsn"))
+
+
 async def get_engine(request: Request) -> Engine:
     """Return the engine, for routes whose domain call owns its transaction (writes).
 
@@ -44,6 +58,8 @@ async def require_json(request: Request) -> None:
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=128, pattern=r"^[\x21-\x7e]+$")]
 ConnectionDep = Annotated[Connection, Depends(get_connection)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
+ReadConnectionDep = Annotated[Connection, Depends(get_read_connection)]
+ReadEngineDep = Annotated[Engine, Depends(get_read_engine)]
 ReferenceDep = Annotated[ReferenceCache, Depends(get_reference)]
 
 

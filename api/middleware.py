@@ -222,3 +222,33 @@ def unreadable_text(path: str, query: bytes) -> InvalidParameterError | None:
         if problem:
             return InvalidParameterError(f"query parameter {xml_safe(name)!r} {problem}", parameter=xml_safe(name))
     return None
+
+
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class WrittenLsn:
+    """Read-your-writes with read replicas (spatial/store/routing.py): a successful write's reply carries
+    ``Gridlink-LSN``, the primary's WAL position once the write committed; a caller that sends it back on its
+    reads is served by a replica only once that replica has replayed this far. Installed only when replicas are
+    configured: one small query on the lean intake pool per write."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["method"] not in UNSAFE_METHODS:
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_lsn(message) -> None:
+            if message["type"] == "http.response.start" and message["status"] < 400:
+                try:
+                    lsn = await scope["app"].state.intake_pool.fetchval("SELECT pg_current_wal_lsn()::text")
+                except Exception:  # the write is done: its reply goes out, only without the position
+                    lsn = None
+                if lsn:
+                    message = {**message, "headers": [*message.get("headers", []), (b"gridlink-lsn", lsn.encode())]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_lsn)

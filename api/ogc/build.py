@@ -47,6 +47,7 @@ from spatial import features
 from spatial.access.accounts import PrincipalCache, resolve_token
 from spatial.access.principal import Principal
 from spatial.geo.bbox import parse_bbox
+from spatial.store.routing import ReadRouter
 from tiles.cache import TileCache
 from web.pages import STATIC_DIR
 
@@ -150,17 +151,18 @@ def pygeoapi_config(base_url: str, engine_key: str, bbox: tuple[float, float, fl
 
 def build(base_url: str, engine: Engine, bbox: tuple[float, float, float, float] | None,
           tile_cache: TileCache, principals: PrincipalCache, secret: bytes,
-          limits: OgcSettings | None = None) -> Starlette:
+          limits: OgcSettings | None = None, reads: ReadRouter | None = None) -> Starlette:
     """The OGC sub-application for ``engine``, with links built on ``base_url`` and the cost limits of
-    ``limits`` (api/ogc/limits.py; from the environment when None)."""
+    ``limits`` (api/ogc/limits.py; from the environment when None). ``reads``: where item and tile reads go
+    (read replicas, spatial/store/routing.py); edits, and who is calling, stay on ``engine``."""
     limits = limits or OgcSettings()
     key = f"ogc-{id(engine)}"
-    ogc_provider.register_engine(key, engine)
+    ogc_provider.register_engine(key, engine, reads)
     config = pygeoapi_config(base_url.rstrip("/"), key, bbox, limits)
     reader = Reader(engine, principals)
     lane = HeavyLane(limits)
     handlers = _Handlers(API(config, self_contained(get_oas(config))), engine, reader, lane)
-    tiles = OgcTiles(base_url.rstrip("/"), engine, tile_cache, reader, limits.statement_timeout_ms)
+    tiles = OgcTiles(base_url.rstrip("/"), engine, tile_cache, reader, limits.statement_timeout_ms, reads)
     routes = [
         Route("/", handlers.landing), Route("/openapi", handlers.openapi), Route("/conformance", handlers.conformance),
         Route("/collections", handlers.collections), Route("/collections/{collection}", handlers.collections),
@@ -213,6 +215,7 @@ class _Handlers:
             context.run(ogc_provider.REQUEST_QUERY.set, query or tuple(request.query_params.multi_items()))
             context.run(ogc_provider.REQUEST_BBOX.set, bbox)
             context.run(ogc_provider.REQUEST_PRINCIPAL.set, principal)
+            context.run(ogc_provider.REQUEST_LSN.set, request.headers.get("gridlink-lsn"))
             if heavy_for is not None:
                 reply = await self.lane.run(heavy_for, context.run, function, api, api_request, *args)
             else:

@@ -28,8 +28,10 @@ from api.problems import ogc_status
 from spatial import features
 from spatial.access.principal import Principal
 from spatial.errors import GridlinkError, InvalidParameterError
+from spatial.store.routing import ReadRouter
 
 _ENGINES: dict[str, Engine] = {}
+_READS: dict[str, ReadRouter] = {}  # where reads may go instead (read replicas, spatial/store/routing.py)
 # The query parameters of the request being served (set by api/ogc/build.py around each pygeoapi call).
 REQUEST_QUERY: contextvars.ContextVar[tuple[tuple[str, str], ...]] = contextvars.ContextVar("ogc_query", default=())
 # A CRS84 bbox that api/ogc/build.py took out of the request before pygeoapi saw it (see its ``items``).
@@ -37,6 +39,8 @@ REQUEST_BBOX: contextvars.ContextVar[tuple[float, float, float, float] | None] =
     "ogc_bbox", default=None)
 # The account reading (None: anonymous); api/ogc/build.py has already refused anonymous reads of non-public layers.
 REQUEST_PRINCIPAL: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("ogc_principal", default=None)
+# The caller's Gridlink-LSN header (read your writes on read replicas), None when not sent.
+REQUEST_LSN: contextvars.ContextVar[str | None] = contextvars.ContextVar("ogc_lsn", default=None)
 
 
 class DomainProviderError(ProviderGenericError):
@@ -48,12 +52,16 @@ class DomainProviderError(ProviderGenericError):
         self.http_status_code, self.ogc_exception_code = ogc_status(exc)
 
 
-def register_engine(key: str, engine: Engine | None) -> None:
-    """Make ``engine`` the one providers named ``key`` use (None forgets it)."""
+def register_engine(key: str, engine: Engine | None, reads: ReadRouter | None = None) -> None:
+    """Make ``engine`` the one providers named ``key`` use, and ``reads`` the router of their reads (None
+    forgets them)."""
     if engine is None:
         _ENGINES.pop(key, None)
+        _READS.pop(key, None)
     else:
         _ENGINES[key] = engine
+        if reads is not None:
+            _READS[key] = reads
 
 
 class GridlinkProvider(BaseProvider):
@@ -63,10 +71,15 @@ class GridlinkProvider(BaseProvider):
         super().__init__(provider_def)
         self.layer = features.layer(provider_def["data"])
         self.engine = _ENGINES[provider_def["engine"]]
+        self.reads = _READS.get(provider_def["engine"])
         self.items_url = provider_def["items_url"]
         self.budget_ms = int(provider_def["statement_timeout_ms"])  # api/ogc/limits.py
         self.count_cap, self.count_ms = int(provider_def["count_cap"]), int(provider_def["count_ms"])
         self.get_fields()
+
+    def _read_engine(self) -> Engine:
+        """A read replica that has replayed the caller's last write, else the primary."""
+        return self.reads.engine(REQUEST_LSN.get()) if self.reads is not None else self.engine
 
     def get_fields(self) -> dict[str, dict[str, str]]:
         """The collection's properties and their JSON types."""
@@ -101,7 +114,7 @@ class GridlinkProvider(BaseProvider):
         try:
             if filterq is not None:
                 query.condition = features.cql2_condition(self.layer, filterq)
-            with budgeted(self.engine, self.budget_ms) as conn:
+            with budgeted(self._read_engine(), self.budget_ms) as conn:
                 page = features.page(conn, self.layer, query)
         except GridlinkError as exc:
             raise DomainProviderError(exc) from exc
@@ -122,7 +135,7 @@ class GridlinkProvider(BaseProvider):
         """One feature by its id."""
         spec = kwargs.get("crs_transform_spec")
         try:
-            with budgeted(self.engine, self.budget_ms) as conn:
+            with budgeted(self._read_engine(), self.budget_ms) as conn:
                 return features.one(conn, self.layer, str(identifier),
                                     crs=spec.target_crs_uri if spec else features.DEFAULT_CRS,
                                     scope=features.scope_condition(self.layer, REQUEST_PRINCIPAL.get()))

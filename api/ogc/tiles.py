@@ -21,6 +21,7 @@ from api.problems import ogc_errors
 from api.routes.tiles import tile_response
 from spatial.access.scope import case_filter
 from spatial.errors import NotFoundError
+from spatial.store.routing import ReadRouter
 from tiles.cache import TileCache
 from tiles.layers import LAYERS, MAX_ZOOM
 
@@ -63,9 +64,11 @@ def _tileset(base_url: str, name: str) -> dict:
 class OgcTiles:
     """The OGC API - Tiles routes of /ogc."""
 
-    def __init__(self, base_url: str, engine: Engine, cache: TileCache, reader: Any, budget_ms: int) -> None:
+    def __init__(self, base_url: str, engine: Engine, cache: TileCache, reader: Any, budget_ms: int,
+                 reads: ReadRouter | None = None) -> None:
         self.base_url, self.engine, self.cache, self.reader = base_url, engine, cache, reader
         self.budget_ms = budget_ms  # each statement's time budget (api/ogc/limits.py)
+        self.reads = reads  # read replicas (spatial/store/routing.py), None: all on ``engine``
 
     def _name(self, request: Request, *, tileset: bool = True) -> str:
         """The collection of a tiles path (and, with ``tileset``, its tile matrix set); NotFoundError if it has
@@ -91,11 +94,13 @@ class OgcTiles:
     async def tile(self, request: Request) -> Response:
         name, p = self._name(request), request.path_params
         principal = await self.reader.principal(request)  # components and cases need an account
-        found = await asyncio.to_thread(self._build, name, p["z"], p["col"], p["row"], case_filter(principal))
+        found = await asyncio.to_thread(self._build, name, p["z"], p["col"], p["row"], case_filter(principal),
+                                        request.headers.get("gridlink-lsn"))
         return tile_response(found, request.headers.get("if-none-match"))
 
-    def _build(self, name: str, z: int, x: int, y: int, scope: tuple[str, str] | None):
-        with budgeted(self.engine, self.budget_ms) as conn:
+    def _build(self, name: str, z: int, x: int, y: int, scope: tuple[str, str] | None, seen: str | None):
+        engine = self.reads.engine(seen) if self.reads is not None else self.engine
+        with budgeted(engine, self.budget_ms) as conn:
             return self.cache.tile(conn, name, z, x, y, scope=scope)
 
     async def matrix_sets(self, request: Request) -> Response:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from api.auth import PrincipalDep, client_address
-from api.deps import ConnectionDep, EngineDep, IdempotencyKey, ReferenceDep, require_json
+from api.deps import ConnectionDep, EngineDep, IdempotencyKey, ReadConnectionDep, ReferenceDep, require_json
 from api.routes.reporting import ReportingRoute
 from spatial.cases.intake import create_case
 from spatial.cases.read import CaseFilter, get_case, list_cases
@@ -58,7 +58,7 @@ def read(case_id: int, conn: ConnectionDep, ref: ReferenceDep, principal: Princi
 @router.get("/cases", summary="Cases, newest first, with filters and keyset pagination",
             response_model=CasesPublic)
 def index(
-    conn: ConnectionDep, ref: ReferenceDep, principal: PrincipalDep,
+    conn: ReadConnectionDep, ref: ReferenceDep, principal: PrincipalDep,
     state: str | None = None, category: str | None = Query(default=None, pattern=r"^E[0-9]{0,14}$"),
     area: str | None = Query(default=None, description="grid code of any level, or a special grid code"),
     bbox: str | None = None, since: datetime | None = None, until: datetime | None = None,

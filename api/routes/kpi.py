@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from api.auth import PrincipalDep
-from api.deps import ConnectionDep
+from api.deps import ReadConnectionDep
 from spatial.cases.kpi import GROUPS, KpiQuery, evaluate, kpi_csv
 from spatial.cases.schemas import LOCAL
 from spatial.reference.calendar import utc_moment
@@ -31,7 +31,7 @@ def wants_csv(request: Request, f: str | None) -> bool:
 
 @router.get("/kpi", summary="Evaluation by grid, community, town, district or department over a period")
 def kpi(
-    request: Request, conn: ConnectionDep, principal: PrincipalDep,
+    request: Request, conn: ReadConnectionDep, principal: PrincipalDep,
     group: str = Query(description=f"one of {', '.join(GROUPS)}", max_length=16),
     start: Annotated[datetime | None, Query(alias="from", description="period start (a date or time; no offset: "
                                            "Suzhou time); default 30 days before `to`")] = None,

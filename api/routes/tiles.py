@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request, Response
 
 from api.auth import OptionalPrincipalDep
-from api.deps import EngineDep
+from api.deps import EngineDep, ReadEngineDep
 from spatial.access.scope import case_filter
 from spatial.errors import NotFoundError
 from spatial.features import coverage_extent, layers, require_reader
@@ -20,7 +20,7 @@ MVT = "application/vnd.mapbox-vector-tile"
 
 @router.get("/{layer}/{z}/{x}/{y}.mvt", summary="A Mapbox Vector Tile of one layer (204 when empty)",
             response_class=Response, responses={200: {"content": {MVT: {}}}, 204: {}, 304: {}})
-def tile(layer: str, z: int, x: int, y: int, request: Request, engine: EngineDep, principal: OptionalPrincipalDep,
+def tile(layer: str, z: int, x: int, y: int, request: Request, engine: ReadEngineDep, principal: OptionalPrincipalDep,
          state: str | None = Query(default=None, description="cases only: one open state")) -> Response:
     """The tile; ``ETag`` is a hash of its bytes, ``If-None-Match`` with it answers 304. Components and
     cases need an account; cases are those in the reader's scope."""

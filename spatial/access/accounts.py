@@ -36,13 +36,13 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Connection, make_url, text
+from sqlalchemy import Connection, text
 from zxcvbn import zxcvbn
 
 from spatial.access.principal import Principal
 from spatial.access.scope import scope_problem
 from spatial.errors import AuthenticationError, InvalidParameterError, NotFoundError
-from spatial.store.db import CONNECT_TIMEOUT_S
+from spatial.store.db import CONNECT_TIMEOUT_S, libpq_uri
 from spatial.store.models.accounts import ROLES
 
 LOGIN = re.compile(r"^[A-Za-z0-9._@-]{3,64}$")
@@ -318,7 +318,7 @@ async def watch_principals(url: str, cache: PrincipalCache, retry_s: float = 1.0
     whenever it (re)connects, so a change made meanwhile is not missed."""
     import asyncpg
 
-    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    dsn = libpq_uri(url)
 
     def heard(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
         cache.forget_account(int(payload) if payload.isdigit() else None)

@@ -23,11 +23,11 @@ from typing import Any
 import procrastinate
 from procrastinate.jobs import Status
 from sqlalchemy import Engine
-from sqlalchemy.engine import make_url
 
 from spatial.cases import scheduler
 from spatial.grids import planning
 from spatial.reference.cache import ReferenceCache
+from spatial.store.db import libpq_uri
 
 SWEEP = "gridlink.scheduler.sweep"
 TIDY = "gridlink.scheduler.tidy"
@@ -38,7 +38,7 @@ log = logging.getLogger("gridlink.scheduler")
 
 def conninfo(url: str) -> str:
     """A libpq URI (psycopg 3) from the SQLAlchemy URL the rest of gridlink uses."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    return libpq_uri(url)
 
 
 def build(url: str, every_s: int = 30) -> procrastinate.App:

@@ -42,6 +42,16 @@ TUNING = {
     "max_wal_senders": "0",
 }
 
+# A cluster with standbys (``gridlink db replica add``, spatial/store/replicas.py): enough WAL for them, slots,
+# read-only queries on the standby, and feedback so long reads there are not cancelled by the primary's vacuum.
+REPLICATION = {
+    "wal_level": "replica",
+    "max_wal_senders": "10",
+    "max_replication_slots": "10",
+    "hot_standby": "on",
+    "hot_standby_feedback": "on",
+}
+
 # What the server log may hold (issue 23, finding 12). psycopg2 sends values inside the statement text, so a
 # failing statement's text is personal data: never logged; nor the ERROR lines that clients cause (their
 # message may quote the bad value; the client and gridlink's own log already have them, without values), nor
@@ -68,6 +78,8 @@ class ClusterState:
     port: int
     password: str
     bindir: str
+    # Streams WAL to standbys (REPLICATION instead of the minimal WAL of TUNING); set by the first replica.
+    replication: bool = False
 
     def url(self, dbname: str) -> str:
         """Return a SQLAlchemy URL for ``dbname`` in this cluster."""
@@ -182,7 +194,8 @@ class Cluster:
         self.statefile.chmod(0o600)
 
     # -- commands ---------------------------------------------------------------------------------------
-    def _run(self, args: list[str], **kwargs) -> subprocess.CompletedProcess[str]:
+    def run(self, args: list[str], **kwargs) -> subprocess.CompletedProcess[str]:
+        """Run a PostgreSQL program as the cluster's account (``postgres`` when we are root)."""
         if self._runas is None:
             return subprocess.run(args, text=True, capture_output=True, **kwargs)
         uid, gid = self._runas
@@ -190,7 +203,8 @@ class Cluster:
             args, text=True, capture_output=True, user=uid, group=gid, extra_groups=[], cwd="/", **kwargs
         )
 
-    def _chown(self, path: Path) -> None:
+    def chown(self, path: Path) -> None:
+        """Give ``path`` to the cluster's account (when we are root)."""
         if self._runas is not None:
             os.chown(path, *self._runas)
 
@@ -206,15 +220,15 @@ class Cluster:
         if self.pgdata.exists():
             shutil.rmtree(self.pgdata)
         self.pgdata.mkdir(mode=0o700)
-        self._chown(self.pgdata)
+        self.chown(self.pgdata)
         password = secrets.token_urlsafe(24)
         pwfile = self.home / ".initdb-pw"
         pwfile.write_text(password + "\n")
         pwfile.chmod(0o600)
-        self._chown(pwfile)
+        self.chown(pwfile)
         self.log(f"initdb: creating the embedded cluster in {self.pgdata}")
         try:
-            done = self._run([
+            done = self.run([
                 str(bindir / "initdb"), "-D", str(self.pgdata), "-U", SUPERUSER, f"--pwfile={pwfile}",
                 "--auth=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8",
             ])
@@ -235,25 +249,26 @@ class Cluster:
         self.home.chmod(0o711 if self._runas is not None else 0o700)
         self.logfile.touch(mode=0o600, exist_ok=True)
         self.logfile.chmod(0o600)
-        self._chown(self.logfile)
+        self.chown(self.logfile)
 
-    def _write_conf(self, port: int) -> None:
+    def _write_conf(self, state: ClusterState) -> None:
+        settings = {**TUNING, **(REPLICATION if state.replication else {}), **LOGGING}
         lines = [
-            f"port = {port}",
+            f"port = {state.port}",
             "listen_addresses = '127.0.0.1'",
             "unix_socket_directories = ''",
-            *(f"{key} = '{value}'" for key, value in {**TUNING, **LOGGING}.items()),
+            *(f"{key} = '{value}'" for key, value in settings.items()),
         ]
         conf = self.pgdata / "gridlink.conf"
         conf.write_text("\n".join(lines) + "\n")
-        self._chown(conf)
+        self.chown(conf)
 
     def running(self) -> bool:
         """Tell whether this cluster's postmaster is up."""
         state = self.state()
         if state is None or not self.pgdata.exists():
             return False
-        done = self._run([str(Path(state.bindir) / "pg_ctl"), "-D", str(self.pgdata), "status"])
+        done = self.run([str(Path(state.bindir) / "pg_ctl"), "-D", str(self.pgdata), "status"])
         return done.returncode == 0
 
     def start(self) -> ClusterState:
@@ -262,11 +277,12 @@ class Cluster:
         if self.running():
             return state
         if not port_free(state.port):
-            state = ClusterState(port=free_port(), password=state.password, bindir=state.bindir)
+            state = ClusterState(port=free_port(), password=state.password, bindir=state.bindir,
+                                 replication=state.replication)
             self._save(state)
-        self._write_conf(state.port)
+        self._write_conf(state)
         self.keep_private()
-        done = self._run([
+        done = self.run([
             str(Path(state.bindir) / "pg_ctl"), "-D", str(self.pgdata), "-l", str(self.logfile),
             "-w", "-t", "120", "start",
         ])
@@ -281,9 +297,32 @@ class Cluster:
         state = self.state()
         if state is None or not self.running():
             return
-        done = self._run([str(Path(state.bindir) / "pg_ctl"), "-D", str(self.pgdata), "-m", "fast", "-w", "stop"])
+        done = self.run([str(Path(state.bindir) / "pg_ctl"), "-D", str(self.pgdata), "-m", "fast", "-w", "stop"])
         if done.returncode != 0:
             raise ClusterError(f"pg_ctl stop failed:\n{done.stderr.strip()}")
+
+    def enable_replication(self) -> ClusterState:
+        """Make the cluster ready to stream WAL to standbys (started; restarted once if it ran without)."""
+        state = self.init()
+        if state.replication:
+            return self.start()
+        state = ClusterState(port=state.port, password=state.password, bindir=state.bindir, replication=True)
+        self._save(state)
+        if self.running():
+            self.log("restarting the embedded cluster with replication enabled (wal_level = replica)")
+            self.stop()
+        return self.start()
+
+    def promote(self) -> None:
+        """Make this standby a primary that takes writes (pg_ctl promote, waiting until it does)."""
+        state = self.state()
+        if state is None or not self.running():
+            raise ClusterError(f"the cluster in {self.pgdata} is not running")
+        if not (self.pgdata / "standby.signal").exists():
+            raise ClusterError(f"the cluster in {self.pgdata} is not a standby")
+        done = self.run([str(Path(state.bindir) / "pg_ctl"), "-D", str(self.pgdata), "-w", "-t", "60", "promote"])
+        if done.returncode != 0:
+            raise ClusterError(f"pg_ctl promote failed:\n{done.stderr.strip()}")
 
     def ensure_database(self, dbname: str) -> str:
         """Create ``dbname`` if missing; return its URL."""

@@ -49,8 +49,15 @@ def positional(name: str) -> tuple[str, tuple[str, ...]]:
     return _BIND.sub(number, _COMMENT.sub("", source(name))), tuple(order)
 
 
+UNPREPARED = "gridlink_unprepared"  # connection info key: behind PgBouncer (spatial/store/db.py: make_engine)
+
+
 def run_prepared(conn: Connection, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-    """Execute statement ``name`` as a prepared statement on this connection; return rows as dicts."""
+    """Execute statement ``name`` as a prepared statement on this connection; return rows as dicts. Behind
+    PgBouncer in transaction mode a statement prepared on one server connection is unknown on the next: there
+    it runs unprepared."""
+    if conn.connection.info.get(UNPREPARED):
+        return [dict(row) for row in conn.execute(statement(name), params).mappings()]
     sql, order = positional(name)
     prepared = conn.connection.info.setdefault("gridlink_prepared", set())
     dbapi = conn.connection.dbapi_connection
