@@ -4,19 +4,14 @@ origin aborted, and finds them rendered from the pinned copies under ``/static/v
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
 
+from tests.browser.conftest import screenshot
 from tests.conftest import admin_headers
 from tests.live import serving
-
-playwright = pytest.importorskip("playwright.sync_api")
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-SHOTS = Path(__file__).resolve().parent / "screenshots"
 
 
 @pytest.fixture(scope="module")
@@ -25,17 +20,6 @@ def server(world_engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> It
     log = tmp_path_factory.mktemp("serve") / "serve.log"
     with serving(world_engine.url.render_as_string(hide_password=False), log=log) as port:
         yield f"http://127.0.0.1:{port}"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
-    """Debian's Chromium, driven by Playwright (local to this file until tests/browser/conftest.py has one)."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip("no Chromium installed")
-    with playwright.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield chromium
-        chromium.close()
 
 
 class Offline:
@@ -62,8 +46,7 @@ class Offline:
         self.page.goto(self.origin + path, wait_until="load")
 
     def shot(self, name: str) -> None:
-        SHOTS.mkdir(exist_ok=True)
-        self.page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=False)
+        screenshot(self.page, name)
 
     def close(self) -> None:
         self.context.close()
