@@ -19,8 +19,10 @@ from tests.live import serving
 
 GZIP = {"Accept-Encoding": "gzip"}
 IDENTITY = {"Accept-Encoding": "identity"}
-FIRST_LOAD = ["/", "/static/app.js", "/static/app.css", "/static/vendor/leaflet/leaflet.js",
-              "/static/vendor/leaflet/leaflet.css", "/api/v1/areas?level=4", "/api/v1/stats"]
+FIRST_LOAD = ["/", "/static/common/shell.js", "/static/common/common.css", "/static/console/console.js",
+              "/static/console/map.js", "/static/console/console.css", "/static/vendor/maplibre-gl/maplibre-gl.mjs",
+              "/static/vendor/maplibre-gl/maplibre-gl-worker.mjs", "/static/vendor/maplibre-gl/maplibre-gl.css",
+              "/api/v1/stats"]
 
 
 def _raw(client: TestClient, path: str, headers: dict[str, str]) -> httpx.Response:

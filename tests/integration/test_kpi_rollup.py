@@ -42,7 +42,7 @@ def assert_parity(conn: Connection, query: KpiQuery, by: Principal = ADMIN) -> d
 @pytest.fixture
 def history(world: Connection) -> Connection:
     """The world with test_kpi.py's history (assisting units included) stored, rolled back afterwards."""
-    world.execute(text('TRUNCATE case_unit, case_event, "case" RESTART IDENTITY'))
+    world.execute(text('TRUNCATE case_photo, case_unit, case_event, "case" RESTART IDENTITY'))
     insert_history(world)
     return world
 
@@ -62,7 +62,7 @@ def test_the_triggers_keep_what_the_rebuild_computes(history: Connection) -> Non
     history.execute(text("UPDATE case_unit SET handled_at = :t WHERE case_id = 3"), {"t": day(3.9)})
     history.execute(text("DELETE FROM case_unit WHERE case_id = 9"))
     assert rebuild(history) == 0
-    history.execute(text('TRUNCATE case_unit, case_event, "case"'))
+    history.execute(text('TRUNCATE case_photo, case_unit, case_event, "case"'))
     assert history.execute(text("SELECT count(*) FROM kpi_rollup")).scalar_one() == 0
 
 
@@ -217,4 +217,4 @@ def test_concurrent_writers_add_up(world_engine: Engine, no_cases: None) -> None
                                  " ORDER BY span"), {"g": GRID_A}).all()
         assert [tuple(r) for r in rows] == [("d", 2, 1), ("m", 2, 1)]
         assert rebuild(conn) == 0
-        conn.execute(text('TRUNCATE case_unit, case_event, "case"'))
+        conn.execute(text('TRUNCATE case_photo, case_unit, case_event, "case"'))
