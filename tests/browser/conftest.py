@@ -53,12 +53,25 @@ def _accounts(engine: Engine) -> tuple[str, dict[str, str]]:
 
 
 @pytest.fixture(scope="session")
-def demo(small_demo: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+def browser_demo() -> Iterator[Engine]:
+    """The small demo in a database of the browser tests' own: they create and move cases, which the
+    integration tests' ``small_demo`` must not see (its digest is compared with a fresh build)."""
+    from spatial.demo.build import build_demo
+    from tests.conftest import migrated_engine
+
+    eng = migrated_engine("gridlink_test_small_browser")
+    build_demo(eng, small=True, progress=False)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def demo(browser_demo: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     """A live server (a real ``gridlink serve`` process) on the small demo."""
-    town, accounts = _accounts(small_demo)
+    town, accounts = _accounts(browser_demo)
     log = tmp_path_factory.mktemp("server") / "server.log"
-    with serving(small_demo.url.render_as_string(hide_password=False), log=log) as port:
-        yield Demo(f"http://127.0.0.1:{port}", small_demo, town, accounts)
+    with serving(browser_demo.url.render_as_string(hide_password=False), log=log) as port:
+        yield Demo(f"http://127.0.0.1:{port}", browser_demo, town, accounts)
 
 
 @pytest.fixture(scope="session")
