@@ -20,7 +20,7 @@ import shapely
 from sqlalchemy import Connection, text
 
 from spatial.codes import district_of
-from spatial.components.rules import ComponentInput, RuleBook, check_component, geometry_problems
+from spatial.components.rules import EDITABLE, ComponentInput, RuleBook, check_columns, component_of, geometry_problems
 from spatial.errors import GridlinkError
 
 STATUS_NAMES = {"完好": "intact", "破损": "damaged", "丢失": "missing", "废弃": "abandoned", "移除": "removed"}
@@ -119,16 +119,26 @@ class Decider:
         moved = _moved(prepared, stored)
         shapes = self._shapes(prepared)
         out: list[Decided | str] = []
+        merged: list[tuple[int, dict[str, Any], Any, dict[str, Any] | None]] = []
         for i, entry in enumerate(prepared):
             if isinstance(entry, str):
                 out.append(entry)
                 continue
             try:
-                out.append(self._decide(first_row + i, entry[0], entry[1], stored, moved[i], shapes[i]))
+                merged.append((i, *self._merged(first_row + i, entry[0], entry[1], stored)))
+                out.append("")  # decided below, with the batch's rules
             except RowRefused as exc:
                 out.append(str(exc))
+        # the registry's rules, column by column over the batch's rows (rules.py; one rule set with Part 4)
+        checked = check_columns(self.book, {f: [m[1].get(f) for m in merged] for f in ("code", *EDITABLE)},
+                                [shapes[i] for i, _, _, _ in merged])
+        for j, (i, values, geom, old) in enumerate(merged):
+            try:
+                item = component_of(checked, j, values, geom, values.get("surveyed_on"))
             except GridlinkError as exc:
-                out.append(exc.detail)
+                out[i] = exc.detail
+                continue
+            out[i] = self._decided(first_row + i, item, old, moved[i], prepared[i])
         return out
 
     def _prepare(self, props: dict[str, Any], geom: Any) -> tuple[dict[str, Any], Any]:
@@ -188,8 +198,10 @@ class Decider:
             out[i] = problem
         return out
 
-    def _decide(self, row: int, props: dict[str, Any], geom: Any, stored: dict[Any, dict[str, Any]],
-                moved: bool, shape: str | None) -> Decided:
+    def _merged(self, row: int, props: dict[str, Any], geom: Any,
+                stored: dict[Any, dict[str, Any]]) -> tuple[dict[str, Any], Any, dict[str, Any] | None]:
+        """The row's values to check (the survey's mapped fields over the registered component's), its geometry
+        and the registered component (None: new); refused when a duplicate or another owner's component."""
         code = props.get("code")
         key: Any = code if code else (props["class_code"], shapely.to_wkb(geom))
         seen = self.codes if code else self.places
@@ -202,11 +214,13 @@ class Decider:
         values = {f: old[f] for f in COMPARED if f not in self.mapped} if old else {}
         values.update({f: props.get(f) for f in COMPARED if f in self.mapped})
         values["owner_key"] = self.owner
-        series = props.get("series")
-        values["code"] = code or f"{series}000000"
-        item = check_component(self.book, values, geom, surveyed_on=values.get("surveyed_on"), shape_problem=shape)
+        values["code"] = code or f"{props.get('series')}000000"
+        return values, geom, old
+
+    @staticmethod
+    def _decided(row: int, item: ComponentInput, old: dict[str, Any] | None, moved: bool, entry: Any) -> Decided:
         if old is None:
-            return Decided(row, item, "new", series=series)
+            return Decided(row, item, "new", series=entry[0].get("series"))
         changed = [f for f in COMPARED if getattr(item, f) != old[f]]
         if moved:
             changed.append("geometry")

@@ -472,6 +472,65 @@ def test_a_batch_meets_the_geometry_rules_as_one_component_does(engine_: Engine)
     assert sum(p is not None for p in batch) == 8  # every refusal of the corpus was met
 
 
+def test_a_batch_meets_the_text_and_code_rules_as_one_component_does(engine_: Engine) -> None:
+    """Parity: ``check_columns`` over a batch (each rule once per column, pyarrow / numpy) gives each row of a
+    corpus of bad rows — every code, text, status and department refusal, rules broken two at a time, a lone
+    surrogate that Arrow cannot encode — exactly the error, detail and parameter that ``check_component`` (the
+    Part 4 edits' path) raises for that row alone, and the same settled departments and status for the rest."""
+    from spatial import errors
+    from spatial.components.rules import RuleBook, check_columns, check_component
+
+    with engine_.connect() as conn:
+        book = RuleBook.load(conn)
+    ok = {"code": "3205060101000001"}
+    corpus: list[tuple[dict, str | None]] = [
+        (ok, None),
+        ({"code": "123"}, None),
+        ({"code": 3205060101000001}, None),  # not text
+        ({"code": "3205069999000001"}, None),  # unknown class
+        ({"code": "3299990101000001"}, None),  # unknown district
+        ({**ok, "owner_key": "x" * 65}, None),
+        ({**ok, "owner_key": ""}, None),  # the class's owner
+        ({**ok, "status": "broken"}, None),
+        ({**ok, "status": None, "maintainer_key": ""}, None),  # intact, the owner
+        ({**ok, "name": "a\x01b"}, None),
+        ({**ok, "name": 12345}, None),
+        ({**ok, "note": "lone \ud800"}, None),  # Arrow cannot hold it: read value by value
+        ({**ok, "name": "\x02" * 201}, None),  # too long before its characters
+        ({**ok, "manager_key": "NO_SUCH", "maintainer_key": "NOR_THIS"}, None),
+        ({"code": "12", "name": "\x03"}, None),  # the code first
+        ({**ok, "note": "\x04"}, "a geometry problem"),  # the texts before the geometry
+        ({**ok, "owner_key": "NO_SUCH"}, "a geometry problem"),  # the geometry before the departments
+        ({**ok, "name": "路灯", "note": "tab\tand\nline"}, None),
+    ]
+    point = shapely.Point(120.01, 31.11)
+    fields = ("code", "name", "owner_key", "manager_key", "maintainer_key", "status", "note")
+    checked = check_columns(book, {f: [props.get(f) for props, _ in corpus] for f in fields},
+                            [shape for _, shape in corpus])
+    for i, (props, shape) in enumerate(corpus):
+        problem = checked.problems[i]
+        try:
+            item = check_component(book, props, point, shape_problem=shape)
+        except errors.GridlinkError as exc:
+            assert problem is not None, (i, exc.detail)
+            assert (type(exc), exc.detail, exc.extra.get("parameter")) == (problem.error, problem.detail,
+                                                                            problem.parameter), i
+            continue
+        assert problem is None, (i, problem)
+        assert (item.owner_key, item.manager_key, item.maintainer_key, item.status) == (
+            checked.owner_key[i], checked.manager_key[i], checked.maintainer_key[i], checked.status[i])
+    details = [p.detail if p else None for p in checked.problems]
+    assert details[:5] == [None] + ["code must be 16 digits: district (6) + class (4) + serial (6)"] * 2 + [
+        "unknown component class 9999", "unknown district 329999"]
+    assert details[9].startswith("name holds the character U+0001 at position 1")
+    assert details[11].startswith("note holds the character U+D800 at position 5")
+    assert details[12] == "name must be text of at most 200 characters"
+    assert details[13] == "unknown department(s): NOR_THIS, NO_SUCH"
+    assert details[15].startswith("note holds") and details[16] == "a geometry problem"
+    assert checked.owner_key[6] == "WATER" and checked.maintainer_key[8] == "WATER" and checked.status[8] == "intact"
+    assert sum(p is None for p in checked.problems) == 4
+
+
 @pytest.fixture(scope="module")
 def registry_client(registry_engine: Engine):
     """An HTTP client of the app on the registry's database, as an admin; its statement timeout (5 s) turns an
