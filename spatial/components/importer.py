@@ -225,13 +225,19 @@ def _stage(conn: Connection, decided: list[Decided], report: ImportReport, field
     lines = []
     for d in decided:
         setattr(report, d.action, getattr(report, d.action) + 1)
-        fields.update(d.fields)
         item = d.item
+        if d.action == "unchanged":  # only its code is read again (what the survey lists): no values formatted
+            lines.append(f"{d.row}\t{item.code}{_UNCHANGED}")  # a registered code: 16 digits, nothing to escape
+            continue
+        fields.update(d.fields)
         lines.append(row_line((d.row, None if d.series else item.code, d.series, d.action, json.dumps(d.fields),
                                item.name, item.owner_key, item.manager_key, item.maintainer_key, item.status,
                                item.note, item.surveyed_on, geoms.get(d.row))))
     if lines:
         copy_lines(raw_cursor(conn), "survey_stage", STAGE_COLUMNS, lines)
+
+
+_UNCHANGED = "\t\\N\tunchanged\t[]" + "\t\\N" * (len(STAGE_COLUMNS) - 5) + "\n"  # series … geom after the code
 
 
 def _missing(conn: Connection, options: ImportOptions, report: ImportReport) -> None:
