@@ -183,11 +183,11 @@ def _pipelined(survey: Survey, decider: Decider, size: int) -> Generator[tuple[A
     def produce() -> None:
         try:
             first = 1
-            for batch, rows, geoms in survey.batches(size):
+            for batch, columns, geoms in survey.batches(size):
                 if stop.is_set():
                     return
-                ahead.put((batch, len(rows), decider.batch(first, rows, geoms)))
-                first += len(rows)
+                ahead.put((batch, batch.num_rows, decider.batch(first, columns, geoms)))
+                first += batch.num_rows
             ahead.put(_END)
         except BaseException as exc:  # handed to the reader, which raises it
             ahead.put(exc)

@@ -16,6 +16,7 @@ from datetime import date, datetime
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import shapely
 from sqlalchemy import Connection, text
 
@@ -81,22 +82,53 @@ def _date(value: Any) -> date | None:
         raise RowRefused(f"surveyed_on {value!r} is not a date (YYYY-MM-DD)") from exc
 
 
+def normal_value(name: str, value: Any, names: Names) -> Any:
+    """One field's value as the registry names it (codes as text, class and department names as codes and
+    keys, Chinese status names in English, text stripped and empty text as nothing); unknown names are left for
+    the rules to refuse. RowRefused for a date that is not one."""
+    if name == "code":
+        return _code(value)
+    value = value.strip() if isinstance(value, str) else value
+    if isinstance(value, str) and value == "":
+        value = None
+    if name == "class_code" and value is not None:
+        code = _code(value) or ""
+        return names.classes.get(code) or names.classes.get(code.lower()) or code.zfill(4)
+    if name in KEY_FIELDS and isinstance(value, str):
+        return names.departments.get(value) or names.departments.get(value.lower()) or value
+    if name == "status" and isinstance(value, str):
+        return STATUS_NAMES.get(value, value.lower())
+    if name == "surveyed_on":
+        return _date(value)
+    return value
+
+
 def normalise(props: dict[str, Any], names: Names) -> dict[str, Any]:
-    """The row's values as the registry names them (codes as text, class and department names as codes and
-    keys, Chinese status names in English); unknown names are left for the rules to refuse."""
-    out = {k: (v.strip() if isinstance(v, str) else v) for k, v in props.items()}
-    out = {k: (None if v == "" else v) for k, v in out.items()}
-    out["code"] = _code(props.get("code"))
-    if out.get("class_code") is not None:
-        value = _code(out["class_code"]) or ""
-        out["class_code"] = names.classes.get(value) or names.classes.get(value.lower()) or value.zfill(4)
-    for key in KEY_FIELDS:
-        if isinstance(out.get(key), str):
-            out[key] = names.departments.get(out[key]) or names.departments.get(out[key].lower()) or out[key]
-    if isinstance(out.get("status"), str):
-        out["status"] = STATUS_NAMES.get(out["status"], out["status"].lower())
-    out["surveyed_on"] = _date(out.get("surveyed_on"))
+    """The row's values as the registry names them (``normal_value`` on each; code and date always present)."""
+    out = {k: normal_value(k, v, names) for k, v in props.items()}
+    out.setdefault("code", None)
+    out.setdefault("surveyed_on", None)
     return out
+
+
+def normal_column(name: str, column: pa.Array, names: Names) -> list[Any]:
+    """``normal_value`` over a survey's Arrow column, each distinct value once (dictionary encoding: a column
+    of class, department or status names holds a handful), taken back row by row; a value that cannot be
+    read (a date that is not one) is its RowRefused."""
+    encoded = column.dictionary_encode() if not pa.types.is_dictionary(column.type) else column
+    decided: list[Any] = []
+    for value in encoded.dictionary.to_pylist():
+        try:
+            decided.append(normal_value(name, value, names))
+        except RowRefused as exc:
+            decided.append(exc)
+    try:
+        none = normal_value(name, None, names)
+    except RowRefused as exc:  # pragma: no cover - None is never refused
+        none = exc
+    lookup = np.array([*decided, none], dtype=object)
+    index = encoded.indices.fill_null(len(decided)).to_numpy(zero_copy_only=False)
+    return list(lookup[index])
 
 
 class Decider:
@@ -107,8 +139,13 @@ class Decider:
         self.codes: dict[str, int] = {}
         self.places: dict[tuple[str, bytes], int] = {}
 
-    def batch(self, first_row: int, rows: list[dict[str, Any]], geoms: Any) -> list[Decided | str]:
-        """Each row's decision, or its reason for refusal; ``first_row`` is the first one's 1-based number."""
+    def batch(self, first_row: int, columns: dict[str, pa.Array], geoms: Any) -> list[Decided | str]:
+        """Each row's decision, or its reason for refusal; ``columns``: the survey's mapped fields (Arrow),
+        normalised column by column; ``first_row`` is the first one's 1-based number."""
+        normal = {f: normal_column(f, column, self.names) for f, column in columns.items()}
+        for f in ("code", "surveyed_on"):
+            normal.setdefault(f, [None] * len(geoms))
+        rows = [dict(zip(normal, row, strict=True)) for row in zip(*normal.values(), strict=True)]
         prepared: list[tuple[dict[str, Any], Any] | str] = []
         for props, geom in zip(rows, geoms, strict=True):
             try:
@@ -144,7 +181,9 @@ class Decider:
     def _prepare(self, props: dict[str, Any], geom: Any) -> tuple[dict[str, Any], Any]:
         if geom is None or shapely.is_empty(geom):
             raise RowRefused("the row has no geometry")
-        props = normalise(props, self.names)
+        for value in props.values():
+            if isinstance(value, RowRefused):
+                raise value
         code, cls = props.get("code"), props.get("class_code")
         if code is None and cls is None:
             raise RowRefused("the row has neither a code nor a class")

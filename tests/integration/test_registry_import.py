@@ -531,6 +531,41 @@ def test_a_batch_meets_the_text_and_code_rules_as_one_component_does(engine_: En
     assert sum(p is None for p in checked.problems) == 4
 
 
+def test_a_batch_is_normalised_column_by_column_as_row_by_row(engine_: Engine) -> None:
+    """Parity: ``normal_column`` (each distinct value of an Arrow column once) reads every value of a corpus —
+    names, Chinese and English, statuses, codes as numbers, padded text, empty text, dates good and bad, nulls
+    — exactly as ``normalise`` reads each row alone (a bad date: the same refusal)."""
+    import pyarrow as pa
+
+    from spatial.components.survey_rows import Names, RowRefused, normal_column, normalise
+
+    with engine_.connect() as conn:
+        names = Names.load(conn)
+    corpus = {
+        "code": pa.array([" 3205060101000001 ", None, "", "3205060101000001", "x"]),
+        "class_code": pa.array(["上水井盖", "Water supply manhole cover", "101", None, "  "]),
+        "owner_key": pa.array(["水务局(水务集团)", "Water Authority", "WATER", "", None]),
+        "status": pa.array(["完好", " Damaged", "丢失", "", None]),
+        "name": pa.array([" a ", "", None, "b\tc", "路灯"]),
+        "surveyed_on": pa.array(["2024/01/02", "2024-13-01", None, "", "2024-01-02T10:00"]),
+    }
+    numbers = pa.array([3205060101000001.0, None, 3205060101000001.0, 1.5, None])
+    for columns in (corpus, {**corpus, "code": numbers}):
+        normal = {f: normal_column(f, column, names) for f, column in columns.items()}
+        for i in range(5):
+            row = {f: column[i].as_py() for f, column in columns.items()}
+            try:
+                alone = normalise(row, names)
+            except RowRefused as exc:
+                assert str(normal["surveyed_on"][i]) == str(exc)
+                continue
+            assert {f: normal[f][i] for f in columns} == alone, i
+    assert normal_column("class_code", corpus["class_code"], names) == ["0101", "0101", "0101", None, None]
+    assert normal_column("owner_key", corpus["owner_key"], names) == ["WATER", "WATER", "WATER", None, None]
+    refused = normal_column("surveyed_on", corpus["surveyed_on"], names)
+    assert isinstance(refused[1], RowRefused) and refused[0].isoformat() == "2024-01-02"
+
+
 @pytest.fixture(scope="module")
 def registry_client(registry_engine: Engine):
     """An HTTP client of the app on the registry's database, as an admin; its statement timeout (5 s) turns an
