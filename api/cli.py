@@ -13,6 +13,7 @@
                   | rollback ID
     gridlink import components FILE --owner KEY [--mapping M] [--crs EPSG] [--encoding E] [--dry-run]
                                     [--all-or-nothing] [--rejects OUT] [--retire-missing] [--report OUT.json]
+                                    [--exclusive]
     gridlink export components OUT [--format gpkg|geojson|csv|fgb|shp] [--owner KEY] [--class C] [--status S]
                                    [--area CODE] [--changed-since TIME]
     gridlink serve [--host H] [--port P] [--workers N] [--scheduler]
@@ -353,7 +354,7 @@ def _import_components(args: argparse.Namespace) -> int:
         options = ImportOptions(owner=args.owner, mapping=read_mapping(args.mapping) if args.mapping else None,
                                 crs=args.crs, encoding=args.encoding, layer=args.layer, dry_run=args.dry_run,
                                 all_or_nothing=args.all_or_nothing, retire_missing=args.retire_missing,
-                                rejects=args.rejects)
+                                rejects=args.rejects, exclusive=args.exclusive)
         with tqdm(unit=" rows", desc=args.file.name, disable=args.quiet) as bar:
             def progress(rows: int, total: int) -> None:
                 bar.total = total if total > 0 else None
@@ -565,6 +566,10 @@ def parser() -> argparse.ArgumentParser:
     imp.add_argument("--retire-missing", action="store_true",
                      help="components: retire (status removed) registered components the survey lacks")
     imp.add_argument("--quiet", action="store_true", help="components: no progress bar")
+    imp.add_argument("--exclusive", action="store_true",
+                     help="components, admin, maintenance window only: a survey of 50,000 rows or more is merged"
+                          " with the registry's foreign keys dropped — faster, but every reader of the registry"
+                          " (search, /ogc, tiles, case intake) waits until the import commits")
     for option in ("departments", "component-classes", "event-categories", "category-classes", "holidays"):
         imp.add_argument(f"--{option}", type=Path, default=None)
     imp.set_defaults(func=cmd_import)

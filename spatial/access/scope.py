@@ -183,6 +183,14 @@ def check_edit_component(principal: Principal, owner_key: str) -> None:
     _check_edit(principal, "owner", principal.scope == owner_key, f"components owned by {owner_key}")
 
 
+def check_exclusive_import(principal: Principal) -> None:
+    """ForbiddenError unless the caller is an admin: only an admin may import a survey in a maintenance window
+    (``--exclusive``: the registry table locked against every reader until the import commits)."""
+    if principal.role != "admin":
+        raise ForbiddenError(f"{principal.login} ({principal.role}) may not lock the registry for an import"
+                             " (--exclusive needs an admin)")
+
+
 def check_edit_base_grid(principal: Principal, code: str, *, changed_by: str | None = None) -> None:
     """ForbiddenError unless the caller may edit the base grid ``code`` (admins; planners whose area covers it).
     ``changed_by``: the grid whose edit would change ``code`` (a neighbour that grows, shrinks or absorbs it)."""

@@ -8,6 +8,11 @@ changed rows updated with the base grid assigned spatially (the grid covering th
 smallest code on shared edges), one ``component_history`` row each, the owner's registered components the
 survey lacks counted (and retired when asked), and one audit row. A refused file or a failure at any point
 rolls everything back: nothing partial is left.
+
+Whatever its length, a survey is stored batch by batch with the registry's foreign keys in place, so that the
+``component`` table stays readable and writable by others (search, /ogc, tiles, case intake) throughout. Only
+``exclusive`` (an admin's maintenance window) merges a long survey with the keys dropped (ForeignKeys), which
+locks the table against every reader until the commit.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from sqlalchemy import Connection, Engine, text
 
 from spatial.access.audit import Actor, record
 from spatial.access.principal import Principal
-from spatial.access.scope import check_edit_component
+from spatial.access.scope import check_edit_component, check_exclusive_import
 from spatial.components.rules import RuleBook
 from spatial.components.serials import allocate, lock_series
 from spatial.components.survey import Survey, open_survey
@@ -39,7 +44,7 @@ from spatial.errors import ConflictError, InvalidParameterError
 from spatial.store.copy import copy_lines, raw_cursor, row_line
 
 BATCH = 20_000
-BULK_ROWS = 50_000  # a survey this long is stored with the registry's foreign keys dropped and added back
+BULK_ROWS = 50_000  # with ``exclusive``, a survey this long is stored with the foreign keys dropped and added back
 MAPPING_KEY = "component_mapping:"  # + owner key: the owner's saved column mapping, in ``meta``
 SHOWN = 20  # refused rows and missing codes listed in the report
 STAGE_COLUMNS = ("row_no", "code", "series", "action", "fields", "name", "owner_key", "manager_key",
@@ -61,6 +66,7 @@ class ImportOptions:
     rejects: Path | None = None
     batch: int = BATCH
     bulk_rows: int = BULK_ROWS
+    exclusive: bool = False  # a maintenance window: drop the foreign keys, holding ``component`` exclusively
 
 
 @dataclass
@@ -95,6 +101,8 @@ def import_survey(engine: Engine, principal: Principal, actor: Actor, path: Path
     """Import the survey at ``path`` for ``options.owner`` as ``principal``; return the report. A file that
     cannot be imported raises SurveyFileError and stores nothing."""
     check_edit_component(principal, options.owner)
+    if options.exclusive:
+        check_exclusive_import(principal)
     with engine.connect() as conn, engine.connect() as lookups, conn.begin() as transaction:
         report = _run(conn, lookups, actor, path, options, progress)
         if report.stored:
@@ -125,8 +133,11 @@ def _run(conn: Connection, lookups: Connection, actor: Actor, path: Path, option
     decider = Decider(lookups, book, Names.load(conn), options.owner, set(survey.mapping.values()))
     fields: Counter[str] = Counter()
     rejects = _Rejects(survey, options.rejects)
-    # a long survey is staged whole and merged at the end, with the foreign keys dropped (ForeignKeys)
-    incremental = not (options.dry_run or options.all_or_nothing or survey.total >= options.bulk_rows)
+    # Stored batch by batch while the next batch is decided (the foreign keys checked row by row, the table
+    # open to everyone), unless nothing may be stored before the end, or a maintenance window (``exclusive``)
+    # stages a long survey whole and merges it at the end with the foreign keys dropped (ForeignKeys).
+    bulk = options.exclusive and survey.total >= options.bulk_rows
+    incremental = not (options.dry_run or options.all_or_nothing or bulk)
     # closed here, on any exit: the reader thread is stopped before the connections it uses are returned
     with contextlib.closing(_pipelined(survey, decider, options.batch)) as batches:
         for batch, rows, decided in batches:
@@ -172,11 +183,11 @@ def _pipelined(survey: Survey, decider: Decider, size: int) -> Generator[tuple[A
     def produce() -> None:
         try:
             first = 1
-            for batch, rows, geoms in survey.batches(size):
+            for batch, columns, geoms in survey.batches(size):
                 if stop.is_set():
                     return
-                ahead.put((batch, len(rows), decider.batch(first, rows, geoms)))
-                first += len(rows)
+                ahead.put((batch, batch.num_rows, decider.batch(first, columns, geoms)))
+                first += batch.num_rows
             ahead.put(_END)
         except BaseException as exc:  # handed to the reader, which raises it
             ahead.put(exc)
@@ -214,13 +225,19 @@ def _stage(conn: Connection, decided: list[Decided], report: ImportReport, field
     lines = []
     for d in decided:
         setattr(report, d.action, getattr(report, d.action) + 1)
-        fields.update(d.fields)
         item = d.item
+        if d.action == "unchanged":  # only its code is read again (what the survey lists): no values formatted
+            lines.append(f"{d.row}\t{item.code}{_UNCHANGED}")  # a registered code: 16 digits, nothing to escape
+            continue
+        fields.update(d.fields)
         lines.append(row_line((d.row, None if d.series else item.code, d.series, d.action, json.dumps(d.fields),
                                item.name, item.owner_key, item.manager_key, item.maintainer_key, item.status,
                                item.note, item.surveyed_on, geoms.get(d.row))))
     if lines:
         copy_lines(raw_cursor(conn), "survey_stage", STAGE_COLUMNS, lines)
+
+
+_UNCHANGED = "\t\\N\tunchanged\t[]" + "\t\\N" * (len(STAGE_COLUMNS) - 5) + "\n"  # series … geom after the code
 
 
 def _missing(conn: Connection, options: ImportOptions, report: ImportReport) -> None:
@@ -288,7 +305,7 @@ def _merge(conn: Connection, actor: Actor, options: ImportOptions, report: Impor
     ``stored`` batch by batch): codes allocated, those rows, retirements, the foreign keys back, the audit row."""
     _allocate(conn, report)
     keys = ForeignKeys(conn)
-    if report.new >= options.bulk_rows:
+    if options.exclusive and report.new >= options.bulk_rows:
         keys.drop()
     changed = [] if stored else list(conn.execute(text(
         "SELECT code FROM survey_stage WHERE action = 'changed'")).scalars())
@@ -310,7 +327,7 @@ class ForeignKeys:
     set-based query over the table instead. Definitions are read from the catalog, so they come back as the
     migrations made them; it all happens in the import's transaction (nothing is left without them, whatever
     fails), which holds the registry table exclusively from the drop to its commit: readers of ``component``
-    wait meanwhile (README "Component registry")."""
+    wait meanwhile (README "Component registry"). Used only by an ``exclusive`` import."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn

@@ -12,21 +12,23 @@ once per import, so that a 680,000-row survey is checked in process without a qu
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
 from pyproj import Geod
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Connection, text
 
 from spatial import errors
-from spatial.codes import COMPONENT_CODE, component_class_of, district_of
+from spatial.codes import COMPONENT_CODE, COMPONENT_CODE_PATTERN, component_class_of, district_of
 from spatial.store.models.components import STATUSES
-from spatial.text import text_problem
+from spatial.text import NOT_XML, text_problem
 
 MAX_VERTICES = 5_000
 MAX_AREA_M2 = 1_000_000
@@ -198,27 +200,166 @@ def check_keys(book: RuleBook, *keys: str) -> None:
         raise errors.InvalidParameterError(f"unknown department(s): {', '.join(unknown)}", parameter="owner_key")
 
 
+@dataclass(frozen=True)
+class Problem:
+    """The first rule a component breaks: the error it is refused with, its detail, the parameter named."""
+
+    error: type[errors.GridlinkError]
+    detail: str
+    parameter: str | None = None
+
+    def exception(self) -> errors.GridlinkError:
+        """The error to raise."""
+        return self.error(self.detail, parameter=self.parameter) if self.parameter else self.error(self.detail)
+
+
+@dataclass
+class Checked:
+    """The verdict of ``check_columns`` on a set of components, one entry per row: the first ``problems`` each
+    breaks (None: valid) and, for the valid ones, the values the rules settle (departments defaulted to the
+    class's owner, status defaulted to intact)."""
+
+    problems: list[Problem | None]
+    owner_key: list[str]
+    manager_key: list[str]
+    maintainer_key: list[str]
+    status: list[str]
+
+
+def check_columns(book: RuleBook, columns: Mapping[str, Sequence[Any]],
+                  shape_problems: Sequence[str | None]) -> Checked:
+    """Every rule of ``check_component`` over many components at once, decided column by column (pyarrow
+    compute and numpy over the whole column, Python only for the rows that break a rule, to word the reason):
+    ``columns`` holds ``code`` and the ``EDITABLE`` fields (absent: None everywhere), ``shape_problems``
+    what ``geometry_problems`` found for each geometry. The rules are taken in ``check_component``'s order —
+    code, owner text, status, name, manager, maintainer and note texts, geometry, departments — and each row
+    gets the first it breaks. A single component (``check_component``, the Part 4 edits) is a column of one."""
+    n = len(columns["code"])
+    out: list[Problem | None] = [None] * n
+
+    def fill(found: dict[int, Problem]) -> None:
+        for i, problem in found.items():
+            if out[i] is None:
+                out[i] = problem
+
+    def column(name: str) -> list[Any]:
+        return list(columns.get(name) or [None] * n)
+
+    codes = column("code")
+    fill(_code_problems(book, codes))
+    owners_given = column("owner_key")
+    fill(_text_problems(owners_given, "owner_key"))
+    statuses = [v or "intact" for v in column("status")]
+    fill({i: Problem(errors.InvalidParameterError, f"status must be one of {', '.join(STATUSES)}", "status")
+          for i in _not_in(statuses, STATUSES)})
+    texts = {name: column(name) for name in ("name", "manager_key", "maintainer_key", "note")}
+    for name, values in texts.items():
+        fill(_text_problems(values, name))
+    fill({i: Problem(errors.InvalidGeometryError, str(p)) for i, p in enumerate(shape_problems) if p})
+    # the departments, defaulted: the owner to its class's, the manager and maintainer to the owner
+    default = [book.classes[c[6:10]][1] if out[i] is None else "" for i, c in enumerate(codes)]
+    owners = [str(o) if o else d for o, d in zip(owners_given, default, strict=True)]
+    managers = [str(m) if m else o for m, o in zip(texts["manager_key"], owners, strict=True)]
+    maintainers = [str(m) if m else o for m, o in zip(texts["maintainer_key"], owners, strict=True)]
+    unknown = sorted(set(_not_in(owners, book.departments)) | set(_not_in(managers, book.departments))
+                     | set(_not_in(maintainers, book.departments)))
+    fill({i: Problem(errors.InvalidParameterError, "unknown department(s): " + ", ".join(
+        sorted({owners[i], managers[i], maintainers[i]} - book.departments)), "owner_key") for i in unknown
+          if out[i] is None})
+    return Checked(out, owners, managers, maintainers, [str(s) for s in statuses])
+
+
+def _strings(values: Sequence[Any]) -> pa.Array | None:
+    """``values`` as an Arrow string column (None where a value is not text), or None when a text cannot be
+    encoded (a lone surrogate: the callers then read that column value by value)."""
+    try:
+        return pa.array([v if isinstance(v, str) else None for v in values], pa.string())
+    except (UnicodeEncodeError, pa.ArrowException):
+        return None
+
+
+def _not_in(values: Sequence[Any], allowed: Collection[str]) -> list[int]:
+    """The rows whose value is not one of ``allowed`` (a value that is not text never is)."""
+    arrow = _strings(values)
+    if arrow is None:
+        return [i for i, v in enumerate(values) if not (isinstance(v, str) and v in allowed)]
+    known = pc.fill_null(pc.is_in(arrow, value_set=pa.array(sorted(allowed), pa.string())), False)
+    return [int(i) for i in np.flatnonzero(~known.to_numpy(zero_copy_only=False))]
+
+
+def _code_problems(book: RuleBook, codes: Sequence[Any]) -> dict[int, Problem]:
+    """16 digits (district + class + serial) naming a known class and a known district: ``check_code``."""
+    arrow = _strings(codes)
+    if arrow is None:
+        well_formed = np.array([isinstance(c, str) and COMPONENT_CODE.fullmatch(c) is not None for c in codes])
+    else:
+        matched = pc.fill_null(pc.match_substring_regex(arrow, COMPONENT_CODE_PATTERN), False)
+        well_formed = matched.to_numpy(zero_copy_only=False)
+    out = {int(i): Problem(errors.InvalidParameterError,
+                           "code must be 16 digits: district (6) + class (4) + serial (6)", "code")
+           for i in np.flatnonzero(~well_formed)}
+    index = [int(i) for i in np.flatnonzero(well_formed)]
+    if index:
+        formed = pa.array([codes[i] for i in index], pa.string())
+        classes = pc.utf8_slice_codeunits(formed, 6, 10)
+        districts = pc.utf8_slice_codeunits(formed, 0, 6)
+        class_known = pc.is_in(classes, value_set=pa.array(sorted(book.classes), pa.string())).to_numpy(
+            zero_copy_only=False)
+        district_known = pc.is_in(districts, value_set=pa.array(sorted(book.districts), pa.string())).to_numpy(
+            zero_copy_only=False)
+        for j in np.flatnonzero(~class_known):
+            out[index[j]] = Problem(errors.InvalidParameterError,
+                                    f"unknown component class {component_class_of(codes[index[j]])}", "code")
+        for j in np.flatnonzero(class_known & ~district_known):
+            out[index[j]] = Problem(errors.InvalidParameterError,
+                                    f"unknown district {district_of(codes[index[j]])}", "code")
+    return out
+
+
+def _text_problems(values: Sequence[Any], name: str) -> dict[int, Problem]:
+    """Text of at most ``TEXT_LIMITS[name]`` characters, none outside XML 1.0 (``text_problem``): the length of
+    the whole column at once, its characters in one pass of the pattern over all of them (each row's reason
+    worded only when that pass finds one)."""
+    limit = TEXT_LIMITS[name]
+    present = np.fromiter((v is not None for v in values), bool, len(values))
+    is_text = np.fromiter((isinstance(v, str) for v in values), bool, len(values))
+    arrow = _strings(values)
+    if arrow is not None:
+        lengths = pc.fill_null(pc.utf8_length(arrow), 0).to_numpy(zero_copy_only=False)
+    else:
+        lengths = np.fromiter((len(v) if isinstance(v, str) else 0 for v in values), np.int64, len(values))
+    wrong = present & (~is_text | (lengths > limit))
+    out = {int(i): Problem(errors.InvalidParameterError, f"{name} must be text of at most {limit} characters", name)
+           for i in np.flatnonzero(wrong)}
+    fine = [int(i) for i in np.flatnonzero(is_text & ~wrong)]
+    if fine and NOT_XML.search("\n".join(values[i] for i in fine)):
+        for i in fine:
+            problem = text_problem(values[i]) if values[i] else None
+            if problem:
+                out[i] = Problem(errors.InvalidTextError, f"{name} {problem}", name)
+    return out
+
+
 def check_component(book: RuleBook, props: Mapping[str, Any], geom: BaseGeometry, *,
                     surveyed_on: date | None = None, shape_problem: str | bool | None = True) -> ComponentInput:
     """A component from its properties (``code`` and the ``EDITABLE`` fields) and shapely geometry in
-    EPSG:4326, checked by every rule of the registry; the departments default to the class's owner.
-    ``shape_problem``: what ``geometry_problems`` found for it in its batch (None: nothing), or True to check
-    it here."""
-    kind, default_owner = check_code(book, props.get("code"))
-    code = props["code"]
-    owner = check_text(props, "owner_key") or default_owner
-    status = props.get("status") or "intact"
-    if status not in STATUSES:
-        raise errors.InvalidParameterError(f"status must be one of {', '.join(STATUSES)}", parameter="status")
-    item = ComponentInput(
-        code=code, name=check_text(props, "name"), owner_key=owner,
-        manager_key=check_text(props, "manager_key") or owner,
-        maintainer_key=check_text(props, "maintainer_key") or owner,
-        status=status, note=check_text(props, "note"),
-        geometry=check_geometry(geom, kind) if shape_problem is True else geom, surveyed_on=surveyed_on)
+    EPSG:4326, checked by every rule of the registry (``check_columns`` on a column of one); the departments
+    default to the class's owner. ``shape_problem``: what ``geometry_problems`` found for it in its batch
+    (None: nothing), or True to check it here."""
+    code = props.get("code")
     if shape_problem is True:
-        check_place(book, code, item.geometry)
-    elif shape_problem:
-        raise errors.InvalidGeometryError(str(shape_problem))
-    check_keys(book, item.owner_key, item.manager_key, item.maintainer_key)
-    return item
+        shape_problem = geometry_problems(book, np.array([geom], dtype=object),
+                                          [code if isinstance(code, str) else None])[0]
+    checked = check_columns(book, {k: [props.get(k)] for k in ("code", *EDITABLE)}, [shape_problem or None])
+    return component_of(checked, 0, props, geom, surveyed_on)
+
+
+def component_of(checked: Checked, i: int, props: Mapping[str, Any], geom: BaseGeometry,
+                 surveyed_on: date | None = None) -> ComponentInput:
+    """Row ``i`` of ``checked`` as a component (``props``: its values), or the error of the rule it breaks."""
+    problem = checked.problems[i]
+    if problem is not None:
+        raise problem.exception()
+    return ComponentInput(code=props["code"], name=props.get("name"), owner_key=checked.owner_key[i],
+                          manager_key=checked.manager_key[i], maintainer_key=checked.maintainer_key[i],
+                          status=checked.status[i], note=props.get("note"), geometry=geom, surveyed_on=surveyed_on)

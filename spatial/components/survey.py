@@ -118,9 +118,10 @@ class Survey:
     geometry_type: str = "Unknown"
     geometry_name: str = "wkb_geometry"
 
-    def batches(self, size: int) -> Iterator[tuple[Any, list[dict[str, Any]], np.ndarray]]:
-        """The rows ``size`` at a time: the Arrow batch as the file holds it (for the rejects file), the mapped
-        properties, and the shapely geometries in EPSG:4326 (None where a row has none or it does not parse)."""
+    def batches(self, size: int) -> Iterator[tuple[Any, dict[str, Any], np.ndarray]]:
+        """The rows ``size`` at a time: the Arrow batch as the file holds it (for the rejects file), its mapped
+        columns by field name (Arrow arrays), and the shapely geometries in EPSG:4326 (None where a row has none
+        or it does not parse)."""
         to_wgs84 = Transformer.from_crs(self.crs, "EPSG:4326", always_xy=True)
         try:
             with open_arrow(self.path, layer=self.layer, batch_size=size, use_pyarrow=True,
@@ -131,9 +132,9 @@ class Survey:
         except _READ_ERRORS as exc:
             raise SurveyFileError(f"{self.path.name} cannot be read to its end: {exc}") from exc
 
-    def _rows(self, batch: Any) -> list[dict[str, Any]]:
-        columns = {f: batch.column(c).to_pylist() for c, f in self.mapping.items()}
-        return [{f: values[i] for f, values in columns.items()} for i in range(batch.num_rows)]
+    def _rows(self, batch: Any) -> dict[str, Any]:
+        """The batch's mapped columns by field name (Arrow arrays)."""
+        return {f: batch.column(c) for c, f in self.mapping.items()}
 
 
 def _to_wgs84(wkbs: Sequence[bytes | None], transformer: Transformer) -> np.ndarray:

@@ -16,11 +16,12 @@ from datetime import date, datetime
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import shapely
 from sqlalchemy import Connection, text
 
 from spatial.codes import district_of
-from spatial.components.rules import ComponentInput, RuleBook, check_component, geometry_problems
+from spatial.components.rules import EDITABLE, ComponentInput, RuleBook, check_columns, component_of, geometry_problems
 from spatial.errors import GridlinkError
 
 STATUS_NAMES = {"完好": "intact", "破损": "damaged", "丢失": "missing", "废弃": "abandoned", "移除": "removed"}
@@ -81,22 +82,53 @@ def _date(value: Any) -> date | None:
         raise RowRefused(f"surveyed_on {value!r} is not a date (YYYY-MM-DD)") from exc
 
 
+def normal_value(name: str, value: Any, names: Names) -> Any:
+    """One field's value as the registry names it (codes as text, class and department names as codes and
+    keys, Chinese status names in English, text stripped and empty text as nothing); unknown names are left for
+    the rules to refuse. RowRefused for a date that is not one."""
+    if name == "code":
+        return _code(value)
+    value = value.strip() if isinstance(value, str) else value
+    if isinstance(value, str) and value == "":
+        value = None
+    if name == "class_code" and value is not None:
+        code = _code(value) or ""
+        return names.classes.get(code) or names.classes.get(code.lower()) or code.zfill(4)
+    if name in KEY_FIELDS and isinstance(value, str):
+        return names.departments.get(value) or names.departments.get(value.lower()) or value
+    if name == "status" and isinstance(value, str):
+        return STATUS_NAMES.get(value, value.lower())
+    if name == "surveyed_on":
+        return _date(value)
+    return value
+
+
 def normalise(props: dict[str, Any], names: Names) -> dict[str, Any]:
-    """The row's values as the registry names them (codes as text, class and department names as codes and
-    keys, Chinese status names in English); unknown names are left for the rules to refuse."""
-    out = {k: (v.strip() if isinstance(v, str) else v) for k, v in props.items()}
-    out = {k: (None if v == "" else v) for k, v in out.items()}
-    out["code"] = _code(props.get("code"))
-    if out.get("class_code") is not None:
-        value = _code(out["class_code"]) or ""
-        out["class_code"] = names.classes.get(value) or names.classes.get(value.lower()) or value.zfill(4)
-    for key in KEY_FIELDS:
-        if isinstance(out.get(key), str):
-            out[key] = names.departments.get(out[key]) or names.departments.get(out[key].lower()) or out[key]
-    if isinstance(out.get("status"), str):
-        out["status"] = STATUS_NAMES.get(out["status"], out["status"].lower())
-    out["surveyed_on"] = _date(out.get("surveyed_on"))
+    """The row's values as the registry names them (``normal_value`` on each; code and date always present)."""
+    out = {k: normal_value(k, v, names) for k, v in props.items()}
+    out.setdefault("code", None)
+    out.setdefault("surveyed_on", None)
     return out
+
+
+def normal_column(name: str, column: pa.Array, names: Names) -> list[Any]:
+    """``normal_value`` over a survey's Arrow column, each distinct value once (dictionary encoding: a column
+    of class, department or status names holds a handful), taken back row by row; a value that cannot be
+    read (a date that is not one) is its RowRefused."""
+    encoded = column.dictionary_encode() if not pa.types.is_dictionary(column.type) else column
+    decided: list[Any] = []
+    for value in encoded.dictionary.to_pylist():
+        try:
+            decided.append(normal_value(name, value, names))
+        except RowRefused as exc:
+            decided.append(exc)
+    try:
+        none = normal_value(name, None, names)
+    except RowRefused as exc:  # pragma: no cover - None is never refused
+        none = exc
+    lookup = np.array([*decided, none], dtype=object)
+    index = encoded.indices.fill_null(len(decided)).to_numpy(zero_copy_only=False)
+    return list(lookup[index])
 
 
 class Decider:
@@ -107,8 +139,13 @@ class Decider:
         self.codes: dict[str, int] = {}
         self.places: dict[tuple[str, bytes], int] = {}
 
-    def batch(self, first_row: int, rows: list[dict[str, Any]], geoms: Any) -> list[Decided | str]:
-        """Each row's decision, or its reason for refusal; ``first_row`` is the first one's 1-based number."""
+    def batch(self, first_row: int, columns: dict[str, pa.Array], geoms: Any) -> list[Decided | str]:
+        """Each row's decision, or its reason for refusal; ``columns``: the survey's mapped fields (Arrow),
+        normalised column by column; ``first_row`` is the first one's 1-based number."""
+        normal = {f: normal_column(f, column, self.names) for f, column in columns.items()}
+        for f in ("code", "surveyed_on"):
+            normal.setdefault(f, [None] * len(geoms))
+        rows = [dict(zip(normal, row, strict=True)) for row in zip(*normal.values(), strict=True)]
         prepared: list[tuple[dict[str, Any], Any] | str] = []
         for props, geom in zip(rows, geoms, strict=True):
             try:
@@ -119,22 +156,34 @@ class Decider:
         moved = _moved(prepared, stored)
         shapes = self._shapes(prepared)
         out: list[Decided | str] = []
+        merged: list[tuple[int, dict[str, Any], Any, dict[str, Any] | None]] = []
         for i, entry in enumerate(prepared):
             if isinstance(entry, str):
                 out.append(entry)
                 continue
             try:
-                out.append(self._decide(first_row + i, entry[0], entry[1], stored, moved[i], shapes[i]))
+                merged.append((i, *self._merged(first_row + i, entry[0], entry[1], stored)))
+                out.append("")  # decided below, with the batch's rules
             except RowRefused as exc:
                 out.append(str(exc))
+        # the registry's rules, column by column over the batch's rows (rules.py; one rule set with Part 4)
+        checked = check_columns(self.book, {f: [m[1].get(f) for m in merged] for f in ("code", *EDITABLE)},
+                                [shapes[i] for i, _, _, _ in merged])
+        for j, (i, values, geom, old) in enumerate(merged):
+            try:
+                item = component_of(checked, j, values, geom, values.get("surveyed_on"))
             except GridlinkError as exc:
-                out.append(exc.detail)
+                out[i] = exc.detail
+                continue
+            out[i] = self._decided(first_row + i, item, old, moved[i], prepared[i])
         return out
 
     def _prepare(self, props: dict[str, Any], geom: Any) -> tuple[dict[str, Any], Any]:
         if geom is None or shapely.is_empty(geom):
             raise RowRefused("the row has no geometry")
-        props = normalise(props, self.names)
+        for value in props.values():
+            if isinstance(value, RowRefused):
+                raise value
         code, cls = props.get("code"), props.get("class_code")
         if code is None and cls is None:
             raise RowRefused("the row has neither a code nor a class")
@@ -188,8 +237,10 @@ class Decider:
             out[i] = problem
         return out
 
-    def _decide(self, row: int, props: dict[str, Any], geom: Any, stored: dict[Any, dict[str, Any]],
-                moved: bool, shape: str | None) -> Decided:
+    def _merged(self, row: int, props: dict[str, Any], geom: Any,
+                stored: dict[Any, dict[str, Any]]) -> tuple[dict[str, Any], Any, dict[str, Any] | None]:
+        """The row's values to check (the survey's mapped fields over the registered component's), its geometry
+        and the registered component (None: new); refused when a duplicate or another owner's component."""
         code = props.get("code")
         key: Any = code if code else (props["class_code"], shapely.to_wkb(geom))
         seen = self.codes if code else self.places
@@ -202,11 +253,13 @@ class Decider:
         values = {f: old[f] for f in COMPARED if f not in self.mapped} if old else {}
         values.update({f: props.get(f) for f in COMPARED if f in self.mapped})
         values["owner_key"] = self.owner
-        series = props.get("series")
-        values["code"] = code or f"{series}000000"
-        item = check_component(self.book, values, geom, surveyed_on=values.get("surveyed_on"), shape_problem=shape)
+        values["code"] = code or f"{props.get('series')}000000"
+        return values, geom, old
+
+    @staticmethod
+    def _decided(row: int, item: ComponentInput, old: dict[str, Any] | None, moved: bool, entry: Any) -> Decided:
         if old is None:
-            return Decided(row, item, "new", series=series)
+            return Decided(row, item, "new", series=entry[0].get("series"))
         changed = [f for f in COMPARED if getattr(item, f) != old[f]]
         if moved:
             changed.append("geometry")

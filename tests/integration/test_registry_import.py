@@ -365,9 +365,10 @@ def _foreign_keys(engine: Engine) -> list[tuple[str, str, bool]]:
 
 
 def test_a_long_survey_is_merged_with_its_foreign_keys_dropped_and_added_back(engine_: Engine, tmp_path: Path) -> None:
-    """The bulk path (a survey of ``bulk_rows`` or more: staged whole, inserted without per-row foreign-key
-    checks) decides and stores as the batch path does, re-imports against rows it matches (its reads of the
-    registry end before the drop), and leaves every foreign key as the migrations made it, validated."""
+    """The maintenance-window path (``exclusive`` and a survey of ``bulk_rows`` or more: staged whole, inserted
+    without per-row foreign-key checks) decides and stores as the batch path does, re-imports against rows it
+    matches (its reads of the registry end before the drop), and leaves every foreign key as the migrations made
+    it, validated."""
     from spatial.components.importer import ForeignKeys
 
     keys = _foreign_keys(engine_)
@@ -382,7 +383,7 @@ def test_a_long_survey_is_merged_with_its_foreign_keys_dropped_and_added_back(en
     rows = [{"code": f"3205060101004{i:03d}", "class": None, "name": f"b{i}"} for i in range(30)]
     rows.append({"code": None, "class": "0101", "name": "no code"})
     path = survey(tmp_path / "bulk.gpkg", rows, points(31, step=0.0001))
-    first = run(engine_, path, bulk_rows=10, batch=7)
+    first = run(engine_, path, bulk_rows=10, batch=7, exclusive=True)
     assert (first.new, first.allocated, first.refused, first.stored) == (31, 1, 0, True)
     assert _foreign_keys(engine_) == keys
     assert stored(engine_, "3205060101004000")["grid_code"] == "320506001001001"
@@ -393,12 +394,13 @@ def test_a_long_survey_is_merged_with_its_foreign_keys_dropped_and_added_back(en
                                     " AND NOT EXISTS (SELECT 1 FROM component c WHERE c.code = h.component_code)"))
     assert tuple(created) == (31, 31) and unknown.scalar() == 0
     rows[3]["name"] = "renamed"
-    again = run(engine_, survey(tmp_path / "again.gpkg", rows[:30], points(30, step=0.0001)), bulk_rows=10, batch=7)
+    again = run(engine_, survey(tmp_path / "again.gpkg", rows[:30], points(30, step=0.0001)), bulk_rows=10, batch=7,
+                exclusive=True)
     assert (again.new, again.changed, again.unchanged, again.changed_fields) == (0, 1, 29, {"name": 1})
     assert _foreign_keys(engine_) == keys
     # the grid assigned batch by batch while reading keeps the shared-edge rule: the smallest code
     edge = run(engine_, survey(tmp_path / "edge.gpkg", [{"code": "3205060101004900"}], [shapely.Point(120.3, 31.05)]),
-               bulk_rows=1, all_or_nothing=True)
+               bulk_rows=1, all_or_nothing=True, exclusive=True)
     assert edge.stored and stored(engine_, "3205060101004900")["grid_code"] == "320506002002002"
     with engine_.connect() as conn, pytest.raises(IntegrityError):  # the keys check again once added back
         conn.execute(text("UPDATE component SET manager_key = 'NO_SUCH_DEPARTMENT' WHERE code = '3205060101004000'"))
@@ -414,20 +416,20 @@ def test_a_long_survey_that_fails_leaves_the_registry_and_its_keys(engine_: Engi
     rows = [{"code": f"3205060101005{i:03d}"} for i in range(40)]
     rows[7] = {"code": "3205070101005007"}  # another district's prefix: refused, so nothing is stored
     path = survey(tmp_path / "b.gpkg", rows, points(40, step=0.0001))
-    report = run(engine_, path, bulk_rows=10, all_or_nothing=True)
+    report = run(engine_, path, bulk_rows=10, all_or_nothing=True, exclusive=True)
     assert (report.refused, report.stored) == (1, False)
     whole = survey(tmp_path / "t.gpkg", [{"code": f"3205060101006{i:03d}"} for i in range(500)], points(500))
     cut = tmp_path / "cut.gpkg"
     cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 2 // 3])
     with pytest.raises(SurveyFileError):
-        run(engine_, cut, bulk_rows=10, batch=50)
+        run(engine_, cut, bulk_rows=10, batch=50, exclusive=True)
 
     def fail(*_args):
         raise RuntimeError("the server failed after the insert")
 
     monkeypatch.setattr(importer, "_retire_missing", fail)  # runs between the insert and the keys' return
     with pytest.raises(RuntimeError):
-        run(engine_, path, bulk_rows=10, retire_missing=True)
+        run(engine_, path, bulk_rows=10, retire_missing=True, exclusive=True)
     assert checksum(engine_) == before and _foreign_keys(engine_) == keys
 
 
@@ -468,3 +470,183 @@ def test_a_batch_meets_the_geometry_rules_as_one_component_does(engine_: Engine)
             alone.append(exc.detail)
     assert batch == alone
     assert sum(p is not None for p in batch) == 8  # every refusal of the corpus was met
+
+
+def test_a_batch_meets_the_text_and_code_rules_as_one_component_does(engine_: Engine) -> None:
+    """Parity: ``check_columns`` over a batch (each rule once per column, pyarrow / numpy) gives each row of a
+    corpus of bad rows — every code, text, status and department refusal, rules broken two at a time, a lone
+    surrogate that Arrow cannot encode — exactly the error, detail and parameter that ``check_component`` (the
+    Part 4 edits' path) raises for that row alone, and the same settled departments and status for the rest."""
+    from spatial import errors
+    from spatial.components.rules import RuleBook, check_columns, check_component
+
+    with engine_.connect() as conn:
+        book = RuleBook.load(conn)
+    ok = {"code": "3205060101000001"}
+    corpus: list[tuple[dict, str | None]] = [
+        (ok, None),
+        ({"code": "123"}, None),
+        ({"code": 3205060101000001}, None),  # not text
+        ({"code": "3205069999000001"}, None),  # unknown class
+        ({"code": "3299990101000001"}, None),  # unknown district
+        ({**ok, "owner_key": "x" * 65}, None),
+        ({**ok, "owner_key": ""}, None),  # the class's owner
+        ({**ok, "status": "broken"}, None),
+        ({**ok, "status": None, "maintainer_key": ""}, None),  # intact, the owner
+        ({**ok, "name": "a\x01b"}, None),
+        ({**ok, "name": 12345}, None),
+        ({**ok, "note": "lone \ud800"}, None),  # Arrow cannot hold it: read value by value
+        ({**ok, "name": "\x02" * 201}, None),  # too long before its characters
+        ({**ok, "manager_key": "NO_SUCH", "maintainer_key": "NOR_THIS"}, None),
+        ({"code": "12", "name": "\x03"}, None),  # the code first
+        ({**ok, "note": "\x04"}, "a geometry problem"),  # the texts before the geometry
+        ({**ok, "owner_key": "NO_SUCH"}, "a geometry problem"),  # the geometry before the departments
+        ({**ok, "name": "路灯", "note": "tab\tand\nline"}, None),
+    ]
+    point = shapely.Point(120.01, 31.11)
+    fields = ("code", "name", "owner_key", "manager_key", "maintainer_key", "status", "note")
+    checked = check_columns(book, {f: [props.get(f) for props, _ in corpus] for f in fields},
+                            [shape for _, shape in corpus])
+    for i, (props, shape) in enumerate(corpus):
+        problem = checked.problems[i]
+        try:
+            item = check_component(book, props, point, shape_problem=shape)
+        except errors.GridlinkError as exc:
+            assert problem is not None, (i, exc.detail)
+            assert (type(exc), exc.detail, exc.extra.get("parameter")) == (problem.error, problem.detail,
+                                                                            problem.parameter), i
+            continue
+        assert problem is None, (i, problem)
+        assert (item.owner_key, item.manager_key, item.maintainer_key, item.status) == (
+            checked.owner_key[i], checked.manager_key[i], checked.maintainer_key[i], checked.status[i])
+    details = [p.detail if p else None for p in checked.problems]
+    assert details[:5] == [None] + ["code must be 16 digits: district (6) + class (4) + serial (6)"] * 2 + [
+        "unknown component class 9999", "unknown district 329999"]
+    assert details[9].startswith("name holds the character U+0001 at position 1")
+    assert details[11].startswith("note holds the character U+D800 at position 5")
+    assert details[12] == "name must be text of at most 200 characters"
+    assert details[13] == "unknown department(s): NOR_THIS, NO_SUCH"
+    assert details[15].startswith("note holds") and details[16] == "a geometry problem"
+    assert checked.owner_key[6] == "WATER" and checked.maintainer_key[8] == "WATER" and checked.status[8] == "intact"
+    assert sum(p is None for p in checked.problems) == 4
+
+
+def test_a_batch_is_normalised_column_by_column_as_row_by_row(engine_: Engine) -> None:
+    """Parity: ``normal_column`` (each distinct value of an Arrow column once) reads every value of a corpus —
+    names, Chinese and English, statuses, codes as numbers, padded text, empty text, dates good and bad, nulls
+    — exactly as ``normalise`` reads each row alone (a bad date: the same refusal)."""
+    import pyarrow as pa
+
+    from spatial.components.survey_rows import Names, RowRefused, normal_column, normalise
+
+    with engine_.connect() as conn:
+        names = Names.load(conn)
+    corpus = {
+        "code": pa.array([" 3205060101000001 ", None, "", "3205060101000001", "x"]),
+        "class_code": pa.array(["上水井盖", "Water supply manhole cover", "101", None, "  "]),
+        "owner_key": pa.array(["水务局(水务集团)", "Water Authority", "WATER", "", None]),
+        "status": pa.array(["完好", " Damaged", "丢失", "", None]),
+        "name": pa.array([" a ", "", None, "b\tc", "路灯"]),
+        "surveyed_on": pa.array(["2024/01/02", "2024-13-01", None, "", "2024-01-02T10:00"]),
+    }
+    numbers = pa.array([3205060101000001.0, None, 3205060101000001.0, 1.5, None])
+    for columns in (corpus, {**corpus, "code": numbers}):
+        normal = {f: normal_column(f, column, names) for f, column in columns.items()}
+        for i in range(5):
+            row = {f: column[i].as_py() for f, column in columns.items()}
+            try:
+                alone = normalise(row, names)
+            except RowRefused as exc:
+                assert str(normal["surveyed_on"][i]) == str(exc)
+                continue
+            assert {f: normal[f][i] for f in columns} == alone, i
+    assert normal_column("class_code", corpus["class_code"], names) == ["0101", "0101", "0101", None, None]
+    assert normal_column("owner_key", corpus["owner_key"], names) == ["WATER", "WATER", "WATER", None, None]
+    refused = normal_column("surveyed_on", corpus["surveyed_on"], names)
+    assert isinstance(refused[1], RowRefused) and refused[0].isoformat() == "2024-01-02"
+
+
+@pytest.fixture(scope="module")
+def registry_client(registry_engine: Engine):
+    """An HTTP client of the app on the registry's database, as an admin; its statement timeout (5 s) turns an
+    intake waiting for a lock into an error rather than a hung test."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from spatial.access.accounts import add_user, create_token
+    from spatial.settings import DatabaseSettings
+
+    with registry_engine.begin() as conn:
+        add_user(conn, "registry-admin", role="admin", scope="*", password="correct horse battery staple")
+        token = create_token(conn, "registry-admin", label="tests", ttl=None)[0]
+    app = create_app(DatabaseSettings(statement_timeout_ms=5_000),
+                     url=registry_engine.url.render_as_string(hide_password=False))
+    with TestClient(app, headers={"Authorization": f"Bearer {token}"}) as client:
+        yield client
+
+
+def _probe(engine: Engine, client) -> list[str]:
+    """What a reader of ``component`` and a case intake binding the nearest component got, while an import
+    holds whatever locks it holds: a SELECT with ``lock_timeout = '2s'`` and a POST /api/v1/cases."""
+    from sqlalchemy.exc import OperationalError
+
+    seen = []
+    with engine.connect() as conn:
+        conn.execute(text("SET lock_timeout = '2s'"))
+        try:
+            found = conn.execute(text("SELECT status FROM component WHERE code = '3205060101000001'")).scalar()
+            seen.append(f"select {found}")
+        except OperationalError as exc:
+            seen.append(f"select {type(exc.orig).__name__}")
+    if client is not None:
+        reply = client.post("/api/v1/cases", json={"category": "E010401", "source": "inspector",
+                                                    "location": {"type": "Point", "coordinates": [120.0301, 31.15]}})
+        seen.append(f"intake {reply.status_code} {(reply.json().get('component') or {}).get('code')}")
+    return seen
+
+
+def test_a_long_import_leaves_the_registry_open_to_readers_and_intake(engine_: Engine, registry_client,
+                                                                      tmp_path: Path, monkeypatch) -> None:
+    """By default a long survey (``bulk_rows`` or more) is stored with the foreign keys in place: after each
+    batch it stored (the progress callback) and at the end of its merge (the audit row, its last statement
+    before the commit), a reader of ``component`` waiting at most 2 s for a lock and a case intake over HTTP
+    that binds the nearest manhole cover both get their answer. With ``exclusive`` (the maintenance window)
+    the same reader at the same point times out — the probe can tell."""
+    import spatial.components.importer as importer
+
+    keys = _foreign_keys(engine_)
+    rows = [{"code": f"3205060101007{i:03d}", "name": f"o{i}"} for i in range(30)]
+    path = survey(tmp_path / "open.gpkg", rows, points(30, y0=31.12, step=0.0001))
+    seen: dict[str, list[str]] = {"progress": [], "merge": []}
+    real_record = importer.record
+
+    def at_the_merge(conn, *args, **kwargs):
+        seen["merge"] += _probe(engine_, registry_client if not exclusive else None)
+        return real_record(conn, *args, **kwargs)
+
+    monkeypatch.setattr(importer, "record", at_the_merge)
+    exclusive = False
+    report = import_survey(engine_, ADMIN, ACTOR, path, ImportOptions(owner=WATER, bulk_rows=10, batch=7),
+                           lambda rows, total: seen["progress"].extend(_probe(engine_, registry_client)))
+    assert (report.new, report.stored) == (30, True)
+    nearest = "intake 201 3205060101000001"
+    assert seen["progress"] == ["select intact", nearest] * 5  # 30 rows in batches of 7
+    assert seen["merge"] == ["select intact", nearest]
+    assert _foreign_keys(engine_) == keys
+    with engine_.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM component WHERE code LIKE '3205060101007%'")).scalar() == 30
+
+    exclusive, seen["merge"] = True, []
+    rows = [{"code": f"3205060101008{i:03d}"} for i in range(30)]
+    path = survey(tmp_path / "window.gpkg", rows, points(30, y0=31.13, step=0.0001))
+    assert run(engine_, path, bulk_rows=10, batch=7, exclusive=True).stored
+    assert seen["merge"] == ["select LockNotAvailable"]
+
+
+def test_only_an_admin_may_lock_the_registry_for_an_import(engine_: Engine, tmp_path: Path) -> None:
+    """``exclusive`` is refused to the component's own owner account (which may import its survey otherwise)."""
+    owner = Principal(7, "water.owner", "owner", WATER)
+    path = survey(tmp_path / "w.gpkg", [{"code": "3205060101009000"}], points(1))
+    with pytest.raises(ForbiddenError):
+        run(engine_, path, principal=owner, exclusive=True)
+    assert run(engine_, path, principal=owner).stored
