@@ -74,9 +74,10 @@ def demo(browser_demo: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iter
         yield Demo(f"http://127.0.0.1:{port}", browser_demo, town, accounts)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    """Debian's Chromium, headless, driven by Playwright."""
+    """Debian's Chromium, headless, driven by Playwright; per module, because Playwright's sync API keeps an
+    event loop running in the main thread while it is open (the integration tests' asyncio.run() would fail)."""
     if not Path(CHROMIUM).is_file():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium fonts-noto-cjk (scripts/test does)")
     from playwright.sync_api import sync_playwright

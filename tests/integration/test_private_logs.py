@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from spatial.settings import DatabaseSettings
-from spatial.store.cluster import Cluster
+from spatial.store.cluster import Cluster, ClusterState
 from spatial.store.db import make_engine
 
 SECRET = "glt_SECRET-that-must-not-be-logged"
@@ -55,7 +55,7 @@ def test_a_failing_insert_does_not_echo_its_values(world_engine) -> None:
 def test_the_cluster_keeps_failing_statements_and_their_values_out_of_its_log(tmp_path: Path) -> None:
     cluster = Cluster(tmp_path / "home", log=lambda *_: None)
     cluster.pgdata.mkdir(parents=True)
-    cluster._write_conf(5432)
+    cluster._write_conf(ClusterState(port=5432, password="x", bindir="/usr/lib/postgresql/15/bin"))
     conf = dict(line.split(" = ", 1) for line in (cluster.pgdata / "gridlink.conf").read_text().splitlines())
     assert conf["log_min_error_statement"] == "'panic'"  # psycopg2 sends values inside the statement text
     assert conf["log_min_messages"] == "'log'"  # a client's ERROR (it quotes the bad value) is the client's
