@@ -262,7 +262,8 @@ def test_online_base_map_failure_is_shown(demo, page) -> None:
     page.route("https://tile.openstreetmap.org/**", lambda route: route.abort())  # an intranet
     page.goto(f"{demo.url}/console")
     _wait_console(page)
-    page.check("#cl-base-online")
+    # click, not check(): the aborted tiles may untick the box before Playwright looks at it again
+    page.click("#cl-base-online")
     error = page.wait_for_selector("#cl-base-error:not([hidden])", timeout=15_000)
     assert "无法加载" in (error.text_content() or "")
     assert not page.is_checked("#cl-base-online")
