@@ -11,7 +11,7 @@ from api.auth import PrincipalDep, client_address
 from api.deps import ConnectionDep, EngineDep, IdempotencyKey, ReadConnectionDep, ReferenceDep, require_json
 from api.routes.reporting import ReportingRoute
 from spatial.cases.intake import create_case
-from spatial.cases.read import CaseFilter, get_case, list_cases
+from spatial.cases.read import SOURCES, CaseFilter, get_case, list_cases
 from spatial.cases.schemas import CaseCreate, CasePublic, CasesPublic, case_json, cases_json
 from spatial.errors import InvalidParameterError
 from spatial.geo.bbox import parse_bbox
@@ -64,12 +64,16 @@ def index(
     bbox: str | None = None, since: datetime | None = None, until: datetime | None = None,
     cursor: int | None = Query(default=None, ge=1, description="the `next` value of the previous page"),
     limit: int = Query(default=100, ge=1, le=500),
+    source: str | None = Query(default=None, description="how the case came in: " + ", ".join(SOURCES)),
+    grade: str | None = Query(default=None, description="the category's grade: A, B or C"),
+    overdue: bool = Query(default=False, description="only open cases past their overall deadline"),
 ) -> Response:
     """Return a page of the cases in the caller's scope and the cursor of the next page."""
     if since and until and since >= until:
         raise InvalidParameterError("since must be before until", parameter="since")
     filters = CaseFilter(state=state, category=category, area=area, bbox=parse_bbox(bbox), since=since,
-                         until=until, after_id=cursor, limit=limit)
+                         until=until, after_id=cursor, limit=limit, source=source, grade=grade,
+                         overdue=overdue)
     return Response(cases_json(list_cases(conn, ref, filters, by=principal)), media_type="application/json")
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from geoalchemy2 import functions as gf
-from sqlalchemy import Connection, any_, literal, select, text
+from sqlalchemy import Connection, any_, func, literal, select, text
 
 from spatial.access.principal import Principal
 from spatial.access.scope import acts_for_unit, case_clause, check_read
@@ -21,6 +21,8 @@ from spatial.geo.srid import WGS84
 from spatial.reference.cache import ReferenceCache
 from spatial.reference.calendar import utc_moment
 from spatial.store.models import Case
+from spatial.store.models.cases import OPEN, SOURCES
+from spatial.store.models.reference import GRADES
 from spatial.store.sql import statement
 
 MAX_PAGE = 500
@@ -40,6 +42,9 @@ class CaseFilter:
     until: datetime | None = None
     after_id: int | None = None
     limit: int = 100
+    source: str | None = None  # one of SOURCES
+    grade: str | None = None  # A, B or C: the leaf categories of that grade
+    overdue: bool = False  # open cases past their overall deadline (at the time of the query)
 
 
 def get_case(conn: Connection, ref: ReferenceCache, case_id: int, *, with_history: bool = True,
@@ -101,6 +106,45 @@ def _utc(moment: datetime, parameter: str) -> datetime:
     return utc_moment(moment, parameter, LOCAL)
 
 
+def _kind_clauses(ref: ReferenceCache, f: CaseFilter) -> list:
+    """The clauses of the source, grade and overdue filters."""
+    clauses: list = []
+    if f.source:
+        if f.source not in SOURCES:
+            raise InvalidParameterError(f"source must be one of {', '.join(SOURCES)}", parameter="source")
+        clauses.append(Case.source == f.source)
+    if f.grade:
+        if f.grade not in GRADES:
+            raise InvalidParameterError(f"grade must be one of {', '.join(GRADES)}", parameter="grade")
+        clauses.append(Case.category_code.in_(
+            sorted(code for code, info in ref.categories.items() if info.grade == f.grade)))
+    if f.overdue:
+        clauses.extend((text(OPEN), Case.deadline < func.now()))
+    return clauses
+
+
+def _filter_clauses(ref: ReferenceCache, f: CaseFilter) -> list:
+    """The WHERE clauses of the case list's filters (bound values; InvalidParameterError for a bad one)."""
+    clauses: list = []
+    if f.state:
+        clauses.append(Case.state == f.state)
+    if f.category:
+        # A category of any level selects its whole subtree: leaf codes extend their parents' codes.
+        clauses.append(Case.category_code.startswith(f.category, autoescape=True))
+    if f.area:
+        clauses.append(_area_clause(f.area))
+    if f.bbox:
+        clauses.append(Case.location.intersects(gf.ST_MakeEnvelope(*f.bbox, WGS84)))
+    if f.since:
+        clauses.append(Case.reported_at >= _utc(f.since, "since"))
+    if f.until:
+        clauses.append(Case.reported_at < _utc(f.until, "until"))
+    clauses.extend(_kind_clauses(ref, f))
+    if f.after_id:
+        clauses.append(Case.id < f.after_id)
+    return clauses
+
+
 def list_cases(conn: Connection, ref: ReferenceCache, f: CaseFilter, *, by: Principal) -> CasesPublic:
     """Return one page of the cases ``by`` may read, newest first, and the cursor of the next page (None at
     the end); reporters' personal data only for the roles that see it."""
@@ -109,21 +153,7 @@ def list_cases(conn: Connection, ref: ReferenceCache, f: CaseFilter, *, by: Prin
     query = (select(Case.id).where(case_clause(by, grid_code=Case.grid_code, special_codes=Case.special_grid_codes,
                                         owner_key=Case.owner_key, assist_keys=Case.assist_keys))
              .order_by(Case.id.desc()).limit(f.limit + 1))
-    if f.state:
-        query = query.where(Case.state == f.state)
-    if f.category:
-        # A category of any level selects its whole subtree: leaf codes extend their parents' codes.
-        query = query.where(Case.category_code.startswith(f.category, autoescape=True))
-    if f.area:
-        query = query.where(_area_clause(f.area))
-    if f.bbox:
-        query = query.where(Case.location.intersects(gf.ST_MakeEnvelope(*f.bbox, WGS84)))
-    if f.since:
-        query = query.where(Case.reported_at >= _utc(f.since, "since"))
-    if f.until:
-        query = query.where(Case.reported_at < _utc(f.until, "until"))
-    if f.after_id:
-        query = query.where(Case.id < f.after_id)
+    query = query.where(*_filter_clauses(ref, f))
     ids = list(conn.execute(query).scalars())
     more = len(ids) > f.limit
     ids = ids[: f.limit]

@@ -143,3 +143,30 @@ def test_the_openapi_document_describes_the_body_and_the_reply(client: TestClien
     listed = paths["/api/v1/cases"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
     assert listed["$ref"].endswith("/CasesPublic")
 
+
+
+def test_list_filters_by_source_grade_and_overdue(client: TestClient, world_engine) -> None:
+    from sqlalchemy import text
+
+    made = [client.post("/api/v1/cases", json=_with(source=source)).json()["id"]
+            for source in ("inspector", "hotline", "hotline")]
+    hotline = client.get("/api/v1/cases", params={"source": "hotline"}).json()["cases"]
+    assert [c["id"] for c in hotline] == sorted(made[1:], reverse=True)
+    with world_engine.connect() as conn:
+        grade = conn.execute(text("SELECT grade FROM event_category WHERE code = :c"),
+                             {"c": GOOD["category"]}).scalar_one()
+    same = client.get("/api/v1/cases", params={"grade": grade}).json()["cases"]
+    assert sorted(c["id"] for c in same) == sorted(made)
+    other = next(g for g in "ABC" if g != grade)
+    assert client.get("/api/v1/cases", params={"grade": other}).json()["cases"] == []
+    assert client.get("/api/v1/cases", params={"overdue": "true"}).json()["cases"] == []
+    with world_engine.begin() as conn:  # one open case past its deadline, one closed case past it
+        conn.execute(text("UPDATE \"case\" SET deadline = now() - interval '1 hour' WHERE id = ANY(:ids)"),
+                     {"ids": made[:2]})
+        conn.execute(text("UPDATE \"case\" SET state = 'closed' WHERE id = :id"), {"id": made[1]})
+    overdue = client.get("/api/v1/cases", params={"overdue": "true"}).json()["cases"]
+    assert [c["id"] for c in overdue] == [made[0]]
+    for name, value in (("source", "pigeon"), ("grade", "D")):
+        bad = client.get("/api/v1/cases", params={name: value})
+        assert bad.status_code == 400 and bad.headers["content-type"] == "application/problem+json"
+        assert name in bad.json()["detail"]

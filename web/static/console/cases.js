@@ -1,10 +1,8 @@
 /* The console's case list (with filters), the caller's inbox, and the live feed that keeps both current.
  *
- * Filters the server applies: state, category (code prefix), area (grid code of any level). Filters applied
- * to the fetched pages here, because GET /api/v1/cases has no parameter for them: source, overdue, and grade
- * (from the category tree of GET /api/v1/categories once the server has it; without it the grade filter is
- * disabled and says so). Up to MAX_PAGES pages are read per refresh so that a narrow client-side filter still
- * fills the list.
+ * Every filter is applied by the server (GET /api/v1/cases: state, category code prefix, area code of any level,
+ * source, grade, overdue): one request per page. The category grades (GET /api/v1/categories, read once, in
+ * parallel with the first page) mark the rows.
  *
  * Live: one EventSource on /api/v1/events/stream (the session cookie; the browser resumes with Last-Event-ID
  * by itself). Each event refreshes the list, the inbox and the case tiles (debounced) and, for a new A-grade
@@ -15,23 +13,19 @@ import { formatTime, t } from '/static/common/i18n.js';
 import { el } from './dom.js';
 
 const PAGE = 100;
-const MAX_PAGES = 5;
 const CLOSED = new Set(['closed', 'voided']);
 
-const grades = new Map();  // category code → grade, from /categories when it exists
-let gradesKnown = false;
+const grades = new Map();  // category code → grade, from /categories
+let categoriesLoading = null;
 
-/** Load the category grades (helper endpoint of issue 20); false when the server has none. */
-export async function loadCategories() {
-  try {
-    const reply = await api('categories');
+/** Load the category grades once (GET /api/v1/categories); resolves true when they are known. */
+export function loadCategories() {
+  categoriesLoading ||= api('categories').then((reply) => {
     const nodes = Array.isArray(reply.body) ? reply.body : (reply.body.categories || reply.body.nodes || []);
     for (const node of nodes) if (node.grade) grades.set(node.code, node.grade);
-    gradesKnown = grades.size > 0;
-  } catch (err) {
-    gradesKnown = false;
-  }
-  return gradesKnown;
+    return grades.size > 0;
+  }).catch(() => { categoriesLoading = null; return false; });
+  return categoriesLoading;
 }
 
 export function gradeOf(category) { return grades.get(category) || null; }
@@ -57,13 +51,6 @@ function readFilter(form) {
   return { state: data.get('state') || '', grade: data.get('grade') || '', source: data.get('source') || '',
     category: (data.get('category') || '').trim(), area: (data.get('area') || '').trim(),
     overdue: data.get('overdue') === 'on' };
-}
-
-function keep(c, f, now) {
-  if (f.source && c.source !== f.source) return false;
-  if (f.overdue && !isOverdue(c, now)) return false;
-  if (f.grade && gradeOf(c.category) !== f.grade) return false;
-  return true;
 }
 
 /** One row of a list: number, category and grade, state, grid, reported time, deadline; overdue marked. */
@@ -108,32 +95,27 @@ export class CaseList {
     const seq = ++this.seq;
     const f = readFilter(this.form);
     const params = new URLSearchParams({ limit: String(PAGE) });
-    for (const key of ['state', 'category', 'area']) if (f[key]) params.set(key, f[key]);
-    let cursor = fresh ? null : this.next;
-    const found = [];
-    let pages = 0;
+    for (const key of ['state', 'category', 'area', 'source', 'grade']) if (f[key]) params.set(key, f[key]);
+    if (f.overdue) params.set('overdue', 'true');
+    if (!fresh && this.next) params.set('cursor', this.next);
+    let reply;
     try {
-      do {
-        if (cursor) params.set('cursor', cursor);
-        const reply = await api(`cases?${params}`);
-        const now = Date.now();
-        found.push(...reply.body.cases.filter((c) => keep(c, f, now)));
-        cursor = reply.body.next;
-        pages += 1;
-      } while (cursor && found.length < PAGE && pages < MAX_PAGES);
+      [reply] = await Promise.all([api(`cases?${params}`), loadCategories()]);  // the grades mark the rows
     } catch (err) {
       if (seq !== this.seq) return;
       this.note.textContent = err.message;
       this.note.hidden = false;
       return;
     }
+    const found = reply.body.cases;
+    const cursor = reply.body.next;
     if (seq !== this.seq) return;  // a newer refresh started meanwhile
     this.next = cursor;
     if (fresh) this.list.replaceChildren();
     this.list.append(...found.map((c) => caseRow(c, this.onOpen)));
     this.more.hidden = !cursor;
-    this.note.hidden = this.list.children.length > 0 && !(f.grade && !gradesKnown);
-    this.note.textContent = f.grade && !gradesKnown ? t('gradeUnknown') : t('noCases');
+    this.note.hidden = this.list.children.length > 0;
+    this.note.textContent = t('noCases');
     document.body.dataset.listVersion = String(Number(document.body.dataset.listVersion || 0) + 1);
     if (performance.getEntriesByName('gl-list').length === 0) performance.mark('gl-list');  // bench/console.py
   }

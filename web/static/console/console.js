@@ -5,7 +5,7 @@ import './strings.js';
 import { initShell, notify } from '/static/common/shell.js';
 import { onLangChange, t } from '/static/common/i18n.js';
 import { createMap, featuresAt, refreshCases, selectComponent, setBaseMap, setSignedIn } from './map.js';
-import { CaseList, Inbox, LiveFeed, loadCategories } from './cases.js';
+import { CaseList, Inbox, LiveFeed } from './cases.js';
 import { Details } from './details.js';
 import { describeHere, newCaseForm } from './here.js';
 import { installShortcuts } from './keys.js';
@@ -115,7 +115,7 @@ function setAccount(account, reason) {
     $('cl-inbox').replaceChildren();
     return;
   }
-  loadCategories().then(() => state.list.refresh());
+  state.list.refresh();
   state.inbox.refresh();
   state.feed.start();
 }
@@ -129,6 +129,7 @@ function selectTab(which) {
 }
 
 function showOnMap(c, component) {
+  if (!state.map) return;  // still loading
   const [lon, lat] = c.location.coordinates;
   state.map.flyTo({ center: [lon, lat], zoom: Math.max(state.map.getZoom(), 17) });
   selectComponent(state.map, component.code);
@@ -169,12 +170,15 @@ async function start() {
   const [lon, lat] = body.center.split(',').map(Number);
   const mapReady = createMap($('cl-map'), { center: [lon, lat], zoom: Number(body.zoom), baseMapUrl: body.baseMap });
   setupSide();
-  const account = await initShell({ onAccount: (a, why) => { if (state.map) setAccount(a, why); else state.account = a; } });
+  let started = false;  // the side panel works before the map has loaded: the list does not wait for it
+  const account = await initShell({ onAccount: (a, why) => { if (started) setAccount(a, why); else state.account = a; } });
+  started = true;
+  setAccount(account);
   state.map = await mapReady;
   performance.mark('gl-map-load');
   state.map.once('idle', () => performance.mark('gl-map-idle'));  // first tiles drawn (bench/console.py)
   setupMap();
-  setAccount(account);
+  setSignedIn(state.map, Boolean(state.account));
   const linked = Number(new URLSearchParams(window.location.search).get('case'));
   if (account && Number.isInteger(linked) && linked > 0) state.details.open(linked);  // /console?case=ID
   installShortcuts(state, { selectTab, showHere, refreshAll });
