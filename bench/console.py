@@ -93,7 +93,11 @@ def cold_load(browser, base: str, path: str, ready: str | None) -> dict:
     wall = (time.perf_counter() - started) * 1000
     marks = page.evaluate("""() => {
         const at = (name) => { const e = performance.getEntriesByName(name); return e.length ? e[0].startTime : null; };
+        const late = performance.getEntriesByType('resource').sort((a, b) => b.responseEnd - a.responseEnd)
+            .slice(0, 5)
+            .map((e) => `${new URL(e.name).pathname} ${Math.round(e.startTime)}→${Math.round(e.responseEnd)}`);
         return {fcp: at('first-contentful-paint'), list: at('gl-list'), idle: at('gl-map-idle'),
+                map_load: at('gl-map-load'), late,
                 load: performance.getEntriesByType('navigation')[0].loadEventEnd};
     }""")
     page.wait_for_timeout(500)  # late requests (tiles of the idle map) are counted too
@@ -101,6 +105,7 @@ def cold_load(browser, base: str, path: str, ready: str | None) -> dict:
     interactive = max(marks["list"] or 0, marks["idle"] or 0) or marks["load"]
     return {"first_paint_ms": round(marks["fcp"] or 0, 1), "interactive_ms": round(interactive, 1),
             "list_ms": round(marks["list"] or 0, 1), "map_idle_ms": round(marks["idle"] or 0, 1),
+            "map_load_ms": round(marks["map_load"] or 0, 1), "last_responses": marks["late"],
             "wall_ms": round(wall, 1), "requests": len(sizes), "bytes": sum(max(0, s) for s in sizes)}
 
 
@@ -223,13 +228,15 @@ def main() -> None:
         cold_load(browser, base, "/console", ready)  # the server's first requests (imports, pools) are not timed
         floor = cold_load(browser, base, "/static/common/favicon.svg", None)
         loads = [cold_load(browser, base, "/console", ready) for _ in range(3)]
-        console = {k: statistics.median(run[k] for run in loads) for k in loads[0]}
+        console = {k: statistics.median(run[k] for run in loads) for k in loads[0] if k != "last_responses"}
+        console["last_responses"] = loads[-1]["last_responses"]  # where the time went (path start→end, ms)
         result["cold_load"] = {"console": console, "floor": floor,
                                "ratio_interactive_over_floor": round(console["interactive_ms"] / floor["wall_ms"], 1)}
         print(f"cold load: first paint {console['first_paint_ms']} ms, interactive {console['interactive_ms']} ms"
               f" (list {console['list_ms']} ms, map idle {console['map_idle_ms']} ms)"
               f" (target < 2000), {console['requests']} requests, {console['bytes'] / 1e6:.2f} MB;"
-              f" floor (one static file) {floor['wall_ms']} ms", flush=True)
+              f" floor (one static file) {floor['wall_ms']} ms; map loaded {console['map_load_ms']} ms;"
+              f" last responses {console['last_responses']}", flush=True)
         result["pan"] = pan(browser, base, args.pan_steps)
         print(f"pan z14: {result['pan']}", flush=True)
         result["list_delay"] = list_delay(browser, base, url, args.cases)

@@ -4,7 +4,6 @@
 import './strings.js';
 import { initShell, notify } from '/static/common/shell.js';
 import { onLangChange, t } from '/static/common/i18n.js';
-import { createMap, featuresAt, refreshCases, selectComponent, setBaseMap, setSignedIn } from './map.js';
 import { CaseList, Inbox, LiveFeed } from './cases.js';
 import { Details } from './details.js';
 import { describeHere, newCaseForm } from './here.js';
@@ -14,6 +13,9 @@ import { button, el } from './dom.js';
 const body = document.body.dataset;
 const $ = (id) => document.getElementById(id);
 const REPORTERS = ['admin', 'dispatcher', 'inspector', 'grid_chief', 'partner'];
+// The map module (MapLibre, ~1 MB of script) loads on its own: the shell, the list and the inbox start at once.
+const mapModule = import('./map.js');
+let gl = null;  // the map module once loaded (set before state.map)
 const state = { map: null, account: null, here: null, timings: [], lastEvent: null };
 
 function row(dl, label, value) {
@@ -47,7 +49,7 @@ function featureBox(feature) {
 /** "What is here": every feature drawn under the click (each grid level included), then the server's answer,
  * and "new case here" for the roles that report. */
 function showHere(point, lngLat) {
-  const features = featuresAt(state.map, point);
+  const features = gl.featuresAt(state.map, point);
   state.here = { point, lngLat };
   const target = $('cl-here-body');
   target.replaceChildren(...features.map(featureBox));
@@ -73,7 +75,7 @@ function refreshAll() {
     if (!state.account) return;
     state.list.refresh();
     state.inbox.refresh();
-    if (state.map) refreshCases(state.map);
+    if (state.map) gl.refreshCases(state.map);
   }, 150);
 }
 
@@ -104,7 +106,7 @@ function setAccount(account, reason) {
     state.feed.stop();
     return;
   }
-  if (state.map) setSignedIn(state.map, Boolean(account));
+  if (state.map) gl.setSignedIn(state.map, Boolean(account));
   $('cl-anon-hint').hidden = Boolean(account);
   $('cl-side-anon').hidden = Boolean(account);
   $('cl-work').hidden = !account;
@@ -132,7 +134,7 @@ function showOnMap(c, component) {
   if (!state.map) return;  // still loading
   const [lon, lat] = c.location.coordinates;
   state.map.flyTo({ center: [lon, lat], zoom: Math.max(state.map.getZoom(), 17) });
-  selectComponent(state.map, component.code);
+  gl.selectComponent(state.map, component.code);
 }
 
 function setupSide() {
@@ -155,7 +157,7 @@ function setupMap() {
   const baseError = $('cl-base-error');
   baseBox.addEventListener('change', () => {
     baseError.hidden = true;
-    setBaseMap(state.map, baseBox.checked, () => {
+    gl.setBaseMap(state.map, baseBox.checked, () => {
       baseBox.checked = false;
       baseError.textContent = t('baseFailed');
       baseError.hidden = false;
@@ -168,7 +170,10 @@ function setupMap() {
 
 async function start() {
   const [lon, lat] = body.center.split(',').map(Number);
-  const mapReady = createMap($('cl-map'), { center: [lon, lat], zoom: Number(body.zoom), baseMapUrl: body.baseMap });
+  const mapReady = mapModule.then((module) => {
+    gl = module;
+    return gl.createMap($('cl-map'), { center: [lon, lat], zoom: Number(body.zoom), baseMapUrl: body.baseMap });
+  });
   setupSide();
   let started = false;  // the side panel works before the map has loaded: the list does not wait for it
   const account = await initShell({ onAccount: (a, why) => { if (started) setAccount(a, why); else state.account = a; } });
@@ -178,7 +183,7 @@ async function start() {
   performance.mark('gl-map-load');
   state.map.once('idle', () => performance.mark('gl-map-idle'));  // first tiles drawn (bench/console.py)
   setupMap();
-  setSignedIn(state.map, Boolean(state.account));
+  gl.setSignedIn(state.map, Boolean(state.account));
   const linked = Number(new URLSearchParams(window.location.search).get('case'));
   if (account && Number.isInteger(linked) && linked > 0) state.details.open(linked);  // /console?case=ID
   installShortcuts(state, { selectTab, showHere, refreshAll });
