@@ -4,7 +4,7 @@ keyset pagination, newest first), always within the reader's scope (spatial/acce
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from geoalchemy2 import functions as gf
 from sqlalchemy import Connection, any_, func, literal, select, text
@@ -13,8 +13,8 @@ from spatial.access.principal import Principal
 from spatial.access.scope import acts_for_unit, case_clause, check_read
 from spatial.cases import joint
 from spatial.cases.public import case_public
-from spatial.cases.schemas import LOCAL, CaseEvent, CasePublic, CasesPublic, WorkflowPublic
-from spatial.cases.workflow import Event, allowed, replay
+from spatial.cases.schemas import LOCAL, CaseEvent, CasePublic, CasesPublic, TimeLeftPublic, WorkflowPublic
+from spatial.cases.workflow import OPEN_STATES, Event, allowed, replay
 from spatial.codes import SPECIAL_CODE, prefix_range
 from spatial.errors import InvalidParameterError, NotFoundError
 from spatial.geo.srid import WGS84
@@ -71,6 +71,8 @@ def get_case(conn: Connection, ref: ReferenceCache, case_id: int, *, with_histor
     case = case_public(ref, dict(row), with_reporter=with_reporter, history=history)
     if by is not None and history is not None:
         case["workflow"] = _workflow(dict(row), history, by)
+        if row["state"] in OPEN_STATES:
+            case["workflow"]["time_left"] = time_left(ref, dict(row), datetime.now(UTC))
         if row["assist_keys"]:
             case["workflow"]["assist"] = joint.units(conn, case_id)
     return case
@@ -83,6 +85,23 @@ def _workflow(row: dict, history: list[CaseEvent], by: Principal) -> WorkflowPub
     assisting = joint.assisting(by, trail, row["special_grid_codes"])
     return {"revision": row["revision"], "step_deadline": row["step_deadline"],
             "pending_action": row["pending_action"], "allowed_actions": allowed(trail, by.role, unit, assisting)}
+
+
+def time_left(ref: ReferenceCache, row: dict, now: datetime) -> TimeLeftPublic:
+    """What is left of the case's overall and step deadlines at ``now``, in whole seconds, counted on its
+    category's clock: working time on the working calendar, or clock time for ``clock_hours`` limits."""
+    category = ref.categories.get(row["category_code"])
+    working = category is None or category.time_unit != "clock_hours"
+
+    def left(deadline: datetime | None) -> int | None:
+        if deadline is None:
+            return None
+        seconds = (ref.calendar.working_seconds_between(now, deadline) if working
+                   else (deadline - now).total_seconds())
+        return int(seconds)
+
+    return {"counted": "working" if working else "clock", "deadline_s": left(row["deadline"]),
+            "step_deadline_s": left(row["step_deadline"])}
 
 
 def _area_clause(area: str):

@@ -218,6 +218,16 @@ class AssistUnitPublic(TypedDict):
     handled_at: Timestamp | None
 
 
+class TimeLeftPublic(TypedDict):
+    """What is left of an open case's time limits, counted as its category counts them: working time on the
+    working calendar (``working_hours`` / ``working_days``) or clock time (``clock_hours``); negative when
+    overdue; None without that deadline."""
+
+    counted: Literal["working", "clock"]
+    deadline_s: int | None
+    step_deadline_s: int | None
+
+
 class WorkflowPublic(TypedDict):
     """Where a case stands in the workflow (spatial/cases/workflow.py): the revision its ETag names, the step
     deadline, the action waiting for approval, and the actions the reader may take now."""
@@ -227,6 +237,7 @@ class WorkflowPublic(TypedDict):
     pending_action: str | None
     allowed_actions: list[str]
     assist: NotRequired[list[AssistUnitPublic]]  # a joint case's assisting units (协办)
+    time_left: NotRequired[TimeLeftPublic]  # an open case's deadlines on its category's clock, at reading time
 
 
 class CasePublic(TypedDict):

@@ -170,3 +170,36 @@ def test_list_filters_by_source_grade_and_overdue(client: TestClient, world_engi
         bad = client.get("/api/v1/cases", params={name: value})
         assert bad.status_code == 400 and bad.headers["content-type"] == "application/problem+json"
         assert name in bad.json()["detail"]
+
+
+def test_time_left_is_counted_on_the_categorys_clock(client: TestClient, world_engine) -> None:
+    from datetime import UTC, datetime
+
+    from sqlalchemy import text
+
+    from spatial.reference.cache import ReferenceCache
+
+    made = client.post("/api/v1/cases", json=GOOD).json()
+    case = client.get(f"/api/v1/cases/{made['id']}").json()
+    left = case["workflow"]["time_left"]
+    with world_engine.connect() as conn:
+        ref = ReferenceCache.load(conn)
+    unit = ref.categories[GOOD["category"]].time_unit
+    assert left["counted"] == ("clock" if unit == "clock_hours" else "working")
+    deadline = datetime.fromisoformat(case["deadline"])
+    now = datetime.now(UTC)
+    expected = (ref.calendar.working_seconds_between(now, deadline) if left["counted"] == "working"
+                else (deadline - now).total_seconds())
+    assert abs(left["deadline_s"] - expected) <= 60  # read a moment apart
+    with world_engine.begin() as conn:  # a clock-hours category counts wall-clock time, overdue is negative
+        clock = conn.execute(text("SELECT code FROM event_category WHERE time_unit = 'clock_hours' LIMIT 1")).scalar()
+        conn.execute(text("UPDATE \"case\" SET deadline = now() - interval '2 hours', category_code = :c"
+                          " WHERE id = :id"), {"id": made["id"], "c": clock or GOOD["category"]})
+    left = client.get(f"/api/v1/cases/{made['id']}").json()["workflow"]["time_left"]
+    if clock:
+        assert left["counted"] == "clock" and -7300 < left["deadline_s"] <= -7200
+    else:
+        assert left["deadline_s"] <= 0
+    with world_engine.begin() as conn:
+        conn.execute(text("UPDATE \"case\" SET state = 'closed' WHERE id = :id"), {"id": made["id"]})
+    assert "time_left" not in client.get(f"/api/v1/cases/{made['id']}").json()["workflow"]

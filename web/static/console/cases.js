@@ -46,6 +46,15 @@ export function countdown(deadline, now = Date.now()) {
   return ms < 0 ? t('overdueBy', { d: text }) : t('left', { d: text });
 }
 
+/** What is left of a time limit as the server counted it (`workflow.time_left`): working time on the
+ * working calendar ("2 h 05 min of working time left"), or the clock countdown to `deadline`. */
+export function timeLeft(seconds, counted, deadline) {
+  if (seconds === null || seconds === undefined || counted !== 'working') return countdown(deadline);
+  const minutes = Math.round(Math.abs(seconds) / 60);
+  const text = t('hours', { h: Math.floor(minutes / 60), m: String(minutes % 60).padStart(2, '0') });
+  return `${seconds < 0 ? t('overdueBy', { d: text }) : t('left', { d: text })}${t('workingTime')}`;
+}
+
 function readFilter(form) {
   const data = new FormData(form);
   return { state: data.get('state') || '', grade: data.get('grade') || '', source: data.get('source') || '',

@@ -8,7 +8,7 @@
 
 import { ApiError, api } from '/static/common/api.js';
 import { formatTime, t } from '/static/common/i18n.js';
-import { countdown, gradeOf, isOverdue } from './cases.js';
+import { gradeOf, isOverdue, timeLeft } from './cases.js';
 import { button, el } from './dom.js';
 
 // The fields each action's form asks for (the server's rules: spatial/cases/action_rules.py).
@@ -192,8 +192,15 @@ export class Details {
     row(t('owner'), c.owner && (c.owner.name || c.owner.key));
     row(t('reportedAt'), formatTime(c.reported_at));
     const open = !['closed', 'voided'].includes(c.state);
-    if (c.deadline) row(t('deadline'), open ? `${formatTime(c.deadline)} (${countdown(c.deadline)})` : formatTime(c.deadline));
-    if (open && wf.step_deadline) row(t('stepDeadline'), `${formatTime(wf.step_deadline)} (${countdown(wf.step_deadline)})`);
+    const left = wf.time_left || {};  // counted on the category's clock (working calendar or clock hours)
+    if (c.deadline) {
+      row(t('deadline'), open ? `${formatTime(c.deadline)} (${timeLeft(left.deadline_s, left.counted, c.deadline)})`
+        : formatTime(c.deadline));
+    }
+    if (open && wf.step_deadline) {
+      row(t('stepDeadline'),
+        `${formatTime(wf.step_deadline)} (${timeLeft(left.step_deadline_s, left.counted, wf.step_deadline)})`);
+    }
     if (c.reporter) row(t('reporter'), [c.reporter.name, c.reporter.phone].filter(Boolean).join(' '));
     if (c.duplicate_of) row(t('duplicateOf'), String(c.duplicate_of));
     const box = el('section', 'cl-facts');
