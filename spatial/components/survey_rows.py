@@ -11,6 +11,7 @@ free serial of its district and class when it is stored (spatial/components/seri
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -51,6 +52,13 @@ class Names:
         for key, zh, en in conn.execute(text("SELECT key, name_zh, name_en FROM department")):
             departments.update({key: key, zh: key, en.lower(): key})
         return cls(classes, departments)
+
+
+@dataclass(frozen=True)
+class _Registered:
+    """What an unchanged row stores: only its code (``importer._stage`` reads nothing else of it)."""
+
+    code: str
 
 
 @dataclass
@@ -145,6 +153,49 @@ class Decider:
         normal = {f: normal_column(f, column, self.names) for f, column in columns.items()}
         for f in ("code", "surveyed_on"):
             normal.setdefault(f, [None] * len(geoms))
+        found: dict[Any, dict[str, Any]] = {}
+        self._fetch(sorted({c for c in normal["code"] if isinstance(c, str) and c}), found)
+        out: list[Decided | str | None] = [None] * len(geoms)
+        for i in self._unchanged(normal, geoms, found):
+            self.codes[normal["code"][i]] = first_row + i
+            out[i] = Decided(first_row + i, _Registered(normal["code"][i]), "unchanged")  # type: ignore[arg-type]
+        rest = [i for i, d in enumerate(out) if d is None]
+        decided = self._decide([first_row + i for i in rest], {f: [v[i] for i in rest] for f, v in normal.items()},
+                               [geoms[i] for i in rest], found)
+        for i, d in zip(rest, decided, strict=True):
+            out[i] = d
+        return out  # type: ignore[return-value]  # every row decided
+
+    def _unchanged(self, normal: dict[str, list[Any]], geoms: Any, found: dict[Any, dict[str, Any]]) -> list[int]:
+        """The rows identical to their registered component (the importing owner's): every mapped field equal,
+        the geometry within ``SAME_PLACE_DEG``, the code once in the batch and not seen before. The registry
+        holds only rows its rules passed, so these are unchanged without running the rules again (nothing of
+        them is written); every other row takes the whole way (``_decide``)."""
+        if not self.mapped <= {*COMPARED, "code", "class_code"}:
+            return []
+        codes = normal["code"]
+        once = Counter(codes)
+        compared = [f for f in COMPARED if f in self.mapped]
+        classes = normal.get("class_code")
+        candidates = []
+        for i, code in enumerate(codes):
+            old = found.get(code) if code else None
+            if (old is None or once[code] > 1 or code in self.codes or old["owner_key"] != self.owner
+                    or (classes is not None and classes[i] != code[6:10])
+                    or any(normal[f][i] != old[f] for f in compared)):
+                continue
+            candidates.append(i)
+        if not candidates:
+            return []
+        new = np.array([geoms[i] for i in candidates], dtype=object)
+        old_geoms = shapely.from_wkb(np.array([bytes(found[codes[i]]["wkb"]) for i in candidates], dtype=object))
+        same = shapely.equals_exact(old_geoms, new, tolerance=SAME_PLACE_DEG) & ~shapely.is_missing(new)
+        return [i for i, ok in zip(candidates, same, strict=True) if ok]
+
+    def _decide(self, numbers: list[int], normal: dict[str, list[Any]], geoms: list[Any],
+                found: dict[Any, dict[str, Any]]) -> list[Decided | str]:
+        """Rows by the whole way: prepared, matched with the registry, checked by the rules column by column
+        (rules.py; one rule set with Part 4), compared; ``numbers``: their 1-based row numbers."""
         rows = [dict(zip(normal, row, strict=True)) for row in zip(*normal.values(), strict=True)]
         prepared: list[tuple[dict[str, Any], Any] | str] = []
         for props, geom in zip(rows, geoms, strict=True):
@@ -152,7 +203,7 @@ class Decider:
                 prepared.append(self._prepare(props, geom))
             except RowRefused as exc:
                 prepared.append(str(exc))
-        stored = self._stored([p for p in prepared if not isinstance(p, str)])
+        stored = self._stored([p for p in prepared if not isinstance(p, str)], found)
         moved = _moved(prepared, stored)
         shapes = self._shapes(prepared)
         out: list[Decided | str] = []
@@ -162,11 +213,10 @@ class Decider:
                 out.append(entry)
                 continue
             try:
-                merged.append((i, *self._merged(first_row + i, entry[0], entry[1], stored)))
+                merged.append((i, *self._merged(numbers[i], entry[0], entry[1], stored)))
                 out.append("")  # decided below, with the batch's rules
             except RowRefused as exc:
                 out.append(str(exc))
-        # the registry's rules, column by column over the batch's rows (rules.py; one rule set with Part 4)
         checked = check_columns(self.book, {f: [m[1].get(f) for m in merged] for f in ("code", *EDITABLE)},
                                 [shapes[i] for i, _, _, _ in merged])
         for j, (i, values, geom, old) in enumerate(merged):
@@ -175,7 +225,7 @@ class Decider:
             except GridlinkError as exc:
                 out[i] = exc.detail
                 continue
-            out[i] = self._decided(first_row + i, item, old, moved[i], prepared[i])
+            out[i] = self._decided(numbers[i], item, old, moved[i], prepared[i])
         return out
 
     def _prepare(self, props: dict[str, Any], geom: Any) -> tuple[dict[str, Any], Any]:
@@ -198,12 +248,11 @@ class Decider:
             props["series"] = district + str(cls)
         return props, geom
 
-    def _stored(self, prepared: list[tuple[dict[str, Any], Any]]) -> dict[Any, dict[str, Any]]:
-        """The registry's rows for the batch: by code, and by (row index) for rows without a code that match a
-        registered component of their class at their place."""
+    def _stored(self, prepared: list[tuple[dict[str, Any], Any]],
+                found: dict[Any, dict[str, Any]]) -> dict[Any, dict[str, Any]]:
+        """The registry's rows for the batch (``found``: those of its codes, fetched already), and those of the
+        rows without a code that match a registered component of their class at their place."""
         codes = [p["code"] for p, _ in prepared if p.get("code")]
-        found: dict[Any, dict[str, Any]] = {}
-        self._fetch(codes, found)
         placeless = [(i, p["class_code"], shapely.to_wkb(g)) for i, (p, g) in enumerate(prepared) if not p.get("code")]
         if placeless:
             for row in self.conn.execute(text(

@@ -137,6 +137,27 @@ def test_reimport_is_idempotent_with_a_diff_and_missing(engine_: Engine, tmp_pat
     assert actions == ["create", "status"]
 
 
+def test_unchanged_rows_still_meet_duplicates_owners_and_classes(engine_: Engine, tmp_path: Path) -> None:
+    """Rows identical to the registry take a short way (no rules run again): duplicates inside the file, across
+    batches too, another owner and a class other than the code's are still refused."""
+    rows = [{"code": f"320506010100030{i}", "name": f"n{i}"} for i in range(3)]
+    assert run(engine_, survey(tmp_path / "s.gpkg", rows, points(3))).new == 3
+    again = rows + [rows[0], rows[1]]  # the first copy is unchanged, the second a duplicate (in another batch)
+    report = run(engine_, survey(tmp_path / "d.gpkg", again, points(3) + points(2)), batch=2)
+    assert (report.unchanged, report.refused) == (3, 2)
+    assert [r["reason"] for r in report.refusals] == ["a duplicate of row 1 (code 3205060101000300)",
+                                                      "a duplicate of row 2 (code 3205060101000301)"]
+    in_batch = run(engine_, survey(tmp_path / "b.gpkg", [rows[2], rows[2]], points(3)[2:] * 2))
+    assert (in_batch.unchanged, in_batch.refused) == (1, 1)
+    with engine_.begin() as conn:  # the registered component now belongs to another owner
+        conn.execute(text("UPDATE component SET owner_key = 'URBAN' WHERE code = '3205060101000300'"))
+    other = run(engine_, survey(tmp_path / "o.gpkg", rows[:1], points(1)))
+    assert other.refused == 1 and "belongs to URBAN" in other.refusals[0]["reason"]
+    classed = [{**rows[1], "class_code": "0102"}]  # the code's class is 0101
+    wrong = run(engine_, survey(tmp_path / "c.gpkg", classed, points(2)[1:]))
+    assert wrong.refused == 1 and "differs from the class of code" in wrong.refusals[0]["reason"]
+
+
 def test_history_is_unchanged_by_an_idempotent_reimport(engine_: Engine, tmp_path: Path) -> None:
     path = survey(tmp_path / "s.geojson", [{"code": "3205060101000300"}], points(1), driver="GeoJSON")
     run(engine_, path)
