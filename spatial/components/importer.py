@@ -41,7 +41,7 @@ from spatial.components.serials import allocate, lock_series
 from spatial.components.survey import Survey, open_survey
 from spatial.components.survey_rows import Decided, Decider, Names
 from spatial.errors import ConflictError, InvalidParameterError
-from spatial.store.copy import copy_lines, raw_cursor, row_line
+from spatial.store.copy import column_lines, column_text, copy_lines, raw_cursor
 
 BATCH = 20_000
 BULK_ROWS = 50_000  # with ``exclusive``, a survey this long is stored with the foreign keys dropped and added back
@@ -217,23 +217,29 @@ def saved_mapping(conn: Connection, owner: str) -> dict[str, str | None]:
 
 
 def _stage(conn: Connection, decided: list[Decided], report: ImportReport, fields: Counter[str]) -> None:
+    """COPY the batch's decided rows into the stage, formatted column by column; an unchanged row as its code
+    alone (only the code is read again: what the survey lists)."""
+    counts = Counter(d.action for d in decided)
+    for action, n in counts.items():
+        setattr(report, action, getattr(report, action) + n)
     stored = [d for d in decided if d.action != "unchanged"]
-    # EWKB with its SRID, converted in one call per batch (the stage's geometry column takes it as it is)
-    ewkb = shapely.to_wkb(shapely.set_srid(np.array([d.item.geometry for d in stored], dtype=object), 4326),
-                          hex=True, include_srid=True) if stored else []
-    geoms = {d.row: g for d, g in zip(stored, ewkb, strict=True)}
-    lines = []
-    for d in decided:
-        setattr(report, d.action, getattr(report, d.action) + 1)
-        item = d.item
-        if d.action == "unchanged":  # only its code is read again (what the survey lists): no values formatted
-            lines.append(f"{d.row}\t{item.code}{_UNCHANGED}")  # a registered code: 16 digits, nothing to escape
-            continue
-        fields.update(d.fields)
-        lines.append(row_line((d.row, None if d.series else item.code, d.series, d.action, json.dumps(d.fields),
-                               item.name, item.owner_key, item.manager_key, item.maintainer_key, item.status,
-                               item.note, item.surveyed_on, geoms.get(d.row))))
-    if lines:
+    lines = [f"{d.row}\t{d.item.code}{_UNCHANGED}" for d in decided if d.action == "unchanged"]
+    if stored:
+        for d in stored:
+            fields.update(d.fields)
+        items = [d.item for d in stored]
+        # EWKB with its SRID, converted in one call per batch (the stage's geometry column takes it as it is)
+        ewkb = shapely.to_wkb(shapely.set_srid(np.array([i.geometry for i in items], dtype=object), 4326),
+                              hex=True, include_srid=True)
+        columns = [
+            [str(d.row) for d in stored], column_text(None if d.series else d.item.code for d in stored),
+            column_text(d.series for d in stored), [d.action for d in stored],
+            column_text(json.dumps(d.fields) for d in stored),
+            *(column_text(getattr(i, name) for i in items) for name in
+              ("name", "owner_key", "manager_key", "maintainer_key", "status", "note", "surveyed_on")),
+            list(ewkb)]
+        lines.extend(column_lines(columns))
+    if lines:  # the stage's order is by row_no (its key), not by the order of COPY
         copy_lines(raw_cursor(conn), "survey_stage", STAGE_COLUMNS, lines)
 
 

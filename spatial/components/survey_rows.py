@@ -198,9 +198,10 @@ class Decider:
         (rules.py; one rule set with Part 4), compared; ``numbers``: their 1-based row numbers."""
         rows = [dict(zip(normal, row, strict=True)) for row in zip(*normal.values(), strict=True)]
         prepared: list[tuple[dict[str, Any], Any] | str] = []
-        for props, geom in zip(rows, geoms, strict=True):
+        empty = shapely.is_missing(geoms) | shapely.is_empty(geoms)  # one call per batch, not one per row
+        for props, geom, nothing in zip(rows, geoms, empty.tolist(), strict=True):
             try:
-                prepared.append(self._prepare(props, geom))
+                prepared.append(self._prepare(props, None if nothing else geom))
             except RowRefused as exc:
                 prepared.append(str(exc))
         stored = self._stored([p for p in prepared if not isinstance(p, str)], found)
@@ -229,7 +230,7 @@ class Decider:
         return out
 
     def _prepare(self, props: dict[str, Any], geom: Any) -> tuple[dict[str, Any], Any]:
-        if geom is None or shapely.is_empty(geom):
+        if geom is None:  # missing or empty (``_decide``)
             raise RowRefused("the row has no geometry")
         for value in props.values():
             if isinstance(value, RowRefused):

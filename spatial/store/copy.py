@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 
 CHUNK_CHARS = 256 * 1024  # characters handed to the driver per read
+_SPECIAL = re.compile(r"[\\\t\n\r]")  # what COPY's text format escapes
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
@@ -54,6 +56,17 @@ def copy_value(value: object) -> str:
 def row_line(values: Iterable[object]) -> str:
     """Format one row for COPY: None as \\N, strings escaped."""
     return "\t".join(copy_value(value) for value in values) + "\n"
+
+
+def column_text(values: Iterable[object]) -> list[str]:
+    """One column's COPY fields (as ``copy_value``, in one comprehension: no call per value)."""
+    return [r"\N" if v is None else ((v.translate(_ESCAPES) if _SPECIAL.search(v) else v) if isinstance(v, str)
+                                     else str(v)) for v in values]
+
+
+def column_lines(columns: Sequence[Sequence[str]]) -> list[str]:
+    """Lines for COPY from columns already formatted by ``column_text`` (all of one length)."""
+    return ["\t".join(fields) + "\n" for fields in zip(*columns, strict=True)]
 
 
 def raw_cursor(conn):

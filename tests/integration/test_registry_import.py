@@ -142,7 +142,7 @@ def test_unchanged_rows_still_meet_duplicates_owners_and_classes(engine_: Engine
     batches too, another owner and a class other than the code's are still refused."""
     rows = [{"code": f"320506010100030{i}", "name": f"n{i}"} for i in range(3)]
     assert run(engine_, survey(tmp_path / "s.gpkg", rows, points(3))).new == 3
-    again = rows + [rows[0], rows[1]]  # the first copy is unchanged, the second a duplicate (in another batch)
+    again = [*rows, rows[0], rows[1]]  # the first copy is unchanged, the second a duplicate (in another batch)
     report = run(engine_, survey(tmp_path / "d.gpkg", again, points(3) + points(2)), batch=2)
     assert (report.unchanged, report.refused) == (3, 2)
     assert [r["reason"] for r in report.refusals] == ["a duplicate of row 1 (code 3205060101000300)",
