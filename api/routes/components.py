@@ -25,7 +25,7 @@ from api.auth import AuthenticatedRoute, PrincipalDep, client_address
 from api.deps import ConnectionDep
 from spatial.access.audit import Actor, record
 from spatial.access.principal import Principal
-from spatial.access.scope import check_edit_collection, check_edit_component
+from spatial.access.scope import check_edit_collection, check_edit_component, registry_owner
 from spatial.components import edits, registry
 from spatial.components.export import export, format_of
 from spatial.components.importer import ImportOptions
@@ -53,10 +53,11 @@ def search(conn: ConnectionDep, principal: PrincipalDep, owner: str | None = Que
            limit: int = Query(100, ge=1, le=registry.MAX_LIMIT)) -> Response:
     """Components as GeoJSON, filtered by owner, class, status, area (grid code of any level), bbox, text in
     name or note and change time, sorted by ``code``, ``changed_at`` or ``name`` (``-`` first: descending);
-    ``next`` is the cursor of the following page."""
+    ``next`` is the cursor of the following page. An owner account lists only its own components (another
+    owner named: 403)."""
     page = registry.search(conn, registry.ComponentFilter(
-        owner=owner, class_code=class_code, status=status, area=area, bbox=parse_bbox(bbox), text=text,
-        changed_since=changed_since, sort=sort, cursor=cursor, limit=limit))
+        owner=registry_owner(principal, owner), class_code=class_code, status=status, area=area,
+        bbox=parse_bbox(bbox), text=text, changed_since=changed_since, sort=sort, cursor=cursor, limit=limit))
     return JSONResponse(page, media_type="application/geo+json")
 
 

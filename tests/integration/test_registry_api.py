@@ -67,6 +67,26 @@ def test_search_filters_and_keyset_pages(api) -> None:
         assert reply.status_code in (400, 422) and reply.headers["content-type"] == "application/problem+json"
 
 
+def test_an_owner_lists_only_its_own_components(api) -> None:
+    """Issue 21 item 4: the registry list of an owner account holds its own components only (another owner named:
+    403, nothing listed); admins and viewers list every owner's; one component stays readable by code."""
+    client, tokens, _ = api
+    everyone = client.get("/api/v1/components", headers=tokens["eyes"]).json()["features"]
+    owners = {f["properties"]["owner_key"] for f in everyone}
+    assert {"WATER", "LIGHTING"} <= owners
+    for login, key in (("water", "WATER"), ("lamps", "LIGHTING")):
+        own = client.get("/api/v1/components", headers=tokens[login]).json()["features"]
+        assert own and {f["properties"]["owner_key"] for f in own} == {key}
+        assert sorted(f["id"] for f in own) == sorted(f["id"] for f in everyone if f["properties"]["owner_key"] == key)
+        assert client.get(f"/api/v1/components?owner={key}", headers=tokens[login]).json()["features"] == own
+    other = client.get("/api/v1/components?owner=LIGHTING", headers=tokens["water"])
+    assert other.status_code == 403 and other.headers["content-type"] == "application/problem+json"
+    assert len(client.get("/api/v1/components", headers=tokens["boss"]).json()["features"]) == len(everyone)
+    lamp = next(f["id"] for f in everyone if f["properties"]["owner_key"] == "LIGHTING")
+    read = client.get(f"/api/v1/components/{lamp}", headers=tokens["water"])
+    assert read.status_code == 200 and "history" not in read.json()
+
+
 def test_item_history_patch_status_and_retire(api) -> None:
     client, tokens, eng = api
     item = client.get(f"/api/v1/components/{WATER_COVER}", headers=tokens["water"])
