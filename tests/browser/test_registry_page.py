@@ -203,6 +203,15 @@ def test_an_owner_filters_edits_moves_exports_and_imports(demo, registry, page, 
     assert summary() == {"new": "2", "refused": "1", "rows": "3"}
     assert page.locator("#rg-mapping-rows select").count() == 3
     assert page.input_value("#rg-mapping-rows select[data-column='名称']") == "name"
+    # the mapping is editable: a second dry run with 名称 read as the note comes back with that mapping
+    page.select_option("#rg-mapping-rows select[data-column='名称']", "note")
+    page.evaluate("() => { document.querySelector('#rg-mapping-rows select').dataset.old = '1'; }")
+    page.click("#rg-import-run")
+    page.wait_for_function("""() => !document.getElementById('rg-import-run').disabled
+        && !document.getElementById('rg-report').hidden
+        && !document.querySelector('#rg-mapping-rows select[data-old]')""")  # the mapping drawn from the report
+    assert page.input_value("#rg-mapping-rows select[data-column='名称']") == "note"
+    page.select_option("#rg-mapping-rows select[data-column='名称']", "name")
     with demo.engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM component WHERE code = ANY(:c)"),
                             {"c": list(NEW_CODES)}).scalar_one() == 0
