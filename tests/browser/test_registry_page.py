@@ -163,8 +163,14 @@ def test_an_owner_filters_edits_moves_exports_and_imports(demo, registry, page, 
 
     # move it on the map: click a new place 60 px east of it, save; stored as a geometry patch
     page.click("#rg-move-start")
-    assert page.locator("#rg-move-hint").is_visible()
-    box = page.locator("#rg-map canvas").bounding_box()
+    assert page.locator("#rg-move-hint").is_visible() and page.locator("#rg-move-save").is_disabled()
+    marker = page.locator(".maplibregl-marker").bounding_box()  # dragged 40 px south first: a new place to save
+    page.mouse.move(marker["x"] + marker["width"] / 2, marker["y"] + marker["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(marker["x"] + marker["width"] / 2, marker["y"] + marker["height"] / 2 + 40, steps=5)
+    page.mouse.up()
+    page.wait_for_selector("#rg-move-save:not([disabled])")
+    box = page.locator("#rg-map canvas").bounding_box()  # then a click on the map: the place that is saved
     page.mouse.click(box["x"] + box["width"] / 2 + 60, box["y"] + box["height"] / 2)
     page.click("#rg-move-save")
     page.wait_for_selector("#rg-message[data-kind=ok]")
