@@ -88,6 +88,21 @@ def render_console() -> str:
                 "zoom": str(DEFAULT_ZOOM), "base-map": BASE_MAP_TILES})
 
 
+REGISTRY_STATIC = "/static/registry"
+
+
+def render_registry() -> str:
+    """Render the asset owners' registry served at ``/registry`` (issue 21 item 1): the table of components with
+    filters and keyset pages, the map, the component with its history and edits, survey import and export;
+    ``static/registry/registry.js``."""
+    return render_page(
+        "registry.html", page="registry", title_key="registryTitle", title="部件台账 · gridlink 网格化联动指挥",
+        styles=("/static/vendor/maplibre-gl/maplibre-gl.css", f"{REGISTRY_STATIC}/registry.css"),
+        scripts=(f"{REGISTRY_STATIC}/registry.js",),
+        config={"api-base": DEFAULT_API_BASE, "center": f"{DEFAULT_CENTER[1]},{DEFAULT_CENTER[0]}",
+                "zoom": str(DEFAULT_ZOOM), "base-map": BASE_MAP_TILES})
+
+
 REPORT_STATIC = "/static/report"
 
 

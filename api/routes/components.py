@@ -25,7 +25,7 @@ from api.auth import AuthenticatedRoute, PrincipalDep, client_address
 from api.deps import ConnectionDep
 from spatial.access.audit import Actor, record
 from spatial.access.principal import Principal
-from spatial.access.scope import check_edit_collection, check_edit_component
+from spatial.access.scope import check_edit_collection, check_edit_component, registry_owner
 from spatial.components import edits, registry
 from spatial.components.export import export, format_of
 from spatial.components.importer import ImportOptions
@@ -53,10 +53,11 @@ def search(conn: ConnectionDep, principal: PrincipalDep, owner: str | None = Que
            limit: int = Query(100, ge=1, le=registry.MAX_LIMIT)) -> Response:
     """Components as GeoJSON, filtered by owner, class, status, area (grid code of any level), bbox, text in
     name or note and change time, sorted by ``code``, ``changed_at`` or ``name`` (``-`` first: descending);
-    ``next`` is the cursor of the following page."""
+    ``next`` is the cursor of the following page. An owner account lists only its own components (another
+    owner named: 403)."""
     page = registry.search(conn, registry.ComponentFilter(
-        owner=owner, class_code=class_code, status=status, area=area, bbox=parse_bbox(bbox), text=text,
-        changed_since=changed_since, sort=sort, cursor=cursor, limit=limit))
+        owner=registry_owner(principal, owner), class_code=class_code, status=status, area=area,
+        bbox=parse_bbox(bbox), text=text, changed_since=changed_since, sort=sort, cursor=cursor, limit=limit))
     return JSONResponse(page, media_type="application/geo+json")
 
 
@@ -214,12 +215,16 @@ async def upload_survey(request: Request, principal: PrincipalDep, owner: str = 
                         filename: str = Query(max_length=200, pattern=r"^[^/\\\x00-\x1f]+$"),
                         dry_run: bool = False, all_or_nothing: bool = False, retire_missing: bool = False,
                         crs: str | None = Query(None, max_length=40), encoding: str | None = Query(None, max_length=20),
-                        layer: str | None = Query(None, max_length=100)) -> Response:
+                        layer: str | None = Query(None, max_length=100),
+                        mapping: str | None = Query(None, max_length=4000)) -> Response:
     """The body is the survey file as it is (a Shapefile zipped with its sidecars); ``filename``'s suffix names
-    its format. Admins import for any owner, an owner for itself — decided before the body is read. The
-    reply (202) is the job; ``Location`` is where its progress and report are."""
+    its format; ``mapping`` (as ``gridlink import components --mapping``) is a JSON object of column → field
+    (null: leave the column out), else the columns are matched by their usual names (the report shows how).
+    Admins import for any owner, an owner for itself — decided before the body is read. The reply (202) is the
+    job; ``Location`` is where its progress and report are."""
     check_edit_collection(principal, "components")
     check_edit_component(principal, owner)
+    columns = _mapping(mapping)
     suffix = Path(filename).suffix.lower()
     if suffix not in SURVEY_SUFFIXES:
         raise InvalidParameterError(f"filename must end in one of {', '.join(SURVEY_SUFFIXES)} (a Shapefile zipped)",
@@ -231,12 +236,26 @@ async def upload_survey(request: Request, principal: PrincipalDep, owner: str = 
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
-    options = ImportOptions(owner=owner, crs=crs, encoding=encoding, layer=layer, dry_run=dry_run,
+    options = ImportOptions(owner=owner, mapping=columns, crs=crs, encoding=encoding, layer=layer, dry_run=dry_run,
                             all_or_nothing=all_or_nothing, retire_missing=retire_missing,
                             rejects=folder / f"rejects{'.shp' if suffix == '.zip' else suffix}")
     jobs, actor = _jobs(request), Actor.of(principal, client_address(request))
     job = await run_in_threadpool(jobs.start, principal, actor, path, options)
     return JSONResponse(job.as_dict(), status_code=202, headers={"Location": f"/api/v1/components/imports/{job.id}"})
+
+
+def _mapping(value: str | None) -> dict[str, str | None] | None:
+    """The ``mapping`` query parameter: a JSON object of column name → field name or null (400 otherwise)."""
+    if value is None:
+        return None
+    try:
+        mapping = json.loads(value)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidParameterError("mapping is not JSON", parameter="mapping") from exc
+    if not isinstance(mapping, dict) or not all(isinstance(k, str) and len(k) <= 100 and isinstance(v, str | None)
+                                                 for k, v in mapping.items()):
+        raise InvalidParameterError("mapping is a JSON object of column → field name or null", parameter="mapping")
+    return mapping
 
 
 async def _receive(request: Request, path: Path) -> None:

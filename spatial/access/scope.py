@@ -183,6 +183,18 @@ def check_edit_component(principal: Principal, owner_key: str) -> None:
     _check_edit(principal, "owner", principal.scope == owner_key, f"components owned by {owner_key}")
 
 
+def registry_owner(principal: Principal, owner: str | None) -> str | None:
+    """The owner filter of a registry search (``GET /api/v1/components``): an owner account lists only its own
+    components (no owner named: its key; another owner named: ForbiddenError); every other account any owner's.
+    One component stays readable by code to any account (cases, /ogc and the tiles name it), its history not."""
+    if principal.role != "owner":
+        return owner
+    if owner in (None, "", principal.scope):
+        return principal.scope
+    raise ForbiddenError(f"{principal.login} ({principal.role}, {principal.scope}) lists only its own components,"
+                         f" not {owner}'s")
+
+
 def check_exclusive_import(principal: Principal) -> None:
     """ForbiddenError unless the caller is an admin: only an admin may import a survey in a maintenance window
     (``--exclusive``: the registry table locked against every reader until the import commits)."""

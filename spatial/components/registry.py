@@ -13,15 +13,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, or_, select, true
+from sqlalchemy import Connection, DateTime, Text, and_, func, literal, literal_column, or_, select, true, tuple_
 
 from spatial import errors
 from spatial.access.principal import Principal
 from spatial.codes import AREA_CODE, prefix_range
 from spatial.components import edits
 from spatial.components.rules import EDITABLE, RuleBook, check_component
-from spatial.store.cursors import after, decode_cursor, encode_cursor
-from spatial.store.models.components import STATUSES, Component, ComponentHistory
+from spatial.store.cursors import decode_cursor, encode_cursor
+from spatial.store.models.components import CHANGED_KEY, NAME_KEY, STATUSES, Component, ComponentHistory
 from spatial.text import text_problem
 
 SORTS = ("code", "changed_at", "name")
@@ -85,12 +85,21 @@ def _keys(sort: str) -> list[tuple[Any, bool]]:
         raise errors.InvalidParameterError(f"sort must be one of {', '.join(SORTS)} (- first: descending)",
                                            parameter="sort")
     ascending = not sort.startswith("-")
-    column = getattr(Component, name)
     if name == "code":
-        return [(column, ascending)]
-    # NULLs (never changed, no name) sort as the lowest value, so keyset comparisons stay total.
-    floor = datetime(1970, 1, 1).astimezone() if name == "changed_at" else ""
-    return [(func.coalesce(column, floor), ascending), (Component.code, ascending)]
+        return [(Component.code, ascending)]
+    # NULLs (never changed, no name) sort as the lowest value, so keyset comparisons stay total; the key is the
+    # very expression of the indexes on it (models/components.py, migration 0027), so a page is an index range.
+    key = literal_column(CHANGED_KEY, DateTime(timezone=True)) if name == "changed_at" else literal_column(
+        NAME_KEY, Text())
+    return [(key, ascending), (Component.code, ascending)]
+
+
+def _after(keys: list[tuple[Any, bool]], values: list[Any]) -> Any:
+    """Rows after ``values``: every key of a registry sort runs one way, so this is a row comparison, which
+    PostgreSQL reads as one range of the sort's index (the expanded ``a < x OR (a = x AND b < y)`` it is not)."""
+    row, ascending = tuple_(*[k for k, _ in keys]), keys[0][1]
+    bound = tuple_(*[literal(v, k.type) for (k, _), v in zip(keys, values, strict=True)])
+    return row > bound if ascending else row < bound
 
 
 def search(conn: Connection, f: ComponentFilter) -> dict[str, Any]:
@@ -100,7 +109,7 @@ def search(conn: Connection, f: ComponentFilter) -> dict[str, Any]:
     keys = _keys(f.sort)
     where = where_clauses(f)
     if f.cursor:
-        where.append(after(keys, decode_cursor(f.cursor, keys)))
+        where.append(_after(keys, decode_cursor(f.cursor, keys)))
     order = [k.asc() if up else k.desc() for k, up in keys]
     columns = [getattr(Component, p) for p in PROPERTIES]
     stmt = select(*columns, func.ST_AsGeoJSON(Component.geom, 7).label("geometry"),

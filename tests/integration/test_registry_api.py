@@ -67,6 +67,48 @@ def test_search_filters_and_keyset_pages(api) -> None:
         assert reply.status_code in (400, 422) and reply.headers["content-type"] == "application/problem+json"
 
 
+@pytest.mark.parametrize("sort", ["name", "-name", "changed_at", "-changed_at"])
+def test_keyset_pages_by_name_and_change_time_walk_every_row_once(api, sort) -> None:
+    """The sorts the registry page offers (their keys are the indexes' expressions, compared as one row):
+    walking pages of 2 gives every component once, in the order of one big page, NULLs lowest."""
+    client, tokens, eng = api
+    with eng.begin() as conn:  # a name and a change time missing, and two equal names: ties go by code
+        conn.execute(text("UPDATE component SET name = NULL, changed_at = NULL WHERE code = :c"), {"c": WATER_COVER})
+        conn.execute(text("UPDATE component SET name = '同名' WHERE code IN (SELECT code FROM component"
+                          " WHERE code <> :c ORDER BY code LIMIT 2)"), {"c": WATER_COVER})
+    whole = [f["id"] for f in client.get("/api/v1/components", params={"sort": sort},
+                                          headers=tokens["eyes"]).json()["features"]]
+    walked, cursor = [], None
+    while True:
+        page = client.get("/api/v1/components", params={"sort": sort, "limit": 2, **({"cursor": cursor} if cursor
+                          else {})}, headers=tokens["eyes"]).json()
+        walked += [f["id"] for f in page["features"]]
+        if (cursor := page["next"]) is None:
+            break
+    assert walked == whole and len(set(walked)) == 5
+    assert (whole.index(WATER_COVER) == 0) is (not sort.startswith("-"))
+
+
+def test_an_owner_lists_only_its_own_components(api) -> None:
+    """Issue 21 item 4: the registry list of an owner account holds its own components only (another owner named:
+    403, nothing listed); admins and viewers list every owner's; one component stays readable by code."""
+    client, tokens, _ = api
+    everyone = client.get("/api/v1/components", headers=tokens["eyes"]).json()["features"]
+    owners = {f["properties"]["owner_key"] for f in everyone}
+    assert {"WATER", "LIGHTING"} <= owners
+    for login, key in (("water", "WATER"), ("lamps", "LIGHTING")):
+        own = client.get("/api/v1/components", headers=tokens[login]).json()["features"]
+        assert own and {f["properties"]["owner_key"] for f in own} == {key}
+        assert sorted(f["id"] for f in own) == sorted(f["id"] for f in everyone if f["properties"]["owner_key"] == key)
+        assert client.get(f"/api/v1/components?owner={key}", headers=tokens[login]).json()["features"] == own
+    other = client.get("/api/v1/components?owner=LIGHTING", headers=tokens["water"])
+    assert other.status_code == 403 and other.headers["content-type"] == "application/problem+json"
+    assert len(client.get("/api/v1/components", headers=tokens["boss"]).json()["features"]) == len(everyone)
+    lamp = next(f["id"] for f in everyone if f["properties"]["owner_key"] == "LIGHTING")
+    read = client.get(f"/api/v1/components/{lamp}", headers=tokens["water"])
+    assert read.status_code == 200 and "history" not in read.json()
+
+
 def test_item_history_patch_status_and_retire(api) -> None:
     client, tokens, eng = api
     item = client.get(f"/api/v1/components/{WATER_COVER}", headers=tokens["water"])
@@ -222,6 +264,33 @@ def _lamps_geojson(path, codes: list[str]) -> bytes:
     write(path, geoms, [np.array(codes, dtype=object)], ["code"], driver="GeoJSON", crs="EPSG:4326",
           geometry_type="Point")
     return path.read_bytes()
+
+
+def test_an_upload_takes_a_column_mapping(api, tmp_path) -> None:
+    """``mapping`` (issue 21: the registry page lets the owner correct the guessed columns): a column the guess
+    cannot place imports once it is mapped; a malformed mapping is 400 before the body is read."""
+    import shapely
+    from pyogrio.raw import write
+
+    client, tokens, eng = api
+    geoms = shapely.to_wkb(shapely.points([[120.054, 31.113]]))
+    write(tmp_path / "odd.geojson", geoms, [np.array(["3205060118000800"], dtype=object),
+                                             np.array(["新路灯"], dtype=object)], ["code", "lamp_label"],
+          driver="GeoJSON", crs="EPSG:4326", geometry_type="Point")
+    body = (tmp_path / "odd.geojson").read_bytes()
+    url, query = "/api/v1/components/imports", {"owner": "LIGHTING", "filename": "odd.geojson"}
+    for bad in ("not json", '["name"]', '{"lamp_label": 3}'):
+        refused = client.post(url, params={**query, "mapping": bad}, content=b"", headers=tokens["lamps"])
+        assert refused.status_code == 400 and refused.json()["detail"].startswith("mapping"), refused.text
+    started = client.post(url, params=query, content=body, headers=tokens["lamps"])
+    guessed = _finished(client, started.headers["location"], tokens["lamps"])
+    assert guessed["state"] == "failed" and "lamp_label" in guessed["problem"]["detail"]
+    mapped = client.post(url, params={**query, "mapping": '{"lamp_label": "name"}'}, content=body,
+                         headers=tokens["lamps"])
+    job = _finished(client, mapped.headers["location"], tokens["lamps"])
+    assert job["state"] == "done" and job["report"]["mapping"] == {"code": "code", "lamp_label": "name"}
+    with eng.connect() as conn:
+        assert conn.execute(text("SELECT name FROM component WHERE code = '3205060118000800'")).scalar() == "新路灯"
 
 
 def test_upload_jobs_are_read_from_another_app_and_run_by_one(api, tmp_path) -> None:

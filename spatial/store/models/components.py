@@ -15,6 +15,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
@@ -24,6 +25,10 @@ from spatial.store.models.base import Base, created_at_column, in_list
 
 STATUSES = ("intact", "damaged", "missing", "abandoned", "removed")
 HISTORY_ACTIONS = ("create", "update", "status", "delete")
+# The registry's sort keys (spatial/components/registry.py): NULL sorts as the lowest value. SQL constants, so
+# that the indexes on them serve the search (a bound value would not match an index expression).
+CHANGED_KEY = "coalesce(changed_at, '1970-01-01 00:00:00+00'::timestamptz)"
+NAME_KEY = "coalesce(name, '')"
 
 
 class Component(Base):
@@ -42,6 +47,12 @@ class Component(Base):
             name="geom_type",
         ),
         Index("ix_component_geom", "geom", postgresql_using="gist"),
+        # The registry table's sorts, in the order its search reads them (migration 0027, registry._keys).
+        Index("ix_component_owner_code", "owner_key", "code"),
+        Index("ix_component_owner_changed", "owner_key", text(CHANGED_KEY), "code"),
+        Index("ix_component_owner_name", "owner_key", text(NAME_KEY), "code"),
+        Index("ix_component_changed", text(CHANGED_KEY), "code"),
+        Index("ix_component_name", text(NAME_KEY), "code"),
     )
 
     code: Mapped[str] = mapped_column(String(16), primary_key=True)
@@ -50,7 +61,7 @@ class Component(Base):
     grid_code: Mapped[str | None] = mapped_column(ForeignKey("grid.code"), index=True)
     name: Mapped[str | None] = mapped_column(Text)
     manager_key: Mapped[str] = mapped_column(ForeignKey("department.key"))
-    owner_key: Mapped[str] = mapped_column(ForeignKey("department.key"), index=True)
+    owner_key: Mapped[str] = mapped_column(ForeignKey("department.key"))
     maintainer_key: Mapped[str] = mapped_column(ForeignKey("department.key"))
     status: Mapped[str] = mapped_column(String(12), default="intact")
     surveyed_on: Mapped[date | None] = mapped_column(Date)

@@ -18,7 +18,7 @@ export const PAGES = [
     'owner', 'viewer', 'partner', 'planner'], built: true },
   { href: '/report', key: 'navReport', roles: ['admin', 'dispatcher', 'inspector', 'grid_chief', 'partner'],
     built: true },
-  { href: '/registry', key: 'navRegistry', roles: ['admin', 'owner'], built: false },
+  { href: '/registry', key: 'navRegistry', roles: ['admin', 'owner'], built: true },
   { href: '/planning', key: 'navPlanning', roles: ['admin', 'planner'], built: false },
   { href: '/dashboard', key: 'navDashboard', roles: ['admin', 'dispatcher', 'viewer'], built: false },
 ];
