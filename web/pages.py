@@ -58,7 +58,8 @@ CONSOLE_STATIC = "/static/console"
 
 
 def render_page(template: str, *, page: str, title_key: str, title: str, styles: tuple[str, ...] = (),
-                scripts: tuple[str, ...] = (), config: dict[str, str] | None = None) -> str:
+                scripts: tuple[str, ...] = (), config: dict[str, str] | None = None,
+                preloads: tuple[str, ...] = ()) -> str:
     """Render a page built on the shared shell (``templates/_base.html``: top bar, navigation, login dialog).
 
     Args:
@@ -69,12 +70,14 @@ def render_page(template: str, *, page: str, title_key: str, title: str, styles:
         styles: Style sheets after ``common/common.css``.
         scripts: ES modules the page runs.
         config: Values for the scripts, rendered (escaped) as ``data-`` attributes of ``<body>``.
+        preloads: ES modules the browser fetches at once (``modulepreload``), before a script imports them.
 
     Returns:
         The HTML document.
     """
     return _environment().get_template(template).render(
-        page=page, title_key=title_key, title=title, styles=styles, scripts=scripts, config=config or {})
+        page=page, title_key=title_key, title=title, styles=styles, scripts=scripts, config=config or {},
+        preloads=preloads)
 
 
 def render_console() -> str:
@@ -84,6 +87,7 @@ def render_console() -> str:
         "console.html", page="console", title_key="consoleTitle", title="指挥台 · gridlink 网格化联动指挥",
         styles=("/static/vendor/maplibre-gl/maplibre-gl.css", f"{CONSOLE_STATIC}/console.css"),
         scripts=(f"{CONSOLE_STATIC}/console.js",),
+        preloads=("/static/vendor/maplibre-gl/maplibre-gl.mjs",),  # imported late (console.js), fetched early
         config={"api-base": DEFAULT_API_BASE, "center": f"{DEFAULT_CENTER[1]},{DEFAULT_CENTER[0]}",
                 "zoom": str(DEFAULT_ZOOM), "base-map": BASE_MAP_TILES})
 

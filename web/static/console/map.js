@@ -50,6 +50,7 @@ export function setSignedIn(map, signedIn) {
       'circle-color': '#0e7490', 'circle-opacity': 0.8, 'circle-stroke-color': '#fff', 'circle-stroke-width': 0.5,
       'circle-radius': ['case', ['has', 'count'], ['min', 9, ['+', 2, ['sqrt', ['get', 'count']]]], 3.5] } });
   map.addLayer({ id: 'component-selected', type: 'circle', source: 'components', 'source-layer': 'components',
+    minzoom: 13,  // below, the tiles hold counts, not components: and the source is not fetched at all
     filter: ['==', ['get', 'code'], ''], paint: { 'circle-color': '#f59e0b', 'circle-radius': 9,
       'circle-stroke-color': '#1f2937', 'circle-stroke-width': 2 } });
   map.addSource('cases', { type: 'vector', tiles: [tileUrl('cases')], minzoom: 8, maxzoom: 16 });
