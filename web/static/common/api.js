@@ -60,7 +60,8 @@ async function readBody(reply) {
 
 /**
  * Call the API. `path` is absolute ('/api/v1/…', '/tiles/…') or relative to /api/v1.
- * options: method, json (a body sent as JSON), form (an object sent as a URL-encoded form), headers,
+ * options: method, json (a body sent as JSON), form (an object sent as a URL-encoded form), body (a Blob or
+ * File sent as it is, its Content-Type in headers), headers,
  * ifMatch (a revision: sent as If-Match "<rev>"), raw (answer the Response itself).
  * Returns {status, body, headers}; throws ApiError on a non-2xx reply or a network failure.
  */
@@ -75,6 +76,8 @@ export async function api(path, options = {}) {
     body = JSON.stringify(options.json);
   } else if (options.form) {
     body = new URLSearchParams(options.form);
+  } else if (options.body !== undefined) {  // a file as it is (Content-Type in options.headers)
+    body = options.body;
   }
   if (options.ifMatch !== undefined && options.ifMatch !== null) headers.set('If-Match', `"${options.ifMatch}"`);
   if (method !== 'GET' && method !== 'HEAD' && csrf) headers.set('X-CSRF-Token', csrf);

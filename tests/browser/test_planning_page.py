@@ -1,0 +1,203 @@
+"""The planner's grid editor (issue 21 items 2 and 4), driven in Chromium against a live server on the small demo:
+a planner of the demo's busiest town draws a line across the shared boundary of two base grids by clicking the
+map, reads the impact preview the server answered (the same numbers as ``GET /api/v1/plans/{id}/preview``),
+commits it, and sees a moved component's new grid in the info panel (and in the database); the grids of the
+day before are the old shapes; the plan is rolled back (other browser modules share the demo). A viewer reads
+without planning tools; a planner of another town neither sees this town nor may touch its plans (the server
+refuses). Screenshot planning-1920x1080; axe-core finds no serious violation."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+from shapely.geometry import shape
+from sqlalchemy import text
+
+from bench.planning import move_line
+from spatial.access.accounts import add_user
+from tests.browser.conftest import PASSWORD, axe_violations, log_in, screenshot
+
+PLANNER, OTHER, VIEWER = "b.plan", "b.plan2", "b.view"
+
+
+@pytest.fixture(scope="module")
+def people(demo) -> dict[str, str]:
+    """A planner of the demo's busiest town, a planner of another town, a viewer (idempotent)."""
+    with demo.engine.begin() as conn:
+        other = conn.execute(text("SELECT code FROM grid WHERE level = 2 AND code <> :t ORDER BY code LIMIT 1"),
+                             {"t": demo.town}).scalar_one()
+        for login, role, scope in ((PLANNER, "planner", demo.town), (OTHER, "planner", other),
+                                   (VIEWER, "viewer", demo.town)):
+            if not conn.execute(text("SELECT 1 FROM account WHERE login = :l"), {"l": login}).first():
+                add_user(conn, login, role=role, scope=scope, password=PASSWORD)
+    return {"other_town": other}
+
+
+def _token(demo, login: str) -> dict[str, str]:
+    reply = httpx.post(f"{demo.url}/api/v1/auth/token", data={"username": login, "password": PASSWORD})
+    reply.raise_for_status()
+    return {"Authorization": f"Bearer {reply.json()['access_token']}"}
+
+
+def _boundary_move(demo) -> tuple[str, str, list[list[float]]]:
+    """The town's base grid with the most components, its longest-border sibling, and a line cutting about half
+    of the grid off towards it, its ends a little beyond the shared border (so that the line crosses the grid)."""
+    with demo.engine.connect() as conn:
+        codes = conn.execute(text(
+            "SELECT g.code FROM grid g LEFT JOIN component c ON c.grid_code = g.code WHERE g.level = 4"
+            " AND g.retired_at IS NULL AND g.code LIKE :t || '%' GROUP BY g.code ORDER BY count(c.code) DESC, g.code"
+            " LIMIT 5"), {"t": demo.town}).scalars().all()
+        for code in codes:
+            found = move_line(conn, code)
+            if found is not None:
+                (a, bend, b), neighbour = found[0]["coordinates"], found[1]
+                out = [[a[0] + 0.15 * (a[0] - bend[0]), a[1] + 0.15 * (a[1] - bend[1])], list(bend),
+                       [b[0] + 0.15 * (b[0] - bend[0]), b[1] + 0.15 * (b[1] - bend[1])]]
+                return code, neighbour, out
+    raise AssertionError(f"no base grid of {demo.town} with a sibling")
+
+
+def _open(page, demo, login: str) -> None:
+    page.goto(f"{demo.url}/planning")
+    page.wait_for_function("() => document.body.dataset.ready === 'map'", timeout=30_000)
+    page.wait_for_function("() => Number(document.body.dataset.gridsLoaded || 0) > 0", timeout=30_000)
+    seen = _loads(page)
+    log_in(page, login)
+    _grids_loaded(page, seen)  # the grids of the account's area
+
+
+def _grids_loaded(page, seen: int) -> None:
+    page.wait_for_function(f"() => Number(document.body.dataset.gridsLoaded || 0) > {seen}", timeout=30_000)
+
+
+def _loads(page) -> int:
+    return int(page.evaluate("() => Number(document.body.dataset.gridsLoaded || 0)"))
+
+
+def _grid_of(demo, component: str) -> str:
+    with demo.engine.connect() as conn:
+        return str(conn.execute(text("SELECT grid_code FROM component WHERE code = :c"), {"c": component}).scalar())
+
+
+def _current_version(demo, code: str) -> int:
+    with demo.engine.connect() as conn:
+        return int(conn.execute(text("SELECT version_id FROM grid_geometry WHERE grid_code = :c AND valid_to IS NULL"),
+                                {"c": code}).scalar_one())
+
+
+def _version_shown(page, code: str) -> int:
+    return int(page.evaluate("(c) => window.glPlanning.grids.find(f => f.properties.code === c).properties.version_id",
+                             code))
+
+
+def _draw(page, coords: list[list[float]]) -> None:
+    """Click the map at the screen positions of ``coords`` (map.project), double-clicking the last one."""
+    pixels = page.evaluate("(cs) => cs.map((c) => { const p = window.glPlanning.map.project(c); return [p.x, p.y]; })",
+                           coords)
+    box = page.locator("#pl-map").bounding_box()
+    for x, y in pixels[:-1]:
+        page.mouse.click(box["x"] + x, box["y"] + y)
+    x, y = pixels[-1]
+    page.mouse.dblclick(box["x"] + x, box["y"] + y)
+
+
+def test_a_planner_moves_a_boundary_previews_commits_sees_the_new_grid_and_rolls_back(demo, people, page) -> None:
+    code, neighbour, line = _boundary_move(demo)
+    old_version = _current_version(demo, code)
+    _open(page, demo, PLANNER)
+    page.wait_for_function("() => document.querySelectorAll('#pl-town option').length === 1")
+    towns = page.eval_on_selector_all("#pl-town option", "os => os.map(o => o.value)")
+    assert towns == [demo.town]  # the planner's area only
+    seen = _loads(page)
+    page.select_option("#pl-community", code[:12])
+    _grids_loaded(page, seen)
+    codes = set(page.evaluate("() => window.glPlanning.grids.map(f => f.properties.code)"))
+    assert {code, neighbour} <= codes and all(c.startswith(code[:12]) for c in codes)
+    west, south, east, north = shape({"type": "LineString", "coordinates": line}).buffer(0.0005).bounds
+    page.evaluate(f"() => window.glPlanning.map.fitBounds([[{west}, {south}], [{east}, {north}]],"
+                  " {padding: 80, duration: 0})")
+    page.wait_for_function("() => window.glPlanning.map.loaded()")
+
+    page.click("#pl-edit-submit")  # the default gesture: move a shared boundary, drawn on the map
+    page.wait_for_selector("#pl-draw-bar:not([hidden])")
+    _draw(page, line)
+    page.wait_for_selector("#pl-preview[data-drawn]", timeout=30_000, state="attached")
+    plan = int(page.get_attribute("#pl-plan-box", "data-plan-id") or 0)
+    edited = page.eval_on_selector_all("#pl-edits li", "ls => ls.map(l => l.dataset.op)")
+    assert edited and set(edited) <= {"reshape", "create"}, edited  # the move, as the server stored it
+    preview = httpx.get(f"{demo.url}/api/v1/plans/{plan}/preview", headers=_token(demo, PLANNER)).json()
+    assert preview["numbers"]["components"] > 0 and not preview["problems"]
+    numbers = page.text_content("#pl-numbers") or ""
+    assert f"变更网格的部件 {preview['numbers']['components']} 个" in numbers
+    assert f"未结案件 {preview['numbers']['open_cases']} 件" in numbers
+    shown = page.eval_on_selector_all("#pl-workload tbody tr", "rs => rs.map(r => r.cells[0].textContent)")
+    assert shown == [w["code"] for w in preview["workload"]] and {code, neighbour} <= set(shown)
+    drawn = page.evaluate("() => window.glPlanning.map.querySourceFeatures('pl-moved').length")
+    assert drawn >= 1  # the moved components and cases are on the map
+    screenshot(page, "planning-1920x1080")
+    assert axe_violations(page) == []
+
+    moved = preview["components"][0]
+    assert _grid_of(demo, moved["code"]) == moved["before"]
+    page.click("#pl-commit-button")  # "now" is ticked
+    page.wait_for_selector("#pl-plan-box[data-state='committed']", timeout=30_000)
+    assert "方案已生效" in (page.text_content("#pl-commit-result") or "")
+    page.click(f"#pl-moved-components button:text-is('{moved['code']}')")
+    page.wait_for_selector(f"#pl-info[data-kind='component'][data-code='{moved['code']}']")
+    assert page.get_attribute("#pl-info", "data-grid") == moved["after"] != moved["before"]
+    assert _grid_of(demo, moved["code"]) == moved["after"]
+    assert _current_version(demo, code) != old_version
+
+    yesterday = (datetime.now(ZoneInfo("Asia/Shanghai")) - timedelta(days=1)).date().isoformat()
+    seen = _loads(page)
+    page.fill("#pl-date-input", yesterday)
+    page.click("#pl-date button[type=submit]")
+    _grids_loaded(page, seen)
+    assert page.is_visible("#pl-banner") and yesterday in (page.text_content("#pl-banner") or "")
+    then = _version_shown(page, code)
+    assert then == old_version  # the shape valid yesterday, not today's
+    assert page.is_hidden("#pl-edit")  # the past is read-only
+    seen = _loads(page)
+    page.click("#pl-date-now")
+    _grids_loaded(page, seen)
+    now = _version_shown(page, code)
+    assert now == _current_version(demo, code) != old_version
+
+    page.click("#pl-rollback-button")
+    page.wait_for_function("() => (document.querySelector('#pl-commit-result').textContent || '').includes('已回滚')",
+                           timeout=30_000)
+    assert _grid_of(demo, moved["code"]) == moved["before"]  # the demo as it was for the other modules
+    assert page.errors == []
+
+
+def test_a_viewer_reads_only_and_another_towns_planner_is_refused(demo, people, page) -> None:
+    _open(page, demo, VIEWER)
+    assert page.is_visible("#pl-readonly") and page.is_hidden("#pl-plan-box") and page.is_hidden("#pl-import-box")
+    assert page.locator("#gl-nav a[href='/planning']").count() == 0  # not in a viewer's navigation
+    assert page.evaluate("() => window.glPlanning.grids.length") > 0  # the grids are there to read
+    viewer = _token(demo, VIEWER)
+    assert httpx.post(f"{demo.url}/api/v1/plans", headers=viewer, json={"title": "x"}).status_code == 403
+
+    _, _, line = _boundary_move(demo)
+    mine = httpx.post(f"{demo.url}/api/v1/plans", headers=_token(demo, PLANNER), json={"title": "b.plan"}).json()["id"]
+    other = _token(demo, OTHER)
+    theirs = httpx.post(f"{demo.url}/api/v1/plans", headers=other, json={"title": "b.plan2"}).json()["id"]
+    move = {"op": "move", "level": 4, "line": {"type": "LineString", "coordinates": line}}
+    assert httpx.post(f"{demo.url}/api/v1/plans/{theirs}/edits", headers=other, json=move).status_code == 403
+    for path in (f"plans/{mine}/preview", f"plans/{mine}"):
+        assert httpx.get(f"{demo.url}/api/v1/{path}", headers=other).status_code == 403
+    for path in (f"plans/{mine}/commit", f"plans/{mine}/rollback", f"plans/{mine}/edits"):
+        assert httpx.post(f"{demo.url}/api/v1/{path}", headers=other, json=move if "edits" in path else None
+                          ).status_code == 403
+    assert httpx.get(f"{demo.url}/api/v1/plans/{mine}/preview", headers=viewer).status_code == 403
+
+    page.click("#gl-logout")
+    page.wait_for_selector("#gl-login-open:not([hidden])")
+    log_in(page, OTHER)
+    page.wait_for_function("() => document.querySelectorAll('#pl-town option').length > 0")
+    towns = page.eval_on_selector_all("#pl-town option", "os => os.map(o => o.value)")
+    assert towns == [people["other_town"]] and not page.is_hidden("#pl-plan-box")
+    assert page.errors == []
