@@ -8,6 +8,7 @@ refuses). Screenshot planning-1920x1080; axe-core finds no serious violation."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -201,3 +202,116 @@ def test_a_viewer_reads_only_and_another_towns_planner_is_refused(demo, people, 
     towns = page.eval_on_selector_all("#pl-town option", "os => os.map(o => o.value)")
     assert towns == [people["other_town"]] and not page.is_hidden("#pl-plan-box")
     assert page.errors == []
+
+
+def _free_code(demo, community: str) -> str:
+    with demo.engine.connect() as conn:
+        taken = set(conn.execute(text("SELECT code FROM grid WHERE code LIKE :c || '%'"), {"c": community}).scalars())
+    return next(f"{community}{n:03d}" for n in range(999, 0, -1) if f"{community}{n:03d}" not in taken)
+
+
+def test_a_drawn_split_and_a_rename_scheduled_then_cancelled_and_the_page_in_english(demo, people, page) -> None:
+    code, neighbour, line = _boundary_move(demo)
+    new_code = _free_code(demo, code[:12])
+    _open(page, demo, PLANNER)
+    seen = _loads(page)
+    page.select_option("#pl-community", code[:12])
+    _grids_loaded(page, seen)
+    page.fill("#pl-plan-title", "浏览器测试：拆分")
+    page.click("#pl-plan-pick button[type=submit]")
+    page.wait_for_selector("#pl-plan-state:has-text('浏览器测试：拆分')")
+    plan = int(page.get_attribute("#pl-plan-box", "data-plan-id") or 0)
+
+    page.select_option("#pl-op", "rename")
+    assert page.is_hidden("#pl-new-code") and page.is_visible("#pl-name")  # the fields of the gesture only
+    page.fill("#pl-code", neighbour)
+    page.fill("#pl-name", "浏览器测试网格")
+    page.click("#pl-edit-submit")
+    page.wait_for_selector(f"#pl-edits li:has-text('{neighbour} · 浏览器测试网格')")  # kept as the grid's edit
+    page.wait_for_selector("#pl-preview[data-drawn]", state="attached", timeout=30_000)
+
+    page.select_option("#pl-op", "split")
+    page.fill("#pl-code", code)
+    page.fill("#pl-new-code", new_code)
+    west, south, east, north = shape({"type": "LineString", "coordinates": line}).buffer(0.0005).bounds
+    page.evaluate(f"() => window.glPlanning.map.fitBounds([[{west}, {south}], [{east}, {north}]],"
+                  " {padding: 80, duration: 0})")
+    page.click("#pl-edit-submit")
+    page.wait_for_selector("#pl-draw-bar:not([hidden])")
+    _draw(page, line)
+    page.wait_for_selector(f"#pl-edits li:has-text('{new_code}')", timeout=30_000)  # the split's new grid
+    page.wait_for_selector("#pl-preview[data-drawn]", state="attached", timeout=30_000)
+    stored = httpx.get(f"{demo.url}/api/v1/plans/{plan}", headers=_token(demo, PLANNER)).json()
+    names = {e["code"]: e["name"] for e in stored["edits"]}
+    assert names[neighbour] == "浏览器测试网格" and new_code in names and code in names
+    shown = page.eval_on_selector_all("#pl-workload tbody tr", "rs => rs.map(r => r.cells[0].textContent)")
+    assert new_code in shown and code in shown
+    planned = page.evaluate("() => window.glPlanning.map.querySourceFeatures('pl-planned').map(f => f.properties.code)")
+    assert {code, new_code} <= set(planned)
+
+    tomorrow = (datetime.now(ZoneInfo("Asia/Shanghai")) + timedelta(days=1)).replace(second=0, microsecond=0)
+    page.check("#pl-commit input[value=at]")
+    page.fill("#pl-effective", tomorrow.strftime("%Y-%m-%dT%H:%M"))
+    page.click("#pl-commit-button")
+    page.wait_for_selector("#pl-plan-box[data-state='scheduled']", timeout=30_000)
+    with demo.engine.connect() as conn:
+        at = conn.execute(text("SELECT effective_at FROM grid_plan WHERE id = :p"), {"p": plan}).scalar_one()
+        assert not conn.execute(text("SELECT 1 FROM grid WHERE code = :c"), {"c": new_code}).first()  # not yet
+    assert at == tomorrow  # the time picked in Suzhou, stored as that instant
+    page.click("#pl-cancel-button")
+    page.wait_for_selector("#pl-plan-box[data-state='draft']", timeout=30_000)
+
+    page.click("#gl-lang")
+    assert page.text_content("#pl-preview-title") == "Impact preview"
+    assert "Reshape" in (page.text_content("#pl-edits") or "")
+    page.click("#gl-lang")
+    assert page.text_content("#pl-preview-title") == "影响预览"
+    assert page.errors == []
+
+
+def _community_file(demo, community: str, path, drop: str | None = None):
+    """The community's current base grids as a GeoJSON file (columns code, name), less ``drop``."""
+    with demo.engine.connect() as conn:
+        rows = conn.execute(text(
+            "SELECT g.code, g.name, ST_AsGeoJSON(gg.geom, 9)::json FROM grid g JOIN grid_geometry gg"
+            " ON gg.grid_code = g.code AND gg.valid_to IS NULL WHERE g.level = 4 AND g.retired_at IS NULL"
+            " AND g.parent_code = :c ORDER BY g.code"), {"c": community}).all()
+    features = [{"type": "Feature", "geometry": geom, "properties": {"code": code, "name": name}}
+                for code, name, geom in rows if code != drop]
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}), encoding="utf-8")
+    return path, len(features)
+
+
+def _import(page, path) -> None:
+    if not page.evaluate("() => document.getElementById('pl-import-box').open"):
+        page.click("#pl-import-box > summary")
+    page.set_input_files("#pl-import-file", str(path))
+    page.click("#pl-import button[type=submit]")
+    page.wait_for_selector("#pl-import-result", timeout=60_000)
+
+
+def test_a_grid_file_is_checked_and_a_gap_is_shown_on_the_map(demo, people, page, tmp_path) -> None:
+    code, _, _ = _boundary_move(demo)
+    whole, n = _community_file(demo, code[:12], tmp_path / "whole.geojson")
+    holed, _ = _community_file(demo, code[:12], tmp_path / "holed.geojson", drop=code)
+    token = _token(demo, PLANNER)
+    checked = httpx.post(f"{demo.url}/api/v1/grids/imports", params={"level": 4, "store": "none"}, headers={
+        **token, "Content-Type": "application/geo+json"}, content=whole.read_bytes(), timeout=60).json()
+    assert checked["state"] == "checked" and checked["grids"] == n
+    refused = httpx.post(f"{demo.url}/api/v1/grids/imports", params={"level": 4, "store": "none"}, headers={
+        **token, "Content-Type": "application/geo+json"}, content=holed.read_bytes(), timeout=60)
+    assert refused.status_code == 422
+    problems = refused.json()["report"]["problems"]
+    assert "gap" in {p["kind"] for p in problems}
+
+    _open(page, demo, PLANNER)
+    _import(page, whole)
+    summary = page.text_content("#pl-import-result") or ""
+    assert f"{n} 个网格，修复 {len(checked['repairs'])} 处，问题 {len(checked['problems'])} 处" in summary
+    _import(page, holed)  # refused (422): the report still shows where
+    page.wait_for_selector("#pl-import-result[data-ok='false']")
+    assert "缝隙" in (page.text_content("#pl-import-result") or "")
+    drawn = page.evaluate("async () => (await window.glPlanning.map.getSource('pl-problems').getData())"
+                          ".features.length")
+    assert drawn == sum(1 for p in problems if p.get("geometry"))
+    assert [e for e in page.errors if "422" not in e] == []  # the refusal is the only failed request
