@@ -94,6 +94,19 @@ def _version_shown(page, code: str) -> int:
                              code))
 
 
+def _click_grid(page, demo, code: str) -> None:
+    """Click the map inside grid ``code`` (its current shape's point on surface)."""
+    with demo.engine.connect() as conn:
+        lon, lat = conn.execute(text("SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) AS p FROM"
+                                     " grid_geometry WHERE grid_code = :c AND valid_to IS NULL) q"), {"c": code}).one()
+    x, y = page.evaluate("(c) => { const m = window.glPlanning.map; m.jumpTo({center: c});"
+                         " const p = m.project(c); return [p.x, p.y]; }", [lon, lat])
+    page.wait_for_function("() => window.glPlanning.map.loaded()")  # the tiles and the new grids drawn
+    box = page.locator("#pl-map").bounding_box()
+    page.mouse.click(box["x"] + x, box["y"] + y)
+    page.wait_for_selector(f"#pl-info[data-kind='grid'][data-code='{code}']")
+
+
 def _draw(page, coords: list[list[float]]) -> None:
     """Click the map at the screen positions of ``coords`` (map.project), double-clicking the last one."""
     pixels = page.evaluate("(cs) => cs.map((c) => { const p = window.glPlanning.map.project(c); return [p.x, p.y]; })",
@@ -143,14 +156,21 @@ def test_a_planner_moves_a_boundary_previews_commits_sees_the_new_grid_and_rolls
 
     moved = preview["components"][0]
     assert _grid_of(demo, moved["code"]) == moved["before"]
+    seen = _loads(page)
     page.click("#pl-commit-button")  # "now" is ticked
     page.wait_for_selector("#pl-plan-box[data-state='committed']", timeout=30_000)
+    _grids_loaded(page, seen)  # the live grids again, as committed
     assert "方案已生效" in (page.text_content("#pl-commit-result") or "")
     page.click(f"#pl-moved-components button:text-is('{moved['code']}')")
     page.wait_for_selector(f"#pl-info[data-kind='component'][data-code='{moved['code']}']")
     assert page.get_attribute("#pl-info", "data-grid") == moved["after"] != moved["before"]
     assert _grid_of(demo, moved["code"]) == moved["after"]
     assert _current_version(demo, code) != old_version
+    _click_grid(page, demo, code)  # its versions: the demo's shape, closed by the commit, and the plan's
+    page.wait_for_selector("#pl-version-list li >> nth=1")
+    versions = page.eval_on_selector_all("#pl-version-list li", "ls => ls.map(l => Number(l.dataset.version))")
+    assert versions == [old_version, _current_version(demo, code)]
+    assert f"方案 #{plan}" in (page.text_content("#pl-version-list li:last-child") or "")
 
     yesterday = (datetime.now(ZoneInfo("Asia/Shanghai")) - timedelta(days=1)).date().isoformat()
     seen = _loads(page)
@@ -198,7 +218,7 @@ def test_a_viewer_reads_only_and_another_towns_planner_is_refused(demo, people, 
     page.click("#gl-logout")
     page.wait_for_selector("#gl-login-open:not([hidden])")
     log_in(page, OTHER)
-    page.wait_for_function("() => document.querySelectorAll('#pl-town option').length > 0")
+    page.wait_for_function("() => document.querySelectorAll('#pl-town option').length === 1")  # its town
     towns = page.eval_on_selector_all("#pl-town option", "os => os.map(o => o.value)")
     assert towns == [people["other_town"]] and not page.is_hidden("#pl-plan-box")
     assert page.errors == []
@@ -261,9 +281,24 @@ def test_a_drawn_split_and_a_rename_scheduled_then_cancelled_and_the_page_in_eng
     page.click("#pl-cancel-button")
     page.wait_for_selector("#pl-plan-box[data-state='draft']", timeout=30_000)
 
+    page.fill("#pl-plan-title", "浏览器测试：合并")  # a second draft: a grid merged through the form
+    page.click("#pl-plan-pick button[type=submit]")
+    page.wait_for_selector("#pl-plan-state:has-text('浏览器测试：合并')")
+    merged = int(page.get_attribute("#pl-plan-box", "data-plan-id") or 0)
+    page.select_option("#pl-op", "merge")
+    page.fill("#pl-code", neighbour)
+    page.fill("#pl-into", code)
+    page.click("#pl-edit-submit")
+    page.wait_for_selector("#pl-edits li[data-op='retire']", timeout=30_000)
+    page.wait_for_selector("#pl-preview[data-drawn]", state="attached", timeout=30_000)
+    preview = httpx.get(f"{demo.url}/api/v1/plans/{merged}/preview", headers=_token(demo, PLANNER)).json()
+    gone = next(w for w in preview["workload"] if w["code"] == neighbour)
+    assert gone["components"]["after"] == 0 and gone["area_m2"]["after"] == 0
+    assert f"变更网格的部件 {preview['numbers']['components']} 个" in (page.text_content("#pl-numbers") or "")
+
     page.click("#gl-lang")
     assert page.text_content("#pl-preview-title") == "Impact preview"
-    assert "Reshape" in (page.text_content("#pl-edits") or "")
+    assert "Retire" in (page.text_content("#pl-edits") or "")
     page.click("#gl-lang")
     assert page.text_content("#pl-preview-title") == "影响预览"
     assert page.errors == []

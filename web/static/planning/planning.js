@@ -129,6 +129,7 @@ function selectCode(code, props) {
   state.panel.pick(code);
   showInfo(t('level' + (props.level || level())), [[t('code'), code], [t('name'), props.name],
     [t('parent'), props.parent_code]], 'grid');
+  $('pl-info').dataset.code = code;
   showHistory(state.map, code);
 }
 
