@@ -296,9 +296,33 @@ def test_a_drawn_split_and_a_rename_scheduled_then_cancelled_and_the_page_in_eng
     assert gone["components"]["after"] == 0 and gone["area_m2"]["after"] == 0
     assert f"变更网格的部件 {preview['numbers']['components']} 个" in (page.text_content("#pl-numbers") or "")
 
+    page.fill("#pl-plan-title", "浏览器测试：新建")  # a third draft: a grid drawn as a polygon
+    page.click("#pl-plan-pick button[type=submit]")
+    page.wait_for_selector("#pl-plan-state:has-text('浏览器测试：新建')")
+    created = int(page.get_attribute("#pl-plan-box", "data-plan-id") or 0)
+    with demo.engine.connect() as conn:
+        x, y = conn.execute(text("SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) AS p FROM"
+                                 " grid_geometry WHERE grid_code = :c AND valid_to IS NULL) q"), {"c": code}).one()
+    triangle = [[x - 0.0004, y - 0.0003], [x + 0.0004, y - 0.0003], [x, y + 0.0004]]
+    page.evaluate(f"() => window.glPlanning.map.jumpTo({{center: [{x}, {y}], zoom: 16}})")
+    page.select_option("#pl-op", "create")
+    page.fill("#pl-code", new_code)
+    page.fill("#pl-name", "浏览器测试新网格")
+    page.click("#pl-edit-submit")
+    page.wait_for_selector("#pl-draw-bar:not([hidden])")
+    _draw(page, triangle)
+    page.wait_for_selector(f"#pl-edits li[data-op='create']:has-text('{new_code}')", timeout=30_000)
+    page.wait_for_selector("#pl-preview[data-drawn]", state="attached", timeout=30_000)
+    stored = httpx.get(f"{demo.url}/api/v1/plans/{created}", headers=_token(demo, PLANNER)).json()
+    new = next(e for e in stored["edits"] if e["code"] == new_code)
+    assert new["op"] == "create" and new["name"] == "浏览器测试新网格"
+    assert abs(shape(new["geometry"]).area - shape({"type": "Polygon", "coordinates": [[*triangle, triangle[0]]]}).area
+               ) < 1e-9  # the drawn triangle (snapped within a metre), carved out of the grid under it
+    assert any(e["code"] == code for e in stored["edits"])
+
     page.click("#gl-lang")
     assert page.text_content("#pl-preview-title") == "Impact preview"
-    assert "Retire" in (page.text_content("#pl-edits") or "")
+    assert "Create (draw an area)" in (page.text_content("#pl-edits") or "")
     page.click("#gl-lang")
     assert page.text_content("#pl-preview-title") == "影响预览"
     assert page.errors == []
