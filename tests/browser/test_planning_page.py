@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
+from itertools import combinations
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from shapely import wkt
 from shapely.geometry import shape
 from sqlalchemy import text
 
@@ -374,3 +376,64 @@ def test_a_grid_file_is_checked_and_a_gap_is_shown_on_the_map(demo, people, page
                           ".features.length")
     assert drawn == sum(1 for p in problems if p.get("geometry"))
     assert [e for e in page.errors if "422" not in e] == []  # the refusal is the only failed request
+
+
+def _community_line(demo) -> tuple[str, list[list[float]]]:
+    """A community of the town with the most base grids and a line cutting a third of it off towards its
+    longest-border sibling community (the base grids under the swept area are left outside their parent)."""
+    with demo.engine.connect() as conn:
+        rows = conn.execute(text(
+            "SELECT g.code, ST_AsText(gg.geom) FROM grid g JOIN grid_geometry gg ON gg.grid_code = g.code"
+            " AND gg.valid_to IS NULL WHERE g.level = 3 AND g.parent_code = :t ORDER BY g.code"),
+            {"t": demo.town}).all()
+    shapes = {code: wkt.loads(w) for code, w in rows}
+    best = None
+    for a, b in combinations(shapes, 2):
+        border = shapes[a].boundary.intersection(shapes[b].buffer(0.00001))
+        parts = [p for p in getattr(border, "geoms", [border]) if p.geom_type == "LineString"]
+        longest = max(parts, key=lambda p: p.length, default=None)
+        if longest is not None and (best is None or longest.length > best[1].length):
+            best = (a, longest)
+    assert best is not None, f"no two communities of {demo.town} share a border"
+    code, border = best
+    (ax, ay), (bx, by) = border.coords[0], border.coords[-1]
+    middle, inside = border.interpolate(0.5, normalized=True), shapes[code].representative_point()
+    bend = [middle.x + 0.4 * (inside.x - middle.x), middle.y + 0.4 * (inside.y - middle.y)]
+    return code, [[ax + 0.15 * (ax - bend[0]), ay + 0.15 * (ay - bend[1])], bend,
+                  [bx + 0.15 * (bx - bend[0]), by + 0.15 * (by - bend[1])]]
+
+
+def test_a_community_move_leaves_base_grids_outside_and_the_problems_are_drawn_and_refuse_the_commit(
+        demo, people, page) -> None:
+    code, line = _community_line(demo)
+    _open(page, demo, PLANNER)
+    seen = _loads(page)
+    page.select_option("#pl-level", "3")
+    _grids_loaded(page, seen)
+    assert {f[:9] for f in page.evaluate("() => window.glPlanning.grids.map(f => f.properties.code)")} == {demo.town}
+    page.fill("#pl-plan-title", "浏览器测试：社区边界")
+    page.click("#pl-plan-pick button[type=submit]")
+    page.wait_for_selector("#pl-plan-state:has-text('浏览器测试：社区边界')")
+    plan = int(page.get_attribute("#pl-plan-box", "data-plan-id") or 0)
+    west, south, east, north = shape({"type": "LineString", "coordinates": line}).buffer(0.001).bounds
+    page.evaluate(f"() => window.glPlanning.map.fitBounds([[{west}, {south}], [{east}, {north}]],"
+                  " {padding: 80, duration: 0})")
+    page.wait_for_function("() => window.glPlanning.map.loaded()")
+    page.click("#pl-edit-submit")
+    _draw(page, line)
+    page.wait_for_selector("#pl-preview[data-drawn]", state="attached", timeout=60_000)
+    assert code in (page.text_content("#pl-edits") or "")  # the community cut, and its sibling
+    problems = httpx.get(f"{demo.url}/api/v1/plans/{plan}/preview", headers=_token(demo, PLANNER),
+                         timeout=60).json()["problems"]
+    assert problems and {p["kind"] for p in problems} <= {"gap", "outside_parent", "overlap"}
+    listed = page.locator("#pl-problem-list li").count()
+    drawn = page.evaluate("async () => (await window.glPlanning.map.getSource('pl-problems').getData())"
+                          ".features.length")
+    assert listed == len(problems) and drawn == sum(1 for p in problems if p.get("geometry"))
+    assert f"拓扑问题 {len(problems)} 处" in (page.text_content("#pl-numbers") or "")
+    page.click("#pl-commit-button")  # refused, saying where: nothing stored
+    page.wait_for_selector("#gl-notice[data-kind='error']:has-text('方案未能提交')")
+    assert page.get_attribute("#pl-plan-box", "data-state") == "draft"
+    with demo.engine.connect() as conn:
+        assert conn.execute(text("SELECT state FROM grid_plan WHERE id = :p"), {"p": plan}).scalar_one() == "draft"
+    assert [e for e in page.errors if "422" not in e and "409" not in e] == []  # the refused commit only
