@@ -201,6 +201,7 @@ def test_a_viewer_reads_only_and_another_towns_planner_is_refused(demo, people, 
     assert page.is_visible("#pl-readonly") and page.is_hidden("#pl-plan-box") and page.is_hidden("#pl-import-box")
     assert page.locator("#gl-nav a[href='/planning']").count() == 0  # not in a viewer's navigation
     assert page.evaluate("() => window.glPlanning.grids.length") > 0  # the grids are there to read
+    assert axe_violations(page) == []
     viewer = _token(demo, VIEWER)
     assert httpx.post(f"{demo.url}/api/v1/plans", headers=viewer, json={"title": "x"}).status_code == 403
 
@@ -372,6 +373,7 @@ def test_a_grid_file_is_checked_and_a_gap_is_shown_on_the_map(demo, people, page
     _import(page, holed)  # refused (422): the report still shows where
     page.wait_for_selector("#pl-import-result[data-ok='false']")
     assert "缝隙" in (page.text_content("#pl-import-result") or "")
+    assert axe_violations(page) == []  # the import form and its report too
     drawn = page.evaluate("async () => (await window.glPlanning.map.getSource('pl-problems').getData())"
                           ".features.length")
     assert drawn == sum(1 for p in problems if p.get("geometry"))
