@@ -51,7 +51,16 @@ from spatial.reference.cache import ReferenceCache
 from spatial.settings import DatabaseSettings
 from spatial.store.db import database_url, make_engine, make_intake_pool, make_read_router
 from tiles.cache import TileCache
-from web.pages import ASSET_CSP, PAGE_CSP, STATIC_DIR, render_console, render_registry, render_report, report_worker
+from web.pages import (
+    ASSET_CSP,
+    PAGE_CSP,
+    STATIC_DIR,
+    render_console,
+    render_planning,
+    render_registry,
+    render_report,
+    report_worker,
+)
 
 
 class PageAssets(StaticFiles):
@@ -170,6 +179,9 @@ def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSet
     @app.get("/registry", response_class=HTMLResponse, include_in_schema=False)
     def registry_page() -> HTMLResponse:  # the asset owners' registry (issue 21 item 1)
         return HTMLResponse(render_registry(), headers={"Content-Security-Policy": PAGE_CSP})
+    @app.get("/planning", response_class=HTMLResponse, include_in_schema=False)
+    def planning() -> HTMLResponse:  # the planner's grid editor (issue 21 item 2)
+        return HTMLResponse(render_planning(), headers={"Content-Security-Policy": PAGE_CSP})
 
     @app.get("/report-sw.js", include_in_schema=False)
     def report_sw() -> Response:  # a worker obeys its own reply's policy: ASSET_CSP lets it fetch 'self'

@@ -119,6 +119,21 @@ def render_report() -> str:
         config={"api-base": DEFAULT_API_BASE, "built-pages": "/report"})
 
 
+PLANNING_STATIC = "/static/planning"
+
+
+def render_planning() -> str:
+    """Render the planner's grid editor served at ``/planning`` (issue 21 item 2): pick a level and an area,
+    draw boundary moves and splits on the map, edit through forms, preview, commit, roll back, browse a grid's
+    versions and any past date's grids, import a grid file; ``static/planning/planning.js``."""
+    return render_page(
+        "planning.html", page="planning", title_key="planningTitle", title="网格规划 · gridlink 网格化联动指挥",
+        styles=("/static/vendor/maplibre-gl/maplibre-gl.css", f"{PLANNING_STATIC}/planning.css"),
+        scripts=(f"{PLANNING_STATIC}/planning.js",),
+        config={"api-base": DEFAULT_API_BASE, "center": f"{DEFAULT_CENTER[1]},{DEFAULT_CENTER[0]}",
+                "zoom": str(DEFAULT_ZOOM), "base-map": BASE_MAP_TILES})
+
+
 def report_worker() -> str:
     """The report page's service worker (``static/report/sw.js``), served at ``/report-sw.js`` so that its scope
     may be ``/report`` (a worker controls only paths under its own script's folder)."""

@@ -14,7 +14,7 @@ from web.pages import PAGE_CSP, STATIC_DIR, render_console, render_page
 VENDOR = STATIC_DIR / "vendor"
 README = (VENDOR / "README.md").read_text(encoding="utf-8")
 PINNED = re.findall(r"^([0-9a-f]{64})  (\S+)$", README, flags=re.MULTILINE)
-OUR_SCRIPTS = sorted(p for d in ("common", "console") for p in (STATIC_DIR / d).glob("*.js"))
+OUR_SCRIPTS = sorted(p for d in ("common", "console", "planning") for p in (STATIC_DIR / d).glob("*.js"))
 
 
 def test_readme_pins_every_vendored_file() -> None:
@@ -60,8 +60,8 @@ def test_scripts_never_write_html(path) -> None:
     assert not re.search(r"https?://(?!www\.openstreetmap)", js)  # no CDN, no foreign origin
 
 
-@pytest.mark.parametrize("path", [STATIC_DIR / "common" / "i18n.js", STATIC_DIR / "console" / "strings.js"],
-                         ids=["shell", "console"])
+@pytest.mark.parametrize("path", [STATIC_DIR / "common" / "i18n.js", STATIC_DIR / "console" / "strings.js",
+                                  STATIC_DIR / "planning" / "strings.js"], ids=["shell", "console", "planning"])
 def test_every_string_exists_in_chinese_and_english(path) -> None:
     js = path.read_text(encoding="utf-8")
     zh, en = js.split("'zh-CN': {", 1)[1].split("\n  en: {", 1)

@@ -19,7 +19,7 @@ export const PAGES = [
   { href: '/report', key: 'navReport', roles: ['admin', 'dispatcher', 'inspector', 'grid_chief', 'partner'],
     built: true },
   { href: '/registry', key: 'navRegistry', roles: ['admin', 'owner'], built: true },
-  { href: '/planning', key: 'navPlanning', roles: ['admin', 'planner'], built: false },
+  { href: '/planning', key: 'navPlanning', roles: ['admin', 'planner'], built: true },
   { href: '/dashboard', key: 'navDashboard', roles: ['admin', 'dispatcher', 'viewer'], built: false },
 ];
 
