@@ -51,7 +51,7 @@ from spatial.reference.cache import ReferenceCache
 from spatial.settings import DatabaseSettings
 from spatial.store.db import database_url, make_engine, make_intake_pool, make_read_router
 from tiles.cache import TileCache
-from web.pages import ASSET_CSP, PAGE_CSP, STATIC_DIR, render_console, render_report, report_worker
+from web.pages import ASSET_CSP, PAGE_CSP, STATIC_DIR, render_console, render_dashboard, render_report, report_worker
 
 
 class PageAssets(StaticFiles):
@@ -166,6 +166,10 @@ def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSet
     @app.get("/report", response_class=HTMLResponse, include_in_schema=False)
     def report() -> HTMLResponse:
         return HTMLResponse(render_report(), headers={"Content-Security-Policy": PAGE_CSP})
+
+    @app.get("/dashboard", response_class=HTMLResponse, include_in_schema=False)
+    def dashboard() -> HTMLResponse:  # the evaluation dashboard (issue 21 item 3)
+        return HTMLResponse(render_dashboard(), headers={"Content-Security-Policy": PAGE_CSP})
 
     @app.get("/report-sw.js", include_in_schema=False)
     def report_sw() -> Response:  # a worker obeys its own reply's policy: ASSET_CSP lets it fetch 'self'

@@ -38,13 +38,15 @@ INLINE = re.compile(r"<(script|style)>(.*?)</\1>", re.DOTALL)
 
 
 class ReportFigure(Figure):
-    """folium's page (branca's Figure) with a language, a title and the scripts inside ``<body>``."""
+    """folium's page (branca's Figure) with a language, a title, the scripts inside ``<body>`` and ``tail``:
+    HTML after the map (folium adds the map's ``<div>`` to the page's body last, while the page is rendered)."""
 
+    tail = ""
     _template = Template(
         "<!DOCTYPE html>\n<html lang=\"zh-CN\">\n<head>\n<meta charset=\"utf-8\">\n"
         "<title>{{ this.title }}</title>\n{{ this.header.render(**kwargs) }}\n</head>\n"
-        "<body class=\"kr\">\n{{ this.html.render(**kwargs) }}\n<script>\n{{ this.script.render(**kwargs) }}\n"
-        "</script>\n</body>\n</html>\n")
+        "<body class=\"kr\">\n{{ this.html.render(**kwargs) }}\n{{ this.tail }}\n"
+        "<script>\n{{ this.script.render(**kwargs) }}\n</script>\n</body>\n</html>\n")
 
 
 def grade_colour(grade: str | None) -> str:
@@ -59,7 +61,7 @@ def _map(report: dict[str, Any]) -> folium.Map:
     for feature in shapes["features"]:  # codes and grades only: names (a planner's text) stay out of the script
         code = feature["properties"]["code"]
         feature["properties"] = {"code": code, "grade": grades.get(code)}
-    town = folium.Map(tiles=None, zoom_start=12, control_scale=True, prefer_canvas=False, zoom_control=False)
+    town = folium.Map(tiles=None, zoom_start=12, control_scale=True, zoom_control=False, zoom_snap=0.25)
     town.default_js = [("leaflet", LEAFLET_JS)]
     town.default_css = [("leaflet_css", LEAFLET_CSS)]
     if shapes["features"]:
@@ -95,7 +97,7 @@ def render_town_report(report: dict[str, Any], *, generated: datetime | None = N
     context = {"r": report, "title": title, "colours": GRADE_COLOURS,
                "generated": (generated or datetime.now(UTC)).astimezone(report["from"].tzinfo)}
     figure.html.add_child(Element(parts.before(**context)), name="report_before", index=0)
-    figure.html.add_child(Element(parts.after(**context)), name="report_after")
+    figure.tail = str(parts.after(**context))  # escaped by the template (autoescape)
     return FOLIUM_VIEWPORT.sub(VIEWPORT, figure.render())
 
 

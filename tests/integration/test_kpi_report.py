@@ -73,6 +73,8 @@ def test_the_report_shows_the_evaluation_of_the_month(stored: TestClient) -> Non
 def test_the_map_colours_each_grid_by_its_grade(stored: TestClient) -> None:
     page = _report(stored).text
     assert 'L.geoJson(' in page and 'fitBounds(' in page
+    # The page reads top to bottom: totals, the map, the tables (each table on a page of its own when printed).
+    assert page.index('id="kr-totals"') < page.index('class="folium-map"') < page.index('id="kr-grids"')
     # folium writes each feature's style into a switch on its id: B is graded A (green), A is C (yellow); the
     # town's other base grids (nothing due) take the default, grey.
     assert re.search(rf'case "{GRID_B}":\s*return {{[^}}]*"fillColor": "#1a9850"', page)
