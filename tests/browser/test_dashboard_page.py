@@ -69,6 +69,7 @@ def _shown(field: str, value) -> str:
 def _open(page, demo, login: str, query: str) -> None:
     page.goto(f"{demo.url}/dashboard?{query}")
     page.wait_for_function("() => document.body.dataset.ready === 'shell'", timeout=30_000)
+    assert page.is_visible("#db-anon") and page.is_hidden("#db-body")  # nothing to read before a login
     log_in(page, login)
     _wait_loaded(page)
 
@@ -162,6 +163,22 @@ def test_a_town_viewer_ranks_its_grids_over_a_custom_period_and_sorts(demo, page
     page.click("#db-controls button[type=submit]")
     _wait_loaded(page, loaded)
     assert len(_table(page)) == 1 and _table(page)[0]["key"] == demo.town
+
+
+@pytest.mark.parametrize("kind", ["quarter", "year"])
+def test_quarters_and_years_are_the_api_s_periods(demo, page, viewers, month, kind) -> None:
+    year, number = map(int, month.split("-"))
+    quarter = (number - 1) // 3 + 1
+    period = ({"from": f"{year}-{3 * quarter - 2:02d}-01",
+               "to": f"{year + quarter // 4}-{(3 * quarter) % 12 + 1:02d}-01"} if kind == "quarter"
+              else {"from": f"{year}-01-01", "to": f"{year + 1}-01-01"})
+    _open(page, demo, viewers["district"], f"kind={kind}&year={year}&quarter={quarter}&level=community")
+    api = httpx.get(f"{demo.url}/api/v1/kpi", params={"group": "community", **period},
+                    headers=_token(demo, viewers["district"])).json()
+    _compare(page, api)
+    assert page.text_content("#db-period").startswith(f"考核期 {period['from']} 至 ")
+    csv = page.get_attribute("#db-csv", "href")
+    assert csv == f"/api/v1/kpi?group=community&from={period['from']}&to={period['to']}&f=csv"
 
 
 class Offline:

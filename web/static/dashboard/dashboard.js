@@ -94,7 +94,7 @@ function reportLink(c, period) {
 function showRanking(report, c, period) {
   state.table.show(report.groups, reportLink(c, period));
   $('db-ranking-count').textContent = t('rows', { n: report.groups.length });
-  performance.mark('db-ranking');
+  if (!performance.getEntriesByName('db-ranking').length) performance.mark('db-ranking');  // bench/dashboard.py
   body.ranking = String(state.loads);
 }
 
@@ -177,6 +177,7 @@ async function load() {
   const failed = results.find((r) => r.status === 'rejected');
   if (failed) fail(failed.reason);
   body.loaded = String(state.loads);
+  if (!performance.getEntriesByName('db-loaded').length) performance.mark('db-loaded');  // bench/dashboard.py
 }
 
 function setAccount(account, reason) {
