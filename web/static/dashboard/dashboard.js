@@ -145,7 +145,7 @@ function fail(err) {
   $('db-error').hidden = false;
 }
 
-/** Evaluate the form's choice: every part at once, the ranking first on screen. */
+/** Evaluate the form's choice: the ranking and the heat map at once, then the hot spots and the trends. */
 async function load() {
   const c = choice();
   const period = periodOf(c);
@@ -168,10 +168,14 @@ async function load() {
     showRanking(report, c, period);
     return report;
   });
-  const hot = (c.level === 'grid' ? main : kpi('grid', period, c.area, signal)).then((grids) => {
+  const heat = showHeatMap(c, period, signal);
+  // The ranking first: the heavier evaluations (grids, one per month) start once it is drawn, not against it.
+  const after = main.catch(() => null);
+  const hot = after.then(() => (c.level === 'grid' ? main : kpi('grid', period, c.area, signal))).then((grids) => {
     if (!signal.aborted) showHot(grids);
   });
-  const parts = [main, hot, showTrends(c, period, signal), showHeatMap(c, period, signal)];
+  const trends = after.then(() => showTrends(c, period, signal));
+  const parts = [main, hot, trends, heat];
   const results = await Promise.allSettled(parts);
   if (signal.aborted) return;
   const failed = results.find((r) => r.status === 'rejected');
