@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -57,10 +58,11 @@ def grade_colour(grade: str | None) -> str:
 def _map(report: dict[str, Any]) -> folium.Map:
     """The folium map of the town's base grids, each filled with its grade's colour, fitted to the town."""
     grades = {g["key"]: g["grade"] for g in report["grids"]["groups"]}
-    shapes = report["shapes"]
-    for feature in shapes["features"]:  # codes and grades only: names (a planner's text) stay out of the script
-        code = feature["properties"]["code"]
-        feature["properties"] = {"code": code, "grade": grades.get(code)}
+    # Codes and grades only: names (a planner's text) stay out of the map's script.
+    shapes = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "id": f["id"], "geometry": f["geometry"],
+         "properties": {"code": f["properties"]["code"], "grade": grades.get(f["properties"]["code"])}}
+        for f in report["shapes"]["features"]]}
     town = folium.Map(tiles=None, zoom_start=12, control_scale=True, zoom_control=False, zoom_snap=0.25)
     town.default_js = [("leaflet", LEAFLET_JS)]
     town.default_css = [("leaflet_css", LEAFLET_CSS)]
@@ -90,22 +92,22 @@ def render_town_report(report: dict[str, Any], *, generated: datetime | None = N
     """The report page of one town and month (HTML, self-contained but for gridlink's ``/static`` files)."""
     town = _map(report)
     title = f"{report['town']['name']} {report['month']} 月度考核报告"
-    figure = ReportFigure(title=title)
+    figure = ReportFigure(title=html.escape(title))  # branca's page template does not escape
     figure.add_child(town)
     figure.header.add_child(Element(f'<link rel="stylesheet" href="{REPORT_CSS}">'), name="report_css")
     parts: Any = _environment().get_template("kpi_report.html").module  # its macros: before, after
-    context = {"r": report, "title": title, "colours": GRADE_COLOURS,
+    context = {"r": report, "title": title,
                "generated": (generated or datetime.now(UTC)).astimezone(report["from"].tzinfo)}
     figure.html.add_child(Element(parts.before(**context)), name="report_before", index=0)
     figure.tail = str(parts.after(**context))  # escaped by the template (autoescape)
     return FOLIUM_VIEWPORT.sub(VIEWPORT, figure.render())
 
 
-def report_csp(html: str) -> str:
+def report_csp(page: str) -> str:
     """The Content-Security-Policy of a rendered report: gridlink's own files, and the inline scripts and styles
     folium wrote, each by its hash; no other origin, no other inline code, no connections."""
     hashes: dict[str, list[str]] = {"script": [], "style": []}
-    for kind, body in INLINE.findall(html):
+    for kind, body in INLINE.findall(page):
         digest = base64.b64encode(hashlib.sha256(body.encode("utf-8")).digest()).decode("ascii")
         hashes[kind].append(f"'sha256-{digest}'")
     return "; ".join((

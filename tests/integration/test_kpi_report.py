@@ -98,6 +98,30 @@ def test_the_report_is_offline_and_its_policy_names_its_inline_code(stored: Test
     assert "@page" in stored.get("/static/dashboard/report.css").text
 
 
+def test_names_are_text_in_the_page_and_absent_from_its_script() -> None:
+    from datetime import datetime
+
+    from spatial.cases.schemas import LOCAL
+    from web.report import render_town_report
+
+    evil = '</title><script>alert(1)</script>'
+    group = {"key": GRID_A, "name": evil, "rank": 1, "grade": "A", "score": 95.0, "reported": 1, "due": 1,
+             "closed": 1, "closure_rate": 1.0, "on_time_closure_rate": 1.0, "on_time_handling_rate": 1.0,
+             "rework_rate": 0.0}
+    split = {w: {"cases": 0, "share": None} for w in ("grid", "department", "enforcement")}
+    totals = {**{k: v for k, v in group.items() if k not in ("key", "name")}, "handling_rate": 1.0, "split": split}
+    shape = {"type": "Feature", "id": GRID_A, "properties": {"code": GRID_A, "name": evil},
+             "geometry": {"type": "Polygon", "coordinates": [[[120, 31], [120.01, 31], [120.01, 31.01], [120, 31]]]}}
+    page = render_town_report({
+        "town": {"code": TOWN1, "name": evil}, "month": "2026-03", "from": datetime(2026, 3, 1, tzinfo=LOCAL),
+        "to": datetime(2026, 4, 1, tzinfo=LOCAL), "scope": "*", "grids": {"groups": [group], "totals": totals},
+        "communities": {"groups": [], "totals": totals},
+        "shapes": {"type": "FeatureCollection", "features": [shape]}})
+    assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)" in page
+    assert page.count("<title>") == 1
+    assert "alert(1)" not in page[page.rindex("<script>"):]  # the map's script holds codes and grades only
+
+
 @pytest.mark.parametrize(("login", "town", "status"), [
     ("kpi.town1", TOWN2, 403),       # a town's dispatcher asks for another town
     ("kpi.community", TOWN1, 403),   # a community's viewer asks for its whole town
