@@ -10,7 +10,6 @@ import { api } from '/static/common/api.js';
 import { initShell } from '/static/common/shell.js';
 import { onLangChange, t } from '/static/common/i18n.js';
 import { lineChart, splitBar } from './charts.js';
-import { createHeatMap, showHeat } from './heat.js';
 import { lastMonth, monthsOf, periodOf, previousDay } from './period.js';
 import { RankingTable, formatValue } from './table.js';
 
@@ -22,7 +21,8 @@ const FIGURES = ['reported', 'due', 'closed', 'closure_rate', 'on_time_closure_r
 const TRENDS = [['reported', (v) => String(Math.round(v))], ['closure_rate', pct], ['on_time_handling_rate', pct],
   ['rework_rate', pct]];
 const HOT = 10;
-const state = { account: null, map: null, mapReady: null, table: null, loads: 0, abort: null, last: null };
+const state = { account: null, map: null, mapReady: null, heat: null, table: null, loads: 0, abort: null,
+  last: null };
 
 function pct(v) { return `${Math.round(v * 100)}%`; }
 
@@ -136,7 +136,7 @@ async function showHeatMap(c, period, signal) {
   const map = await state.mapReady;
   if (signal.aborted) return;
   $('db-heat-count').textContent = t('heatCount', { n: cells.cases });
-  showHeat(map, cells);
+  state.heat.showHeat(map, cells);
 }
 
 function fail(err) {
@@ -199,8 +199,11 @@ function setAccount(account, reason) {
 async function start() {
   const [lon, lat] = body.center.split(',').map(Number);
   state.table = new RankingTable($('db-ranking'));
-  state.mapReady = createHeatMap($('db-map'), { center: [lon, lat], zoom: Number(body.zoom),
-    baseMapUrl: body.baseMap });
+  // MapLibre (1 MB) is imported on its own, so the figures need not wait for it to be fetched and compiled.
+  state.mapReady = import('./heat.js').then((heat) => {
+    state.heat = heat;
+    return heat.createHeatMap($('db-map'), { center: [lon, lat], zoom: Number(body.zoom), baseMapUrl: body.baseMap });
+  });
   state.mapReady.then((map) => { state.map = map; });
   $('db-kind').addEventListener('change', showKindFields);
   $('db-controls').addEventListener('submit', (event) => { event.preventDefault(); load(); });
