@@ -17,12 +17,13 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, text
+from sqlalchemy.exc import OperationalError
 
 from spatial.access.principal import Principal
-from spatial.cases.kpi import CASES, OWNER, OWNER_OR_ASSIST, PERIOD, KpiQuery, _params, evaluate
+from spatial.cases.kpi import CASES, OWNER, OWNER_OR_ASSIST, PERIOD, QUERY_CANCELED, KpiQuery, _params, evaluate
 from spatial.cases.schemas import LOCAL
 from spatial.codes import prefix_range
-from spatial.errors import InvalidParameterError, NotFoundError
+from spatial.errors import InvalidParameterError, NotFoundError, QueryBudgetError
 
 MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 TOWN_CODE = re.compile(r"^[0-9]{9}$")
@@ -100,7 +101,13 @@ def case_heat(conn: Connection, query: KpiQuery, *, by: Principal) -> dict[str, 
     params = _params(query, by) | {"cell": HEAT_CELL, "limit": HEAT_MAX_CELLS}
     cases = CASES.format(owner=OWNER_OR_ASSIST if query.group == "department" else OWNER).replace("__PERIOD__", PERIOD)
     conn.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
-    rows = conn.execute(text(HEAT.format(cases=cases)), params).all()
+    try:
+        rows = conn.execute(text(HEAT.format(cases=cases)), params).all()
+    except OperationalError as exc:
+        if getattr(exc.orig, "pgcode", None) == QUERY_CANCELED:  # the statement timeout: a refusal, not a 500
+            raise QueryBudgetError("the heat map ran over its time budget; ask for a shorter period or a "
+                                   "smaller area") from exc
+        raise
     features = [{"type": "Feature", "geometry": {"type": "Point", "coordinates": [r.lon, r.lat]},
                  "properties": {"n": r.n}} for r in rows]
     return {"type": "FeatureCollection", "features": features, "cell": HEAT_CELL,

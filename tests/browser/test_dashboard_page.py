@@ -163,6 +163,15 @@ def test_a_town_viewer_ranks_its_grids_over_a_custom_period_and_sorts(demo, page
     page.click("#db-controls button[type=submit]")
     _wait_loaded(page, loaded)
     assert len(_table(page)) == 1 and _table(page)[0]["key"] == demo.town
+    # Over a month, the town's own report is a link away (the scope names the town).
+    assert page.is_hidden("#db-report")
+    loaded = int(page.evaluate("document.body.dataset.loaded"))
+    page.select_option("#db-kind", "month")
+    page.fill("#db-month", month)
+    page.click("#db-controls button[type=submit]")
+    _wait_loaded(page, loaded)
+    assert page.get_attribute("#db-report", "href") == f"/api/v1/kpi/report?town={demo.town}&month={month}"
+    assert page.text_content("#db-period").endswith(f"数据范围 {demo.town}")
 
 
 @pytest.mark.parametrize("kind", ["quarter", "year"])

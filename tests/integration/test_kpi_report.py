@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from api import cli
 from tests.integration.test_kpi import ACCOUNTS, GRID_A, GRID_B, GRID_E, PASSWORD, insert_history
@@ -189,3 +190,24 @@ def test_the_heat_map_counts_what_the_evaluation_counts(stored: TestClient, toke
                          headers={"Authorization": f"Bearer {tokens['kpi.town1']}"})
     assert outside.status_code == 403
     assert outside.headers["content-type"] == "application/problem+json"
+
+
+def test_a_heat_map_over_its_time_budget_is_a_503_problem(world_engine) -> None:
+    """A statement waiting for a lock counts against ``statement_timeout`` like one that computes: with the case
+    table locked by another transaction, the heat map's statement is cancelled and refused, not a 500."""
+    from datetime import datetime
+
+    from spatial.access.principal import Principal
+    from spatial.cases.kpi import KpiQuery
+    from spatial.cases.kpi_report import case_heat
+    from spatial.cases.schemas import LOCAL
+    from spatial.errors import QueryBudgetError
+
+    with world_engine.connect() as locker, world_engine.connect() as conn:
+        locker.execute(text('LOCK TABLE "case" IN ACCESS EXCLUSIVE MODE'))
+        conn.execute(text("SET LOCAL statement_timeout = 300"))
+        with pytest.raises(QueryBudgetError) as refused:
+            case_heat(conn, KpiQuery("town", datetime(2026, 3, 1, tzinfo=LOCAL), datetime(2026, 4, 1, tzinfo=LOCAL)),
+                      by=Principal(0, "t", "admin", "*"))
+        assert refused.value.status == 503
+        locker.rollback()

@@ -86,6 +86,13 @@ function showTotals(totals) {
   $('db-split').replaceChildren(splitBar(totals.split, (w) => t(`split_${w}`), t('target')));
 }
 
+/** The town whose monthly report the choice names: a month, and a town as the area or the account's scope. */
+function ownTown(c, account) {
+  if (c.kind !== 'month') return null;
+  const town = [c.area, account.scope].find((code) => /^\d{9}$/.test(code || ''));
+  return town || null;
+}
+
 function reportLink(c, period) {
   if (c.level !== 'town' || c.kind !== 'month') return null;
   return (g) => `/api/v1/kpi/report?${query({ town: g.key, month: period.from.slice(0, 7) })}`;
@@ -158,8 +165,12 @@ async function load() {
   state.last = { ...c, ...period };
   const signal = abort.signal;
   window.history.replaceState(null, '', `${window.location.pathname}?${query(c)}`);
+  const scope = state.account.scope === '*' ? t('wholeCity') : state.account.scope;
   $('db-period').textContent = t('periodShown', { from: period.from, to: previousDay(period.to),
-    level: t(`level_${c.level}`) });
+    level: t(`level_${c.level}`), scope: t('scopeShown', { scope }) });
+  const town = ownTown(c, state.account);
+  $('db-report').hidden = !town;
+  if (town) $('db-report').href = `/api/v1/kpi/report?${query({ town, month: c.month })}`;
   $('db-csv').href = `/api/v1/kpi?${query({ group: c.level, from: period.from, to: period.to, area: c.area, f: 'csv' })}`;
   $('db-body').hidden = false;
   const main = kpi(c.level, period, c.area, signal).then((report) => {

@@ -10,7 +10,7 @@ register({
     level: '考核对象', level_town: '镇（街道）', level_community: '社区（村）', level_grid: '基础网格',
     level_department: '职能部门', area: '范围（区域编码，可空）', show: '查看', downloadCsv: '导出 CSV',
     anonHint: '登录后查看考核评价数据（按账号权限范围统计）。', loading: '正在计算…',
-    periodShown: '考核期 {from} 至 {to}（含）· {level}', badPeriod: '考核期不完整：请填写起止日期。',
+    periodShown: '考核期 {from} 至 {to}（含）· {level} · {scope}', badPeriod: '考核期不完整：请填写起止日期。',
     totals: '总体指标', splitTitle: '结案去向（目标 7：2：1）', ranking: '排名与等级', rows: '共 {n} 个',
     heatTitle: '案件热力图', heatCount: '{n} 件', trends: '月度趋势', hotSpots: '超期与返工热点（基础网格）',
     overdueHot: '超期最多', reworkHot: '返工最多', none: '无',
@@ -23,7 +23,7 @@ register({
     split_grid: '网格内解决', split_department: '职能部门', split_enforcement: '综合执法', target: '目标',
     trend_reported: '上报案件数', trend_closure_rate: '结案率', trend_on_time_handling_rate: '按期处置率',
     trend_rework_rate: '返工率', overdueCount: '超期 {n} 件', reworkCount: '返工 {n} 件',
-    sortBy: '按{col}排序',
+    sortBy: '按{col}排序', townReport: '打印本镇月报', scopeShown: '数据范围 {scope}', wholeCity: '全市',
   },
   en: {
     dashboardTitle: 'Dashboard · gridlink grid command centre', dashboardHeading: 'Evaluation dashboard',
@@ -32,7 +32,7 @@ register({
     level: 'Evaluate', level_town: 'Towns', level_community: 'Communities', level_grid: 'Base grids',
     level_department: 'Departments', area: 'Area (code, optional)', show: 'Show', downloadCsv: 'Download CSV',
     anonHint: 'Log in to see the evaluation (counted within your account\'s scope).', loading: 'Computing…',
-    periodShown: 'Period {from} to {to} (inclusive) · {level}', badPeriod: 'The period is incomplete: fill in both dates.',
+    periodShown: 'Period {from} to {to} (inclusive) · {level} · {scope}', badPeriod: 'The period is incomplete: fill in both dates.',
     totals: 'Totals', splitTitle: 'Where cases were solved (target 70 / 20 / 10)', ranking: 'Ranking and grades',
     rows: '{n} rows', heatTitle: 'Heat map of cases', heatCount: '{n} cases', trends: 'Trends by month',
     hotSpots: 'Overdue and rework hot spots (base grids)', overdueHot: 'Most overdue', reworkHot: 'Most rework',
@@ -49,5 +49,6 @@ register({
     trend_reported: 'Cases reported', trend_closure_rate: 'Closure rate',
     trend_on_time_handling_rate: 'On-time handling', trend_rework_rate: 'Rework rate',
     overdueCount: '{n} overdue', reworkCount: '{n} reworked', sortBy: 'Sort by {col}',
+    townReport: 'Town\'s monthly report', scopeShown: 'scope {scope}', wholeCity: 'whole city',
   },
 });
