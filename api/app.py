@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
@@ -56,6 +56,7 @@ from web.pages import (
     PAGE_CSP,
     STATIC_DIR,
     render_console,
+    render_dashboard,
     render_planning,
     render_registry,
     render_report,
@@ -167,25 +168,30 @@ def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSet
     app.mount("/static", PageAssets(directory=STATIC_DIR), name="static")
     app.mount("/ogc", ogc.Mounted(), name="ogc")
 
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    @app.get("/console", response_class=HTMLResponse, include_in_schema=False)
-    def console() -> HTMLResponse:  # the landing page is the dispatcher console (issue 20 item 7)
-        return HTMLResponse(render_console(), headers={"Content-Security-Policy": PAGE_CSP})
+    _pages(app)
+    return app
 
-    @app.get("/report", response_class=HTMLResponse, include_in_schema=False)
-    def report() -> HTMLResponse:
-        return HTMLResponse(render_report(), headers={"Content-Security-Policy": PAGE_CSP})
 
-    @app.get("/registry", response_class=HTMLResponse, include_in_schema=False)
-    def registry_page() -> HTMLResponse:  # the asset owners' registry (issue 21 item 1)
-        return HTMLResponse(render_registry(), headers={"Content-Security-Policy": PAGE_CSP})
-    @app.get("/planning", response_class=HTMLResponse, include_in_schema=False)
-    def planning() -> HTMLResponse:  # the planner's grid editor (issue 21 item 2)
-        return HTMLResponse(render_planning(), headers={"Content-Security-Policy": PAGE_CSP})
+PAGES = {"/console": render_console, "/report": render_report, "/registry": render_registry,
+         "/planning": render_planning, "/dashboard": render_dashboard}
+"""The HTML pages (web/pages.py) by path: the dispatcher console (also the landing page ``/``, issue 20), the
+inspector's phone page, the asset owners' registry, the planner's grid editor and the evaluation dashboard
+(issue 21)."""
+
+
+def _pages(app: FastAPI) -> None:
+    """Serve the HTML pages (``PAGES``, with the pages' Content-Security-Policy) and the report page's worker."""
+    def page_route(render: Callable[[], str]) -> Callable[[], HTMLResponse]:
+        def page() -> HTMLResponse:
+            return HTMLResponse(render(), headers={"Content-Security-Policy": PAGE_CSP})
+        return page
+
+    app.add_api_route("/", page_route(render_console), response_class=HTMLResponse, include_in_schema=False)
+    for path, render in PAGES.items():
+        app.add_api_route(path, page_route(render), response_class=HTMLResponse, include_in_schema=False)
 
     @app.get("/report-sw.js", include_in_schema=False)
     def report_sw() -> Response:  # a worker obeys its own reply's policy: ASSET_CSP lets it fetch 'self'
         return Response(report_worker(), media_type="text/javascript",
                         headers={"Content-Security-Policy": ASSET_CSP, "Cache-Control": "no-cache"})
 
-    return app

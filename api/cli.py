@@ -51,7 +51,7 @@ import sys
 import time
 from pathlib import Path
 
-from api import cli_cases
+from api import cli_cases, cli_report
 from spatial.settings import DatabaseSettings
 from spatial.store.cluster import Cluster, ClusterError
 
@@ -617,6 +617,7 @@ def parser() -> argparse.ArgumentParser:
     res.add_argument("--replace", action="store_true", help="drop and replace what the target holds")
     res.set_defaults(func=cmd_restore)
     cli_cases.add_parser(sub)
+    cli_report.add_parser(sub)
     return top
 
 

@@ -175,6 +175,14 @@ EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
         "group": "town", "from": "2026-11-01T00:00:00+08:00", "to": "2026-12-01T00:00:00+08:00", "area": None,
         "scope": "*", "groups": [{"key": "320506001", "name": "测试1街道", **RATES, "score": 86.5, "grade": "B",
                                   "rank": 1}], "totals": RATES}}},
+    ("get", "/api/v1/kpi/heat"): {"responses": {200: {
+        "type": "FeatureCollection", "cell": 0.004, "cases": 12, "features": [
+            {"type": "Feature", "geometry": {"type": "Point", "coordinates": [120.02, 31.15]}, "properties": {"n": 9}},
+            {"type": "Feature", "geometry": {"type": "Point", "coordinates": [120.07, 31.15]},
+             "properties": {"n": 3}}]}}},
+    ("get", "/api/v1/kpi/report"): {"responses": {200: (
+        '<!DOCTYPE html>\n<html lang="zh-CN">\n<head>\n<meta charset="utf-8">\n<title>测试1街道 2026-11 月度考核报告'
+        '</title> … (the printable page: totals, the 721 split, the map of grids by grade, the tables)')}},
     ("get", "/api/v1/components"): {"responses": {200: {"type": "FeatureCollection", "features": [COMPONENT],
                                                         "next": "WyIzMjA1MDYwMTAxMDAwMDAxIl0"}}},
     ("get", "/api/v1/components/export"): {"responses": {200: {"type": "FeatureCollection",

@@ -134,6 +134,21 @@ def render_planning() -> str:
                 "zoom": str(DEFAULT_ZOOM), "base-map": BASE_MAP_TILES})
 
 
+DASHBOARD_STATIC = "/static/dashboard"
+
+
+def render_dashboard() -> str:
+    """Render the evaluation dashboard served at ``/dashboard`` (issue 21 item 3): period and level, totals, the
+    721 split, the ranking with grades, trends by month, hot spots and a heat map, all from ``GET /api/v1/kpi``;
+    its script is ``static/dashboard/dashboard.js`` (the map is the console's ``map.js``)."""
+    return render_page(
+        "dashboard.html", page="dashboard", title_key="dashboardTitle", title="考核看板 · gridlink 网格化联动指挥",
+        styles=("/static/vendor/maplibre-gl/maplibre-gl.css", f"{DASHBOARD_STATIC}/dashboard.css"),
+        scripts=(f"{DASHBOARD_STATIC}/dashboard.js",),
+        config={"api-base": DEFAULT_API_BASE, "center": f"{DEFAULT_CENTER[1]},{DEFAULT_CENTER[0]}",
+                "zoom": str(DEFAULT_ZOOM), "base-map": BASE_MAP_TILES})
+
+
 def report_worker() -> str:
     """The report page's service worker (``static/report/sw.js``), served at ``/report-sw.js`` so that its scope
     may be ``/report`` (a worker controls only paths under its own script's folder)."""

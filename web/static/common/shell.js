@@ -20,7 +20,7 @@ export const PAGES = [
     built: true },
   { href: '/registry', key: 'navRegistry', roles: ['admin', 'owner'], built: true },
   { href: '/planning', key: 'navPlanning', roles: ['admin', 'planner'], built: true },
-  { href: '/dashboard', key: 'navDashboard', roles: ['admin', 'dispatcher', 'viewer'], built: false },
+  { href: '/dashboard', key: 'navDashboard', roles: ['admin', 'dispatcher', 'viewer'], built: true },
 ];
 
 const $ = (id) => document.getElementById(id);
