@@ -32,11 +32,14 @@ def restore_row_triggers(conn: Connection) -> None:
 
 
 def check_foreign_keys(conn: Connection, tables: tuple[str, ...], *, scope: dict[str, str] | None = None,
-                       params: dict[str, object] | None = None) -> None:
+                       params: dict[str, object] | None = None, lock: bool = False) -> None:
     """Raise ForeignKeyError when a row of ``tables`` points at a missing parent.
 
     ``scope`` narrows the rows checked per table with a SQL condition on alias ``c`` (code-defined, with
-    ``params`` bound), e.g. ``{"case": "c.id >= :first"}`` for the rows a batch just added.
+    ``params`` bound), e.g. ``{"case": "c.id >= :first"}`` for the rows a batch just added. With ``lock``, the
+    parent rows the checked rows point at are first locked ``FOR KEY SHARE`` until the transaction ends — what
+    the skipped per-row triggers would have done — so that no one deletes or re-keys them before the commit
+    (for loads into tables others use meanwhile).
     """
     keys = conn.execute(statement("foreign_key_violations"), {"tables": [f'"{t}"' for t in tables]}).all()
     for child, parent, child_columns, parent_columns in keys:
@@ -44,6 +47,9 @@ def check_foreign_keys(conn: Connection, tables: tuple[str, ...], *, scope: dict
         join = " AND ".join(f"p.{pc} = c.{cc}" for cc, pc in zip(child_columns, parent_columns, strict=True))
         present = " AND ".join(f"c.{cc} IS NOT NULL" for cc in child_columns)
         narrow = (scope or {}).get(child.strip('"'), "true")
+        if lock:
+            conn.execute(text(f"SELECT 1 FROM {parent} p WHERE EXISTS (SELECT 1 FROM {child} c WHERE {narrow}"
+                              f" AND {join}) FOR KEY SHARE OF p"), params or {})
         broken = conn.execute(text(
             f"SELECT count(*) FROM {child} c WHERE {narrow} AND {present}"
             f" AND NOT EXISTS (SELECT 1 FROM {parent} p WHERE {join})"

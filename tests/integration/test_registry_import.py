@@ -671,3 +671,35 @@ def test_only_an_admin_may_lock_the_registry_for_an_import(engine_: Engine, tmp_
     with pytest.raises(ForbiddenError):
         run(engine_, path, principal=owner, exclusive=True)
     assert run(engine_, path, principal=owner).stored
+
+
+def test_set_based_key_checks_find_orphans_and_lock_the_parents(engine_: Engine) -> None:
+    """A survey's rows are inserted with the per-row foreign-key triggers skipped and checked set-based
+    (``check_foreign_keys(lock=True)``): an orphan is found, and the parents stay locked until the commit, as
+    the triggers would have locked them, so that nobody deletes one meanwhile."""
+    import sqlalchemy
+
+    from spatial.store.integrity import ForeignKeyError, check_foreign_keys, restore_row_triggers, skip_row_triggers
+
+    copy = ("INSERT INTO component SELECT :new, class_code, district_code, grid_code, name, :manager, owner_key,"
+            " maintainer_key, status, surveyed_on, changed_at, source, note, revision, geom"
+            " FROM component WHERE owner_key = :o ORDER BY code LIMIT 1")
+    scope = {"component": "c.code = :new"}
+    with engine_.connect() as conn, conn.begin():
+        assert skip_row_triggers(conn)  # the tests' role is the cluster's superuser
+        conn.execute(text(copy), {"new": "3205060101000901", "manager": "NO_SUCH_UNIT", "o": WATER})
+        restore_row_triggers(conn)
+        with pytest.raises(ForeignKeyError, match="department"):
+            check_foreign_keys(conn, ("component",), scope=scope, params={"new": "3205060101000901"}, lock=True)
+    with engine_.connect() as conn, conn.begin():
+        manager = conn.execute(text("SELECT manager_key FROM component WHERE owner_key = :o ORDER BY code LIMIT 1"),
+                               {"o": WATER}).scalar_one()
+        assert skip_row_triggers(conn)
+        conn.execute(text(copy), {"new": "3205060101000902", "manager": manager, "o": WATER})
+        restore_row_triggers(conn)
+        check_foreign_keys(conn, ("component",), scope=scope, params={"new": "3205060101000902"}, lock=True)
+        with engine_.connect() as other, other.begin():
+            other.execute(text("SET LOCAL lock_timeout = '300ms'"))
+            with pytest.raises(sqlalchemy.exc.OperationalError, match="lock timeout"):
+                other.execute(text("DELETE FROM department WHERE key = :k"), {"k": manager})
+        conn.rollback()
