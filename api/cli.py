@@ -222,9 +222,14 @@ def cmd_db_archive(args: argparse.Namespace) -> int:
     except ValueError:
         _err(f"--before must be a month, YYYY-MM (not {args.before!r})")
         return EXIT_USAGE
+    from spatial.access.audit import record
+
     engine = create_engine(_url())
     try:
         detached = archive(engine, before, args.dump)
+        with engine.begin() as conn:  # the months that left the trails, in the trail of writes
+            record(conn, _cli_actor(), "partition.archive", target=args.before,
+                   detail={"months": detached, "dump": str(args.dump) if args.dump else None})
     except PartitionError as exc:
         _err(str(exc))
         return EXIT_USAGE

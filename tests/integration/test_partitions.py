@@ -13,6 +13,7 @@ import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from alembic import command
@@ -36,7 +37,7 @@ ORDER_KEY = {"step": "dispatched", "deadline": "2026-11-20T00:00:00.000000Z"}
 
 
 def _digest(engine: Engine) -> dict[str, tuple[int, str]]:
-    """Rows and an md5 of every row (in key order) of the case tables."""
+    """Rows and an md5 of every row (in the order of their text) of the case tables."""
     out = {}
     with engine.connect() as conn:
         for table in TABLES:
@@ -222,6 +223,25 @@ def test_the_cli_maintains_and_archives(scratch: Engine, tmp_path: Path, monkeyp
         assert conn.execute(text("SELECT count(*) FROM case_event")).scalar() == total - october
         assert conn.execute(text("SELECT to_regclass('case_event_p2026_10')")).scalar() is None
         assert conn.execute(text("SELECT to_regclass('audit_log_p2019_05')")).scalar() is None
+    with scratch.connect() as conn:  # audited, as every write
+        audited = conn.execute(text("SELECT target, detail FROM audit_log WHERE action = 'partition.archive'")).one()
+    assert audited[0] == "2026-11" and "case_event_p2026_10" in audited[1]["months"]
     listed = subprocess.run([str(find_bindir() / "pg_restore"), "--list", str(dump / "case_event_p2026_10.dump")],
                             capture_output=True, text=True, check=True).stdout
     assert "TABLE DATA public case_event_p2026_10" in listed
+
+
+def test_the_scheduler_keeps_the_months_ahead(scratch: Engine) -> None:
+    """``gridlink worker`` and ``serve --scheduler`` run maintain hourly (spatial/cases/jobs.py)."""
+    from spatial.cases import jobs
+
+    app = jobs.build(scratch.url.render_as_string(hide_password=False))
+    assert jobs.PARTITIONS in app.tasks
+    periodic = app.periodic_registry.periodic_tasks.values()
+    assert any(p.task.name == jobs.PARTITIONS and p.cron == "23 * * * *" for p in periodic)
+    with scratch.begin() as conn:  # a row of a month without a partition: the task moves it into its own
+        conn.execute(text("INSERT INTO audit_log (at, actor, action) VALUES ('2018-02-03+08', 'cli:root', 'x')"))
+    task = app.tasks[jobs.PARTITIONS]
+    assert task.func(SimpleNamespace(additional_context={"engine": scratch}), 0) == 1
+    with scratch.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM audit_log_p2018_02")).scalar() == 1
