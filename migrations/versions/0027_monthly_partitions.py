@@ -16,8 +16,8 @@ refuses a doubled order with the same constraint names.
 The conversion is in place: each table is renamed aside, the partitioned table made in its place (same
 columns, defaults, checks and sequence), its rows moved across in id batches (each routed to its month; a
 progress bar on a terminal, a log line per table), then indexes, foreign keys and triggers — with their
-enabled state (``case_event_kpi`` fires ALWAYS) — are made again from the catalogue's own definitions, and
-the old table dropped. The downgrade does the reverse and removes pg_partman.
+enabled state (``case_event_kpi`` fires ALWAYS) —, grants and owner are made again from the catalogue's own
+definitions, and the old table dropped. The downgrade does the reverse and removes pg_partman.
 
 Revision ID: 0027_monthly_partitions
 Revises: 0026_component_upload_jobs
@@ -170,13 +170,26 @@ def _definitions(conn, table: str) -> dict[str, list]:
     triggers = conn.execute(sa.text(
         "SELECT tgname, pg_get_triggerdef(oid), tgenabled FROM pg_trigger"
         " WHERE tgrelid = CAST(:t AS regclass) AND NOT tgisinternal AND tgparentid = 0 ORDER BY 1"), oid).all()
+    # Grants (PUBLIC when the grantee is 0) and the owner: the new table is made by whoever migrates.
+    grants = conn.execute(sa.text(
+        "SELECT a.privilege_type, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END,"
+        " a.is_grantable FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a LEFT JOIN pg_roles r ON r.oid = a.grantee"
+        " WHERE c.oid = CAST(:t AS regclass) AND a.grantee <> c.relowner ORDER BY 2, 1"), oid).all()
+    owner = conn.execute(sa.text("SELECT quote_ident(pg_get_userbyid(relowner)) FROM pg_class"
+                                 " WHERE oid = CAST(:t AS regclass)"), oid).scalar()
     for name, _ in foreign:
         op.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
-    return {"indexes": list(indexes), "foreign": list(foreign), "triggers": list(triggers)}
+    return {"indexes": list(indexes), "foreign": list(foreign), "triggers": list(triggers), "grants": list(grants),
+            "owner": [owner]}
 
 
 def _restore(parts: dict[str, list], table: str) -> None:
-    """Make the indexes, foreign keys and triggers of ``parts`` again on ``table`` (after its rows are in)."""
+    """Make the indexes, foreign keys, triggers, grants and owner of ``parts`` again on ``table`` (after its rows
+    are in)."""
+    op.execute(f"ALTER TABLE {table} OWNER TO {parts['owner'][0]}")
+    for privilege, grantee, grantable in parts["grants"]:
+        option = " WITH GRANT OPTION" if grantable else ""
+        op.execute(f"GRANT {privilege} ON {table} TO {grantee}{option}")
     for _, definition in parts["indexes"]:
         op.execute(definition)
     for name, definition in parts["foreign"]:

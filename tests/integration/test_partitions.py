@@ -68,6 +68,7 @@ def scratch() -> Iterator[Engine]:
                      {"c": case_id, "d": json.dumps(ORDER_KEY)})
         conn.execute(text("INSERT INTO audit_log (at, actor, action, target) VALUES (:old, 'cli:root', 'case.bulk',"
                           " 'old'), (now(), 'cli:root', 'case.create', 'new')"), {"old": OLD})
+        conn.execute(text("GRANT SELECT ON case_event, audit_log TO PUBLIC"))  # a grant survives the conversion
     yield engine
     engine.dispose()
 
@@ -84,6 +85,8 @@ def test_the_migration_keeps_every_row_down_and_up(scratch: Engine) -> None:
     assert _kinds(scratch) == {"case_event": "p", "audit_log": "p"}
     assert _digest(scratch) == at_head  # the KPI summaries of "case" and the rollup too: no trigger fired twice
     with scratch.connect() as conn:
+        for table in PARTITIONED:
+            assert conn.execute(text("SELECT has_table_privilege('public', :t, 'SELECT')"), {"t": table}).scalar()
         names = {name for name, _, _ in months(conn, "case_event")}
         assert {"case_event_p2026_10", "case_event_p2026_11"} <= names  # the demo's months, from its oldest row
         # every row in a month of its own, none in the default partition; the old audit row in the default one
