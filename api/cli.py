@@ -3,6 +3,8 @@
     gridlink db start|stop|status|url   the embedded PostgreSQL + PostGIS cluster under .gridlink/
     gridlink db replica add [--name N] | list | remove N   hot standbys of it on this machine
     gridlink db promote [N]             make standby N (the only one if not named) the writable primary
+    gridlink db maintain                monthly partitions of the case trails: stray rows moved, months made ahead
+    gridlink db archive --before YYYY-MM [--dump DIR]   detach (and dump, then drop) the months before one
     gridlink migrate                    upgrade the schema to the newest revision
     gridlink demo [--small] [--seed N] [--force]
     gridlink import reference [--departments F] [--component-classes F] [--event-categories F] ...
@@ -184,6 +186,61 @@ def _url() -> str:
     from spatial.store.db import database_url
 
     return database_url(_settings())
+
+
+def cmd_db_maintain(_args: argparse.Namespace) -> int:
+    """Keep the monthly partitions of case_event and audit_log (spatial/store/partitions.py)."""
+    from sqlalchemy import create_engine
+
+    from spatial.store.partitions import PartitionError, maintain
+
+    engine = create_engine(_url())
+    try:
+        done = maintain(engine)
+    except PartitionError as exc:
+        _err(str(exc))
+        return EXIT_REFUSED
+    finally:
+        engine.dispose()
+    for table, count in done.months.items():
+        print(f"{table}: {count} months, newest {done.newest[table]}; {done.moved[table]:,} rows moved out of"
+              f" {table}_default")
+    return EXIT_OK
+
+
+def cmd_db_archive(args: argparse.Namespace) -> int:
+    """Detach the months before --before from the partitioned tables; with --dump, dump and drop them."""
+    from datetime import datetime
+
+    from sqlalchemy import create_engine
+
+    from spatial.store.backup import BackupError
+    from spatial.store.partitions import PartitionError, archive
+
+    try:
+        before = datetime.strptime(args.before, "%Y-%m").date()
+    except ValueError:
+        _err(f"--before must be a month, YYYY-MM (not {args.before!r})")
+        return EXIT_USAGE
+    from spatial.access.audit import record
+
+    engine = create_engine(_url())
+    try:
+        detached = archive(engine, before, args.dump)
+        with engine.begin() as conn:  # the months that left the trails, in the trail of writes
+            record(conn, _cli_actor(), "partition.archive", target=args.before,
+                   detail={"months": detached, "dump": str(args.dump) if args.dump else None})
+    except PartitionError as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    except BackupError as exc:
+        _err(str(exc))
+        return EXIT_REFUSED
+    finally:
+        engine.dispose()
+    where = f"dumped into {args.dump} and dropped" if args.dump else "kept in the database as plain tables"
+    print(f"{len(detached)} months detached ({where}): {', '.join(detached) or 'none'}")
+    return EXIT_OK
 
 
 def cmd_migrate(_args: argparse.Namespace) -> int:
@@ -515,6 +572,12 @@ def parser() -> argparse.ArgumentParser:
     promote = db.add_parser("promote", help="make a standby the writable primary (failover)")
     promote.add_argument("name", nargs="?", help="the replica; may be left out when there is one")
     promote.set_defaults(func=cmd_db)
+    db.add_parser("maintain", help="monthly partitions: move stray rows, make the months ahead").set_defaults(
+        func=cmd_db_maintain)
+    arch = db.add_parser("archive", help="detach the months before one (and dump them, then drop)")
+    arch.add_argument("--before", required=True, help="YYYY-MM: every month before this one")
+    arch.add_argument("--dump", type=Path, help="a folder: dump each detached month there, then drop it")
+    arch.set_defaults(func=cmd_db_archive)
     sub.add_parser("migrate", help="upgrade the schema").set_defaults(func=cmd_migrate)
     for name, func, text in (("demo", cmd_demo, "build the Suzhou demo"),
                              ("up", cmd_up, "start, migrate, build the demo and serve the map")):

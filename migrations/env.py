@@ -7,6 +7,7 @@ from geoalchemy2 import alembic_helpers
 from sqlalchemy import create_engine, pool
 
 from spatial.store.models import Base
+from spatial.store.partitions import is_partition
 
 config = context.config
 target_metadata = Base.metadata
@@ -19,6 +20,8 @@ def include_object(obj, name, type_, reflected, compare_to):
     """Skip PostGIS's own tables, then defer to GeoAlchemy2 (it handles spatial indexes)."""
     if type_ == "table" and (name in FOREIGN_TABLES or name.startswith("procrastinate_")):
         return False  # procrastinate's job tables come from its own schema (migration 0016_scheduler)
+    if type_ == "table" and is_partition(name):
+        return False  # a month of a partitioned table, made by pg_partman (migration 0028_monthly_partitions)
     return alembic_helpers.include_object(obj, name, type_, reflected, compare_to)
 
 

@@ -9,7 +9,9 @@ worker, or two sweeps at once, can neither lose nor double an order. A second pe
 ``gridlink.scheduler.tidy``, fails the jobs of workers that stopped sending heartbeats (killed, crashed) and
 deletes finished jobs older than a day, so the job table stays small. A third, ``gridlink.grids.apply_plans``,
 on the sweep's cadence, applies the grid plans scheduled for a time that has come (issue 19:
-``spatial.grids.planning.apply_due``, exactly once however many workers run).
+``spatial.grids.planning.apply_due``, exactly once however many workers run). A fourth,
+``gridlink.partitions.maintain``, hourly, keeps the monthly partitions of the case trails made ahead
+(issue 22: ``spatial.store.partitions.maintain``, pg_partman; also ``gridlink db maintain``).
 
 ``run`` is what ``gridlink worker`` and the in-server scheduler (api/app.py lifespan) call: it opens the
 queue's own psycopg pool, loads the working calendar and works until cancelled.
@@ -27,11 +29,13 @@ from sqlalchemy import Engine
 from spatial.cases import scheduler
 from spatial.grids import planning
 from spatial.reference.cache import ReferenceCache
+from spatial.store import partitions
 from spatial.store.db import libpq_uri
 
 SWEEP = "gridlink.scheduler.sweep"
 TIDY = "gridlink.scheduler.tidy"
 PLANS = "gridlink.grids.apply_plans"
+PARTITIONS = "gridlink.partitions.maintain"
 EVERY_S = (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60)  # divisors of a minute: the cron's seconds column
 log = logging.getLogger("gridlink.scheduler")
 
@@ -72,7 +76,16 @@ def build(url: str, every_s: int = 30) -> procrastinate.App:
             await app.job_manager.finish_job(job, status=Status.FAILED, delete_job=False)
         await app.job_manager.delete_old_jobs(nb_hours=24, include_failed=True)
 
-    del sweep, apply_plans, tidy  # registered on the app
+    @app.periodic(cron="23 * * * *", periodic_id="partitions")
+    @app.task(name=PARTITIONS, queueing_lock=PARTITIONS, pass_context=True)
+    def keep_partitions(context: procrastinate.JobContext, timestamp: int) -> int:
+        done = partitions.maintain(context.additional_context["engine"])
+        moved = sum(done.moved.values())
+        if moved:
+            log.info("partitions: %d rows moved out of the default partitions", moved)
+        return moved
+
+    del sweep, apply_plans, tidy, keep_partitions  # registered on the app
     return app
 
 

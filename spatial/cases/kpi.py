@@ -67,6 +67,7 @@ from spatial.access.scope import KEY_ROLES
 from spatial.cases.kpi_rollup import ONE_BY_ONE, rolled, window
 from spatial.codes import AREA_CODE, SPECIAL_CODE, prefix_range
 from spatial.errors import ForbiddenError, InvalidParameterError, QueryBudgetError
+from spatial.store.partitions import EVENT_MARGIN
 
 GROUPS = ("grid", "community", "town", "district", "department")
 # Identifiers come from this registry only, never from a request.
@@ -98,7 +99,9 @@ CASES = """__PERIOD__
     AND (CAST(:area_lo AS text) IS NULL OR c.grid_code BETWEEN :area_lo AND :area_hi)
     AND (CAST(:area_special AS text) IS NULL OR CAST(:area_special AS text) = ANY(c.special_grid_codes))"""
 # The facts of a case as of :end, read from its trail (the definition): the events before :end, once, joined
-# to the period's cases; ix_case_event_case_id_at serves a few cases, one pass serves a year.
+# to the period's cases; ix_case_event_case_id_at serves a few cases, one pass serves a year. ``:events_from``
+# (the period's start less EVENT_MARGIN: no event precedes its case's report by more) bounds the months read
+# (monthly partitions, migration 0028: the planner prunes the others).
 TRAIL_FACTS = """
   SELECT c.id, {key} AS key, c.deadline, c.owner_key, {lead} AS lead,
          max(e.at) FILTER (WHERE e.kind = 'register') AS registered_at,
@@ -109,7 +112,7 @@ TRAIL_FACTS = """
          max(e.at) FILTER (WHERE e.state_after = 'suspended') AS suspended_at,
          max(e.at) FILTER (WHERE e.kind = 'handle') AS handled_at,
          count(*) FILTER (WHERE e.kind = 'rework') AS reworks
-  FROM "case" c JOIN case_event e ON e.case_id = c.id AND e.at < :end
+  FROM "case" c JOIN case_event e ON e.case_id = c.id AND e.at < :end AND e.at >= :events_from
   WHERE {cases}
   GROUP BY c.id"""
 # The same facts from the case's summary columns (migration 0020) when every event they hold is before :end
@@ -170,9 +173,9 @@ UNITS = """SELECT case_id, unit_key, deadline, CASE WHEN handled_at < :end THEN 
   FROM case_unit WHERE dispatched_at < :end"""
 TRAIL_UNITS = """SELECT e.case_id, a ->> 'key' AS unit_key, CAST(a ->> 'deadline' AS timestamptz) AS deadline,
          (SELECT min(h.at) FROM case_event h WHERE h.case_id = e.case_id AND h.kind = 'assist_handle'
-            AND h.at < :end AND h.data ->> 'unit' = a ->> 'key') AS handled_at
+            AND h.at < :end AND h.at >= :events_from AND h.data ->> 'unit' = a ->> 'key') AS handled_at
   FROM case_event e CROSS JOIN LATERAL jsonb_array_elements(e.data -> 'assist') a
-  WHERE e.kind = 'dispatch' AND e.at < :end AND jsonb_typeof(e.data -> 'assist') = 'array'"""
+  WHERE e.kind = 'dispatch' AND e.at < :end AND e.at >= :events_from AND jsonb_typeof(e.data -> 'assist') = 'array'"""
 # Department groups add each unit's assisting part: one row per (case, assisting unit), due like its case
 # (registered, not voided — its work withdrawn — nor suspended at :end) once past its own deadline or handled,
 # handled on time against its own deadline; closure, rework and the split stay the lead's.
@@ -318,7 +321,8 @@ def _params(query: KpiQuery, by: Principal) -> dict[str, Any]:
     if query.end - query.start > MAX_PERIOD:
         raise InvalidParameterError(f"a period may span at most {MAX_PERIOD.days} days", parameter="to")
     params: dict[str, Any] = {"start": query.start, "end": query.end, "lo": None, "hi": None, "special": None,
-                              "owner": None, "area_lo": None, "area_hi": None, "area_special": None}
+                              "owner": None, "area_lo": None, "area_hi": None, "area_special": None,
+                              "events_from": query.start - EVENT_MARGIN}
     scope = by.scope
     if scope != "*" and by.role in KEY_ROLES:
         params["owner"] = scope

@@ -8,10 +8,12 @@ data says so (``escalated_to``), as a grid chief's approved return does.
 
 The sweep is level-triggered, so no order is ever lost: whatever is due and not yet written is written by the
 next sweep, whether the last one finished, crashed or never ran. It never doubles one either: each order is
-keyed by (case, kind, step = the state, deadline = the step deadline, in UTC), and the unique index
-``uq_case_event_order`` (migration 0016_scheduler) refuses a second row with that key whatever number of
-workers or server processes sweep at once; the insert is ``ON CONFLICT DO NOTHING``. A moved deadline (an
-extension, a resumption, a reopen) is a new key, so it gets its own reminder and order.
+keyed by (case, kind, step = the state, deadline = the step deadline, in UTC), and the database refuses a
+second row with that key whatever number of workers or server processes sweep at once (``uq_case_event_order``:
+a unique index from migration 0016_scheduler, the trigger ``case_event_order_once`` under an advisory lock per
+key since the trail is partitioned, migration 0028); the insert runs in a savepoint and a refused one is
+skipped, as ``ON CONFLICT DO NOTHING`` did. A moved deadline (an extension, a resumption, a reopen) is a new
+key, so it gets its own reminder and order.
 
 Each case's orders are one transaction, like an action (spatial/cases/actions.py): the case row is locked
 (``FOR UPDATE SKIP LOCKED``: a case someone is acting on is left to the next sweep), the trail is replayed and
@@ -37,6 +39,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import IntegrityError
 
 from spatial.access.audit import Actor, record
 from spatial.cases.action_rules import escalated_step
@@ -84,14 +87,20 @@ _LOCK = text(f'SELECT c.id, c.state, c.owner_key, c.revision, c.deadline, {_KEY}
              " WHERE c.id = :id FOR UPDATE SKIP LOCKED")
 _INSERT = text(
     "INSERT INTO case_event (case_id, at, kind, state_after, actor, role, note, data)"
-    " VALUES (:case, :at, :kind, NULL, :actor, :role, :note, CAST(:data AS jsonb))"
-    " ON CONFLICT (case_id, kind, (data ->> 'step'), (data ->> 'deadline'))"
-    " WHERE kind IN ('remind', 'supervise') DO NOTHING RETURNING id")
-_INSERT_ASSIST = text(
-    "INSERT INTO case_event (case_id, at, kind, state_after, actor, role, note, data)"
-    " VALUES (:case, :at, :kind, NULL, :actor, :role, :note, CAST(:data AS jsonb))"
-    " ON CONFLICT (case_id, kind, (data ->> 'unit'), (data ->> 'deadline'))"
-    " WHERE kind IN ('assist_remind', 'assist_supervise') DO NOTHING RETURNING id")
+    " VALUES (:case, :at, :kind, NULL, :actor, :role, :note, CAST(:data AS jsonb)) RETURNING id")
+# The constraint names the trigger case_event_order_once (migration 0028) refuses a doubled order with.
+_ORDER_KEYS = ("uq_case_event_order", "uq_case_event_assist_order")
+
+
+def _insert_once(conn: Connection, values: dict[str, Any]) -> int | None:
+    """Append one order in a savepoint; None when its key is written already (by another worker, or before)."""
+    try:
+        with conn.begin_nested():
+            return conn.execute(_INSERT, values).scalar()
+    except IntegrityError as exc:
+        if getattr(getattr(exc.orig, "diag", None), "constraint_name", None) in _ORDER_KEYS:
+            return None
+        raise
 
 
 @dataclass(frozen=True)
@@ -190,7 +199,7 @@ def write(conn: Connection, orders: list[Order], now: datetime) -> list[dict[str
                 continue  # the unit's part (or the case) moved since it was read
             data: dict[str, Any] = {"unit": order.unit, "deadline": order.deadline,
                                     "due": order.due.astimezone(UTC).isoformat()}
-            insert, escalate = _INSERT_ASSIST, None
+            escalate = None
         else:
             if (row["state"], row["deadline_key"]) != (order.step, order.deadline) or \
                     not legal(trail, BY_ACTION[order.kind]):
@@ -201,10 +210,9 @@ def write(conn: Connection, orders: list[Order], now: datetime) -> list[dict[str
                 data["escalated_to"] = {"key": escalate[0], "area": escalate[1]}
                 data["step_deadline_after"] = _iso(order.step_deadline)
                 data["overall_deadline"] = _iso(row["deadline"])
-            insert = _INSERT
-        event_id = conn.execute(insert, {"case": case_id, "at": now, "kind": order.kind, "actor": ACTOR,
-                                         "role": SYSTEM, "note": NOTES[order.kind],
-                                         "data": json.dumps(data, ensure_ascii=False)}).scalar()
+        event_id = _insert_once(conn, {"case": case_id, "at": now, "kind": order.kind, "actor": ACTOR,
+                                       "role": SYSTEM, "note": NOTES[order.kind],
+                                       "data": json.dumps(data, ensure_ascii=False)})
         if event_id is None:
             continue  # written already (by another worker, or before a crash)
         changes = "revision = revision + 1"

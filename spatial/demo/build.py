@@ -12,7 +12,7 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -33,6 +33,7 @@ from spatial.reference.calendar import WorkingCalendar
 from spatial.reference.load import load_reference
 from spatial.store.copy import copy_lines, raw_cursor, row_line
 from spatial.store.integrity import ForeignKeyError, check_foreign_keys, restore_row_triggers, skip_row_triggers
+from spatial.store.partitions import cover
 
 DEMO_END = datetime(2026, 11, 16, 0, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
 EFFECTIVE = datetime(2024, 1, 1, tzinfo=ZoneInfo("Asia/Shanghai"))
@@ -248,6 +249,9 @@ class Builder:
             names=self.names, version_id=1, end=DEMO_END,
         )
         generator = CaseGenerator(ctx, self.rng, self.scale.cases_per_day, self.scale.days)
+        # The months of the history get their partitions before it is loaded (migration 0028): else its events
+        # would land in the default partitions, out of reach of partition pruning.
+        cover(self.conn, DEMO_END - timedelta(days=self.scale.days + 1))
         case_columns = (
             "id", "case_no", "category_code", "state", "source", "description", "location", "grid_code",
             "community_code", "town_code", "district_code", "special_grid_codes", "grid_version_id",

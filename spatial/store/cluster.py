@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 POSTGIS_PACKAGE = "postgresql-{major}-postgis-3"
+# pg_partman keeps the monthly partitions of the case trails (migration 0028, spatial/store/partitions.py).
+PARTMAN_PACKAGE = "postgresql-{major}-partman"
 SEARCH_MAJORS = (17, 16, 15, 14, 13)
 SUPERUSER = "gridlink"
 
@@ -107,10 +109,10 @@ def server_major(bindir: Path) -> int:
     return int(out.stdout.split()[-1].split(".")[0])
 
 
-def postgis_installed(major: int) -> bool:
-    """Tell whether the PostGIS extension is installed for server ``major``."""
+def extension_installed(major: int, name: str = "postgis") -> bool:
+    """Tell whether extension ``name`` (its control file) is installed for server ``major``."""
     return any(
-        Path(base.format(major=major), "extension", "postgis.control").exists()
+        Path(base.format(major=major), "extension", f"{name}.control").exists()
         for base in ("/usr/share/postgresql/{major}", "/usr/local/share/postgresql/{major}")
     )
 
@@ -118,7 +120,7 @@ def postgis_installed(major: int) -> bool:
 APT_WAIT_S = int(os.environ.get("GRIDLINK_APT_WAIT_S", "900"))
 
 
-def apt_install(package: str, log=print) -> None:
+def apt_install(packages: list[str], log=print) -> None:
     """``apt-get update`` and ``install``, waiting up to ``APT_WAIT_S`` for another package manager's lock
     instead of failing: install waits by itself (DPkg::Lock::Timeout), update is retried while only the
     lock stands in its way."""
@@ -134,21 +136,23 @@ def apt_install(package: str, log=print) -> None:
             raise ClusterError(f"apt-get update failed: {update.stderr.strip()}")
         log("another package manager holds the apt lock: waiting …")
         time.sleep(5)
-    subprocess.run(["apt-get", *wait, "install", "-y", "-q", package], check=True, env=env,
+    subprocess.run(["apt-get", *wait, "install", "-y", "-q", *packages], check=True, env=env,
                    stdout=subprocess.DEVNULL)
 
 
 def ensure_postgis(major: int, log=print) -> None:
-    """Install PostGIS with apt when missing and we may; otherwise say the exact command."""
-    if postgis_installed(major):
+    """Install PostGIS and pg_partman with apt when missing and we may; otherwise say the exact command."""
+    wanted = {"postgis": POSTGIS_PACKAGE.format(major=major), "pg_partman": PARTMAN_PACKAGE.format(major=major)}
+    missing = [package for name, package in wanted.items() if not extension_installed(major, name)]
+    if not missing:
         return
-    package = POSTGIS_PACKAGE.format(major=major)
     if os.geteuid() != 0 or not shutil.which("apt-get"):
-        raise ClusterError(f"PostGIS is not installed. Run: sudo apt-get install -y {package}")
-    log(f"PostGIS missing: installing {package} with apt-get (one time) …")
-    apt_install(package, log)
-    if not postgis_installed(major):
-        raise ClusterError(f"{package} installed but postgis.control is still missing")
+        raise ClusterError(f"{' and '.join(missing)} not installed. Run: sudo apt-get install -y {' '.join(missing)}")
+    log(f"installing {' '.join(missing)} with apt-get (one time) …")
+    apt_install(missing, log)
+    for name, package in wanted.items():
+        if not extension_installed(major, name):
+            raise ClusterError(f"{package} installed but {name}.control is still missing")
 
 
 def free_port() -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Index, Integer, String, Text, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -45,13 +45,15 @@ class ApiToken(Base):
 
 class AuditEntry(Base):
     """One write: who (login or channel), with which role, did what to which target, when, from where.
-    Append-only (migration 0013); written in the write's own transaction (spatial/access/audit.py)."""
+    Append-only (migration 0013); written in the write's own transaction (spatial/access/audit.py). Partitioned
+    by month of ``at`` (migration 0028, spatial/store/partitions.py): the primary key holds the partition key."""
 
     __tablename__ = "audit_log"
-    __table_args__ = (Index("ix_audit_log_at", "at"), Index("ix_audit_log_actor_at", "actor", "at"))
+    __table_args__ = (Index("ix_audit_log_at", "at"), Index("ix_audit_log_actor_at", "actor", "at"),
+                      {"postgresql_partition_by": "RANGE (at)"})
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    at: Mapped[datetime] = created_at_column()
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True, server_default=func.now())
     actor: Mapped[str] = mapped_column(String(80))
     role: Mapped[str | None] = mapped_column(String(16))
     action: Mapped[str] = mapped_column(String(40))

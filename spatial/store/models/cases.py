@@ -139,22 +139,22 @@ class CaseEvent(Base):
         CheckConstraint("state_after IS NULL OR " + in_list("state_after", STATES), name="state_after"),
         Index("ix_case_event_case_id_at", "case_id", "at"),
         # The scheduler's reminders and supervision orders (issue 17 item 3, spatial/cases/scheduler.py): at most
-        # one per (case, kind, step, deadline), whatever number of workers run, so none can ever be doubled.
+        # one per (case, kind, step, deadline), whatever number of workers run, so none can ever be doubled; and
+        # an assisting unit's (migration 0022): one per (case, kind, unit, the unit's deadline). Kept by the
+        # trigger case_event_order_once since migration 0028: a partitioned table's unique index must hold the
+        # partition key, so the unique indexes uq_case_event_order / uq_case_event_assist_order could not stay.
         CheckConstraint(ORDER_KEYS, name="order_keys"),
-        Index("uq_case_event_order", "case_id", "kind", text("(data ->> 'step')"), text("(data ->> 'deadline')"),
-              unique=True, postgresql_where=text(ORDER_KINDS)),
-        # ... and an assisting unit's (migration 0022): one per (case, kind, unit, the unit's deadline).
         CheckConstraint(ASSIST_ORDER_KEYS, name="assist_order_keys"),
-        Index("uq_case_event_assist_order", "case_id", "kind", text("(data ->> 'unit')"),
-              text("(data ->> 'deadline')"), unique=True, postgresql_where=text(ASSIST_ORDER_KINDS)),
         # The live feed's commit order (migration 0018_case_event_xid, spatial/cases/feed.py).
         Index("ix_case_event_xid", "xid", postgresql_using="brin",
               postgresql_with={"autosummarize": "on", "pages_per_range": 16}),
+        # Monthly partitions (migration 0028, spatial/store/partitions.py): the primary key holds ``at``.
+        {"postgresql_partition_by": "RANGE (at)"},
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("case.id"))
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))  # 16 since migration 0021 (assist_accept)
     state_after: Mapped[str | None] = mapped_column(String(12))
     actor: Mapped[str] = mapped_column(Text)

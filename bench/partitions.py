@@ -1,0 +1,129 @@
+"""Benchmark: migration 0027 (monthly partitions of case_event and audit_log) in place on the full demo, and
+three reads before and after it (issue 22 item 1).
+
+    .venv/bin/python -m bench.partitions [--rounds 5]
+
+1. A private copy of the full-demo template (bench/intake.py ``fresh_copy``: ~580,000 cases, ~3.9 million
+   events), ``gridlink_bench_partitions``, upgraded to 0026 (the template is never migrated here; the time of
+   that prelude is printed for the record: on an old template it is the workflow's backfills).
+2. Before: a warm-up round (not counted), then R rounds, each timing once (a) the evaluation of one month by
+   town (``spatial.cases.kpi.evaluate`` as a city-wide account, the rollup path GET /api/v1/kpi takes), (b)
+   the case list of that month, first page of 100 (``list_cases``, GET /api/v1/cases?since&until), (c) one
+   case with its event history (``get_case``, GET /api/v1/cases/{id}), on 50 cases of the month. Medians.
+3. The upgrade to 0027, timed: minutes, rows moved (events and audit rows), rows/s; then ``VACUUM (ANALYZE)``
+   of both tables, timed apart (a migration runs in one transaction and cannot vacuum; the copy before it
+   comes from a vacuumed template, so without it the reads after would meet unvacuumed pages).
+4. After: the same reads, same rounds; the ratio after / before (the reference is the same database, same
+   run, before the migration). The copy is dropped at the end.
+Writes bench/results/partitions.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from alembic import command
+from sqlalchemy import create_engine, text
+
+from bench import machine, save
+from bench.intake import fresh_copy
+from migrations import alembic_config
+from spatial.access.principal import Principal
+from spatial.cases import kpi
+from spatial.cases.read import CaseFilter, get_case, list_cases
+from spatial.reference.cache import ReferenceCache
+from spatial.settings import DatabaseSettings
+from spatial.store.db import database_url
+
+SCRATCH = "gridlink_bench_partitions"
+LOCAL = ZoneInfo("Asia/Shanghai")
+MONTH = (datetime(2026, 9, 1, tzinfo=LOCAL), datetime(2026, 10, 1, tzinfo=LOCAL))
+ADMIN = Principal(account_id=0, login="bench", role="admin", scope="*")
+
+
+def _reads(url: str, rounds: int) -> dict[str, float]:
+    """Median seconds of each read over ``rounds`` rounds."""
+    engine = create_engine(url)
+    times: dict[str, list[float]] = {"kpi_month": [], "case_list_month": [], "case_with_history": []}
+    with engine.connect() as conn:
+        ref = ReferenceCache.load(conn)
+        ids = list(conn.execute(text('SELECT id FROM "case" WHERE reported_at >= :a AND reported_at < :b'
+                                     " ORDER BY id LIMIT 50"), {"a": MONTH[0], "b": MONTH[1]}).scalars())
+        conn.rollback()
+        for _ in range(rounds + 1):  # the first is a warm-up: its times are dropped below
+            started = time.perf_counter()
+            kpi.evaluate(conn, kpi.KpiQuery(group="town", start=MONTH[0], end=MONTH[1]), by=ADMIN)
+            conn.rollback()
+            times["kpi_month"].append(time.perf_counter() - started)
+            started = time.perf_counter()
+            list_cases(conn, ref, CaseFilter(since=MONTH[0], until=MONTH[1], limit=100), by=ADMIN)
+            conn.rollback()
+            times["case_list_month"].append(time.perf_counter() - started)
+            started = time.perf_counter()
+            for case_id in ids:
+                get_case(conn, ref, case_id, by=ADMIN)
+            conn.rollback()
+            times["case_with_history"].append((time.perf_counter() - started) / len(ids))
+    engine.dispose()
+    return {name: statistics.median(values[1:]) for name, values in times.items()}
+
+
+def main() -> None:
+    """Run the benchmark and print its table."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    settings = DatabaseSettings()
+    url = fresh_copy(settings, SCRATCH)
+    config = alembic_config(url)
+    started = time.perf_counter()
+    command.upgrade(config, "0026_component_upload_jobs")
+    prelude = time.perf_counter() - started
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        rows = {t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one() for t in ("case_event", "audit_log")}
+        conn.execute(text("ANALYZE"))
+        conn.commit()
+    before = _reads(url, args.rounds)
+    started = time.perf_counter()
+    command.upgrade(config, "0027_monthly_partitions")
+    migration = time.perf_counter() - started
+    started = time.perf_counter()
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM (ANALYZE) case_event, audit_log"))
+    vacuum = time.perf_counter() - started
+    with engine.connect() as conn:
+        partitions = conn.execute(text("SELECT count(*) FROM pg_inherits WHERE inhparent = 'case_event'::regclass")
+                                  ).scalar_one()
+        kept = {t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one() for t in rows}
+    engine.dispose()
+    after = _reads(url, args.rounds)
+    moved = sum(rows.values())
+    result = {
+        "machine": machine(), "rounds": args.rounds, "prelude_upgrade_to_0026_s": round(prelude, 1),
+        "rows": rows, "rows_after": kept, "case_event_partitions": partitions,
+        "migration_s": round(migration, 1), "vacuum_after_s": round(vacuum, 1),
+        "migration_min": round(migration / 60, 2),
+        "rows_per_s": round(moved / migration), "before_s": before, "after_s": after,
+        "ratio_after_before": {k: round(after[k] / before[k], 2) for k in before},
+    }
+    save("partitions.json", result)
+    print(f"{machine()}; prelude (upgrade of the copy to 0026): {prelude:.0f} s")
+    print(f"migration 0027: {migration / 60:.2f} min, {moved:,} rows ({rows['case_event']:,} events,"
+          f" {rows['audit_log']:,} audit rows) into {partitions} partitions of case_event:"
+          f" {moved / migration:,.0f} rows/s; rows kept: {kept == rows}; VACUUM ANALYZE after: {vacuum:.0f} s")
+    print(f"{'read':<22}{'before ms':>12}{'after ms':>12}{'after/before':>14}")
+    for name in before:
+        print(f"{name:<22}{before[name] * 1000:>12.1f}{after[name] * 1000:>12.1f}{after[name] / before[name]:>14.2f}")
+    admin = create_engine(database_url(settings, "postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{SCRATCH}" WITH (FORCE)'))
+    admin.dispose()
+
+
+if __name__ == "__main__":
+    main()

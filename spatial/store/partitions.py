@@ -1,0 +1,167 @@
+"""Monthly partitions of the case trails (issue 22 item 1, migration 0028): ``case_event`` and ``audit_log``.
+
+Both are partitioned by month of ``at`` (Beijing time, the months the evaluation counts in), one partition
+``<table>_pYYYY_MM`` per month plus ``<table>_default`` for rows of a month that has no partition yet, and
+managed by pg_partman (schema ``partman``; docs/scale-out.md says why ``case`` itself stays one table):
+
+- ``maintain`` (``gridlink db maintain``; hourly in the scheduler, spatial/cases/jobs.py) moves any rows that
+  landed in a default partition into partitions of their months (pg_partman ``partition_data_time``), then
+  keeps ``PREMAKE`` months made ahead of now (``run_maintenance``), so that new rows always have their month.
+- ``cover`` makes the months from a date on (a bulk load of old history, such as the demo, calls it first).
+- ``archive`` (``gridlink db archive --before YYYY-MM [--dump DIR]``) detaches every whole month before the
+  given one from its table; with a folder, each detached month is dumped (pg_dump custom format) and dropped.
+  A detached month is an ordinary table again: out of every query, kept as it was.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, Engine, make_url, text
+
+from spatial.store.backup import BackupError, _client_args
+from spatial.store.cluster import find_bindir
+
+PARTITIONED = ("case_event", "audit_log")
+# How long before its case's ``reported_at`` an event may be: intake refuses a report dated more than CLOCK_SKEW
+# (spatial/access/scope.py, the same 5 minutes; tests/integration/test_partitions.py holds them equal) ahead of
+# its clock, and every later event is written at its clock. Reads of a case's events are bounded below by
+# ``reported_at - EVENT_MARGIN``, so the months before the case's report are pruned.
+EVENT_MARGIN = timedelta(minutes=5)
+EVENT_MARGIN_SQL = "interval '5 minutes'"
+ZONE = "Asia/Shanghai"
+LOCAL = ZoneInfo(ZONE)
+_PARTITION = re.compile(r"^(?:case_event|audit_log)_(?:p\d{4}_\d{2}|default)$")
+
+
+class PartitionError(RuntimeError):
+    """A partition cannot be maintained or archived as asked; the message says why."""
+
+
+@dataclass
+class Maintained:
+    """What ``maintain`` did per table: rows moved out of its default partition, its months, the newest."""
+
+    moved: dict[str, int] = field(default_factory=dict)
+    months: dict[str, int] = field(default_factory=dict)
+    newest: dict[str, str] = field(default_factory=dict)
+
+
+def is_partition(name: str) -> bool:
+    """Tell whether ``name`` is a month (or default) partition of a partitioned table, not a model's table."""
+    return bool(_PARTITION.match(name))
+
+
+def months(conn: Connection, table: str) -> list[tuple[str, datetime, datetime]]:
+    """The month partitions of ``table``, oldest first: (name, start, end) with ``end`` exclusive."""
+    rows = conn.execute(text(
+        "SELECT c.relname, CAST(b[1] AS timestamptz), CAST(b[2] AS timestamptz)"
+        " FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid,"
+        " regexp_match(pg_get_expr(c.relpartbound, c.oid), 'FROM \\(''([^'']+)''\\) TO \\(''([^'']+)''\\)') AS b"
+        " WHERE i.inhparent = CAST(:t AS regclass) AND b IS NOT NULL ORDER BY 2"), {"t": table}).all()
+    return [(name, start, end) for name, start, end in rows]
+
+
+def _local(conn: Connection) -> None:
+    """Month boundaries in Beijing time for pg_partman's arithmetic, in this transaction."""
+    conn.execute(text(f"SET LOCAL TimeZone = '{ZONE}'"))
+
+
+def maintain(engine: Engine) -> Maintained:
+    """Move stray rows out of the default partitions, then keep the months ahead made (one transaction)."""
+    done = Maintained()
+    with engine.begin() as conn:
+        _local(conn)
+        for table in PARTITIONED:
+            done.moved[table] = _settle(conn, table)
+            conn.execute(text("SELECT partman.run_maintenance(:p, p_analyze := false)"), {"p": f"public.{table}"})
+            found = months(conn, table)
+            done.months[table] = len(found)
+            done.newest[table] = found[-1][0] if found else ""
+    return done
+
+
+def _settle(conn: Connection, table: str) -> int:
+    """Move the rows of ``table``'s default partition into partitions of their months; return how many."""
+    if not conn.execute(text(f"SELECT EXISTS (SELECT 1 FROM {table}_default)")).scalar():
+        return 0
+    if not conn.execute(text("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")).scalar():
+        raise PartitionError(f"{table}_default holds rows: moving them needs a superuser (the trails are"
+                             " append-only: only replication mode lets a row leave the default partition)")
+    # A move is a delete and an insert of the same row: the append-only triggers (fired in origin mode only)
+    # must let it go, and the evaluation's summary (case_event_kpi, ALWAYS) must not count the event twice.
+    conn.execute(text("SET LOCAL session_replication_role = replica"))
+    conn.execute(text("SET LOCAL gridlink.case_kpi = 'deferred'"))
+    moved = conn.execute(text("SELECT partman.partition_data_time(:p, p_batch_count := 100000, p_analyze := false)"),
+                         {"p": f"public.{table}"}).scalar()
+    conn.execute(text("SET LOCAL gridlink.case_kpi = 'on'"))
+    conn.execute(text("SET LOCAL session_replication_role = origin"))
+    return int(moved or 0)
+
+
+def cover(conn: Connection, since: datetime) -> int:
+    """Make the missing months of every partitioned table from ``since``'s month up to the oldest one there is;
+    return how many were made. For loads of old history into empty months (rows of a month that has no
+    partition would land in the default partition)."""
+    zone = conn.execute(text("SELECT current_setting('TimeZone')")).scalar()
+    _local(conn)
+    made = 0
+    first = since.astimezone(LOCAL).date().replace(day=1)
+    for table in PARTITIONED:
+        have = months(conn, table)
+        oldest = have[0][1].astimezone(LOCAL).date() if have else date.today().replace(day=1)
+        wanted = []
+        month = first
+        while month < oldest:
+            wanted.append(datetime(month.year, month.month, 1, tzinfo=LOCAL))
+            month = date(month.year + month.month // 12, month.month % 12 + 1, 1)
+        if wanted:
+            conn.execute(text("SELECT partman.create_partition_time(:p, CAST(:times AS timestamptz[]), false)"),
+                         {"p": f"public.{table}", "times": [m.isoformat() for m in wanted]})
+            made += len(wanted)
+    conn.execute(text("SELECT set_config('TimeZone', :z, true)"), {"z": zone})  # the caller's, as it was
+    return made
+
+
+def archive(engine: Engine, before: date, dump_dir: Path | None = None) -> list[str]:
+    """Detach every month of the partitioned tables that ends on or before ``before`` (the first day of a month
+    no later than the current one); with ``dump_dir``, dump each detached month there and drop it. Return the
+    months detached."""
+    current = datetime.now(LOCAL).date().replace(day=1)
+    if before.day != 1 or before > current:
+        raise PartitionError(f"--before must name a month no later than the current one ({current:%Y-%m})")
+    limit = datetime(before.year, before.month, 1, tzinfo=LOCAL)
+    detached = []
+    with engine.begin() as conn:
+        _local(conn)
+        for table in PARTITIONED:
+            for name, _, end in months(conn, table):
+                if end <= limit:
+                    conn.execute(text(f"ALTER TABLE {table} DETACH PARTITION {name}"))  # names from the catalogue
+                    detached.append(name)
+    if dump_dir is not None:
+        dump_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        url = engine.url.render_as_string(hide_password=False)
+        for name in detached:
+            _dump(url, name, dump_dir / f"{name}.dump")
+            with engine.begin() as conn:
+                conn.execute(text(f"DROP TABLE {name}"))
+    return detached
+
+
+def _dump(url: str, table: str, target: Path) -> None:
+    """pg_dump one table (custom format) into ``target``, whole or not at all."""
+    args, env = _client_args(url)
+    partial = target.with_suffix(".partial")
+    done = subprocess.run([str(find_bindir() / "pg_dump"), *args, "-d", make_url(url).database or "", "-Fc",
+                           "--no-owner", "-t", f"public.{table}", "-f", str(partial)], env=env,
+                          capture_output=True, text=True, umask=0o077)
+    if done.returncode != 0:
+        partial.unlink(missing_ok=True)
+        raise BackupError(f"pg_dump of {table} failed (it stays detached in the database): {done.stderr[-400:]}")
+    partial.replace(target)
