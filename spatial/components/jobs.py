@@ -161,10 +161,10 @@ class Jobs:
                 "status": 500, "title": "Internal error", "detail": "the import failed; nothing was stored"}}
         try:
             upload.unlink(missing_ok=True)
-            _end(conn, job_id, **end)
             if end["state"] == "failed":  # a stored import has its own audit row (importer.py); a refused one this
-                record(conn, actor, "component.import_refused", target=options.owner,
-                       detail={"job": job_id, "file": upload.name, **end["problem"]})
+                record(conn, actor, "component.import_refused", target=options.owner,  # before the job ends: a
+                       detail={"job": job_id, "file": upload.name, **end["problem"]})  # reader sees both or none
+            _end(conn, job_id, **end)
         except Exception:  # the row stays running; its lock goes with the connection, so a reader fails it
             log.exception("survey import %s: its end could not be recorded", job_id)
         finally:
