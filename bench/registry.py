@@ -30,10 +30,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from alembic import command
 from sqlalchemy import create_engine, make_url, text
 
 from bench import machine, save
 from bench.intake import TEMPLATE, fresh_copy
+from migrations import alembic_config
 from spatial.settings import DatabaseSettings
 from spatial.store.db import database_url
 
@@ -76,6 +78,8 @@ def scratch(settings: DatabaseSettings, limit: int | None) -> str:
                               " OFFSET :n LIMIT 1)"), {"n": limit - 1})
         rows = conn.execute(text("SELECT count(*) FROM component")).scalar_one()
     engine.dispose()
+    print("bench: upgrading the scratch copy to head …", file=sys.stderr)  # the template may be older
+    command.upgrade(alembic_config(url), "head")
     print(f"scratch database {SCRATCH}: {rows:,} components")
     return url
 

@@ -42,17 +42,31 @@ def check_foreign_keys(conn: Connection, tables: tuple[str, ...], *, scope: dict
     (for loads into tables others use meanwhile).
     """
     keys = conn.execute(statement("foreign_key_violations"), {"tables": [f'"{t}"' for t in tables]}).all()
+    scoped: dict[str, str] = {}  # a scoped child → a temporary table of the distinct keys its rows hold
+    for child in sorted({k[0] for k in keys}):
+        narrow = (scope or {}).get(child.strip('"'))
+        if narrow is None:
+            continue
+        # the scope is read once (not once per key and again per lock): its distinct key tuples, a few hundred
+        columns = sorted({c for k in keys if k[0] == child for c in k[2]})
+        name = f"fk_scope_{len(scoped)}"
+        conn.execute(text(f"DROP TABLE IF EXISTS pg_temp.{name}"))
+        conn.execute(text(f"CREATE TEMP TABLE {name} AS SELECT DISTINCT {', '.join(columns)} FROM {child} c"
+                          f" WHERE {narrow}"), params or {})
+        scoped[child] = name
     for child, parent, child_columns, parent_columns in keys:
         # Identifiers come from the catalogue, never from input.
         join = " AND ".join(f"p.{pc} = c.{cc}" for cc, pc in zip(child_columns, parent_columns, strict=True))
         present = " AND ".join(f"c.{cc} IS NOT NULL" for cc in child_columns)
-        narrow = (scope or {}).get(child.strip('"'), "true")
+        rows = scoped.get(child, child)
         if lock:
-            conn.execute(text(f"SELECT 1 FROM {parent} p WHERE EXISTS (SELECT 1 FROM {child} c WHERE {narrow}"
-                              f" AND {join}) FOR KEY SHARE OF p"), params or {})
+            conn.execute(text(f"SELECT 1 FROM {parent} p WHERE EXISTS (SELECT 1 FROM {rows} c WHERE {join})"
+                              " FOR KEY SHARE OF p"))
         broken = conn.execute(text(
-            f"SELECT count(*) FROM {child} c WHERE {narrow} AND {present}"
-            f" AND NOT EXISTS (SELECT 1 FROM {parent} p WHERE {join})"
-        ), params or {}).scalar()
+            f"SELECT count(*) FROM {rows} c WHERE {present} AND NOT EXISTS (SELECT 1 FROM {parent} p WHERE {join})"
+        )).scalar()
         if broken:
-            raise ForeignKeyError(f"{broken} rows of {child} point at missing rows of {parent} ({child_columns})")
+            what = "distinct keys in the rows checked" if child in scoped else "rows"
+            raise ForeignKeyError(f"{broken} {what} of {child} point at missing rows of {parent} ({child_columns})")
+    for name in scoped.values():  # on a refusal the caller rolls back, and the tables go with it
+        conn.execute(text(f"DROP TABLE pg_temp.{name}"))
