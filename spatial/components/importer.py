@@ -36,6 +36,7 @@ from sqlalchemy import Connection, Engine, text
 from spatial.access.audit import Actor, record
 from spatial.access.principal import Principal
 from spatial.access.scope import check_edit_component, check_exclusive_import
+from spatial.components.grid_index import BaseGrids
 from spatial.components.rules import RuleBook
 from spatial.components.serials import allocate, lock_series
 from spatial.components.survey import Survey, open_survey
@@ -49,7 +50,7 @@ BULK_ROWS = 50_000  # with ``exclusive``, a survey this long is stored with the 
 MAPPING_KEY = "component_mapping:"  # + owner key: the owner's saved column mapping, in ``meta``
 SHOWN = 20  # refused rows and missing codes listed in the report
 STAGE_COLUMNS = ("row_no", "code", "series", "action", "fields", "name", "owner_key", "manager_key",
-                 "maintainer_key", "status", "note", "surveyed_on", "geom")
+                 "maintainer_key", "status", "note", "surveyed_on", "geom", "grid_code")
 
 
 @dataclass
@@ -126,12 +127,14 @@ def _run(conn: Connection, lookups: Connection, actor: Actor, path: Path, option
                           dry_run=options.dry_run)
     conn.execute(text("CREATE TEMP TABLE survey_stage (row_no int PRIMARY KEY, code text, series text,"
                       " action text, fields text, name text, owner_key text, manager_key text, maintainer_key text,"
-                      " status text, note text, surveyed_on date, geom geometry(Geometry, 4326)) ON COMMIT DROP"))
+                      " status text, note text, surveyed_on date, geom geometry(Geometry, 4326), grid_code text)"
+                      " ON COMMIT DROP"))
     conn.execute(text("CREATE INDEX ON survey_stage (code)"))
     # the base grid of each staged new row, when it is stored only at the end: assigned batch by batch while
     # the connection would otherwise wait for the reader, so the final insert reads it by row number
     conn.execute(text("CREATE TEMP TABLE survey_grid (row_no int PRIMARY KEY, grid_code text) ON COMMIT DROP"))
-    decider = Decider(lookups, book, Names.load(conn), options.owner, set(survey.mapping.values()))
+    decider = Decider(lookups, book, Names.load(conn), options.owner, set(survey.mapping.values()),
+                      grids=BaseGrids.load(conn))
     fields: Counter[str] = Counter()
     rejects = _Rejects(survey, options.rejects)
     # Stored batch by batch while the next batch is decided (the foreign keys checked row by row, the table
@@ -149,7 +152,8 @@ def _run(conn: Connection, lookups: Connection, actor: Actor, path: Path, option
                        [d.item.code for d in decided if isinstance(d, Decided) and d.action == "changed"])
             elif not options.dry_run:  # what the merge would do serially, done while the reader decides
                 conn.execute(text(f"INSERT INTO survey_grid SELECT s.row_no, {_GRID} FROM survey_stage s"
-                                  " WHERE s.row_no BETWEEN :lo AND :hi AND s.action = 'new'"), span)
+                                  " WHERE s.row_no BETWEEN :lo AND :hi AND s.action = 'new'"
+                                  " AND s.grid_code IS NULL"), span)
                 _history(conn, actor.who, report.file, "s.row_no BETWEEN :lo AND :hi AND s.series IS NULL", span)
             refused = [(i, reason) for i, reason in enumerate(decided) if isinstance(reason, str)]
             for i, reason in refused[:max(0, SHOWN - len(report.refusals))]:
@@ -238,7 +242,7 @@ def _stage(conn: Connection, decided: list[Decided], report: ImportReport, field
             column_text(json.dumps(d.fields) for d in stored),
             *(column_text(getattr(i, name) for i in items) for name in
               ("name", "owner_key", "manager_key", "maintainer_key", "status", "note", "surveyed_on")),
-            list(ewkb)]
+            list(ewkb), column_text(d.grid for d in stored)]
         lines.extend(column_lines(columns))
     if lines:  # the stage's order is by row_no (its key), not by the order of COPY
         copy_lines(raw_cursor(conn), "survey_stage", STAGE_COLUMNS, lines)
@@ -258,7 +262,8 @@ def _missing(conn: Connection, options: ImportOptions, report: ImportReport) -> 
 
 _GRID = ("(SELECT min(g.grid_code) FROM grid_geometry g WHERE g.valid_to IS NULL AND g.kind = 'base'"
          " AND ST_Covers(g.geom, ST_PointOnSurface(s.geom)))")
-_STAGED_GRID = f"coalesce((SELECT sg.grid_code FROM survey_grid sg WHERE sg.row_no = s.row_no), {_GRID})"
+# the grid found in memory while the survey was read (grid_index.py), else found here
+_STAGED_GRID = f"coalesce(s.grid_code, (SELECT sg.grid_code FROM survey_grid sg WHERE sg.row_no = s.row_no), {_GRID})"
 
 
 def _history(conn: Connection, who: str, file: str, where: str, params: dict[str, Any]) -> None:

@@ -22,6 +22,7 @@ import shapely
 from sqlalchemy import Connection, text
 
 from spatial.codes import district_of
+from spatial.components.grid_index import BaseGrids
 from spatial.components.rules import EDITABLE, ComponentInput, RuleBook, check_columns, component_of, geometry_problems
 from spatial.errors import GridlinkError
 
@@ -71,6 +72,7 @@ class Decided:
     action: str
     fields: list[str] = field(default_factory=list)
     series: str | None = None
+    grid: str | None = None  # a new row's base grid, when the in-memory grids found it (grid_index.py)
 
 
 def _code(value: Any) -> str | None:
@@ -142,8 +144,10 @@ def normal_column(name: str, column: pa.Array, names: Names) -> list[Any]:
 class Decider:
     """Decides the rows of one survey in order, remembering what it saw (duplicates inside the file)."""
 
-    def __init__(self, conn: Connection, book: RuleBook, names: Names, owner: str, mapped: set[str]) -> None:
+    def __init__(self, conn: Connection, book: RuleBook, names: Names, owner: str, mapped: set[str],
+                 grids: BaseGrids | None = None) -> None:
         self.conn, self.book, self.names, self.owner, self.mapped = conn, book, names, owner, mapped
+        self.grids = grids
         self.codes: dict[str, int] = {}
         self.places: dict[tuple[str, bytes], int] = {}
 
@@ -164,6 +168,10 @@ class Decider:
                                [geoms[i] for i in rest], found)
         for i, d in zip(rest, decided, strict=True):
             out[i] = d
+        if self.grids is not None:  # the new rows' base grids, vectorised over the batch (grid_index.py)
+            new = [d for d in decided if isinstance(d, Decided) and d.action == "new"]
+            for d, grid in zip(new, self.grids.assign([d.item.geometry for d in new]), strict=True):
+                d.grid = grid
         return out  # type: ignore[return-value]  # every row decided
 
     def _unchanged(self, normal: dict[str, list[Any]], geoms: Any, found: dict[Any, dict[str, Any]]) -> list[int]:

@@ -703,3 +703,23 @@ def test_set_based_key_checks_find_orphans_and_lock_the_parents(engine_: Engine)
             with pytest.raises(sqlalchemy.exc.OperationalError, match="lock timeout"):
                 other.execute(text("DELETE FROM department WHERE key = :k"), {"k": manager})
         conn.rollback()
+
+
+def test_grids_found_in_memory_are_the_ones_postgis_finds(engine_: Engine, tmp_path: Path) -> None:
+    """New rows get their base grid from the in-memory index (grid_index.py) while the survey is read: the same
+    grid PostGIS's ``ST_Covers`` gives, edges and corners included (the smallest code)."""
+    step = 0.0125  # the world's grids are boxes on a 0.05° lattice: this lands on their edges and corners too
+    geoms = [shapely.Point(120.0 + i * step, 31.0 + j * step) for i in range(25) for j in range(17)]
+    rows = [{"class_code": "0101", "name": f"p{k}"} for k in range(len(geoms))]
+    report = run(engine_, survey(tmp_path / "lattice.gpkg", rows, geoms))
+    assert report.new > 100
+    with engine_.connect() as conn:
+        differ = conn.execute(text(
+            "SELECT c.code, c.grid_code, (SELECT min(g.grid_code) FROM grid_geometry g WHERE g.valid_to IS NULL"
+            " AND g.kind = 'base' AND ST_Covers(g.geom, ST_PointOnSurface(c.geom))) AS expected,"
+            " (SELECT count(*) FROM grid_geometry g WHERE g.valid_to IS NULL AND g.kind = 'base'"
+            " AND ST_Covers(g.geom, c.geom)) AS covering FROM component c WHERE c.name LIKE 'p%'")).all()
+    assert len(differ) == report.new
+    assert [r for r in differ if r.grid_code != r.expected] == []
+    assert sum(1 for r in differ if r.grid_code is None) < len(differ)  # most of them lie in a base grid
+    assert any(r.covering > 1 for r in differ)  # some on a shared edge or corner
