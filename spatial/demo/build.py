@@ -98,9 +98,14 @@ def build_demo(engine: Engine, *, seed: int = 20261116, small: bool = False, for
         # trigger that keeps it for live writes would cost a case update per event here.
         conn.execute(text("SET LOCAL gridlink.case_kpi = 'deferred'"))
         builder(conn, seed, scale, report, progress).run()
+        # the last steps are single statements, each its own tick: KPI rollup, foreign keys, VACUUM ANALYZE
+        finishing = tqdm(total=3, desc="finishing: rollup, keys, analyze", unit="step", disable=not progress)
         conn.execute(text("SET LOCAL gridlink.case_kpi = 'on'"))
         # The evaluation's rollup (migration 0022) steps aside while deferred: built once, set-based.
+        started = time.perf_counter()
         conn.execute(text("SELECT gridlink_kpi_rollup_rebuild()"))
+        report.seconds["kpi_rollup"] = round(time.perf_counter() - started, 2)
+        finishing.update(1)
         if fast:
             started = time.perf_counter()
             try:
@@ -109,6 +114,7 @@ def build_demo(engine: Engine, *, seed: int = 20261116, small: bool = False, for
                 raise DemoError(str(exc)) from exc
             restore_row_triggers(conn)
             report.seconds["foreign_keys"] = round(time.perf_counter() - started, 2)
+        finishing.update(1)
         conn.execute(text("INSERT INTO meta (key, value) VALUES ('demo', CAST(:v AS jsonb))"),
                      {"v": json.dumps({**stamp, "built_at": datetime.now(UTC).isoformat(),
                                                      "counts": report.counts, "seconds": report.seconds})})
@@ -116,6 +122,8 @@ def build_demo(engine: Engine, *, seed: int = 20261116, small: bool = False, for
         started = time.perf_counter()
         conn.execute(text("VACUUM ANALYZE"))
         report.seconds["analyze"] = round(time.perf_counter() - started, 2)
+    finishing.update(1)
+    finishing.close()
     return report
 
 
@@ -189,12 +197,13 @@ class Builder:
 
     def _teams(self, grids: GridSet) -> None:
         lines: list[str] = []
-        for row in grids.rows:
-            if row.kind in ("district", "town", "community"):
-                continue
-            roles = list(TEAM_CORE) + ["volunteer"] * int(self.rng.integers(1, 3)) + ["mediator"]
-            lines.extend(row_line((row.code, role, self.names.person(), self.names.phone())) for role in roles)
-        copy_lines(self.cursor, "team_member", ("grid_code", "role", "name", "phone"), lines)
+        teams = [row for row in grids.rows if row.kind not in ("district", "town", "community")]
+        with self._bar(len(teams), "teams", "grid") as bar:
+            for row in teams:
+                roles = list(TEAM_CORE) + ["volunteer"] * int(self.rng.integers(1, 3)) + ["mediator"]
+                lines.extend(row_line((row.code, role, self.names.person(), self.names.phone())) for role in roles)
+                bar.update(1)
+            copy_lines(self.cursor, "team_member", ("grid_code", "role", "name", "phone"), lines)
         self.report.counts["team_members"] = len(lines)
 
     def _classes(self) -> list[ClassInfo]:
