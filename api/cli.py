@@ -6,7 +6,7 @@
     gridlink db maintain                monthly partitions of the case trails: stray rows moved, months made ahead
     gridlink db archive --before YYYY-MM [--dump DIR]   detach (and dump, then drop) the months before one
     gridlink migrate                    upgrade the schema to the newest revision
-    gridlink demo [--small] [--seed N] [--force]
+    gridlink demo [--small | --scale small|city|province] [--fraction F] [--seed N] [--force]
     gridlink import reference [--departments F] [--component-classes F] [--event-categories F] ...
     gridlink import cases FILE [--all-or-nothing] [--report OUT.json]
     gridlink import grids FILE --level N|special [--code-field F] [--name-field F] [--parent-field F] [--crs EPSG]
@@ -259,12 +259,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from sqlalchemy import create_engine
 
     from spatial.demo.build import DemoError, build_demo
+    from spatial.demo.province import province_scale
 
+    scale_name = getattr(args, "scale", None) or ("small" if args.small else "city")
+    fraction = getattr(args, "fraction", None)
+    if fraction is not None and scale_name != "province":
+        _err("--fraction applies to --scale province only")
+        return 2
+    if args.small and scale_name != "small":
+        _err("--small and --scale " + scale_name + " contradict each other")
+        return 2
+    if fraction is not None and not 0 < fraction <= 1:
+        _err("--fraction must be in (0, 1]")
+        return 2
+    scale = province_scale(fraction or 1.0) if scale_name == "province" else None
     cmd_migrate(args)
     engine = create_engine(_url())
     started = time.perf_counter()
     try:
-        report = build_demo(engine, seed=args.seed, small=args.small, force=args.force)
+        report = build_demo(engine, seed=args.seed, small=scale_name == "small", force=args.force, scale=scale)
     except DemoError as exc:
         _err(str(exc))
         return 2
@@ -586,6 +599,12 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--seed", type=int, default=20261116)
         p.add_argument("--force", action="store_true", help="replace whatever the database holds")
         p.set_defaults(func=func)
+        if name == "demo":
+            p.add_argument("--scale", choices=("small", "city", "province"),
+                           help="small (= --small), city (the Suzhou demo, the default) or province (a "
+                                "synthetic Jiangsu: 150,000 base grids, 10 million components, 300,000 cases a day)")
+            p.add_argument("--fraction", type=float,
+                           help="province only: scale components and cases by F in (0, 1], grids kept")
         if name == "up":
             p.add_argument("--host", default=api.host)
             p.add_argument("--port", type=int, default=api.port)

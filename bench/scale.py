@@ -1,7 +1,21 @@
 """Benchmark, the first parts of issue 22's scale measurements: what PgBouncer (Debian ``pgbouncer``) costs and
 what it breaks for gridlink's drivers; how long writes stop in a failover, and whether any are lost.
 
-    .venv/bin/python -m bench.scale [--part pgbouncer|failover|all] [--seconds 3] [--rounds 3] [--clients 8]
+    .venv/bin/python -m bench.scale [--part pgbouncer|failover|province|all] [--seconds 3] [--rounds 3] [--clients 8]
+                                    [--fraction 0.1] [--district 320501] [--requests 200] [--keep]
+
+Part ``province``: the same operations on the city (the Suzhou demo, database ``gridlink_bench_scale_city``,
+built once and reused while the generator is unchanged) and on the province (``gridlink demo --scale
+province --fraction F``, spatial/demo/province.py, in the scratch database ``gridlink_bench_scale_province``,
+dropped afterwards unless ``--keep``), each with its own ``gridlink serve`` (one worker) and one keep-alive
+client; each row is a median in ms and the ratio province / city:
+locate (``--requests`` points in random base grids of the whole map), intake (POST /api/v1/cases at the same
+points, categories that need no component), OGC items (limit=100, bbox around the 40 busiest base grids of
+the district — Wuzhong 320506 in the city, ``--district`` in the province — as wide as the 100th nearest
+component, so both pages hold 100 features), a cold z14 component tile at those grids, the KPI of the month
+(one district by grid, the whole map by district), and the commit of one boundary move of the district's
+busiest grid (bench/planning.py's move, rolled back; ``--rounds`` times). Prints the sizes, the cases each
+KPI reads and what each move reassigned, so that "proportional to the area touched" can be read off.
 
 Part ``failover``: the small demo on a throw-away primary with a replica (``spatial/store/replicas.py``), one
 ``gridlink serve`` on a two-host URL with ``target_session_attrs=read-write``, 4 clients posting reports with
@@ -156,18 +170,34 @@ def compatibility(cluster: Cluster, password: str) -> dict[str, str]:
 def main() -> int:
     """Run the benchmark; print the tables."""
     args = argparse.ArgumentParser(description=__doc__)
-    args.add_argument("--part", choices=("pgbouncer", "failover", "all"), default="all")
+    args.add_argument("--part", choices=("pgbouncer", "failover", "province", "all"), default="all")
     args.add_argument("--seconds", type=float, default=3)
     args.add_argument("--rounds", type=int, default=3)
     args.add_argument("--clients", type=int, default=8)
+    args.add_argument("--fraction", type=float, default=0.1, help="province: components and cases × F")
+    args.add_argument("--district", default="320501", help="province: the district of items, tiles, KPIs, move")
+    args.add_argument("--requests", type=int, default=200, help="province: requests per row (locate, intake)")
+    args.add_argument("--keep", action="store_true", help="province: keep its database for the next run")
     options = args.parse_args()
     results = {}
+    if options.part in ("province", "all"):
+        results["province"] = province(options)
     if options.part in ("failover", "all"):
         results["failover"] = failover()
     if options.part in ("pgbouncer", "all"):
         results["pgbouncer"] = pgbouncer(options)
-    save("scale.json", results)
+    save("scale.json", {**_saved("scale.json"), **results})
     return 0
+
+
+def _saved(name: str) -> dict:
+    """The results saved before (a part run alone keeps the other parts' figures)."""
+    import json
+
+    from bench import RESULTS
+
+    path = RESULTS / name
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def pgbouncer(options) -> dict:
@@ -346,6 +376,262 @@ def _query_gridlink(cluster: Cluster, statement: str) -> list[tuple]:
             return cur.fetchall()
     finally:
         conn.close()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Part province: city (the Suzhou demo) against province (spatial/demo/province.py), ratio province / city.
+
+CITY_DB = "gridlink_bench_scale_city"
+PROVINCE_DB = "gridlink_bench_scale_province"
+MONTH = ("2026-10-17", "2026-11-16")  # the last 30 days of both demos (DEMO_END, spatial/demo/build.py)
+
+
+def _demo_database(settings, name: str, scale) -> str:
+    """Database ``name`` with the demo of ``scale`` (None: the city) — built, or reused while its stamp
+    (seed, sizes, generator fingerprint) matches; return its URL."""
+    from alembic import command
+    from sqlalchemy import create_engine, text
+
+    from migrations import alembic_config
+    from spatial.demo.build import build_demo
+    from spatial.store.db import database_url
+
+    admin = create_engine(database_url(settings, "postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).scalar():
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    url = database_url(settings, name)
+    command.upgrade(alembic_config(url), "head")
+    engine = create_engine(url)
+    started = time.perf_counter()
+    report = build_demo(engine, force=True, scale=scale)
+    engine.dispose()
+    if not report.skipped:
+        print(f"{name}: built in {time.perf_counter() - started:.0f} s: {report.seconds}")
+    return url
+
+
+def _drop(settings, name: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    from spatial.store.db import database_url
+
+    admin = create_engine(database_url(settings, "postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _admin_token(url: str) -> str:
+    """A bearer token of an administrator (scope ``*``): the KPI reads every area."""
+    from sqlalchemy import create_engine, text
+
+    from spatial.access.accounts import add_user, create_token
+
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        if not conn.execute(text("SELECT 1 FROM account WHERE login = 'bench.scale'")).first():
+            add_user(conn, "bench.scale", role="admin", scope="*", password="bench password, not a secret")
+        token = create_token(conn, "bench.scale", label="bench", ttl=None)[0]
+    engine.dispose()
+    return token
+
+
+class Client:
+    """One keep-alive connection to the server; each request timed (ms)."""
+
+    def __init__(self, port: int, token: str) -> None:
+        import http.client
+
+        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+        self.headers = {"Authorization": f"Bearer {token}", "Accept": "application/json, application/geo+json"}
+
+    def request(self, method: str, path: str, body: dict | None = None) -> tuple[float, int, bytes]:
+        import json
+
+        headers = dict(self.headers, **({"Content-Type": "application/json"} if body is not None else {}))
+        started = time.perf_counter()
+        self.connection.request(method, path, body=json.dumps(body) if body is not None else None, headers=headers)
+        reply = self.connection.getresponse()
+        data = reply.read()
+        return (time.perf_counter() - started) * 1000, reply.status, data
+
+    def median(self, method: str, paths: list, warm: int = 3) -> dict:
+        """Median ms over ``paths`` (each once, after ``warm`` of them untimed), statuses, median bytes."""
+        for path in paths[:warm]:
+            self.request(method, *path) if isinstance(path, tuple) else self.request(method, path)
+        import json
+
+        samples: list[float] = []
+        statuses: dict[int, int] = {}
+        sizes: list[int] = []
+        features: list[int] = []
+        for path in paths[warm:]:
+            ms, status, data = self.request(method, *path) if isinstance(path, tuple) else self.request(method, path)
+            samples.append(ms)
+            sizes.append(len(data))
+            statuses[status] = statuses.get(status, 0) + 1
+            if data.startswith(b'{"type":"FeatureCollection"') or data.startswith(b'{"type": "FeatureCollection"'):
+                features.append(len(json.loads(data)["features"]))
+        return {"ms": round(statistics.median(samples), 2), "n": len(samples), "statuses": statuses,
+                "bytes": int(statistics.median(sizes)),
+                "features": int(statistics.median(features)) if features else None}
+
+
+def _sizes(conn) -> dict:
+    from sqlalchemy import text
+
+    row = conn.execute(text(
+        "SELECT (SELECT count(*) FROM grid WHERE level = 4), (SELECT count(*) FROM component),"
+        " (SELECT count(*) FROM \"case\"), (SELECT count(*) FROM case_event),"
+        " pg_database_size(current_database())")).one()
+    return {"base_grids": row[0], "components": row[1], "cases": row[2], "case_events": row[3],
+            "database_gb": round(row[4] / 1e9, 2)}
+
+
+def _samples(conn, district: str, count: int) -> dict:
+    """Places to ask about: points in random base grids of the whole map; the busiest base grids of
+    ``district`` (bboxes and tiles around them); report categories that need no component."""
+    from sqlalchemy import text
+
+    points = conn.execute(text(
+        "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_GeometryN(ST_GeneratePoints(geom, 1, 7), 1) AS p"
+        " FROM grid_geometry WHERE valid_to IS NULL AND kind = 'base' ORDER BY md5(grid_code) LIMIT :n) s"),
+        {"n": count}).all()
+    # the busiest base grids of the district, and around each the distance (°) to its 100th nearest component:
+    # a bbox that wide holds at least 100 components in either map, so items pages have the same size
+    busiest = conn.execute(text(
+        "SELECT b.grid_code, ST_X(b.p), ST_Y(b.p), (SELECT max(ST_Distance(k.geom, b.p)) FROM (SELECT geom"
+        "   FROM component ORDER BY geom <-> b.p LIMIT 100) k)"
+        " FROM (SELECT c.grid_code, c.n, ST_PointOnSurface(gg.geom) AS p"
+        "       FROM (SELECT grid_code, count(*) AS n FROM component WHERE district_code = :d GROUP BY 1"
+        "             ORDER BY n DESC, grid_code LIMIT 40) c"
+        "       JOIN grid_geometry gg ON gg.grid_code = c.grid_code AND gg.valid_to IS NULL) b"
+        " ORDER BY b.n DESC, b.grid_code"), {"d": district}).all()
+    categories = conn.execute(text(
+        "SELECT code FROM event_category WHERE time_limit IS NOT NULL AND flow <> 'component' ORDER BY code"
+    )).scalars().all()
+    month_cases = conn.execute(text(
+        "SELECT count(*) FILTER (WHERE district_code = :d), count(*) FROM \"case\""
+        " WHERE reported_at >= CAST(:a AS date) AND reported_at < CAST(:b AS date)"),
+        {"d": district, "a": MONTH[0], "b": MONTH[1]}).one()
+    return {"points": [tuple(p) for p in points], "busiest": [tuple(b) for b in busiest],
+            "categories": list(categories), "month_cases": tuple(month_cases)}
+
+
+def _measure_one(url: str, district: str, options) -> dict:
+    """Every operation of the province part on one database (its own server, one worker)."""
+    import random
+
+    import morecantile
+    from sqlalchemy import create_engine
+
+    from bench.intake import start_server
+    from bench.planning import ACTOR, ADMIN, one_move, rolled_back
+    from spatial.grids import planning
+
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        sizes = _sizes(conn)
+        found = _samples(conn, district, options.requests + 10)
+    token = _admin_token(url)
+    server, port = start_server(url, workers=1)
+    rng = random.Random(7)
+    try:
+        client = Client(port, token)
+        points = found["points"]
+        radius_m = statistics.median(r for *_, r in found["busiest"]) * 105_000
+        result: dict = {"sizes": sizes, "items_bbox_half_width_m": round(radius_m), "district": district,
+                        "month_cases_district": found["month_cases"][0],
+                        "month_cases_all": found["month_cases"][1]}
+        result["locate"] = client.median("GET", [f"/api/v1/locate?lon={x:.7f}&lat={y:.7f}" for x, y in points])
+        bodies = [("/api/v1/cases", {"category": rng.choice(found["categories"]), "description": "bench.scale",
+                                     "source": "hotline", "location": {"type": "Point", "coordinates": [
+                                         round(x, 7), round(y, 7)]}}) for x, y in points]
+        result["intake"] = client.median("POST", bodies)
+        boxes = [f"{x - r:.6f},{y - r:.6f},{x + r:.6f},{y + r:.6f}" for _, x, y, r in found["busiest"]]
+        result["items"] = client.median("GET", [f"/ogc/collections/components/items?limit=100&bbox={b}"
+                                                for b in boxes])
+        tms = morecantile.tms.get("WebMercatorQuad")
+        tiles = [tms.tile(x, y, 14) for _, x, y, _ in found["busiest"]]
+        unique = list(dict.fromkeys((t.x, t.y) for t in tiles))
+        result["tile_z14"] = client.median("GET", [f"/tiles/components/14/{x}/{y}.mvt" for x, y in unique], warm=2)
+        kpi = f"/api/v1/kpi?from={MONTH[0]}&to={MONTH[1]}"
+        result["kpi_district"] = client.median("GET", [f"{kpi}&group=grid&area={district}"] * (options.rounds + 1),
+                                               warm=1)
+        result["kpi_all"] = client.median("GET", [f"{kpi}&group=district"] * (options.rounds + 1), warm=1)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    grid = found["busiest"][0][0]
+    commits = []
+    for _ in range(options.rounds):
+        def commit(conn):
+            plan = one_move(conn, grid)
+            started = time.perf_counter()
+            done = planning.commit(conn, ADMIN, ACTOR, plan)
+            return (time.perf_counter() - started) * 1000, done
+        commits.append(rolled_back(engine, commit)())
+    moved = commits[-1][1]["reassigned"]
+    result["boundary_move"] = {"ms": round(statistics.median(ms for ms, _ in commits), 2), "n": len(commits),
+                               "grid": grid, "reassigned": moved}
+    engine.dispose()
+    return result
+
+
+def province(options) -> dict:
+    """Part province (see the module docstring)."""
+    import os
+
+    from spatial.demo.province import province_scale
+    from spatial.settings import DatabaseSettings
+
+    settings = DatabaseSettings()
+    city_url = _demo_database(settings, CITY_DB, None)
+    province_url = _demo_database(settings, PROVINCE_DB, province_scale(options.fraction))
+    try:
+        load_before = os.getloadavg()
+        city = _measure_one(city_url, "320506", options)
+        prov = _measure_one(province_url, options.district, options)
+        load_after = os.getloadavg()
+    finally:
+        if not options.keep:
+            _drop(settings, PROVINCE_DB)
+    rows = {}
+    for name in ("locate", "intake", "items", "tile_z14", "kpi_district", "kpi_all", "boundary_move"):
+        rows[name] = {"city_ms": city[name]["ms"], "province_ms": prov[name]["ms"],
+                      "ratio": round(prov[name]["ms"] / city[name]["ms"], 2)}
+    result = {"machine": machine(), "fraction": options.fraction, "load_average": [load_before, load_after],
+              "city": city, "province": prov, "ratios": rows,
+              "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    _print_province(result)
+    return result
+
+
+def _print_province(result: dict) -> None:
+    city, prov = result["city"], result["province"]
+    print(f"\ncity (the Suzhou demo) vs province (spatial/demo/province.py at --fraction {result['fraction']}),"
+          f" {result['machine']}, load average {result['load_average'][0][0]:.1f} → {result['load_average'][1][0]:.1f}")
+    for label, side in (("city", city), ("province", prov)):
+        s = side["sizes"]
+        print(f"  {label}: {s['base_grids']:,} base grids, {s['components']:,} components, {s['cases']:,} cases,"
+              f" {s['case_events']:,} events, {s['database_gb']} GB; district {side['district']}:"
+              f" {side['month_cases_district']:,} cases in the month (all: {side['month_cases_all']:,})")
+    print(f"{'':34} {'city ms':>9} {'province ms':>12} {'ratio':>6}")
+    notes = {
+        "items": lambda side: f"{side['items']['features']} features",
+        "tile_z14": lambda side: f"{side['tile_z14']['bytes']:,} B",
+        "intake": lambda side: f"statuses {side['intake']['statuses']}",
+        "boundary_move": lambda side: f"reassigned {side['boundary_move']['reassigned']}",
+    }
+    labels = {"locate": "locate (random base grid)", "intake": "intake POST /cases (one client)",
+              "items": "OGC items bbox ≥100 comps, limit=100", "tile_z14": "z14 component tile (cold)",
+              "kpi_district": "KPI, one district, a month", "kpi_all": "KPI, whole map by district, a month",
+              "boundary_move": "boundary move commit (busiest grid)"}
+    for name, row in result["ratios"].items():
+        note = f"   city {notes[name](city)}, province {notes[name](prov)}" if name in notes else ""
+        print(f"{labels[name]:34} {row['city_ms']:>9} {row['province_ms']:>12} {row['ratio']:>6}{note}")
 
 
 if __name__ == "__main__":

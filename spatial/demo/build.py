@@ -70,10 +70,20 @@ def fingerprint(seed: int, scale: Scale) -> str:
 
 
 def build_demo(engine: Engine, *, seed: int = 20261116, small: bool = False, force: bool = False,
-               progress: bool = True) -> DemoReport:
-    """Build the demo (see module docstring); return the report."""
-    scale = SMALL if small else FULL
-    stamp = {"seed": seed, "small": small, "fingerprint": fingerprint(seed, scale)}
+               progress: bool = True, scale: Scale | None = None) -> DemoReport:
+    """Build the demo (see module docstring); return the report.
+
+    ``scale`` replaces the city's sizes; a ``ProvinceScale`` builds the synthetic province instead
+    (spatial/demo/province.py) through the same steps.
+    """
+    from spatial.demo.province import ProvinceBuilder, ProvinceScale
+
+    scale = scale or (SMALL if small else FULL)
+    stamp: dict[str, object] = {"seed": seed, "small": small, "fingerprint": fingerprint(seed, scale)}
+    builder = Builder
+    if isinstance(scale, ProvinceScale):
+        stamp["scale"] = f"province×{scale.fraction:g}"
+        builder = ProvinceBuilder
     report = DemoReport()
     with engine.begin() as conn:
         current = conn.execute(text("SELECT value FROM meta WHERE key = 'demo'")).scalar()
@@ -88,10 +98,15 @@ def build_demo(engine: Engine, *, seed: int = 20261116, small: bool = False, for
         # The generator writes each case's evaluation summary (case.kpi_*, migration 0020) with its row: the
         # trigger that keeps it for live writes would cost a case update per event here.
         conn.execute(text("SET LOCAL gridlink.case_kpi = 'deferred'"))
-        Builder(conn, seed, scale, report, progress).run()
+        builder(conn, seed, scale, report, progress).run()
+        # the last steps are single statements, each its own tick: KPI rollup, foreign keys, VACUUM ANALYZE
+        finishing = tqdm(total=3, desc="finishing: rollup, keys, analyze", unit="step", disable=not progress)
         conn.execute(text("SET LOCAL gridlink.case_kpi = 'on'"))
         # The evaluation's rollup (migration 0022) steps aside while deferred: built once, set-based.
+        started = time.perf_counter()
         conn.execute(text("SELECT gridlink_kpi_rollup_rebuild()"))
+        report.seconds["kpi_rollup"] = round(time.perf_counter() - started, 2)
+        finishing.update(1)
         if fast:
             started = time.perf_counter()
             try:
@@ -100,6 +115,7 @@ def build_demo(engine: Engine, *, seed: int = 20261116, small: bool = False, for
                 raise DemoError(str(exc)) from exc
             restore_row_triggers(conn)
             report.seconds["foreign_keys"] = round(time.perf_counter() - started, 2)
+        finishing.update(1)
         conn.execute(text("INSERT INTO meta (key, value) VALUES ('demo', CAST(:v AS jsonb))"),
                      {"v": json.dumps({**stamp, "built_at": datetime.now(UTC).isoformat(),
                                                      "counts": report.counts, "seconds": report.seconds})})
@@ -107,6 +123,8 @@ def build_demo(engine: Engine, *, seed: int = 20261116, small: bool = False, for
         started = time.perf_counter()
         conn.execute(text("VACUUM ANALYZE"))
         report.seconds["analyze"] = round(time.perf_counter() - started, 2)
+    finishing.update(1)
+    finishing.close()
     return report
 
 
@@ -158,9 +176,13 @@ class Builder:
         self.report.repairs = districts.repairs
         with self._bar(9, "grids: districts built", "district") as bar:
             grids = GridBuilder(districts, self.scale, self.rng, self.names).build(bar)
+        self._store_grids(grids, "initial survey of the Suzhou demo grids")
+        return grids
+
+    def _store_grids(self, grids: GridSet, note: str) -> None:
         self.cursor.execute(
             "INSERT INTO grid_version (id, effective_at, author, note) VALUES (1, %s, 'gridlink demo', %s)",
-            (EFFECTIVE, "initial survey of the Suzhou demo grids"),
+            (EFFECTIVE, note),
         )
         copy_lines(self.cursor, "grid", ("code", "level", "kind", "name", "parent_code"),
                    (row_line((r.code, r.level, r.kind, r.name, r.parent_code)) for r in grids.rows))
@@ -173,16 +195,16 @@ class Builder:
         for kind in ("district", "town", "community", "base"):
             self.report.counts[f"grids_{kind}"] = len(grids.by_kind(kind))
         self.report.counts["grids_special"] = sum(1 for r in grids.rows if r.level is None)
-        return grids
 
     def _teams(self, grids: GridSet) -> None:
         lines: list[str] = []
-        for row in grids.rows:
-            if row.kind in ("district", "town", "community"):
-                continue
-            roles = list(TEAM_CORE) + ["volunteer"] * int(self.rng.integers(1, 3)) + ["mediator"]
-            lines.extend(row_line((row.code, role, self.names.person(), self.names.phone())) for role in roles)
-        copy_lines(self.cursor, "team_member", ("grid_code", "role", "name", "phone"), lines)
+        teams = [row for row in grids.rows if row.kind not in ("district", "town", "community")]
+        with self._bar(len(teams), "teams", "grid") as bar:
+            for row in teams:
+                roles = list(TEAM_CORE) + ["volunteer"] * int(self.rng.integers(1, 3)) + ["mediator"]
+                lines.extend(row_line((row.code, role, self.names.person(), self.names.phone())) for role in roles)
+                bar.update(1)
+            copy_lines(self.cursor, "team_member", ("grid_code", "role", "name", "phone"), lines)
         self.report.counts["team_members"] = len(lines)
 
     def _classes(self) -> list[ClassInfo]:
@@ -201,34 +223,42 @@ class Builder:
         with self._bar(count, "components", "comp") as bar:
             made = generate_components(WUZHONG.code, self._classes(), sampler, count, self.rng)
             bar.update(count // 4)
-            wkb = shapely.to_wkb(shapely.set_srid(made.geoms, 4326), hex=True, include_srid=True)
-            maintainer = {owner: key for owner, (key, _, _) in MAINTAINERS.items()}
-            lines: list[str] = []
-            history: list[str] = []
-            for i in range(count):
-                owner = str(made.owners[i])
-                code = str(made.codes[i])
-                surveyed = survey_date(made.surveyed[i])
-                status = str(made.status[i])
-                changed = survey_date(made.surveyed[i] + made.changed[i]) if made.changed[i] else surveyed
-                lines.append(f"{code}\t{made.class_codes[i]}\t{WUZHONG.code}\t{base[made.grid_index[i]].code}\t"
-                             f"{owner}\t{owner}\t{maintainer.get(owner, owner)}\t{status}\t{surveyed}\t"
-                             f"{changed} 09:00:00+08\t{made.source[i]}\t{wkb[i]}\n")
-                history.append(f"{code}\t{surveyed} 09:00:00+08\tsurvey\tcreate\t\\N\tintact\n")
-                if status != "intact":
-                    history.append(f"{code}\t{changed} 09:00:00+08\tinspection\tstatus\tintact\t{status}\n")
-                if i % 50_000 == 49_999:
-                    bar.update(50_000 * 3 // 8)
-            copy_lines(self.cursor, "component", (
-                "code", "class_code", "district_code", "grid_code", "manager_key", "owner_key", "maintainer_key",
-                "status", "surveyed_on", "changed_at", "source", "geom"), lines)
-            bar.update(count // 8)
-            copy_lines(self.cursor, "component_history",
-                       ("component_code", "at", "actor", "action", "status_from", "status_to"), history)
+            history = self._write_components(WUZHONG.code, base, made, bar, count * 3 // 4)
             bar.update(count - bar.n)
         self.report.counts["components"] = count
-        self.report.counts["component_history"] = len(history)
+        self.report.counts["component_history"] = history
         return made, sampler
+
+    def _write_components(self, district_code: str, base: list, made, bar: tqdm, share: int) -> int:
+        """COPY the components ``made`` in ``district_code`` (grid indexes into ``base``) and their history;
+        advance ``bar`` by ``share`` on the way; return the number of history rows."""
+        count = len(made.codes)
+        step = max(1, share // 3)
+        wkb = shapely.to_wkb(shapely.set_srid(made.geoms, 4326), hex=True, include_srid=True)
+        maintainer = {owner: key for owner, (key, _, _) in MAINTAINERS.items()}
+        lines: list[str] = []
+        history: list[str] = []
+        for i in range(count):
+            owner = str(made.owners[i])
+            code = str(made.codes[i])
+            surveyed = survey_date(made.surveyed[i])
+            status = str(made.status[i])
+            changed = survey_date(made.surveyed[i] + made.changed[i]) if made.changed[i] else surveyed
+            lines.append(f"{code}\t{made.class_codes[i]}\t{district_code}\t{base[made.grid_index[i]].code}\t"
+                         f"{owner}\t{owner}\t{maintainer.get(owner, owner)}\t{status}\t{surveyed}\t"
+                         f"{changed} 09:00:00+08\t{made.source[i]}\t{wkb[i]}\n")
+            history.append(f"{code}\t{surveyed} 09:00:00+08\tsurvey\tcreate\t\\N\tintact\n")
+            if status != "intact":
+                history.append(f"{code}\t{changed} 09:00:00+08\tinspection\tstatus\tintact\t{status}\n")
+        bar.update(step)
+        copy_lines(self.cursor, "component", (
+            "code", "class_code", "district_code", "grid_code", "manager_key", "owner_key", "maintainer_key",
+            "status", "surveyed_on", "changed_at", "source", "geom"), lines)
+        bar.update(step)
+        copy_lines(self.cursor, "component_history",
+                   ("component_code", "at", "actor", "action", "status_from", "status_to"), history)
+        bar.update(share - 2 * step)
+        return len(history)
 
     def _categories(self) -> list[Category]:
         rows = self.conn.execute(text(
@@ -241,10 +271,14 @@ class Builder:
         base = sorted(grids.by_kind("base", WUZHONG.code), key=lambda r: r.code)
         specials = sorted((r for r in grids.rows if r.level is None and r.code.startswith(WUZHONG.code)),
                           key=lambda r: r.code)
+        self._write_cases([r.code for r in base], specials, components, sampler)
+
+    def _write_cases(self, grid_codes: list[str], specials: list, components, sampler: PointSampler) -> None:
+        """Generate and COPY the cases over ``grid_codes`` (the sampler's grid indexes) day by day."""
         holidays = dict(self.conn.execute(text("SELECT day, is_workday FROM holiday")).all())
         ctx = CaseContext(
             categories=self._categories(), components=components, sampler=sampler,
-            grid_codes=[r.code for r in base], special_codes=[r.code for r in specials],
+            grid_codes=grid_codes, special_codes=[r.code for r in specials],
             special_tree=shapely.STRtree([r.geom for r in specials]), calendar=WorkingCalendar(holidays),
             names=self.names, version_id=1, end=DEMO_END,
         )

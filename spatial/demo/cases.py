@@ -162,6 +162,8 @@ class CaseGenerator:
                 ctx.class_members[category.code] = np.flatnonzero(np.isin(ctx.components.class_codes,
                                                                           category.classes))
         self.end_ts = ctx.end.timestamp()
+        # case numbers are the day and a serial: 5 digits for the city, 6 for the province's ~300,000 a day
+        self.serial_width = max(5, len(str(2 * per_day)))
 
     def days_iter(self) -> Iterator[tuple[list[str], list[str]]]:
         """Yield (case lines, event lines) for each day, oldest first."""
@@ -203,8 +205,9 @@ class CaseGenerator:
         sources = np.array(list(SOURCE_WEIGHTS))[
             self.rng.choice(len(SOURCE_WEIGHTS), size=count, p=list(SOURCE_WEIGHTS.values()))]
         for n in range(count):
-            self._case(f"{prefix}{n + 1:05d}", float(times[n]), self.ctx.categories[cats[n]], points[n],
-                       hex_wkb[n], int(grid[n]), int(component[n]), sorted(specials.get(n, [])), str(sources[n]))
+            self._case(f"{prefix}{n + 1:0{self.serial_width}d}", float(times[n]), self.ctx.categories[cats[n]],
+                       points[n], hex_wkb[n], int(grid[n]), int(component[n]), sorted(specials.get(n, [])),
+                       str(sources[n]))
 
     def _case(self, case_no: str, at: float, cat: Category, point: np.ndarray, wkb: str, grid: int,
               component: int, specials: list[str], source: str) -> None:

@@ -104,6 +104,17 @@ class GridBuilder:
         self._enterprise_grids(WUJIANG)
         return GridSet(self.rows, self.centres)
 
+    def build_plans(self, plans: list[DistrictPlan], progress=None) -> GridSet:
+        """Build every district of ``plans`` to level 4 (the province generator, spatial/demo/province.py)."""
+        for code in sorted(self.districts.shapes):
+            self.rows.append(GridRow(code, 1, "district", self.districts.names[code], None,
+                                     self.districts.shapes[code]))
+        for plan in plans:
+            self._full_district(plan)
+            if progress:
+                progress.update(1)
+        return GridSet(self.rows, self.centres)
+
     def _towns(self, plan: DistrictPlan, towns: tuple[Town, ...]) -> list[tuple[GridRow, Town]]:
         shape = self.districts.shapes[plan.code]
         seeds = np.array([_inside(shape, t.lon, t.lat) for t in towns])
