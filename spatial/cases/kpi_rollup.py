@@ -52,16 +52,21 @@ WHERE ((r.span = 'm' AND r.day >= :m0 AND r.day < :m1)
   AND {part}
 GROUP BY 1"""
 # The cases judged one by one (``inside``: of the window): the edges, and the window's cases not settled at :end.
+# The scope's and the asked area's grid ranges (``kpi._params``), read early: the cases judged one by one are
+# those of the area touched, not of the whole map (the statement filters them again, with every other rule).
+AREA = ("(CAST(:lo AS text) IS NULL OR c.grid_code BETWEEN :lo AND :hi)"
+        " AND (CAST(:area_lo AS text) IS NULL OR c.grid_code BETWEEN :area_lo AND :area_hi)")
 ONE_BY_ONE = """
-SELECT id, false AS inside FROM "case" WHERE reported_at >= :start AND reported_at < :ws
+SELECT id, false AS inside FROM "case" c WHERE reported_at >= :start AND reported_at < :ws AND __AREA__
 UNION ALL
-SELECT id, false FROM "case" WHERE reported_at >= :we AND reported_at < :end
+SELECT id, false FROM "case" c WHERE reported_at >= :we AND reported_at < :end AND __AREA__
 UNION ALL
-SELECT id, true FROM "case"
-WHERE greatest(kpi_through, deadline) >= :end AND reported_at >= :ws AND reported_at < :we
+SELECT id, true FROM "case" c
+WHERE greatest(kpi_through, deadline) >= :end AND reported_at >= :ws AND reported_at < :we AND __AREA__
 UNION ALL
 SELECT c.id, true FROM case_unit u JOIN "case" c ON c.id = u.case_id
-WHERE greatest(u.deadline, u.handled_at, u.dispatched_at) >= :end AND c.reported_at >= :ws AND c.reported_at < :we"""
+WHERE greatest(u.deadline, u.handled_at, u.dispatched_at) >= :end AND c.reported_at >= :ws AND c.reported_at < :we
+  AND __AREA__""".replace("__AREA__", AREA)
 
 
 @dataclass(frozen=True)
@@ -107,10 +112,12 @@ def rolled(group: str, department: bool) -> str:
 
 
 def one_by_one(conn: Connection, params: dict[str, Any]) -> tuple[list[int], list[int]]:
-    """The cases judged one by one: all of them (edges and unsettled), and those inside the window."""
+    """The cases judged one by one: all of them (edges and unsettled), and those inside the window (of the whole
+    map unless ``params`` narrow the grid ranges, as ``kpi._params`` does)."""
     every: set[int] = set()
     inside: set[int] = set()
-    for case_id, in_window in conn.execute(text(ONE_BY_ONE), params):
+    ranges = {"lo": None, "hi": None, "area_lo": None, "area_hi": None}
+    for case_id, in_window in conn.execute(text(ONE_BY_ONE), ranges | params):
         every.add(case_id)
         if in_window:
             inside.add(case_id)
