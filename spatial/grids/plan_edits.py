@@ -51,15 +51,26 @@ def planned_grids(conn: Connection, plan_id: int, *, level: int | None = None,
                   near: BaseGeometry | None = None, codes: list[str] | None = None) -> dict[str, dict[str, Any]]:
     """The grids as the plan would leave them (the plan's edits over the current grids), of ``level`` near
     a shape or with the given ``codes``: code → {level, name, parent, version, geom (shapely), edited}."""
+    # Two parts, not one FULL JOIN of the plan's edits with every current grid: the grids the plan leaves
+    # alone filtered on their own columns (the spatial index serves ``near``: a province has 150,000), and the
+    # plan's edits (a handful) over the grids they edit.
     rows = conn.execute(text(
-        "WITH cur AS (SELECT g.code, g.level, g.name, g.parent_code, gg.version_id, gg.geom FROM grid g"
-        " JOIN grid_geometry gg ON gg.grid_code = g.code AND gg.valid_to IS NULL WHERE g.retired_at IS NULL),"
-        " ed AS (SELECT * FROM grid_plan_edit WHERE plan_id = :p)"
-        " SELECT COALESCE(ed.new_code, ed.code, cur.code) AS code, COALESCE(ed.level, cur.level) AS level,"
-        " COALESCE(ed.name, cur.name) AS name, COALESCE(ed.parent_code, cur.parent_code) AS parent,"
-        " cur.version_id AS version, ST_AsText(COALESCE(ed.geom, cur.geom)) AS wkt, ed.op IS NOT NULL AS edited,"
-        " ed.op FROM cur FULL JOIN ed ON ed.code = cur.code"
-        " WHERE (ed.op IS NULL OR ed.op <> 'retire')"
+        "SELECT g.code, g.level, g.name, g.parent_code AS parent, gg.version_id AS version,"
+        " ST_AsText(gg.geom) AS wkt, false AS edited, CAST(NULL AS text) AS op"
+        " FROM grid g JOIN grid_geometry gg ON gg.grid_code = g.code AND gg.valid_to IS NULL"
+        " WHERE g.retired_at IS NULL"
+        " AND NOT EXISTS (SELECT 1 FROM grid_plan_edit e WHERE e.plan_id = :p AND e.code = g.code)"
+        " AND (CAST(:level AS int) IS NULL OR g.level = :level)"
+        " AND (CAST(:near AS text) IS NULL OR ST_Intersects(gg.geom, ST_GeomFromText(:near, 4326)))"
+        " AND (CAST(:codes AS text[]) IS NULL OR g.code = ANY(:codes))"
+        " UNION ALL"
+        " SELECT COALESCE(ed.new_code, ed.code, cur.code), COALESCE(ed.level, cur.level),"
+        " COALESCE(ed.name, cur.name), COALESCE(ed.parent_code, cur.parent_code), cur.version_id,"
+        " ST_AsText(COALESCE(ed.geom, cur.geom)), ed.op IS NOT NULL, ed.op"
+        " FROM grid_plan_edit ed LEFT JOIN (SELECT g.code, g.level, g.name, g.parent_code, gg.version_id, gg.geom"
+        " FROM grid g JOIN grid_geometry gg ON gg.grid_code = g.code AND gg.valid_to IS NULL"
+        " WHERE g.retired_at IS NULL) cur ON cur.code = ed.code"
+        " WHERE ed.plan_id = :p AND (ed.op IS NULL OR ed.op <> 'retire')"
         " AND (CAST(:level AS int) IS NULL OR COALESCE(ed.level, cur.level) = :level)"
         " AND (CAST(:near AS text) IS NULL OR ST_Intersects(COALESCE(ed.geom, cur.geom), ST_GeomFromText(:near, 4326)))"
         " AND (CAST(:codes AS text[]) IS NULL OR COALESCE(ed.new_code, ed.code, cur.code) = ANY(:codes)"
