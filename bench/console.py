@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 
 import httpx
 from sqlalchemy import create_engine, text
 
 from bench import machine, save
-from bench.intake import TEMPLATE, fresh_copy, template
+from bench.intake import scratch_at_head
 from spatial.settings import DatabaseSettings
 from tests.live import serving
 
@@ -40,20 +39,9 @@ CHROMIUM_ARGS = ["--use-gl=angle", "--use-angle=swiftshader", "--enable-unsafe-s
 
 def prepare(settings: DatabaseSettings) -> tuple[str, str]:
     """A scratch copy of the demo template at head with the console's account; its URL and the town."""
-    from alembic import command
-
-    from migrations import alembic_config
     from spatial.access.accounts import add_user
 
-    admin = create_engine(settings_url(settings, "postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": TEMPLATE}).scalar()
-    admin.dispose()
-    if not exists:
-        template(settings)
-    url = fresh_copy(settings, SCRATCH)
-    print("bench: upgrading the scratch copy to head …", file=sys.stderr)
-    command.upgrade(alembic_config(url), "head")
+    url = scratch_at_head(settings, SCRATCH)
     engine = create_engine(url)
     with engine.begin() as conn:
         town = conn.execute(text("SELECT town_code FROM \"case\" WHERE district_code = '320506'"
@@ -61,12 +49,6 @@ def prepare(settings: DatabaseSettings) -> tuple[str, str]:
         add_user(conn, LOGIN, role="dispatcher", scope=town, password=PASSWORD)
     engine.dispose()
     return url, town
-
-
-def settings_url(settings: DatabaseSettings, name: str) -> str:
-    from spatial.store.db import database_url
-
-    return database_url(settings, name)
 
 
 def signed_in_context(browser, base: str):

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from datetime import date, timedelta
 
@@ -28,8 +27,8 @@ import httpx
 from sqlalchemy import create_engine, text
 
 from bench import machine, save
-from bench.console import CHROMIUM_ARGS, settings_url
-from bench.intake import TEMPLATE, fresh_copy, template
+from bench.console import CHROMIUM_ARGS
+from bench.intake import scratch_at_head
 from spatial.cases.schemas import LOCAL
 from spatial.settings import DatabaseSettings
 from tests.live import serving
@@ -42,20 +41,9 @@ READY = "() => performance.getEntriesByName('db-loaded').length > 0"
 def prepare(settings: DatabaseSettings) -> tuple[str, str, str]:
     """A scratch copy of the demo template at head with the benchmark's account; its URL and the year's period
     (first and last day, local dates)."""
-    from alembic import command
-
-    from migrations import alembic_config
     from spatial.access.accounts import add_user
 
-    admin = create_engine(settings_url(settings, "postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": TEMPLATE}).scalar()
-    admin.dispose()
-    if not exists:
-        template(settings)
-    url = fresh_copy(settings, SCRATCH)
-    print("bench: upgrading the scratch copy to head …", file=sys.stderr)
-    command.upgrade(alembic_config(url), "head")
+    url = scratch_at_head(settings, SCRATCH)
     engine = create_engine(url)
     with engine.begin() as conn:
         add_user(conn, LOGIN, role="admin", scope="*", password=PASSWORD)

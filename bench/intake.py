@@ -79,6 +79,25 @@ def fresh_copy(settings: DatabaseSettings, name: str) -> str:
     return database_url(settings, name)
 
 
+def scratch_at_head(settings: DatabaseSettings, name: str) -> str:
+    """A fresh copy ``name`` of the full-demo template (built first when missing), upgraded to head: the template
+    is reused while the generator is unchanged, so its schema may be older than the code. Its URL."""
+    from alembic import command
+
+    from migrations import alembic_config
+
+    admin = create_engine(database_url(settings, "postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": TEMPLATE}).scalar()
+    admin.dispose()
+    if not exists:
+        template(settings)
+    url = fresh_copy(settings, name)
+    print("bench: upgrading the scratch copy to head …", file=sys.stderr)
+    command.upgrade(alembic_config(url), "head")
+    return url
+
+
 def bench_token(url: str, login: str = "bench.partner") -> str:
     """A bearer token of a city-wide partner account (the hotline system) in the scratch database: intake
     needs an account (spatial/access/scope.py)."""

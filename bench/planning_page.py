@@ -32,8 +32,8 @@ from shapely.geometry import shape
 from sqlalchemy import create_engine, text
 
 from bench import machine, save
-from bench.console import CHROMIUM_ARGS, settings_url
-from bench.intake import TEMPLATE, fresh_copy, template
+from bench.console import CHROMIUM_ARGS
+from bench.intake import scratch_at_head
 from bench.planning import move_line
 from spatial.settings import DatabaseSettings
 from tests.live import serving
@@ -44,20 +44,9 @@ LOGIN, PASSWORD = "bench.planner", "a planning benchmark password"
 
 def prepare(settings: DatabaseSettings) -> tuple[str, str, list[list[float]]]:
     """A scratch copy at head with a planner of the moved grid's town; its URL, the grid and the line."""
-    from alembic import command
-
-    from migrations import alembic_config
     from spatial.access.accounts import add_user
 
-    admin = create_engine(settings_url(settings, "postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": TEMPLATE}).scalar()
-    admin.dispose()
-    if not exists:
-        template(settings)
-    url = fresh_copy(settings, SCRATCH)
-    print("bench: upgrading the scratch copy to head …", file=sys.stderr)
-    command.upgrade(alembic_config(url), "head")
+    url = scratch_at_head(settings, SCRATCH)
     engine = create_engine(url)
     with engine.begin() as conn:
         code = conn.execute(text(
