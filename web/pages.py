@@ -54,6 +54,12 @@ ASSET_CSP = "; ".join(("default-src 'none'", f"connect-src 'self' {BASE_MAP_TILE
 (``default-src 'none'``), except that a script run as a worker — MapLibre's, which obeys the policy of its own
 reply — may fetch gridlink's tiles and the optional online base map's."""
 
+MAPLIBRE_CSS = "/static/vendor/maplibre-gl/maplibre-gl.css"
+MAP_CONFIG = {"api-base": DEFAULT_API_BASE, "center": f"{DEFAULT_CENTER[1]},{DEFAULT_CENTER[0]}",
+              "zoom": str(DEFAULT_ZOOM), "base-map": BASE_MAP_TILES}
+"""What every page with the map (the console's ``map.js``) is configured with: the API, where the map opens, the
+optional online base map."""
+
 CONSOLE_STATIC = "/static/console"
 
 
@@ -85,11 +91,10 @@ def render_console() -> str:
     ``/tiles``, case list, inbox, case details; its script is ``static/console/console.js``."""
     return render_page(
         "console.html", page="console", title_key="consoleTitle", title="指挥台 · gridlink 网格化联动指挥",
-        styles=("/static/vendor/maplibre-gl/maplibre-gl.css", f"{CONSOLE_STATIC}/console.css"),
+        styles=(MAPLIBRE_CSS, f"{CONSOLE_STATIC}/console.css"),
         scripts=(f"{CONSOLE_STATIC}/console.js",),
         preloads=("/static/vendor/maplibre-gl/maplibre-gl.mjs",),  # imported late (console.js), fetched early
-        config={"api-base": DEFAULT_API_BASE, "center": f"{DEFAULT_CENTER[1]},{DEFAULT_CENTER[0]}",
-                "zoom": str(DEFAULT_ZOOM), "base-map": BASE_MAP_TILES})
+        config=MAP_CONFIG)
 
 
 REGISTRY_STATIC = "/static/registry"
@@ -101,10 +106,9 @@ def render_registry() -> str:
     ``static/registry/registry.js``."""
     return render_page(
         "registry.html", page="registry", title_key="registryTitle", title="部件台账 · gridlink 网格化联动指挥",
-        styles=("/static/vendor/maplibre-gl/maplibre-gl.css", f"{REGISTRY_STATIC}/registry.css"),
+        styles=(MAPLIBRE_CSS, f"{REGISTRY_STATIC}/registry.css"),
         scripts=(f"{REGISTRY_STATIC}/registry.js",),
-        config={"api-base": DEFAULT_API_BASE, "center": f"{DEFAULT_CENTER[1]},{DEFAULT_CENTER[0]}",
-                "zoom": str(DEFAULT_ZOOM), "base-map": BASE_MAP_TILES})
+        config=MAP_CONFIG)
 
 
 REPORT_STATIC = "/static/report"
@@ -128,10 +132,9 @@ def render_planning() -> str:
     versions and any past date's grids, import a grid file; ``static/planning/planning.js``."""
     return render_page(
         "planning.html", page="planning", title_key="planningTitle", title="网格规划 · gridlink 网格化联动指挥",
-        styles=("/static/vendor/maplibre-gl/maplibre-gl.css", f"{PLANNING_STATIC}/planning.css"),
+        styles=(MAPLIBRE_CSS, f"{PLANNING_STATIC}/planning.css"),
         scripts=(f"{PLANNING_STATIC}/planning.js",),
-        config={"api-base": DEFAULT_API_BASE, "center": f"{DEFAULT_CENTER[1]},{DEFAULT_CENTER[0]}",
-                "zoom": str(DEFAULT_ZOOM), "base-map": BASE_MAP_TILES})
+        config=MAP_CONFIG)
 
 
 DASHBOARD_STATIC = "/static/dashboard"
@@ -143,10 +146,9 @@ def render_dashboard() -> str:
     its script is ``static/dashboard/dashboard.js`` (the map is the console's ``map.js``)."""
     return render_page(
         "dashboard.html", page="dashboard", title_key="dashboardTitle", title="考核看板 · gridlink 网格化联动指挥",
-        styles=("/static/vendor/maplibre-gl/maplibre-gl.css", f"{DASHBOARD_STATIC}/dashboard.css"),
+        styles=(MAPLIBRE_CSS, f"{DASHBOARD_STATIC}/dashboard.css"),
         scripts=(f"{DASHBOARD_STATIC}/dashboard.js",),
-        config={"api-base": DEFAULT_API_BASE, "center": f"{DEFAULT_CENTER[1]},{DEFAULT_CENTER[0]}",
-                "zoom": str(DEFAULT_ZOOM), "base-map": BASE_MAP_TILES})
+        config=MAP_CONFIG)
 
 
 def report_worker() -> str:
