@@ -27,6 +27,8 @@ import httpx
 from sqlalchemy import create_engine, text
 
 from bench import machine, save
+from bench.browser import signed_in_context as browser_context
+from bench.browser import timed_load
 from bench.intake import scratch_at_head
 from spatial.settings import DatabaseSettings
 from tests.live import serving
@@ -52,28 +54,13 @@ def prepare(settings: DatabaseSettings) -> tuple[str, str]:
 
 
 def signed_in_context(browser, base: str):
-    """A fresh context (no cache) holding a session cookie, as after a login."""
-    context = browser.new_context(viewport={"width": 1920, "height": 1080}, locale="zh-CN")
-    reply = context.request.post(f"{base}/api/v1/auth/session", form={"username": LOGIN, "password": PASSWORD})
-    assert reply.ok, reply.text()
-    context.add_init_script("localStorage.setItem('gridlink.session', '1')")
-    return context
+    """A fresh context (no cache) signed in as the benchmark's dispatcher."""
+    return browser_context(browser, base, LOGIN, PASSWORD)
 
 
 def cold_load(browser, base: str, path: str, ready: str | None) -> dict:
     """Load ``path`` in a fresh context; paint and interactive times (ms), requests and bytes."""
-    context = signed_in_context(browser, base)
-    page = context.new_page()
-    sizes: list[int] = []
-    page.on("requestfinished", lambda r: sizes.append(r.sizes()["responseBodySize"] + r.sizes()["responseHeadersSize"]))
-    started = time.perf_counter()
-    page.goto(f"{base}{path}")
-    if ready:
-        page.wait_for_function(ready, timeout=120_000)
-    else:
-        page.wait_for_load_state("load")
-    wall = (time.perf_counter() - started) * 1000
-    marks = page.evaluate("""() => {
+    marks, wall, sizes = timed_load(signed_in_context(browser, base), base, path, ready, """() => {
         const at = (name) => { const e = performance.getEntriesByName(name); return e.length ? e[0].startTime : null; };
         const late = performance.getEntriesByType('resource').sort((a, b) => b.responseEnd - a.responseEnd)
             .slice(0, 5)
@@ -81,9 +68,7 @@ def cold_load(browser, base: str, path: str, ready: str | None) -> dict:
         return {fcp: at('first-contentful-paint'), list: at('gl-list'), idle: at('gl-map-idle'),
                 map_load: at('gl-map-load'), late,
                 load: performance.getEntriesByType('navigation')[0].loadEventEnd};
-    }""")
-    page.wait_for_timeout(500)  # late requests (tiles of the idle map) are counted too
-    context.close()
+    }""", timeout=120_000, settle_ms=500)  # late requests (tiles of the idle map) are counted too
     interactive = max(marks["list"] or 0, marks["idle"] or 0) or marks["load"]
     return {"first_paint_ms": round(marks["fcp"] or 0, 1), "interactive_ms": round(interactive, 1),
             "list_ms": round(marks["list"] or 0, 1), "map_idle_ms": round(marks["idle"] or 0, 1),

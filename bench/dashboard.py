@@ -27,6 +27,7 @@ import httpx
 from sqlalchemy import create_engine, text
 
 from bench import machine, save
+from bench.browser import signed_in_context, timed_load
 from bench.console import CHROMIUM_ARGS
 from bench.intake import scratch_at_head
 from spatial.cases.schemas import LOCAL
@@ -52,35 +53,14 @@ def prepare(settings: DatabaseSettings) -> tuple[str, str, str]:
     return url, first.isoformat(), (first + timedelta(days=364)).isoformat()
 
 
-def signed_in_context(browser, base: str):
-    """A fresh context (no cache) holding a session cookie, as after a login."""
-    context = browser.new_context(viewport={"width": 1920, "height": 1080}, locale="zh-CN",
-                                  timezone_id="Asia/Shanghai")
-    reply = context.request.post(f"{base}/api/v1/auth/session", form={"username": LOGIN, "password": PASSWORD})
-    assert reply.ok, reply.text()
-    context.add_init_script("localStorage.setItem('gridlink.session', '1')")
-    return context
-
-
 def cold_load(browser, base: str, path: str, ready: str | None) -> dict:
     """Load ``path`` in a fresh context; paint, table and complete times (ms), requests and bytes."""
-    context = signed_in_context(browser, base)
-    page = context.new_page()
-    sizes: list[int] = []
-    page.on("requestfinished", lambda r: sizes.append(r.sizes()["responseBodySize"] + r.sizes()["responseHeadersSize"]))
-    started = time.perf_counter()
-    page.goto(f"{base}{path}")
-    if ready:
-        page.wait_for_function(ready, timeout=300_000)
-    else:
-        page.wait_for_load_state("load")
-    wall = (time.perf_counter() - started) * 1000
-    marks = page.evaluate("""() => {
+    context = signed_in_context(browser, base, LOGIN, PASSWORD, timezone_id="Asia/Shanghai")
+    marks, wall, sizes = timed_load(context, base, path, ready, """() => {
         const at = (name) => { const e = performance.getEntriesByName(name); return e.length ? e[0].startTime : null; };
         return {fcp: at('first-contentful-paint'), ranking: at('db-ranking'), loaded: at('db-loaded'),
                 rows: document.querySelectorAll('#db-ranking tbody tr').length};
-    }""")
-    context.close()
+    }""", timeout=300_000)
     return {"first_paint_ms": round(marks["fcp"] or 0, 1), "ranking_ms": round(marks["ranking"] or 0, 1),
             "loaded_ms": round(marks["loaded"] or 0, 1), "wall_ms": round(wall, 1), "rows": marks["rows"],
             "requests": len(sizes), "bytes": sum(max(0, s) for s in sizes)}

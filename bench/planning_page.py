@@ -32,6 +32,7 @@ from shapely.geometry import shape
 from sqlalchemy import create_engine, text
 
 from bench import machine, save
+from bench.browser import signed_in_context
 from bench.console import CHROMIUM_ARGS
 from bench.intake import scratch_at_head
 from bench.planning import move_line
@@ -109,10 +110,7 @@ def draw(page, line: list[list[float]]) -> None:
 
 def page_round_trips(browser, base: str, code: str, line: list[list[float]], repeat: int) -> dict[str, Any]:
     """The round trip from the finished line to the drawn preview, ``repeat`` times (after one warm-up)."""
-    context = browser.new_context(viewport={"width": 1920, "height": 1080}, locale="zh-CN")
-    reply = context.request.post(f"{base}/api/v1/auth/session", form={"username": LOGIN, "password": PASSWORD})
-    assert reply.ok, reply.text()
-    context.add_init_script("localStorage.setItem('gridlink.session', '1')")
+    context = signed_in_context(browser, base, LOGIN, PASSWORD)
     page = context.new_page()
     page.goto(f"{base}/planning")
     page.wait_for_function("() => document.body.dataset.ready === 'map' && document.body.dataset.gridsLoaded",
