@@ -38,7 +38,7 @@ from spatial.access.principal import Principal
 from spatial.access.scope import check_edit_component, check_exclusive_import
 from spatial.components.grid_index import BaseGrids
 from spatial.components.rules import RuleBook
-from spatial.components.serials import allocate, lock_series
+from spatial.components.serials import first_free, lock_series
 from spatial.components.survey import Survey, open_survey
 from spatial.components.survey_rows import Decided, Decider, Names
 from spatial.errors import ConflictError, InvalidParameterError
@@ -143,7 +143,7 @@ def _run(conn: Connection, lookups: Connection, actor: Actor, path: Path, option
     bulk = options.exclusive and survey.total >= options.bulk_rows
     incremental = not (options.dry_run or options.all_or_nothing or bulk)
     # closed here, on any exit: the reader thread is stopped before the connections it uses are returned
-    with contextlib.closing(_pipelined(survey, decider, options.batch)) as batches:
+    with contextlib.closing(_pipelined(survey, decider, survey.batch_rows(options.batch))) as batches:
         for batch, rows, decided in batches:
             _stage(conn, [d for d in decided if isinstance(d, Decided)], report, fields)
             span = {"lo": report.rows + 1, "hi": report.rows + rows}
@@ -383,13 +383,16 @@ def _allocate(conn: Connection, report: ImportReport) -> None:
     new_series = [r[0] for r in conn.execute(text(
         "SELECT DISTINCT coalesce(series, left(code, 10)) FROM survey_stage WHERE action = 'new'"))]
     lock_series(conn, new_series)
-    for series, rows in conn.execute(text(
-            "SELECT series, array_agg(row_no ORDER BY row_no) FROM survey_stage WHERE code IS NULL"
-            " GROUP BY series ORDER BY series")).all():
-        codes = allocate(conn, series, len(rows))
-        conn.execute(text("UPDATE survey_stage s SET code = u.code FROM unnest(CAST(:r AS int[]),"
-                          " CAST(:c AS text[])) u(row_no, code) WHERE s.row_no = u.row_no"), {"r": rows, "c": codes})
-        report.allocated += len(codes)
+    # numbered in the database, in row order: a survey of a million rows without codes costs no client memory
+    for series, count in conn.execute(text(
+            "SELECT series, count(*) FROM survey_stage WHERE code IS NULL GROUP BY series ORDER BY series")).all():
+        first = first_free(conn, series, count)
+        conn.execute(text(
+            "UPDATE survey_stage s SET code = :series || lpad(CAST(:first - 1 + n.serial AS text), 6, '0')"
+            " FROM (SELECT row_no, row_number() OVER (ORDER BY row_no) AS serial FROM survey_stage"
+            " WHERE code IS NULL AND series = :series) n WHERE s.row_no = n.row_no"),
+            {"series": series, "first": first})
+        report.allocated += count
 
 
 def _retire_missing(conn: Connection, actor: Actor, owner: str) -> int:

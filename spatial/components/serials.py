@@ -36,9 +36,16 @@ def top_serial(conn: Connection, series: str) -> int:
     return int(found[10:]) if found else 0
 
 
-def allocate(conn: Connection, series: str, count: int) -> list[str]:
-    """``count`` new codes of ``series`` after its highest serial (the series locked by the caller)."""
+def first_free(conn: Connection, series: str, count: int) -> int:
+    """The first of ``count`` free serials of ``series`` in a row after its highest (the series locked by the
+    caller); ConflictError when the series has fewer left."""
     top = top_serial(conn, series)
     if top + count > MAX_SERIAL:
         raise ConflictError(f"series {series} has {MAX_SERIAL - top:,} free serials, {count:,} are needed")
-    return [f"{series}{serial:06d}" for serial in range(top + 1, top + count + 1)]
+    return top + 1
+
+
+def allocate(conn: Connection, series: str, count: int) -> list[str]:
+    """``count`` new codes of ``series`` after its highest serial (the series locked by the caller)."""
+    first = first_free(conn, series, count)
+    return [f"{series}{serial:06d}" for serial in range(first, first + count)]

@@ -45,6 +45,12 @@ HEADERS: dict[str, tuple[str, ...]] = {
 COMPUTED = ("districtcode", "gridcode", "changedat", "source", "revision")
 _GUESS = {header: name for name, headers in HEADERS.items() for header in headers}
 # CSV coordinates: GDAL reads these columns as the geometry (open options), they are not attributes.
+# What one batch may read from the file. A batch is alive several times over while the survey is imported (the
+# Arrow batch, its Python values, the COPY text; read and decided up to two batches ahead of the one stored),
+# so a survey of wide rows — long notes, detailed lines — is read in fewer rows at a time, and the import's
+# memory follows this, never the file's size (tests/integration/test_registry_streaming.py).
+BATCH_BYTES = 8 << 20
+MIN_BATCH = 100
 CSV_OPTIONS = {"X_POSSIBLE_NAMES": "lon,lng,longitude,经度,x", "Y_POSSIBLE_NAMES": "lat,latitude,纬度,y",
                "GEOM_POSSIBLE_NAMES": "wkt,geometry,geom,the_geom,几何", "KEEP_GEOM_COLUMNS": "NO"}
 # Tried on a survey outside the coverage, to name the CRS it was likely made in.
@@ -117,6 +123,17 @@ class Survey:
     options: dict[str, str] = field(default_factory=dict)
     geometry_type: str = "Unknown"
     geometry_name: str = "wkb_geometry"
+
+    def batch_rows(self, most: int) -> int:
+        """Rows per batch: ``most``, or fewer, so that a batch holds about BATCH_BYTES of the file (its rows'
+        average size on disk: the file; a Shapefile's .shp and .dbf)."""
+        files = [self.path]
+        if self.driver == "ESRI Shapefile":
+            files = [p for p in self.path.parent.iterdir()
+                     if p.stem == self.path.stem and p.suffix.lower() in (".shp", ".dbf") and p.is_file()]
+        size = sum(p.stat().st_size for p in files)
+        per_row = size / max(1, self.total)
+        return max(min(most, MIN_BATCH), min(most, int(BATCH_BYTES // max(per_row, 1.0))))
 
     def batches(self, size: int) -> Iterator[tuple[Any, dict[str, Any], np.ndarray]]:
         """The rows ``size`` at a time: the Arrow batch as the file holds it (for the rejects file), its mapped
