@@ -12,6 +12,7 @@ refused with a hint naming the CRS that would put them inside (a projected surve
 from __future__ import annotations
 
 import json
+import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,12 +127,15 @@ class Survey:
 
     def batch_rows(self, most: int) -> int:
         """Rows per batch: ``most``, or fewer, so that a batch holds about BATCH_BYTES of the file (its rows'
-        average size on disk: the file; a Shapefile's .shp and .dbf)."""
-        files = [self.path]
-        if self.driver == "ESRI Shapefile":
-            files = [p for p in self.path.parent.iterdir()
-                     if p.stem == self.path.stem and p.suffix.lower() in (".shp", ".dbf") and p.is_file()]
-        size = sum(p.stat().st_size for p in files)
+        average size: the file; a Shapefile's .shp and .dbf, unzipped when it comes zipped)."""
+        size = self.path.stat().st_size
+        if self.path.suffix.lower() == ".zip" and zipfile.is_zipfile(self.path):  # the rows' size unzipped
+            with zipfile.ZipFile(self.path) as archive:
+                size = sum(i.file_size for i in archive.infolist()
+                           if Path(i.filename).suffix.lower() in (".shp", ".dbf")) or size
+        elif self.driver == "ESRI Shapefile":
+            size = sum(p.stat().st_size for p in self.path.parent.iterdir()
+                       if p.stem == self.path.stem and p.suffix.lower() in (".shp", ".dbf") and p.is_file())
         per_row = size / max(1, self.total)
         return max(min(most, MIN_BATCH), min(most, int(BATCH_BYTES // max(per_row, 1.0))))
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +71,14 @@ def test_a_wide_survey_is_read_in_fewer_rows_at_a_time(tmp_path: Path) -> None:
     (tmp_path / "other.dbf").write_bytes(b"x" * 4_000_000)  # not this survey's
     (tmp_path / "s.qix").write_bytes(b"x" * 4_000_000)  # an index, not rows
     assert rows(1_000_000, 1_000, "ESRI Shapefile", "s.shp") == BATCH_BYTES // 5_000
+    # zipped (as uploads come): the sizes of its .shp and .dbf unzipped, not of the compressed archive
+    with zipfile.ZipFile(tmp_path / "z.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("z.shp", b"\0" * 1_000_000)
+        archive.writestr("z.dbf", b" " * 4_000_000)
+        archive.writestr("z.prj", b"GEOGCS[]" * 10_000)
+    assert (tmp_path / "z.zip").stat().st_size < 100_000
+    assert Survey(tmp_path / "z.zip", "ESRI Shapefile", None, [], {}, "EPSG:4326", None, 1_000).batch_rows(20_000) \
+        == BATCH_BYTES // 5_000
 
 
 def test_a_survey_is_streamed_not_loaded(engine_: Engine, tmp_path: Path) -> None:  # noqa: F811
