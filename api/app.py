@@ -24,7 +24,7 @@ from api.middleware import (
 )
 from api.ogc import build as ogc
 from api.open311 import routes as open311
-from api.rate_limit import LoginGate, LoginThrottle
+from api.rate_limit import LoginGate, LoginThrottle, RateLimiter
 from api.routes import (
     areas,
     auth,
@@ -44,6 +44,7 @@ from api.routes import (
 )
 from api.settings import ApiSettings
 from spatial.access.accounts import PrincipalCache, server_secret, watch_principals
+from spatial.access.limits import SharedLoginThrottle, SharedRateLimiter
 from spatial.cases import jobs
 from spatial.cases.feed import Feed
 from spatial.features import coverage_extent
@@ -125,9 +126,19 @@ def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSet
                   description="Spatial server for grid-based city governance (网格化社会治理).")
     app.state.api_settings = api_settings
     logs.install()  # no api_key or token from a query string in the access log
-    app.state.login_throttle = LoginThrottle(api_settings.login_free_failures,
-                                             api_settings.login_free_failures_per_client,
-                                             max_s=api_settings.login_backoff_max_s)
+    if api_settings.limits == "database":  # one count for every process and machine (docs/scale-out.md §4)
+        app.state.login_throttle = SharedLoginThrottle(lambda: app.state.engine, api_settings.login_free_failures,
+                                                       api_settings.login_free_failures_per_client,
+                                                       base_s=api_settings.login_backoff_base_s,
+                                                       max_s=api_settings.login_backoff_max_s)
+        app.state.public_limiter = SharedRateLimiter(lambda: app.state.engine, api_settings.public_per_minute,
+                                                     api_settings.public_burst)
+    else:
+        app.state.login_throttle = LoginThrottle(api_settings.login_free_failures,
+                                                 api_settings.login_free_failures_per_client,
+                                                 base_s=api_settings.login_backoff_base_s,
+                                                 max_s=api_settings.login_backoff_max_s)
+        app.state.public_limiter = RateLimiter(api_settings.public_per_minute, api_settings.public_burst)
     app.state.login_gate = LoginGate(api_settings.login_hash_concurrency, api_settings.login_hash_queue)
     problems.install(app)
     openapi_pages.install(app)  # /docs and /redoc from the pinned copies in web/static/vendor (no CDN)

@@ -530,6 +530,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if workers > 1:
         # Worker processes build their own app from the environment: hand them the resolved database.
         os.environ["GRIDLINK_DATABASE_URL"] = url
+        # and one login back-off and public rate limit for all of them, unless told otherwise
+        os.environ.setdefault("GRIDLINK_API_LIMITS", "database")
         uvicorn.run("api.app:create_app", factory=True, workers=workers, **options)
         return 0
     uvicorn.run(create_app(_settings(), api, url=url), **options)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -27,11 +29,16 @@ class ApiSettings(BaseSettings):
     # Anonymous Open311 submissions per client address (api/rate_limit.py).
     public_per_minute: float = 30
     public_burst: int = 10
+    # Where the login back-off and the public rate limit count: "process" (each server process its own, in
+    # memory: N processes allow N times the rate) or "database" (one count in PostgreSQL for every process and
+    # machine: spatial/access/limits.py). `gridlink serve --workers N` with N > 1 makes "database" the default.
+    limits: Literal["process", "database"] = "process"
     # Password logins (api/rate_limit.py): failures allowed in a row per login name and per client address
-    # before an exponential back-off (from 1 s, doubling, at most login_backoff_max_s), and password hashes
+    # before an exponential back-off (from login_backoff_base_s, doubling, at most login_backoff_max_s), and password hashes
     # verified at once (argon2id: 64 MiB each) with how many more waiting.
     login_free_failures: int = 5
     login_free_failures_per_client: int = 20
+    login_backoff_base_s: float = 1.0
     login_backoff_max_s: float = 900
     login_hash_concurrency: int = 2
     login_hash_queue: int = 8

@@ -50,7 +50,6 @@ from api.middleware import BodyTooLarge
 from api.open311.fields import read_submission, text_field, to_report
 from api.open311.format import check_format, render, render_error
 from api.problems import RETRY_AFTER_SECONDS, database_unavailable, georeport_error
-from api.rate_limit import RateLimiter
 from spatial.access.accounts import principal_for, resolve_token
 from spatial.access.principal import Principal
 from spatial.cases.intake import create_case
@@ -170,12 +169,7 @@ def service(fmt: FormatDep, service_code: str, ref: ReferenceDep) -> Response:
 
 def _limit_public(request: Request) -> None:
     """Refuse a public submission over its client's rate (429 with Retry-After, via the GeoReport route)."""
-    state = request.app.state
-    limiter = getattr(state, "public_limiter", None)
-    if limiter is None:
-        settings = state.api_settings
-        limiter = state.public_limiter = RateLimiter(settings.public_per_minute, settings.public_burst)
-    wait = limiter.take(request.client.host if request.client else "unknown")
+    wait = request.app.state.public_limiter.take(request.client.host if request.client else "unknown")
     if wait:
         raise TooManyRequestsError(f"too many public requests from this address; retry in {math.ceil(wait)} s",
                                    retry_after=math.ceil(wait))

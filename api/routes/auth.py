@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -25,6 +26,7 @@ from api.auth import SESSION_COOKIE, PrincipalDep, bearer_token, client_address,
 from api.deps import EngineDep
 from spatial.access.accounts import LOGIN, create_token, find_login, revoke_token, verify_password
 from spatial.access.audit import Actor, record
+from spatial.access.limits import SharedLoginThrottle
 from spatial.access.principal import Principal
 from spatial.errors import AuthenticationError, TooManyRequestsError
 
@@ -36,7 +38,10 @@ Password = Annotated[str, Form(max_length=1024)]
 async def _login(request: Request, engine, username: str, password: str, label: str,
                  action: str) -> tuple[Principal, str, int | None]:
     state, client = request.app.state, client_address(request) or "unknown"
-    wait = state.login_throttle.attempt(username, client)
+    throttle = state.login_throttle
+    # the shared throttle (GRIDLINK_API_LIMITS=database) asks PostgreSQL: not on the event loop
+    counted = run_in_threadpool if isinstance(throttle, SharedLoginThrottle) else _now
+    wait = await counted(throttle.attempt, username, client)
     if wait or state.login_gate.full():
         await asyncio.sleep(state.api_settings.login_refusal_delay_s)  # a flood of refusals runs slowly
     if wait:
@@ -48,13 +53,18 @@ async def _login(request: Request, engine, username: str, password: str, label: 
     try:
         principal = await state.login_gate.run(verify_password, stored, password)
     except AuthenticationError:
-        locked = state.login_throttle.locked(username, client)
+        locked = await counted(throttle.locked, username, client)
         await run_in_threadpool(_audit_failure, engine, username, client, label, locked)
         raise
-    state.login_throttle.succeeded(username, client)
+    await counted(throttle.succeeded, username, client)
     issued, expires = await run_in_threadpool(_issue, engine, principal, client, label, action)
     seconds = int((expires - datetime.now(UTC)).total_seconds()) if expires else None
     return principal, issued, seconds
+
+
+async def _now[T](func: Callable[..., T], *args: object) -> T:
+    """Call ``func(*args)`` here and now (the in-process throttle: a dictionary under a lock)."""
+    return func(*args)
 
 
 def _stored_login(engine, username: str):

@@ -6,7 +6,7 @@ Glossary of the domain terms used across the code:
 派遣 dispatch · 处置 handle · 核查 check · 结案 close · 考核评价 evaluate · 属地兜底 locality as owner of last resort.
 """
 
-from spatial.store.models.accounts import Account, ApiToken, AuditEntry
+from spatial.store.models.accounts import Account, ApiToken, AuditEntry, RateCounter
 from spatial.store.models.base import Base
 from spatial.store.models.cases import Case, CaseEvent, CasePhoto, CaseUnit, KpiRollup
 from spatial.store.models.components import Component, ComponentHistory, ComponentUploadJob
@@ -25,6 +25,7 @@ from spatial.store.models.reference import (
 __all__ = [
     "Account", "ApiToken", "AuditEntry", "Base", "Case", "CaseEvent", "CasePhoto", "CaseUnit", "Component",
     "ComponentClass", "ComponentHistory", "ComponentUploadJob", "Department", "EventCategory", "Grid",
-    "GridGeometry", "GridPlan", "GridPlanEdit", "GridVersion", "Holiday", "KpiRollup", "Meta", "RowCount",
+    "GridGeometry", "GridPlan", "GridPlanEdit", "GridVersion", "Holiday", "KpiRollup", "Meta", "RateCounter",
+    "RowCount",
     "TeamMember", "TileCaseShard", "TileGeneration",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Index, Integer, String, Text, func
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, Double, ForeignKey, Index, Integer, String, Text, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -60,3 +60,16 @@ class AuditEntry(Base):
     target: Mapped[str | None] = mapped_column(String(80))
     client: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[dict | None] = mapped_column(JSONB)
+
+
+class RateCounter(Base):
+    """A shared rate limit's count (``GRIDLINK_API_LIMITS=database``, spatial/access/limits.py): a login's or an
+    address's failed logins in a row (``login:…``, ``client:…``) or an address's public-submission tokens
+    (``public:…``), and when it last changed. UNLOGGED (migration 0029): emptied by a crash, never replicated."""
+
+    __tablename__ = "rate_counter"
+    __table_args__ = (Index("ix_rate_counter_at", "at"), {"prefixes": ["UNLOGGED"]})
+
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    value: Mapped[float] = mapped_column(Double)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
