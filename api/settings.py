@@ -34,8 +34,8 @@ class ApiSettings(BaseSettings):
     # machine: spatial/access/limits.py). `gridlink serve --workers N` with N > 1 makes "database" the default.
     limits: Literal["process", "database"] = "process"
     # Password logins (api/rate_limit.py): failures allowed in a row per login name and per client address
-    # before an exponential back-off (from login_backoff_base_s, doubling, at most login_backoff_max_s), and password hashes
-    # verified at once (argon2id: 64 MiB each) with how many more waiting.
+    # before an exponential back-off (from login_backoff_base_s, doubling, at most login_backoff_max_s), and
+    # password hashes verified at once (argon2id: 64 MiB each) with how many more waiting.
     login_free_failures: int = 5
     login_free_failures_per_client: int = 20
     login_backoff_base_s: float = 1.0
