@@ -1,5 +1,6 @@
-"""Benchmark, the first parts of issue 22's scale measurements: what PgBouncer (Debian ``pgbouncer``) costs and
-what it breaks for gridlink's drivers; how long writes stop in a failover, and whether any are lost.
+"""Benchmark, issue 22's scale measurements: what PgBouncer (Debian ``pgbouncer``) costs and what it breaks for
+gridlink's drivers; how long writes stop in a failover, and whether any are lost; read throughput with no, one
+and two replicas; the province against the city.
 
     .venv/bin/python -m bench.scale [--part pgbouncer|failover|province|replicas|all] [--seconds 3] [--rounds 3]
                                     [--clients 8] [--workers 2] [--fraction 0.1] [--district 320501] [--requests 200]
@@ -12,11 +13,11 @@ primary (``.gridlink/bench-replicas``, built like the failover part's) with two 
 through the same read mix for S seconds (``--seconds``) — the reads spatial/store/routing.py sends to replicas:
 z14 component and case tiles, OGC items pages (components and cases, bbox), the case list (newest, by town, by
 period) and KPIs of the data's last 30 days (the whole map by town, one town by grid) — at places and dates
-taken from the data (``read_mix``). The settings alternate in R rounds (``--rounds``), a fresh server each
-time, 1 s of untimed warm-up first. Prints requests/s (median of the rounds), p50 / p95 (all rounds' samples),
-the ratio to no replica, whether every answer was 200, and the transactions each node ran meanwhile
-(``pg_stat_database`` of ``gridlink``, read after the server has stopped so every backend has flushed its
-counts) — which proves that the replicas served the reads.
+taken from the data (``read_mix``). The settings alternate in R rounds (``--rounds``; each round starts with
+the next setting), a fresh server each time, 1 s of untimed warm-up first. Prints requests/s (median of the
+rounds), p50 / p95 (all rounds' samples), the ratio to no replica, whether every answer was 200, and the
+transactions each node ran meanwhile (``pg_stat_database`` of ``gridlink``, read after the server has stopped so
+every backend has flushed its counts) — which proves that the replicas served the reads.
 
 Part ``province``: the same operations on the city (the Suzhou demo, database ``gridlink_bench_scale_city``,
 built once and reused while the generator is unchanged) and on the province (``gridlink demo --scale
@@ -848,8 +849,8 @@ def replicas_part(options) -> dict:
             server.wait(timeout=30)
         load_before = os.getloadavg()
         runs: dict[str, list[dict]] = {label: [] for label, _ in REPLICA_SETTINGS}
-        for _ in range(options.rounds):
-            for label, count in REPLICA_SETTINGS:
+        for turn in range(options.rounds):  # each round starts with the next setting: no one always goes first
+            for label, count in REPLICA_SETTINGS[turn % 3:] + REPLICA_SETTINGS[:turn % 3]:
                 read_urls = [s.state().url("gridlink") for s in standbys[:count]]  # type: ignore[union-attr]
                 runs[label].append(measure_reads(url, read_urls, nodes, token, paths, options.clients,
                                                  options.seconds, options.workers))
