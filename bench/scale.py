@@ -1,8 +1,23 @@
-"""Benchmark, the first parts of issue 22's scale measurements: what PgBouncer (Debian ``pgbouncer``) costs and
-what it breaks for gridlink's drivers; how long writes stop in a failover, and whether any are lost.
+"""Benchmark, issue 22's scale measurements: what PgBouncer (Debian ``pgbouncer``) costs and what it breaks for
+gridlink's drivers; how long writes stop in a failover, and whether any are lost; read throughput with no, one
+and two replicas; the province against the city.
 
-    .venv/bin/python -m bench.scale [--part pgbouncer|failover|province|all] [--seconds 3] [--rounds 3] [--clients 8]
-                                    [--fraction 0.1] [--district 320501] [--requests 200] [--keep]
+    .venv/bin/python -m bench.scale [--part pgbouncer|failover|province|replicas|all] [--seconds 3] [--rounds 3]
+                                    [--clients 8] [--workers 2] [--fraction 0.1] [--district 320501] [--requests 200]
+                                    [--keep]
+
+Part ``replicas``: read throughput with no, one and two streaming replicas. The small demo on a throw-away
+primary (``.gridlink/bench-replicas``, built like the failover part's) with two hot standbys made by
+``spatial/store/replicas.py``; for each setting a ``gridlink serve --workers W`` (default 2, one per core) with
+``GRIDLINK_READ_DATABASE_URLS`` naming none, one or both replicas; N client threads (``--clients``) cycle
+through the same read mix for S seconds (``--seconds``) — the reads spatial/store/routing.py sends to replicas:
+z14 component and case tiles, OGC items pages (components and cases, bbox), the case list (newest, by town, by
+period) and KPIs of the data's last 30 days (the whole map by town, one town by grid) — at places and dates
+taken from the data (``read_mix``). The settings alternate in R rounds (``--rounds``; each round starts with
+the next setting), a fresh server each time, 1 s of untimed warm-up first. Prints requests/s (median of the
+rounds), p50 / p95 (all rounds' samples), the ratio to no replica, whether every answer was 200, and the
+transactions each node ran meanwhile (``pg_stat_database`` of ``gridlink``, read after the server has stopped so
+every backend has flushed its counts) — which proves that the replicas served the reads.
 
 Part ``province``: the same operations on the city (the Suzhou demo, database ``gridlink_bench_scale_city``,
 built once and reused while the generator is unchanged) and on the province (``gridlink demo --scale
@@ -52,6 +67,7 @@ import psycopg2
 
 from bench import machine, save
 from spatial.settings import PROJECT_ROOT
+from spatial.store import replicas
 from spatial.store.cluster import SUPERUSER, Cluster
 from spatial.store.pgbouncer import start_pgbouncer
 
@@ -170,10 +186,11 @@ def compatibility(cluster: Cluster, password: str) -> dict[str, str]:
 def main() -> int:
     """Run the benchmark; print the tables."""
     args = argparse.ArgumentParser(description=__doc__)
-    args.add_argument("--part", choices=("pgbouncer", "failover", "province", "all"), default="all")
+    args.add_argument("--part", choices=("pgbouncer", "failover", "province", "replicas", "all"), default="all")
     args.add_argument("--seconds", type=float, default=3)
     args.add_argument("--rounds", type=int, default=3)
     args.add_argument("--clients", type=int, default=8)
+    args.add_argument("--workers", type=int, default=2, help="replicas: gridlink serve worker processes")
     args.add_argument("--fraction", type=float, default=0.1, help="province: components and cases × F")
     args.add_argument("--district", default="320501", help="province: the district of items, tiles, KPIs, move")
     args.add_argument("--requests", type=int, default=200, help="province: requests per row (locate, intake)")
@@ -186,6 +203,8 @@ def main() -> int:
         results["failover"] = failover()
     if options.part in ("pgbouncer", "all"):
         results["pgbouncer"] = pgbouncer(options)
+    if options.part in ("replicas", "all"):
+        results["replicas"] = replicas_part(options)
     save("scale.json", {**_saved("scale.json"), **results})
     return 0
 
@@ -300,7 +319,6 @@ def failover() -> dict:
     from bench.intake import bench_token, sample_reports, start_server
     from migrations import alembic_config
     from spatial.demo.build import build_demo
-    from spatial.store import replicas
 
     home = PROJECT_ROOT / ".gridlink" / "bench-failover"
     shutil.rmtree(home, ignore_errors=True)
@@ -366,13 +384,18 @@ def _fail_over(primary: Cluster, standby: Cluster, port: int, token: str, bodies
 
 
 def _query_gridlink(cluster: Cluster, statement: str) -> list[tuple]:
+    return _ask(cluster, statement, dbname="gridlink")
+
+
+def _ask(cluster: Cluster, statement: str, params: tuple = (), dbname: str = "postgres") -> list[tuple]:
+    """The rows of one statement on ``cluster`` as its superuser, in ``dbname``."""
     state = cluster.state()
     assert state is not None
     conn = psycopg2.connect(host="127.0.0.1", port=state.port, user=SUPERUSER, password=state.password,
-                            dbname="gridlink")
+                            dbname=dbname)
     try:
         with conn.cursor() as cur:
-            cur.execute(statement)
+            cur.execute(statement, params)
             return cur.fetchall()
     finally:
         conn.close()
@@ -632,6 +655,247 @@ def _print_province(result: dict) -> None:
     for name, row in result["ratios"].items():
         note = f"   city {notes[name](city)}, province {notes[name](prov)}" if name in notes else ""
         print(f"{labels[name]:34} {row['city_ms']:>9} {row['province_ms']:>12} {row['ratio']:>6}{note}")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Part replicas: read throughput with no, one and two streaming replicas (GRIDLINK_READ_DATABASE_URLS).
+
+REPLICAS_HOME = PROJECT_ROOT / ".gridlink" / "bench-replicas"
+REPLICA_SETTINGS = (("no replica", 0), ("one replica", 1), ("two replicas", 2))
+
+
+def read_mix(conn, places: int = 30) -> list[str]:
+    """The reads spatial/store/routing.py sends to replicas, at places and dates found in the data of ``conn``:
+    z14 component tiles at ``places`` components and case tiles at as many cases; OGC items pages (components,
+    cases; a bbox of ±0.003°) around ``places`` base grids; the case list (newest, the busiest town's, the
+    period's; 4 × each) and the KPIs of the last 30 days of cases (the whole map by town, the busiest town by
+    grid; 2 × each). GET paths, in a fixed order."""
+    from datetime import timedelta
+
+    import morecantile
+    from sqlalchemy import text
+
+    points = conn.execute(text(
+        "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) AS p FROM grid_geometry"
+        " WHERE valid_to IS NULL AND kind = 'base' ORDER BY md5(grid_code) LIMIT :n) s"), {"n": places}).all()
+    last, town = conn.execute(text(
+        "SELECT (SELECT (max(reported_at) AT TIME ZONE 'Asia/Shanghai')::date FROM \"case\"),"
+        " (SELECT town_code FROM \"case\" GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1)")).one()
+    if last is None:
+        raise RuntimeError("read_mix needs cases in the database")
+    end = last + timedelta(days=1)
+    start = end - timedelta(days=30)
+    # tiles where there is something to draw (an empty tile answers 204): at components and at cases
+    drawn = {layer: conn.execute(text(
+        f"SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface({column}) AS p, {key} AS k FROM {table}"
+        f" ORDER BY md5({key}::text) LIMIT :n) s"), {"n": places}).all()
+        for layer, table, column, key in (("components", "component", "geom", "code"),
+                                          ("cases", '"case"', "location", "id"))}
+    tms = morecantile.tms.get("WebMercatorQuad")
+    paths = []
+    for layer, where in drawn.items():
+        paths += [f"/tiles/{layer}/14/{t.x}/{t.y}.mvt" for t in (tms.tile(x, y, 14) for x, y in where)]
+    for x, y in points:
+        box = f"{x - 0.003:.6f},{y - 0.003:.6f},{x + 0.003:.6f},{y + 0.003:.6f}"
+        paths += [f"/ogc/collections/components/items?f=json&limit=100&bbox={box}",
+                  f"/ogc/collections/cases/items?f=json&limit=100&bbox={box}"]
+    paths += 4 * ["/api/v1/cases?limit=100", f"/api/v1/cases?limit=100&area={town}",
+                  f"/api/v1/cases?limit=100&since={start}T00:00:00%2B08:00&until={end}T00:00:00%2B08:00"]
+    kpi = f"/api/v1/kpi?from={start}&to={end}"
+    paths += 2 * [f"{kpi}&group=town", f"{kpi}&group=grid&area={town}"]
+    return paths
+
+
+def answering(port: int, token: str, paths: list[str]) -> tuple[list[str], dict[str, int]]:
+    """``paths`` that answer 200 once each (an empty tile answers 204), and the statuses of the others."""
+    client = Client(port, token)
+    kept, dropped = [], {}
+    for path in dict.fromkeys(paths):
+        status = client.request("GET", path)[1]
+        if status == 200:
+            kept.append(path)
+        else:
+            dropped[path] = status
+    return [p for p in paths if p in kept], dropped
+
+
+def drive(port: int, token: str, paths: list[str], clients: int, seconds: float) -> dict:
+    """``clients`` threads, each on its own keep-alive connection, cycle through ``paths`` (each from its own
+    offset) for ``seconds``; requests, requests/s, p50/p95 ms, statuses, and the latencies."""
+    stop = time.monotonic() + seconds
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+    statuses: list[dict[int, int]] = [{} for _ in range(clients)]
+
+    def client(i: int) -> None:
+        connection = Client(port, token)
+        n = i * len(paths) // clients
+        while time.monotonic() < stop:
+            ms, status, _ = connection.request("GET", paths[n % len(paths)])
+            latencies[i].append(ms)
+            statuses[i][status] = statuses[i].get(status, 0) + 1
+            n += 1
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - started
+    every = sorted(ms for some in latencies for ms in some)
+    counts: dict[int, int] = {}
+    for some in statuses:
+        for status, n in some.items():
+            counts[status] = counts.get(status, 0) + n
+    return {"requests": len(every), "rps": round(len(every) / elapsed, 1), "p50_ms": _quantile(every, 0.5),
+            "p95_ms": _quantile(every, 0.95), "statuses": counts, "latencies": every}
+
+
+def _quantile(ordered: list[float], q: float) -> float | None:
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2) if ordered else None
+
+
+def transactions(nodes: dict[str, Cluster], database: str = "gridlink") -> dict[str, int]:
+    """Transactions (commits + rollbacks) each node has run in ``database`` (``pg_stat_database``; a standby
+    counts its own read-only ones). Asked from the ``postgres`` database, so asking adds nothing. Waits until
+    no client is left on ``database`` first: a backend adds its counts when it goes idle or exits."""
+    counts = {}
+    for name, cluster in nodes.items():
+        deadline = time.monotonic() + 30
+        while _ask(cluster, "SELECT count(*) FROM pg_stat_activity WHERE datname = %s"
+                                       " AND backend_type = 'client backend'", (database,))[0][0]:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"clients still connected to {name}")
+            time.sleep(0.1)
+        counts[name] = int(_ask(
+            cluster, "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = %s", (database,))[0][0])
+    return counts
+
+
+def measure_reads(url: str, read_urls: list[str], nodes: dict[str, Cluster], token: str, paths: list[str],
+                  clients: int, seconds: float, workers: int, warm_s: float = 1.0) -> dict:
+    """One setting: ``gridlink serve --workers W`` on the primary ``url`` with ``read_urls`` as its replicas,
+    ``warm_s`` untimed, then ``drive`` for ``seconds``; with the transactions each node of ``nodes`` ran from
+    before the server started to after it stopped, and every request made (warm-up included)."""
+    import os
+
+    from bench.intake import start_server
+
+    before = transactions(nodes)
+    saved = {k: os.environ.pop(k) for k in ("GRIDLINK_READ_DATABASE_URLS", "GRIDLINK_READ_DATABASE_URL")
+             if k in os.environ}
+    if read_urls:
+        os.environ["GRIDLINK_READ_DATABASE_URLS"] = ",".join(read_urls)
+    try:
+        server, port = start_server(url, workers=workers)
+    finally:
+        os.environ.pop("GRIDLINK_READ_DATABASE_URLS", None)
+        os.environ.update(saved)
+    try:
+        warm = drive(port, token, paths, clients, warm_s)
+        result = drive(port, token, paths, clients, seconds)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    after = transactions(nodes)
+    result["transactions"] = {name: after[name] - before[name] for name in nodes}
+    result["requests_with_warm_up"] = result["requests"] + warm["requests"]
+    result["all_200"] = set(result["statuses"]) | set(warm["statuses"]) == {200}
+    return result
+
+
+def _caught_up(primary: Cluster, standbys: list[Cluster]) -> None:
+    """Wait until every standby has replayed the primary's WAL position of now."""
+    target = _ask(primary, "SELECT pg_current_wal_lsn()::text")[0][0]
+    deadline = time.monotonic() + 120
+    for standby in standbys:
+        while not _ask(standby, "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (target,))[0][0]:
+            if time.monotonic() > deadline:
+                raise RuntimeError("a replica did not catch up")
+            time.sleep(0.2)
+
+
+def replicas_part(options) -> dict:
+    """Part replicas (see the module docstring)."""
+    import os
+
+    from alembic import command
+    from sqlalchemy import create_engine
+
+    from bench.intake import start_server
+    from migrations import alembic_config
+    from spatial.demo.build import build_demo
+
+    shutil.rmtree(REPLICAS_HOME, ignore_errors=True)
+    primary = Cluster(REPLICAS_HOME, log=lambda *_: None)
+    try:
+        url = primary.ensure_database("gridlink")
+        command.upgrade(alembic_config(url), "head")
+        engine = create_engine(url)
+        build_demo(engine, small=True, force=True, progress=False)
+        with engine.connect() as conn:
+            sizes = _sizes(conn)
+            mix = read_mix(conn)
+        engine.dispose()
+        token = _admin_token(url)
+        standbys = [replicas.add(primary, name) for name in ("r1", "r2")]
+        nodes = {"primary": primary, "r1": standbys[0], "r2": standbys[1]}
+        _caught_up(primary, standbys)
+        server, port = start_server(url, workers=1)
+        try:
+            paths, dropped = answering(port, token, mix)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+        load_before = os.getloadavg()
+        runs: dict[str, list[dict]] = {label: [] for label, _ in REPLICA_SETTINGS}
+        for turn in range(options.rounds):  # each round starts with the next setting: no one always goes first
+            for label, count in REPLICA_SETTINGS[turn % 3:] + REPLICA_SETTINGS[:turn % 3]:
+                read_urls = [s.state().url("gridlink") for s in standbys[:count]]  # type: ignore[union-attr]
+                runs[label].append(measure_reads(url, read_urls, nodes, token, paths, options.clients,
+                                                 options.seconds, options.workers))
+        load_after = os.getloadavg()
+    finally:
+        for statefile in REPLICAS_HOME.glob("replicas/*/cluster.json"):
+            Cluster(statefile.parent, log=lambda *_: None).stop()
+        primary.stop()
+        shutil.rmtree(REPLICAS_HOME, ignore_errors=True)
+    rows = {}
+    for label, _ in REPLICA_SETTINGS:
+        done = runs[label]
+        every = sorted(ms for run in done for ms in run.pop("latencies"))
+        rows[label] = {"rps": statistics.median(run["rps"] for run in done),
+                       "p50_ms": _quantile(every, 0.5), "p95_ms": _quantile(every, 0.95),
+                       "all_200": all(run["all_200"] for run in done),
+                       "requests": sum(run["requests_with_warm_up"] for run in done),
+                       "transactions": {n: sum(run["transactions"][n] for run in done) for n in nodes},
+                       "rounds": done}
+    reference = rows["no replica"]["rps"]
+    for row in rows.values():
+        row["ratio"] = round(row["rps"] / reference, 2)
+    kinds = {"tiles": "/tiles/", "OGC items": "/ogc/", "case lists": "/api/v1/cases", "KPIs": "/api/v1/kpi"}
+    result = {"machine": machine(), "clients": options.clients, "seconds": options.seconds,
+              "rounds": options.rounds, "workers": options.workers, "sizes": sizes,
+              "mix": {kind: sum(1 for p in paths if prefix in p) for kind, prefix in kinds.items()},
+              "dropped": dropped, "load_average": [load_before, load_after], "settings": rows,
+              "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    _print_replicas(result)
+    return result
+
+
+def _print_replicas(result: dict) -> None:
+    mix = ", ".join(f"{n} {kind}" for kind, n in result["mix"].items())
+    print(f"\nread throughput, small demo ({result['sizes']['cases']:,} cases, {result['sizes']['components']:,}"
+          f" components), gridlink serve --workers {result['workers']}, {result['clients']} clients,"
+          f" {result['rounds']} rounds × {result['seconds']} s per setting, {result['machine']},"
+          f" load average {result['load_average'][0][0]:.1f} → {result['load_average'][1][0]:.1f}")
+    print(f"  mix of {sum(result['mix'].values())} paths: {mix}; left out (not 200): {len(result['dropped'])}")
+    print(f"{'':14} {'req/s':>8} {'ratio':>6} {'p50 ms':>8} {'p95 ms':>8} {'all 200':>8}   transactions"
+          f" during the setting (requests incl. warm-up)")
+    for label, row in result["settings"].items():
+        spread = ", ".join(f"{n} {v:,}" for n, v in row["transactions"].items())
+        print(f"{label:14} {row['rps']:>8} {row['ratio']:>6} {row['p50_ms']:>8} {row['p95_ms']:>8}"
+              f" {'yes' if row['all_200'] else 'NO':>8}   {spread} ({row['requests']:,})")
 
 
 if __name__ == "__main__":
