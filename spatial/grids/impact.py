@@ -40,9 +40,11 @@ planned AS MATERIALIZED (
     SELECT COALESCE(ed.new_code, ed.code) AS code, COALESCE(ed.geom, old.geom) AS geom
     FROM ed LEFT JOIN old ON old.code = ed.code WHERE ed.op <> 'retire'
     UNION ALL
-    SELECT gg.grid_code, gg.geom FROM grid_geometry gg
+    -- from the region's parts to the grids under them (the GiST index), not every grid tested against the
+    -- region: an EXISTS was planned as a scan of all base grids (150,000 in a province: ~90 ms per call)
+    SELECT DISTINCT ON (gg.grid_code) gg.grid_code, gg.geom
+    FROM region r JOIN grid_geometry gg ON gg.geom && r.geom
     WHERE gg.valid_to IS NULL AND gg.kind = 'base' AND gg.grid_code NOT IN (SELECT code FROM ed)
-      AND EXISTS (SELECT 1 FROM region r WHERE gg.geom && r.geom)
 )
 """
 

@@ -198,7 +198,9 @@ class KpiRollup(Base):
     its assisting rows), the settled judgment of its cases. Kept by triggers on ``case`` and ``case_unit``."""
 
     __tablename__ = "kpi_rollup"
-    __table_args__ = (CheckConstraint("span IN ('d', 'm')", name="span"),)
+    # an area's rows of a period by its grid-code range (migration 0030), besides the key's walk by day
+    __table_args__ = (CheckConstraint("span IN ('d', 'm')", name="span"),
+                      Index("ix_kpi_rollup_span_grid_day", "span", "grid_code", "day"))
 
     span: Mapped[str] = mapped_column(String(1), primary_key=True)
     day: Mapped[date] = mapped_column(Date, primary_key=True)
