@@ -172,6 +172,7 @@ async function start() {
   const [lon, lat] = body.center.split(',').map(Number);
   const mapReady = mapModule.then((module) => {
     gl = module;
+    performance.mark('gl-map-module');  // MapLibre's script evaluated (bench/console.py's trace)
     return gl.createMap($('cl-map'), { center: [lon, lat], zoom: Number(body.zoom), baseMapUrl: body.baseMap });
   });
   setupSide();
