@@ -9,9 +9,10 @@
 import * as maplibregl from '/static/vendor/maplibre-gl/maplibre-gl.mjs';
 
 const GRID_LAYERS = [
-  // source (= tile layer), colour, line width, fill opacity, zoom from which it is drawn
-  { id: 'districts', color: '#1f3a5f', width: 2.5, fill: 0, minzoom: 0 },
-  { id: 'towns', color: '#3f72af', width: 1.6, fill: 0, minzoom: 0 },
+  // tile layer (its source: the tile layer of the same name, else `source`), colour, line width, fill opacity,
+  // zoom from which it is drawn. Districts and towns, both drawn at every zoom, come in one tile ('outlines').
+  { id: 'districts', source: 'outlines', color: '#1f3a5f', width: 2.5, fill: 0, minzoom: 0 },
+  { id: 'towns', source: 'outlines', color: '#3f72af', width: 1.6, fill: 0, minzoom: 0 },
   { id: 'communities', color: '#4f8a3c', width: 1, fill: 0.03, minzoom: 11 },
   { id: 'grids', color: '#6b7280', width: 0.6, fill: 0.04, minzoom: 13 },
   { id: 'special-grids', color: '#d9480f', width: 1.4, fill: 0.1, minzoom: 11, dash: [3, 2] },
@@ -32,12 +33,13 @@ function gridStyle() {
   const sources = {};
   const layers = [];
   for (const g of GRID_LAYERS) {
-    sources[g.id] = { type: 'vector', tiles: [tileUrl(g.id)], minzoom: 0, maxzoom: 16 };
-    layers.push({ id: `${g.id}-fill`, type: 'fill', source: g.id, 'source-layer': g.id, minzoom: g.minzoom,
+    const source = g.source || g.id;
+    sources[source] = { type: 'vector', tiles: [tileUrl(source)], minzoom: 0, maxzoom: 16 };
+    layers.push({ id: `${g.id}-fill`, type: 'fill', source, 'source-layer': g.id, minzoom: g.minzoom,
       paint: { 'fill-color': g.color, 'fill-opacity': g.fill } });
     const paint = { 'line-color': g.color, 'line-width': g.width };
     if (g.dash) paint['line-dasharray'] = g.dash;
-    layers.push({ id: `${g.id}-line`, type: 'line', source: g.id, 'source-layer': g.id, minzoom: g.minzoom, paint });
+    layers.push({ id: `${g.id}-line`, type: 'line', source, 'source-layer': g.id, minzoom: g.minzoom, paint });
   }
   // From the zoom the base grids are drawn at: below it their tiles are not fetched at all (a z10 view of the
   // city would otherwise fetch every base grid's outline for a highlight nobody could see).
