@@ -178,6 +178,7 @@ async function start() {
   performance.mark('gl-side-sent');  // bench/console.py's trace
   gl = await import('./map.js');
   performance.mark('gl-map-module');  // MapLibre's script evaluated
+  gl.maplibregl.prewarm();  // its worker (which fetches and decodes the tiles) starts now, not once the map has its style
   const createdFor = state.account;  // the layers that need an account are in the map's first style
   state.map = await gl.createMap($('cl-map'), { center: [lon, lat], zoom: Number(body.zoom), baseMapUrl: body.baseMap,
     signedIn: Boolean(createdFor) });
