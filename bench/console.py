@@ -1,13 +1,15 @@
 """Benchmark: the dispatcher console (issue 20) in Debian's Chromium on the full demo, on localhost.
 
-    .venv/bin/python -m bench.console [--pan-steps 24] [--cases 10]
+    .venv/bin/python -m bench.console [--pan-steps 24] [--cases 10] [--load-only]
 
 1. A scratch copy (``gridlink_bench_console``) of the full-demo template of bench/intake.py, upgraded to head,
    with a dispatcher of the busiest Wuzhong town; one ``gridlink serve`` process on loopback.
 2. **Cold load** of ``/console`` signed in (a fresh browser context: empty cache): first contentful paint, time
    to interactive (the later of the first case-list render and the map's first ``idle``: tiles drawn), the
    requests and bytes transferred. Reference in the same run: the cold load of a static file (favicon) — the
-   browser's and server's floor.
+   browser's and server's floor. A trace of the last load says where the time went: when the session, list,
+   inbox and category requests left and were answered, the page's ``gl-`` marks (console.js), the long tasks.
+   The load average is printed with it (the machine is shared). ``--load-only`` stops after this step.
 3. **Pan at z14 across Wuzhong**, west → east in ``pan-steps`` animated steps, twice; the second pass is served
    from the tile caches (the server's and MapLibre's). Frame rate from requestAnimationFrame during each pass;
    reference: the frame rate of the same page idle (what this headless browser can draw at all).
