@@ -1,13 +1,15 @@
 """Benchmark: the dispatcher console (issue 20) in Debian's Chromium on the full demo, on localhost.
 
-    .venv/bin/python -m bench.console [--pan-steps 24] [--cases 10]
+    .venv/bin/python -m bench.console [--pan-steps 24] [--cases 10] [--load-only]
 
 1. A scratch copy (``gridlink_bench_console``) of the full-demo template of bench/intake.py, upgraded to head,
    with a dispatcher of the busiest Wuzhong town; one ``gridlink serve`` process on loopback.
 2. **Cold load** of ``/console`` signed in (a fresh browser context: empty cache): first contentful paint, time
    to interactive (the later of the first case-list render and the map's first ``idle``: tiles drawn), the
    requests and bytes transferred. Reference in the same run: the cold load of a static file (favicon) — the
-   browser's and server's floor.
+   browser's and server's floor. A trace of the last load says where the time went: when the session, list,
+   inbox and category requests left and were answered, the page's ``gl-`` marks (console.js), the long tasks.
+   The load average is printed with it (the machine is shared). ``--load-only`` stops after this step.
 3. **Pan at z14 across Wuzhong**, west → east in ``pan-steps`` animated steps, twice; the second pass is served
    from the tile caches (the server's and MapLibre's). Frame rate from requestAnimationFrame during each pass;
    reference: the frame rate of the same page idle (what this headless browser can draw at all).
@@ -20,6 +22,7 @@ Writes bench/results/console.json. Tests never fail on time; this prints what it
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -58,21 +61,51 @@ def signed_in_context(browser, base: str):
     return browser_context(browser, base, LOGIN, PASSWORD)
 
 
+LONG_TASKS = """window.benchLongTasks = [];
+try {
+    new PerformanceObserver((list) => { for (const e of list.getEntries()) window.benchLongTasks.push(e); })
+        .observe({type: 'longtask', buffered: true});
+} catch (e) { /* no long task timing in this browser */ }"""
+
+MARKS = """() => {
+    const at = (name) => { const e = performance.getEntriesByName(name); return e.length ? e[0].startTime : null; };
+    const resources = performance.getEntriesByType('resource');
+    const late = resources.slice().sort((a, b) => b.responseEnd - a.responseEnd).slice(0, 5)
+        .map((e) => `${new URL(e.name).pathname} ${Math.round(e.startTime)}→${Math.round(e.responseEnd)}`);
+    // Where the time goes: when the page's own requests left and were answered (ms after navigation).
+    const span = (test) => {
+        const found = resources.filter((e) => test(new URL(e.name).pathname));
+        if (!found.length) return null;
+        return {n: found.length, start: Math.round(Math.min(...found.map((e) => e.startTime))),
+                end: Math.round(Math.max(...found.map((e) => e.responseEnd))),
+                bytes: found.reduce((sum, e) => sum + e.transferSize, 0)};
+    };
+    const trace = {
+        session: span((p) => p === '/api/v1/auth/session'), cases: span((p) => p === '/api/v1/cases'),
+        inbox: span((p) => p === '/api/v1/inbox'), categories: span((p) => p === '/api/v1/categories'),
+        maplibre: span((p) => p.endsWith('/maplibre-gl.mjs')), worker: span((p) => p.includes('maplibre-gl-worker')),
+        tiles: span((p) => p.startsWith('/tiles/')),
+        long_tasks: (window.benchLongTasks || []).map((e) => [Math.round(e.startTime), Math.round(e.duration)]),
+    };
+    for (const e of performance.getEntriesByType('mark')) trace[e.name] = Math.round(e.startTime);  // the page's
+    return {fcp: at('first-contentful-paint'), list: at('gl-list'), idle: at('gl-map-idle'),
+            map_load: at('gl-map-load'), late, trace,
+            load: performance.getEntriesByType('navigation')[0].loadEventEnd};
+}"""
+
+
 def cold_load(browser, base: str, path: str, ready: str | None) -> dict:
-    """Load ``path`` in a fresh context; paint and interactive times (ms), requests and bytes."""
-    marks, wall, sizes = timed_load(signed_in_context(browser, base), base, path, ready, """() => {
-        const at = (name) => { const e = performance.getEntriesByName(name); return e.length ? e[0].startTime : null; };
-        const late = performance.getEntriesByType('resource').sort((a, b) => b.responseEnd - a.responseEnd)
-            .slice(0, 5)
-            .map((e) => `${new URL(e.name).pathname} ${Math.round(e.startTime)}→${Math.round(e.responseEnd)}`);
-        return {fcp: at('first-contentful-paint'), list: at('gl-list'), idle: at('gl-map-idle'),
-                map_load: at('gl-map-load'), late,
-                load: performance.getEntriesByType('navigation')[0].loadEventEnd};
-    }""", timeout=120_000, settle_ms=500)  # late requests (tiles of the idle map) are counted too
+    """Load ``path`` in a fresh context; paint and interactive times (ms), requests and bytes, and a trace of
+    where the time went (when the page's requests left and were answered, the map's marks, long tasks)."""
+    context = signed_in_context(browser, base)
+    context.add_init_script(LONG_TASKS)
+    marks, wall, sizes = timed_load(context, base, path, ready, MARKS, timeout=120_000,
+                                    settle_ms=500)  # late requests (tiles of the idle map) are counted too
     interactive = max(marks["list"] or 0, marks["idle"] or 0) or marks["load"]
     return {"first_paint_ms": round(marks["fcp"] or 0, 1), "interactive_ms": round(interactive, 1),
             "list_ms": round(marks["list"] or 0, 1), "map_idle_ms": round(marks["idle"] or 0, 1),
             "map_load_ms": round(marks["map_load"] or 0, 1), "last_responses": marks["late"],
+            "trace": marks["trace"],
             "wall_ms": round(wall, 1), "requests": len(sizes), "bytes": sum(max(0, s) for s in sizes)}
 
 
@@ -182,11 +215,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pan-steps", type=int, default=24)
     parser.add_argument("--cases", type=int, default=10)
+    parser.add_argument("--load-only", action="store_true", help="only the cold loads (step 2)")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
     url, town = prepare(DatabaseSettings())
-    result: dict = {"machine": machine(), "town": town}
+    result: dict = {"machine": machine(), "town": town, "load_average_before": os.getloadavg()}
     with serving(url) as port, sync_playwright() as pw:
         base = f"http://127.0.0.1:{port}"
         browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
@@ -195,8 +229,10 @@ def main() -> None:
         cold_load(browser, base, "/console", ready)  # the server's first requests (imports, pools) are not timed
         floor = cold_load(browser, base, "/static/common/favicon.svg", None)
         loads = [cold_load(browser, base, "/console", ready) for _ in range(3)]
-        console = {k: statistics.median(run[k] for run in loads) for k in loads[0] if k != "last_responses"}
-        console["last_responses"] = loads[-1]["last_responses"]  # where the time went (path start→end, ms)
+        console = {k: statistics.median(run[k] for run in loads) for k in loads[0]
+                   if k not in ("last_responses", "trace")}
+        for k in ("last_responses", "trace"):  # where the time went (path start→end, ms), of the last load
+            console[k] = loads[-1][k]
         result["cold_load"] = {"console": console, "floor": floor,
                                "ratio_interactive_over_floor": round(console["interactive_ms"] / floor["wall_ms"], 1)}
         print(f"cold load: first paint {console['first_paint_ms']} ms, interactive {console['interactive_ms']} ms"
@@ -204,6 +240,14 @@ def main() -> None:
               f" (target < 2000), {console['requests']} requests, {console['bytes'] / 1e6:.2f} MB;"
               f" floor (one static file) {floor['wall_ms']} ms; map loaded {console['map_load_ms']} ms;"
               f" last responses {console['last_responses']}", flush=True)
+        result["load_average_after_loads"] = os.getloadavg()
+        print(f"load average before / after the loads: {result['load_average_before']}"
+              f" / {result['load_average_after_loads']}", flush=True)
+        print(f"trace of the last load (ms after navigation): {console['trace']}", flush=True)
+        if args.load_only:
+            browser.close()
+            save("console.json", result)
+            return
         result["pan"] = pan(browser, base, args.pan_steps)
         print(f"pan z14: {result['pan']}", flush=True)
         result["list_delay"] = list_delay(browser, base, url, args.cases)

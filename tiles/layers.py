@@ -5,6 +5,10 @@ is transformed to EPSG:4326 once, so the GiST index of the stored geometries ans
 geometries are simplified in degrees to about half a screen pixel at that zoom (``ST_Simplify`` keeping
 collapsed rings), transformed to 3857 and clipped by ``ST_AsMVTGeom``; ``ST_AsMVT`` encodes the layer.
 
+A composite layer (``parts``: ``outlines`` = districts + towns) answers one tile holding each part's MVT layer
+(an MVT tile is a sequence of layers: the parts' encodings are concatenated), so a map that draws both at low
+zoom makes one request per tile instead of two.
+
 Readability rule for points (components, open cases): below their readable zoom (``detail_from``:
 components 16, cases 12) a tile does not carry one feature per row but one point per occupied cell of
 32 × 32 tile pixels, at the cell's centre of mass, with a ``count`` attribute — so a z12 tile over a town
@@ -40,6 +44,7 @@ class TileLayer:
     maxzoom: int = MAX_ZOOM
     detail_from: int | None = None  # points: aggregated below this zoom
     polygons: bool = False
+    parts: tuple[str, ...] = ()  # a composite layer: the layers (of LAYERS) its tiles hold, in this order
 
 
 def _grid(name: str, condition: str) -> TileLayer:
@@ -57,6 +62,9 @@ LAYERS: dict[str, TileLayer] = {
     "communities": _grid("communities", "g.level = 3"),
     "grids": _grid("grids", "g.level = 4"),
     "special-grids": _grid("special-grids", f"g.kind IN {SPECIAL_KINDS_SQL}"),
+    # The console's first view (z10, the whole city): the district and town outlines in one request per tile.
+    "outlines": TileLayer(name="outlines", group="grids", source="", geom="", attributes="",
+                          fields=_grid("towns", "").fields, polygons=True, parts=("districts", "towns")),
     "components": TileLayer(
         name="components", group="components", source="component c WHERE true", geom="c.geom",
         attributes="c.code, c.class_code, c.owner_key, c.status, c.grid_code",
@@ -87,9 +95,23 @@ SCOPE_SQL = {
 }
 
 
+def parts_of(layer: TileLayer) -> tuple[TileLayer, ...]:
+    """The layers a tile of ``layer`` holds: its parts (a composite), else itself."""
+    return tuple(LAYERS[name] for name in layer.parts) or (layer,)
+
+
+def part_names(name: str) -> tuple[str, ...]:
+    """The names of the layers a tile of the layer ``name`` holds (``name`` itself when it is no composite or
+    no layer at all): who may read a tile is who may read each of them."""
+    layer = LAYERS.get(name)
+    return layer.parts if layer is not None and layer.parts else (name,)
+
+
 def tile_sql(layer: TileLayer, z: int, *, state: str | None = None, scope_kind: str | None = None) -> str:
     """The statement for one tile of ``layer`` at zoom ``z`` (bound: :z :x :y :tol :cell :state, and the
     scope's values for cases read within a scope)."""
+    if layer.parts:  # one bytea: the parts' layers one after the other (an empty part adds nothing)
+        return "SELECT " + " || ".join(f"coalesce(({tile_sql(part, z)}), ''::bytea)" for part in parts_of(layer))
     bounds = (f"WITH b AS (SELECT ST_TileEnvelope(:z, :x, :y) AS m,"
               f" ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => {BUFFER / EXTENT}), 4326) AS g)")
     where = f"{layer.source} AND {layer.geom} && b.g" + (" AND k.state = :state" if state else "")

@@ -12,7 +12,7 @@ from spatial.access.scope import case_filter
 from spatial.errors import NotFoundError
 from spatial.features import coverage_extent, layers, require_reader
 from tiles.cache import Tile
-from tiles.layers import LAYERS, MAX_ZOOM
+from tiles.layers import LAYERS, MAX_ZOOM, part_names, parts_of
 
 router = APIRouter(prefix="/tiles", tags=["tiles"])
 MVT = "application/vnd.mapbox-vector-tile"
@@ -24,9 +24,10 @@ def tile(layer: str, z: int, x: int, y: int, request: Request, engine: ReadEngin
          state: str | None = Query(default=None, description="cases only: one open state")) -> Response:
     """The tile; ``ETag`` is a hash of its bytes, ``If-None-Match`` with it answers 304. Components and
     cases need an account; cases are those in the reader's scope."""
-    collection = layers().get(layer)  # who may read a tile layer is who may read the collection of its name
-    if collection is not None:
-        require_reader(collection, principal)
+    for part in part_names(layer):  # who may read a tile layer is who may read the collection of its name
+        collection = layers().get(part)
+        if collection is not None:
+            require_reader(collection, principal)
     with engine.connect() as conn:
         found = request.app.state.tiles.tile(conn, layer, z, x, y, state=state, scope=case_filter(principal))
     return tile_response(found, request.headers.get("if-none-match"))
@@ -55,5 +56,6 @@ def tilejson(layer: str, request: Request, engine: EngineDep) -> dict[str, Any]:
         "tilejson": "3.0.0", "name": layer, "scheme": "xyz", "minzoom": found.minzoom, "maxzoom": MAX_ZOOM,
         "bounds": list(bounds), "center": [(bounds[0] + bounds[2]) / 2, (bounds[1] + bounds[3]) / 2, 12],
         "tiles": [f"{base}/tiles/{layer}/{{z}}/{{x}}/{{y}}.mvt"],
-        "vector_layers": [{"id": layer, "fields": found.fields, "minzoom": found.minzoom, "maxzoom": MAX_ZOOM}],
+        "vector_layers": [{"id": part.name, "fields": part.fields, "minzoom": found.minzoom, "maxzoom": MAX_ZOOM}
+                          for part in parts_of(found)],
     }

@@ -181,6 +181,39 @@ def test_a_case_from_another_client_appears_live_with_the_a_grade_alert(demo, pa
     assert page.errors.unexpected() == []
 
 
+def test_a_signed_in_first_view_asks_for_the_list_first_and_only_the_tiles_it_draws(demo, page) -> None:
+    """The cold load's order and requests (bench/console.py measures its time): the case list's and the inbox's
+    requests leave before MapLibre's module is evaluated; at the first view (z10) the map asks for the district
+    and town outlines in one tile source and the open cases — no base-grid, community or component tiles,
+    whose layers start at z11–z13 — and every layer the issue requires is in the map's first style."""
+    page.goto(f"{demo.url}/console")
+    _wait_console(page)
+    log_in(page, demo.accounts["dispatcher"])
+    tiles: list[str] = []
+    page.on("request", lambda r: tiles.append(r.url.split("/tiles/")[1].split("/")[0]) if "/tiles/" in r.url else None)
+    page.reload()  # a signed-in load: the session is resumed from the cookie
+    _wait_console(page)
+    page.wait_for_function("() => performance.getEntriesByName('gl-map-idle').length > 0", timeout=30_000)
+    order = page.evaluate("""() => {
+        const at = (name) => performance.getEntriesByName(name)[0].startTime;
+        const sent = (path) => performance.getEntriesByType('resource')
+            .find((e) => new URL(e.name).pathname === path).startTime;
+        return {cases: sent('/api/v1/cases'), inbox: sent('/api/v1/inbox'), module: at('gl-map-module'),
+                zoom: window.glConsole.map.getZoom()};
+    }""")
+    assert order["cases"] < order["module"] and order["inbox"] < order["module"], order
+    assert order["zoom"] == 10
+    assert set(tiles) == {"outlines", "cases"}, tiles
+    layers = page.evaluate("() => window.glConsole.map.getStyle().layers.map((l) => l.id)")
+    for level in ("districts", "towns", "communities", "grids", "special-grids"):
+        assert f"{level}-line" in layers and f"{level}-fill" in layers
+    assert {"components-points", "cases-points"} <= set(layers)
+    page.evaluate("() => window.glConsole.map.jumpTo({zoom: 14})")  # where the base grids are drawn
+    page.wait_for_function("() => window.glConsole.map.loaded()")
+    assert {"grids", "communities", "components"} <= set(tiles)
+    assert page.errors.unexpected() == []
+
+
 def test_overdue_cases_are_marked(demo, page) -> None:
     with demo.engine.connect() as conn:
         overdue = conn.execute(text(

@@ -59,6 +59,25 @@ def test_components_are_aggregated_below_their_readable_zoom(world_client: TestC
     assert _decode(world_client, "components", *_tile(120.01, 31.15, 9)) == []  # below minzoom: nothing
 
 
+def test_outlines_tile_holds_the_district_and_town_layers_in_one_reply(world_client: TestClient) -> None:
+    """The composite layer the console draws at low zoom: one tile with the districts' and the towns' layers,
+    feature for feature those of their own tiles; public like them; its TileJSON names both layers."""
+    z, x, y = _tile(120.06, 31.17, 10)
+    anonymous = {"Authorization": ""}
+    reply = world_client.get(f"/tiles/outlines/{z}/{x}/{y}.mvt", headers=anonymous)
+    assert reply.status_code == 200, reply.text
+    both = mapbox_vector_tile.decode(reply.content)
+    assert set(both) == {"districts", "towns"}
+    for name in ("districts", "towns"):
+        alone = _decode(world_client, name, z, x, y)
+        assert alone and both[name]["features"] == alone
+    assert reply.headers["etag"] == world_client.get(f"/tiles/outlines/{z}/{x}/{y}.mvt").headers["etag"]
+    assert world_client.get("/tiles/outlines/10/0/0.mvt").status_code == 204  # nothing there: empty
+    doc = world_client.get("/tiles/outlines.json").json()
+    assert [layer["id"] for layer in doc["vector_layers"]] == ["districts", "towns"]
+    assert "code" in doc["vector_layers"][1]["fields"]
+
+
 def _vertices(geometry: dict) -> int:
     return len(json.dumps(geometry["coordinates"]).split("],")) + 1
 

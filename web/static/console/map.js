@@ -9,9 +9,10 @@
 import * as maplibregl from '/static/vendor/maplibre-gl/maplibre-gl.mjs';
 
 const GRID_LAYERS = [
-  // source (= tile layer), colour, line width, fill opacity, zoom from which it is drawn
-  { id: 'districts', color: '#1f3a5f', width: 2.5, fill: 0, minzoom: 0 },
-  { id: 'towns', color: '#3f72af', width: 1.6, fill: 0, minzoom: 0 },
+  // tile layer (its source: the tile layer of the same name, else `source`), colour, line width, fill opacity,
+  // zoom from which it is drawn. Districts and towns, both drawn at every zoom, come in one tile ('outlines').
+  { id: 'districts', source: 'outlines', color: '#1f3a5f', width: 2.5, fill: 0, minzoom: 0 },
+  { id: 'towns', source: 'outlines', color: '#3f72af', width: 1.6, fill: 0, minzoom: 0 },
   { id: 'communities', color: '#4f8a3c', width: 1, fill: 0.03, minzoom: 11 },
   { id: 'grids', color: '#6b7280', width: 0.6, fill: 0.04, minzoom: 13 },
   { id: 'special-grids', color: '#d9480f', width: 1.4, fill: 0.1, minzoom: 11, dash: [3, 2] },
@@ -21,46 +22,66 @@ export const QUERY_LAYERS = ['cases-points', 'components-points', 'special-grids
 const STATE_COLOURS = ['match', ['get', 'state'], 'reported', '#7c3aed', 'registered', '#2563eb',
   'dispatched', '#d97706', 'handled', '#059669', 'suspended', '#6b7280', '#dc2626'];
 
+let casesVersion = 0;  // bumped by refreshCases: a new tile URL
+
 function tileUrl(layer, version) {
   return `${window.location.origin}/tiles/${layer}/{z}/{x}/{y}.mvt${version ? `?v=${version}` : ''}`;
 }
 
-function addGridLayers(map) {
+/** The grid sources and layers (every level, special grids, the selected base grid's outline). */
+function gridStyle() {
+  const sources = {};
+  const layers = [];
   for (const g of GRID_LAYERS) {
-    map.addSource(g.id, { type: 'vector', tiles: [tileUrl(g.id)], minzoom: 0, maxzoom: 16 });
-    map.addLayer({ id: `${g.id}-fill`, type: 'fill', source: g.id, 'source-layer': g.id, minzoom: g.minzoom,
+    const source = g.source || g.id;
+    sources[source] = { type: 'vector', tiles: [tileUrl(source)], minzoom: 0, maxzoom: 16 };
+    layers.push({ id: `${g.id}-fill`, type: 'fill', source, 'source-layer': g.id, minzoom: g.minzoom,
       paint: { 'fill-color': g.color, 'fill-opacity': g.fill } });
     const paint = { 'line-color': g.color, 'line-width': g.width };
     if (g.dash) paint['line-dasharray'] = g.dash;
-    map.addLayer({ id: `${g.id}-line`, type: 'line', source: g.id, 'source-layer': g.id, minzoom: g.minzoom,
-      paint });
+    layers.push({ id: `${g.id}-line`, type: 'line', source, 'source-layer': g.id, minzoom: g.minzoom, paint });
   }
-  map.addLayer({ id: 'selected-line', type: 'line', source: 'grids', 'source-layer': 'grids',
+  // From the zoom the base grids are drawn at: below it their tiles are not fetched at all (a z10 view of the
+  // city would otherwise fetch every base grid's outline for a highlight nobody could see).
+  layers.push({ id: 'selected-line', type: 'line', source: 'grids', 'source-layer': 'grids', minzoom: 13,
     filter: ['==', ['get', 'code'], ''], paint: { 'line-color': '#f59e0b', 'line-width': 3 } });
+  return { sources, layers };
+}
+
+/** The sources and layers that need an account: components and open cases. */
+function accountStyle() {
+  return {
+    sources: {
+      components: { type: 'vector', tiles: [tileUrl('components')], minzoom: 10, maxzoom: 16 },
+      cases: { type: 'vector', tiles: [tileUrl('cases', casesVersion)], minzoom: 8, maxzoom: 16 },
+    },
+    layers: [
+      { id: 'components-points', type: 'circle', source: 'components', 'source-layer': 'components', minzoom: 13,
+        paint: {
+          'circle-color': '#0e7490', 'circle-opacity': 0.8, 'circle-stroke-color': '#fff', 'circle-stroke-width': 0.5,
+          'circle-radius': ['case', ['has', 'count'], ['min', 9, ['+', 2, ['sqrt', ['get', 'count']]]], 3.5] } },
+      { id: 'component-selected', type: 'circle', source: 'components', 'source-layer': 'components',
+        minzoom: 13,  // below, the tiles hold counts, not components: and the source is not fetched at all
+        filter: ['==', ['get', 'code'], ''], paint: { 'circle-color': '#f59e0b', 'circle-radius': 9,
+          'circle-stroke-color': '#1f2937', 'circle-stroke-width': 2 } },
+      { id: 'cases-points', type: 'circle', source: 'cases', 'source-layer': 'cases', paint: {
+        'circle-color': ['case', ['has', 'count'], '#dc2626', STATE_COLOURS], 'circle-opacity': 0.9,
+        'circle-stroke-color': '#fff', 'circle-stroke-width': 1,
+        'circle-radius': ['case', ['has', 'count'], ['min', 14, ['+', 4, ['sqrt', ['get', 'count']]]], 6] } },
+    ],
+  };
 }
 
 /** Add the layers that need an account (components, open cases); remove them on logout. */
 export function setSignedIn(map, signedIn) {
-  for (const id of ['cases-points', 'component-selected', 'components-points']) if (map.getLayer(id)) map.removeLayer(id);
-  for (const id of ['cases', 'components']) if (map.getSource(id)) map.removeSource(id);
+  const { sources, layers } = accountStyle();
+  for (const layer of layers) if (map.getLayer(layer.id)) map.removeLayer(layer.id);
+  for (const id of Object.keys(sources)) if (map.getSource(id)) map.removeSource(id);
   if (!signedIn) return;
-  map.addSource('components', { type: 'vector', tiles: [tileUrl('components')], minzoom: 10, maxzoom: 16 });
-  map.addLayer({ id: 'components-points', type: 'circle', source: 'components', 'source-layer': 'components',
-    minzoom: 13, paint: {
-      'circle-color': '#0e7490', 'circle-opacity': 0.8, 'circle-stroke-color': '#fff', 'circle-stroke-width': 0.5,
-      'circle-radius': ['case', ['has', 'count'], ['min', 9, ['+', 2, ['sqrt', ['get', 'count']]]], 3.5] } });
-  map.addLayer({ id: 'component-selected', type: 'circle', source: 'components', 'source-layer': 'components',
-    minzoom: 13,  // below, the tiles hold counts, not components: and the source is not fetched at all
-    filter: ['==', ['get', 'code'], ''], paint: { 'circle-color': '#f59e0b', 'circle-radius': 9,
-      'circle-stroke-color': '#1f2937', 'circle-stroke-width': 2 } });
-  map.addSource('cases', { type: 'vector', tiles: [tileUrl('cases')], minzoom: 8, maxzoom: 16 });
-  map.addLayer({ id: 'cases-points', type: 'circle', source: 'cases', 'source-layer': 'cases', paint: {
-    'circle-color': ['case', ['has', 'count'], '#dc2626', STATE_COLOURS], 'circle-opacity': 0.9,
-    'circle-stroke-color': '#fff', 'circle-stroke-width': 1,
-    'circle-radius': ['case', ['has', 'count'], ['min', 14, ['+', 4, ['sqrt', ['get', 'count']]]], 6] } });
+  for (const [id, source] of Object.entries(sources)) map.addSource(id, source);
+  for (const layer of layers) map.addLayer(layer);
 }
 
-let casesVersion = 0;
 /** Fetch the case tiles again (after a case event): a new URL, so MapLibre drops the tiles it holds. */
 export function refreshCases(map) {
   const source = map.getSource('cases');
@@ -86,8 +107,12 @@ export function selectComponent(map, code) {
   if (map.getLayer('component-selected')) map.setFilter('component-selected', ['==', ['get', 'code'], code || '']);
 }
 
-/** Create the map in `container`; resolves once the style is loaded. */
-export function createMap(container, { center, zoom, baseMapUrl }) {
+/** Create the map in `container` with the grids (and, `signedIn`, the layers that need an account) in its first
+ * style, so that their tiles are asked for with the first frame; resolves once the style is loaded (layers may be
+ * added: the tiles may still be on their way, see `map.loaded()` and the 'idle' event). */
+export function createMap(container, { center, zoom, baseMapUrl, signedIn = false }) {
+  const grids = gridStyle();
+  const account = signedIn ? accountStyle() : { sources: {}, layers: [] };
   const map = new maplibregl.Map({
     container, center, zoom, maxZoom: 19, attributionControl: { compact: true }, fadeDuration: 0,
     style: {
@@ -95,10 +120,12 @@ export function createMap(container, { center, zoom, baseMapUrl }) {
       sources: {
         online: { type: 'raster', tiles: [`${baseMapUrl}/{z}/{x}/{y}.png`], tileSize: 256, maxzoom: 19,
           attribution: '© OpenStreetMap contributors' },
+        ...grids.sources, ...account.sources,
       },
       layers: [
         { id: 'background', type: 'background', paint: { 'background-color': '#eef1f4' } },
         { id: 'base-online', type: 'raster', source: 'online', layout: { visibility: 'none' } },
+        ...grids.layers, ...account.layers,
       ],
     },
   });
@@ -112,10 +139,7 @@ export function createMap(container, { center, zoom, baseMapUrl }) {
     }
   });
   return new Promise((resolve) => {
-    map.on('load', () => {
-      addGridLayers(map);
-      resolve(map);
-    });
+    map.once('style.load', () => resolve(map));
   });
 }
 
