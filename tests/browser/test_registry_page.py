@@ -125,8 +125,11 @@ def test_an_owner_filters_edits_moves_exports_and_imports(demo, registry, page, 
     page.wait_for_function("() => !glRegistry.map.map.isMoving() && glRegistry.map.map.getZoom() >= 16.9")
     centre = page.evaluate("() => glRegistry.map.map.getCenter().toArray()")  # flown to it
     assert abs(centre[0] - at[0]) < 1e-5 and abs(centre[1] - at[1]) < 1e-5
-    page.wait_for_function("""(code) => glRegistry.map.map.queryRenderedFeatures({layers: ['selected-point']})
+    page.wait_for_function("""(code) => glRegistry.map.map.queryRenderedFeatures({layers: ['component-selected-point']})
         .some((f) => f.properties.code === code)""", arg=code)  # drawn highlighted
+    # both highlight layers exist beside the shared map's own 'selected-line' (the clicked grid's outline)
+    assert page.evaluate("""() => ['component-selected-line', 'component-selected-point', 'selected-line']
+        .every((id) => glRegistry.map.map.getLayer(id) !== undefined)""")
     before = _history_count(page)
 
     # edit attributes: the history grows, the table shows the new name

@@ -43,10 +43,12 @@ export class RegistryMap {
       paint: { 'line-color': '#7c3aed', 'line-width': 2 } });
     map.addLayer({ id: 'page-rows-points', type: 'circle', source: 'page-rows', paint: {
       'circle-color': '#7c3aed', 'circle-radius': 5, 'circle-stroke-color': '#fff', 'circle-stroke-width': 1 } });
-    map.addSource('selected', { type: 'geojson', data: EMPTY });
-    map.addLayer({ id: 'selected-line', type: 'line', source: 'selected', filter: ['!=', ['geometry-type'], 'Point'],
+    map.addSource('component-selected', { type: 'geojson', data: EMPTY });
+    // ids of their own: the shared map (console/map.js) has a 'selected-line' of its own (the clicked grid)
+    map.addLayer({ id: 'component-selected-line', type: 'line', source: 'component-selected',
+      filter: ['!=', ['geometry-type'], 'Point'],
       paint: { 'line-color': '#f59e0b', 'line-width': 4 } });
-    map.addLayer({ id: 'selected-point', type: 'circle', source: 'selected', paint: {
+    map.addLayer({ id: 'component-selected-point', type: 'circle', source: 'component-selected', paint: {
       'circle-color': '#f59e0b', 'circle-radius': 9, 'circle-stroke-color': '#1f2937', 'circle-stroke-width': 2 } });
   }
 
@@ -66,7 +68,7 @@ export class RegistryMap {
   /** Highlight one component (a GeoJSON Feature) or none (null); `fly`: bring it into view. */
   select(feature, fly = false) {
     this.selectedCode = feature ? feature.id : null;
-    this.map.getSource('selected').setData(feature
+    this.map.getSource('component-selected').setData(feature
       ? { type: 'FeatureCollection', features: [{ type: 'Feature', geometry: feature.geometry, properties: { code: feature.id } }] }
       : EMPTY);
     const at = feature && anchorOf(feature.geometry);
@@ -82,7 +84,7 @@ export class RegistryMap {
   /** The component code under a screen point: the page's rows first, then the tiles' points. */
   codeAt(point) {
     const box = [[point.x - 5, point.y - 5], [point.x + 5, point.y + 5]];
-    const layers = ['selected-point', 'page-rows-points', 'page-rows-lines', 'components-points']
+    const layers = ['component-selected-point', 'page-rows-points', 'page-rows-lines', 'components-points']
       .filter((id) => this.map.getLayer(id));
     const hit = this.map.queryRenderedFeatures(box, { layers }).find((f) => f.properties.code);
     return hit ? String(hit.properties.code) : null;
