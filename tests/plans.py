@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from sqlalchemy import Connection, text
@@ -20,5 +21,5 @@ def root_indexes(conn: Connection, names: Iterable[str]) -> set[str]:
 
 
 def is_case_month(relation: str) -> bool:
-    """Tell whether a plan's relation is the table "case" or one of its months."""
-    return relation == "case" or relation == "case_default" or relation.startswith("case_p")
+    """Tell whether a plan's relation is the table "case" or one of its months (not case_photo)."""
+    return relation == "case" or re.fullmatch(r"case_(?:p\d{4}_\d{2}|default)", relation) is not None

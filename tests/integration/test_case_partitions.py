@@ -31,6 +31,7 @@ from spatial.cases.read import CaseFilter, list_cases
 from spatial.reference.cache import ReferenceCache
 from spatial.store.partitions import months
 from tests.conftest import fresh_database
+from tests.plans import is_case_month
 
 BEFORE = "0028_monthly_partitions"
 TABLES = ('"case"', "case_event", "case_unit", "case_photo", "kpi_rollup")
@@ -241,7 +242,7 @@ def _case_months_read(conn, sql: str, params: dict) -> set[str]:
 
     def walk(node: dict) -> None:
         name = node.get("Relation Name", "")
-        if (name.startswith("case_p") or name == "case_default") and node.get("Actual Loops", 0) > 0:
+        if name != "case" and is_case_month(name) and node.get("Actual Loops", 0) > 0:
             found.add(name)
         for child in node.get("Plans", []):
             walk(child)
