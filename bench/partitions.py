@@ -1,7 +1,9 @@
-"""Benchmark: migration 0027 (monthly partitions of case_event and audit_log) in place on the full demo, and
-three reads before and after it (issue 22 item 1).
+"""Benchmark: migration 0028 (monthly partitions of case_event and audit_log) in place on the full demo, and
+three reads before and after it (issue 22 item 1); with ``--part cases``, migration 0031 (monthly partitions of
+"case" itself) and the reads of cases before and after it (``_cases`` below says which).
 
     .venv/bin/python -m bench.partitions [--rounds 5]
+    .venv/bin/python -m bench.partitions --part cases [--rounds 5] [--source DATABASE]
 
 1. A private copy of the full-demo template (bench/intake.py ``fresh_copy``: ~580,000 cases, ~3.9 million
    events), ``gridlink_bench_partitions``, upgraded to 0026 (the template is never migrated here; the time of
@@ -10,7 +12,7 @@ three reads before and after it (issue 22 item 1).
    town (``spatial.cases.kpi.evaluate`` as a city-wide account, the rollup path GET /api/v1/kpi takes), (b)
    the case list of that month, first page of 100 (``list_cases``, GET /api/v1/cases?since&until), (c) one
    case with its event history (``get_case``, GET /api/v1/cases/{id}), on 50 cases of the month. Medians.
-3. The upgrade to 0027, timed: minutes, rows moved (events and audit rows), rows/s; then ``VACUUM (ANALYZE)``
+3. The upgrade to 0028, timed: minutes, rows moved (events and audit rows), rows/s; then ``VACUUM (ANALYZE)``
    of both tables, timed apart (a migration runs in one transaction and cannot vacuum; the copy before it
    comes from a vacuumed template, so without it the reads after would meet unvacuumed pages).
 4. After: the same reads, same rounds; the ratio after / before (the reference is the same database, same
@@ -21,6 +23,7 @@ Writes bench/results/partitions.json.
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import time
 from datetime import datetime
@@ -30,7 +33,7 @@ from alembic import command
 from sqlalchemy import create_engine, text
 
 from bench import machine, save
-from bench.intake import fresh_copy
+from bench.intake import TEMPLATE, fresh_copy
 from migrations import alembic_config
 from spatial.access.principal import Principal
 from spatial.cases import kpi
@@ -76,8 +79,13 @@ def main() -> None:
     """Run the benchmark and print its table."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--part", choices=("trails", "cases"), default="trails")
+    parser.add_argument("--source", default=TEMPLATE, help="the database copied (--part cases; at 0028 or older)")
     args = parser.parse_args()
     settings = DatabaseSettings()
+    if args.part == "cases":
+        _cases(settings, args.rounds, args.source)
+        return
     url = fresh_copy(settings, SCRATCH)
     config = alembic_config(url)
     started = time.perf_counter()
@@ -90,7 +98,7 @@ def main() -> None:
         conn.commit()
     before = _reads(url, args.rounds)
     started = time.perf_counter()
-    command.upgrade(config, "0027_monthly_partitions")
+    command.upgrade(config, "0028_monthly_partitions")
     migration = time.perf_counter() - started
     started = time.perf_counter()
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
@@ -113,13 +121,123 @@ def main() -> None:
     }
     save("partitions.json", result)
     print(f"{machine()}; prelude (upgrade of the copy to 0026): {prelude:.0f} s")
-    print(f"migration 0027: {migration / 60:.2f} min, {moved:,} rows ({rows['case_event']:,} events,"
+    print(f"migration 0028: {migration / 60:.2f} min, {moved:,} rows ({rows['case_event']:,} events,"
           f" {rows['audit_log']:,} audit rows) into {partitions} partitions of case_event:"
           f" {moved / migration:,.0f} rows/s; rows kept: {kept == rows}; VACUUM ANALYZE after: {vacuum:.0f} s")
     print(f"{'read':<22}{'before ms':>12}{'after ms':>12}{'after/before':>14}")
     for name in before:
         print(f"{name:<22}{before[name] * 1000:>12.1f}{after[name] * 1000:>12.1f}{after[name] / before[name]:>14.2f}")
     admin = create_engine(database_url(settings, "postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{SCRATCH}" WITH (FORCE)'))
+    admin.dispose()
+
+
+CASE_READS = ("kpi_month", "case_list_month", "case_by_id", "case_with_history", "open311_by_token",
+              "inbox_page", "intake_with_duplicate_probe", "open_case_tile_z14", "open_cases_count")
+
+
+def _case_reads(url: str, rounds: int) -> dict[str, float]:
+    """Median seconds of each read of "case" over ``rounds`` rounds (after one warm-up round). Every write is
+    rolled back. The reads with a time bound (the month's KPI and list), the reads by id or number (one case, with
+    and without its trail, 50 cases a round; Open311's token), and those of open cases of any age (the inbox's
+    first page, an intake's duplicate probe, a z14 tile of open cases, their count)."""
+    from pydantic import TypeAdapter
+
+    from spatial.cases.inbox import InboxQuery, inbox
+    from spatial.cases.intake import create_case
+    from spatial.cases.open311 import request_token
+    from spatial.cases.schemas import CaseCreate
+    from tiles.layers import LAYERS, tile_params, tile_sql
+
+    engine = create_engine(url)
+    times: dict[str, list[float]] = {name: [] for name in CASE_READS}
+    with engine.connect() as conn:
+        ref = ReferenceCache.load(conn)
+        rows = conn.execute(text('SELECT id, case_no, ST_X(location), ST_Y(location), category_code FROM "case"'
+                                 " WHERE reported_at >= :a AND reported_at < :b ORDER BY id LIMIT 50"),
+                            {"a": MONTH[0], "b": MONTH[1]}).all()
+        lon, lat, category = rows[0][2], rows[0][3], rows[0][4]
+        # the z14 tile holding the month's first case: x, y from its position
+        z = 14
+        x = int((lon + 180) / 360 * 2**z)
+        y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * 2**z)
+        tile = text(tile_sql(LAYERS["cases"], z))
+        conn.rollback()
+
+        def timed(name: str, work, per: int = 1) -> None:
+            started = time.perf_counter()
+            work()
+            conn.rollback()
+            times[name].append((time.perf_counter() - started) / per)
+
+        adapter = TypeAdapter(CaseCreate)
+        body = {"category": category, "source": "inspector", "location": {"type": "Point", "coordinates": [lon, lat]}}
+        for _ in range(rounds + 1):
+            timed("kpi_month", lambda: kpi.evaluate(conn, kpi.KpiQuery(group="town", start=MONTH[0], end=MONTH[1]),
+                                                    by=ADMIN))
+            timed("case_list_month", lambda: list_cases(conn, ref, CaseFilter(since=MONTH[0], until=MONTH[1],
+                                                                              limit=100), by=ADMIN))
+            timed("case_by_id", lambda: [get_case(conn, ref, r[0], with_history=False, by=ADMIN) for r in rows],
+                  len(rows))
+            timed("case_with_history", lambda: [get_case(conn, ref, r[0], by=ADMIN) for r in rows], len(rows))
+            timed("open311_by_token", lambda: [request_token(conn, r[1], by=ADMIN) for r in rows], len(rows))
+            timed("inbox_page", lambda: inbox(conn, ref, InboxQuery(limit=50), by=ADMIN))
+            timed("intake_with_duplicate_probe", lambda: create_case(conn, ref, adapter.validate_python(body),
+                                                                     actor="bench", by=ADMIN))
+            timed("open_case_tile_z14", lambda: conn.execute(tile, tile_params(z, x, y)).scalar())
+            timed("open_cases_count", lambda: conn.execute(text(
+                "SELECT count(*) FROM \"case\" WHERE state NOT IN ('closed', 'voided') AND duplicate_of IS NULL"
+            )).scalar())
+    engine.dispose()
+    return {name: statistics.median(values[1:]) for name, values in times.items()}
+
+
+def _cases(settings: DatabaseSettings, rounds: int, source: str) -> None:
+    """Migration 0031 on a copy of ``source`` (upgraded to 0030 first): reads before, the migration, VACUUM,
+    reads after; bench/results/case_partitions.json."""
+    admin = create_engine(database_url(settings, "postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{SCRATCH}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{SCRATCH}" TEMPLATE "{source}"'))  # names from the command line
+    url = database_url(settings, SCRATCH)
+    config = alembic_config(url)
+    started = time.perf_counter()
+    command.upgrade(config, "0030_kpi_rollup_area_index")
+    prelude = time.perf_counter() - started
+    engine = create_engine(url)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text('VACUUM (ANALYZE) "case"'))
+        cases = conn.execute(text('SELECT count(*) FROM "case"')).scalar_one()
+        opened = conn.execute(text("SELECT count(*) FROM \"case\" WHERE state NOT IN ('closed', 'voided')")).scalar()
+    before = _case_reads(url, rounds)
+    started = time.perf_counter()
+    command.upgrade(config, "0031_case_partitions")
+    migration = time.perf_counter() - started
+    started = time.perf_counter()
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text('VACUUM (ANALYZE) "case", case_key'))
+        vacuum = time.perf_counter() - started
+        months = conn.execute(text("SELECT count(*) FROM pg_inherits WHERE inhparent = CAST('\"case\"' AS regclass)")
+                              ).scalar_one()
+        kept = conn.execute(text('SELECT count(*) FROM "case"')).scalar_one()
+        keys = conn.execute(text("SELECT count(*) FROM case_key")).scalar_one()
+    engine.dispose()
+    after = _case_reads(url, rounds)
+    result = {
+        "machine": machine(), "source": source, "rounds": rounds, "prelude_upgrade_to_0028_s": round(prelude, 1),
+        "cases": cases, "open_cases": opened, "cases_after": kept, "keys_after": keys, "case_partitions": months,
+        "migration_s": round(migration, 1), "vacuum_after_s": round(vacuum, 1),
+        "rows_per_s": round(cases / migration), "before_s": before, "after_s": after,
+        "ratio_after_before": {k: round(after[k] / before[k], 2) for k in before},
+    }
+    save("case_partitions.json", result)
+    print(f"{machine()}; prelude (upgrade of the copy of {source} to 0028): {prelude:.0f} s")
+    print(f"migration 0031: {migration:.1f} s, {cases:,} cases ({opened:,} open) into {months} partitions:"
+          f" {cases / migration:,.0f} rows/s; rows kept: {kept == cases == keys}; VACUUM ANALYZE after: {vacuum:.0f} s")
+    print(f"{'read':<30}{'before ms':>12}{'after ms':>12}{'after/before':>14}")
+    for name in before:
+        print(f"{name:<30}{before[name] * 1000:>12.2f}{after[name] * 1000:>12.2f}{after[name] / before[name]:>14.2f}")
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{SCRATCH}" WITH (FORCE)'))
     admin.dispose()

@@ -22,6 +22,8 @@ def include_object(obj, name, type_, reflected, compare_to):
         return False  # procrastinate's job tables come from its own schema (migration 0016_scheduler)
     if type_ == "table" and is_partition(name):
         return False  # a month of a partitioned table, made by pg_partman (migration 0028_monthly_partitions)
+    if type_ == "foreign_key_constraint" and reflected and is_partition(obj.referred_table.name):
+        return False  # PostgreSQL's own copy, per month, of a foreign key to a partitioned table (0031: case_key)
     return alembic_helpers.include_object(obj, name, type_, reflected, compare_to)
 
 

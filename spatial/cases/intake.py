@@ -22,6 +22,7 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Any, cast
 
+from psycopg2 import IntegrityError as DriverIntegrityError
 from pydantic import TypeAdapter
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import IntegrityError
@@ -72,7 +73,8 @@ def stored_key(key: str, report: CaseCreate, by: Principal | None, client: str |
 
 
 def _replay(conn: Connection, key: str, report: CaseCreate, by: Principal | None) -> int | None:
-    row = conn.execute(text("SELECT id FROM \"case\" WHERE idempotency_key = :k"), {"k": key}).first()
+    # case_key holds the key once over every month of "case" (migration 0031): one probe, not one per month
+    row = conn.execute(text("SELECT id FROM case_key WHERE idempotency_key = :k"), {"k": key}).first()
     if row is None:
         return None
     existing = conn.execute(statement("case_get"), {"ids": [row[0]]}).mappings().one()
@@ -129,7 +131,8 @@ def create_case(conn: Connection, ref: ReferenceCache, report: CaseCreate, *, ac
         try:
             with conn.begin_nested():  # a savepoint only where a lost race must be recovered from
                 row = run_prepared(conn, "intake", params)[0]
-        except IntegrityError:
+        except (IntegrityError, DriverIntegrityError):
+            # run_prepared executes on the driver's cursor: its refusal arrives unwrapped (psycopg2's own class)
             # A concurrent retry with the same key won the race: answer with its case.
             replayed = _replay(conn, idempotency_key, report, by)
             if replayed is None:

@@ -114,7 +114,7 @@ TRAIL_FACTS = """
          count(*) FILTER (WHERE e.kind = 'rework') AS reworks
   FROM "case" c JOIN case_event e ON e.case_id = c.id AND e.at < :end AND e.at >= :events_from
   WHERE {cases}
-  GROUP BY c.id"""
+  GROUP BY c.id, c.reported_at"""  # the primary key (migration 0031): the case's other columns follow from it
 # The same facts from the case's summary columns (migration 0020) when every event they hold is before :end
 # (``kpi_through``); the few cases with an event at or after :end read their trail as above. A case's report
 # event is not in the summary: it is its first event, at ``reported_at``, and none of the judgments below
@@ -259,8 +259,10 @@ def rollup_statement(group: str) -> str:
     """The evaluation's SQL from the rollup (spatial/cases/kpi_rollup.py): its sums over the period's whole
     days, less the settled judgment of the window's cases not settled at :end, plus the judgment at :end of
     those and of the edges' cases — the same rows as ``statement`` (tests/integration/test_kpi_rollup.py)."""
-    unsettled = statement(group, period="c.id IN (SELECT id FROM one_by_one WHERE inside)", at=":forever")
-    at_end = statement(group, period="c.id IN (SELECT id FROM one_by_one)")
+    # Every case of one_by_one is a case of the period: saying so lets "case" prune its months (migration 0031).
+    unsettled = statement(group, period=f"c.id IN (SELECT id FROM one_by_one WHERE inside) AND {PERIOD}",
+                          at=":forever")
+    at_end = statement(group, period=f"c.id IN (SELECT id FROM one_by_one) AND {PERIOD}")
     columns = ", ".join(COUNTS)
     return (f"WITH one_by_one AS MATERIALIZED ({ONE_BY_ONE})\n"
             f"SELECT key, {', '.join(f'sum({c})::bigint AS {c}' for c in COUNTS)} FROM ("

@@ -38,7 +38,7 @@ from spatial.store.partitions import cover
 DEMO_END = datetime(2026, 11, 16, 0, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
 EFFECTIVE = datetime(2024, 1, 1, tzinfo=ZoneInfo("Asia/Shanghai"))
 DATA_TABLES = (
-    "case_event", "case", "component_history", "component", "team_member", "grid_geometry", "grid",
+    "case_event", "case_key", "case", "component_history", "component", "team_member", "grid_geometry", "grid",
     "grid_version", "api_token", "account", "holiday", "event_category", "component_class", "department",
     "meta",
 )

@@ -26,8 +26,13 @@ from sqlalchemy import Connection, Engine, make_url, text
 
 from spatial.store.backup import BackupError, _client_args
 from spatial.store.cluster import find_bindir
+from spatial.store.models.cases import OPEN
 
-PARTITIONED = ("case_event", "audit_log")
+PARTITIONED = ("case_event", "audit_log")  # the trails (migration 0028): archived by month
+# Every table pg_partman keeps months of: the trails and, since migration 0031, the cases themselves (by
+# ``reported_at``; their global keys in ``case_key``). ``archive`` takes a month of "case" only when all its cases
+# are closed or voided; their keys stay (numbers and idempotency keys stay taken, what points at them stays valid).
+MANAGED = (*PARTITIONED, "case")
 # How long before its case's ``reported_at`` an event may be: intake refuses a report dated more than CLOCK_SKEW
 # (spatial/access/scope.py, the same 5 minutes; tests/integration/test_partitions.py holds them equal) ahead of
 # its clock, and every later event is written at its clock. Reads of a case's events are bounded below by
@@ -36,7 +41,7 @@ EVENT_MARGIN = timedelta(minutes=5)
 EVENT_MARGIN_SQL = "interval '5 minutes'"
 ZONE = "Asia/Shanghai"
 LOCAL = ZoneInfo(ZONE)
-_PARTITION = re.compile(r"^(?:case_event|audit_log)_(?:p\d{4}_\d{2}|default)$")
+_PARTITION = re.compile(r"^(?:case_event|audit_log|case)_(?:p\d{4}_\d{2}|default)$")
 
 
 class PartitionError(RuntimeError):
@@ -77,7 +82,7 @@ def maintain(engine: Engine) -> Maintained:
     done = Maintained()
     with engine.begin() as conn:
         _local(conn)
-        for table in PARTITIONED:
+        for table in MANAGED:
             done.moved[table] = _settle(conn, table)
             conn.execute(text("SELECT partman.run_maintenance(:p, p_analyze := false)"), {"p": f"public.{table}"})
             found = months(conn, table)
@@ -112,7 +117,7 @@ def cover(conn: Connection, since: datetime) -> int:
     _local(conn)
     made = 0
     first = since.astimezone(LOCAL).date().replace(day=1)
-    for table in PARTITIONED:
+    for table in MANAGED:
         have = months(conn, table)
         oldest = have[0][1].astimezone(LOCAL).date() if have else date.today().replace(day=1)
         wanted = []
@@ -139,10 +144,11 @@ def archive(engine: Engine, before: date, dump_dir: Path | None = None) -> list[
     detached = []
     with engine.begin() as conn:
         _local(conn)
-        for table in PARTITIONED:
+        for table in MANAGED:
             for name, _, end in months(conn, table):
-                if end <= limit:
-                    conn.execute(text(f"ALTER TABLE {table} DETACH PARTITION {name}"))  # names from the catalogue
+                if end <= limit and (table != "case" or _settled(conn, name)):
+                    # names from the catalogue; "case" quoted (a keyword)
+                    conn.execute(text(f'ALTER TABLE "{table}" DETACH PARTITION {name}'))
                     detached.append(name)
     if dump_dir is not None:
         dump_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -152,6 +158,11 @@ def archive(engine: Engine, before: date, dump_dir: Path | None = None) -> list[
             with engine.begin() as conn:
                 conn.execute(text(f"DROP TABLE {name}"))
     return detached
+
+
+def _settled(conn: Connection, month: str) -> bool:
+    """Tell whether every case of a month of "case" is closed or voided (a month with an open case stays)."""
+    return not conn.execute(text(f"SELECT EXISTS (SELECT 1 FROM {month} WHERE {OPEN})")).scalar()
 
 
 def _dump(url: str, table: str, target: Path) -> None:

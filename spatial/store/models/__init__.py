@@ -8,7 +8,7 @@ Glossary of the domain terms used across the code:
 
 from spatial.store.models.accounts import Account, ApiToken, AuditEntry, RateCounter
 from spatial.store.models.base import Base
-from spatial.store.models.cases import Case, CaseEvent, CasePhoto, CaseUnit, KpiRollup
+from spatial.store.models.cases import Case, CaseEvent, CaseKey, CasePhoto, CaseUnit, KpiRollup
 from spatial.store.models.components import Component, ComponentHistory, ComponentUploadJob
 from spatial.store.models.grids import Grid, GridGeometry, GridPlan, GridPlanEdit, GridVersion, TeamMember
 from spatial.store.models.reference import (
@@ -23,7 +23,8 @@ from spatial.store.models.reference import (
 )
 
 __all__ = [
-    "Account", "ApiToken", "AuditEntry", "Base", "Case", "CaseEvent", "CasePhoto", "CaseUnit", "Component",
+    "Account", "ApiToken", "AuditEntry", "Base", "Case", "CaseEvent",
+    "CaseKey", "CasePhoto", "CaseUnit", "Component",
     "ComponentClass", "ComponentHistory", "ComponentUploadJob", "Department", "EventCategory", "Grid",
     "GridGeometry", "GridPlan", "GridPlanEdit", "GridVersion", "Holiday", "KpiRollup", "Meta", "RateCounter",
     "RowCount",

@@ -7,6 +7,7 @@ in step by the workflow, inside the same transaction as the event it follows.
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from geoalchemy2 import Geometry
 from sqlalchemy import (
@@ -27,7 +28,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from spatial.geo.srid import WGS84
 from spatial.store.models.base import Base, created_at_column, in_list
@@ -73,10 +74,19 @@ class Case(Base):
         Index("ix_case_assist_keys", "assist_keys", postgresql_using="gin", postgresql_where=text(ASSISTED)),
         # The evaluation's rollup (migration 0022): the cases not yet settled at a period's end.
         Index("ix_case_kpi_settles", text("greatest(kpi_through, deadline)")),
+        # Monthly partitions (migration 0031, spatial/store/partitions.py): the primary key holds ``reported_at``;
+        # the keys that must be unique over every month live in ``case_key`` (below).
+        {"postgresql_partition_by": "RANGE (reported_at)"},
     )
 
+    @declared_attr.directive
+    def __mapper_args__(cls) -> dict[str, Any]:
+        # One case per id (case_key's primary key holds it): session.get(Case, id) as before the partitions.
+        return {"primary_key": [cls.__table__.c.id]}
+
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    case_no: Mapped[str] = mapped_column(String(20), unique=True)
+    # Unique in case_key (uq_case_case_no); the index here serves reads of "case" by number.
+    case_no: Mapped[str] = mapped_column(String(20), index=True)
     category_code: Mapped[str] = mapped_column(ForeignKey("event_category.code"))
     state: Mapped[str] = mapped_column(String(12), index=True)
     source: Mapped[str] = mapped_column(String(12))
@@ -95,12 +105,13 @@ class Case(Base):
     owner_key: Mapped[str] = mapped_column(String(32), index=True)
     owner_area_code: Mapped[str | None] = mapped_column(ForeignKey("grid.code"))
     deadline: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    duplicate_of: Mapped[int | None] = mapped_column(ForeignKey("case.id"))
+    duplicate_of: Mapped[int | None] = mapped_column(ForeignKey("case_key.id", name="fk_case_duplicate_of_case"))
     reporter_name: Mapped[str | None] = mapped_column(Text)
     reporter_phone: Mapped[str | None] = mapped_column(String(32))
     # A digest of the caller's namespace and its Idempotency-Key (spatial/cases/intake.py: stored_key).
-    idempotency_key: Mapped[str | None] = mapped_column(String(128), unique=True)
-    reported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    # Unique in case_key (uq_case_idempotency_key): read there (spatial/cases/intake.py).
+    idempotency_key: Mapped[str | None] = mapped_column(String(128))
+    reported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True, primary_key=True)
     created_at: Mapped[datetime] = created_at_column()
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revision: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
@@ -121,6 +132,25 @@ class Case(Base):
     kpi_through: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Joint handling (migration 0021): the keys of the case's assisting units (``case_unit``), kept in step.
     assist_keys: Mapped[list[str]] = mapped_column(ARRAY(String(32)), default=list, server_default="{}")
+
+
+class CaseKey(Base):
+    """The keys of a case that must be unique over every month of the partitioned ``case`` (migration 0031):
+    its id (what the trails, units, photos and duplicates point at), number and idempotency key. Written by the
+    trigger ``case_key_sync`` in the statement that writes the case; a key outlives its case only when the case's
+    month was archived (``gridlink db archive``: its number and idempotency key stay taken)."""
+
+    __tablename__ = "case_key"
+    __table_args__ = (
+        # The names of before (the unique keys were on "case"): refusals are mapped by constraint name.
+        UniqueConstraint("case_no", name="uq_case_case_no"),
+        UniqueConstraint("idempotency_key", name="uq_case_idempotency_key"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    case_no: Mapped[str] = mapped_column(String(20))
+    idempotency_key: Mapped[str | None] = mapped_column(String(128))
+    reported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 ORDER_KINDS = "kind IN ('remind', 'supervise')"
@@ -153,7 +183,7 @@ class CaseEvent(Base):
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    case_id: Mapped[int] = mapped_column(ForeignKey("case.id"))
+    case_id: Mapped[int] = mapped_column(ForeignKey("case_key.id", name="fk_case_event_case_id_case"))
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))  # 16 since migration 0021 (assist_accept)
     state_after: Mapped[str | None] = mapped_column(String(12))
@@ -180,7 +210,7 @@ class CaseUnit(Base):
         Index("ix_case_unit_kpi_settles", text("greatest(deadline, handled_at, dispatched_at)")),
     )
 
-    case_id: Mapped[int] = mapped_column(ForeignKey("case.id"), primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case_key.id", name="fk_case_unit_case_id_case"), primary_key=True)
     unit_key: Mapped[str] = mapped_column(String(32), primary_key=True)
     unit_area: Mapped[str | None] = mapped_column(String(15))
     role: Mapped[str] = mapped_column(String(8), server_default="assist")
@@ -239,7 +269,7 @@ class CasePhoto(Base):
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    case_id: Mapped[int] = mapped_column(ForeignKey("case.id"))
+    case_id: Mapped[int] = mapped_column(ForeignKey("case_key.id", name="fk_case_photo_case_id_case"))
     created_at: Mapped[datetime] = created_at_column()
     actor: Mapped[str] = mapped_column(String(80))
     role: Mapped[str | None] = mapped_column(String(16))

@@ -1,0 +1,338 @@
+"""Monthly partitions of "case" itself (issue 22 item 1, migration 0031, spatial/store/partitions.py).
+
+One scratch database holds the small demo plus what the demo lacks — a case with an idempotency key, a
+duplicate, a photo, a case of 2019 (older than the 36 months the conversion makes) — and is taken down to 0030
+and up again: counts and a digest of every row equal at each step, case_key equal to the keys of "case". Then
+the keys' rules (the same refusals under the same constraint names as before), over HTTP the idempotency
+replay and its lost race, the months maintained and archived through the CLI, and EXPLAIN ANALYZE of the
+period reads of "case" as the code sends them: only the period's months are read.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic import command
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import IntegrityError
+
+from api import cli
+from migrations import alembic_config
+from spatial.access.principal import Principal
+from spatial.cases import intake, kpi
+from spatial.cases.open311 import RequestFilter, list_requests
+from spatial.cases.read import CaseFilter, list_cases
+from spatial.reference.cache import ReferenceCache
+from spatial.store.partitions import months
+from tests.conftest import fresh_database
+from tests.plans import is_case_month
+
+BEFORE = "0030_kpi_rollup_area_index"
+TABLES = ('"case"', "case_event", "case_unit", "case_photo", "kpi_rollup")
+KEY = "0" * 63 + "1"  # a stored idempotency key (a digest of 64 hex digits)
+OLD = "2019-05-10 08:00+08"
+ADMIN = Principal(account_id=0, login="t", role="admin", scope="*")
+WEEK = (datetime(2026, 11, 3, tzinfo=UTC), datetime(2026, 11, 10, tzinfo=UTC))
+
+
+def _digest(engine: Engine, tables: tuple[str, ...] = TABLES) -> dict[str, tuple[int, str]]:
+    """Rows and an md5 of every row (in the order of their text) of the case tables."""
+    out = {}
+    with engine.connect() as conn:
+        for table in tables:
+            out[table] = tuple(conn.execute(text(
+                f"SELECT count(*), md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM {table} t")).one())
+    return out
+
+
+def _keys_match(engine: Engine) -> None:
+    """case_key holds exactly the global keys of "case", one row per case."""
+    with engine.connect() as conn:
+        apart = conn.execute(text(
+            'SELECT count(*) FROM (SELECT id, case_no, idempotency_key, reported_at FROM "case"'
+            " EXCEPT SELECT id, case_no, idempotency_key, reported_at FROM case_key) a")).scalar()
+        extra = conn.execute(text(
+            "SELECT count(*) FROM (SELECT id, case_no, idempotency_key, reported_at FROM case_key"
+            ' EXCEPT SELECT id, case_no, idempotency_key, reported_at FROM "case") a')).scalar()
+        counts = conn.execute(text('SELECT (SELECT count(*) FROM "case"), (SELECT count(*) FROM case_key)')).one()
+    assert (apart, extra) == (0, 0) and counts[0] == counts[1]
+
+
+def _kind(engine: Engine) -> str:
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT relkind FROM pg_class WHERE oid = CAST('\"case\"' AS regclass)")).scalar()
+
+
+@pytest.fixture(scope="module")
+def scratch() -> Iterator[Engine]:
+    """The small demo plus a keyed case, a duplicate, a photo and a case of 2019, in its own database."""
+    from spatial.demo.build import build_demo
+
+    url = fresh_database("gridlink_test_case_partitions")
+    command.upgrade(alembic_config(url), "head")
+    engine = create_engine(url)
+    build_demo(engine, small=True, progress=False)
+    with engine.begin() as conn:
+        first, second = conn.execute(text('SELECT id FROM "case" WHERE duplicate_of IS NULL ORDER BY id LIMIT 2'))
+        conn.execute(text('UPDATE "case" SET idempotency_key = :k WHERE id = :id'), {"k": KEY, "id": first[0]})
+        conn.execute(text('UPDATE "case" SET duplicate_of = :a WHERE id = :b'), {"a": first[0], "b": second[0]})
+        conn.execute(text("INSERT INTO case_photo (case_id, actor, media_type, width, height, size, sha256, data,"
+                          " thumb) VALUES (:c, 'x', 'image/jpeg', 1, 1, 3, repeat('a', 64), 'abc', 'ab')"),
+                     {"c": first[0]})
+        old = _copy_case(conn, first[0], OLD, "2019051000000001")
+        conn.execute(text('UPDATE "case" SET state = \'closed\' WHERE id = :id'), {"id": old})
+    yield engine
+    engine.dispose()
+
+
+def _copy_case(conn, case_id: int, reported_at: str, case_no: str) -> int:
+    """A new case like ``case_id`` but reported at ``reported_at`` (with its number), without events."""
+    columns = [c for c in conn.execute(text(
+        "SELECT attname FROM pg_attribute WHERE attrelid = CAST('\"case\"' AS regclass) AND attnum > 0"
+        " AND NOT attisdropped ORDER BY attnum")).scalars() if c not in ("id", "case_no", "idempotency_key",
+                                                                          "reported_at", "duplicate_of")]
+    listed = ", ".join(columns)
+    return conn.execute(text(
+        f'INSERT INTO "case" (case_no, reported_at, {listed}) SELECT :no, CAST(:at AS timestamptz), {listed}'
+        ' FROM "case" WHERE id = :id RETURNING id'), {"no": case_no, "at": reported_at, "id": case_id}).scalar()
+
+
+def test_the_conversion_keeps_every_row_down_and_up(scratch: Engine) -> None:
+    config = alembic_config(scratch.url.render_as_string(hide_password=False))
+    at_head = _digest(scratch)
+    assert at_head['"case"'][0] > 800 and at_head["case_photo"][0] == 1
+    assert _kind(scratch) == "p"
+    _keys_match(scratch)
+    command.downgrade(config, BEFORE)
+    assert _kind(scratch) == "r"
+    assert _digest(scratch) == at_head
+    with scratch.connect() as conn:
+        assert conn.execute(text("SELECT to_regclass('case_key')")).scalar() is None
+        # the keys are constraints of "case" again, and the children point at it
+        owners = dict(conn.execute(text(
+            "SELECT conname, conrelid::regclass::text FROM pg_constraint WHERE conname IN ('uq_case_case_no',"
+            " 'uq_case_idempotency_key')")).tuples().all())
+        assert owners == {"uq_case_case_no": '"case"', "uq_case_idempotency_key": '"case"'}
+        referenced = set(conn.execute(text(
+            "SELECT confrelid::regclass::text FROM pg_constraint WHERE conname IN ('fk_case_event_case_id_case',"
+            " 'fk_case_unit_case_id_case', 'fk_case_photo_case_id_case', 'fk_case_duplicate_of_case')")).scalars())
+        assert referenced == {'"case"'}
+    command.upgrade(config, "head")
+    assert _kind(scratch) == "p"
+    assert _digest(scratch) == at_head  # the rollup too: its triggers did not fire for the move
+    _keys_match(scratch)
+    with scratch.connect() as conn:
+        names = {name for name, _, _ in months(conn, "case")}
+        assert {"case_p2026_10", "case_p2026_11"} <= names
+        assert conn.execute(text("SELECT count(*) FROM case_default")).scalar() == 1  # 2019: before 36 months
+        owners = dict(conn.execute(text(
+            "SELECT conname, conrelid::regclass::text FROM pg_constraint WHERE conname IN ('uq_case_case_no',"
+            " 'uq_case_idempotency_key')")).tuples().all())
+        assert owners == {"uq_case_case_no": "case_key", "uq_case_idempotency_key": "case_key"}
+        referenced = set(conn.execute(text(
+            "SELECT confrelid::regclass::text FROM pg_constraint WHERE conname IN ('fk_case_event_case_id_case',"
+            " 'fk_case_unit_case_id_case', 'fk_case_photo_case_id_case', 'fk_case_duplicate_of_case')"
+            " AND conparentid = 0")).scalars())
+        assert referenced == {"case_key"}
+        # the triggers of "case" as they were, plus the keys', ALWAYS, on the parent and every month
+        enabled = dict(conn.execute(text(
+            "SELECT tgname, string_agg(DISTINCT tgenabled::text, '') FROM pg_trigger"
+            " WHERE tgrelid = CAST('\"case\"' AS regclass) AND NOT tgisinternal GROUP BY 1")).tuples().all())
+        assert enabled == {"case_key_sync": "A", "case_key_truncate": "A", "case_tiles": "A",
+                           "case_kpi_rollup_insert": "A", "case_kpi_rollup_update": "A",
+                           "case_kpi_rollup_delete": "A", "case_kpi_rollup_truncate": "A"}
+        copies = conn.execute(text("SELECT count(*) FROM pg_trigger WHERE tgname = 'case_key_sync'")).scalar()
+        assert copies == 1 + len(names) + 1  # parent, months, default
+
+
+def test_the_keys_refuse_as_before(scratch: Engine) -> None:
+    with scratch.connect() as conn:
+        keyed, copied = conn.execute(text('SELECT id, (SELECT id FROM "case" WHERE reported_at < \'2020-01-01\')'
+                                          ' FROM "case" WHERE idempotency_key = :k'), {"k": KEY}).one()
+        number = conn.execute(text('SELECT case_no FROM "case" WHERE id = :id'), {"id": keyed}).scalar()
+    refusals = {
+        "uq_case_idempotency_key": ('UPDATE "case" SET idempotency_key = :k WHERE id = :other', {"other": copied}),
+        "uq_case_case_no": ('UPDATE "case" SET case_no = :no WHERE id = :other', {"other": copied}),
+        # the same id in another month: the partitions' own keys cannot see it, case_key does
+        "pk_case_key": ('INSERT INTO "case" SELECT (c).* FROM (SELECT c FROM "case" c WHERE id = :id) s', {}),
+        "fk_case_event_case_id_case": ("INSERT INTO case_event (case_id, at, kind, actor) VALUES (-1, now(), 'link',"
+                                       " 'x')", {}),
+        "fk_case_unit_case_id_case": ("INSERT INTO case_unit (case_id, unit_key, role, state, dispatched_at)"
+                                      " VALUES (-1, 'x', 'assist', 'dispatched', now())", {}),
+        "fk_case_duplicate_of_case": ('UPDATE "case" SET duplicate_of = -1 WHERE id = :id', {}),
+    }
+    for constraint, (sql, extra) in refusals.items():
+        with pytest.raises(IntegrityError, match=constraint), scratch.begin() as conn:
+            if constraint == "pk_case_key":
+                conn.execute(text('UPDATE "case" SET reported_at = :at WHERE id = :id'),
+                             {"at": datetime(2026, 10, 2, tzinfo=UTC), "id": keyed})
+                sql = ('INSERT INTO "case" SELECT id, case_no || \'x\' AS case_no, category_code, state, source,'
+                       " description, location, grid_code, community_code, town_code, district_code,"
+                       " special_grid_codes, grid_version_id, component_code, component_distance_m, owner_key,"
+                       " owner_area_code, deadline, duplicate_of, reporter_name, reporter_phone, NULL,"
+                       " CAST('2026-11-20 10:00+08' AS timestamptz), created_at, closed_at, revision, step_deadline,"
+                       " pending_action, kpi_registered_at, kpi_state_at, kpi_closed_at, kpi_handled_state_at,"
+                       " kpi_voided_at, kpi_suspended_at, kpi_handled_at, kpi_reworks, kpi_through, assist_keys"
+                       ' FROM "case" WHERE id = :id')
+            conn.execute(text(sql), {"k": KEY, "no": number, "id": keyed, **extra})
+    # a case whose trail holds events cannot be deleted: refused by the trail's key, by name (and the first
+    # case, a duplicate's original, by the duplicate's)
+    with scratch.connect() as conn:
+        plain = conn.execute(text('SELECT min(id) FROM "case" c WHERE id > :id AND NOT EXISTS'
+                                  ' (SELECT 1 FROM "case" d WHERE d.duplicate_of = c.id)'), {"id": keyed}).scalar()
+    either = "fk_case_duplicate_of_case|fk_case_event_case_id_case"
+    for case_id, constraint in ((plain, "fk_case_event_case_id_case"), (keyed, either)):
+        with pytest.raises(IntegrityError, match=constraint), scratch.begin() as conn:
+            conn.execute(text('DELETE FROM "case" WHERE id = :id'), {"id": case_id})
+    _keys_match(scratch)
+
+
+def test_a_moved_report_takes_its_key_and_trail_along(scratch: Engine) -> None:
+    with scratch.begin() as conn:
+        case_id, was, events = conn.execute(text(
+            'SELECT id, reported_at, (SELECT count(*) FROM case_event e WHERE e.case_id = c.id) FROM "case" c'
+            " WHERE reported_at >= '2026-11-05+08' ORDER BY id LIMIT 1")).one()
+        conn.execute(text('UPDATE "case" SET reported_at = :at WHERE id = :id'),
+                     {"at": datetime(2026, 10, 2, tzinfo=UTC), "id": case_id})
+        where = conn.execute(text('SELECT tableoid::regclass::text FROM "case" WHERE id = :id'),
+                             {"id": case_id}).scalar()
+        assert where == "case_p2026_10"
+        assert conn.execute(text("SELECT reported_at FROM case_key WHERE id = :id"),
+                            {"id": case_id}).scalar() == datetime(2026, 10, 2, tzinfo=UTC)
+        assert conn.execute(text("SELECT count(*) FROM case_event WHERE case_id = :id"),
+                            {"id": case_id}).scalar() == events
+        conn.execute(text('UPDATE "case" SET reported_at = :at WHERE id = :id'), {"at": was, "id": case_id})
+    _keys_match(scratch)
+
+
+def test_maintain_settles_the_old_case_and_archive_takes_closed_months(
+        scratch: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setenv("GRIDLINK_DATABASE_URL", scratch.url.render_as_string(hide_password=False))
+    before = _digest(scratch, ('"case"',))
+    assert cli.main(["db", "maintain"]) == 0
+    assert "1 rows moved out of case_default" in capsys.readouterr().out
+    with scratch.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM case_p2019_05")).scalar() == 1
+        assert conn.execute(text("SELECT count(*) FROM case_default")).scalar() == 0
+    assert _digest(scratch, ('"case"',)) == before
+    _keys_match(scratch)
+    # the demo's months hold open cases: archiving before November takes October's trail, not its cases
+    assert cli.main(["db", "archive", "--before", "2026-11"]) == 0
+    out = capsys.readouterr().out
+    assert "case_event_p2026_10" in out and "case_p2019_05" in out and "case_p2026_10" not in out.split()
+    with scratch.connect() as conn:
+        assert conn.execute(text("SELECT to_regclass('case_p2026_10')")).scalar() == "case_p2026_10"
+        assert conn.execute(text("SELECT count(*) FROM pg_inherits WHERE inhrelid ="
+                                 " CAST('case_p2019_05' AS regclass)")).scalar() == 0  # detached
+        # the archived case keeps its key: its number stays taken
+        assert conn.execute(text("SELECT count(*) FROM case_key WHERE case_no = '2019051000000001'")).scalar() == 1
+
+
+def _case_months_read(conn, sql: str, params: dict) -> set[str]:
+    """The months of "case" a statement reads (scan nodes executed at least once)."""
+    plan = conn.execute(text("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF, FORMAT JSON) " + sql),
+                        params).scalar()
+    found: set[str] = set()
+
+    def walk(node: dict) -> None:
+        name = node.get("Relation Name", "")
+        if name != "case" and is_case_month(name) and node.get("Actual Loops", 0) > 0:
+            found.add(name)
+        for child in node.get("Plans", []):
+            walk(child)
+
+    walk(plan[0]["Plan"])
+    return found
+
+
+def _sent(engine: Engine, call) -> list[tuple[str, Any]]:
+    """The statements ``call(conn)`` sends that read "case" (as sent, with their parameters)."""
+    sent: list[tuple[str, Any]] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany) -> None:
+        if '"case"' in statement:
+            sent.append((statement, parameters))
+
+    with engine.connect() as conn:
+        event.listen(conn, "before_cursor_execute", record)
+        call(conn)
+        event.remove(conn, "before_cursor_execute", record)
+    return sent
+
+
+@pytest.mark.parametrize("path", ["trail", "summary", "rollup"])
+def test_kpi_for_a_period_reads_only_its_months_of_cases(small_demo: Engine, path: str) -> None:
+    """GET /api/v1/kpi: the three readings (spatial/cases/kpi.py) read the cases of the period's month only."""
+    query = kpi.KpiQuery(group="town", start=WEEK[0], end=WEEK[1])
+    params = kpi._params(query, ADMIN)
+    sql = kpi.statement("town", trail=path == "trail")
+    if path == "rollup":
+        window = kpi.window(query.start, query.end)
+        assert window is not None
+        params |= window.params() | {"forever": "infinity"}
+        sql = kpi.rollup_statement("town")
+    with small_demo.connect() as conn:
+        kpi._settle(conn)
+        assert _case_months_read(conn, sql, params) == {"case_p2026_11"}
+
+
+@pytest.mark.parametrize("reader", ["cases", "open311"])
+def test_lists_by_report_time_read_only_their_months(small_demo: Engine, reader: str) -> None:
+    """GET /api/v1/cases?since&until and GET /open311/v2/requests?start_date&end_date: the ids of the page come
+    from the period's months only (then the page's rows by id)."""
+    with small_demo.connect() as conn:
+        ref = ReferenceCache.load(conn)
+
+    def call(conn) -> None:
+        if reader == "cases":
+            list_cases(conn, ref, CaseFilter(since=WEEK[0], until=WEEK[1], limit=20), by=ADMIN)
+        else:
+            list_requests(conn, ref, RequestFilter(start=WEEK[0], end=WEEK[1], limit=20), by=ADMIN)
+
+    sent = _sent(small_demo, call)
+    assert sent
+    with small_demo.connect() as conn:
+        assert _case_months_read(conn, *_plain(sent[0])) == {"case_p2026_11"}
+
+
+def _plain(sent: tuple[str, Any]) -> tuple[str, dict]:
+    """A statement as psycopg2 got it (pyformat), for text(): ``%(name)s`` → ``:name``."""
+    import re
+
+    sql, params = sent
+    return re.sub(r"%\((\w+)\)s", r":\1", sql), dict(params)
+
+
+GOOD = {"category": "E010101", "location": {"type": "Point", "coordinates": [120.06, 31.17]},
+        "description": "路边暴露垃圾", "source": "inspector"}
+
+
+def test_a_retried_key_replays_over_http_also_after_a_lost_race(client: TestClient, world_engine: Engine,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    first = client.post("/api/v1/cases", json=GOOD, headers={"Idempotency-Key": "race-1"})
+    assert first.status_code == 201, first.text
+    # the retry does not see the first case before it inserts (as when both run at once): the key's unique
+    # constraint, now on case_key, refuses the insert by name and the retry answers with the first case
+    real = intake._replay
+    calls: list[int] = []
+
+    def late(*args, **kwargs):
+        calls.append(1)
+        return None if len(calls) == 1 else real(*args, **kwargs)
+
+    monkeypatch.setattr(intake, "_replay", late)
+    again = client.post("/api/v1/cases", json=GOOD, headers={"Idempotency-Key": "race-1"})
+    assert again.status_code == 200 and again.json()["id"] == first.json()["id"] and len(calls) == 2
+    monkeypatch.setattr(intake, "_replay", real)
+    conflict = client.post("/api/v1/cases", json={**GOOD, "description": "别的"}, headers={"Idempotency-Key": "race-1"})
+    assert conflict.status_code == 409 and conflict.headers["content-type"] == "application/problem+json"
+    with world_engine.connect() as conn:
+        assert conn.execute(text('SELECT count(*) FROM "case"')).scalar() == 1
+        assert conn.execute(text("SELECT count(*) FROM case_key WHERE idempotency_key IS NOT NULL")).scalar() == 1
+    assert json.loads(first.text)["case_no"]
