@@ -39,8 +39,12 @@ CALENDAR_EDGES = ["0001-01-01T00:00:00+05:00", "0001-01-01T00:00:00+14:00", "999
 def hostile(world_engine: Engine) -> Iterator[TestClient]:
     """The app on the world as an administrator, answering server errors as responses (not raising them)."""
     from api.app import create_app
+    from api.settings import ApiSettings
 
-    app = create_app(url=world_engine.url.render_as_string(hide_password=False))
+    # A live-feed stream the corpus opens with a harmless value (``?grade=``) is answered 200 and lasts until
+    # GRIDLINK_API_FEED_MAX_SECONDS (300 s): a second here, its answer is all the corpus checks.
+    app = create_app(api_settings=ApiSettings(feed_max_seconds=1),
+                     url=world_engine.url.render_as_string(hide_password=False))
     with TestClient(app, headers=admin_headers(), raise_server_exceptions=False) as client:
         yield client
 
