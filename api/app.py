@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
+from functools import lru_cache
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import Headers
 from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddleware
 
 from api import logs, openapi_document, openapi_pages, problems
@@ -65,15 +69,42 @@ from web.pages import (
 )
 
 
+@lru_cache(maxsize=512)
+def gzipped_asset(path: str, mtime_ns: int, size: int, level: int) -> bytes:
+    """A static file gzip-compressed, once per process and version of the file (its path, time and size)."""
+    with open(path, "rb") as file:
+        return gzip.compress(file.read(), compresslevel=level, mtime=0)
+
+
 class PageAssets(StaticFiles):
     """``/static``: the pages' assets, answered with ``ASSET_CSP`` instead of the API's policy: a worker script
     (MapLibre's) is governed by the CSP of its own reply, and under ``default-src 'none'`` alone it could
-    fetch no tile."""
+    fetch no tile. Compressed once and kept (``gzipped_asset``) rather than by GZipMiddleware on every
+    request: MapLibre's 1.1 MB script took ~40 ms of the event loop on each cold load of a map page, while
+    the page's own requests waited (bench/console.py)."""
 
-    def file_response(self, *args: Any, **kwargs: Any) -> Response:
-        response = super().file_response(*args, **kwargs)
+    def __init__(self, *args: Any, gzip_level: int = 0, gzip_min_bytes: int = 1024, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.gzip_level, self.gzip_min_bytes = gzip_level, gzip_min_bytes
+
+    def file_response(self, full_path: Any, stat_result: os.stat_result, scope: Any,
+                      status_code: int = 200) -> Response:
+        response = super().file_response(full_path, stat_result, scope, status_code)
         response.headers["Content-Security-Policy"] = ASSET_CSP
+        asked = Headers(scope=scope)
+        if (self.gzip_level and isinstance(response, FileResponse) and scope.get("method") == "GET"
+                and status_code == 200 and "range" not in asked and "gzip" in asked.get("accept-encoding", "")
+                and stat_result.st_size >= self.gzip_min_bytes
+                and (response.media_type or "").startswith(COMPRESSIBLE_ASSETS)):
+            body = gzipped_asset(str(full_path), stat_result.st_mtime_ns, stat_result.st_size, self.gzip_level)
+            headers = {k: v for k, v in response.headers.items() if k != "content-length"}
+            packed = Response(body, status_code, headers={**headers, "Content-Encoding": "gzip"})
+            packed.headers.append("Vary", "Accept-Encoding")
+            return packed
         return response
+
+
+COMPRESSIBLE_ASSETS = ("text/", "application/javascript", "application/json", "image/svg+xml")
 
 
 def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSettings | None = None,
@@ -176,7 +207,8 @@ def create_app(db_settings: DatabaseSettings | None = None, api_settings: ApiSet
                            exclude_content_types=tuple({*DEFAULT_EXCLUDED_CONTENT_TYPES, "text/event-stream"}))
     app.add_middleware(PublicRedirects, public_url=api_settings.base_url())  # never to the Host a client sent
     app.add_middleware(SecurityHeaders, https=api_settings.base_url().startswith("https://"))  # on every reply
-    app.mount("/static", PageAssets(directory=STATIC_DIR), name="static")
+    app.mount("/static", PageAssets(directory=STATIC_DIR, gzip_level=api_settings.gzip_level,
+                                    gzip_min_bytes=api_settings.gzip_min_bytes), name="static")
     app.mount("/ogc", ogc.Mounted(), name="ogc")
 
     _pages(app)

@@ -89,3 +89,24 @@ def test_the_live_feed_is_neither_compressed_nor_buffered(server: str, no_cases:
         data = next(line for line in lines if line.startswith("data: "))
         reporter.join()
         assert json.loads(data[6:])["kind"] == "report"
+
+
+def test_static_assets_are_compressed_once_and_kept(client: TestClient) -> None:
+    """A page asset is gzip-compressed once per process (api/app.py ``gzipped_asset``), not on every request;
+    a range request and a revalidation get what they asked for."""
+    from api.app import gzipped_asset
+
+    path = "/static/vendor/maplibre-gl/maplibre-gl.mjs"
+    first = _raw(client, path, GZIP)
+    hits = gzipped_asset.cache_info().hits
+    again = _raw(client, path, GZIP)
+    assert gzipped_asset.cache_info().hits == hits + 1  # the second reply reused the first one's bytes
+    assert first.raw == again.raw and first.headers["content-encoding"] == "gzip"
+    assert first.headers["content-security-policy"] == again.headers["content-security-policy"]
+    assert "accept-encoding" in first.headers["vary"].lower()
+    assert int(first.headers["content-length"]) == len(first.raw)
+    plain = _raw(client, path, IDENTITY).raw
+    assert gzip.decompress(first.raw) == plain
+    part = client.get(path, headers={**GZIP, "Range": "bytes=0-99"})
+    assert part.status_code == 206 and part.content == plain[:100]  # a range is of the file itself
+    assert client.get(path, headers={**GZIP, "If-None-Match": first.headers["etag"]}).status_code == 304
