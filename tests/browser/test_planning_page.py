@@ -267,6 +267,7 @@ def test_a_drawn_split_and_a_rename_scheduled_then_cancelled_and_the_page_in_eng
     stored = httpx.get(f"{demo.url}/api/v1/plans/{plan}", headers=_token(demo, PLANNER)).json()
     names = {e["code"]: e["name"] for e in stored["edits"]}
     assert names[neighbour] == "浏览器测试网格" and new_code in names and code in names
+    page.wait_for_selector(f"#pl-workload tbody tr:has-text('{new_code}')", timeout=30_000)  # this edit's preview
     shown = page.eval_on_selector_all("#pl-workload tbody tr", "rs => rs.map(r => r.cells[0].textContent)")
     assert new_code in shown and code in shown
     planned = page.evaluate("() => window.glPlanning.map.querySourceFeatures('pl-planned').map(f => f.properties.code)")

@@ -173,6 +173,7 @@ export class PlanPanel {
   /** Add one edit to the open draft (a new draft when none is open), then preview the plan. */
   async send(body) {
     const started = performance.now();
+    delete $('pl-preview').dataset.drawn;
     if (!this.plan || this.plan.state !== 'draft') {
       if (!(await this.create())) return;
     }
@@ -189,6 +190,7 @@ export class PlanPanel {
 
   async refreshPreview(started = null) {
     const id = this.plan.id;
+    delete $('pl-preview').dataset.drawn;  // the preview drawn before this edit is stale from here on
     $('pl-preview').dataset.loading = '1';
     try {
       const preview = (await api(`plans/${id}/preview`)).body;
