@@ -172,7 +172,15 @@ def _parse_geojson(body: str | bytes, source: str, max_rows: int | None) -> tupl
 
 
 def _parse_csv(body: str, source: str, max_rows: int | None) -> tuple[list[BulkRow], list[RowResult]]:
-    reader = csv.reader(io.StringIO(body.lstrip("\ufeff")))
+    try:
+        return _parse_csv_rows(body, source, max_rows)
+    except csv.Error as exc:  # a bare carriage return inside a field, a field over the module's size limit …
+        raise InvalidParameterError(f"the body is not readable CSV: {exc}", parameter="body") from exc
+
+
+def _parse_csv_rows(body: str, source: str, max_rows: int | None) -> tuple[list[BulkRow], list[RowResult]]:
+    # newline="": the csv module sees each line's own ending (\r, \n or \r\n), as its documentation asks
+    reader = csv.reader(io.StringIO(body.lstrip("\ufeff"), newline=""))
     header = next(reader, [])
     missing = {"category", "lon", "lat"} - set(header)
     if missing:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any, Literal, NotRequired, TypedDict
-from zoneinfo import ZoneInfo
 
 from pydantic import AfterValidator, ConfigDict, Field, PlainSerializer, TypeAdapter, WithJsonSchema, model_validator
 from pydantic.dataclasses import dataclass
@@ -28,11 +27,9 @@ from pydantic.dataclasses import dataclass
 from spatial.codes import COMPONENT_CODE_PATTERN
 from spatial.geo.coords import coordinate_problem
 from spatial.grids.locate import AreaPublic
-from spatial.reference.calendar import moment_problem
+from spatial.reference.calendar import LOCAL, moment_problem
 from spatial.text import text_problem
 
-# The city's time: a time without offset in a request or a file is this, and case numbers count its days.
-LOCAL = ZoneInfo("Asia/Shanghai")
 Source = Literal["inspector", "hotline", "public", "video", "dispatcher"]
 CATEGORY_PATTERN = r"^E[0-9]{2,14}$"
 MAX_DESCRIPTION = 2000

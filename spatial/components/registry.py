@@ -20,6 +20,7 @@ from spatial.access.principal import Principal
 from spatial.codes import AREA_CODE, prefix_range
 from spatial.components import edits
 from spatial.components.rules import EDITABLE, RuleBook, check_component
+from spatial.reference.calendar import LOCAL, utc_moment
 from spatial.store.cursors import decode_cursor, encode_cursor
 from spatial.store.models.components import CHANGED_KEY, NAME_KEY, STATUSES, Component, ComponentHistory
 from spatial.text import text_problem
@@ -67,7 +68,8 @@ def where_clauses(f: ComponentFilter) -> list[Any]:
     if f.text:
         where.append(_text_filter(f.text))
     if f.changed_since:
-        where.append(c.changed_at >= f.changed_since)
+        # in UTC: PostgreSQL refuses offsets beyond ±15:59 that ISO 8601 (and Python) allow; no offset: local time
+        where.append(c.changed_at >= utc_moment(f.changed_since, "changed_since", LOCAL))
     return where
 
 

@@ -36,6 +36,8 @@ from zoneinfo import ZoneInfo
 
 from spatial.errors import InvalidParameterError
 
+# The city's time: a time without offset in a request or a file is this, and case numbers count its days.
+LOCAL = ZoneInfo("Asia/Shanghai")
 TIME_UNITS = ("working_hours", "working_days", "clock_hours")
 
 # Integer microseconds throughout, so that sub-second starts survive without float rounding.

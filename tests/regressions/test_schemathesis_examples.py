@@ -2,8 +2,8 @@
 ``schemathesis_examples.json`` is replayed against the app on the test world and must not get a 5xx.
 
 When tests/integration/test_schemathesis.py fails, its message names the seed and schemathesis' "Reproduce
-with" line; add that request here (method, url, and ``json`` or ``form``) with a note of where it was found,
-so that it is tried on every run whatever the seed.
+with" line; add that request here (method, url, and ``json``, ``form`` or a raw ``content`` with its
+``headers``) with a note of where it was found, so that it is tried on every run whatever the seed.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ def app_client(world_engine):
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=[e["found"][:60] for e in EXAMPLES])
 def test_kept_examples_are_answered_without_a_server_error(app_client: TestClient, example: dict) -> None:
+    content = example["content"].encode("utf-8") if "content" in example else None
     reply = app_client.request(example["method"], example["url"], json=example.get("json"),
-                               data=example.get("form"))
+                               data=example.get("form"), content=content, headers=example.get("headers"))
     assert reply.status_code < 500, (example["found"], reply.status_code, reply.text[:300])
