@@ -165,7 +165,8 @@ def unavailable_response(path: str, exc: BaseException) -> JSONResponse:
 
 def database_unavailable(exc: BaseException) -> bool:
     """Whether ``exc`` (or what it wraps) says the database is away or too slow, rather than a bug: a refused
-    or dropped connection, a server shutting down or starting, an exhausted pool, a statement timeout."""
+    or dropped connection, a server shutting down or starting, an exhausted pool, a statement timeout, a
+    transaction rolled back to break a deadlock or on a serialization failure."""
     import asyncpg
     import psycopg2
     from sqlalchemy import exc as sa
@@ -173,8 +174,10 @@ def database_unavailable(exc: BaseException) -> bool:
     kinds = (sa.OperationalError, sa.TimeoutError, sa.InterfaceError, psycopg2.OperationalError,
              psycopg2.InterfaceError, asyncpg.exceptions.PostgresConnectionError, asyncpg.exceptions.InterfaceError,
              asyncpg.exceptions.CannotConnectNowError, asyncpg.exceptions.QueryCanceledError,
-             asyncpg.exceptions.AdminShutdownError, asyncpg.exceptions.InternalClientError, ConnectionError,
-             TimeoutError)
+             asyncpg.exceptions.AdminShutdownError, asyncpg.exceptions.InternalClientError,
+             # a deadlock broken or a serialization failure: the transaction was rolled back, a retry may pass
+             # (psycopg2's TransactionRollbackError is an OperationalError already)
+             asyncpg.exceptions.TransactionRollbackError, ConnectionError, TimeoutError)
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
