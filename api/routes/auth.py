@@ -28,7 +28,9 @@ from spatial.access.accounts import LOGIN, create_token, find_login, revoke_toke
 from spatial.access.audit import Actor, record
 from spatial.access.limits import SharedLoginThrottle
 from spatial.access.principal import Principal
+from spatial.access.scope import case_filter
 from spatial.errors import AuthenticationError, TooManyRequestsError
+from spatial.grids.areas import area_bounds
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 Login = Annotated[str, Form(max_length=64)]
@@ -109,20 +111,33 @@ def _revoke(request: Request, engine, principal: Principal, issued: str) -> None
 
 
 def _session_reply(request: Request, principal: Principal, session: str, seconds: int | None) -> dict[str, Any]:
-    return {"login": principal.login, "role": principal.role, "scope": principal.scope, "expires_in": seconds,
+    return {"login": principal.login, "role": principal.role, "scope": principal.scope,
+            "scope_bounds": _scope_bounds(request, principal), "expires_in": seconds,
             "csrf_token": csrf_token(request.app.state.secret, session)}
+
+
+def _scope_bounds(request: Request, principal: Principal) -> list[float] | None:
+    """The bounding box of the area (or special grid) the account's cases lie in, for the pages' maps: tiles of
+    its cases outside it are empty, and a map need not ask for them. None for the whole city and for an owner,
+    whose cases lie wherever its components are."""
+    kind = case_filter(principal)
+    if kind is None or kind[0] == "owner":
+        return None
+    with request.app.state.engine.connect() as conn:
+        return area_bounds(conn, kind[1])
 
 
 @router.post("/session", summary="Log in to the web pages: sets the session cookie, returns its CSRF token")
 async def open_session(request: Request, response: Response, engine: EngineDep, username: Login,
                        password: Password) -> dict[str, Any]:
     """Set the ``gridlink_session`` cookie (HttpOnly, SameSite=Strict, Secure off loopback) and return
-    ``{"login", "role", "scope", "expires_in", "csrf_token"}``: send ``X-CSRF-Token`` with every write."""
+    ``{"login", "role", "scope", "scope_bounds", "expires_in", "csrf_token"}`` (``scope_bounds``:
+    the scope area's box for maps, or null): send ``X-CSRF-Token`` with every write."""
     principal, session, seconds = await _login(request, engine, username, password, "web session", "session.create")
     loopback = request.url.hostname in ("127.0.0.1", "localhost", "::1")
     response.set_cookie(SESSION_COOKIE, session, max_age=seconds, httponly=True, samesite="strict", path="/",
                         secure=request.url.scheme == "https" or not loopback)
-    return _session_reply(request, principal, session, seconds)
+    return await run_in_threadpool(_session_reply, request, principal, session, seconds)
 
 
 @router.get("/session", summary="The account of this session, and its CSRF token")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
 from spatial.codes import LEVEL_KINDS, SPECIAL_KINDS
 from spatial.errors import InvalidParameterError
@@ -35,3 +35,12 @@ def areas_geojson(conn: Connection, level: int | None, bbox: tuple[float, float,
 def dataset_stats(conn: Connection) -> dict[str, int]:
     """Return counts of grids per level, components and cases (large tables estimated)."""
     return dict(json.loads(conn.execute(statement("stats")).scalar_one()))
+
+
+def area_bounds(conn: Connection, code: str) -> list[float] | None:
+    """The bounding box ``[west, south, east, north]`` (degrees) of the current shape of the area or special grid
+    ``code``, or None when it has none (a department's key, a retired grid)."""
+    row = conn.execute(text(
+        "SELECT ST_XMin(geom), ST_YMin(geom), ST_XMax(geom), ST_YMax(geom) FROM grid_geometry"
+        " WHERE grid_code = :code AND valid_to IS NULL"), {"code": code}).first()
+    return [round(float(v), 6) for v in row] if row is not None else None

@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterator
 
 import httpx
+import morecantile
 import pytest
 from sqlalchemy import text
 
@@ -185,12 +186,24 @@ def test_a_signed_in_first_view_asks_for_the_list_first_and_only_the_tiles_it_dr
     """The cold load's order and requests (bench/console.py measures its time): the case list's and the inbox's
     requests leave before MapLibre's module is evaluated; at the first view (z10) the map asks for the district
     and town outlines in one tile source and the open cases — no base-grid, community or component tiles,
-    whose layers start at z11–z13 — and every layer the issue requires is in the map's first style."""
+    whose layers start at z11–z13 — and every layer the issue requires is in the map's first style. The case tiles
+    asked for are those of the dispatcher's town only (the session's ``scope_bounds``): outside it they are empty
+    for this reader."""
     page.goto(f"{demo.url}/console")
     _wait_console(page)
     log_in(page, demo.accounts["dispatcher"])
     tiles: list[str] = []
-    page.on("request", lambda r: tiles.append(r.url.split("/tiles/")[1].split("/")[0]) if "/tiles/" in r.url else None)
+    case_tiles: list[tuple[int, int, int]] = []
+
+    def seen(request) -> None:
+        if "/tiles/" not in request.url:
+            return
+        layer, z, x, y = request.url.split("/tiles/")[1].split("?")[0].removesuffix(".mvt").split("/")
+        tiles.append(layer)
+        if layer == "cases":
+            case_tiles.append((int(z), int(x), int(y)))
+
+    page.on("request", seen)
     page.reload()  # a signed-in load: the session is resumed from the cookie
     _wait_console(page)
     page.wait_for_function("() => performance.getEntriesByName('gl-map-idle').length > 0", timeout=30_000)
@@ -204,6 +217,14 @@ def test_a_signed_in_first_view_asks_for_the_list_first_and_only_the_tiles_it_dr
     assert order["cases"] < order["module"] and order["inbox"] < order["module"], order
     assert order["zoom"] == 10
     assert set(tiles) == {"outlines", "cases"}, tiles
+    with demo.engine.connect() as conn:
+        west, south, east, north = conn.execute(text(
+            "SELECT ST_XMin(geom), ST_YMin(geom), ST_XMax(geom), ST_YMax(geom) FROM grid_geometry"
+            " WHERE grid_code = :t AND valid_to IS NULL"), {"t": demo.town}).one()
+    quad = morecantile.tms.get("WebMercatorQuad")
+    inside = {(t.z, t.x, t.y) for t in quad.tiles(west, south, east, north, [10])}
+    assert case_tiles and set(case_tiles) <= inside, (case_tiles, inside)
+    assert len(set(case_tiles)) < tiles.count("outlines"), (case_tiles, tiles)  # the view holds more than the town
     layers = page.evaluate("() => window.glConsole.map.getStyle().layers.map((l) => l.id)")
     for level in ("districts", "towns", "communities", "grids", "special-grids"):
         assert f"{level}-line" in layers and f"{level}-fill" in layers

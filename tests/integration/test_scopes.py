@@ -218,6 +218,26 @@ def test_web_sessions_need_their_csrf_token(client: TestClient, world_engine) ->
     assert browser.get("/api/v1/cases").status_code == 401
 
 
+@pytest.mark.parametrize(("login", "area", "inside"), [
+    ("disp.west", f"{DISTRICT}001", WEST), ("insp.grid", grid_code(1, 1, 2), WEST),
+    ("chief.scenic", f"{DISTRICT}S0001", SCENIC),
+    ("lights", None, None),  # an owner's cases lie wherever its components are
+])
+def test_the_session_names_the_box_the_accounts_cases_lie_in(client: TestClient, tokens, world_engine, login,
+                                                            area, inside) -> None:
+    """The console asks for case tiles only inside ``scope_bounds`` (web/static/console/map.js)."""
+    bounds = client.get("/api/v1/auth/session", headers=_as(tokens[login])).json()["scope_bounds"]
+    if area is None:
+        assert bounds is None
+        return
+    with world_engine.connect() as conn:
+        extent = conn.execute(text("SELECT ST_XMin(geom), ST_YMin(geom), ST_XMax(geom), ST_YMax(geom)"
+                                   " FROM grid_geometry WHERE grid_code = :c AND valid_to IS NULL"), {"c": area}).one()
+    assert bounds == pytest.approx(list(extent), abs=1e-6)
+    west, south, east, north = bounds
+    assert west < inside[0] < east and south < inside[1] < north
+
+
 BAD_BODIES = {
     "broken JSON": ("application/json", b'{"category": '),
     "no location": ("application/json", b'{"category": "E010101"}'),

@@ -100,7 +100,7 @@ export async function api(path, options = {}) {
 }
 
 function remember(reply) {
-  account = { login: reply.login, role: reply.role, scope: reply.scope };
+  account = { login: reply.login, role: reply.role, scope: reply.scope, scope_bounds: reply.scope_bounds || null };
   csrf = reply.csrf_token;
   const store = flagStore();
   if (store) store.setItem(SESSION_FLAG, '1');

@@ -106,7 +106,7 @@ function setAccount(account, reason) {
     state.feed.stop();
     return;
   }
-  if (state.map) gl.setSignedIn(state.map, Boolean(account));
+  if (state.map) gl.setSignedIn(state.map, account || null);
   $('cl-anon-hint').hidden = Boolean(account);
   $('cl-side-anon').hidden = Boolean(account);
   $('cl-work').hidden = !account;
@@ -181,11 +181,11 @@ async function start() {
   gl.maplibregl.prewarm();  // its worker (which fetches and decodes the tiles) starts now, not once the map has its style
   const createdFor = state.account;  // the layers that need an account are in the map's first style
   state.map = await gl.createMap($('cl-map'), { center: [lon, lat], zoom: Number(body.zoom), baseMapUrl: body.baseMap,
-    signedIn: Boolean(createdFor) });
+    account: createdFor || null });
   performance.mark('gl-map-load');  // its style loaded: the tiles are on their way
   state.map.once('idle', () => performance.mark('gl-map-idle'));  // first tiles drawn (bench/console.py)
   setupMap();
-  if (state.account !== createdFor) gl.setSignedIn(state.map, Boolean(state.account));  // a login meanwhile
+  if (state.account !== createdFor) gl.setSignedIn(state.map, state.account || null);  // a login meanwhile
   const linked = Number(new URLSearchParams(window.location.search).get('case'));
   if (account && Number.isInteger(linked) && linked > 0) state.details.open(linked);  // /console?case=ID
   installShortcuts(state, { selectTab, showHere, refreshAll });

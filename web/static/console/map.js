@@ -48,12 +48,17 @@ function gridStyle() {
   return { sources, layers };
 }
 
-/** The sources and layers that need an account: components and open cases. */
-function accountStyle() {
+/** The sources and layers that need an account: components and open cases. The case tiles are asked for only
+ * inside the account's scope (`scope_bounds` of the session: outside it they hold nothing for this reader — a town
+ * dispatcher's first view at z10 asks for 1–2 case tiles instead of a screenful). */
+function accountStyle(account) {
+  const cases = { type: 'vector', tiles: [tileUrl('cases', casesVersion)], minzoom: 8, maxzoom: 16 };
+  const bounds = account && account.scope_bounds;
+  if (Array.isArray(bounds) && bounds.length === 4) cases.bounds = bounds;
   return {
     sources: {
       components: { type: 'vector', tiles: [tileUrl('components')], minzoom: 10, maxzoom: 16 },
-      cases: { type: 'vector', tiles: [tileUrl('cases', casesVersion)], minzoom: 8, maxzoom: 16 },
+      cases,
     },
     layers: [
       { id: 'components-points', type: 'circle', source: 'components', 'source-layer': 'components', minzoom: 13,
@@ -72,12 +77,13 @@ function accountStyle() {
   };
 }
 
-/** Add the layers that need an account (components, open cases); remove them on logout. */
-export function setSignedIn(map, signedIn) {
-  const { sources, layers } = accountStyle();
+/** Add the layers that need an account (components, open cases) for `account` (the session's answer); remove them
+ * on logout (`account` null). */
+export function setSignedIn(map, account) {
+  const { sources, layers } = accountStyle(account);
   for (const layer of layers) if (map.getLayer(layer.id)) map.removeLayer(layer.id);
   for (const id of Object.keys(sources)) if (map.getSource(id)) map.removeSource(id);
-  if (!signedIn) return;
+  if (!account) return;
   for (const [id, source] of Object.entries(sources)) map.addSource(id, source);
   for (const layer of layers) map.addLayer(layer);
 }
@@ -107,12 +113,12 @@ export function selectComponent(map, code) {
   if (map.getLayer('component-selected')) map.setFilter('component-selected', ['==', ['get', 'code'], code || '']);
 }
 
-/** Create the map in `container` with the grids (and, `signedIn`, the layers that need an account) in its first
- * style, so that their tiles are asked for with the first frame; resolves once the style is loaded (layers may be
- * added: the tiles may still be on their way, see `map.loaded()` and the 'idle' event). */
-export function createMap(container, { center, zoom, baseMapUrl, signedIn = false }) {
+/** Create the map in `container` with the grids (and, for a signed-in `account`, the layers that need one) in its
+ * first style, so that their tiles are asked for with the first frame; resolves once the style is loaded (layers
+ * may be added: the tiles may still be on their way, see `map.loaded()` and the 'idle' event). */
+export function createMap(container, { center, zoom, baseMapUrl, account = null }) {
   const grids = gridStyle();
-  const account = signedIn ? accountStyle() : { sources: {}, layers: [] };
+  const signed = account ? accountStyle(account) : { sources: {}, layers: [] };
   const map = new maplibregl.Map({
     container, center, zoom, maxZoom: 19, attributionControl: { compact: true }, fadeDuration: 0,
     style: {
@@ -120,12 +126,12 @@ export function createMap(container, { center, zoom, baseMapUrl, signedIn = fals
       sources: {
         online: { type: 'raster', tiles: [`${baseMapUrl}/{z}/{x}/{y}.png`], tileSize: 256, maxzoom: 19,
           attribution: '© OpenStreetMap contributors' },
-        ...grids.sources, ...account.sources,
+        ...grids.sources, ...signed.sources,
       },
       layers: [
         { id: 'background', type: 'background', paint: { 'background-color': '#eef1f4' } },
         { id: 'base-online', type: 'raster', source: 'online', layout: { visibility: 'none' } },
-        ...grids.layers, ...account.layers,
+        ...grids.layers, ...signed.layers,
       ],
     },
   });
