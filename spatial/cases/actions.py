@@ -31,6 +31,7 @@ from spatial.access.principal import Principal
 from spatial.access.scope import acts_for_unit, check_read
 from spatial.cases import action_rules, joint, photos
 from spatial.cases.read import MAX_CASE_ID
+from spatial.cases.rows import one_case
 from spatial.cases.schemas import Text
 from spatial.cases.workflow import BY_ACTION, HTTP_ACTIONS, STEP_LIMITS, Event, NewEvent, Trail, decide, permit, replay
 from spatial.errors import NotFoundError, PreconditionRequiredError, RevisionMismatchError
@@ -73,9 +74,9 @@ class Outcome:
     events: list[dict[str, Any]]
 
 
-_CASE = text(
-    'SELECT id, state, category_code, grid_code, town_code, special_grid_codes, owner_key, owner_area_code,'
-    ' deadline, step_deadline, closed_at, revision, pending_action, assist_keys FROM "case" WHERE id = :id FOR UPDATE')
+_CASE = ('SELECT id, state, category_code, grid_code, town_code, special_grid_codes, owner_key, owner_area_code,'
+         ' deadline, step_deadline, closed_at, revision, pending_action, assist_keys FROM "case"'
+         ' WHERE id = :id __MONTH__ FOR UPDATE')  # read in the case's own month (spatial/cases/rows.py)
 _EVENTS = text("SELECT id, at, kind, state_after, actor, role, data FROM case_event WHERE case_id = :id"
                " ORDER BY at, id")
 
@@ -107,7 +108,7 @@ def act(conn: Connection, ref: ReferenceCache, case_id: int, action: str, given:
     """
     check_action(action)
     now = now or datetime.now(UTC)
-    row = conn.execute(_CASE, {"id": case_id}).mappings().first() if 0 < case_id <= MAX_CASE_ID else None
+    row = one_case(conn, _CASE, case_id) if 0 < case_id <= MAX_CASE_ID else None
     if row is None:
         raise NotFoundError(f"no case with id {case_id}", case_id=case_id)
     case = dict(row)

@@ -25,11 +25,11 @@ from spatial.access.scope import check_report, may_read, own_source, sees_team_p
 from spatial.cases.assignment.owner import owner_name
 from spatial.cases.assignment.rules import assign, degrees_for
 from spatial.cases.public import case_public
+from spatial.cases.rows import case_row, case_rows
 from spatial.cases.schemas import CaseCreate
 from spatial.errors import InvalidParameterError
 from spatial.grids.locate import AreaPublic, locate
 from spatial.reference.cache import ReferenceCache
-from spatial.store.sql import statement
 
 DEFAULT_RADIUS_M = 50.0
 MAX_RADIUS_M = 200.0
@@ -105,7 +105,9 @@ def _visible_case(conn: Connection, case_id: int | None, by: Principal) -> dict[
     only ``{"hidden": true}`` (the report would still be linked to it)."""
     if case_id is None:
         return None
-    row = conn.execute(statement("case_get"), {"ids": [case_id]}).mappings().one()
+    row = case_row(conn, case_id)
+    if row is None:  # archived meanwhile
+        return None
     if not may_read(by, grid_code=row["grid_code"], special_codes=row["special_grid_codes"],
                     owner_key=row["owner_key"], assist_keys=row["assist_keys"]):
         return {"hidden": True}
@@ -129,7 +131,7 @@ def my_cases(conn: Connection, ref: ReferenceCache, *, by: Principal, limit: int
     if not rows:
         return []
     extra = {r["id"]: r for r in rows}
-    cases = conn.execute(statement("case_get"), {"ids": list(extra)}).mappings().all()
+    cases = case_rows(conn, extra)
     personal = by.sees_personal_data()
     by_id = {}
     for row in cases:

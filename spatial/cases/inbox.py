@@ -35,6 +35,7 @@ from spatial.access.principal import Principal
 from spatial.access.scope import acts_for_unit, case_clause, unit_clause
 from spatial.cases import joint
 from spatial.cases.public import case_public
+from spatial.cases.rows import case_rows
 from spatial.cases.workflow import (
     _MARKS,
     ASSIST_CHECKS,
@@ -49,7 +50,6 @@ from spatial.cases.workflow import (
 from spatial.errors import InvalidParameterError
 from spatial.reference.cache import ReferenceCache
 from spatial.store.models import Case, CaseEvent, CaseUnit
-from spatial.store.sql import statement
 
 # The actions a case waits for (each a row of workflow.TABLE); the table says who may take each, and when.
 DUTIES = ("verify", "register", "dispatch", "accept", "handle", "check", "rework", "close", "approve", "refuse",
@@ -188,7 +188,7 @@ def inbox(conn: Connection, ref: ReferenceCache, q: InboxQuery, *, by: Principal
     more = len(rows) > q.limit
     rows = rows[: q.limit]
     ids = [r.id for r in rows]
-    cases = {r["id"]: dict(r) for r in conn.execute(statement("case_get"), {"ids": ids}).mappings()} if ids else {}
+    cases = {r["id"]: dict(r) for r in case_rows(conn, ids)}
     trails = _trails(conn, ids)
     orders = _orders(conn, ids)
     personal = by.sees_personal_data()

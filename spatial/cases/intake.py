@@ -40,11 +40,12 @@ from spatial.cases.assignment.rules import (
 )
 from spatial.cases.public import case_public
 from spatial.cases.read import get_case
+from spatial.cases.rows import case_row
 from spatial.cases.schemas import CaseCreate, CasePublic, Source
 from spatial.errors import IdempotencyConflictError, InvalidParameterError
 from spatial.reference.cache import ReferenceCache
 from spatial.store.db import CONNECT_TIMEOUT_S
-from spatial.store.sql import positional, run_prepared, statement
+from spatial.store.sql import positional, run_prepared
 
 _REPORT = TypeAdapter(CaseCreate)
 
@@ -77,7 +78,9 @@ def _replay(conn: Connection, key: str, report: CaseCreate, by: Principal | None
     row = conn.execute(text("SELECT id FROM case_key WHERE idempotency_key = :k"), {"k": key}).first()
     if row is None:
         return None
-    existing = conn.execute(statement("case_get"), {"ids": [row[0]]}).mappings().one()
+    existing = case_row(conn, row[0])
+    if existing is None:  # its month was archived (the key stays taken): no replay to answer with
+        raise IdempotencyConflictError("this Idempotency-Key belongs to an archived case", case_id=row[0])
     if by is not None:
         check_read(by, dict(existing))  # nor its own key, once the account's scope no longer covers the case
     if not _same_request(dict(existing), report):

@@ -32,12 +32,12 @@ from spatial.access.scope import case_clause, check_read
 from spatial.cases.assignment.owner import GRID_CHIEF
 from spatial.cases.public import case_public
 from spatial.cases.read import MAX_CASE_ID
+from spatial.cases.rows import case_months, case_row, case_rows
 from spatial.cases.schemas import LOCAL, CasePublic
 from spatial.errors import InvalidParameterError, NotFoundError
 from spatial.reference.cache import ReferenceCache
 from spatial.reference.calendar import utc_moment
 from spatial.store.models import Case
-from spatial.store.sql import statement
 
 MAX_REQUESTS = 1000
 MAX_WINDOW = timedelta(days=90)  # GeoReport: a date range "may not span more than 90 days"
@@ -186,7 +186,7 @@ def _requests_by_id(conn: Connection, ref: ReferenceCache, ids: list[int], by: P
     out; so are, for the public, cases of other channels; ids come checked against ``by``'s scope)."""
     if not ids:
         return []
-    rows = {row["id"]: dict(row) for row in conn.execute(statement("case_get"), {"ids": ids}).mappings()}
+    rows = {row["id"]: dict(row) for row in case_rows(conn, ids)}
     rows = {i: row for i, row in rows.items() if _visible(row, by)}
     updated = dict(conn.execute(text(
         "SELECT case_id, max(at) FROM case_event WHERE case_id = ANY(CAST(:ids AS bigint[])) GROUP BY case_id"
@@ -208,8 +208,11 @@ def list_requests(conn: Connection, ref: ReferenceCache, f: RequestFilter, *,
     ``f.limit``."""
     query = (select(Case.id).where(_who_clause(by)).order_by(Case.reported_at.desc(), Case.id.desc())
              .limit(f.limit))
-    if f.ids:
-        query = query.where(Case.id.in_(f.ids))
+    if f.ids:  # only the ids' own months of "case" (their reported_at from case_key: spatial/cases/rows.py)
+        months = case_months(conn, f.ids)
+        if not months:
+            return []
+        query = query.where(Case.id.in_(list(months)), Case.reported_at.in_(sorted(set(months.values()))))
     else:
         if f.service_codes:
             query = query.where(Case.category_code.in_(f.service_codes))
@@ -248,8 +251,9 @@ def request_token(conn: Connection, token: str, *, by: Principal | None) -> list
     the public); NotFoundError when unknown (or not the public's), ForbiddenError outside ``by``'s scope."""
     row = None
     if len(token) <= CASE_NO_LENGTH:  # a longer token cannot be a case number (and would not fit the column)
-        row = conn.execute(select(Case.id, Case.case_no, Case.source, Case.grid_code, Case.special_grid_codes,
-                                  Case.owner_key).where(Case.case_no == token)).mappings().first()
+        # the number's case from case_key (one index over every month), then the case in its own month
+        found = conn.execute(text("SELECT id FROM case_key WHERE case_no = :t"), {"t": token}).scalar()
+        row = case_row(conn, found) if found is not None else None
     if row is not None and not _visible(dict(row), by):
         row = None
     if row is None:

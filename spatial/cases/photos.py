@@ -38,8 +38,8 @@ from sqlalchemy import Connection, text
 from spatial.access.audit import Actor, record
 from spatial.access.principal import Principal
 from spatial.access.scope import check_add_photo, check_read
+from spatial.cases import rows
 from spatial.errors import ActionDataError, InvalidPhotoError, NotFoundError, PhotoLimitError, UnsupportedPhotoError
-from spatial.store.sql import statement
 
 FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 MAX_PIXELS = 50_000_000  # a 48-megapixel phone photo decodes; a decompression bomb does not
@@ -175,8 +175,8 @@ def case_row(conn: Connection, case_id: int, *, lock: bool = False) -> dict[str,
     row = None
     if 0 < case_id <= MAX_CASE_ID:
         if lock:
-            conn.execute(text('SELECT 1 FROM "case" WHERE id = :id FOR UPDATE'), {"id": case_id})
-        row = conn.execute(statement("case_get"), {"ids": [case_id]}).mappings().first()
+            rows.lock_case(conn, case_id)
+        row = rows.case_row(conn, case_id)
     if row is None:
         raise NotFoundError(f"no case with id {case_id}", case_id=case_id)
     return dict(row)

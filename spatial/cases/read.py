@@ -13,6 +13,7 @@ from spatial.access.principal import Principal
 from spatial.access.scope import acts_for_unit, case_clause, check_read
 from spatial.cases import joint
 from spatial.cases.public import case_public
+from spatial.cases.rows import case_row, case_rows
 from spatial.cases.schemas import LOCAL, CaseEvent, CasePublic, CasesPublic, TimeLeftPublic, WorkflowPublic
 from spatial.cases.workflow import OPEN_STATES, Event, allowed, replay
 from spatial.codes import SPECIAL_CODE, prefix_range
@@ -23,7 +24,6 @@ from spatial.reference.calendar import utc_moment
 from spatial.store.models import Case
 from spatial.store.models.cases import OPEN, SOURCES
 from spatial.store.models.reference import GRADES
-from spatial.store.sql import statement
 
 MAX_PAGE = 500
 MAX_CASE_ID = 2**63 - 1  # case ids are bigint
@@ -55,7 +55,7 @@ def get_case(conn: Connection, ref: ReferenceCache, case_id: int, *, with_histor
     personal data is shown only to the roles that see it; None is the system's own reads."""
     row = None
     if 0 < case_id <= MAX_CASE_ID:  # a bigger number is no case id (and no bigint: PostgreSQL would refuse it)
-        row = conn.execute(statement("case_get"), {"ids": [case_id]}).mappings().first()
+        row = case_row(conn, case_id)
     if row is None:
         raise NotFoundError(f"no case with id {case_id}", case_id=case_id)
     if by is not None:
@@ -176,7 +176,7 @@ def list_cases(conn: Connection, ref: ReferenceCache, f: CaseFilter, *, by: Prin
     ids = list(conn.execute(query).scalars())
     more = len(ids) > f.limit
     ids = ids[: f.limit]
-    rows = conn.execute(statement("case_get"), {"ids": ids}).mappings().all() if ids else []
+    rows = case_rows(conn, ids)
     personal = by.sees_personal_data()
     by_id = {row["id"]: case_public(ref, dict(row), with_reporter=personal) for row in rows}
     return {"cases": [by_id[i] for i in ids], "next": ids[-1] if more else None}

@@ -45,6 +45,7 @@ from spatial.access.audit import Actor, record
 from spatial.cases.action_rules import escalated_step
 from spatial.cases.actions import load_trail
 from spatial.cases.assignment.owner import GRID_CHIEF, TOWN
+from spatial.cases.rows import one_case
 from spatial.cases.workflow import ASSIST_CHECKS, BY_ACTION, STEP_LIMITS, SYSTEM, legal
 from spatial.codes import town_of
 from spatial.reference.calendar import WorkingCalendar
@@ -83,8 +84,8 @@ _ASSIST_CANDIDATES = text(
     " ORDER BY u.deadline, u.case_id, u.unit_key")
 _UNIT = text(f"SELECT u.state, {_UNIT_KEY} AS deadline_key FROM case_unit u"
              " WHERE u.case_id = :case AND u.unit_key = :unit")
-_LOCK = text(f'SELECT c.id, c.state, c.owner_key, c.revision, c.deadline, {_KEY} AS deadline_key FROM "case" c'
-             " WHERE c.id = :id FOR UPDATE SKIP LOCKED")
+_LOCK = (f'SELECT c.id, c.state, c.owner_key, c.revision, c.deadline, {_KEY} AS deadline_key FROM "case" c'
+         " WHERE c.id = :id __MONTH:c__ FOR UPDATE SKIP LOCKED")  # in the case's own month (cases/rows.py)
 _INSERT = text(
     "INSERT INTO case_event (case_id, at, kind, state_after, actor, role, note, data)"
     " VALUES (:case, :at, :kind, NULL, :actor, :role, :note, CAST(:data AS jsonb)) RETURNING id")
@@ -186,7 +187,7 @@ def sweep(engine: Engine, calendar: WorkingCalendar, now: datetime | None = None
 def write(conn: Connection, orders: list[Order], now: datetime) -> list[dict[str, Any]]:
     """Append the orders of one case in ``conn``'s transaction (the case as it stands decides); the events written."""
     case_id = orders[0].case_id
-    row = conn.execute(_LOCK, {"id": case_id}).mappings().first()
+    row = one_case(conn, _LOCK, case_id)
     if row is None:
         return []  # locked by an action or another worker: the next sweep sees it as it will be then
     _, trail = load_trail(conn, case_id)

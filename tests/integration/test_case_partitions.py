@@ -336,3 +336,67 @@ def test_a_retried_key_replays_over_http_also_after_a_lost_race(client: TestClie
         assert conn.execute(text('SELECT count(*) FROM "case"')).scalar() == 1
         assert conn.execute(text("SELECT count(*) FROM case_key WHERE idempotency_key IS NOT NULL")).scalar() == 1
     assert json.loads(first.text)["case_no"]
+
+
+def _case_months_planned(conn, sql: str, params: dict) -> set[str]:
+    """The months of "case" in a statement's plan (plan-time pruning: the others are not even planned)."""
+    plan = conn.execute(text("EXPLAIN (COSTS OFF, FORMAT JSON) " + sql), params).scalar()
+    found: set[str] = set()
+
+    def walk(node: dict) -> None:
+        name = node.get("Relation Name", "")
+        if name != "case" and is_case_month(name):
+            found.add(name)
+        for child in node.get("Plans", []):
+            walk(child)
+
+    walk(plan[0]["Plan"])
+    return found
+
+
+READS_BY_ID = ["get_case", "list_page_rows", "open311_by_id", "open311_by_ids", "open311_by_token",
+               "action_lock", "photo_lock", "scheduler_lock"]
+
+
+@pytest.mark.parametrize("reader", READS_BY_ID)
+def test_reads_by_id_plan_only_the_cases_own_month(small_demo: Engine, reader: str) -> None:
+    """A case read by its id (or number) reads its month of "case" only: the month comes from case_key
+    (spatial/cases/rows.py) and is named as a constant, so the others are not even planned — every statement
+    the read sends to "case" is checked."""
+    from spatial.cases import actions, open311, photos, read, rows, scheduler
+
+    with small_demo.connect() as conn:
+        ref = ReferenceCache.load(conn)
+        case_id, case_no, month = conn.execute(text(
+            "SELECT id, case_no, to_char(reported_at AT TIME ZONE 'Asia/Shanghai', '\"case_p\"YYYY_MM')"
+            ' FROM "case" WHERE reported_at >= :a AND reported_at < :b ORDER BY id LIMIT 1'),
+            {"a": WEEK[0], "b": WEEK[1]}).one()
+    calls = {
+        "get_case": lambda c: read.get_case(c, ref, case_id, by=ADMIN),
+        "list_page_rows": lambda c: list_cases(c, ref, CaseFilter(since=WEEK[0], until=WEEK[1], limit=5), by=ADMIN),
+        "open311_by_id": lambda c: open311.get_request(c, ref, str(case_id), by=ADMIN),
+        "open311_by_ids": lambda c: list_requests(c, ref, RequestFilter(ids=[case_id], limit=5), by=ADMIN),
+        "open311_by_token": lambda c: open311.request_token(c, case_no, by=ADMIN),
+        "action_lock": lambda c: rows.one_case(c, actions._CASE, case_id),
+        "photo_lock": lambda c: photos.case_row(c, case_id, lock=True),
+        "scheduler_lock": lambda c: rows.one_case(c, scheduler._LOCK, case_id),
+    }
+    sent = _sent(small_demo, calls[reader])
+    assert sent
+    with small_demo.connect() as conn:
+        for statement in sent:
+            assert _case_months_planned(conn, *_plain(statement)) == {month}, statement[0][:200]
+
+
+def test_a_case_moved_between_the_two_reads_is_still_found(small_demo: Engine, monkeypatch) -> None:
+    """case_key names a month the case has just left (its report moved): the read by id looks again in every
+    month instead of answering "no such case"."""
+    from spatial.cases import rows
+
+    with small_demo.connect() as conn:
+        case_id = conn.execute(text('SELECT id FROM "case" ORDER BY id LIMIT 1')).scalar_one()
+        monkeypatch.setattr(rows, "case_months", lambda _conn, ids: {int(i): datetime(2019, 1, 5, tzinfo=UTC)
+                                                                     for i in ids})
+        assert [r["id"] for r in rows.case_rows(conn, [case_id])] == [case_id]
+        assert rows.one_case(conn, 'SELECT id FROM "case" WHERE id = :id __MONTH__', case_id)["id"] == case_id
+        assert rows.lock_case(conn, case_id)

@@ -1,4 +1,6 @@
--- Cases by id, as the API shows them (grid names come from the reference cache).
+-- Cases by id, as the API shows them (grid names come from the reference cache). :months: the cases'
+-- reported_at read from case_key first (spatial/cases/rows.py), so that the planner reads only their months of
+-- "case" (plan-time pruning: the values are constants); NULL reads every month (a case moved meanwhile).
 SELECT k.id, k.case_no, k.state, k.category_code, k.source, k.description,
        ST_X(k.location) AS lon, ST_Y(k.location) AS lat,
        k.grid_code, k.community_code, k.town_code, k.district_code, k.special_grid_codes,
@@ -9,3 +11,4 @@ SELECT k.id, k.case_no, k.state, k.category_code, k.source, k.description,
 FROM "case" k
 LEFT JOIN component c ON c.code = k.component_code
 WHERE k.id = ANY(CAST(:ids AS bigint[]))
+  AND (CAST(:months AS timestamptz[]) IS NULL OR k.reported_at = ANY(CAST(:months AS timestamptz[])))

@@ -1,0 +1,77 @@
+"""Cases read by id with partition pruning (issue 22): ``"case"`` is partitioned by the month of ``reported_at``
+and an id alone names no month, so a read by id would plan and probe every month attached (19 on the full
+demo's year). ``case_key`` — the plain side table of every case's global keys — holds each id's
+``reported_at``: one primary-key probe there gives the months, and the read of ``"case"`` names them as
+constants, which the planner prunes to (the plan holds only those months' partitions).
+
+A case whose ``reported_at`` changed between the two reads (moved to another month), or whose month was
+archived (its key stays, its row left), is read again without the bound: never a missing row for a moved case.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import Connection, RowMapping, TextClause, text
+
+from spatial.store.sql import statement
+
+_MONTHS = text("SELECT id, reported_at FROM case_key WHERE id = ANY(CAST(:ids AS bigint[]))")
+
+
+def case_months(conn: Connection, ids: Iterable[int]) -> dict[int, datetime]:
+    """``reported_at`` of each id that names a case (from ``case_key``; unknown ids are left out)."""
+    wanted = list(dict.fromkeys(int(i) for i in ids))
+    if not wanted:
+        return {}
+    return {row[0]: row[1] for row in conn.execute(_MONTHS, {"ids": wanted})}
+
+
+def case_rows(conn: Connection, ids: Iterable[int]) -> list[RowMapping]:
+    """The ``sql/case_get.sql`` rows of the cases ``ids`` (in no particular order; unknown ids are left out),
+    read from their own months only."""
+    months = case_months(conn, ids)
+    if not months:
+        return []
+    rows = list(conn.execute(statement("case_get"), {"ids": list(months), "months": sorted(set(months.values()))})
+                .mappings())
+    if len(rows) < len(months):  # moved to another month meanwhile, or archived: every month, for those only
+        missing = set(months) - {row["id"] for row in rows}
+        rows += conn.execute(statement("case_get"), {"ids": sorted(missing), "months": None}).mappings()
+    return rows
+
+
+def case_row(conn: Connection, case_id: int) -> RowMapping | None:
+    """The ``sql/case_get.sql`` row of one case, or None."""
+    rows = case_rows(conn, [case_id])
+    return rows[0] if rows else None
+
+
+def lock_case(conn: Connection, case_id: int) -> bool:
+    """Hold the row of case ``case_id`` for the transaction (``FOR UPDATE``), read in its own month; whether
+    there is one."""
+    return one_case(conn, 'SELECT 1 FROM "case" WHERE id = :id __MONTH__ FOR UPDATE', case_id) is not None
+
+
+def one_case(conn: Connection, sql: str, case_id: int, params: dict[str, Any] | None = None) -> RowMapping | None:
+    """The first row of ``sql``, a read of case ``case_id`` (bound as ``:id``) whose ``__MONTH__`` marks where
+    ``AND <alias>reported_at = :at`` goes (``__MONTH__`` or ``__MONTH:c__`` for the alias ``c``): run in the
+    case's own month, and again in every month when that finds nothing (the case moved, or its month was
+    archived)."""
+    values = {**(params or {}), "id": case_id}
+    month = case_months(conn, [case_id]).get(case_id)
+    if month is None:  # no such case (its key is written with it): nothing in any month
+        return None
+    row = conn.execute(_bounded(sql, True), {**values, "at": month}).mappings().first()
+    return row if row is not None else conn.execute(_bounded(sql, False), values).mappings().first()
+
+
+@lru_cache(maxsize=64)
+def _bounded(sql: str, bound: bool) -> TextClause:
+    def mark(match: re.Match[str]) -> str:
+        return f"AND {match.group(1) + '.' if match.group(1) else ''}reported_at = :at" if bound else ""
+    return text(re.sub(r"__MONTH(?::(\w+))?__", mark, sql))
