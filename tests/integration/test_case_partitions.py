@@ -400,3 +400,42 @@ def test_a_case_moved_between_the_two_reads_is_still_found(small_demo: Engine, m
         assert [r["id"] for r in rows.case_rows(conn, [case_id])] == [case_id]
         assert rows.one_case(conn, 'SELECT id FROM "case" WHERE id = :id __MONTH__', case_id)["id"] == case_id
         assert rows.lock_case(conn, case_id)
+
+
+def test_the_intakes_generic_plan_starts_only_the_months_of_its_duplicate_window(small_demo: Engine) -> None:
+    """The intake runs as a prepared generic plan (spatial/store/sql run_prepared): its duplicate probes name
+    their window as parameters (:dup_from, :dup_to), so the executor drops every other month of "case" before
+    it starts (initial pruning: the others are not in the executed plan at all, not merely never run)."""
+    from spatial.cases.assignment.rules import AssignmentInput, report_params
+    from spatial.store.sql import positional
+
+    with small_demo.connect() as conn:
+        ref = ReferenceCache.load(conn)
+    at = datetime(2026, 11, 12, 2, 0, tzinfo=UTC)  # the 24 hours before it lie in November
+    params = {**report_params(AssignmentInput(ref.categories["E010401"], 120.06, 31.17, at)),
+              "source": "inspector", "description": "t", "actor": "test", "deadline": at, "reporter_name": None,
+              "reporter_phone": None, "idempotency_key": None, "scope_area": None, "audit_who": "t",
+              "audit_role": "admin", "audit_client": None}
+    sql, order = positional("intake")
+    with small_demo.connect() as conn:
+        cursor = conn.connection.dbapi_connection.cursor()
+        try:
+            cursor.execute("BEGIN")
+            cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+            cursor.execute(f"PREPARE t_intake AS {sql}")
+            cursor.execute("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF, FORMAT JSON) EXECUTE t_intake("
+                           + ", ".join(["%s"] * len(order)) + ")", [params[k] for k in order])
+            plan = cursor.fetchone()[0]
+        finally:
+            cursor.execute("ROLLBACK")
+    started: set[str] = set()
+
+    def walk(node: dict) -> None:
+        name = node.get("Relation Name", "")
+        if name != "case" and is_case_month(name):
+            started.add(name)
+        for child in node.get("Plans", []):
+            walk(child)
+
+    walk(plan[0]["Plan"])
+    assert started == {"case_p2026_11"}, started

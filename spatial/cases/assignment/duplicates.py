@@ -22,9 +22,9 @@ import numpy as np
 import shapely
 
 from spatial.cases.assignment.index import SPHERE_M_PER_DEG, sphere_metres
-from spatial.cases.assignment.rules import DUPLICATE_RADIUS_M, trust_of
+from spatial.cases.assignment.rules import DUPLICATE_RADIUS_M, DUPLICATE_WINDOW, trust_of
 
-WINDOW_US = 24 * 3600 * 1_000_000
+WINDOW_US = DUPLICATE_WINDOW // timedelta(microseconds=1)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 

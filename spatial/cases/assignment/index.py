@@ -23,13 +23,12 @@ from __future__ import annotations
 import math
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
 
 import numpy as np
 import shapely
 from sqlalchemy import Connection, Engine, text
 
-from spatial.cases.assignment.rules import RETIRED, AssignmentInput
+from spatial.cases.assignment.rules import DUPLICATE_WINDOW, RETIRED, AssignmentInput
 from spatial.codes import SPECIAL_KINDS_SQL
 from spatial.store.models.components import STATUSES
 
@@ -156,7 +155,7 @@ class BatchIndex:
         self.usable = (usable.result() if usable else Usable.load(conn)) if wanted else None
         self.named = self._named(conn, sorted({r.component_code for r in reports if r.component_code}))
         self.trees: dict[tuple[str, ...] | None, tuple[shapely.STRtree, np.ndarray]] = {}
-        first = min(r.at for r in reports) - timedelta(hours=24)
+        first = min(r.at for r in reports) - DUPLICATE_WINDOW
         last = max(r.at for r in reports)
         # The open originals that rows of this batch may duplicate (columns in the order of Cases.from_rows).
         self.open_cases = conn.execute(text(

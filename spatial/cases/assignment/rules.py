@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection
@@ -29,6 +29,7 @@ from spatial.store.sql import statement
 
 DEFAULT_RADIUS_M = 30.0
 DUPLICATE_RADIUS_M = 50.0
+DUPLICATE_WINDOW = timedelta(hours=24)  # the window of sql/assign_core.sql's duplicate probes
 METRES_PER_DEGREE_LAT = 110_574.0
 RETIRED = ("abandoned", "removed")
 # How far a report is trusted, by its source (issue 23, finding 3): staff on site, the dispatch desk and
@@ -112,17 +113,23 @@ def report_params(report: AssignmentInput, radius_m: float = DEFAULT_RADIUS_M) -
         "classes": ",".join(cat.component_classes) if cat.component_classes else None,
         "radius_deg": degrees_for(radius_m, report.lat), "radius_m": radius_m,
         "dup_deg": degrees_for(DUPLICATE_RADIUS_M, report.lat), "at": report.at, "trust": trust_of(report.source),
+        "dup_from": report.at - DUPLICATE_WINDOW, "dup_to": report.at,  # the months the duplicate probes read
     }
 
 
-def batch_params(reports: list[AssignmentInput], radius_m: float = DEFAULT_RADIUS_M) -> dict[str, list]:
+def batch_params(reports: list[AssignmentInput], radius_m: float = DEFAULT_RADIUS_M) -> dict[str, Any]:
     """Return the array parameters of sql/assign.sql for a batch of reports."""
     rows = [report_params(r, radius_m) for r in reports]
     plural = {"lon": "lons", "lat": "lats", "category": "categories", "flow": "flows", "handler": "handlers",
               "enforcer": "enforcers", "component_code": "component_codes", "classes": "classes",
               "radius_deg": "radius_deg", "radius_m": "radius_m", "dup_deg": "dup_deg", "at": "ats",
               "trust": "trusts"}
-    return {many: [row[one] for row in rows] for one, many in plural.items()}
+    out: dict[str, Any] = {many: [row[one] for row in rows] for one, many in plural.items()}
+    # the batch's span of report times (sql/assign_core.sql: the months of "case" its duplicate probes read)
+    ats = [r.at for r in reports]
+    out["dup_from"] = min(ats) - DUPLICATE_WINDOW if ats else None
+    out["dup_to"] = max(ats) if ats else None
+    return out
 
 
 def assign_rows(conn: Connection, reports: list[AssignmentInput], radius_m: float = DEFAULT_RADIUS_M) -> list[dict]:

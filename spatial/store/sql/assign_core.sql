@@ -7,6 +7,10 @@
 --   trusted at least as much as the report (p.trust; the stored case's trust is the CASE below, the twin of
 --   spatial/cases/assignment/rules.py: TRUST and trust_of — a verified case, past 'reported', is trusted);
 --   the owner by the category's flow, the town sub-centre being the owner of last resort (属地兜底).
+-- :dup_from and :dup_to bound the duplicate probes' report times over the whole statement (a report's own
+-- 24 hours, or the batch's span): "case" is partitioned by month of reported_at, and bounds given as
+-- parameters let the executor drop the other months before it starts (initial pruning, also in the intake's
+-- generic prepared plan), where p.at, a value of each row, prunes nothing until the scan.
 -- The owner CASE has a Python twin, spatial/cases/assignment/owner.py (batch path, demo); the two are held
 -- together by tests/integration/test_owner_parity.py on every leaf category.
 SELECT a.*,
@@ -64,6 +68,7 @@ FROM (
         WHERE k.state NOT IN ('closed', 'voided') AND k.duplicate_of IS NULL
           AND k.component_code = b.code AND k.category_code = p.category
           AND k.reported_at > p.at - interval '24 hours' AND k.reported_at <= p.at
+          AND k.reported_at > CAST(:dup_from AS timestamptz) AND k.reported_at <= CAST(:dup_to AS timestamptz)
           AND CASE WHEN k.state <> 'reported' OR k.source IN ('inspector', 'dispatcher', 'video') THEN 2
                    WHEN k.source = 'hotline' THEN 1 ELSE 0 END >= p.trust
         ORDER BY k.reported_at, k.id
@@ -77,6 +82,7 @@ FROM (
         WHERE k.state NOT IN ('closed', 'voided') AND k.duplicate_of IS NULL
           AND k.category_code = p.category
           AND p.at - k.reported_at < interval '24 hours' AND p.at >= k.reported_at
+          AND k.reported_at > CAST(:dup_from AS timestamptz) AND k.reported_at <= CAST(:dup_to AS timestamptz)
           AND ST_DWithin(k.location, p.g, p.dup_deg)
           AND ST_DWithin(k.location::geography, p.g::geography, 50, false)
           AND CASE WHEN k.state <> 'reported' OR k.source IN ('inspector', 'dispatcher', 'video') THEN 2
