@@ -31,7 +31,7 @@ from spatial.cases.read import CaseFilter, list_cases
 from spatial.reference.cache import ReferenceCache
 from spatial.store.partitions import months
 from tests.conftest import fresh_database
-from tests.plans import is_case_month
+from tests.plans import is_case_month, root_indexes
 
 BEFORE = "0030_kpi_rollup_area_index"
 TABLES = ('"case"', "case_event", "case_unit", "case_photo", "kpi_rollup")
@@ -402,22 +402,20 @@ def test_a_case_moved_between_the_two_reads_is_still_found(small_demo: Engine, m
         assert rows.lock_case(conn, case_id)
 
 
-def test_the_intakes_generic_plan_starts_only_the_months_of_its_duplicate_window(small_demo: Engine) -> None:
-    """The intake runs as a prepared generic plan (spatial/store/sql run_prepared): its duplicate probes name
-    their window as parameters (:dup_from, :dup_to), so the executor drops every other month of "case" before
-    it starts (initial pruning: the others are not in the executed plan at all, not merely never run)."""
+def _intake_generic_plan(engine: Engine, category: str, lon: float, lat: float, at: datetime) -> dict:
+    """EXPLAIN ANALYZE (JSON) of the intake statement run as the server runs it: prepared, generic plan; the
+    write rolled back."""
     from spatial.cases.assignment.rules import AssignmentInput, report_params
     from spatial.store.sql import positional
 
-    with small_demo.connect() as conn:
+    with engine.connect() as conn:
         ref = ReferenceCache.load(conn)
-    at = datetime(2026, 11, 12, 2, 0, tzinfo=UTC)  # the 24 hours before it lie in November
-    params = {**report_params(AssignmentInput(ref.categories["E010401"], 120.06, 31.17, at)),
+    params = {**report_params(AssignmentInput(ref.categories[category], lon, lat, at)),
               "source": "inspector", "description": "t", "actor": "test", "deadline": at, "reporter_name": None,
               "reporter_phone": None, "idempotency_key": None, "scope_area": None, "audit_who": "t",
               "audit_role": "admin", "audit_client": None}
     sql, order = positional("intake")
-    with small_demo.connect() as conn:
+    with engine.connect() as conn:
         cursor = conn.connection.dbapi_connection.cursor()
         try:
             cursor.execute("BEGIN")
@@ -425,17 +423,45 @@ def test_the_intakes_generic_plan_starts_only_the_months_of_its_duplicate_window
             cursor.execute(f"PREPARE t_intake AS {sql}")
             cursor.execute("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF, FORMAT JSON) EXECUTE t_intake("
                            + ", ".join(["%s"] * len(order)) + ")", [params[k] for k in order])
-            plan = cursor.fetchone()[0]
+            return cursor.fetchone()[0][0]["Plan"]
         finally:
             cursor.execute("ROLLBACK")
-    started: set[str] = set()
+            cursor.execute("DEALLOCATE ALL")  # a prepared statement outlives the transaction (pooled connection)
 
-    def walk(node: dict) -> None:
-        name = node.get("Relation Name", "")
-        if name != "case" and is_case_month(name):
-            started.add(name)
-        for child in node.get("Plans", []):
-            walk(child)
 
-    walk(plan[0]["Plan"])
+def _nodes(node: dict) -> Iterator[dict]:
+    yield node
+    for child in node.get("Plans", []):
+        yield from _nodes(child)
+
+
+def test_the_intakes_generic_plan_starts_only_the_months_of_its_duplicate_window(small_demo: Engine) -> None:
+    """The intake runs as a prepared generic plan (spatial/store/sql run_prepared): its probe for an open
+    original nearby names its window as parameters (:dup_from, :dup_to), so the executor drops every other month
+    of "case" before it starts (initial pruning: the others are not in the executed plan at all, not merely
+    never run)."""
+    at = datetime(2026, 11, 12, 2, 0, tzinfo=UTC)  # the 24 hours before it lie in November
+    plan = _intake_generic_plan(small_demo, "E010401", 120.06, 31.17, at)
+    # the nearby probe: the Append over the months whose scans search by location (the same-component probe
+    # reads each month's component index); every month it starts
+    appends = [n for n in _nodes(plan) if n["Node Type"] in ("Append", "Merge Append")
+               and any("location &&" in c.get("Index Cond", "") + c.get("Recheck Cond", "") for c in _nodes(n))]
+    assert len(appends) == 1, appends
+    started = {c["Relation Name"] for c in _nodes(appends[0]) if is_case_month(c.get("Relation Name", ""))}
     assert started == {"case_p2026_11"}, started
+
+
+def test_the_same_component_probe_reads_the_components_open_cases(small_demo: Engine) -> None:
+    """The duplicate probe on the same component runs only for a report with a component, through the
+    component's open cases — not through the category's B-tree, nor the time in ix_case_open_location, which
+    hold every case (every open original) of the 24 hours: 3 ms an intake where a category is busy, more at
+    province scale. (It prunes no month: one probe of a small partial index in each.)"""
+    with small_demo.connect() as conn:
+        lon, lat = conn.execute(text("SELECT ST_X(c.geom), ST_Y(c.geom) FROM component c"
+                                     " WHERE c.class_code = '0101' AND c.status = 'intact' ORDER BY c.code LIMIT 1")
+                                ).one()
+    plan = _intake_generic_plan(small_demo, "E010401", lon, lat, datetime(2026, 11, 12, 2, 0, tzinfo=UTC))
+    with small_demo.connect() as conn:
+        used = root_indexes(conn, [n["Index Name"] for n in _nodes(plan) if "Index Name" in n])
+    assert "ix_case_category_code_reported_at" not in used, used
+    assert used & {"ix_case_open_component_code", "ix_case_component_code"}, used

@@ -39,7 +39,7 @@ INBOX_ACCOUNTS = {**ACCOUNTS, "wf.insp.north": ("inspector", f"{DISTRICT}002")}
 def desks(world_client, tokens, world_engine) -> dict[str, Spot]:  # noqa: F811
     """Nine cases of grid 001001002 walked to every place where someone must act (and one where nobody must)."""
     with world_engine.begin() as conn:
-        conn.execute(text('TRUNCATE case_event, "case" RESTART IDENTITY CASCADE'))
+        conn.execute(text('TRUNCATE case_photo, case_unit, case_event, "case" RESTART IDENTITY CASCADE'))
     d = {name: Spot(world_client, tokens, world_engine, n) for n, name in enumerate(
          ("reported", "registered", "chief", "lights", "handled", "failed", "extend", "suspend", "closed"))}
     for name, desk in d.items():

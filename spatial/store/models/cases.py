@@ -62,7 +62,10 @@ class Case(Base):
         Index("ix_case_category_code_reported_at", "category_code", "reported_at"),
         # Duplicate linking looks only at open originals: small partial indexes keep that probe cheap. Every
         # index here is paid for by each bulk-loaded case (migration 0007 says what each one costs).
-        Index("ix_case_open_location", "location", postgresql_using="gist", postgresql_where=text(OPEN_ORIGINAL)),
+        # (location, reported_at): the intake's nearest-original probe within 24 hours reads one index, nearest
+        # first and bounded in time (migration 0032); reads of open cases by location alone use its first column.
+        Index("ix_case_open_location", "location", "reported_at", postgresql_using="gist",
+              postgresql_where=text(OPEN_ORIGINAL)),
         Index("ix_case_open_component_code", "component_code", postgresql_where=text(OPEN_ORIGINAL)),
         Index("ix_case_duplicate_of", "duplicate_of", postgresql_where=text("duplicate_of IS NOT NULL")),
         Index("ix_case_component_code", "component_code", postgresql_where=text("component_code IS NOT NULL")),

@@ -7,8 +7,8 @@
 --   trusted at least as much as the report (p.trust; the stored case's trust is the CASE below, the twin of
 --   spatial/cases/assignment/rules.py: TRUST and trust_of — a verified case, past 'reported', is trusted);
 --   the owner by the category's flow, the town sub-centre being the owner of last resort (属地兜底).
--- :dup_from and :dup_to bound the duplicate probes' report times over the whole statement (a report's own
--- 24 hours, or the batch's span): "case" is partitioned by month of reported_at, and bounds given as
+-- :dup_from and :dup_to bound the nearby duplicate probe's report times over the whole statement (a report's
+-- own 24 hours, or the batch's span): "case" is partitioned by month of reported_at, and bounds given as
 -- parameters let the executor drop the other months before it starts (initial pruning, also in the intake's
 -- generic prepared plan), where p.at, a value of each row, prunes nothing until the scan.
 -- The owner CASE has a Python twin, spatial/cases/assignment/owner.py (batch path, demo); the two are held
@@ -64,11 +64,15 @@ FROM (
     ) b ON true
     LEFT JOIN LATERAL (
         -- Open originals only (partial indexes): a duplicate links to an original, never to a duplicate.
+        -- Only when the report has a component (b.code IS NOT NULL: a one-time filter; without it the probe
+        -- read every case of the category in the 24 hours to find none), through the component's open cases
+        -- (ix_case_open_component_code: a few rows in each month). The category and the time window are
+        -- written so that no index of either can take over (the generic plan took the category's B-tree, or
+        -- the time in ix_case_open_location: every case of the 24 hours); so this probe prunes no month.
         SELECT k.id FROM "case" k
-        WHERE k.state NOT IN ('closed', 'voided') AND k.duplicate_of IS NULL
-          AND k.component_code = b.code AND k.category_code = p.category
-          AND k.reported_at > p.at - interval '24 hours' AND k.reported_at <= p.at
-          AND k.reported_at > CAST(:dup_from AS timestamptz) AND k.reported_at <= CAST(:dup_to AS timestamptz)
+        WHERE b.code IS NOT NULL AND k.state NOT IN ('closed', 'voided') AND k.duplicate_of IS NULL
+          AND k.component_code = b.code AND k.category_code || '' = p.category
+          AND p.at - k.reported_at < interval '24 hours' AND k.reported_at - p.at <= interval '0'
           AND CASE WHEN k.state <> 'reported' OR k.source IN ('inspector', 'dispatcher', 'video') THEN 2
                    WHEN k.source = 'hotline' THEN 1 ELSE 0 END >= p.trust
         ORDER BY k.reported_at, k.id
@@ -76,11 +80,12 @@ FROM (
     ) same_component ON true
     LEFT JOIN LATERAL (
         -- The nearest open original of the category within 50 m: KNN on the GiST index of open originals'
-        -- locations, the category checked on the few cases that near. The time window is written so that
-        -- the (category, reported_at) B-tree cannot take over.
+        -- locations, the category checked on the few cases that near. The category and the time window are
+        -- written so that the (category, reported_at) B-tree cannot take over (:dup_from and :dup_to are for
+        -- the months only).
         SELECT k.id FROM "case" k
         WHERE k.state NOT IN ('closed', 'voided') AND k.duplicate_of IS NULL
-          AND k.category_code = p.category
+          AND k.category_code || '' = p.category
           AND p.at - k.reported_at < interval '24 hours' AND p.at >= k.reported_at
           AND k.reported_at > CAST(:dup_from AS timestamptz) AND k.reported_at <= CAST(:dup_to AS timestamptz)
           AND ST_DWithin(k.location, p.g, p.dup_deg)
