@@ -187,7 +187,7 @@ def list_delay(browser, base: str, url: str, cases: int) -> dict:
     context = signed_in_context(browser, base)
     page = context.new_page()
     page.goto(f"{base}/console")
-    page.wait_for_function("() => document.body.dataset.listVersion && window.glConsole.feed.source"
+    page.wait_for_function("() => document.body.dataset.listVersion && window.glConsole && window.glConsole.feed.source"
                            " && document.getElementById('cl-live').dataset.state === 'live'", timeout=120_000)
     page.evaluate(OBSERVE)
     token = httpx.post(f"{base}/api/v1/auth/token", data={"username": LOGIN, "password": PASSWORD}).json()

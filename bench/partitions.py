@@ -4,6 +4,14 @@ three reads before and after it (issue 22 item 1); with ``--part cases``, migrat
 
     .venv/bin/python -m bench.partitions [--rounds 5]
     .venv/bin/python -m bench.partitions --part cases [--rounds 5] [--source DATABASE]
+    .venv/bin/python -m bench.partitions --part pruning [--rounds 5]
+
+``--part pruning`` (``_pruning`` below): on a copy of the template at head, the reads that name their months of
+"case" against the same reads over every month, interleaved in each round — a case by id (``case_rows``: the
+month from ``case_key``, then one month; reference: the same statement without the month), a case by number
+(Open311's token: ``case_key`` then one month; reference: ``"case"`` by ``case_no``), and the intake's
+prepared statement (its duplicate window as parameters; reference: the same statement with an unbounded window,
+which starts every month as before). Every write rolled back.
 
 1. A private copy of the full-demo template (bench/intake.py ``fresh_copy``: ~580,000 cases, ~3.9 million
    events), ``gridlink_bench_partitions``, upgraded to 0026 (the template is never migrated here; the time of
@@ -79,12 +87,15 @@ def main() -> None:
     """Run the benchmark and print its table."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--part", choices=("trails", "cases"), default="trails")
+    parser.add_argument("--part", choices=("trails", "cases", "pruning"), default="trails")
     parser.add_argument("--source", default=TEMPLATE, help="the database copied (--part cases; at 0028 or older)")
     args = parser.parse_args()
     settings = DatabaseSettings()
     if args.part == "cases":
         _cases(settings, args.rounds, args.source)
+        return
+    if args.part == "pruning":
+        _pruning(settings, args.rounds)
         return
     url = fresh_copy(settings, SCRATCH)
     config = alembic_config(url)
@@ -240,6 +251,84 @@ def _cases(settings: DatabaseSettings, rounds: int, source: str) -> None:
         print(f"{name:<30}{before[name] * 1000:>12.2f}{after[name] * 1000:>12.2f}{after[name] / before[name]:>14.2f}")
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{SCRATCH}" WITH (FORCE)'))
+    admin.dispose()
+
+
+
+def _pruning(settings: DatabaseSettings, rounds: int) -> None:
+    """Reads that prune to their months against the same reads over every month (see the module docstring);
+    bench/results/case_pruning.json."""
+    from datetime import UTC
+
+    from bench.intake import scratch_at_head
+    from spatial.cases.assignment.rules import AssignmentInput, report_params
+    from spatial.cases.open311 import request_token
+    from spatial.cases.rows import case_rows
+    from spatial.store.sql import run_prepared, statement
+
+    url = scratch_at_head(settings, "gridlink_bench_pruning")
+    engine = create_engine(url)
+    names = ("by_id", "by_id_every_month", "by_token", "by_token_every_month", "intake", "intake_every_month")
+    times: dict[str, list[float]] = {name: [] for name in names}
+    with engine.connect() as conn:
+        months = conn.execute(text("SELECT count(*) FROM pg_inherits WHERE inhparent = CAST('\"case\"' AS regclass)")
+                              ).scalar_one()
+        ref = ReferenceCache.load(conn)
+        rows = conn.execute(text('SELECT id, case_no, ST_X(location), ST_Y(location), category_code FROM "case"'
+                                 " WHERE reported_at >= :a AND reported_at < :b ORDER BY id LIMIT 50"),
+                            {"a": MONTH[0], "b": MONTH[1]}).all()
+        cat = ref.categories[rows[0][4]]
+        conn.rollback()
+
+        def intake(unbounded: bool) -> None:
+            at = datetime.now(UTC)
+            params = {**report_params(AssignmentInput(cat, rows[0][2], rows[0][3], at)), "source": "inspector",
+                      "description": "bench", "actor": "bench", "reporter_name": None, "reporter_phone": None,
+                      "idempotency_key": None, "scope_area": None, "audit_who": "bench", "audit_role": "admin",
+                      "audit_client": None, "deadline": at}
+            if unbounded:  # the same prepared statement, its window open: every month started, as before
+                params |= {"dup_from": "-infinity", "dup_to": "infinity"}
+            with conn.begin():
+                run_prepared(conn, "intake", params)
+                conn.rollback()
+
+        every_month = {"months": None}
+        work = {
+            "by_id": lambda: [case_rows(conn, [r[0]]) for r in rows],
+            "by_id_every_month": lambda: [conn.execute(statement("case_get"), {"ids": [r[0]], **every_month}).all()
+                                          for r in rows],
+            "by_token": lambda: [request_token(conn, r[1], by=ADMIN) for r in rows],
+            "by_token_every_month": lambda: [conn.execute(text(
+                'SELECT id, case_no, source, grid_code, special_grid_codes, owner_key FROM "case"'
+                " WHERE case_no = :t"), {"t": r[1]}).all() for r in rows],
+            "intake": lambda: [intake(False) for _ in range(10)],
+            "intake_every_month": lambda: [intake(True) for _ in range(10)],
+        }
+        per = {"intake": 10, "intake_every_month": 10}
+        for n in range(rounds + 1):  # the first round warms up (dropped); the pair's order alternates
+            pairs = [names[i:i + 2] for i in range(0, len(names), 2)]
+            order = [name for pair in pairs for name in (pair if n % 2 == 0 else pair[::-1])]
+            for name in order:
+                started = time.perf_counter()
+                work[name]()
+                if conn.in_transaction():
+                    conn.rollback()
+                times[name].append((time.perf_counter() - started) / per.get(name, len(rows)))
+    engine.dispose()
+    medians = {name: statistics.median(values[1:]) for name, values in times.items()}
+    result = {"machine": machine(), "rounds": rounds, "months_of_case": months, "median_ms":
+              {k: round(v * 1000, 3) for k, v in medians.items()},
+              "ratio_pruned_over_every_month": {k: round(medians[k] / medians[f"{k}_every_month"], 2)
+                                                for k in ("by_id", "by_token", "intake")}}
+    save("case_pruning.json", result)
+    print(f"{machine()}; months of \"case\" attached: {months}; medians of {rounds} rounds")
+    print(f"{'read':<12}{'pruned ms':>12}{'every month ms':>16}{'ratio':>8}")
+    for k in ("by_id", "by_token", "intake"):
+        print(f"{k:<12}{medians[k] * 1000:>12.3f}{medians[f'{k}_every_month'] * 1000:>16.3f}"
+              f"{result['ratio_pruned_over_every_month'][k]:>8.2f}")
+    admin = create_engine(database_url(settings, "postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text('DROP DATABASE IF EXISTS "gridlink_bench_pruning" WITH (FORCE)'))
     admin.dispose()
 
 
