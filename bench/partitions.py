@@ -254,7 +254,6 @@ def _cases(settings: DatabaseSettings, rounds: int, source: str) -> None:
     admin.dispose()
 
 
-
 def _pruning(settings: DatabaseSettings, rounds: int) -> None:
     """Reads that prune to their months against the same reads over every month (see the module docstring);
     bench/results/case_pruning.json."""

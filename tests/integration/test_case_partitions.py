@@ -234,21 +234,25 @@ def test_maintain_settles_the_old_case_and_archive_takes_closed_months(
         assert conn.execute(text("SELECT count(*) FROM case_key WHERE case_no = '2019051000000001'")).scalar() == 1
 
 
+def _nodes(node: dict) -> Iterator[dict]:
+    """A plan node (EXPLAIN's JSON) and every node below it."""
+    yield node
+    for child in node.get("Plans", []):
+        yield from _nodes(child)
+
+
+def _months_in(plan: dict, *, executed: bool = False) -> set[str]:
+    """The months of "case" in a plan's nodes (``executed``: only those run at least once)."""
+    return {n["Relation Name"] for n in _nodes(plan)
+            if n.get("Relation Name", "case") != "case" and is_case_month(n["Relation Name"])
+            and (not executed or n.get("Actual Loops", 0) > 0)}
+
+
 def _case_months_read(conn, sql: str, params: dict) -> set[str]:
     """The months of "case" a statement reads (scan nodes executed at least once)."""
     plan = conn.execute(text("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF, FORMAT JSON) " + sql),
                         params).scalar()
-    found: set[str] = set()
-
-    def walk(node: dict) -> None:
-        name = node.get("Relation Name", "")
-        if name != "case" and is_case_month(name) and node.get("Actual Loops", 0) > 0:
-            found.add(name)
-        for child in node.get("Plans", []):
-            walk(child)
-
-    walk(plan[0]["Plan"])
-    return found
+    return _months_in(plan[0]["Plan"], executed=True)
 
 
 def _sent(engine: Engine, call) -> list[tuple[str, Any]]:
@@ -340,18 +344,7 @@ def test_a_retried_key_replays_over_http_also_after_a_lost_race(client: TestClie
 
 def _case_months_planned(conn, sql: str, params: dict) -> set[str]:
     """The months of "case" in a statement's plan (plan-time pruning: the others are not even planned)."""
-    plan = conn.execute(text("EXPLAIN (COSTS OFF, FORMAT JSON) " + sql), params).scalar()
-    found: set[str] = set()
-
-    def walk(node: dict) -> None:
-        name = node.get("Relation Name", "")
-        if name != "case" and is_case_month(name):
-            found.add(name)
-        for child in node.get("Plans", []):
-            walk(child)
-
-    walk(plan[0]["Plan"])
-    return found
+    return _months_in(conn.execute(text("EXPLAIN (COSTS OFF, FORMAT JSON) " + sql), params).scalar()[0]["Plan"])
 
 
 READS_BY_ID = ["get_case", "list_page_rows", "open311_by_id", "open311_by_ids", "open311_by_token",
@@ -429,12 +422,6 @@ def _intake_generic_plan(engine: Engine, category: str, lon: float, lat: float, 
             cursor.execute("DEALLOCATE ALL")  # a prepared statement outlives the transaction (pooled connection)
 
 
-def _nodes(node: dict) -> Iterator[dict]:
-    yield node
-    for child in node.get("Plans", []):
-        yield from _nodes(child)
-
-
 def test_the_intakes_generic_plan_starts_only_the_months_of_its_duplicate_window(small_demo: Engine) -> None:
     """The intake runs as a prepared generic plan (spatial/store/sql run_prepared): its probe for an open
     original nearby names its window as parameters (:dup_from, :dup_to), so the executor drops every other month
@@ -447,7 +434,7 @@ def test_the_intakes_generic_plan_starts_only_the_months_of_its_duplicate_window
     appends = [n for n in _nodes(plan) if n["Node Type"] in ("Append", "Merge Append")
                and any("location &&" in c.get("Index Cond", "") + c.get("Recheck Cond", "") for c in _nodes(n))]
     assert len(appends) == 1, appends
-    started = {c["Relation Name"] for c in _nodes(appends[0]) if is_case_month(c.get("Relation Name", ""))}
+    started = _months_in(appends[0])
     assert started == {"case_p2026_11"}, started
 
 

@@ -113,7 +113,7 @@ def report_params(report: AssignmentInput, radius_m: float = DEFAULT_RADIUS_M) -
         "classes": ",".join(cat.component_classes) if cat.component_classes else None,
         "radius_deg": degrees_for(radius_m, report.lat), "radius_m": radius_m,
         "dup_deg": degrees_for(DUPLICATE_RADIUS_M, report.lat), "at": report.at, "trust": trust_of(report.source),
-        "dup_from": report.at - DUPLICATE_WINDOW, "dup_to": report.at,  # the months the duplicate probes read
+        "dup_from": report.at - DUPLICATE_WINDOW, "dup_to": report.at,  # the months the nearby probe reads
     }
 
 
@@ -125,7 +125,7 @@ def batch_params(reports: list[AssignmentInput], radius_m: float = DEFAULT_RADIU
               "radius_deg": "radius_deg", "radius_m": "radius_m", "dup_deg": "dup_deg", "at": "ats",
               "trust": "trusts"}
     out: dict[str, Any] = {many: [row[one] for row in rows] for one, many in plural.items()}
-    # the batch's span of report times (sql/assign_core.sql: the months of "case" its duplicate probes read)
+    # the batch's span of report times (sql/assign_core.sql: the months of "case" its nearby probe reads)
     ats = [r.at for r in reports]
     out["dup_from"] = min(ats) - DUPLICATE_WINDOW if ats else None
     out["dup_to"] = max(ats) if ats else None
