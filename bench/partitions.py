@@ -11,7 +11,9 @@ three reads before and after it (issue 22 item 1); with ``--part cases``, migrat
 month from ``case_key``, then one month; reference: the same statement without the month), a case by number
 (Open311's token: ``case_key`` then one month; reference: ``"case"`` by ``case_no``), and the intake's
 prepared statement (its duplicate window as parameters; reference: the same statement with an unbounded window,
-which starts every month as before). Every write rolled back.
+which starts every month as before), and the events of a case (the workflow's ``load_trail``: the trail's
+bounds from ``case_key``, then its months; reference: the same statement with unbounded times, every month as
+before migration 0034). Every write rolled back.
 
 1. A private copy of the full-demo template (bench/intake.py ``fresh_copy``: ~580,000 cases, ~3.9 million
    events), ``gridlink_bench_partitions``, upgraded to 0026 (the template is never migrated here; the time of
@@ -260,6 +262,7 @@ def _pruning(settings: DatabaseSettings, rounds: int) -> None:
     from datetime import UTC
 
     from bench.intake import scratch_at_head
+    from spatial.cases.actions import _EVENTS, load_trail
     from spatial.cases.assignment.rules import AssignmentInput, report_params
     from spatial.cases.open311 import request_token
     from spatial.cases.rows import case_rows
@@ -267,7 +270,8 @@ def _pruning(settings: DatabaseSettings, rounds: int) -> None:
 
     url = scratch_at_head(settings, "gridlink_bench_pruning")
     engine = create_engine(url)
-    names = ("by_id", "by_id_every_month", "by_token", "by_token_every_month", "intake", "intake_every_month")
+    names = ("by_id", "by_id_every_month", "by_token", "by_token_every_month", "intake", "intake_every_month",
+             "trail", "trail_every_month")
     times: dict[str, list[float]] = {name: [] for name in names}
     with engine.connect() as conn:
         months = conn.execute(text("SELECT count(*) FROM pg_inherits WHERE inhparent = CAST('\"case\"' AS regclass)")
@@ -292,6 +296,7 @@ def _pruning(settings: DatabaseSettings, rounds: int) -> None:
                 conn.rollback()
 
         every_month = {"months": None}
+        unbounded = {"trail_from": "-infinity", "trail_to": "infinity"}
         work = {
             "by_id": lambda: [case_rows(conn, [r[0]]) for r in rows],
             "by_id_every_month": lambda: [conn.execute(statement("case_get"), {"ids": [r[0]], **every_month}).all()
@@ -300,6 +305,8 @@ def _pruning(settings: DatabaseSettings, rounds: int) -> None:
             "by_token_every_month": lambda: [conn.execute(text(
                 'SELECT id, case_no, source, grid_code, special_grid_codes, owner_key FROM "case"'
                 " WHERE case_no = :t"), {"t": r[1]}).all() for r in rows],
+            "trail": lambda: [load_trail(conn, r[0]) for r in rows],
+            "trail_every_month": lambda: [conn.execute(_EVENTS, {"id": r[0], **unbounded}).all() for r in rows],
             "intake": lambda: [intake(False) for _ in range(10)],
             "intake_every_month": lambda: [intake(True) for _ in range(10)],
         }
@@ -318,11 +325,11 @@ def _pruning(settings: DatabaseSettings, rounds: int) -> None:
     result = {"machine": machine(), "rounds": rounds, "months_of_case": months, "median_ms":
               {k: round(v * 1000, 3) for k, v in medians.items()},
               "ratio_pruned_over_every_month": {k: round(medians[k] / medians[f"{k}_every_month"], 2)
-                                                for k in ("by_id", "by_token", "intake")}}
+                                                for k in ("by_id", "by_token", "intake", "trail")}}
     save("case_pruning.json", result)
     print(f"{machine()}; months of \"case\" attached: {months}; medians of {rounds} rounds")
     print(f"{'read':<12}{'pruned ms':>12}{'every month ms':>16}{'ratio':>8}")
-    for k in ("by_id", "by_token", "intake"):
+    for k in ("by_id", "by_token", "intake", "trail"):
         print(f"{k:<12}{medians[k] * 1000:>12.3f}{medians[f'{k}_every_month'] * 1000:>16.3f}"
               f"{result['ratio_pruned_over_every_month'][k]:>8.2f}")
     admin = create_engine(database_url(settings, "postgres"), isolation_level="AUTOCOMMIT")

@@ -31,7 +31,7 @@ from spatial.access.principal import Principal
 from spatial.access.scope import acts_for_unit, check_read
 from spatial.cases import action_rules, joint, photos
 from spatial.cases.read import MAX_CASE_ID
-from spatial.cases.rows import one_case
+from spatial.cases.rows import TRAIL, one_case, trail_window
 from spatial.cases.schemas import Text
 from spatial.cases.workflow import BY_ACTION, HTTP_ACTIONS, STEP_LIMITS, Event, NewEvent, Trail, decide, permit, replay
 from spatial.errors import NotFoundError, PreconditionRequiredError, RevisionMismatchError
@@ -78,7 +78,7 @@ _CASE = ('SELECT id, state, category_code, grid_code, town_code, special_grid_co
          ' deadline, step_deadline, closed_at, revision, pending_action, assist_keys FROM "case"'
          ' WHERE id = :id __MONTH__ FOR UPDATE')  # read in the case's own month (spatial/cases/rows.py)
 _EVENTS = text("SELECT id, at, kind, state_after, actor, role, data FROM case_event WHERE case_id = :id"
-               " ORDER BY at, id")
+               f" AND {TRAIL} ORDER BY at, id")  # in the months of the case's trail (spatial/cases/rows.py)
 
 
 def check_action(action: str) -> None:
@@ -89,7 +89,7 @@ def check_action(action: str) -> None:
 
 def load_trail(conn: Connection, case_id: int) -> tuple[list[tuple[datetime, Event]], Trail]:
     """The events of a case, oldest first, and the trail they make."""
-    rows = conn.execute(_EVENTS, {"id": case_id}).mappings().all()
+    rows = conn.execute(_EVENTS, {"id": case_id, **trail_window(conn, [case_id])}).mappings().all()
     events = [(r["at"], Event(r["kind"], r["state_after"], r["actor"], r["role"], r["data"], r["id"]))
               for r in rows]
     return events, replay(e for _, e in events)

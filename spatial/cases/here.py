@@ -25,7 +25,7 @@ from spatial.access.scope import check_report, may_read, own_source, sees_team_p
 from spatial.cases.assignment.owner import owner_name
 from spatial.cases.assignment.rules import assign, degrees_for
 from spatial.cases.public import case_public
-from spatial.cases.rows import case_row, case_rows
+from spatial.cases.rows import TRAIL, case_row, case_rows, trail_window
 from spatial.cases.schemas import CaseCreate
 from spatial.errors import InvalidParameterError
 from spatial.grids.locate import AreaPublic, locate
@@ -121,22 +121,29 @@ def my_cases(conn: Connection, ref: ReferenceCache, *, by: Principal, limit: int
         raise InvalidParameterError(f"limit must be between 1 and {MAX_MINE}", parameter="limit")
     # The audit row is written by the statement that inserts the case, so its time is the case's created_at:
     # a case number used again after the case tables were emptied (a demo rebuilt) does not match.
-    rows = conn.execute(text(
-        "SELECT c.id, c.case_no, (SELECT max(at) FROM case_event e WHERE e.case_id = c.id) AS updated_at,"
-        " (SELECT count(*) FROM case_photo p WHERE p.case_id = c.id) AS photos"
-        " FROM (SELECT target, at, id FROM audit_log WHERE actor = :login AND action = 'case.create'"
-        "       ORDER BY at DESC, id DESC LIMIT :n) AS a"
-        " JOIN \"case\" c ON c.case_no = a.target AND c.created_at = a.at ORDER BY a.at DESC, a.id DESC"),
-        {"login": by.login, "n": limit}).mappings().all()
-    if not rows:
+    # The case's id comes from its number in case_key, and the case, its events and photos are then read by id
+    # in their own months (spatial/cases/rows.py): no read here plans every month.
+    mine = conn.execute(text(
+        "SELECT k.id, a.at FROM (SELECT target, at, id FROM audit_log WHERE actor = :login"
+        "  AND action = 'case.create' ORDER BY at DESC, id DESC LIMIT :n) AS a"
+        " JOIN case_key k ON k.case_no = a.target ORDER BY a.at DESC, a.id DESC"),
+        {"login": by.login, "n": limit}).tuples().all()
+    if not mine:
         return []
-    extra = {r["id"]: r for r in rows}
-    cases = case_rows(conn, extra)
+    created = dict(mine)
+    cases = [row for row in case_rows(conn, created) if row["created_at"] == created[row["id"]]]
+    ids = [row["id"] for row in cases]
+    updated = dict(conn.execute(text(
+        f"SELECT case_id, max(at) FROM case_event WHERE case_id = ANY(CAST(:ids AS bigint[])) AND {TRAIL}"
+        " GROUP BY case_id"), {"ids": ids, **trail_window(conn, ids)}).tuples().all())
+    photos = dict(conn.execute(text(
+        "SELECT case_id, count(*) FROM case_photo WHERE case_id = ANY(CAST(:ids AS bigint[])) GROUP BY case_id"),
+        {"ids": ids}).tuples().all())
     personal = by.sees_personal_data()
     by_id = {}
     for row in cases:
         if may_read(by, grid_code=row["grid_code"], special_codes=row["special_grid_codes"],
                     owner_key=row["owner_key"], assist_keys=row["assist_keys"]):
             by_id[row["id"]] = dict(case_public(ref, dict(row), with_reporter=personal)) | {
-                "updated_at": extra[row["id"]]["updated_at"], "photos": extra[row["id"]]["photos"]}
-    return [by_id[r["id"]] for r in rows if r["id"] in by_id]
+                "updated_at": updated.get(row["id"]), "photos": photos.get(row["id"], 0)}
+    return [by_id[i] for i, _ in mine if i in by_id]

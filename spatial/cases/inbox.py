@@ -35,7 +35,7 @@ from spatial.access.principal import Principal
 from spatial.access.scope import acts_for_unit, case_clause, unit_clause
 from spatial.cases import joint
 from spatial.cases.public import case_public
-from spatial.cases.rows import case_rows
+from spatial.cases.rows import TRAIL, case_rows, trail_window
 from spatial.cases.workflow import (
     _MARKS,
     ASSIST_CHECKS,
@@ -189,8 +189,9 @@ def inbox(conn: Connection, ref: ReferenceCache, q: InboxQuery, *, by: Principal
     rows = rows[: q.limit]
     ids = [r.id for r in rows]
     cases = {r["id"]: dict(r) for r in case_rows(conn, ids)}
-    trails = _trails(conn, ids)
-    orders = _orders(conn, ids)
+    window = trail_window(conn, ids)  # their events' months (spatial/cases/rows.py)
+    trails = _trails(conn, ids, window)
+    orders = _orders(conn, ids, sorted({case["reported_at"] for case in cases.values()}), window)
     personal = by.sees_personal_data()
     items = []
     for row in rows:
@@ -210,12 +211,12 @@ def inbox(conn: Connection, ref: ReferenceCache, q: InboxQuery, *, by: Principal
             "counts": total, "total": sum(total.values())}
 
 
-_ORDERS = text("""
+_ORDERS = text(f"""
 SELECT e.case_id, e.kind, e.at, e.data ->> 'deadline' AS deadline, e.data ->> 'due' AS due,
        e.data ->> 'unit' AS unit
 FROM case_event e JOIN "case" c ON c.id = e.case_id
 LEFT JOIN case_unit u ON u.case_id = e.case_id AND u.unit_key = e.data ->> 'unit'
-WHERE e.case_id = ANY(:ids) AND (
+WHERE e.case_id = ANY(:ids) AND e.{TRAIL} AND c.reported_at = ANY(CAST(:months AS timestamptz[])) AND (
   (e.kind IN ('remind', 'supervise') AND e.data ->> 'step' = c.state
    AND e.data ->> 'deadline' = to_char(c.step_deadline AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))
   OR (e.kind IN ('assist_remind', 'assist_supervise') AND u.state IN ('dispatched', 'accepted')
@@ -224,23 +225,25 @@ ORDER BY e.case_id, e.at, e.id
 """)
 
 
-def _orders(conn: Connection, ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+def _orders(conn: Connection, ids: list[int], months: list[datetime], window: dict[str, Any],
+            ) -> dict[int, list[dict[str, Any]]]:
     """The reminders and supervision orders standing on each case of ``ids``: the lead's for its current step
     and deadline (``unit`` None), each assisting unit's for its own deadline while its part is open (the
     scheduler's keys, spatial/cases/scheduler.py)."""
     orders: dict[int, list[dict[str, Any]]] = {}
     if ids:
-        for r in conn.execute(_ORDERS, {"ids": ids}).mappings():
+        for r in conn.execute(_ORDERS, {"ids": ids, "months": months, **window}).mappings():
             orders.setdefault(r["case_id"], []).append(
                 {"kind": r["kind"], "at": r["at"], "due": r["due"], "deadline": r["deadline"], "unit": r["unit"]})
     return orders
 
 
-def _trails(conn: Connection, ids: list[int]):
+def _trails(conn: Connection, ids: list[int], window: dict[str, Any]):
     """The replayed trail of each case of ``ids`` (one query)."""
     events: dict[int, list[Event]] = {i: [] for i in ids}
     if ids:
         for r in conn.execute(text("SELECT case_id, id, kind, state_after, actor, role, data FROM case_event"
-                                   " WHERE case_id = ANY(:ids) ORDER BY case_id, at, id"), {"ids": ids}).mappings():
+                                   f" WHERE case_id = ANY(:ids) AND {TRAIL} ORDER BY case_id, at, id"),
+                              {"ids": ids, **window}).mappings():
             events[r["case_id"]].append(Event(r["kind"], r["state_after"], r["actor"], r["role"], r["data"], r["id"]))
     return {i: replay(e) for i, e in events.items()}

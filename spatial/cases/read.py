@@ -13,7 +13,7 @@ from spatial.access.principal import Principal
 from spatial.access.scope import acts_for_unit, case_clause, check_read
 from spatial.cases import joint
 from spatial.cases.public import case_public
-from spatial.cases.rows import case_row, case_rows
+from spatial.cases.rows import TRAIL, case_row, case_rows, trail_window
 from spatial.cases.schemas import LOCAL, CaseEvent, CasePublic, CasesPublic, TimeLeftPublic, WorkflowPublic
 from spatial.cases.workflow import OPEN_STATES, Event, allowed, replay
 from spatial.codes import SPECIAL_CODE, prefix_range
@@ -64,8 +64,8 @@ def get_case(conn: Connection, ref: ReferenceCache, case_id: int, *, with_histor
     history: list[CaseEvent] | None = None
     if with_history:
         events = conn.execute(text(
-            "SELECT id, at, kind, state_after, actor, role, note, data FROM case_event WHERE case_id = :id"
-            " ORDER BY at, id"), {"id": case_id}).mappings()
+            f"SELECT id, at, kind, state_after, actor, role, note, data FROM case_event WHERE case_id = :id"
+            f" AND {TRAIL} ORDER BY at, id"), {"id": case_id, **trail_window(conn, [case_id])}).mappings()
         history = [{"at": e["at"], "kind": e["kind"], "state": e["state_after"], "actor": e["actor"],
                     "note": e["note"], "data": e["data"], "id": e["id"], "role": e["role"]} for e in events]
     case = case_public(ref, dict(row), with_reporter=with_reporter, history=history)

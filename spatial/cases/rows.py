@@ -31,6 +31,25 @@ def case_months(conn: Connection, ids: Iterable[int]) -> dict[int, datetime]:
     return {row[0]: row[1] for row in conn.execute(_MONTHS, {"ids": wanted})}
 
 
+_TRAILS = text("SELECT min(trail_from), max(trail_to), bool_or(trail_from IS NULL OR trail_to IS NULL)"
+              " FROM case_key WHERE id = ANY(CAST(:ids AS bigint[]))")
+# A trail read's bound on ``at`` (``case_event``'s partition key), as constants the planner prunes with.
+TRAIL = "at BETWEEN CAST(:trail_from AS timestamptz) AND CAST(:trail_to AS timestamptz)"
+
+
+def trail_window(conn: Connection, ids: Iterable[int]) -> dict[str, Any]:
+    """The parameters of :data:`TRAIL` for a read of the events of the cases ``ids``: the earliest
+    ``trail_from`` and the latest ``trail_to`` of their keys (migration 0034: every event of a case lies
+    between them), or every time when one is not known. A case without a key has no events."""
+    wanted = list(dict.fromkeys(int(i) for i in ids))
+    first, last, unknown = (conn.execute(_TRAILS, {"ids": wanted}).one() if wanted else (None, None, False))
+    if unknown:
+        return {"trail_from": "-infinity", "trail_to": "infinity"}
+    if first is None:  # no such case: an empty window (nothing to read, no month planned)
+        return {"trail_from": "infinity", "trail_to": "-infinity"}
+    return {"trail_from": first, "trail_to": last}
+
+
 def case_rows(conn: Connection, ids: Iterable[int]) -> list[RowMapping]:
     """The ``sql/case_get.sql`` rows of the cases ``ids`` (in no particular order; unknown ids are left out),
     read from their own months only."""

@@ -11,6 +11,7 @@ period reads of "case" as the code sends them: only the period's months are read
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -307,8 +308,6 @@ def test_lists_by_report_time_read_only_their_months(small_demo: Engine, reader:
 
 def _plain(sent: tuple[str, Any]) -> tuple[str, dict]:
     """A statement as psycopg2 got it (pyformat), for text(): ``%(name)s`` → ``:name``."""
-    import re
-
     sql, params = sent
     return re.sub(r"%\((\w+)\)s", r":\1", sql), dict(params)
 
@@ -452,3 +451,83 @@ def test_the_same_component_probe_reads_the_components_open_cases(small_demo: En
         used = root_indexes(conn, [n["Index Name"] for n in _nodes(plan) if "Index Name" in n])
     assert "ix_case_category_code_reported_at" not in used, used
     assert used & {"ix_case_open_component_code", "ix_case_component_code"}, used
+
+
+def _event_months_planned(conn, sql: str, params: dict) -> set[str]:
+    """The months of case_event in a statement's plan (plan-time pruning: the others are not even planned)."""
+    plan = conn.execute(text("EXPLAIN (COSTS OFF, FORMAT JSON) " + sql), params).scalar()[0]["Plan"]
+    return {n["Relation Name"] for n in _nodes(plan)
+            if re.fullmatch(r"case_event_(?:p\d{4}_\d{2}|default)", n.get("Relation Name", ""))}
+
+
+def _trail_statements(engine: Engine, call) -> list[tuple[str, dict]]:
+    """The statements ``call(conn)`` sends that read case_event, as text() takes them."""
+    sent: list[tuple[str, Any]] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany) -> None:
+        if "case_event" in statement:
+            sent.append((statement, parameters))
+
+    with engine.connect() as conn:
+        event.listen(conn, "before_cursor_execute", record)
+        call(conn)
+        event.remove(conn, "before_cursor_execute", record)
+    return [_plain(s) for s in sent]
+
+
+TRAIL_READS = ["get_case", "load_trail", "inbox_trails", "inbox_orders", "open311_by_ids"]
+
+
+@pytest.mark.parametrize("reader", TRAIL_READS)
+def test_reads_of_a_trail_plan_only_its_months(small_demo: Engine, reader: str) -> None:
+    """The events of a case (its history, the workflow's replay, the inbox's trails and orders, Open311's
+    updated time) are read between the bounds case_key keeps for its trail (migration 0034), named as
+    constants: only the months the trail spans are planned — every statement on case_event is checked."""
+    from spatial.cases import actions, inbox, read, rows
+
+    with small_demo.connect() as conn:
+        ref = ReferenceCache.load(conn)
+        case_id = conn.execute(text(
+            'SELECT id FROM "case" WHERE reported_at >= :a AND reported_at < :b ORDER BY id LIMIT 1'),
+            {"a": WEEK[0], "b": WEEK[1]}).scalar_one()
+        spans = set(conn.execute(text(
+            "SELECT DISTINCT to_char(at AT TIME ZONE 'Asia/Shanghai', '\"case_event_p\"YYYY_MM') FROM case_event"
+            " WHERE case_id = :id"), {"id": case_id}).scalars())
+        month = conn.execute(text("SELECT reported_at FROM case_key WHERE id = :id"), {"id": case_id}).scalar()
+    assert spans == {"case_event_p2026_11"}
+    calls = {
+        "get_case": lambda c: read.get_case(c, ref, case_id, by=ADMIN),
+        "load_trail": lambda c: actions.load_trail(c, case_id),
+        "inbox_trails": lambda c: inbox._trails(c, [case_id], rows.trail_window(c, [case_id])),
+        "inbox_orders": lambda c: inbox._orders(c, [case_id], [month], rows.trail_window(c, [case_id])),
+        "open311_by_ids": lambda c: list_requests(c, ref, RequestFilter(ids=[case_id], limit=5), by=ADMIN),
+    }
+    sent = _trail_statements(small_demo, calls[reader])
+    assert sent
+    with small_demo.connect() as conn:
+        for sql, params in sent:
+            assert _event_months_planned(conn, sql, params) == spans, sql[:200]
+
+
+def test_the_trail_bounds_hold_every_event(small_demo: Engine) -> None:
+    """The demo's events came by COPY under session_replication_role = replica: the statement trigger
+    case_event_trail kept every case's bounds exactly (the report time or its events' first and last). An
+    event written outside them — before the report, months ahead — widens them in its statement, and the
+    case's trail then reads it."""
+    from spatial.cases import actions
+
+    with small_demo.connect() as conn:
+        off = conn.execute(text(
+            "SELECT count(*) FROM case_key k LEFT JOIN (SELECT case_id, min(at) AS a, max(at) AS b FROM case_event"
+            " GROUP BY case_id) e ON e.case_id = k.id WHERE (k.trail_from, k.trail_to) IS DISTINCT FROM"
+            " (least(k.reported_at, e.a), greatest(k.reported_at, e.b))")).scalar()
+        assert off == 0
+        case_id = conn.execute(text('SELECT id FROM "case" ORDER BY id LIMIT 1')).scalar_one()
+        before = len(actions.load_trail(conn, case_id)[0])
+        conn.execute(text("INSERT INTO case_event (case_id, at, kind, actor) VALUES"
+                          " (:c, '2026-01-15 10:00+08', 'link', 'x'), (:c, '2027-02-01 10:00+08', 'link', 'x')"),
+                     {"c": case_id})
+        bounds = conn.execute(text("SELECT trail_from, trail_to FROM case_key WHERE id = :id"), {"id": case_id}).one()
+        assert bounds == (datetime(2026, 1, 15, 2, tzinfo=UTC), datetime(2027, 2, 1, 2, tzinfo=UTC))
+        assert len(actions.load_trail(conn, case_id)[0]) == before + 2
+        conn.rollback()

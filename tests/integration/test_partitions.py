@@ -24,7 +24,7 @@ from api import cli
 from migrations import alembic_config
 from spatial.access.principal import Principal
 from spatial.access.scope import CLOCK_SKEW
-from spatial.cases import actions, kpi
+from spatial.cases import actions, kpi, rows
 from spatial.cases.feed import _ROWS as feed_rows
 from spatial.store.cluster import find_bindir
 from spatial.store.partitions import EVENT_MARGIN, PARTITIONED, months
@@ -171,13 +171,17 @@ def _scans(conn, sql: str, params: dict) -> list[tuple[str, str]]:
 
 
 def test_the_reads_without_a_time_bound_stay_index_probes(small_demo: Engine) -> None:
-    """The events of a case (read, workflow, scheduler, inbox) and the live feed carry no time bound
-    (docs/scale-out.md says why): every month is probed through its own index, never scanned."""
+    """The events of a case are read in the months of its trail (case_key's bounds, migration 0034) through
+    each month's index; without known bounds, every month is probed the same way, never scanned. The live
+    feed knows no time at all (docs/scale-out.md says why): each month through its index too."""
     with small_demo.connect() as conn:
         case_id = _november_case(conn)
-        by_case = _scans(conn, actions._EVENTS.text, {"id": case_id})
-        assert {"case_event_p2026_10", "case_event_p2026_11", "case_event_default"} <= {r for r, _ in by_case}
-        assert all(index.endswith("case_id_at_idx") for _, index in by_case), by_case
+        window = rows.trail_window(conn, [case_id])
+        by_case = _scans(conn, actions._EVENTS.text, {"id": case_id, **window})
+        assert {r for r, _ in by_case} == {"case_event_p2026_11"}
+        unknown = _scans(conn, actions._EVENTS.text, {"id": case_id, "trail_from": "-infinity", "trail_to": "infinity"})
+        assert {"case_event_p2026_10", "case_event_p2026_11", "case_event_default"} <= {r for r, _ in unknown}
+        assert all(index.endswith("case_id_at_idx") for _, index in by_case + unknown), by_case + unknown
         feed = _scans(conn, feed_rows.text, {"xid": 0, "below": 2**40, "id": 0, "n": 100})
         # the months holding rows through their BRIN on xid (the feed's order); no month scanned whole
         assert {"case_event_p2026_10", "case_event_p2026_11"} <= {r for r, i in feed if i.endswith("xid_idx")}

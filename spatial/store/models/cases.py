@@ -154,6 +154,10 @@ class CaseKey(Base):
     case_no: Mapped[str] = mapped_column(String(20))
     idempotency_key: Mapped[str | None] = mapped_column(String(128))
     reported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Every event of the case lies between these (migration 0034, kept by the trigger case_event_trail; NULL:
+    # not known). Reads of a trail bind them so that they plan only those months (spatial/cases/rows.py).
+    trail_from: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    trail_to: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 ORDER_KINDS = "kind IN ('remind', 'supervise')"

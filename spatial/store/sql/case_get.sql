@@ -5,7 +5,7 @@ SELECT k.id, k.case_no, k.state, k.category_code, k.source, k.description,
        ST_X(k.location) AS lon, ST_Y(k.location) AS lat,
        k.grid_code, k.community_code, k.town_code, k.district_code, k.special_grid_codes,
        k.component_code, c.class_code AS component_class, k.component_distance_m,
-       k.owner_key, k.owner_area_code, k.deadline, k.duplicate_of, k.reported_at, k.closed_at,
+       k.owner_key, k.owner_area_code, k.deadline, k.duplicate_of, k.reported_at, k.created_at, k.closed_at,
        k.reporter_name, k.reporter_phone, k.idempotency_key, k.revision, k.step_deadline, k.pending_action,
        k.assist_keys
 FROM "case" k
