@@ -137,8 +137,9 @@ def my_cases(conn: Connection, ref: ReferenceCache, *, by: Principal, limit: int
         f"SELECT case_id, max(at) FROM case_event WHERE case_id = ANY(CAST(:ids AS bigint[])) AND {TRAIL}"
         " GROUP BY case_id"), {"ids": ids, **trail_window(conn, ids)}).tuples().all())
     photos = dict(conn.execute(text(
-        "SELECT case_id, count(*) FROM case_photo WHERE case_id = ANY(CAST(:ids AS bigint[])) GROUP BY case_id"),
-        {"ids": ids}).tuples().all())
+        "SELECT case_id, count(*) FROM case_photo WHERE case_id = ANY(CAST(:ids AS bigint[]))"
+        " AND reported_at = ANY(CAST(:months AS timestamptz[])) GROUP BY case_id"),
+        {"ids": ids, "months": sorted({row["reported_at"] for row in cases})}).tuples().all())
     personal = by.sees_personal_data()
     by_id = {}
     for row in cases:

@@ -113,7 +113,8 @@ def duty_clause(transition: Transition, by: Principal) -> ColumnElement[bool]:
     if transition.assist:  # joint handling: an assisting unit the caller acts for waits for this step
         unit = aliased(CaseUnit)
         parts.append(exists().where(
-            unit.case_id == Case.id, unit.state.in_(ASSIST_CHECKS[str(transition.check)]),
+            unit.case_id == Case.id, unit.reported_at == Case.reported_at,  # the case's month (migration 0035)
+            unit.state.in_(ASSIST_CHECKS[str(transition.check)]),
             unit_clause(by, owner_key=unit.unit_key, owner_area=unit.unit_area, special_codes=Case.special_grid_codes),
         ).correlate(Case))
         return and_(*parts)
@@ -215,7 +216,7 @@ _ORDERS = text(f"""
 SELECT e.case_id, e.kind, e.at, e.data ->> 'deadline' AS deadline, e.data ->> 'due' AS due,
        e.data ->> 'unit' AS unit
 FROM case_event e JOIN "case" c ON c.id = e.case_id
-LEFT JOIN case_unit u ON u.case_id = e.case_id AND u.unit_key = e.data ->> 'unit'
+LEFT JOIN case_unit u ON u.case_id = e.case_id AND u.reported_at = c.reported_at AND u.unit_key = e.data ->> 'unit'
 WHERE e.case_id = ANY(:ids) AND e.{TRAIL} AND c.reported_at = ANY(CAST(:months AS timestamptz[])) AND (
   (e.kind IN ('remind', 'supervise') AND e.data ->> 'step' = c.state
    AND e.data ->> 'deadline' = to_char(c.step_deadline AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))

@@ -27,6 +27,7 @@ from sqlalchemy import Connection, text
 from spatial.access.principal import Principal
 from spatial.access.scope import acts_for_unit
 from spatial.cases.assignment.owner import GRID_CHIEF, TOWN
+from spatial.cases.rows import case_months
 from spatial.cases.schemas import AssistUnitPublic
 from spatial.cases.workflow import ASSIST_STEPS, BY_ACTION, NewEvent, Trail, legal
 from spatial.errors import ActionDataError
@@ -116,31 +117,40 @@ def deadlines(ref: ReferenceCache, units: list[dict[str, Any]], deadline: dateti
 
 
 def store(conn: Connection, case_id: int, new: list[NewEvent], now: datetime) -> None:
-    """Keep ``case_unit`` and ``case.assist_keys`` in step with the events just appended."""
+    """Keep ``case_unit`` and ``case.assist_keys`` in step with the events just appended. ``case_unit`` is
+    partitioned with its case (migration 0035): each row carries the case's ``reported_at``, and every statement
+    here names it, so that it reads and writes the case's month only."""
+    month = case_months(conn, [case_id]).get(case_id)
+    if month is None:
+        return
     added = False
     for event in new:
         if event.kind == "dispatch" and event.data.get("assist"):
             conn.execute(text(
-                "INSERT INTO case_unit (case_id, unit_key, unit_area, role, state, deadline, dispatched_at)"
-                " VALUES (:case, :key, :area, 'assist', 'dispatched', :deadline, :now)"),
-                [{"case": case_id, "key": u["key"], "area": u["area"], "deadline": u["deadline"], "now": now}
-                 for u in event.data["assist"]])
+                "INSERT INTO case_unit (case_id, unit_key, unit_area, role, state, deadline, dispatched_at,"
+                " reported_at) VALUES (:case, :key, :area, 'assist', 'dispatched', :deadline, :now, :month)"),
+                [{"case": case_id, "key": u["key"], "area": u["area"], "deadline": u["deadline"], "now": now,
+                  "month": month} for u in event.data["assist"]])
             added = True
         elif event.kind in ASSIST_STEPS:
             moment = "accepted_at" if event.kind == "assist_accept" else "handled_at"
             conn.execute(text(f"UPDATE case_unit SET state = :state, {moment} = :now"
-                              " WHERE case_id = :case AND unit_key = :key"),
-                         {"state": ASSIST_STEPS[event.kind], "now": now, "case": case_id, "key": event.data["unit"]})
+                              " WHERE case_id = :case AND unit_key = :key AND reported_at = :month"),
+                         {"state": ASSIST_STEPS[event.kind], "now": now, "case": case_id, "key": event.data["unit"],
+                          "month": month})
         elif event.state_after == "voided":
-            conn.execute(text("UPDATE case_unit SET state = 'withdrawn'"
-                              " WHERE case_id = :case AND state IN ('dispatched', 'accepted')"), {"case": case_id})
+            conn.execute(text("UPDATE case_unit SET state = 'withdrawn' WHERE case_id = :case"
+                              " AND reported_at = :month AND state IN ('dispatched', 'accepted')"),
+                         {"case": case_id, "month": month})
     if added:
         conn.execute(text('UPDATE "case" SET assist_keys = ARRAY(SELECT unit_key FROM case_unit'
-                          " WHERE case_id = :case ORDER BY unit_key) WHERE id = :case"), {"case": case_id})
+                          " WHERE case_id = :case AND reported_at = :month ORDER BY unit_key)"
+                          " WHERE id = :case AND reported_at = :month"), {"case": case_id, "month": month})
 
 
 def units(conn: Connection, case_id: int) -> list[AssistUnitPublic]:
-    """The assisting units of a case as stored, in the order they were dispatched."""
+    """The assisting units of a case as stored, in the order they were dispatched (in the case's month)."""
     return [cast(AssistUnitPublic, dict(r)) for r in conn.execute(text(
         "SELECT unit_key AS key, unit_area AS area, role, state, deadline, dispatched_at, accepted_at, handled_at"
-        " FROM case_unit WHERE case_id = :case ORDER BY dispatched_at, unit_key"), {"case": case_id}).mappings()]
+        " FROM case_unit WHERE case_id = :case AND reported_at = :month ORDER BY dispatched_at, unit_key"),
+        {"case": case_id, "month": case_months(conn, [case_id]).get(case_id)}).mappings()]

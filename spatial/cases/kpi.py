@@ -170,7 +170,7 @@ SQL = JUDGED + LEAD + "\nORDER BY key\n"
 # feedback) before it or not. From case_unit (kept in the action's transaction), or from the trail alone: the
 # dispatch events' ``data.assist`` (key, deadline) and the ``assist_handle`` events naming the unit.
 UNITS = """SELECT case_id, unit_key, deadline, CASE WHEN handled_at < :end THEN handled_at END AS handled_at
-  FROM case_unit WHERE dispatched_at < :end"""
+  FROM case_unit WHERE dispatched_at < :end AND reported_at >= :start AND reported_at < :end"""
 TRAIL_UNITS = """SELECT e.case_id, a ->> 'key' AS unit_key, CAST(a ->> 'deadline' AS timestamptz) AS deadline,
          (SELECT min(h.at) FROM case_event h WHERE h.case_id = e.case_id AND h.kind = 'assist_handle'
             AND h.at < :end AND h.at >= :events_from AND h.data ->> 'unit' = a ->> 'key') AS handled_at

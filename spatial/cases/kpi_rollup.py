@@ -64,8 +64,9 @@ UNION ALL
 SELECT id, true FROM "case" c
 WHERE greatest(kpi_through, deadline) >= :end AND reported_at >= :ws AND reported_at < :we AND __AREA__
 UNION ALL
-SELECT c.id, true FROM case_unit u JOIN "case" c ON c.id = u.case_id
+SELECT c.id, true FROM case_unit u JOIN "case" c ON c.id = u.case_id AND c.reported_at = u.reported_at
 WHERE greatest(u.deadline, u.handled_at, u.dispatched_at) >= :end AND c.reported_at >= :ws AND c.reported_at < :we
+  AND u.reported_at >= :ws AND u.reported_at < :we
   AND __AREA__""".replace("__AREA__", AREA)
 
 

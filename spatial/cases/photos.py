@@ -30,6 +30,7 @@ import math
 import re
 import warnings
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypedDict
 
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
@@ -193,7 +194,8 @@ def admit_upload(conn: Connection, case_id: int, by: Principal) -> None:
 def _check_room(conn: Connection, row: dict[str, Any], adding: int) -> None:
     if row["state"] in CLOSED:
         raise PhotoLimitError(f"case {row['id']} is {row['state']}: it takes no more photos", case_id=row["id"])
-    held = conn.execute(text("SELECT count(*) FROM case_photo WHERE case_id = :id"), {"id": row["id"]}).scalar_one()
+    held = conn.execute(text("SELECT count(*) FROM case_photo WHERE case_id = :id AND reported_at = :month"),
+                        {"id": row["id"], "month": row["reported_at"]}).scalar_one()
     if held + adding > MAX_PER_CASE:
         raise PhotoLimitError(f"case {row['id']} holds {held} photos: at most {MAX_PER_CASE} are kept per case",
                               case_id=row["id"], held=held, limit=MAX_PER_CASE)
@@ -205,20 +207,22 @@ def add_photos(conn: Connection, case_id: int, photos: list[CleanPhoto], *, by: 
     sent before included) and how many were new. Access is asked again here, on the locked case row."""
     row = case_row(conn, case_id, lock=True)
     check_add_photo(by, row)
-    known = {r[0] for r in conn.execute(text("SELECT sha256 FROM case_photo WHERE case_id = :id"), {"id": case_id})}
+    month = row["reported_at"]  # case_photo is partitioned with its case (migration 0035): its month only
+    known = set(conn.execute(text("SELECT sha256 FROM case_photo WHERE case_id = :id AND reported_at = :month"),
+                             {"id": case_id, "month": month}).scalars())
     fresh = {p.sha256: p for p in photos if p.sha256 not in known}  # the same photo twice in one request: once
     if fresh:
         _check_room(conn, row, len(fresh))
     for photo in fresh.values():
         conn.execute(text(
             "INSERT INTO case_photo (case_id, actor, role, media_type, width, height, size, sha256, gps_lon,"
-            " gps_lat, data, thumb) VALUES (:case_id, :actor, :role, :media_type, :width, :height, :size, :sha256,"
-            " :lon, :lat, :data, :thumb)"),
-            {"case_id": case_id, "actor": by.login, "role": by.role, "media_type": photo.media_type,
+            " gps_lat, data, thumb, reported_at) VALUES (:case_id, :actor, :role, :media_type, :width, :height, :size,"
+            " :sha256, :lon, :lat, :data, :thumb, :month)"),
+            {"case_id": case_id, "month": month, "actor": by.login, "role": by.role, "media_type": photo.media_type,
              "width": photo.width, "height": photo.height, "size": len(photo.data), "sha256": photo.sha256,
              "lon": photo.gps and photo.gps[0], "lat": photo.gps and photo.gps[1], "data": photo.data,
              "thumb": photo.thumb})
-    stored = _photos(conn, case_id, [p.sha256 for p in photos])
+    stored = _photos(conn, case_id, month, [p.sha256 for p in photos])
     if fresh:
         record(conn, Actor.of(by, client), "case.photo", target=str(case_id),
                detail={"photos": [p["id"] for p in stored if p["sha256"] in fresh],
@@ -226,12 +230,15 @@ def add_photos(conn: Connection, case_id: int, photos: list[CleanPhoto], *, by: 
     return [_public(p) for p in stored], len(fresh)
 
 
-def _photos(conn: Connection, case_id: int, sha256s: list[str] | None = None) -> list[dict[str, Any]]:
+def _photos(conn: Connection, case_id: int, month: datetime, sha256s: list[str] | None = None,
+            ) -> list[dict[str, Any]]:
+    """The photos of case ``case_id`` (reported at ``month``: its partition), those of ``sha256s`` only if given."""
     query = ("SELECT id, case_id, media_type, width, height, size, created_at, actor, gps_lon, gps_lat, sha256"
-             " FROM case_photo WHERE case_id = :id")
+             " FROM case_photo WHERE case_id = :id AND reported_at = :month")
     if sha256s is not None:
         query += " AND sha256 = ANY(:shas)"
-    return [dict(r) for r in conn.execute(text(query + " ORDER BY id"), {"id": case_id, "shas": sha256s}).mappings()]
+    return [dict(r) for r in conn.execute(text(query + " ORDER BY id"),
+                                          {"id": case_id, "month": month, "shas": sha256s}).mappings()]
 
 
 def _public(row: dict[str, Any]) -> PhotoPublic:
@@ -245,20 +252,23 @@ def _public(row: dict[str, Any]) -> PhotoPublic:
 
 def list_photos(conn: Connection, case_id: int, *, by: Principal) -> list[PhotoPublic]:
     """The photos of a case the caller may read (404 no case, 403 outside its scope), oldest first."""
-    check_read(by, case_row(conn, case_id))
-    return [_public(p) for p in _photos(conn, case_id)]
+    row = case_row(conn, case_id)
+    check_read(by, row)
+    return [_public(p) for p in _photos(conn, case_id, row["reported_at"])]
 
 
 def photo_bytes(conn: Connection, case_id: int, photo_id: int, *, by: Principal,
                 thumb: bool = False) -> tuple[str, bytes, str]:
     """The stored image (or its thumbnail) of one photo as (media type, bytes, sha256 of the original) — read
     with the case's read rule; NotFoundError for a photo that is not this case's."""
-    check_read(by, case_row(conn, case_id))
+    case = case_row(conn, case_id)
+    check_read(by, case)
     row = None
     if 0 < photo_id <= MAX_CASE_ID:
         column = "thumb" if thumb else "data"  # one of two names written here, never from the request
-        row = conn.execute(text(f"SELECT media_type, {column}, sha256 FROM case_photo WHERE id = :p AND case_id = :c"),
-                           {"p": photo_id, "c": case_id}).first()
+        row = conn.execute(text(f"SELECT media_type, {column}, sha256 FROM case_photo WHERE id = :p AND case_id = :c"
+                                " AND reported_at = :month"), {"p": photo_id, "c": case_id,
+                                                               "month": case["reported_at"]}).first()
     if row is None:
         raise NotFoundError(f"case {case_id} has no photo {photo_id}", case_id=case_id, photo_id=photo_id)
     return row[0], bytes(row[1]), row[2]
@@ -271,8 +281,10 @@ def check_refs(conn: Connection, case_id: int, refs: Any) -> None:
     wanted = {int(m.group(1)): n for n, ref in enumerate(refs) if isinstance(ref, str) and (m := REF.match(ref))}
     if not wanted:
         return
-    found = set(conn.execute(text("SELECT id FROM case_photo WHERE case_id = :c AND id = ANY(:ids)"),
-                             {"c": case_id, "ids": list(wanted)}).scalars())
+    month = rows.case_months(conn, [case_id]).get(case_id)
+    found = set(conn.execute(text("SELECT id FROM case_photo WHERE case_id = :c AND id = ANY(:ids)"
+                                  " AND reported_at = :month"),
+                             {"c": case_id, "ids": list(wanted), "month": month}).scalars())
     for photo_id, n in wanted.items():
         if photo_id not in found:
             raise ActionDataError(f"data.photos[{n}]: case {case_id} has no photo {photo_id} (upload it first: POST "

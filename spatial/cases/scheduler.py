@@ -77,13 +77,13 @@ _CANDIDATES = text(
 _UNIT_KEY = _KEY.replace("c.step_deadline", "u.deadline")
 _ASSIST_CANDIDATES = text(
     f"SELECT u.case_id AS id, c.state, u.unit_key, u.state AS unit_state, u.deadline, {_UNIT_KEY} AS deadline_key,"
-    " u.dispatched_at FROM case_unit u JOIN \"case\" c ON c.id = u.case_id"
+    " u.dispatched_at FROM case_unit u JOIN \"case\" c ON c.id = u.case_id AND c.reported_at = u.reported_at"
     " WHERE u.state = ANY(:unit_states) AND u.deadline IS NOT NULL AND c.state = ANY(:states) AND NOT EXISTS ("
     "  SELECT 1 FROM case_event s WHERE s.case_id = u.case_id AND s.kind = 'assist_supervise'"
     f"  AND s.data ->> 'unit' = u.unit_key AND s.data ->> 'deadline' = {_UNIT_KEY})"
     " ORDER BY u.deadline, u.case_id, u.unit_key")
 _UNIT = text(f"SELECT u.state, {_UNIT_KEY} AS deadline_key FROM case_unit u"
-             " WHERE u.case_id = :case AND u.unit_key = :unit")
+             " WHERE u.case_id = :case AND u.unit_key = :unit AND u.reported_at = gridlink_case_month(:case)")
 _LOCK = (f'SELECT c.id, c.state, c.owner_key, c.revision, c.deadline, {_KEY} AS deadline_key FROM "case" c'
          " WHERE c.id = :id __MONTH:c__ FOR UPDATE SKIP LOCKED")  # in the case's own month (cases/rows.py)
 _INSERT = text(

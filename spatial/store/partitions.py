@@ -1,4 +1,5 @@
-"""Monthly partitions of the case trails (issue 22 item 1, migration 0028): ``case_event`` and ``audit_log``.
+"""Monthly partitions of the case trails (issue 22 item 1, migration 0028): ``case_event`` and ``audit_log``;
+of the cases (0031) and, with their case, its units and photos (0035) — see ``MANAGED`` below.
 
 Both are partitioned by month of ``at`` (Beijing time, the months the evaluation counts in), one partition
 ``<table>_pYYYY_MM`` per month plus ``<table>_default`` for rows of a month that has no partition yet, and
@@ -32,7 +33,10 @@ PARTITIONED = ("case_event", "audit_log")  # the trails (migration 0028): archiv
 # Every table pg_partman keeps months of: the trails and, since migration 0031, the cases themselves (by
 # ``reported_at``; their global keys in ``case_key``). ``archive`` takes a month of "case" only when all its cases
 # are closed or voided; their keys stay (numbers and idempotency keys stay taken, what points at them stays valid).
-MANAGED = (*PARTITIONED, "case")
+# Since migration 0035 the workflow's tables of a case too — its assisting units and its photos — by their case's
+# ``reported_at`` (``WITH_CASE``): a month of them is archived with the same month of "case".
+WITH_CASE = ("case_unit", "case_photo")
+MANAGED = (*PARTITIONED, "case", *WITH_CASE)
 # How long before its case's ``reported_at`` an event may be: intake refuses a report dated more than CLOCK_SKEW
 # (spatial/access/scope.py, the same 5 minutes; tests/integration/test_partitions.py holds them equal) ahead of
 # its clock, and every later event is written at its clock. Reads of a case's events are bounded below by
@@ -41,7 +45,7 @@ EVENT_MARGIN = timedelta(minutes=5)
 EVENT_MARGIN_SQL = "interval '5 minutes'"
 ZONE = "Asia/Shanghai"
 LOCAL = ZoneInfo(ZONE)
-_PARTITION = re.compile(r"^(?:case_event|audit_log|case)_(?:p\d{4}_\d{2}|default)$")
+_PARTITION = re.compile(r"^(?:case_event|audit_log|case|case_unit|case_photo)_(?:p\d{4}_\d{2}|default)$")
 
 
 class PartitionError(RuntimeError):
@@ -144,12 +148,19 @@ def archive(engine: Engine, before: date, dump_dir: Path | None = None) -> list[
     detached = []
     with engine.begin() as conn:
         _local(conn)
+        kept: set[str] = set()  # months of "case" that stay (an open case): their units and photos stay too
         for table in MANAGED:
             for name, _, end in months(conn, table):
-                if end <= limit and (table != "case" or _settled(conn, name)):
-                    # names from the catalogue; "case" quoted (a keyword)
-                    conn.execute(text(f'ALTER TABLE "{table}" DETACH PARTITION {name}'))
-                    detached.append(name)
+                if end > limit:
+                    continue
+                if table == "case" and not _settled(conn, name):
+                    kept.add(name.removeprefix("case_"))
+                    continue
+                if table in WITH_CASE and name.removeprefix(f"{table}_") in kept:
+                    continue
+                # names from the catalogue; "case" quoted (a keyword)
+                conn.execute(text(f'ALTER TABLE "{table}" DETACH PARTITION {name}'))
+                detached.append(name)
     if dump_dir is not None:
         dump_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         url = engine.url.render_as_string(hide_password=False)

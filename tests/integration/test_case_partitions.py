@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from alembic import command
@@ -30,11 +31,12 @@ from spatial.cases import intake, kpi
 from spatial.cases.open311 import RequestFilter, list_requests
 from spatial.cases.read import CaseFilter, list_cases
 from spatial.reference.cache import ReferenceCache
-from spatial.store.partitions import months
+from spatial.store.partitions import WITH_CASE, months
 from tests.conftest import fresh_database
 from tests.plans import is_case_month, root_indexes
 
 BEFORE = "0030_kpi_rollup_area_index"
+BEFORE_UNITS = "0034_case_trail_bounds"  # before the units and photos were partitioned (0035)
 TABLES = ('"case"', "case_event", "case_unit", "case_photo", "kpi_rollup")
 KEY = "0" * 63 + "1"  # a stored idempotency key (a digest of 64 hex digits)
 OLD = "2019-05-10 08:00+08"
@@ -42,13 +44,15 @@ ADMIN = Principal(account_id=0, login="t", role="admin", scope="*")
 WEEK = (datetime(2026, 11, 3, tzinfo=UTC), datetime(2026, 11, 10, tzinfo=UTC))
 
 
-def _digest(engine: Engine, tables: tuple[str, ...] = TABLES) -> dict[str, tuple[int, str]]:
-    """Rows and an md5 of every row (in the order of their text) of the case tables."""
+def _digest(engine: Engine, tables: tuple[str, ...] = TABLES, *, own: bool = False) -> dict[str, tuple[int, str]]:
+    """Rows and an md5 of every row (in the order of their text) of the case tables — of the units and photos
+    without the case's ``reported_at`` they carry since migration 0035, unless ``own``."""
     out = {}
     with engine.connect() as conn:
         for table in tables:
+            row = "t::text" if own or table not in WITH_CASE else "(to_jsonb(t) - 'reported_at')::text"
             out[table] = tuple(conn.execute(text(
-                f"SELECT count(*), md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM {table} t")).one())
+                f"SELECT count(*), md5(coalesce(string_agg({row}, '|' ORDER BY {row}), '')) FROM {table} t")).one())
     return out
 
 
@@ -84,7 +88,8 @@ def scratch() -> Iterator[Engine]:
         conn.execute(text('UPDATE "case" SET idempotency_key = :k WHERE id = :id'), {"k": KEY, "id": first[0]})
         conn.execute(text('UPDATE "case" SET duplicate_of = :a WHERE id = :b'), {"a": first[0], "b": second[0]})
         conn.execute(text("INSERT INTO case_photo (case_id, actor, media_type, width, height, size, sha256, data,"
-                          " thumb) VALUES (:c, 'x', 'image/jpeg', 1, 1, 3, repeat('a', 64), 'abc', 'ab')"),
+                          " thumb, reported_at) VALUES (:c, 'x', 'image/jpeg', 1, 1, 3, repeat('a', 64), 'abc', 'ab',"
+                          " gridlink_case_month(:c))"),
                      {"c": first[0]})
         old = _copy_case(conn, first[0], OLD, "2019051000000001")
         conn.execute(text('UPDATE "case" SET state = \'closed\' WHERE id = :id'), {"id": old})
@@ -152,6 +157,34 @@ def test_the_conversion_keeps_every_row_down_and_up(scratch: Engine) -> None:
         assert copies == 1 + len(names) + 1  # parent, months, default
 
 
+def test_the_units_and_photos_go_with_their_case_down_and_up(scratch: Engine) -> None:
+    """Migration 0035: case_unit and case_photo partitioned by their case's reported_at, in place, and back."""
+    config = alembic_config(scratch.url.render_as_string(hide_password=False))
+    kinds = "SELECT relname, relkind FROM pg_class WHERE relname IN ('case_unit', 'case_photo')"
+    with scratch.begin() as conn:  # a joint case's unit, beside the fixture's photo
+        conn.execute(text("INSERT INTO case_unit (case_id, unit_key, role, state, dispatched_at, reported_at)"
+                          ' SELECT id, \'SZ-PARKS\', \'assist\', \'dispatched\', now(), reported_at FROM "case"'
+                          " WHERE duplicate_of IS NULL AND reported_at >= '2026-11-01+08' ORDER BY id LIMIT 1"))
+    at_head, plain = _digest(scratch, WITH_CASE, own=True), _digest(scratch, WITH_CASE)
+    assert at_head["case_unit"][0] == 1 and at_head["case_photo"][0] == 1
+    with scratch.connect() as conn:
+        assert dict(conn.execute(text(kinds)).tuples().all()) == {"case_unit": "p", "case_photo": "p"}
+        # each row in the month of its case
+        assert conn.execute(text(
+            "SELECT count(*) FROM (SELECT case_id, reported_at, tableoid::regclass::text AS part FROM case_unit"
+            " UNION ALL SELECT case_id, reported_at, tableoid::regclass::text FROM case_photo) r"
+            " JOIN case_key k ON k.id = r.case_id WHERE r.reported_at = k.reported_at AND r.part ~ ("
+            " to_char(k.reported_at AT TIME ZONE 'Asia/Shanghai', '\"p\"YYYY_MM') || '$')")).scalar() == 2
+    command.downgrade(config, BEFORE_UNITS)
+    with scratch.connect() as conn:
+        assert dict(conn.execute(text(kinds)).tuples().all()) == {"case_unit": "r", "case_photo": "r"}
+    assert _digest(scratch, WITH_CASE) == plain
+    command.upgrade(config, "head")
+    assert _digest(scratch, WITH_CASE, own=True) == at_head
+    with scratch.begin() as conn:
+        conn.execute(text("DELETE FROM case_unit"))
+
+
 def test_the_keys_refuse_as_before(scratch: Engine) -> None:
     with scratch.connect() as conn:
         keyed, copied = conn.execute(text('SELECT id, (SELECT id FROM "case" WHERE reported_at < \'2020-01-01\')'
@@ -164,8 +197,8 @@ def test_the_keys_refuse_as_before(scratch: Engine) -> None:
         "pk_case_key": ('INSERT INTO "case" SELECT (c).* FROM (SELECT c FROM "case" c WHERE id = :id) s', {}),
         "fk_case_event_case_id_case": ("INSERT INTO case_event (case_id, at, kind, actor) VALUES (-1, now(), 'link',"
                                        " 'x')", {}),
-        "fk_case_unit_case_id_case": ("INSERT INTO case_unit (case_id, unit_key, role, state, dispatched_at)"
-                                      " VALUES (-1, 'x', 'assist', 'dispatched', now())", {}),
+        "fk_case_unit_case_id_case": ("INSERT INTO case_unit (case_id, unit_key, role, state, dispatched_at,"
+                                      " reported_at) VALUES (-1, 'x', 'assist', 'dispatched', now(), now())", {}),
         "fk_case_duplicate_of_case": ('UPDATE "case" SET duplicate_of = -1 WHERE id = :id', {}),
     }
     for constraint, (sql, extra) in refusals.items():
@@ -199,16 +232,31 @@ def test_a_moved_report_takes_its_key_and_trail_along(scratch: Engine) -> None:
         case_id, was, events = conn.execute(text(
             'SELECT id, reported_at, (SELECT count(*) FROM case_event e WHERE e.case_id = c.id) FROM "case" c'
             " WHERE reported_at >= '2026-11-05+08' ORDER BY id LIMIT 1")).one()
+        conn.execute(text("INSERT INTO case_unit (case_id, unit_key, role, state, dispatched_at, reported_at)"
+                          " VALUES (:id, 'SZ-PARKS', 'assist', 'dispatched', now(), :at)"), {"id": case_id, "at": was})
+        conn.execute(text("INSERT INTO case_photo (case_id, actor, media_type, width, height, size, sha256, data,"
+                          " thumb, reported_at) VALUES (:id, 'x', 'image/jpeg', 1, 1, 3, repeat('b', 64), 'abc', 'ab',"
+                          " :at)"), {"id": case_id, "at": was})
         conn.execute(text('UPDATE "case" SET reported_at = :at WHERE id = :id'),
                      {"at": datetime(2026, 10, 2, tzinfo=UTC), "id": case_id})
         where = conn.execute(text('SELECT tableoid::regclass::text FROM "case" WHERE id = :id'),
                              {"id": case_id}).scalar()
         assert where == "case_p2026_10"
+        # its unit and photo moved with it (case_key_sync, migration 0035)
+        moved = datetime(2026, 10, 2, tzinfo=UTC)
+        assert set(conn.execute(text(
+            "SELECT tableoid::regclass::text, reported_at FROM case_unit WHERE case_id = :id UNION"
+            " SELECT tableoid::regclass::text, reported_at FROM case_photo WHERE case_id = :id"),
+            {"id": case_id}).tuples()) == {("case_unit_p2026_10", moved), ("case_photo_p2026_10", moved)}
         assert conn.execute(text("SELECT reported_at FROM case_key WHERE id = :id"),
                             {"id": case_id}).scalar() == datetime(2026, 10, 2, tzinfo=UTC)
         assert conn.execute(text("SELECT count(*) FROM case_event WHERE case_id = :id"),
                             {"id": case_id}).scalar() == events
         conn.execute(text('UPDATE "case" SET reported_at = :at WHERE id = :id'), {"at": was, "id": case_id})
+        assert conn.execute(text("SELECT count(*) FROM case_unit WHERE case_id = :id AND reported_at = :at"),
+                            {"id": case_id, "at": was}).scalar() == 1
+        conn.execute(text("DELETE FROM case_unit WHERE case_id = :id"), {"id": case_id})
+        conn.execute(text("DELETE FROM case_photo WHERE case_id = :id"), {"id": case_id})
     _keys_match(scratch)
 
 
@@ -227,6 +275,7 @@ def test_maintain_settles_the_old_case_and_archive_takes_closed_months(
     assert cli.main(["db", "archive", "--before", "2026-11"]) == 0
     out = capsys.readouterr().out
     assert "case_event_p2026_10" in out and "case_p2019_05" in out and "case_p2026_10" not in out.split()
+    assert "case_photo_p2026_10" not in out.split() and "case_unit_p2026_10" not in out.split()  # with their cases
     with scratch.connect() as conn:
         assert conn.execute(text("SELECT to_regclass('case_p2026_10')")).scalar() == "case_p2026_10"
         assert conn.execute(text("SELECT count(*) FROM pg_inherits WHERE inhrelid ="
@@ -258,17 +307,7 @@ def _case_months_read(conn, sql: str, params: dict) -> set[str]:
 
 def _sent(engine: Engine, call) -> list[tuple[str, Any]]:
     """The statements ``call(conn)`` sends that read "case" (as sent, with their parameters)."""
-    sent: list[tuple[str, Any]] = []
-
-    def record(conn, cursor, statement, parameters, context, executemany) -> None:
-        if '"case"' in statement:
-            sent.append((statement, parameters))
-
-    with engine.connect() as conn:
-        event.listen(conn, "before_cursor_execute", record)
-        call(conn)
-        event.remove(conn, "before_cursor_execute", record)
-    return sent
+    return _statements_on(engine, '"case"', call)
 
 
 @pytest.mark.parametrize("path", ["trail", "summary", "rollup"])
@@ -462,17 +501,7 @@ def _event_months_planned(conn, sql: str, params: dict) -> set[str]:
 
 def _trail_statements(engine: Engine, call) -> list[tuple[str, dict]]:
     """The statements ``call(conn)`` sends that read case_event, as text() takes them."""
-    sent: list[tuple[str, Any]] = []
-
-    def record(conn, cursor, statement, parameters, context, executemany) -> None:
-        if "case_event" in statement:
-            sent.append((statement, parameters))
-
-    with engine.connect() as conn:
-        event.listen(conn, "before_cursor_execute", record)
-        call(conn)
-        event.remove(conn, "before_cursor_execute", record)
-    return [_plain(s) for s in sent]
+    return [_plain(s) for s in _statements_on(engine, "case_event", call)]
 
 
 TRAIL_READS = ["get_case", "load_trail", "inbox_trails", "inbox_orders", "open311_by_ids"]
@@ -531,3 +560,77 @@ def test_the_trail_bounds_hold_every_event(small_demo: Engine) -> None:
         assert bounds == (datetime(2026, 1, 15, 2, tzinfo=UTC), datetime(2027, 2, 1, 2, tzinfo=UTC))
         assert len(actions.load_trail(conn, case_id)[0]) == before + 2
         conn.rollback()
+
+
+def _months_planned_of(conn, table: str, sql: str, params: dict) -> set[str]:
+    """The months of ``table`` (case_unit, case_photo) in a statement's plan."""
+    plan = conn.execute(text("EXPLAIN (COSTS OFF, FORMAT JSON) " + sql), params).scalar()[0]["Plan"]
+    return {n["Relation Name"] for n in _nodes(plan)
+            if re.fullmatch(rf"{table}_(?:p\d{{4}}_\d{{2}}|default)", n.get("Relation Name", ""))}
+
+
+UNIT_PHOTO_READS = ["list_photos", "photo_bytes", "photo_refs", "units", "scheduler_unit"]
+
+
+@pytest.mark.parametrize("reader", UNIT_PHOTO_READS)
+def test_reads_of_a_cases_units_and_photos_plan_only_its_month(small_demo: Engine, reader: str) -> None:
+    """case_unit and case_photo are partitioned with their case (migration 0035): a read of one case's units
+    or photos names the case's month and plans that month only."""
+    from spatial.cases import joint, photos, scheduler
+
+    with small_demo.begin() as conn:
+        case_id, at = conn.execute(text(
+            'SELECT id, reported_at FROM "case" WHERE reported_at >= :a AND reported_at < :b ORDER BY id LIMIT 1'),
+            {"a": WEEK[0], "b": WEEK[1]}).one()
+        conn.execute(text("INSERT INTO case_unit (case_id, unit_key, role, state, dispatched_at, reported_at)"
+                          " VALUES (:id, 'SZ-PARKS', 'assist', 'dispatched', now(), gridlink_case_month(:id))"),
+                     {"id": case_id})
+        photo = conn.execute(text(
+            "INSERT INTO case_photo (case_id, actor, media_type, width, height, size, sha256, data, thumb,"
+            " reported_at) VALUES (:id, 'x', 'image/jpeg', 1, 1, 3, repeat('c', 64), 'abc', 'ab',"
+            " gridlink_case_month(:id)) RETURNING id"), {"id": case_id}).scalar_one()
+    month = f"{at.astimezone(ZoneInfo('Asia/Shanghai')):p%Y_%m}"
+    calls = {
+        "list_photos": ("case_photo", lambda c: photos.list_photos(c, case_id, by=ADMIN)),
+        "photo_bytes": ("case_photo", lambda c: photos.photo_bytes(c, case_id, photo, by=ADMIN)),
+        "photo_refs": ("case_photo", lambda c: photos.check_refs(c, case_id, [f"photo:{photo}"])),
+        "units": ("case_unit", lambda c: joint.units(c, case_id)),
+        "scheduler_unit": ("case_unit", lambda c: c.execute(scheduler._UNIT, {"case": case_id, "unit": "SZ-PARKS"})),
+    }
+    table, call = calls[reader]
+    try:
+        sent = [_plain(s) for s in _statements_on(small_demo, table, call)]
+        assert sent
+        with small_demo.connect() as conn:
+            for sql, params in sent:
+                planned = _months_planned_of(conn, table, sql, params)
+                # a STABLE month (gridlink_case_month) prunes when the statement starts: planned, not read
+                assert planned == {f"{table}_{month}"} or "gridlink_case_month" in sql, (sql[:200], planned)
+                assert _months_read_of(conn, table, sql, params) <= {f"{table}_{month}"}, sql[:200]
+    finally:
+        with small_demo.begin() as conn:
+            conn.execute(text("DELETE FROM case_unit WHERE case_id = :id"), {"id": case_id})
+            conn.execute(text("DELETE FROM case_photo WHERE id = :p"), {"p": photo})
+
+
+def _statements_on(engine: Engine, table: str, call) -> list[tuple[str, Any]]:
+    """The statements ``call(conn)`` sends that name ``table``."""
+    sent: list[tuple[str, Any]] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany) -> None:
+        if table in statement:
+            sent.append((statement, parameters))
+
+    with engine.connect() as conn:
+        event.listen(conn, "before_cursor_execute", record)
+        call(conn)
+        event.remove(conn, "before_cursor_execute", record)
+    return sent
+
+
+def _months_read_of(conn, table: str, sql: str, params: dict) -> set[str]:
+    """The months of ``table`` a statement reads (scan nodes run at least once)."""
+    plan = conn.execute(text("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF, FORMAT JSON) " + sql),
+                        params).scalar()[0]["Plan"]
+    return {n["Relation Name"] for n in _nodes(plan) if n.get("Actual Loops", 0) > 0
+            and re.fullmatch(rf"{table}_(?:p\d{{4}}_\d{{2}}|default)", n.get("Relation Name", ""))}

@@ -166,7 +166,8 @@ def insert_history(conn: Connection) -> None:
             state = "handled" if handled else "accepted" if accepted else "dispatched"
             conn.execute(text(
                 "INSERT INTO case_unit (case_id, unit_key, role, state, deadline, dispatched_at, accepted_at,"
-                " handled_at) VALUES (:c, :u, 'assist', :state, :d, :at, :accepted, :handled)"),
+                " handled_at, reported_at) VALUES (:c, :u, 'assist', :state, :d, :at, :accepted, :handled,"
+                " gridlink_case_month(:c))"),
                 {"c": case_id, "u": unit, "state": "withdrawn" if final == "voided" and not handled else state,
                  "d": day(deadline_day), "at": day(dispatched or 0), "accepted": accepted and day(accepted),
                  "handled": handled and day(handled)})

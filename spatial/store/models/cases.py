@@ -215,7 +215,14 @@ class CaseUnit(Base):
         CheckConstraint(in_list("state", UNIT_STATES), name="state"),
         Index("ix_case_unit_open", "unit_key", "deadline", postgresql_where=text(UNIT_OPEN)),
         Index("ix_case_unit_kpi_settles", text("greatest(deadline, handled_at, dispatched_at)")),
+        # Partitioned with its case (migration 0035): by the case's report time, a month per partition.
+        {"postgresql_partition_by": "RANGE (reported_at)"},
     )
+
+    @declared_attr.directive
+    def __mapper_args__(cls) -> dict[str, Any]:
+        # One row per case and unit (every row of a case carries its one reported_at).
+        return {"primary_key": [cls.__table__.c.case_id, cls.__table__.c.unit_key]}
 
     case_id: Mapped[int] = mapped_column(ForeignKey("case_key.id", name="fk_case_unit_case_id_case"), primary_key=True)
     unit_key: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -226,6 +233,8 @@ class CaseUnit(Base):
     dispatched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     handled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The case's reported_at (its partition key; written from case_key, moved with the case by case_key_sync).
+    reported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
 
 
 
@@ -268,12 +277,19 @@ class CasePhoto(Base):
 
     __tablename__ = "case_photo"
     __table_args__ = (
-        UniqueConstraint("case_id", "sha256"),
+        # A photo once per case (all rows of a case carry its one reported_at, the partition key).
+        UniqueConstraint("case_id", "sha256", "reported_at", name="uq_case_photo_case_id_sha256"),
         CheckConstraint(in_list("media_type", PHOTO_TYPES), name="media_type"),
         CheckConstraint("size = octet_length(data)", name="size"),
         CheckConstraint("(gps_lon IS NULL) = (gps_lat IS NULL) AND (gps_lon IS NULL OR"
                         " (gps_lon BETWEEN -180 AND 180 AND gps_lat BETWEEN -90 AND 90))", name="gps"),
+        # Partitioned with its case (migration 0035): by the case's report time, a month per partition.
+        {"postgresql_partition_by": "RANGE (reported_at)"},
     )
+
+    @declared_attr.directive
+    def __mapper_args__(cls) -> dict[str, Any]:
+        return {"primary_key": [cls.__table__.c.id]}  # one photo per id (its sequence)
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("case_key.id", name="fk_case_photo_case_id_case"))
@@ -289,3 +305,5 @@ class CasePhoto(Base):
     gps_lat: Mapped[float | None] = mapped_column(Float)
     data: Mapped[bytes] = mapped_column(LargeBinary)
     thumb: Mapped[bytes] = mapped_column(LargeBinary)  # at most 480 px on its long side
+    # The case's reported_at (its partition key; written from case_key, moved with the case by case_key_sync).
+    reported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
