@@ -61,16 +61,21 @@ NOTES = {"remind": "提醒：本环节时限已用去 80 %", "supervise": "督�
          "assist_remind": "提醒：协办时限已用去 80 %", "assist_supervise": "督办：协办已超过时限"}
 # The step deadline as the orders' key: UTC, microseconds, the same text whoever computes it.
 _KEY = """to_char(c.step_deadline AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
+# Each case's events are read between its trail's bounds (case_key, migration 0034): known per row only, so the
+# months outside are dropped when each sub-select runs (run-time pruning), not when planning.
+_IN_TRAIL = "AND {e}.at BETWEEN coalesce(t.trail_from, '-infinity') AND coalesce(t.trail_to, 'infinity')"
 _CANDIDATES = text(
     f"SELECT c.id, c.state, c.step_deadline, {_KEY} AS deadline_key, c.reported_at, c.owner_key, c.grid_code,"
     " c.deadline, k.time_limit, k.time_unit,"
-    " (SELECT max(e.at) FROM case_event e WHERE e.case_id = c.id AND e.kind = 'reopen') AS reopened_at,"
-    " (SELECT max(e.at) FROM case_event e WHERE e.case_id = c.id AND e.data ->> 'escalated_to' IS NOT NULL)"
-    "  AS escalated_at,"
-    " (SELECT max(e.at) FROM case_event e WHERE e.case_id = c.id AND e.state_after IS NOT NULL) AS entered_at"
-    ' FROM "case" c LEFT JOIN event_category k ON k.code = c.category_code'
+    " (SELECT max(e.at) FROM case_event e WHERE e.case_id = c.id AND e.kind = 'reopen'"
+    f"  {_IN_TRAIL.format(e='e')}) AS reopened_at,"
+    " (SELECT max(e.at) FROM case_event e WHERE e.case_id = c.id AND e.data ->> 'escalated_to' IS NOT NULL"
+    f"  {_IN_TRAIL.format(e='e')}) AS escalated_at,"
+    " (SELECT max(e.at) FROM case_event e WHERE e.case_id = c.id AND e.state_after IS NOT NULL"
+    f"  {_IN_TRAIL.format(e='e')}) AS entered_at"
+    ' FROM "case" c JOIN case_key t ON t.id = c.id LEFT JOIN event_category k ON k.code = c.category_code'
     " WHERE c.state = ANY(:states) AND c.step_deadline IS NOT NULL AND NOT EXISTS ("
-    "  SELECT 1 FROM case_event s WHERE s.case_id = c.id AND s.kind = 'supervise'"
+    f"  SELECT 1 FROM case_event s WHERE s.case_id = c.id AND s.kind = 'supervise' {_IN_TRAIL.format(e='s')}"
     f"  AND s.data ->> 'step' = c.state AND s.data ->> 'deadline' = {_KEY}) ORDER BY c.step_deadline, c.id")
 # An assisting unit's own deadline (joint handling, spatial/cases/joint.py): its open part on an open case,
 # not yet supervised for that deadline.

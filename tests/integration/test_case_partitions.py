@@ -634,3 +634,24 @@ def _months_read_of(conn, table: str, sql: str, params: dict) -> set[str]:
                         params).scalar()[0]["Plan"]
     return {n["Relation Name"] for n in _nodes(plan) if n.get("Actual Loops", 0) > 0
             and re.fullmatch(rf"{table}_(?:p\d{{4}}_\d{{2}}|default)", n.get("Relation Name", ""))}
+
+
+def test_the_scheduler_reads_each_candidates_trail_in_its_months(small_demo: Engine) -> None:
+    """The scheduler's sweep reads, per candidate, its trail's events between case_key's bounds: the bounds are
+    known per row only, so the other months are dropped as each sub-select runs (run-time pruning) — of
+    case_event, only the month of the candidates' trails is ever read."""
+    from spatial.cases import scheduler
+
+    with small_demo.connect() as conn:
+        made = conn.execute(text(
+            'UPDATE "case" SET step_deadline = now() WHERE state = ANY(:s) AND reported_at >= :a'),
+            {"s": list(scheduler.STATES), "a": WEEK[0]}).rowcount
+        assert made > 10
+        plan = conn.execute(text("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF, FORMAT JSON) "
+                                 + scheduler._CANDIDATES.text), {"states": list(scheduler.STATES)}).scalar()
+        read = {n["Relation Name"] for n in _nodes(plan[0]["Plan"]) if n.get("Actual Loops", 0) > 0
+                and n.get("Relation Name", "").startswith("case_event_")}
+        planned = {n["Relation Name"] for n in _nodes(plan[0]["Plan"])
+                   if n.get("Relation Name", "").startswith("case_event_")}
+        conn.rollback()
+    assert read == {"case_event_p2026_11"} and len(planned) > 2
