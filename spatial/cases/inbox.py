@@ -28,7 +28,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, exists, false, func, literal, or_, select, text, tuple_
+from sqlalchemy import (
+    TIMESTAMP,
+    ColumnElement,
+    Connection,
+    and_,
+    exists,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    tuple_,
+)
 from sqlalchemy.orm import aliased
 
 from spatial.access.principal import Principal
@@ -49,7 +62,7 @@ from spatial.cases.workflow import (
 )
 from spatial.errors import InvalidParameterError
 from spatial.reference.cache import ReferenceCache
-from spatial.store.models import Case, CaseEvent, CaseUnit
+from spatial.store.models import Case, CaseEvent, CaseKey, CaseUnit
 
 # The actions a case waits for (each a row of workflow.TABLE); the table says who may take each, and when.
 DUTIES = ("verify", "register", "dispatch", "accept", "handle", "check", "rework", "close", "approve", "refuse",
@@ -81,6 +94,16 @@ def _kinds(mark: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return (("check",) if mark == "check" else setters), clearers
 
 
+def _in_trail(event: Any) -> ColumnElement[bool]:
+    """``event`` (an alias of CaseEvent correlated with Case) lies between the case's trail bounds (case_key,
+    migration 0034): read per case as the sub-select runs, so that only the months of its trail are probed
+    (run-time pruning); unknown bounds (NULL) read every month."""
+    def bound(column: Any, default: str) -> ColumnElement[Any]:
+        known = select(column).where(CaseKey.id == Case.id).correlate(Case).scalar_subquery()
+        return func.coalesce(known, literal(default).cast(TIMESTAMP(timezone=True)))
+    return event.at.between(bound(CaseKey.trail_from, "-infinity"), bound(CaseKey.trail_to, "infinity"))
+
+
 def check_sql(check: str) -> ColumnElement[bool]:
     """The SQL form of the trail check ``check`` (``workflow.CHECKS``) on the ``case`` row."""
     if check == "pending":
@@ -88,9 +111,9 @@ def check_sql(check: str) -> ColumnElement[bool]:
     mark, must_be_set, value = CHECK_MARKS[check]
     setters, clearers = _kinds(mark)
     event, later = aliased(CaseEvent), aliased(CaseEvent)
-    superseded = exists().where(later.case_id == Case.id, later.kind.in_(setters + clearers),
+    superseded = exists().where(later.case_id == Case.id, _in_trail(later), later.kind.in_(setters + clearers),
                                 tuple_(later.at, later.id) > tuple_(event.at, event.id)).correlate(Case, event)
-    conditions = [event.case_id == Case.id, event.kind.in_(setters), ~superseded]
+    conditions = [event.case_id == Case.id, _in_trail(event), event.kind.in_(setters), ~superseded]
     if value is not None:
         conditions.append(event.data["result"].astext == value)
     is_set = exists().where(*conditions).correlate(Case)
@@ -100,7 +123,7 @@ def check_sql(check: str) -> ColumnElement[bool]:
 def _not_own_request(login: str) -> ColumnElement[bool]:
     """The pending request was not made by ``login`` (a second person approves, workflow._decide_request)."""
     event = aliased(CaseEvent)
-    requester = (select(event.actor).where(event.case_id == Case.id, event.kind == "request")
+    requester = (select(event.actor).where(event.case_id == Case.id, _in_trail(event), event.kind == "request")
                  .order_by(event.at.desc(), event.id.desc()).limit(1).correlate(Case).scalar_subquery())
     return func.coalesce(requester, "") != login
 

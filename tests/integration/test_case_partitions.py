@@ -655,3 +655,21 @@ def test_the_scheduler_reads_each_candidates_trail_in_its_months(small_demo: Eng
                    if n.get("Relation Name", "").startswith("case_event_")}
         conn.rollback()
     assert read == {"case_event_p2026_11"} and len(planned) > 2
+
+
+def test_the_inbox_reads_each_cases_trail_in_its_months(small_demo: Engine) -> None:
+    """The inbox's duty clauses (trail checks, the pending request's author) read each case's events between
+    its trail's bounds, per case as they run: the empty months made ahead and the default partition, which an
+    unbounded probe would read for every case, are never read."""
+    from spatial.cases import inbox
+
+    by = Principal(account_id=0, login="t", role="dispatcher", scope="*")
+    sql = str(inbox.page_query(by, inbox.InboxQuery()).compile(small_demo, compile_kwargs={"literal_binds": True}))
+    with small_demo.connect() as conn:
+        plan = conn.execute(text("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF, FORMAT JSON) " + sql)).scalar()
+        spans = set(conn.execute(text(
+            "SELECT DISTINCT to_char(at AT TIME ZONE 'Asia/Shanghai', '\"case_event_p\"YYYY_MM') FROM case_event"
+        )).scalars())
+    read = {n["Relation Name"] for n in _nodes(plan[0]["Plan"]) if n.get("Actual Loops", 0) > 0
+            and n.get("Relation Name", "").startswith("case_event_")}
+    assert read and read <= spans and "case_event_default" not in read
