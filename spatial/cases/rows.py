@@ -79,14 +79,26 @@ def lock_case(conn: Connection, case_id: int) -> bool:
 def one_case(conn: Connection, sql: str, case_id: int, params: dict[str, Any] | None = None) -> RowMapping | None:
     """The first row of ``sql``, a read of case ``case_id`` (bound as ``:id``) whose ``__MONTH__`` marks where
     ``AND <alias>reported_at = :at`` goes (``__MONTH__`` or ``__MONTH:c__`` for the alias ``c``): run in the
-    case's own month, and again in every month when that finds nothing (the case moved, or its month was
-    archived)."""
+    case's own month. When that finds nothing, the month is read again from ``case_key``: a case moved meanwhile
+    is read in its new month; an unchanged month means there is no row to find (the row is locked and skipped,
+    ``SKIP LOCKED``, or its month was archived) — not a reason to read every month. After a few moves in a row,
+    every month is read."""
     values = {**(params or {}), "id": case_id}
     month = case_months(conn, [case_id]).get(case_id)
-    if month is None:  # no such case (its key is written with it): nothing in any month
-        return None
-    row = conn.execute(_bounded(sql, True), {**values, "at": month}).mappings().first()
-    return row if row is not None else conn.execute(_bounded(sql, False), values).mappings().first()
+    for _ in range(_MOVES):
+        if month is None:  # no such case (its key is written with it): nothing in any month
+            return None
+        row = conn.execute(_bounded(sql, True), {**values, "at": month}).mappings().first()
+        if row is not None:
+            return row
+        now = case_months(conn, [case_id]).get(case_id)
+        if now == month:
+            return None
+        month = now
+    return conn.execute(_bounded(sql, False), values).mappings().first()
+
+
+_MOVES = 3  # reads of a case moving to another month, each time, before one_case reads every month
 
 
 @lru_cache(maxsize=64)

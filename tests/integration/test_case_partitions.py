@@ -420,17 +420,42 @@ def test_reads_by_id_plan_only_the_cases_own_month(small_demo: Engine, reader: s
 
 
 def test_a_case_moved_between_the_two_reads_is_still_found(small_demo: Engine, monkeypatch) -> None:
-    """case_key names a month the case has just left (its report moved): the read by id looks again in every
-    month instead of answering "no such case"."""
+    """case_key names a month the case has just left (its report moved): the read by id looks again — a page
+    of rows in every month, one case in the month case_key names now — instead of answering "no such case"."""
     from spatial.cases import rows
 
+    real = rows.case_months
     with small_demo.connect() as conn:
         case_id = conn.execute(text('SELECT id FROM "case" ORDER BY id LIMIT 1')).scalar_one()
         monkeypatch.setattr(rows, "case_months", lambda _conn, ids: {int(i): datetime(2019, 1, 5, tzinfo=UTC)
                                                                      for i in ids})
         assert [r["id"] for r in rows.case_rows(conn, [case_id])] == [case_id]
-        assert rows.one_case(conn, 'SELECT id FROM "case" WHERE id = :id __MONTH__', case_id)["id"] == case_id
-        assert rows.lock_case(conn, case_id)
+        for read in (lambda: rows.one_case(conn, 'SELECT id FROM "case" WHERE id = :id __MONTH__', case_id),
+                     lambda: rows.lock_case(conn, case_id)):
+            calls: list[int] = []
+
+            def stale_once(_conn, ids, calls=calls):
+                calls.append(1)  # the first read finds the month the case left, the next its new one
+                return ({int(i): datetime(2019, 1, 5, tzinfo=UTC) for i in ids} if len(calls) == 1
+                        else real(_conn, ids))
+
+            monkeypatch.setattr(rows, "case_months", stale_once)
+            assert read() and len(calls) == 2
+
+
+def test_a_skipped_locked_case_is_not_looked_for_in_every_month(small_demo: Engine) -> None:
+    """The scheduler's FOR UPDATE SKIP LOCKED read of a case another transaction holds finds no row: its month
+    has not changed, so the read ends there (before, it read every month again, for nothing)."""
+    from spatial.cases import rows, scheduler
+
+    with small_demo.connect() as holder, small_demo.connect() as sweeper:
+        case_id = holder.execute(text('SELECT id FROM "case" ORDER BY id LIMIT 1')).scalar_one()
+        assert rows.lock_case(holder, case_id)
+        sent: list[str] = []
+        event.listen(sweeper, "before_cursor_execute", lambda *a: sent.append(a[2]))
+        assert rows.one_case(sweeper, scheduler._LOCK, case_id) is None
+        assert [s for s in sent if '"case"' in s and "reported_at = " not in s] == []  # each read bounded
+        holder.rollback()
 
 
 def _intake_generic_plan(engine: Engine, category: str, lon: float, lat: float, at: datetime) -> dict:
