@@ -1,9 +1,11 @@
 """Benchmark: sustained HTTP case intake with full assignment on the full demo, against its floor.
 
-    .venv/bin/python -m bench.intake [--seconds 30] [--clients 8] [--bulk 100000]
+    .venv/bin/python -m bench.intake [--seconds 30] [--clients 8] [--bulk 100000] [--shared]
 
 1. A database with the full demo (built once, then reused while the generator is unchanged) is copied to a
-   scratch database for the run, so that the cases the benchmark adds never pile up.
+   scratch database for the run, so that the cases the benchmark adds never pile up — one copy for HTTP and
+   one for the floor (``--shared``: both sides in one copy, as before session 13: each round then met the
+   cases, dead row versions and vacuum work of the other side's rounds).
 2. Floor: the same intake statement the API runs (spatial/store/sql/intake.sql: assign, store the case and its
    first events), once per report and committed, over direct connections, one per client, without HTTP.
 3. HTTP: ``gridlink serve`` in a child process; N client threads POST /api/v1/cases (assign, store, reply,
@@ -346,8 +348,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6, help="floor and HTTP alternate this many times")
     parser.add_argument("--bulk", type=int, default=100_000)
     parser.add_argument("--bulk-only", action="store_true", help="skip the sustained runs (bulk timing only)")
+    parser.add_argument("--shared", action="store_true",
+                        help="floor and HTTP write into one copy (default: each into its own copy of the template)")
     args = parser.parse_args()
     url = prepare(DatabaseSettings())
+    # Each side writes into its own copy of the same template unless --shared: on one copy, each round met
+    # the cases, dead row versions and vacuum work the other side's rounds had left (BENCHMARKS.md, intake).
+    floor_url = url if args.shared else fresh_copy(DatabaseSettings(), SCRATCH + "_floor")
     token = bench_token(url)
     if args.bulk_only:
         server, port = start_server(url, args.workers)
@@ -361,7 +368,7 @@ def main() -> None:
         return
     reports = sample_reports(url, 20_000)
     server, port = start_server(url, args.workers)
-    floor = Floor(url, args.clients)
+    floor = Floor(floor_url, args.clients)
     try:
         client = Http(port, args.clients, token)
         _spread(reports[::-1], args.clients, 3, client.work)  # warm-up: pools, caches, prepared plans
@@ -376,11 +383,12 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=30)
     round_ratios = [h / f for h, f in zip(served["per_round"], base["per_round"], strict=True)]
-    result = {"machine": machine(),
+    result = {"machine": machine(), "copies": "shared" if args.shared else "one per side",
               "clients": args.clients, "workers": args.workers, "seconds": args.seconds, "floor": base,
               "http": served, "ratio_http_over_floor": round(served["per_s"] / base["per_s"], 2),
               "ratio_median_of_rounds": round(statistics.median(round_ratios), 2), "bulk": batch}
-    print(f"\nfloor (intake.sql per report, {args.clients} direct connections): {base['per_s']:8.1f} /s"
+    print(f"\n{'one copy for both sides' if args.shared else 'each side on its own copy of the template'}")
+    print(f"floor (intake.sql per report, {args.clients} direct connections): {base['per_s']:8.1f} /s"
           f"  p50 {base['p50_ms']} ms  p99 {base['p99_ms']} ms")
     print(f"HTTP POST /api/v1/cases ({args.clients} clients, {args.workers} workers): {served['per_s']:8.1f} /s"
           f"  p50 {served['p50_ms']} ms  p99 {served['p99_ms']} ms  errors {served['errors']}"
