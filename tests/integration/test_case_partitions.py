@@ -133,6 +133,8 @@ def test_the_conversion_keeps_every_row_down_and_up(scratch: Engine) -> None:
     assert _kind(scratch) == "p"
     assert _digest(scratch) == at_head  # the rollup too: its triggers did not fire for the move
     _keys_match(scratch)
+    with scratch.connect() as conn:  # 0034's backfill: every key's trail bounds exact
+        assert _trail_bounds_off(conn) == 0
     with scratch.connect() as conn:
         names = {name for name, _, _ in months(conn, "case")}
         assert {"case_p2026_10", "case_p2026_11"} <= names
@@ -282,6 +284,15 @@ def test_maintain_settles_the_old_case_and_archive_takes_closed_months(
                                  " CAST('case_p2019_05' AS regclass)")).scalar() == 0  # detached
         # the archived case keeps its key: its number stays taken
         assert conn.execute(text("SELECT count(*) FROM case_key WHERE case_no = '2019051000000001'")).scalar() == 1
+
+
+def _trail_bounds_off(conn) -> int:
+    """How many keys' trail bounds (migration 0034) are not exactly their report time or their events' first
+    and last time."""
+    return conn.execute(text(
+        "SELECT count(*) FROM case_key k LEFT JOIN (SELECT case_id, min(at) AS a, max(at) AS b FROM case_event"
+        " GROUP BY case_id) e ON e.case_id = k.id WHERE (k.trail_from, k.trail_to) IS DISTINCT FROM"
+        " (least(k.reported_at, e.a), greatest(k.reported_at, e.b))")).scalar()
 
 
 def _nodes(node: dict) -> Iterator[dict]:
@@ -571,11 +582,7 @@ def test_the_trail_bounds_hold_every_event(small_demo: Engine) -> None:
     from spatial.cases import actions
 
     with small_demo.connect() as conn:
-        off = conn.execute(text(
-            "SELECT count(*) FROM case_key k LEFT JOIN (SELECT case_id, min(at) AS a, max(at) AS b FROM case_event"
-            " GROUP BY case_id) e ON e.case_id = k.id WHERE (k.trail_from, k.trail_to) IS DISTINCT FROM"
-            " (least(k.reported_at, e.a), greatest(k.reported_at, e.b))")).scalar()
-        assert off == 0
+        assert _trail_bounds_off(conn) == 0
         case_id = conn.execute(text('SELECT id FROM "case" ORDER BY id LIMIT 1')).scalar_one()
         before = len(actions.load_trail(conn, case_id)[0])
         conn.execute(text("INSERT INTO case_event (case_id, at, kind, actor) VALUES"
