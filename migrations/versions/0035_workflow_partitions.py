@@ -75,6 +75,22 @@ def _rewrite_sync(conn, old: str, new: str, times: int) -> None:
     op.execute(definition.replace(old, new))
 
 
+def _set_aside(conn, table: str, spec: dict, aside: str) -> dict[str, list]:
+    """Rename ``table`` to ``aside`` bare of its unique constraints, triggers, indexes and foreign keys; return
+    their definitions (but the unique constraints': ``spec`` has them) to make again on the new table."""
+    parts = _trails._definitions(conn, table)  # drops the foreign keys
+    op.execute(f"ALTER TABLE {table} RENAME TO {aside}")
+    op.execute(f"ALTER TABLE {aside} RENAME CONSTRAINT pk_{table} TO pk_{aside}")
+    for name in spec["unique"]:
+        op.execute(f'ALTER TABLE {aside} DROP CONSTRAINT "{name}"')
+    for trigger, _, _ in parts["triggers"]:
+        op.execute(f'DROP TRIGGER "{trigger}" ON {aside}')
+    parts["indexes"] = [(name, definition) for name, definition in parts["indexes"] if name not in spec["unique"]]
+    for index, _ in parts["indexes"]:
+        op.execute(f'DROP INDEX "{index}"')
+    return parts
+
+
 def upgrade() -> None:
     conn = op.get_bind()
     op.execute(f"SET LOCAL TimeZone = '{ZONE}'")
@@ -84,18 +100,8 @@ def upgrade() -> None:
         op.execute(f"ALTER TABLE {table} ADD COLUMN reported_at timestamptz")
         op.execute(f"UPDATE {table} t SET reported_at = k.reported_at FROM case_key k WHERE k.id = t.case_id")
         op.execute(f"ALTER TABLE {table} ALTER COLUMN reported_at SET NOT NULL")
-        parts = _trails._definitions(conn, table)  # drops the foreign keys (made again at the end)
         aside = f"{table}_unpartitioned"
-        op.execute(f"ALTER TABLE {table} RENAME TO {aside}")
-        op.execute(f"ALTER TABLE {aside} RENAME CONSTRAINT pk_{table} TO pk_{aside}")
-        for name in spec["unique"]:
-            op.execute(f'ALTER TABLE {aside} DROP CONSTRAINT "{name}"')
-        for trigger, _, _ in parts["triggers"]:
-            op.execute(f'DROP TRIGGER "{trigger}" ON {aside}')
-        parts["indexes"] = [(name, definition) for name, definition in parts["indexes"]
-                            if name not in spec["unique"]]
-        for index, _ in parts["indexes"]:
-            op.execute(f'DROP INDEX "{index}"')
+        parts = _set_aside(conn, table, spec, aside)
         op.execute(f"CREATE TABLE {table} (LIKE {aside} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
                    " PARTITION BY RANGE (reported_at)")
         op.execute(f"ALTER TABLE {table} ADD CONSTRAINT pk_{table} PRIMARY KEY ({spec['pk'][1]})")
@@ -125,18 +131,8 @@ def downgrade() -> None:
     conn = op.get_bind()
     _rewrite_sync(conn, KEY_UPDATE + MOVE, KEY_UPDATE, 2)
     for table, spec in TABLES.items():
-        parts = _trails._definitions(conn, table)
         aside = f"{table}_partitioned"
-        op.execute(f"ALTER TABLE {table} RENAME TO {aside}")
-        op.execute(f"ALTER TABLE {aside} RENAME CONSTRAINT pk_{table} TO pk_{aside}")
-        for name in spec["unique"]:
-            op.execute(f'ALTER TABLE {aside} DROP CONSTRAINT "{name}"')
-        for trigger, _, _ in parts["triggers"]:
-            op.execute(f'DROP TRIGGER "{trigger}" ON {aside}')
-        parts["indexes"] = [(name, definition) for name, definition in parts["indexes"]
-                            if name not in spec["unique"]]
-        for index, _ in parts["indexes"]:
-            op.execute(f'DROP INDEX "{index}"')
+        parts = _set_aside(conn, table, spec, aside)
         op.execute(f"CREATE TABLE {table} (LIKE {aside} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
         op.execute(f"ALTER TABLE {table} ADD CONSTRAINT pk_{table} PRIMARY KEY ({spec['pk'][0]})")
         if spec["sequence"]:
