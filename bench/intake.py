@@ -178,7 +178,10 @@ class Floor:
         self.engine = create_engine(url, pool_size=clients)
         with self.engine.connect() as conn:
             self.ref = ReferenceCache.load(conn)
-        self.conns = [self.engine.connect() for _ in range(clients)]
+        # Each report is its own transaction in one round trip (autocommit): with a COMMIT sent afterwards by the
+        # client, a backend stayed idle in transaction — holding its rows — until one of the bench's Python
+        # threads got the interpreter and the CPU back to send it (BENCHMARKS.md, intake, run 20).
+        self.conns = [self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") for _ in range(clients)]
 
     def begin(self) -> None:
         """Nothing to do: direct connections stay open."""
@@ -195,11 +198,9 @@ class Floor:
                   "reporter_phone": None, "idempotency_key": None, "scope_area": None,
                   "audit_who": "bench.partner", "audit_role": "partner", "audit_client": "127.0.0.1",
                   "deadline": self.ref.calendar.deadline(at, cat.time_limit, cat.time_unit)}
-        # run_prepared executes on the driver's cursor, which does not begin SQLAlchemy's transaction: without
-        # this begin(), Connection.commit() had nothing to commit and each floor connection ran one transaction
-        # for the whole benchmark (never committing, holding every KPI rollup row it touched).
-        with self.conns[i].begin():
-            run_prepared(self.conns[i], "intake", params)
+        # run_prepared executes on the driver's cursor; the connection is in autocommit, so the statement
+        # commits itself (before session 12 the floor never committed: one transaction for the whole run).
+        run_prepared(self.conns[i], "intake", params)
 
     def close(self) -> None:
         """Close the connections."""
