@@ -41,12 +41,11 @@ depends_on = None
 
 log = logging.getLogger("alembic.runtime.migration")
 
-# The definitions' reader, the rebuilder and the batch mover of 0028 (frozen with it; the same catalogue rules).
+# The definitions' reader, the rebuilder and the batch mover of 0028, and the months of "case" (0031): the units
+# and photos get the same months, zone and months made ahead as their cases.
 _trails = importlib.import_module("migrations.versions.0028_monthly_partitions")
-
-ZONE = "Asia/Shanghai"
-PREMAKE = 4
-OLDEST_MONTHS = 36
+_cases = importlib.import_module("migrations.versions.0031_case_partitions")
+ZONE, PREMAKE, OLDEST_MONTHS = _cases.ZONE, _cases.PREMAKE, _cases.OLDEST_MONTHS
 
 # table: (primary key before, after; unique constraints before → after; the batch column; its id sequence)
 TABLES: dict[str, dict] = {
