@@ -25,7 +25,7 @@ from spatial.access.scope import check_report, may_read, own_source, sees_team_p
 from spatial.cases.assignment.owner import owner_name
 from spatial.cases.assignment.rules import assign, degrees_for
 from spatial.cases.public import case_public
-from spatial.cases.rows import TRAIL, case_row, case_rows, trail_window
+from spatial.cases.rows import case_row, case_rows, last_events
 from spatial.cases.schemas import CaseCreate
 from spatial.errors import InvalidParameterError
 from spatial.grids.locate import AreaPublic, locate
@@ -133,9 +133,7 @@ def my_cases(conn: Connection, ref: ReferenceCache, *, by: Principal, limit: int
     created = dict(mine)
     cases = [row for row in case_rows(conn, created) if row["created_at"] == created[row["id"]]]
     ids = [row["id"] for row in cases]
-    updated = dict(conn.execute(text(
-        f"SELECT case_id, max(at) FROM case_event WHERE case_id = ANY(CAST(:ids AS bigint[])) AND {TRAIL}"
-        " GROUP BY case_id"), {"ids": ids, **trail_window(conn, ids)}).tuples().all())
+    updated = last_events(conn, ids)
     photos = dict(conn.execute(text(
         "SELECT case_id, count(*) FROM case_photo WHERE case_id = ANY(CAST(:ids AS bigint[]))"
         " AND reported_at = ANY(CAST(:months AS timestamptz[])) GROUP BY case_id"),

@@ -32,7 +32,7 @@ from spatial.access.scope import case_clause, check_read
 from spatial.cases.assignment.owner import GRID_CHIEF
 from spatial.cases.public import case_public
 from spatial.cases.read import MAX_CASE_ID
-from spatial.cases.rows import TRAIL, case_months, case_row, case_rows, trail_window
+from spatial.cases.rows import case_months, case_row, case_rows, last_events
 from spatial.cases.schemas import LOCAL, CasePublic
 from spatial.errors import InvalidParameterError, NotFoundError
 from spatial.reference.cache import ReferenceCache
@@ -188,9 +188,7 @@ def _requests_by_id(conn: Connection, ref: ReferenceCache, ids: list[int], by: P
         return []
     rows = {row["id"]: dict(row) for row in case_rows(conn, ids)}
     rows = {i: row for i, row in rows.items() if _visible(row, by)}
-    updated = dict(conn.execute(text(
-        f"SELECT case_id, max(at) FROM case_event WHERE case_id = ANY(CAST(:ids AS bigint[])) AND {TRAIL}"
-        " GROUP BY case_id"), {"ids": list(rows), **trail_window(conn, rows)}).tuples().all())
+    updated = last_events(conn, rows)
     return [request_public(ref, rows[i], updated.get(i), public=by is None) for i in ids if i in rows]
 
 

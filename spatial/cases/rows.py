@@ -50,6 +50,14 @@ def trail_window(conn: Connection, ids: Iterable[int]) -> dict[str, Any]:
     return {"trail_from": first, "trail_to": last}
 
 
+def last_events(conn: Connection, ids: Iterable[int]) -> dict[int, datetime]:
+    """The time of the last event of each case of ``ids`` that has one, read in the months of their trails."""
+    wanted = list(dict.fromkeys(int(i) for i in ids))
+    return dict(conn.execute(text(
+        f"SELECT case_id, max(at) FROM case_event WHERE case_id = ANY(CAST(:ids AS bigint[])) AND {TRAIL}"
+        " GROUP BY case_id"), {"ids": wanted, **trail_window(conn, wanted)}).tuples().all())
+
+
 def case_rows(conn: Connection, ids: Iterable[int]) -> list[RowMapping]:
     """The ``sql/case_get.sql`` rows of the cases ``ids`` (in no particular order; unknown ids are left out),
     read from their own months only."""
