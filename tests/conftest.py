@@ -120,18 +120,27 @@ def admin_headers() -> dict[str, str]:
     return {"Authorization": f"Bearer {_ADMIN_TOKEN[-1]}"}
 
 
-@pytest.fixture(scope="session")
-def world_engine() -> Iterator[Engine]:
-    """A database holding the known-answer world of tests/world.py (committed)."""
-    from spatial.access.accounts import add_user, create_token
+def world_database(dbname: str) -> Engine:
+    """A new database ``dbname`` holding the known-answer world of tests/world.py and its administrator."""
+    from spatial.access.accounts import add_user
     from spatial.reference.load import load_reference
     from tests.world import build_world
 
-    eng = migrated_engine("gridlink_test_world")
+    eng = migrated_engine(dbname)
     with eng.begin() as connection:
         load_reference(connection)
         build_world(connection)
         add_user(connection, TEST_ADMIN, role="admin", scope="*", password=TEST_PASSWORD)
+    return eng
+
+
+@pytest.fixture(scope="session")
+def world_engine() -> Iterator[Engine]:
+    """A database holding the known-answer world of tests/world.py (committed)."""
+    from spatial.access.accounts import create_token
+
+    eng = world_database("gridlink_test_world")
+    with eng.begin() as connection:
         _ADMIN_TOKEN.append(create_token(connection, TEST_ADMIN, label="tests", ttl=None)[0])
     yield eng
     eng.dispose()

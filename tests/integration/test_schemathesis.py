@@ -29,8 +29,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from spatial.access.accounts import add_user, create_token
-from tests.conftest import TEST_ADMIN, TEST_PASSWORD, migrated_engine
+from spatial.access.accounts import create_token
+from tests.conftest import TEST_ADMIN, world_database
 from tests.live import serving
 
 KEPT = "tests/regressions/schemathesis_examples.json"
@@ -45,14 +45,7 @@ def run_seed() -> str:
 @pytest.fixture(scope="module")
 def fuzz_world() -> Iterator[Engine]:
     """The test world (tests/world.py) in a database of its own, with the world's administrator."""
-    from spatial.reference.load import load_reference
-    from tests.world import build_world
-
-    engine = migrated_engine("gridlink_test_fuzz_world")
-    with engine.begin() as conn:
-        load_reference(conn)
-        build_world(conn)
-        add_user(conn, TEST_ADMIN, role="admin", scope="*", password=TEST_PASSWORD)
+    engine = world_database("gridlink_test_fuzz_world")
     yield engine
     engine.dispose()
 
