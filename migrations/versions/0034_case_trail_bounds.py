@@ -60,13 +60,14 @@ END $$
 """
 
 
-def _rewrite_sync(conn, pairs: tuple[tuple[str, str], ...]) -> None:
-    """Replace each ``old`` by its ``new`` in gridlink_case_key_sync's definition, as the catalogue holds it."""
+def _rewrite_sync(conn, pairs: tuple[tuple[str, str], ...], times: int = 1) -> None:
+    """Replace each ``old`` (held ``times`` times) by its ``new`` in gridlink_case_key_sync's definition, as the
+    catalogue holds it (0035 rewrites it too)."""
     definition = conn.execute(
         sa.text("SELECT pg_get_functiondef(CAST('gridlink_case_key_sync()' AS regprocedure))")).scalar()
     for old, new in pairs:
-        if definition.count(old) != 1:
-            raise RuntimeError(f"gridlink_case_key_sync does not hold {old!r} once: not the function this "
+        if definition.count(old) != times:
+            raise RuntimeError(f"gridlink_case_key_sync does not hold {old!r} {times} times: not the function this "
                                "migration knows")
         definition = definition.replace(old, new)
     op.execute(definition)

@@ -45,6 +45,7 @@ log = logging.getLogger("alembic.runtime.migration")
 # and photos get the same months, zone and months made ahead as their cases.
 _trails = importlib.import_module("migrations.versions.0028_monthly_partitions")
 _cases = importlib.import_module("migrations.versions.0031_case_partitions")
+_bounds = importlib.import_module("migrations.versions.0034_case_trail_bounds")  # its rewriter of case_key_sync
 ZONE, PREMAKE, OLDEST_MONTHS = _cases.ZONE, _cases.PREMAKE, _cases.OLDEST_MONTHS
 
 # table: (primary key before, after; unique constraints before → after; the batch column; its id sequence)
@@ -63,15 +64,6 @@ MOVE = """
 # The two places of the function where the key's reported_at is written for an existing key (a plain UPDATE of
 # the case, and the insert half of a move between months).
 KEY_UPDATE = "reported_at = NEW.reported_at WHERE id = NEW.id;"
-
-
-def _rewrite_sync(conn, old: str, new: str, times: int) -> None:
-    definition = conn.execute(
-        sa.text("SELECT pg_get_functiondef(CAST('gridlink_case_key_sync()' AS regprocedure))")).scalar()
-    if definition.count(old) != times:
-        raise RuntimeError(f"gridlink_case_key_sync does not hold {old!r} {times} times: not the function this "
-                           "migration knows")
-    op.execute(definition.replace(old, new))
 
 
 def _set_aside(conn, table: str, spec: dict, aside: str) -> dict[str, list]:
@@ -122,13 +114,13 @@ def upgrade() -> None:
         op.execute(f"DROP TABLE {aside}")
         op.execute(f"ANALYZE {table}")
         log.info("%s: %d rows moved into partitions in %.1f s", table, moved, time.perf_counter() - started)
-    _rewrite_sync(conn, KEY_UPDATE, KEY_UPDATE + MOVE, 2)
+    _bounds._rewrite_sync(conn, ((KEY_UPDATE, KEY_UPDATE + MOVE),), times=2)
     op.execute("RESET TimeZone")
 
 
 def downgrade() -> None:
     conn = op.get_bind()
-    _rewrite_sync(conn, KEY_UPDATE + MOVE, KEY_UPDATE, 2)
+    _bounds._rewrite_sync(conn, ((KEY_UPDATE + MOVE, KEY_UPDATE),), times=2)
     for table, spec in TABLES.items():
         aside = f"{table}_partitioned"
         parts = _set_aside(conn, table, spec, aside)

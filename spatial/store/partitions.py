@@ -39,8 +39,9 @@ WITH_CASE = ("case_unit", "case_photo")
 MANAGED = (*PARTITIONED, "case", *WITH_CASE)
 # How long before its case's ``reported_at`` an event may be: intake refuses a report dated more than CLOCK_SKEW
 # (spatial/access/scope.py, the same 5 minutes; tests/integration/test_partitions.py holds them equal) ahead of
-# its clock, and every later event is written at its clock. Reads of a case's events are bounded below by
-# ``reported_at - EVENT_MARGIN``, so the months before the case's report are pruned.
+# its clock, and every later event is written at its clock. A period's reads of events (the evaluation) are
+# bounded below by its start ``- EVENT_MARGIN``, so the months before the period are pruned (a case's own events
+# are read between its trail's bounds instead: migration 0034, spatial/cases/rows.py).
 EVENT_MARGIN = timedelta(minutes=5)
 EVENT_MARGIN_SQL = "interval '5 minutes'"
 ZONE = "Asia/Shanghai"
