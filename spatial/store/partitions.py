@@ -107,8 +107,22 @@ def _settle(conn: Connection, table: str) -> int:
     # must let it go, and the evaluation's summary (case_event_kpi, ALWAYS) must not count the event twice.
     conn.execute(text("SET LOCAL session_replication_role = replica"))
     conn.execute(text("SET LOCAL gridlink.case_kpi = 'deferred'"))
+    if table == "case":
+        # pg_partman moves the rows out and back in two statements: case_key_sync drops each key as its row
+        # leaves and makes it anew as it comes back, with the trail's bounds of a new case (its report time).
+        # The events stay where they are: the bounds they had are put back.
+        conn.execute(text("CREATE TEMPORARY TABLE gridlink_settled_trails ON COMMIT DROP AS"
+                          " SELECT k.id, k.trail_from, k.trail_to FROM case_key k"
+                          " WHERE k.id IN (SELECT id FROM case_default)"))
     moved = conn.execute(text("SELECT partman.partition_data_time(:p, p_batch_count := 100000, p_analyze := false)"),
                          {"p": f"public.{table}"}).scalar()
+    # pg_partman's staging table (ON COMMIT DROP) has this table's columns: the next table's move in this same
+    # transaction would find it and fail on its columns.
+    conn.execute(text("DROP TABLE IF EXISTS partman_temp_data_storage"))
+    if table == "case":
+        conn.execute(text("UPDATE case_key k SET trail_from = s.trail_from, trail_to = s.trail_to"
+                          " FROM gridlink_settled_trails s WHERE k.id = s.id"))
+        conn.execute(text("DROP TABLE gridlink_settled_trails"))
     conn.execute(text("SET LOCAL gridlink.case_kpi = 'on'"))
     conn.execute(text("SET LOCAL session_replication_role = origin"))
     return int(moved or 0)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -265,12 +265,21 @@ def test_a_moved_report_takes_its_key_and_trail_along(scratch: Engine) -> None:
 def test_maintain_settles_the_old_case_and_archive_takes_closed_months(
         scratch: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
     monkeypatch.setenv("GRIDLINK_DATABASE_URL", scratch.url.render_as_string(hide_password=False))
+    with scratch.begin() as conn:  # the old case's trail: its report and an event a day later
+        conn.execute(text("INSERT INTO case_event (case_id, at, kind, actor, role)"
+                          " SELECT id, reported_at + interval '1 day', 'link', 'x', 'system' FROM case_key"
+                          " WHERE case_no = '2019051000000001'"))
+        assert _trail_bounds_off(conn) == 0
     before = _digest(scratch, ('"case"',))
     assert cli.main(["db", "maintain"]) == 0
     assert "1 rows moved out of case_default" in capsys.readouterr().out
     with scratch.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM case_p2019_05")).scalar() == 1
         assert conn.execute(text("SELECT count(*) FROM case_default")).scalar() == 0
+        # moved out and back in by pg_partman, its key keeps its trail's bounds (its event is still read)
+        assert _trail_bounds_off(conn) == 0
+        assert conn.execute(text("SELECT trail_to - trail_from FROM case_key WHERE case_no = '2019051000000001'")
+                            ).scalar() == timedelta(days=1)
     assert _digest(scratch, ('"case"',)) == before
     _keys_match(scratch)
     # the demo's months hold open cases: archiving before November takes October's trail, not its cases
