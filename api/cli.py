@@ -189,7 +189,7 @@ def _url() -> str:
 
 
 def cmd_db_maintain(_args: argparse.Namespace) -> int:
-    """Keep the monthly partitions of case_event and audit_log (spatial/store/partitions.py)."""
+    """Keep the monthly partitions (spatial/store/partitions.py) and narrow the months of open cases."""
     from sqlalchemy import create_engine
 
     from spatial.store.partitions import PartitionError, maintain
@@ -205,6 +205,12 @@ def cmd_db_maintain(_args: argparse.Namespace) -> int:
     for table, count in done.months.items():
         print(f"{table}: {count} months, newest {done.newest[table]}; {done.moved[table]:,} rows moved out of"
               f" {table}_default")
+    if done.open_months is None:
+        print("open cases: the writers of cases held their lock too long; the months of open cases were left as"
+              " they were (the next run narrows them)")
+    else:
+        held = done.open_months
+        print(f"open cases: {len(held)} months hold them" + (f", {held[0]} to {held[-1]}" if held else ""))
     return EXIT_OK
 
 

@@ -161,6 +161,7 @@ def _case_reads(url: str, rounds: int) -> dict[str, float]:
     from spatial.cases.intake import create_case
     from spatial.cases.open311 import request_token
     from spatial.cases.schemas import CaseCreate
+    from spatial.store.partitions import open_span
     from tiles.layers import LAYERS, tile_params, tile_sql
 
     engine = create_engine(url)
@@ -198,7 +199,7 @@ def _case_reads(url: str, rounds: int) -> dict[str, float]:
             timed("inbox_page", lambda: inbox(conn, ref, InboxQuery(limit=50), by=ADMIN))
             timed("intake_with_duplicate_probe", lambda: create_case(conn, ref, adapter.validate_python(body),
                                                                      actor="bench", by=ADMIN))
-            timed("open_case_tile_z14", lambda: conn.execute(tile, tile_params(z, x, y)).scalar())
+            timed("open_case_tile_z14", lambda: conn.execute(tile, tile_params(z, x, y, span=open_span(conn))).scalar())
             timed("open_cases_count", lambda: conn.execute(text(
                 "SELECT count(*) FROM \"case\" WHERE state NOT IN ('closed', 'voided') AND duplicate_of IS NULL"
             )).scalar())

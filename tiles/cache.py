@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, text
 
 from spatial.errors import InvalidParameterError, NotFoundError
-from tiles.layers import CASE_STATES, LAYERS, MAX_ZOOM, tile_params, tile_sql
+from spatial.store.partitions import open_span
+from tiles.layers import CASE_STATES, LAYERS, MAX_ZOOM, parts_of, tile_params, tile_sql
 
 
 @dataclass(frozen=True)
@@ -79,8 +80,9 @@ class TileCache:
                 self.entries.move_to_end(key)
                 self.hits += 1
                 return found
+        span = open_span(conn) if any(part.group == "cases" for part in parts_of(layer)) else None
         data = bytes(conn.execute(text(tile_sql(layer, z, state=state, scope_kind=scope[0] if scope else None)),
-                                  tile_params(z, x, y, state=state, scope=scope)).scalar() or b"")
+                                  tile_params(z, x, y, state=state, scope=scope, span=span)).scalar() or b"")
         tile = Tile(data, '"' + hashlib.blake2b(data, digest_size=12).hexdigest() + '"')
         with self.lock:
             self.misses += 1

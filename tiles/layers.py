@@ -19,15 +19,18 @@ personal data.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from spatial.codes import SPECIAL_KINDS_SQL, prefix_range
+from spatial.store.partitions import OPEN_SPAN
 
 EXTENT = 4096
 BUFFER = 64
 CELL_PX = 32  # aggregation cell, in 256-pixel screen pixels
 WORLD_M = 40_075_016.685578488
 MAX_ZOOM = 22
-OPEN_CASE = "k.state NOT IN ('closed', 'voided')"
+# Open cases, in the months that hold them (:open_from, :open_to: spatial/store/partitions.py open_span).
+OPEN_CASE = f"k.state NOT IN ('closed', 'voided') AND {OPEN_SPAN.format(k='k')}"
 
 
 @dataclass(frozen=True)
@@ -129,12 +132,13 @@ def tile_sql(layer: TileLayer, z: int, *, state: str | None = None, scope_kind: 
             f" {layer.attributes} FROM b, {where}) t WHERE t.geom IS NOT NULL")
 
 
-def tile_params(z: int, x: int, y: int, *, state: str | None = None,
-                scope: tuple[str, str] | None = None) -> dict[str, object]:
-    """Bound values of ``tile_sql``: half a screen pixel in degrees, the aggregation cell in metres."""
+def tile_params(z: int, x: int, y: int, *, state: str | None = None, scope: tuple[str, str] | None = None,
+                span: dict[str, datetime] | None = None) -> dict[str, object]:
+    """Bound values of ``tile_sql``: half a screen pixel in degrees, the aggregation cell in metres; ``span``:
+    the months of the open cases (``open_span``), for a tile that holds cases."""
     pixel_m = WORLD_M / (256 * 2**z)
     params: dict[str, object] = {"z": z, "x": x, "y": y, "tol": pixel_m / 2 / 111_320, "cell": pixel_m * CELL_PX,
-                                 "state": state}
+                                 "state": state, **(span or {})}
     if scope is not None:
         params["scope_lo"], params["scope_hi"] = prefix_range(scope[1])
         params["scope"] = scope[1]

@@ -63,6 +63,7 @@ from spatial.cases.workflow import (
 from spatial.errors import InvalidParameterError
 from spatial.reference.cache import ReferenceCache
 from spatial.store.models import Case, CaseEvent, CaseKey, CaseUnit
+from spatial.store.partitions import open_span
 
 # The actions a case waits for (each a row of workflow.TABLE); the table says who may take each, and when.
 DUTIES = ("verify", "register", "dispatch", "accept", "handle", "check", "rework", "close", "approve", "refuse",
@@ -151,10 +152,12 @@ def duty_clause(transition: Transition, by: Principal) -> ColumnElement[bool]:
     return and_(*parts)
 
 
-def inbox_clause(by: Principal) -> ColumnElement[bool]:
-    """The cases in ``by``'s inbox: open, in its scope, and waiting for a duty it may take."""
+def inbox_clause(by: Principal, span: dict[str, datetime]) -> ColumnElement[bool]:
+    """The cases in ``by``'s inbox: open, in its scope, and waiting for a duty it may take. ``span``: the report
+    times of every open case (``rows.open_span``), as constants: the months outside it are not planned."""
     duties = [duty_clause(BY_ACTION[action], by) for action in DUTIES]
-    return and_(Case.state.in_(OPEN_STATES),
+    return and_(Case.reported_at >= span["open_from"], Case.reported_at < span["open_to"],
+                Case.state.in_(OPEN_STATES),
                 case_clause(by, grid_code=Case.grid_code, special_codes=Case.special_grid_codes,
                             owner_key=Case.owner_key, assist_keys=Case.assist_keys),
                 or_(*duties))
@@ -181,11 +184,11 @@ def _next(due: datetime | None, case_id: int) -> str:
     return f"{micros}.{case_id}"
 
 
-def page_query(by: Principal, q: InboxQuery):
+def page_query(by: Principal, q: InboxQuery, span: dict[str, datetime]):
     """The ids and due times of one page of ``by``'s inbox, in due order (one extra row: is there more)."""
     if not 1 <= q.limit <= MAX_PAGE:
         raise InvalidParameterError(f"limit must be between 1 and {MAX_PAGE}", parameter="limit")
-    query = select(Case.id, DUE.label("due")).where(inbox_clause(by))
+    query = select(Case.id, DUE.label("due")).where(inbox_clause(by, span))
     if q.state is not None:
         query = query.where(Case.state == q.state)
     if q.after is not None:
@@ -197,9 +200,9 @@ def page_query(by: Principal, q: InboxQuery):
     return query.order_by(DUE, Case.id).limit(q.limit + 1)
 
 
-def counts(conn: Connection, by: Principal) -> dict[str, int]:
+def counts(conn: Connection, by: Principal, span: dict[str, datetime]) -> dict[str, int]:
     """The whole inbox of ``by`` by state (the console's badges)."""
-    rows = conn.execute(select(Case.state, func.count()).where(inbox_clause(by)).group_by(Case.state))
+    rows = conn.execute(select(Case.state, func.count()).where(inbox_clause(by, span)).group_by(Case.state))
     return {state: n for state, n in rows}
 
 
@@ -208,7 +211,8 @@ def inbox(conn: Connection, ref: ReferenceCache, q: InboxQuery, *, by: Principal
     the cursor of the next page (None at the end), and the counts by state."""
     if q.state is not None and q.state not in OPEN_STATES:
         raise InvalidParameterError(f"state must be an open state: {', '.join(OPEN_STATES)}", parameter="state")
-    rows = conn.execute(page_query(by, q)).all()
+    span = open_span(conn)
+    rows = conn.execute(page_query(by, q, span)).all()
     more = len(rows) > q.limit
     rows = rows[: q.limit]
     ids = [r.id for r in rows]
@@ -230,7 +234,7 @@ def inbox(conn: Connection, ref: ReferenceCache, q: InboxQuery, *, by: Principal
         item["duties"] = duties_now(trails[row.id], by, unit, assisting)
         item["orders"] = [o for o in orders.get(row.id, ()) if (unit and o["unit"] is None) or o["unit"] in assisting]
         items.append(item)
-    total = counts(conn, by)
+    total = counts(conn, by, span)
     return {"cases": items, "next": _next(rows[-1].due, rows[-1].id) if more else None,
             "counts": total, "total": sum(total.values())}
 

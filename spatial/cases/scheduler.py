@@ -49,6 +49,7 @@ from spatial.cases.rows import one_case
 from spatial.cases.workflow import ASSIST_CHECKS, BY_ACTION, STEP_LIMITS, SYSTEM, legal
 from spatial.codes import town_of
 from spatial.reference.calendar import WorkingCalendar
+from spatial.store.partitions import OPEN_SPAN, open_span
 
 ACTOR = "scheduler"
 REMIND_SHARE = 0.8
@@ -74,17 +75,20 @@ _CANDIDATES = text(
     " (SELECT max(e.at) FROM case_event e WHERE e.case_id = c.id AND e.state_after IS NOT NULL"
     f"  {_IN_TRAIL.format(e='e')}) AS entered_at"
     ' FROM "case" c JOIN case_key t ON t.id = c.id LEFT JOIN event_category k ON k.code = c.category_code'
-    " WHERE c.state = ANY(:states) AND c.step_deadline IS NOT NULL AND NOT EXISTS ("
+    f" WHERE {OPEN_SPAN.format(k='c')} AND c.state = ANY(:states) AND c.step_deadline IS NOT NULL AND NOT EXISTS ("
     f"  SELECT 1 FROM case_event s WHERE s.case_id = c.id AND s.kind = 'supervise' {_IN_TRAIL.format(e='s')}"
     f"  AND s.data ->> 'step' = c.state AND s.data ->> 'deadline' = {_KEY}) ORDER BY c.step_deadline, c.id")
 # An assisting unit's own deadline (joint handling, spatial/cases/joint.py): its open part on an open case,
-# not yet supervised for that deadline.
+# not yet supervised for that deadline. Both tables are bounded by the open cases' months (a unit has its case's).
 _UNIT_KEY = _KEY.replace("c.step_deadline", "u.deadline")
 _ASSIST_CANDIDATES = text(
     f"SELECT u.case_id AS id, c.state, u.unit_key, u.state AS unit_state, u.deadline, {_UNIT_KEY} AS deadline_key,"
     " u.dispatched_at FROM case_unit u JOIN \"case\" c ON c.id = u.case_id AND c.reported_at = u.reported_at"
-    " WHERE u.state = ANY(:unit_states) AND u.deadline IS NOT NULL AND c.state = ANY(:states) AND NOT EXISTS ("
+    " JOIN case_key t ON t.id = u.case_id"
+    f" WHERE {OPEN_SPAN.format(k='u')} AND {OPEN_SPAN.format(k='c')}"
+    " AND u.state = ANY(:unit_states) AND u.deadline IS NOT NULL AND c.state = ANY(:states) AND NOT EXISTS ("
     "  SELECT 1 FROM case_event s WHERE s.case_id = u.case_id AND s.kind = 'assist_supervise'"
+    f"  {_IN_TRAIL.format(e='s')}"
     f"  AND s.data ->> 'unit' = u.unit_key AND s.data ->> 'deadline' = {_UNIT_KEY})"
     " ORDER BY u.deadline, u.case_id, u.unit_key")
 _UNIT = text(f"SELECT u.state, {_UNIT_KEY} AS deadline_key FROM case_unit u"
@@ -177,9 +181,11 @@ def sweep(engine: Engine, calendar: WorkingCalendar, now: datetime | None = None
     """
     now = now or datetime.now(UTC)
     with engine.connect() as conn:
-        cases = [dict(r) for r in conn.execute(_CANDIDATES, {"states": list(STATES)}).mappings()]
+        span = open_span(conn)  # the months of the open cases (spatial/cases/rows.py)
+        cases = [dict(r) for r in conn.execute(_CANDIDATES, {"states": list(STATES), **span}).mappings()]
         parts = [dict(r) for r in conn.execute(_ASSIST_CANDIDATES, {"states": list(ASSIST_STATES),
-                                                                     "unit_states": list(ASSIST_OPEN)}).mappings()]
+                                                                     "unit_states": list(ASSIST_OPEN),
+                                                                     **span}).mappings()]
     written: list[dict[str, Any]] = []
     batches = [due(case, calendar, now) for case in cases] + [unit_due(part, calendar, now) for part in parts]
     for orders in batches:

@@ -37,6 +37,7 @@ from spatial.access.scope import check_edit_base_grid
 from spatial.codes import BASE_CODE, community_of
 from spatial.geo.geometry import checked_shape, coded_feature
 from spatial.grids import plan_edits, planning, plans
+from spatial.store.partitions import OPEN_SPAN, open_span
 
 CODE = BASE_CODE
 MAX_VERTICES = 10_000
@@ -185,9 +186,9 @@ def merge(conn: Connection, principal: Principal, code: str, *, expected: int) -
     community = community_of(code)
     _lock_community(conn, community)
     check_current(current_version(conn, code), f"base grid {code}", expected)
-    open_cases = conn.execute(text(
-        "SELECT count(*) FROM \"case\" WHERE grid_code = :c AND state NOT IN ('closed', 'voided')"),
-        {"c": code}).scalar_one()
+    open_cases = conn.execute(text(  # in the months that hold open cases (spatial/store/partitions.py)
+        f"SELECT count(*) FROM \"case\" k WHERE k.grid_code = :c AND k.state NOT IN ('closed', 'voided')"
+        f" AND {OPEN_SPAN.format(k='k')}"), {"c": code, **open_span(conn)}).scalar_one()
     if open_cases:
         raise errors.ConflictError(f"base grid {code} has {open_cases} open cases: dispatch or close them first")
     found = conn.execute(text(

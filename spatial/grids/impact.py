@@ -23,6 +23,7 @@ from spatial.codes import SPECIAL_KINDS_SQL
 from spatial.grids.plan_edits import planned_grids
 from spatial.grids.plans import planned_teams, team_of
 from spatial.grids.repair import area_m2
+from spatial.store.partitions import OPEN_SPAN, open_span
 
 # The planned base grids and the changed region of a plan, shared by the preview and the reassignment.
 PLANNED = """
@@ -62,13 +63,15 @@ COMPONENTS = PLANNED + """
 SELECT * FROM moved WHERE after IS DISTINCT FROM before ORDER BY code
 """
 
-CASES = PLANNED + """
+# Open cases only, in the months that hold them (:open_from, :open_to: spatial/store/partitions.py open_span).
+CASES = PLANNED + f"""
 , inside AS (
-    SELECT DISTINCT k.id, k.case_no, k.state, k.owner_key, k.owner_area_code, k.grid_code, k.location
+    SELECT DISTINCT k.id, k.reported_at, k.case_no, k.state, k.owner_key, k.owner_area_code, k.grid_code,
+           k.location
     FROM region r JOIN "case" k ON k.location && r.geom AND ST_Covers(r.geom, k.location)
-    WHERE k.state NOT IN ('closed', 'voided')
+    WHERE k.state NOT IN ('closed', 'voided') AND {OPEN_SPAN.format(k='k')}
 ), moved AS (
-    SELECT k.id, k.case_no, k.state, k.owner_key, k.owner_area_code, k.grid_code AS before,
+    SELECT k.id, k.reported_at, k.case_no, k.state, k.owner_key, k.owner_area_code, k.grid_code AS before,
            (SELECT p.code FROM planned p WHERE p.geom && k.location AND ST_Covers(p.geom, k.location)
             ORDER BY p.code LIMIT 1) AS after, ST_AsGeoJSON(k.location, 7) AS point
     FROM inside k
@@ -83,8 +86,9 @@ def moved_components(conn: Connection, plan_id: int) -> list[dict[str, Any]]:
 
 
 def moved_cases(conn: Connection, plan_id: int) -> list[dict[str, Any]]:
-    """Open cases whose base grid the plan changes: id, case_no, state, owner, before, after, point."""
-    return [dict(r) for r in conn.execute(text(CASES), {"p": plan_id}).mappings()]
+    """Open cases whose base grid the plan changes: id, reported_at, case_no, state, owner, before, after,
+    point."""
+    return [dict(r) for r in conn.execute(text(CASES), {"p": plan_id, **open_span(conn)}).mappings()]
 
 
 def _changes(before: str | None, after: str | None) -> list[str]:
@@ -103,9 +107,11 @@ def _workload(conn: Connection, plan_id: int, comps: list[dict[str, Any]],
     rows = conn.execute(text(
         "SELECT g.code, (SELECT ST_AsText(geom) FROM grid_geometry WHERE grid_code = g.code AND valid_to IS NULL),"
         " (SELECT count(*) FROM component WHERE grid_code = g.code),"
-        " (SELECT count(*) FROM \"case\" WHERE grid_code = g.code AND state NOT IN ('closed', 'voided')),"
-        " (SELECT count(*) FROM \"case\" WHERE grid_code = g.code AND reported_at > now() - interval '1 year')"
-        " FROM unnest(CAST(:codes AS text[])) AS g(code)"), {"codes": codes}).all()
+        f" (SELECT count(*) FROM \"case\" k WHERE k.grid_code = g.code AND k.state NOT IN ('closed', 'voided')"
+        f" AND {OPEN_SPAN.format(k='k')}),"
+        " (SELECT count(*) FROM \"case\" WHERE grid_code = g.code AND reported_at > :year_ago)"
+        " FROM unnest(CAST(:codes AS text[])) AS g(code)"),
+        {"codes": codes, "year_ago": _year_ago(conn), **open_span(conn)}).all()
     planned = planned_grids(conn, plan_id, level=4, codes=codes)
     yearly_after = _yearly_after(conn, planned)
     by_class = _by_class(conn, codes, comps)
@@ -145,13 +151,19 @@ def _by_class(conn: Connection, codes: list[str], comps: list[dict[str, Any]]) -
     return out
 
 
+def _year_ago(conn: Connection) -> Any:
+    """A year before the transaction's clock, as a constant: the counts of a year's cases plan only its months."""
+    return conn.execute(text("SELECT now() - interval '1 year'")).scalar_one()
+
+
 def _yearly_after(conn: Connection, planned: dict[str, dict[str, Any]]) -> dict[str, int]:
     out: dict[str, int] = {}
+    year_ago = _year_ago(conn)
     for code, grid in planned.items():
         out[code] = int(conn.execute(text(
             "SELECT count(*) FROM \"case\" k, ST_GeomFromText(:w, 4326) g WHERE k.location && g"
-            " AND ST_Covers(g, k.location) AND k.reported_at > now() - interval '1 year'"),
-            {"w": grid["geom"].wkt}).scalar_one())
+            " AND ST_Covers(g, k.location) AND k.reported_at > :year_ago"),
+            {"w": grid["geom"].wkt, "year_ago": year_ago}).scalar_one())
     return out
 
 
@@ -197,8 +209,10 @@ def reassign(conn: Connection, comps: list[dict[str, Any]], cases: list[dict[str
             " town_code = left(m.after, 9), district_code = left(m.after, 6), grid_version_id = :v,"
             " owner_area_code = CASE length(k.owner_area_code) WHEN 15 THEN m.after"
             " WHEN 9 THEN left(m.after, 9) ELSE k.owner_area_code END"
-            " FROM unnest(CAST(:ids AS bigint[]), CAST(:after AS text[])) AS m(id, after) WHERE k.id = m.id"),
-            {"ids": [r["id"] for r in moving], "after": [r["after"] for r in moving], "v": version})
+            " FROM unnest(CAST(:ids AS bigint[]), CAST(:after AS text[])) AS m(id, after) WHERE k.id = m.id"
+            " AND k.reported_at BETWEEN :first AND :last"),  # the months of the cases moved (constants: pruned)
+            {"ids": [r["id"] for r in moving], "after": [r["after"] for r in moving], "v": version,
+             "first": min(r["reported_at"] for r in moving), "last": max(r["reported_at"] for r in moving)})
     return {"components": len(stay), "open_cases": len(moving)}
 
 
@@ -214,17 +228,19 @@ region AS MATERIALIZED (
     LEFT JOIN grid_geometry o ON o.grid_code = ed.code AND o.valid_to = :at
     LEFT JOIN grid_geometry n ON n.grid_code = ed.now_code AND n.valid_to IS NULL AND n.version_id = :v
 ), inside AS (
-    SELECT DISTINCT k.id FROM region r JOIN "case" k ON k.location && r.geom AND ST_Covers(r.geom, k.location)
-    WHERE k.state NOT IN ('closed', 'voided')
+    SELECT DISTINCT ON (k.id) k.id, k.reported_at, k.location
+    FROM region r JOIN "case" k ON k.location && r.geom AND ST_Covers(r.geom, k.location)
+    WHERE k.state NOT IN ('closed', 'voided') AND {OPEN_SPAN.format(k='k')}
 ), now AS (
-    SELECT i.id, COALESCE((SELECT array_agg(gg.grid_code ORDER BY gg.grid_code) FROM "case" k
-                           JOIN grid_geometry gg ON gg.valid_to IS NULL AND gg.kind IN {SPECIAL_KINDS_SQL}
-                            AND gg.geom && k.location AND ST_Covers(gg.geom, k.location) WHERE k.id = i.id),
-                          CAST('{{}}' AS varchar[])) AS codes
+    SELECT i.id, i.reported_at, COALESCE((SELECT array_agg(gg.grid_code ORDER BY gg.grid_code) FROM grid_geometry gg
+                                          WHERE gg.valid_to IS NULL AND gg.kind IN {SPECIAL_KINDS_SQL}
+                                           AND gg.geom && i.location AND ST_Covers(gg.geom, i.location)),
+                                         CAST('{{}}' AS varchar[])) AS codes
     FROM inside i
 )
 UPDATE "case" k SET special_grid_codes = now.codes FROM now
-WHERE k.id = now.id AND k.special_grid_codes IS DISTINCT FROM now.codes
+WHERE k.id = now.id AND k.reported_at = now.reported_at AND {OPEN_SPAN.format(k='k')}
+  AND k.special_grid_codes IS DISTINCT FROM now.codes
 RETURNING k.id
 """
 
@@ -232,4 +248,4 @@ RETURNING k.id
 def reassign_special(conn: Connection, plan_id: int, version: int, at: Any) -> int:
     """Give the open cases under the special grids the plan changed the special grids covering them now
     (closed cases keep what they were handled under); return how many changed."""
-    return len(conn.execute(text(SPECIAL_CASES), {"p": plan_id, "v": version, "at": at}).all())
+    return len(conn.execute(text(SPECIAL_CASES), {"p": plan_id, "v": version, "at": at, **open_span(conn)}).all())

@@ -24,6 +24,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Engine, make_url, text
+from sqlalchemy.exc import OperationalError
 
 from spatial.store.backup import BackupError, _client_args
 from spatial.store.cluster import find_bindir
@@ -49,6 +50,32 @@ LOCAL = ZoneInfo(ZONE)
 _PARTITION = re.compile(r"^(?:case_event|audit_log|case|case_unit|case_photo)_(?:p\d{4}_\d{2}|default)$")
 
 
+# The span of report times that holds every open case (migration 0036): from the first month of case_open_month
+# to the end of its last, widened to the current month (where a new report lands; an empty set gives just it).
+_OPEN = text(
+    "SELECT least(min(month), date_trunc('month', now(), 'Asia/Shanghai')),"
+    " greatest(max(next), date_trunc('month', date_trunc('month', now() + interval '5 minutes', 'Asia/Shanghai')"
+    "                                         + interval '32 days', 'Asia/Shanghai'))"
+    " FROM case_open_month")
+# A read of open cases bound to that span (``reported_at``, the partition key of "case", against constants).
+OPEN_SPAN = ("{k}.reported_at >= CAST(:open_from AS timestamptz)"
+             " AND {k}.reported_at < CAST(:open_to AS timestamptz)")
+
+
+def open_span(conn: Connection) -> dict[str, datetime]:
+    """The parameters of :data:`OPEN_SPAN`: every open case was reported in ``[open_from, open_to)``, so a read of
+    open cases that names them plans only the months between (the months made ahead, the default partition and
+    the months before the oldest open case are pruned).
+
+    The set is read in a statement of its own: a case opened by another transaction in a month outside the span
+    after it was read (a reopened old case, a report dated in an older month) shows from the next read on."""
+    first, last = conn.execute(_OPEN).one()
+    return {"open_from": first, "open_to": last}
+
+LOCK_WAIT = "5s"  # how long narrow_open_months waits for the writers of cases before it leaves the set as it is
+LOCK_NOT_AVAILABLE = "55P03"
+
+
 class PartitionError(RuntimeError):
     """A partition cannot be maintained or archived as asked; the message says why."""
 
@@ -60,6 +87,8 @@ class Maintained:
     moved: dict[str, int] = field(default_factory=dict)
     months: dict[str, int] = field(default_factory=dict)
     newest: dict[str, str] = field(default_factory=dict)
+    # The months holding open cases after ``narrow_open_months`` (None: its lock was not had, the set kept).
+    open_months: list[str] | None = None
 
 
 def is_partition(name: str) -> bool:
@@ -93,7 +122,44 @@ def maintain(engine: Engine) -> Maintained:
             found = months(conn, table)
             done.months[table] = len(found)
             done.newest[table] = found[-1][0] if found else ""
+    held = narrow_open_months(engine)
+    done.open_months = None if held is None else [f"{m.astimezone(LOCAL):%Y-%m}" for m in held]
     return done
+
+
+def narrow_open_months(engine: Engine, wait: str = LOCK_WAIT) -> list[datetime] | None:
+    """Make ``case_open_month`` (migration 0036) exactly the months that hold an open case; return them, oldest
+    first — or None, the set unchanged, when the lock below was not had within ``wait``.
+
+    The triggers add a month when a case is written open; nothing else takes one away. Here, under a SHARE lock
+    on "case" — it waits for every transaction writing cases to end and holds new writes back while it lasts (one
+    probe of the open-case index per month: milliseconds) — each month of the set and each month partition is
+    looked at: a month without an open case leaves, one with an open case missing from it comes in (cases
+    written with the triggers off). A case a transaction opened is so never judged absent before it commits."""
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(f"SET LOCAL lock_timeout = '{wait}'"))
+            conn.execute(text('LOCK TABLE "case" IN SHARE MODE'))
+            _local(conn)  # month arithmetic in Beijing time
+            spans = {start: end for _, start, end in months(conn, "case")}
+            spans.update(conn.execute(text("SELECT month, next FROM case_open_month")).tuples().all())
+            held = [start for start, end in sorted(spans.items()) if conn.execute(text(
+                f'SELECT EXISTS (SELECT 1 FROM "case" WHERE reported_at >= :a AND reported_at < :b AND {OPEN})'),
+                {"a": start, "b": end}).scalar()]
+            # the default partition's open cases (months without a partition of their own), by month
+            held += conn.execute(text(
+                f"SELECT DISTINCT date_trunc('month', reported_at) FROM case_default WHERE {OPEN}")).scalars().all()
+            held = sorted(set(held))
+            conn.execute(text("DELETE FROM case_open_month WHERE month <> ALL(CAST(:m AS timestamptz[]))"),
+                         {"m": held})
+            conn.execute(text(
+                "INSERT INTO case_open_month (month, next) SELECT m, m + interval '1 month'"
+                " FROM unnest(CAST(:m AS timestamptz[])) AS m ON CONFLICT (month) DO NOTHING"), {"m": held})
+    except OperationalError as exc:
+        if getattr(exc.orig, "pgcode", None) == LOCK_NOT_AVAILABLE:
+            return None
+        raise
+    return held
 
 
 def _settle(conn: Connection, table: str) -> int:

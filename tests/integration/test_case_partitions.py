@@ -31,7 +31,7 @@ from spatial.cases import intake, kpi
 from spatial.cases.open311 import RequestFilter, list_requests
 from spatial.cases.read import CaseFilter, list_cases
 from spatial.reference.cache import ReferenceCache
-from spatial.store.partitions import WITH_CASE, months
+from spatial.store.partitions import WITH_CASE, months, open_span
 from tests.conftest import fresh_database
 from tests.plans import is_case_month, root_indexes
 
@@ -154,7 +154,8 @@ def test_the_conversion_keeps_every_row_down_and_up(scratch: Engine) -> None:
             " WHERE tgrelid = CAST('\"case\"' AS regclass) AND NOT tgisinternal GROUP BY 1")).tuples().all())
         assert enabled == {"case_key_sync": "A", "case_key_truncate": "A", "case_tiles": "A",
                            "case_kpi_rollup_insert": "A", "case_kpi_rollup_update": "A",
-                           "case_kpi_rollup_delete": "A", "case_kpi_rollup_truncate": "A"}
+                           "case_kpi_rollup_delete": "A", "case_kpi_rollup_truncate": "A",
+                           "case_open_month_insert": "A", "case_open_month_update": "A"}  # 0036
         copies = conn.execute(text("SELECT count(*) FROM pg_trigger WHERE tgname = 'case_key_sync'")).scalar()
         assert copies == 1 + len(names) + 1  # parent, months, default
 
@@ -689,7 +690,8 @@ def test_the_scheduler_reads_each_candidates_trail_in_its_months(small_demo: Eng
             {"s": list(scheduler.STATES), "a": WEEK[0]}).rowcount
         assert made > 10
         plan = conn.execute(text("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF, FORMAT JSON) "
-                                 + scheduler._CANDIDATES.text), {"states": list(scheduler.STATES)}).scalar()
+                                 + scheduler._CANDIDATES.text),
+                            {"states": list(scheduler.STATES), **open_span(conn)}).scalar()
         read = {n["Relation Name"] for n in _nodes(plan[0]["Plan"]) if n.get("Actual Loops", 0) > 0
                 and n.get("Relation Name", "").startswith("case_event_")}
         planned = {n["Relation Name"] for n in _nodes(plan[0]["Plan"])
@@ -705,7 +707,10 @@ def test_the_inbox_reads_each_cases_trail_in_its_months(small_demo: Engine) -> N
     from spatial.cases import inbox
 
     by = Principal(account_id=0, login="t", role="dispatcher", scope="*")
-    sql = str(inbox.page_query(by, inbox.InboxQuery()).compile(small_demo, compile_kwargs={"literal_binds": True}))
+    with small_demo.connect() as conn:
+        span = open_span(conn)
+    sql = str(inbox.page_query(by, inbox.InboxQuery(), span).compile(small_demo,
+                                                                      compile_kwargs={"literal_binds": True}))
     with small_demo.connect() as conn:
         plan = conn.execute(text("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF, FORMAT JSON) " + sql)).scalar()
         spans = set(conn.execute(text(

@@ -19,6 +19,7 @@ from spatial.cases.inbox import duties_now, inbox_clause
 from spatial.cases.joint import assisting
 from spatial.cases.workflow import Event, replay
 from spatial.store.models import Case
+from spatial.store.partitions import open_span
 from tests.integration.test_workflow import Desk
 from tests.plans import root_indexes
 from tests.world import DISTRICT, fresh_accounts, grid_code
@@ -209,7 +210,7 @@ def test_the_sql_inbox_agrees_with_the_table_on_joint_cases(desk: Joint, world_e
             units = assisting(by, trail, row.special_grid_codes)
             duties = duties_now(trail, by, acts_for_unit(by, row.owner_key, row.owner_area_code), units)
             held = conn.execute(Case.__table__.select().with_only_columns(Case.id)
-                                .where(Case.id == desk.id, inbox_clause(by))).first() is not None
+                                .where(Case.id == desk.id, inbox_clause(by, open_span(conn)))).first() is not None
             assert held == bool(duties) and (role != "dispatcher" or not duties), (login, duties)
             if login in ("jt.san", "jt.lights"):
                 assert duties == (["assist_handle"] if login == "jt.san" else ["assist_accept"])

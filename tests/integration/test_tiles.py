@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
+from spatial.store.partitions import open_span
 from tests.plans import root_indexes
 from tests.world import fresh_accounts
 from tiles.layers import LAYERS, tile_params, tile_sql
@@ -160,7 +161,7 @@ def test_tile_statements_use_the_gist_indexes(world_engine, name: str, indexes: 
     with world_engine.connect() as conn:
         conn.execute(text("SET enable_seqscan = off"))
         plan = conn.execute(text("EXPLAIN (FORMAT JSON) " + tile_sql(LAYERS[name], z)),
-                            tile_params(z, x, y)).scalar()
+                            tile_params(z, x, y, span=open_span(conn))).scalar()
         used = root_indexes(conn, _indexes(plan[0]["Plan"]))  # the months of "case" by the parent's indexes
     assert used & indexes
 

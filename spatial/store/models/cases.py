@@ -160,6 +160,19 @@ class CaseKey(Base):
     trail_to: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+
+class CaseOpenMonth(Base):
+    """A month (Beijing time, as the partitions of ``case``) that may hold an open case (migration 0036): every
+    open case's month is here — added by the triggers ``case_open_month_insert``/``_update`` when a case is
+    written open, dropped by ``gridlink db maintain`` once the month holds none. Reads of open cases bound
+    ``reported_at`` by these months (spatial/cases/rows.py ``open_span``) so that the others are pruned."""
+
+    __tablename__ = "case_open_month"
+    __table_args__ = (CheckConstraint("next > month", name="order"),)
+
+    month: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    next: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # the next month's first instant
+
 ORDER_KINDS = "kind IN ('remind', 'supervise')"
 ORDER_KEYS = f"NOT ({ORDER_KINDS}) OR ((data ->> 'step') IS NOT NULL AND (data ->> 'deadline') IS NOT NULL)"
 ASSIST_ORDER_KINDS = "kind IN ('assist_remind', 'assist_supervise')"
