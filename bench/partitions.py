@@ -13,7 +13,11 @@ month from ``case_key``, then one month; reference: the same statement without t
 prepared statement (its duplicate window as parameters; reference: the same statement with an unbounded window,
 which starts every month as before), and the events of a case (the workflow's ``load_trail``: the trail's
 bounds from ``case_key``, then its months; reference: the same statement with unbounded times, every month as
-before migration 0034). Every write rolled back.
+before migration 0034), and two reads of open cases of any age: the city's inbox, first page with its counts
+(``inbox``), and the z14 tile of open cases holding the month's first case — in the months of open cases
+(migration 0036, ``open_span``) against the same statements with an unbounded span (every month, as before).
+Every write rolled back. Then the two open reads again on a city that settles its months: the copy's open
+cases of every month before the last two are closed and the months narrowed (``narrow_open_months``).
 
 1. A private copy of the full-demo template (bench/intake.py ``fresh_copy``: ~580,000 cases, ~3.9 million
    events), ``gridlink_bench_partitions``, upgraded to 0026 (the template is never migrated here; the time of
@@ -271,9 +275,13 @@ def _pruning(settings: DatabaseSettings, rounds: int) -> None:
 
     url = scratch_at_head(settings, "gridlink_bench_pruning")
     engine = create_engine(url)
+    from spatial.cases import inbox as inbox_module
+    from spatial.cases.inbox import InboxQuery
+    from spatial.store.partitions import narrow_open_months, open_span
+    from tiles.layers import LAYERS, tile_params, tile_sql
+
     names = ("by_id", "by_id_every_month", "by_token", "by_token_every_month", "intake", "intake_every_month",
-             "trail", "trail_every_month")
-    times: dict[str, list[float]] = {name: [] for name in names}
+             "trail", "trail_every_month", "inbox", "inbox_every_month", "tile", "tile_every_month")
     with engine.connect() as conn:
         months = conn.execute(text("SELECT count(*) FROM pg_inherits WHERE inhparent = CAST('\"case\"' AS regclass)")
                               ).scalar_one()
@@ -298,6 +306,23 @@ def _pruning(settings: DatabaseSettings, rounds: int) -> None:
 
         every_month = {"months": None}
         unbounded = {"trail_from": "-infinity", "trail_to": "infinity"}
+        every_open = {"open_from": "-infinity", "open_to": "infinity"}
+        z = 14  # the z14 tile holding the month's first case
+        tile_xy = (int((rows[0][2] + 180) / 360 * 2**z),
+                   int((1 - math.asinh(math.tan(math.radians(rows[0][3]))) / math.pi) / 2 * 2**z))
+        tile = text(tile_sql(LAYERS["cases"], z))
+
+        def open_inbox(bounded: bool) -> None:
+            """The city's inbox, first page: its page and counts in the open cases' months, or in every month
+            (the same statements with an unbounded span, as before migration 0036)."""
+            if bounded:
+                inbox_module.inbox(conn, ref, InboxQuery(limit=50), by=ADMIN)
+                return
+            inbox_module.open_span = lambda _conn: dict(every_open)
+            try:
+                inbox_module.inbox(conn, ref, InboxQuery(limit=50), by=ADMIN)
+            finally:
+                inbox_module.open_span = open_span
         work = {
             "by_id": lambda: [case_rows(conn, [r[0]]) for r in rows],
             "by_id_every_month": lambda: [conn.execute(statement("case_get"), {"ids": [r[0]], **every_month}).all()
@@ -310,33 +335,65 @@ def _pruning(settings: DatabaseSettings, rounds: int) -> None:
             "trail_every_month": lambda: [conn.execute(_EVENTS, {"id": r[0], **unbounded}).all() for r in rows],
             "intake": lambda: [intake(False) for _ in range(10)],
             "intake_every_month": lambda: [intake(True) for _ in range(10)],
+            "inbox": lambda: open_inbox(True),
+            "inbox_every_month": lambda: open_inbox(False),
+            "tile": lambda: conn.execute(tile, tile_params(z, *tile_xy, span=open_span(conn))).scalar(),
+            "tile_every_month": lambda: conn.execute(tile, tile_params(z, *tile_xy, span=every_open)).scalar(),
         }
-        per = {"intake": 10, "intake_every_month": 10}
-        for n in range(rounds + 1):  # the first round warms up (dropped); the pair's order alternates
-            pairs = [names[i:i + 2] for i in range(0, len(names), 2)]
-            order = [name for pair in pairs for name in (pair if n % 2 == 0 else pair[::-1])]
-            for name in order:
-                started = time.perf_counter()
-                work[name]()
-                if conn.in_transaction():
-                    conn.rollback()
-                times[name].append((time.perf_counter() - started) / per.get(name, len(rows)))
+        per = {"intake": 10, "intake_every_month": 10, "inbox": 1, "inbox_every_month": 1, "tile": 1,
+               "tile_every_month": 1}
+
+        def measure(chosen: tuple[str, ...]) -> dict[str, float]:
+            times = {name: [] for name in chosen}
+            for n in range(rounds + 1):  # the first round warms up (dropped); the pair's order alternates
+                pairs = [chosen[i:i + 2] for i in range(0, len(chosen), 2)]
+                order = [name for pair in pairs for name in (pair if n % 2 == 0 else pair[::-1])]
+                for name in order:
+                    started = time.perf_counter()
+                    work[name]()
+                    if conn.in_transaction():
+                        conn.rollback()
+                    times[name].append((time.perf_counter() - started) / per.get(name, len(rows)))
+            return {name: statistics.median(values[1:]) for name, values in times.items()}
+
+        medians = measure(names)
+        held = len(narrow_open_months(engine) or [])
+        conn.rollback()
+        # A city that settles its months: the demo's long-tracked (suspended) cases of every month but the last
+        # two closed, the set narrowed — the open reads again.
+        with engine.begin() as writer:
+            writer.execute(text("UPDATE \"case\" SET state = 'closed' WHERE state NOT IN ('closed', 'voided')"
+                                " AND reported_at < date_trunc('month', now(), 'Asia/Shanghai') - interval '1 month'"))
+        settled_held = len(narrow_open_months(engine) or [])
+        settled = measure(("inbox", "inbox_every_month", "tile", "tile_every_month"))
     engine.dispose()
-    medians = {name: statistics.median(values[1:]) for name, values in times.items()}
-    result = {"machine": machine(), "rounds": rounds, "months_of_case": months, "median_ms":
-              {k: round(v * 1000, 3) for k, v in medians.items()},
-              "ratio_pruned_over_every_month": {k: round(medians[k] / medians[f"{k}_every_month"], 2)
-                                                for k in ("by_id", "by_token", "intake", "trail")}}
+    keys = ("by_id", "by_token", "intake", "trail", "inbox", "tile")
+    result = {"machine": machine(), "rounds": rounds, "months_of_case": months, "months_with_open_cases": held,
+              "median_ms": {k: round(v * 1000, 3) for k, v in medians.items()},
+              "ratio_pruned_over_every_month": {k: round(medians[k] / medians[f"{k}_every_month"], 2) for k in keys},
+              "settled": {"months_with_open_cases": settled_held,
+                          "median_ms": {k: round(v * 1000, 3) for k, v in settled.items()},
+                          "ratio_pruned_over_every_month": {k: round(settled[k] / settled[f"{k}_every_month"], 2)
+                                                            for k in ("inbox", "tile")}}}
     save("case_pruning.json", result)
-    print(f"{machine()}; months of \"case\" attached: {months}; medians of {rounds} rounds")
-    print(f"{'read':<12}{'pruned ms':>12}{'every month ms':>16}{'ratio':>8}")
-    for k in ("by_id", "by_token", "intake", "trail"):
-        print(f"{k:<12}{medians[k] * 1000:>12.3f}{medians[f'{k}_every_month'] * 1000:>16.3f}"
-              f"{result['ratio_pruned_over_every_month'][k]:>8.2f}")
+    _print_pruning(result, keys)
     admin = create_engine(database_url(settings, "postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text('DROP DATABASE IF EXISTS "gridlink_bench_pruning" WITH (FORCE)'))
     admin.dispose()
+
+
+def _print_pruning(result: dict, keys: tuple[str, ...]) -> None:
+    medians, ratios, settled = result["median_ms"], result["ratio_pruned_over_every_month"], result["settled"]
+    print(f"{machine()}; months of \"case\" attached: {result['months_of_case']},"
+          f" {result['months_with_open_cases']} with open cases; medians of {result['rounds']} rounds")
+    print(f"{'read':<12}{'pruned ms':>12}{'every month ms':>16}{'ratio':>8}")
+    for k in keys:
+        print(f"{k:<12}{medians[k]:>12.3f}{medians[f'{k}_every_month']:>16.3f}{ratios[k]:>8.2f}")
+    print(f"settled (open cases only in the last {settled['months_with_open_cases']} months):")
+    for k in ("inbox", "tile"):
+        print(f"{k:<12}{settled['median_ms'][k]:>12.3f}{settled['median_ms'][f'{k}_every_month']:>16.3f}"
+              f"{settled['ratio_pruned_over_every_month'][k]:>8.2f}")
 
 
 if __name__ == "__main__":
