@@ -66,7 +66,8 @@ class Case(Base):
         # first and bounded in time (migration 0032); reads of open cases by location alone use its first column.
         Index("ix_case_open_location", "location", "reported_at", postgresql_using="gist",
               postgresql_where=text(OPEN_ORIGINAL)),
-        Index("ix_case_open_component_code", "component_code", postgresql_where=text(OPEN_ORIGINAL)),
+        Index("ix_case_open_component_code", "component_code", "reported_at",  # time: migration 0037
+              postgresql_where=text(OPEN_ORIGINAL)),
         Index("ix_case_duplicate_of", "duplicate_of", postgresql_where=text("duplicate_of IS NOT NULL")),
         Index("ix_case_component_code", "component_code", postgresql_where=text("component_code IS NOT NULL")),
         Index("ix_case_pending_action", "pending_action", postgresql_where=text("pending_action IS NOT NULL")),

@@ -66,13 +66,14 @@ FROM (
         -- Open originals only (partial indexes): a duplicate links to an original, never to a duplicate.
         -- Only when the report has a component (b.code IS NOT NULL: a one-time filter; without it the probe
         -- read every case of the category in the 24 hours to find none), through the component's open cases
-        -- (ix_case_open_component_code: a few rows in each month). The category and the time window are
-        -- written so that no index of either can take over (the generic plan took the category's B-tree, or
-        -- the time in ix_case_open_location: every case of the 24 hours); so this probe prunes no month.
+        -- (ix_case_open_component_code, component and report time: migration 0037). The category is written
+        -- so that its B-tree cannot take over; the window's months are bounded by :dup_from and :dup_to (the
+        -- executor drops the other months before it starts), a range of the component index's second column.
         SELECT k.id FROM "case" k
         WHERE b.code IS NOT NULL AND k.state NOT IN ('closed', 'voided') AND k.duplicate_of IS NULL
           AND k.component_code = b.code AND k.category_code || '' = p.category
           AND p.at - k.reported_at < interval '24 hours' AND k.reported_at - p.at <= interval '0'
+          AND k.reported_at > CAST(:dup_from AS timestamptz) AND k.reported_at <= CAST(:dup_to AS timestamptz)
           AND CASE WHEN k.state <> 'reported' OR k.source IN ('inspector', 'dispatcher', 'video') THEN 2
                    WHEN k.source = 'hotline' THEN 1 ELSE 0 END >= p.trust
         ORDER BY k.reported_at, k.id
