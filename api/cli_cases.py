@@ -40,11 +40,12 @@ def cmd_cases(args: argparse.Namespace) -> int:
     import getpass
 
     from pydantic import ValidationError
-    from sqlalchemy import create_engine, text
+    from sqlalchemy import create_engine
 
     from api.cli import _url
     from spatial.access.accounts import find_login
     from spatial.cases.actions import ActionInput, act
+    from spatial.cases.rows import one_case
     from spatial.errors import GridlinkError
     from spatial.reference.cache import ReferenceCache
 
@@ -66,8 +67,8 @@ def cmd_cases(args: argparse.Namespace) -> int:
                 return 2
             revision = args.if_match
             if revision is None:
-                revision = conn.execute(text('SELECT revision FROM "case" WHERE id = :i'),
-                                        {"i": args.case_id}).scalar()
+                current = one_case(conn, 'SELECT revision FROM "case" WHERE id = :id __MONTH__', args.case_id)
+                revision = current["revision"] if current is not None else None
             outcome = act(conn, ReferenceCache.load(conn), args.case_id, args.action, body, by=stored.principal,
                           expected_revision=revision, client=f"cli:{getpass.getuser()}")
     except GridlinkError as exc:

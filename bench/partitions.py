@@ -13,7 +13,8 @@ month from ``case_key``, then one month; reference: the same statement without t
 prepared statement (its duplicate window as parameters; reference: the same statement with an unbounded window,
 which starts every month as before), and the events of a case (the workflow's ``load_trail``: the trail's
 bounds from ``case_key``, then its months; reference: the same statement with unbounded times, every month as
-before migration 0034), and two reads of open cases of any age: the city's inbox, first page with its counts
+before migration 0034), the workflow's UPDATE of a case (in its month, against by id alone as before session
+14), and two reads of open cases of any age: the city's inbox, first page with its counts
 (``inbox``), and the z14 tile of open cases holding the month's first case — in the months of open cases
 (migration 0036, ``open_span``) against the same statements with an unbounded span (every month, as before).
 Every write rolled back. Then the two open reads again on a city that settles its months: the copy's open
@@ -281,13 +282,14 @@ def _pruning(settings: DatabaseSettings, rounds: int) -> None:
     from tiles.layers import LAYERS, tile_params, tile_sql
 
     names = ("by_id", "by_id_every_month", "by_token", "by_token_every_month", "intake", "intake_every_month",
-             "trail", "trail_every_month", "inbox", "inbox_every_month", "tile", "tile_every_month")
+             "trail", "trail_every_month", "update", "update_every_month", "inbox", "inbox_every_month", "tile",
+             "tile_every_month")
     with engine.connect() as conn:
         months = conn.execute(text("SELECT count(*) FROM pg_inherits WHERE inhparent = CAST('\"case\"' AS regclass)")
                               ).scalar_one()
         ref = ReferenceCache.load(conn)
-        rows = conn.execute(text('SELECT id, case_no, ST_X(location), ST_Y(location), category_code FROM "case"'
-                                 " WHERE reported_at >= :a AND reported_at < :b ORDER BY id LIMIT 50"),
+        rows = conn.execute(text('SELECT id, case_no, ST_X(location), ST_Y(location), category_code, reported_at'
+                                 ' FROM "case" WHERE reported_at >= :a AND reported_at < :b ORDER BY id LIMIT 50'),
                             {"a": MONTH[0], "b": MONTH[1]}).all()
         cat = ref.categories[rows[0][4]]
         conn.rollback()
@@ -335,6 +337,11 @@ def _pruning(settings: DatabaseSettings, rounds: int) -> None:
             "trail_every_month": lambda: [conn.execute(_EVENTS, {"id": r[0], **unbounded}).all() for r in rows],
             "intake": lambda: [intake(False) for _ in range(10)],
             "intake_every_month": lambda: [intake(True) for _ in range(10)],
+            # the workflow's write of its case (spatial/cases/actions.py), in its month or by id alone
+            "update": lambda: [conn.execute(text('UPDATE "case" SET revision = revision WHERE id = :id'
+                                                 " AND reported_at = :m"), {"id": r[0], "m": r[5]}) for r in rows],
+            "update_every_month": lambda: [conn.execute(text('UPDATE "case" SET revision = revision WHERE id = :id'),
+                                                        {"id": r[0]}) for r in rows],
             "inbox": lambda: open_inbox(True),
             "inbox_every_month": lambda: open_inbox(False),
             "tile": lambda: conn.execute(tile, tile_params(z, *tile_xy, span=open_span(conn))).scalar(),
@@ -367,7 +374,7 @@ def _pruning(settings: DatabaseSettings, rounds: int) -> None:
         settled_held = len(narrow_open_months(engine) or [])
         settled = measure(("inbox", "inbox_every_month", "tile", "tile_every_month"))
     engine.dispose()
-    keys = ("by_id", "by_token", "intake", "trail", "inbox", "tile")
+    keys = ("by_id", "by_token", "intake", "trail", "update", "inbox", "tile")
     result = {"machine": machine(), "rounds": rounds, "months_of_case": months, "months_with_open_cases": held,
               "median_ms": {k: round(v * 1000, 3) for k, v in medians.items()},
               "ratio_pruned_over_every_month": {k: round(medians[k] / medians[f"{k}_every_month"], 2) for k in keys},

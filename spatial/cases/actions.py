@@ -75,7 +75,7 @@ class Outcome:
 
 
 _CASE = ('SELECT id, state, category_code, grid_code, town_code, special_grid_codes, owner_key, owner_area_code,'
-         ' deadline, step_deadline, closed_at, revision, pending_action, assist_keys FROM "case"'
+         ' deadline, step_deadline, closed_at, revision, pending_action, assist_keys, reported_at FROM "case"'
          ' WHERE id = :id __MONTH__ FOR UPDATE')  # read in the case's own month (spatial/cases/rows.py)
 _EVENTS = text("SELECT id, at, kind, state_after, actor, role, data FROM case_event WHERE case_id = :id"
                f" AND {TRAIL} ORDER BY at, id")  # in the months of the case's trail (spatial/cases/rows.py)
@@ -131,7 +131,7 @@ def act(conn: Connection, ref: ReferenceCache, case_id: int, action: str, given:
     new = decide(trail, action, role=by.role, login=by.login, acts_for_unit=unit, data=data, assisting=assisting)
     changes = _effects(ref, case, new, events, now)
     written = _write(conn, case, new, changes, by, given.note, now)
-    joint.store(conn, case_id, new, now)
+    joint.store(conn, case_id, new, now, month=case["reported_at"])
     record(conn, Actor.of(by, client), f"case.{action}", target=str(case_id),
            detail={"events": [e["kind"] for e in written], "revision": changes["revision"],
                    "if_match": expected_revision, "state": changes["state"]})
@@ -191,7 +191,9 @@ def _write(conn: Connection, case: dict[str, Any], new: list[NewEvent], changes:
     conn.execute(text(
         'UPDATE "case" SET state = :state, revision = :revision, owner_key = :owner_key,'
         " owner_area_code = :owner_area_code, deadline = :deadline, step_deadline = :step_deadline,"
-        " closed_at = :closed_at, pending_action = :pending_action WHERE id = :id"), {**changes, "id": case["id"]})
+        " closed_at = :closed_at, pending_action = :pending_action"
+        " WHERE id = :id AND reported_at = :month"),  # its month: the row, locked, cannot have left it
+        {**changes, "id": case["id"], "month": case["reported_at"]})
     return written
 
 

@@ -244,6 +244,7 @@ SELECT e.case_id, e.kind, e.at, e.data ->> 'deadline' AS deadline, e.data ->> 'd
        e.data ->> 'unit' AS unit
 FROM case_event e JOIN "case" c ON c.id = e.case_id
 LEFT JOIN case_unit u ON u.case_id = e.case_id AND u.reported_at = c.reported_at AND u.unit_key = e.data ->> 'unit'
+  AND u.reported_at = ANY(CAST(:months AS timestamptz[]))
 WHERE e.case_id = ANY(:ids) AND e.{TRAIL} AND c.reported_at = ANY(CAST(:months AS timestamptz[])) AND (
   (e.kind IN ('remind', 'supervise') AND e.data ->> 'step' = c.state
    AND e.data ->> 'deadline' = to_char(c.step_deadline AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))

@@ -116,11 +116,12 @@ def deadlines(ref: ReferenceCache, units: list[dict[str, Any]], deadline: dateti
         unit["deadline"] = ref.calendar.deadline(now, limit["amount"], limit["unit"]) if limit else deadline
 
 
-def store(conn: Connection, case_id: int, new: list[NewEvent], now: datetime) -> None:
+def store(conn: Connection, case_id: int, new: list[NewEvent], now: datetime, month: datetime | None = None) -> None:
     """Keep ``case_unit`` and ``case.assist_keys`` in step with the events just appended. ``case_unit`` is
-    partitioned with its case (migration 0035): each row carries the case's ``reported_at``, and every statement
-    here names it, so that it reads and writes the case's month only."""
-    month = case_months(conn, [case_id]).get(case_id)
+    partitioned with its case (migration 0035): each row carries the case's ``reported_at`` (``month``, from the
+    caller's locked row of the case, else from ``case_key``), and every statement here names it, so that it
+    reads and writes the case's month only."""
+    month = month or case_months(conn, [case_id]).get(case_id)
     if month is None:
         return
     added = False
@@ -148,9 +149,10 @@ def store(conn: Connection, case_id: int, new: list[NewEvent], now: datetime) ->
                           " WHERE id = :case AND reported_at = :month"), {"case": case_id, "month": month})
 
 
-def units(conn: Connection, case_id: int) -> list[AssistUnitPublic]:
-    """The assisting units of a case as stored, in the order they were dispatched (in the case's month)."""
+def units(conn: Connection, case_id: int, month: datetime | None = None) -> list[AssistUnitPublic]:
+    """The assisting units of a case as stored, in the order they were dispatched (in the case's month:
+    ``month``, the case's ``reported_at`` when the caller holds its row, else from ``case_key``)."""
     return [cast(AssistUnitPublic, dict(r)) for r in conn.execute(text(
         "SELECT unit_key AS key, unit_area AS area, role, state, deadline, dispatched_at, accepted_at, handled_at"
         " FROM case_unit WHERE case_id = :case AND reported_at = :month ORDER BY dispatched_at, unit_key"),
-        {"case": case_id, "month": case_months(conn, [case_id]).get(case_id)}).mappings()]
+        {"case": case_id, "month": month or case_months(conn, [case_id]).get(case_id)}).mappings()]

@@ -75,7 +75,7 @@ def get_case(conn: Connection, ref: ReferenceCache, case_id: int, *, with_histor
         if row["state"] in OPEN_STATES:
             case["workflow"]["time_left"] = time_left(ref, dict(row), datetime.now(UTC))
         if row["assist_keys"]:
-            case["workflow"]["assist"] = joint.units(conn, case_id)
+            case["workflow"]["assist"] = joint.units(conn, case_id, row["reported_at"])
     return case
 
 

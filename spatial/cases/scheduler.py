@@ -93,7 +93,8 @@ _ASSIST_CANDIDATES = text(
     " ORDER BY u.deadline, u.case_id, u.unit_key")
 _UNIT = text(f"SELECT u.state, {_UNIT_KEY} AS deadline_key FROM case_unit u"
              " WHERE u.case_id = :case AND u.unit_key = :unit AND u.reported_at = gridlink_case_month(:case)")
-_LOCK = (f'SELECT c.id, c.state, c.owner_key, c.revision, c.deadline, {_KEY} AS deadline_key FROM "case" c'
+_LOCK = (f'SELECT c.id, c.state, c.owner_key, c.revision, c.deadline, c.reported_at, {_KEY} AS deadline_key'
+         ' FROM "case" c'
          " WHERE c.id = :id __MONTH:c__ FOR UPDATE SKIP LOCKED")  # in the case's own month (cases/rows.py)
 _INSERT = text(
     "INSERT INTO case_event (case_id, at, kind, state_after, actor, role, note, data)"
@@ -230,9 +231,9 @@ def write(conn: Connection, orders: list[Order], now: datetime) -> list[dict[str
         changes = "revision = revision + 1"
         if escalate:
             changes += ", owner_key = :key, owner_area_code = :area, step_deadline = :step"
-        conn.execute(text(f'UPDATE "case" SET {changes} WHERE id = :id'),
-                     {"id": case_id, "key": escalate and escalate[0], "area": escalate and escalate[1],
-                      "step": order.step_deadline})
+        conn.execute(text(f'UPDATE "case" SET {changes} WHERE id = :id AND reported_at = :month'),  # locked
+                     {"id": case_id, "month": row["reported_at"], "key": escalate and escalate[0],
+                      "area": escalate and escalate[1], "step": order.step_deadline})
         record(conn, Actor(ACTOR, SYSTEM), f"case.{order.kind}", target=str(case_id),
                detail={"event": event_id, **data})
         written.append({"id": event_id, "case_id": case_id, "at": now, "kind": order.kind, "state": None,

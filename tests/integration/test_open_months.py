@@ -97,12 +97,13 @@ def _planned(conn, sql: str, params: dict) -> set[str]:
             if n.get("Relation Name", "case") != "case" and is_case_month(n["Relation Name"])}
 
 
-def _recorded(engine: Engine, call) -> list[tuple[str, dict]]:
-    """The statements ``call()`` sends over ``engine`` that read "case" (in text()'s form, with parameters)."""
+def _recorded(engine: Engine, call, tables: str = r'"case"') -> list[tuple[str, dict]]:
+    """The statements ``call()`` sends over ``engine`` that read one of ``tables`` (a pattern; "case" unless
+    told), in text()'s form, with their parameters (inserts left out: a row goes to its own month)."""
     sent: list[tuple[str, dict]] = []
 
     def record(conn, cursor, statement, parameters, context, executemany) -> None:
-        if re.search(r'"case"', statement) and statement.lstrip().upper().startswith(("SELECT", "WITH", "UPDATE")):
+        if re.search(tables, statement) and statement.lstrip().upper().startswith(("SELECT", "WITH", "UPDATE")):
             sent.append((re.sub(r"%\((\w+)\)s", r":\1", statement).replace("%%", "%"), dict(parameters or {})))
 
     event.listen(engine, "before_cursor_execute", record)
@@ -239,3 +240,37 @@ def test_db_maintain_says_which_months_hold_open_cases(scratch: Engine, monkeypa
     monkeypatch.setenv("GRIDLINK_DATABASE_URL", scratch.url.render_as_string(hide_password=False))
     assert cli.main(["db", "maintain"]) == 0
     assert "open cases: 1 months hold them, 2026-11 to 2026-11" in capsys.readouterr().out
+
+
+def test_a_workflow_action_reads_and_writes_its_case_in_its_month(scratch: Engine) -> None:
+    """Reopening a closed case of October (as the console does: ``act``): every statement it sends on "case",
+    its units and its photos plans only the case's month — the UPDATE of the case too, which named only its id
+    (every month planned) before session 14 — and its trail's reads only the trail's months. Rolled back."""
+    from spatial.cases.actions import ActionInput, act
+
+    with scratch.connect() as conn:
+        ref = ReferenceCache.load(conn)
+        case_id = _some_closed(conn, "2026-10")
+        revision = conn.execute(text('SELECT revision FROM "case" WHERE id = :c'), {"c": case_id}).scalar_one()
+        trail = {f"case_event_p{m}" for m in conn.execute(text(
+            "SELECT DISTINCT to_char(at AT TIME ZONE 'Asia/Shanghai', 'YYYY_MM') FROM case_event WHERE case_id = :c"),
+            {"c": case_id}).scalars()}
+    def call() -> None:
+        with scratch.connect() as conn:
+            outcome = act(conn, ref, case_id, "reopen", ActionInput(note="重新派遣"), by=ADMIN,
+                          expected_revision=revision)
+            assert outcome.state == "registered"
+            assert "2026-10" in _held(conn)  # the trigger, in the action's own statement
+            conn.rollback()
+
+    sent = _recorded(scratch, call, tables=r'"case"|case_event|case_unit|case_photo')
+    assert any(sql.lstrip().upper().startswith("UPDATE") for sql, _ in sent)
+    with scratch.connect() as conn:
+        for sql, params in sent:
+            plan = conn.execute(text("EXPLAIN (COSTS OFF, FORMAT JSON) " + sql), params).scalar()[0]["Plan"]
+            names = {n["Relation Name"] for n in _nodes(plan) if "Relation Name" in n}
+            months = {n for n in names if re.fullmatch(r"(case|case_unit|case_photo)_(p\d{4}_\d{2}|default)", n)}
+            own = {re.sub(r"^case_(unit|photo)_", "case_", n) for n in months}
+            assert own <= {"case_p2026_10"}, (sql[:160], months)
+            events = {n for n in names if re.fullmatch(r"case_event_(p\d{4}_\d{2}|default)", n)}
+            assert events <= trail, (sql[:160], events)
