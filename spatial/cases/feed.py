@@ -67,15 +67,25 @@ _SNAPSHOT = text("SELECT pg_snapshot_xmax(s)::text::bigint AS next,"
 _HERE = text("SELECT array(SELECT backend_xid::text::bigint FROM pg_stat_activity"
              " WHERE datname = current_database() AND backend_xid IS NOT NULL)")
 # The state after an event: its own state_after, or the last one before it in the case's trail (read order of
-# spatial/cases/actions.py load_trail), through ix_case_event_case_id_at.
+# spatial/cases/actions.py load_trail), through ix_case_event_case_id_at. Each event's case is read through its
+# key (``case_key``: the case's month, migration 0031 — by ``gridlink_case_month``, 0033 — and its trail's first
+# time, 0034) in its own month, and
+# the state before it between the trail's first time and the event's: known per event only, so the executor
+# starts only those months (run-time pruning). The case is a LATERAL sub-select with a LIMIT, which the planner
+# keeps as one probe per event (it may not turn it into a join of every case).
 _ROWS = text("""
 SELECT e.id, e.xid, e.case_id, e.at, e.kind, e.actor, e.role,
        coalesce(e.state_after, (SELECT p.state_after FROM case_event p
                                 WHERE p.case_id = e.case_id AND p.state_after IS NOT NULL
                                   AND (p.at, p.id) < (e.at, e.id)
+                                  AND p.at BETWEEN coalesce(c.trail_from, '-infinity') AND e.at
                                 ORDER BY p.at DESC, p.id DESC LIMIT 1)) AS state,
        c.grid_code, c.special_grid_codes, c.owner_key, c.category_code, c.assist_keys
-FROM case_event e JOIN "case" c ON c.id = e.case_id
+FROM case_event e
+CROSS JOIN LATERAL (SELECT k.trail_from, x.grid_code, x.special_grid_codes, x.owner_key, x.category_code,
+                           x.assist_keys
+                    FROM case_key k JOIN "case" x ON x.id = k.id
+                    WHERE k.id = e.case_id AND x.reported_at = gridlink_case_month(e.case_id) LIMIT 1) c
 WHERE e.xid >= :xid AND e.xid < :below AND (e.xid, e.id) > (:xid, :id)
 ORDER BY e.xid, e.id
 LIMIT :n

@@ -274,3 +274,30 @@ def test_a_workflow_action_reads_and_writes_its_case_in_its_month(scratch: Engin
             assert own <= {"case_p2026_10"}, (sql[:160], months)
             events = {n for n in names if re.fullmatch(r"case_event_(p\d{4}_\d{2}|default)", n)}
             assert events <= trail, (sql[:160], events)
+
+
+def test_the_live_feed_reads_each_events_case_in_its_month(scratch: Engine) -> None:
+    """The feed's page of events (spatial/cases/feed.py): each event's case through ``case_key`` — read in its
+    month — and the state before it in the months of its trail (run-time pruning: the other months are never
+    started). Events of three November cases, written and read in one transaction, rolled back."""
+    from spatial.cases import feed
+
+    with scratch.connect() as conn:
+        conn.execute(text("INSERT INTO case_event (case_id, at, kind, actor, role) SELECT id, now(), 'link', 't',"
+                          " 'system' FROM \"case\" WHERE reported_at >= '2026-11-01 00:00+08' ORDER BY id LIMIT 3"))
+        xid = conn.execute(text("SELECT txid_current()")).scalar_one()
+        conn.execute(feed._SETTLE)
+        plan = conn.execute(text("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF, FORMAT JSON) "
+                                 + feed._ROWS.text), {"xid": xid, "below": xid + 1, "id": 0, "n": 100}).scalar()
+        # the events by xid: every month's BRIN (the feed's order is the transactions', not the months'); the
+        # cases and the states before each event: only their months
+        read = {n["Relation Name"] for n in _nodes(plan[0]["Plan"]) if n.get("Actual Loops", 0) > 0
+                and not n.get("Alias", "").startswith("e")
+                and re.fullmatch(r"(case|case_event)_(p\d{4}_\d{2}|default)", n.get("Relation Name", ""))}
+        rows = conn.execute(feed._ROWS, {"xid": xid, "below": xid + 1, "id": 0, "n": 100}).all()
+        conn.rollback()
+    assert len(rows) == 3
+    now = datetime.now(LOCAL).strftime("%Y_%m")
+    # the cases' month; the events' months: the trails' (November) and the new events' (now)
+    assert {n for n in read if n.startswith("case_p")} == {"case_p2026_11"}, read
+    assert {n for n in read if n.startswith("case_event_")} <= {"case_event_p2026_11", f"case_event_p{now}"}, read
