@@ -14,7 +14,7 @@ the partitions) in which a case may be open: ``month`` its first instant, ``next
   opened by one of them is seen before its month is judged empty.
 
 So the set is never smaller than the months of the open cases (it may be larger until the next maintenance).
-Readers (spatial/cases/rows.py ``open_span``) bound ``reported_at`` by the set's first and last months (and the
+Readers (spatial/store/partitions.py ``open_span``) bound ``reported_at`` by the set's first and last months (and the
 current month, which a new report takes) as constants: the planner prunes the months outside.
 
 Revision ID: 0036_case_open_months

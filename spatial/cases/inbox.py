@@ -154,7 +154,8 @@ def duty_clause(transition: Transition, by: Principal) -> ColumnElement[bool]:
 
 def inbox_clause(by: Principal, span: dict[str, datetime]) -> ColumnElement[bool]:
     """The cases in ``by``'s inbox: open, in its scope, and waiting for a duty it may take. ``span``: the report
-    times of every open case (``rows.open_span``), as constants: the months outside it are not planned."""
+    times of every open case (``spatial.store.partitions.open_span``), as constants: the months outside it are
+    not planned."""
     duties = [duty_clause(BY_ACTION[action], by) for action in DUTIES]
     return and_(Case.reported_at >= span["open_from"], Case.reported_at < span["open_to"],
                 Case.state.in_(OPEN_STATES),

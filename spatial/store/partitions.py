@@ -72,6 +72,7 @@ def open_span(conn: Connection) -> dict[str, datetime]:
     first, last = conn.execute(_OPEN).one()
     return {"open_from": first, "open_to": last}
 
+
 LOCK_WAIT = "5s"  # how long narrow_open_months waits for the writers of cases before it leaves the set as it is
 LOCK_NOT_AVAILABLE = "55P03"
 

@@ -166,7 +166,7 @@ class CaseOpenMonth(Base):
     """A month (Beijing time, as the partitions of ``case``) that may hold an open case (migration 0036): every
     open case's month is here — added by the triggers ``case_open_month_insert``/``_update`` when a case is
     written open, dropped by ``gridlink db maintain`` once the month holds none. Reads of open cases bound
-    ``reported_at`` by these months (spatial/cases/rows.py ``open_span``) so that the others are pruned."""
+    ``reported_at`` by these months (spatial/store/partitions.py ``open_span``) so that the others are pruned."""
 
     __tablename__ = "case_open_month"
     __table_args__ = (CheckConstraint("next > month", name="order"),)
