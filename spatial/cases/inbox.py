@@ -63,7 +63,7 @@ from spatial.cases.workflow import (
 from spatial.errors import InvalidParameterError
 from spatial.reference.cache import ReferenceCache
 from spatial.store.models import Case, CaseEvent, CaseKey, CaseUnit
-from spatial.store.partitions import open_span
+from spatial.store.partitions import open_between, open_span
 
 # The actions a case waits for (each a row of workflow.TABLE); the table says who may take each, and when.
 DUTIES = ("verify", "register", "dispatch", "accept", "handle", "check", "rework", "close", "approve", "refuse",
@@ -157,8 +157,7 @@ def inbox_clause(by: Principal, span: dict[str, datetime]) -> ColumnElement[bool
     times of every open case (``spatial.store.partitions.open_span``), as constants: the months outside it are
     not planned."""
     duties = [duty_clause(BY_ACTION[action], by) for action in DUTIES]
-    return and_(Case.reported_at >= span["open_from"], Case.reported_at < span["open_to"],
-                Case.state.in_(OPEN_STATES),
+    return and_(open_between(Case.reported_at, span), Case.state.in_(OPEN_STATES),
                 case_clause(by, grid_code=Case.grid_code, special_codes=Case.special_grid_codes,
                             owner_key=Case.owner_key, assist_keys=Case.assist_keys),
                 or_(*duties))

@@ -24,7 +24,7 @@ from spatial.reference.calendar import utc_moment
 from spatial.store.models import Case
 from spatial.store.models.cases import OPEN, SOURCES
 from spatial.store.models.reference import GRADES
-from spatial.store.partitions import open_span
+from spatial.store.partitions import open_between, open_span
 
 MAX_PAGE = 500
 MAX_CASE_ID = 2**63 - 1  # case ids are bigint
@@ -174,9 +174,8 @@ def list_cases(conn: Connection, ref: ReferenceCache, f: CaseFilter, *, by: Prin
                                         owner_key=Case.owner_key, assist_keys=Case.assist_keys))
              .order_by(Case.id.desc()).limit(f.limit + 1))
     query = query.where(*_filter_clauses(ref, f))
-    if f.overdue or f.state in OPEN_STATES:  # open cases only: in the months that hold them (cases/rows.py)
-        span = open_span(conn)
-        query = query.where(Case.reported_at >= span["open_from"], Case.reported_at < span["open_to"])
+    if f.overdue or f.state in OPEN_STATES:  # open cases only: in the months that hold them
+        query = query.where(open_between(Case.reported_at, open_span(conn)))
     ids = list(conn.execute(query).scalars())
     more = len(ids) > f.limit
     ids = ids[: f.limit]

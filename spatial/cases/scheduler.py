@@ -182,7 +182,7 @@ def sweep(engine: Engine, calendar: WorkingCalendar, now: datetime | None = None
     """
     now = now or datetime.now(UTC)
     with engine.connect() as conn:
-        span = open_span(conn)  # the months of the open cases (spatial/cases/rows.py)
+        span = open_span(conn)  # the months of the open cases (spatial/store/partitions.py)
         cases = [dict(r) for r in conn.execute(_CANDIDATES, {"states": list(STATES), **span}).mappings()]
         parts = [dict(r) for r in conn.execute(_ASSIST_CANDIDATES, {"states": list(ASSIST_STATES),
                                                                      "unit_states": list(ASSIST_OPEN),

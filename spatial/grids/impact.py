@@ -104,6 +104,7 @@ def _workload(conn: Connection, plan_id: int, comps: list[dict[str, Any]],
         conn.execute(text("SELECT COALESCE(new_code, code) FROM grid_plan_edit WHERE plan_id = :p AND level = 4"
                           " UNION SELECT code FROM grid_plan_edit WHERE plan_id = :p AND level = 4"),
                      {"p": plan_id}).scalars()))
+    year_ago = _year_ago(conn)
     rows = conn.execute(text(
         "SELECT g.code, (SELECT ST_AsText(geom) FROM grid_geometry WHERE grid_code = g.code AND valid_to IS NULL),"
         " (SELECT count(*) FROM component WHERE grid_code = g.code),"
@@ -111,9 +112,9 @@ def _workload(conn: Connection, plan_id: int, comps: list[dict[str, Any]],
         f" AND {OPEN_SPAN.format(k='k')}),"
         " (SELECT count(*) FROM \"case\" WHERE grid_code = g.code AND reported_at > :year_ago)"
         " FROM unnest(CAST(:codes AS text[])) AS g(code)"),
-        {"codes": codes, "year_ago": _year_ago(conn), **open_span(conn)}).all()
+        {"codes": codes, "year_ago": year_ago, **open_span(conn)}).all()
     planned = planned_grids(conn, plan_id, level=4, codes=codes)
-    yearly_after = _yearly_after(conn, planned)
+    yearly_after = _yearly_after(conn, planned, year_ago)
     by_class = _by_class(conn, codes, comps)
     out = []
     for code, wkt, n_comp, n_open, n_year in rows:
@@ -156,9 +157,8 @@ def _year_ago(conn: Connection) -> Any:
     return conn.execute(text("SELECT now() - interval '1 year'")).scalar_one()
 
 
-def _yearly_after(conn: Connection, planned: dict[str, dict[str, Any]]) -> dict[str, int]:
+def _yearly_after(conn: Connection, planned: dict[str, dict[str, Any]], year_ago: Any) -> dict[str, int]:
     out: dict[str, int] = {}
-    year_ago = _year_ago(conn)
     for code, grid in planned.items():
         out[code] = int(conn.execute(text(
             "SELECT count(*) FROM \"case\" k, ST_GeomFromText(:w, 4326) g WHERE k.location && g"

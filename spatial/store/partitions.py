@@ -23,7 +23,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Engine, make_url, text
+from sqlalchemy import ColumnElement, Connection, Engine, SQLColumnExpression, and_, make_url, text
 from sqlalchemy.exc import OperationalError
 
 from spatial.store.backup import BackupError, _client_args
@@ -53,13 +53,18 @@ _PARTITION = re.compile(r"^(?:case_event|audit_log|case|case_unit|case_photo)_(?
 # The span of report times that holds every open case (migration 0036): from the first month of case_open_month
 # to the end of its last, widened to the current month (where a new report lands; an empty set gives just it).
 _OPEN = text(
-    "SELECT least(min(month), date_trunc('month', now(), 'Asia/Shanghai')),"
-    " greatest(max(next), date_trunc('month', date_trunc('month', now() + interval '5 minutes', 'Asia/Shanghai')"
-    "                                         + interval '32 days', 'Asia/Shanghai'))"
+    f"SELECT least(min(month), date_trunc('month', now(), '{ZONE}')),"
+    f" greatest(max(next), date_trunc('month', date_trunc('month', now() + interval '5 minutes', '{ZONE}')"
+    f"                                         + interval '32 days', '{ZONE}'))"
     " FROM case_open_month")
 # A read of open cases bound to that span (``reported_at``, the partition key of "case", against constants).
 OPEN_SPAN = ("{k}.reported_at >= CAST(:open_from AS timestamptz)"
              " AND {k}.reported_at < CAST(:open_to AS timestamptz)")
+
+
+def open_between(column: SQLColumnExpression[datetime], span: dict[str, datetime]) -> ColumnElement[bool]:
+    """:data:`OPEN_SPAN` for a query built with SQLAlchemy: ``column`` (a ``reported_at``) within ``span``."""
+    return and_(column >= span["open_from"], column < span["open_to"])
 
 
 def open_span(conn: Connection) -> dict[str, datetime]:

@@ -161,7 +161,6 @@ class CaseKey(Base):
     trail_to: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-
 class CaseOpenMonth(Base):
     """A month (Beijing time, as the partitions of ``case``) that may hold an open case (migration 0036): every
     open case's month is here — added by the triggers ``case_open_month_insert``/``_update`` when a case is
@@ -173,6 +172,7 @@ class CaseOpenMonth(Base):
 
     month: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     next: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # the next month's first instant
+
 
 ORDER_KINDS = "kind IN ('remind', 'supervise')"
 ORDER_KEYS = f"NOT ({ORDER_KINDS}) OR ((data ->> 'step') IS NOT NULL AND (data ->> 'deadline') IS NOT NULL)"
