@@ -33,7 +33,7 @@ from spatial.cases.read import CaseFilter, list_cases
 from spatial.reference.cache import ReferenceCache
 from spatial.store.partitions import WITH_CASE, months, open_span
 from tests.conftest import fresh_database
-from tests.plans import is_case_month, root_indexes
+from tests.plans import as_text, case_months_in, case_months_planned, plan_nodes, root_indexes
 
 BEFORE = "0030_kpi_rollup_area_index"
 BEFORE_UNITS = "0034_case_trail_bounds"  # before the units and photos were partitioned (0035)
@@ -305,25 +305,11 @@ def _trail_bounds_off(conn) -> int:
         " (least(k.reported_at, e.a), greatest(k.reported_at, e.b))")).scalar()
 
 
-def _nodes(node: dict) -> Iterator[dict]:
-    """A plan node (EXPLAIN's JSON) and every node below it."""
-    yield node
-    for child in node.get("Plans", []):
-        yield from _nodes(child)
-
-
-def _months_in(plan: dict, *, executed: bool = False) -> set[str]:
-    """The months of "case" in a plan's nodes (``executed``: only those run at least once)."""
-    return {n["Relation Name"] for n in _nodes(plan)
-            if n.get("Relation Name", "case") != "case" and is_case_month(n["Relation Name"])
-            and (not executed or n.get("Actual Loops", 0) > 0)}
-
-
 def _case_months_read(conn, sql: str, params: dict) -> set[str]:
     """The months of "case" a statement reads (scan nodes executed at least once)."""
     plan = conn.execute(text("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF, FORMAT JSON) " + sql),
                         params).scalar()
-    return _months_in(plan[0]["Plan"], executed=True)
+    return case_months_in(plan[0]["Plan"], executed=True)
 
 
 def _sent(engine: Engine, call) -> list[tuple[str, Any]]:
@@ -363,13 +349,7 @@ def test_lists_by_report_time_read_only_their_months(small_demo: Engine, reader:
     sent = _sent(small_demo, call)
     assert sent
     with small_demo.connect() as conn:
-        assert _case_months_read(conn, *_plain(sent[0])) == {"case_p2026_11"}
-
-
-def _plain(sent: tuple[str, Any]) -> tuple[str, dict]:
-    """A statement as psycopg2 got it (pyformat), for text(): ``%(name)s`` → ``:name``."""
-    sql, params = sent
-    return re.sub(r"%\((\w+)\)s", r":\1", sql), dict(params)
+        assert _case_months_read(conn, *as_text(sent[0])) == {"case_p2026_11"}
 
 
 GOOD = {"category": "E010101", "location": {"type": "Point", "coordinates": [120.06, 31.17]},
@@ -399,11 +379,6 @@ def test_a_retried_key_replays_over_http_also_after_a_lost_race(client: TestClie
         assert conn.execute(text('SELECT count(*) FROM "case"')).scalar() == 1
         assert conn.execute(text("SELECT count(*) FROM case_key WHERE idempotency_key IS NOT NULL")).scalar() == 1
     assert json.loads(first.text)["case_no"]
-
-
-def _case_months_planned(conn, sql: str, params: dict) -> set[str]:
-    """The months of "case" in a statement's plan (plan-time pruning: the others are not even planned)."""
-    return _months_in(conn.execute(text("EXPLAIN (COSTS OFF, FORMAT JSON) " + sql), params).scalar()[0]["Plan"])
 
 
 READS_BY_ID = ["get_case", "list_page_rows", "open311_by_id", "open311_by_ids", "open311_by_token",
@@ -437,7 +412,7 @@ def test_reads_by_id_plan_only_the_cases_own_month(small_demo: Engine, reader: s
     assert sent
     with small_demo.connect() as conn:
         for statement in sent:
-            assert _case_months_planned(conn, *_plain(statement)) == {month}, statement[0][:200]
+            assert case_months_planned(conn, *as_text(statement)) == {month}, statement[0][:200]
 
 
 def test_a_case_moved_between_the_two_reads_is_still_found(small_demo: Engine, monkeypatch) -> None:
@@ -515,10 +490,10 @@ def test_the_intakes_generic_plan_starts_only_the_months_of_its_duplicate_window
     plan = _intake_generic_plan(small_demo, "E010401", 120.06, 31.17, at)
     # the nearby probe: the Append over the months whose scans search by location (the same-component probe
     # reads each month's component index); every month it starts
-    appends = [n for n in _nodes(plan) if n["Node Type"] in ("Append", "Merge Append")
-               and any("location &&" in c.get("Index Cond", "") + c.get("Recheck Cond", "") for c in _nodes(n))]
+    appends = [n for n in plan_nodes(plan) if n["Node Type"] in ("Append", "Merge Append")
+               and any("location &&" in c.get("Index Cond", "") + c.get("Recheck Cond", "") for c in plan_nodes(n))]
     assert len(appends) == 1, appends
-    started = _months_in(appends[0])
+    started = case_months_in(appends[0])
     assert started == {"case_p2026_11"}, started
 
 
@@ -536,25 +511,25 @@ def test_the_same_component_probe_reads_the_components_open_cases_of_its_window(
                                 ).one()
     plan = _intake_generic_plan(full_demo, "E010401", lon, lat, datetime(2026, 11, 12, 2, 0, tzinfo=UTC))
     with full_demo.connect() as conn:
-        used = root_indexes(conn, [n["Index Name"] for n in _nodes(plan) if "Index Name" in n])
-        probes = [n for n in _nodes(plan) if n["Node Type"] in ("Append", "Merge Append")
+        used = root_indexes(conn, [n["Index Name"] for n in plan_nodes(plan) if "Index Name" in n])
+        probes = [n for n in plan_nodes(plan) if n["Node Type"] in ("Append", "Merge Append")
                   and "ix_case_open_component_code" in root_indexes(
-                      conn, [c["Index Name"] for c in _nodes(n) if "Index Name" in c])]
+                      conn, [c["Index Name"] for c in plan_nodes(n) if "Index Name" in c])]
     assert "ix_case_category_code_reported_at" not in used, used
     assert "ix_case_open_component_code" in used, used
-    assert len(probes) == 1 and _months_in(probes[0]) == {"case_p2026_11"}, probes
+    assert len(probes) == 1 and case_months_in(probes[0]) == {"case_p2026_11"}, probes
 
 
 def _event_months_planned(conn, sql: str, params: dict) -> set[str]:
     """The months of case_event in a statement's plan (plan-time pruning: the others are not even planned)."""
     plan = conn.execute(text("EXPLAIN (COSTS OFF, FORMAT JSON) " + sql), params).scalar()[0]["Plan"]
-    return {n["Relation Name"] for n in _nodes(plan)
+    return {n["Relation Name"] for n in plan_nodes(plan)
             if re.fullmatch(r"case_event_(?:p\d{4}_\d{2}|default)", n.get("Relation Name", ""))}
 
 
 def _trail_statements(engine: Engine, call) -> list[tuple[str, dict]]:
     """The statements ``call(conn)`` sends that read case_event, as text() takes them."""
-    return [_plain(s) for s in _statements_on(engine, "case_event", call)]
+    return [as_text(s) for s in _statements_on(engine, "case_event", call)]
 
 
 TRAIL_READS = ["get_case", "load_trail", "inbox_trails", "inbox_orders", "open311_by_ids"]
@@ -614,7 +589,7 @@ def test_the_trail_bounds_hold_every_event(small_demo: Engine) -> None:
 def _months_planned_of(conn, table: str, sql: str, params: dict) -> set[str]:
     """The months of ``table`` (case_unit, case_photo) in a statement's plan."""
     plan = conn.execute(text("EXPLAIN (COSTS OFF, FORMAT JSON) " + sql), params).scalar()[0]["Plan"]
-    return {n["Relation Name"] for n in _nodes(plan)
+    return {n["Relation Name"] for n in plan_nodes(plan)
             if re.fullmatch(rf"{table}_(?:p\d{{4}}_\d{{2}}|default)", n.get("Relation Name", ""))}
 
 
@@ -648,7 +623,7 @@ def test_reads_of_a_cases_units_and_photos_plan_only_its_month(small_demo: Engin
     }
     table, call = calls[reader]
     try:
-        sent = [_plain(s) for s in _statements_on(small_demo, table, call)]
+        sent = [as_text(s) for s in _statements_on(small_demo, table, call)]
         assert sent
         with small_demo.connect() as conn:
             for sql, params in sent:
@@ -681,7 +656,7 @@ def _months_read_of(conn, table: str, sql: str, params: dict) -> set[str]:
     """The months of ``table`` a statement reads (scan nodes run at least once)."""
     plan = conn.execute(text("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF, FORMAT JSON) " + sql),
                         params).scalar()[0]["Plan"]
-    return {n["Relation Name"] for n in _nodes(plan) if n.get("Actual Loops", 0) > 0
+    return {n["Relation Name"] for n in plan_nodes(plan) if n.get("Actual Loops", 0) > 0
             and re.fullmatch(rf"{table}_(?:p\d{{4}}_\d{{2}}|default)", n.get("Relation Name", ""))}
 
 
@@ -699,9 +674,9 @@ def test_the_scheduler_reads_each_candidates_trail_in_its_months(small_demo: Eng
         plan = conn.execute(text("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF, FORMAT JSON) "
                                  + scheduler._CANDIDATES.text),
                             {"states": list(scheduler.STATES), **open_span(conn)}).scalar()
-        read = {n["Relation Name"] for n in _nodes(plan[0]["Plan"]) if n.get("Actual Loops", 0) > 0
+        read = {n["Relation Name"] for n in plan_nodes(plan[0]["Plan"]) if n.get("Actual Loops", 0) > 0
                 and n.get("Relation Name", "").startswith("case_event_")}
-        planned = {n["Relation Name"] for n in _nodes(plan[0]["Plan"])
+        planned = {n["Relation Name"] for n in plan_nodes(plan[0]["Plan"])
                    if n.get("Relation Name", "").startswith("case_event_")}
         conn.rollback()
     assert read == {"case_event_p2026_11"} and len(planned) > 2
@@ -723,6 +698,6 @@ def test_the_inbox_reads_each_cases_trail_in_its_months(small_demo: Engine) -> N
         spans = set(conn.execute(text(
             "SELECT DISTINCT to_char(at AT TIME ZONE 'Asia/Shanghai', '\"case_event_p\"YYYY_MM') FROM case_event"
         )).scalars())
-    read = {n["Relation Name"] for n in _nodes(plan[0]["Plan"]) if n.get("Actual Loops", 0) > 0
+    read = {n["Relation Name"] for n in plan_nodes(plan[0]["Plan"]) if n.get("Actual Loops", 0) > 0
             and n.get("Relation Name", "").startswith("case_event_")}
     assert read and read <= spans and "case_event_default" not in read

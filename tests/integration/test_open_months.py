@@ -30,7 +30,7 @@ from spatial.grids import edits, impact
 from spatial.reference.cache import ReferenceCache
 from spatial.store.partitions import LOCAL, narrow_open_months, open_span
 from tests.conftest import migrated_engine
-from tests.plans import is_case_month
+from tests.plans import as_text, case_months_planned, plan_nodes
 from tiles.cache import TileCache
 
 ADMIN = Principal(account_id=0, login="t", role="admin", scope="*")
@@ -83,20 +83,6 @@ def test_the_set_is_the_months_of_the_open_cases(scratch: Engine) -> None:
         assert _span_months(conn) == {"case_p2026_11", datetime.now(LOCAL).strftime("case_p%Y_%m")}
 
 
-def _nodes(node: dict) -> Iterator[dict]:
-    yield node
-    for child in node.get("Plans", []):
-        yield from _nodes(child)
-
-
-def _planned(conn, sql: str, params: dict) -> set[str]:
-    """The months of "case" in a statement's plan that the executor may start (those pruned at plan time are not
-    there; those dropped at its start are counted in "Subplans Removed", not listed)."""
-    plan = conn.execute(text("EXPLAIN (COSTS OFF, FORMAT JSON) " + sql), params).scalar()[0]["Plan"]
-    return {n["Relation Name"] for n in _nodes(plan)
-            if n.get("Relation Name", "case") != "case" and is_case_month(n["Relation Name"])}
-
-
 def _recorded(engine: Engine, call, tables: str = r'"case"') -> list[tuple[str, dict]]:
     """The statements ``call()`` sends over ``engine`` that read one of ``tables`` (a pattern; "case" unless
     told), in text()'s form, with their parameters (inserts left out: a row goes to its own month)."""
@@ -104,7 +90,7 @@ def _recorded(engine: Engine, call, tables: str = r'"case"') -> list[tuple[str, 
 
     def record(conn, cursor, statement, parameters, context, executemany) -> None:
         if re.search(tables, statement) and statement.lstrip().upper().startswith(("SELECT", "WITH", "UPDATE")):
-            sent.append((re.sub(r"%\((\w+)\)s", r":\1", statement).replace("%%", "%"), dict(parameters or {})))
+            sent.append(as_text((statement, parameters)))
 
     event.listen(engine, "before_cursor_execute", record)
     try:
@@ -166,7 +152,7 @@ def test_reads_of_open_cases_plan_only_their_months(scratch: Engine, reader: str
             "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
             " WHERE i.inhparent = CAST('\"case\"' AS regclass)"))}
         for sql, params in sent:
-            planned = _planned(conn, sql, params)
+            planned = case_months_planned(conn, sql, params)
             assert planned <= wanted, (sql[:200], sorted(planned - wanted))
         assert len(every) > len(wanted) + 3  # older months, months made ahead, the default: all pruned
 
@@ -268,7 +254,7 @@ def test_a_workflow_action_reads_and_writes_its_case_in_its_month(scratch: Engin
     with scratch.connect() as conn:
         for sql, params in sent:
             plan = conn.execute(text("EXPLAIN (COSTS OFF, FORMAT JSON) " + sql), params).scalar()[0]["Plan"]
-            names = {n["Relation Name"] for n in _nodes(plan) if "Relation Name" in n}
+            names = {n["Relation Name"] for n in plan_nodes(plan) if "Relation Name" in n}
             months = {n for n in names if re.fullmatch(r"(case|case_unit|case_photo)_(p\d{4}_\d{2}|default)", n)}
             own = {re.sub(r"^case_(unit|photo)_", "case_", n) for n in months}
             assert own <= {"case_p2026_10"}, (sql[:160], months)
@@ -291,7 +277,7 @@ def test_the_live_feed_reads_each_events_case_in_its_month(scratch: Engine) -> N
                                  + feed._ROWS.text), {"xid": xid, "below": xid + 1, "id": 0, "n": 100}).scalar()
         # the events by xid: every month's BRIN (the feed's order is the transactions', not the months'); the
         # cases and the states before each event: only their months
-        read = {n["Relation Name"] for n in _nodes(plan[0]["Plan"]) if n.get("Actual Loops", 0) > 0
+        read = {n["Relation Name"] for n in plan_nodes(plan[0]["Plan"]) if n.get("Actual Loops", 0) > 0
                 and not n.get("Alias", "").startswith("e")
                 and re.fullmatch(r"(case|case_event)_(p\d{4}_\d{2}|default)", n.get("Relation Name", ""))}
         rows = conn.execute(feed._ROWS, {"xid": xid, "below": xid + 1, "id": 0, "n": 100}).all()
