@@ -69,10 +69,9 @@ _HERE = text("SELECT array(SELECT backend_xid::text::bigint FROM pg_stat_activit
 # The state after an event: its own state_after, or the last one before it in the case's trail (read order of
 # spatial/cases/actions.py load_trail), through ix_case_event_case_id_at. Each event's case is read through its
 # key (``case_key``: the case's month, migration 0031 — by ``gridlink_case_month``, 0033 — and its trail's first
-# time, 0034) in its own month, and
-# the state before it between the trail's first time and the event's: known per event only, so the executor
-# starts only those months (run-time pruning). The case is a LATERAL sub-select with a LIMIT, which the planner
-# keeps as one probe per event (it may not turn it into a join of every case).
+# time, 0034) in its own month, and the state before it between the trail's first time and the event's: known
+# per event only, so the executor starts only those months (run-time pruning). The case is a LATERAL sub-select
+# with a LIMIT, which the planner keeps as one probe per event (it may not turn it into a join of every case).
 _ROWS = text("""
 SELECT e.id, e.xid, e.case_id, e.at, e.kind, e.actor, e.role,
        coalesce(e.state_after, (SELECT p.state_after FROM case_event p
